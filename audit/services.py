@@ -1,0 +1,93 @@
+"""`audit_record`: the one writer of AuditEvent. Called inside the caller's transaction."""
+import hashlib
+import json
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit.choices import AuditStatus
+from audit.models import AuditEvent
+from portal.middleware import current_request_id
+
+REDACTED = "[redacted]"
+SECRET_KEY_PARTS = ("secret", "password", "token", "apikey", "api_key", "privatekey", "private_key", "credential")
+CHAIN_LOCK = 0x6175646974  # pg advisory lock id for the hash chain ("audit")
+
+
+def redact(value):
+    """Copy of `value` with anything under a secret-looking key replaced."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if any(part in str(key).lower().replace("-", "_") for part in SECRET_KEY_PARTS) else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def _canonical(event: AuditEvent) -> str:
+    return json.dumps(
+        [event.at.isoformat(), event.actor, event.origin, event.verb, event.resource_type, event.identifier,
+         event.blueprint, event.diff, event.status, event.message],
+        sort_keys=True, separators=(",", ":"), default=str,
+    )
+
+
+def event_hash(previous_hash: str, event: AuditEvent) -> str:
+    return hashlib.sha256((previous_hash + _canonical(event)).encode()).hexdigest()
+
+
+def audit_event_build(*, actor, verb, action, resource_type, identifier, blueprint="", run_id="",
+                      before=None, after=None, context=None, status=AuditStatus.SUCCESS, message=""):
+    return AuditEvent(
+        at=timezone.now(),
+        actor=actor.label,
+        actor_type=actor.kind,
+        origin=actor.origin,
+        verb=verb,
+        action=action,
+        resource_type=resource_type,
+        identifier=str(identifier),
+        blueprint=blueprint or "",
+        run_id=run_id or "",
+        context=redact(context or {}),
+        diff={"before": redact(before), "after": redact(after)},
+        status=status,
+        message=message,
+        request_id=current_request_id(),
+    )
+
+
+def audit_record_many(events):
+    """Chain and insert events in the current transaction (which must exist)."""
+    if not events:
+        return []
+    assert connection.in_atomic_block, "audit_record must run inside the service's transaction"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK])
+    previous = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or ""
+    for event in events:
+        event.previous_hash = previous
+        event.hash = previous = event_hash(previous, event)
+    return AuditEvent.objects.bulk_create(events)
+
+
+def audit_record(**kwargs):
+    return audit_record_many([audit_event_build(**kwargs)])[0]
+
+
+def audit_record_failure(**kwargs):
+    """A refusal is audited too; it commits on its own, whatever happens to the caller's transaction."""
+    with transaction.atomic():
+        return audit_record(status=AuditStatus.FAILURE, **kwargs)
+
+
+def audit_chain_verify(events=None):
+    """Return the first event whose hash does not follow from its predecessor, or None."""
+    previous = ""
+    for event in events if events is not None else AuditEvent.objects.order_by("id").iterator():
+        if event.previous_hash != previous or event.hash != event_hash(previous, event):
+            return event
+        previous = event.hash
+    return None

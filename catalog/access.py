@@ -1,0 +1,130 @@
+"""Who may do what in the catalog — the one module that answers it.
+
+Admins (superusers or members of the Admins team) may do everything; a blueprint's moderators
+(guardian `moderate_blueprint` on it) may do everything with that blueprint and its entities.
+Everyone else gets what the blueprint's entity permissions grant: to them, to one of their teams,
+to the Member role (the `Members` group's grants apply to every signed-in user), or, with
+`ownedByTeam`, on the entities their teams own.
+"""
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from guardian.models import GroupObjectPermission, UserObjectPermission
+
+from catalog import choices
+from catalog.models import Blueprint, Team
+
+VERB_CODENAMES = choices.ENTITY_PERMISSION_CODENAMES
+
+
+def is_admin(user) -> bool:
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    cached = getattr(user, "_portal_is_admin", None)
+    if cached is None:
+        cached = user._portal_is_admin = user.groups.filter(name=choices.ADMINS_TEAM).exists()
+    return cached
+
+
+def user_team_ids(user) -> set[int]:
+    if user is None or not user.is_authenticated:
+        return set()
+    cached = getattr(user, "_portal_team_ids", None)
+    if cached is None:
+        cached = user._portal_team_ids = set(Team.objects.filter(group__user=user).values_list("id", flat=True))
+    return cached
+
+
+def _blueprint_content_type():
+    return ContentType.objects.get_for_model(Blueprint)
+
+
+def _grants(user, blueprint_ids=None):
+    """{blueprint_id: set(codenames)} granted to the user directly, through teams, or to Member."""
+    ct = _blueprint_content_type()
+    user_rows = UserObjectPermission.objects.filter(user=user, content_type=ct)
+    group_rows = GroupObjectPermission.objects.filter(content_type=ct).filter(
+        group__in=Group.objects.filter(user=user).values("id").union(Group.objects.filter(name=choices.MEMBERS_GROUP).values("id"))
+    )
+    if blueprint_ids is not None:
+        keys = [str(pk) for pk in blueprint_ids]
+        user_rows, group_rows = user_rows.filter(object_pk__in=keys), group_rows.filter(object_pk__in=keys)
+    grants = {}
+    for rows in (user_rows, group_rows):
+        for object_pk, codename in rows.values_list("object_pk", "permission__codename"):
+            grants.setdefault(int(object_pk), set()).add(codename)
+    return grants
+
+
+@dataclass
+class BlueprintAccess:
+    """What one user may do with one blueprint's entities."""
+
+    blueprint: Blueprint
+    full: set = field(default_factory=set)  # verbs granted on every entity
+    owned: set = field(default_factory=set)  # verbs granted on entities owned by the user's teams
+    codenames: set = field(default_factory=set)
+    team_ids: set = field(default_factory=set)
+
+    def allows(self, verb, entity_team_ids=()) -> bool:
+        if verb in self.full:
+            return True
+        return verb in self.owned and bool(self.team_ids & set(entity_team_ids))
+
+    def may_update_keys(self, properties=(), relations=(), entity_team_ids=()) -> list[str]:
+        """Keys the user may NOT change with only per-property/per-relation grants."""
+        if self.allows("update", entity_team_ids):
+            return []
+        denied = [f"properties.{p}" for p in properties if f"update_property:{p}" not in self.codenames]
+        denied += [f"relations.{r}" for r in relations if f"update_relation:{r}" not in self.codenames]
+        return denied
+
+
+def blueprint_access(user, blueprint) -> BlueprintAccess:
+    access = BlueprintAccess(blueprint=blueprint, team_ids=user_team_ids(user))
+    if is_admin(user):
+        access.full = set(VERB_CODENAMES)
+        return access
+    codenames = _grants(user, [blueprint.pk]).get(blueprint.pk, set())
+    access.codenames = codenames
+    if choices.MODERATE_CODENAME in codenames:
+        access.full = set(VERB_CODENAMES)
+        return access
+    owned_flags = blueprint.permission_settings.get("ownedByTeam", {})
+    for verb, codename in VERB_CODENAMES.items():
+        if codename in codenames:
+            access.full.add(verb)
+        if owned_flags.get(verb):
+            access.owned.add(verb)
+    # register/update/unregister imply read
+    if access.full & {"register", "update", "unregister"}:
+        access.full.add("read")
+    if access.owned & {"register", "update", "unregister"}:
+        access.owned.add("read")
+    return access
+
+
+def can_moderate(user, blueprint) -> bool:
+    if is_admin(user):
+        return True
+    return choices.MODERATE_CODENAME in _grants(user, [blueprint.pk]).get(blueprint.pk, set())
+
+
+def readable_blueprint_ids(user):
+    """(ids readable in full, ids readable for team-owned entities only); None for 'all' (admins)."""
+    if is_admin(user):
+        return None, set()
+    grants = _grants(user)
+    full, owned = set(), set()
+    write_codenames = {VERB_CODENAMES[v] for v in ("register", "update", "unregister")}
+    for blueprint_id, codenames in grants.items():
+        if codenames & ({choices.MODERATE_CODENAME, VERB_CODENAMES["read"]} | write_codenames):
+            full.add(blueprint_id)
+    for blueprint_id, settings in Blueprint.objects.exclude(permission_settings={}).values_list("id", "permission_settings"):
+        flags = settings.get("ownedByTeam", {})
+        if blueprint_id not in full and any(flags.get(v) for v in VERB_CODENAMES):
+            owned.add(blueprint_id)
+    return full, owned

@@ -1,0 +1,127 @@
+from catalog.access import blueprint_access
+from catalog.models import Entity
+from catalog.selectors.blueprints import blueprint_get
+from catalog.selectors.entities import entities_json, entities_visible_to, entity_get
+from catalog.services import entities as service
+from portal.api.base import ApiView, ok, query_bool, query_int, require
+from portal.api.pagination import keyset_page
+from portal.errors import ValidationFailed
+
+BULK_MAX = 20
+
+
+def _paths(request):
+    return request.query_params.getlist("include"), request.query_params.getlist("exclude")
+
+
+def _write_options(request):
+    return {
+        "create_missing_related": query_bool(request, "create_missing_related_entities"),
+        "validation_only": query_bool(request, "validation_only"),
+        "run_id": request.query_params.get("run_id", ""),
+    }
+
+
+def _create_mode(request):
+    if not query_bool(request, "upsert"):
+        return service.CREATE
+    return service.UPSERT_MERGE if query_bool(request, "merge") else service.UPSERT
+
+
+def _render_one(request, entity):
+    include, exclude = _paths(request)
+    entity = Entity.objects.select_related("blueprint").get(pk=entity.pk)
+    return entities_json([entity], include=include, exclude=exclude)[0]
+
+
+class EntityListView(ApiView):
+    def get(self, request, blueprint):
+        bp = blueprint_get(blueprint)
+        include, exclude = _paths(request)
+        limit = query_int(request, "limit", 1000, minimum=1, maximum=10000)
+        queryset = entities_visible_to(request.user, Entity.objects.filter(blueprint=bp)).select_related("blueprint")
+        rows, next_cursor = keyset_page(queryset, limit=limit, cursor=request.query_params.get("from"))
+        calculated = not query_bool(request, "exclude_calculated_properties")
+        payload = {"entities": entities_json(rows, include=include, exclude=exclude, calculated=calculated)}
+        if next_cursor:
+            payload["next"] = next_cursor
+        return ok(**payload)
+
+    def post(self, request, blueprint):
+        bp = blueprint_get(blueprint)
+        options = _write_options(request)
+        write = service.entity_write_one(actor=self.actor(), blueprint=bp, data=self.body(), mode=_create_mode(request), **options)
+        if options["validation_only"]:
+            return ok(entity=write.after)
+        return ok(status=201 if write.created else 200, entity=_render_one(request, write.entity))
+
+
+class EntityBulkView(ApiView):
+    def post(self, request, blueprint):
+        bp = blueprint_get(blueprint)
+        items = self.body().get("entities")
+        if not isinstance(items, list) or not 1 <= len(items) <= BULK_MAX:
+            raise ValidationFailed(f"entities: must be a list of 1 to {BULK_MAX} entities")
+        writes = service.entities_write(actor=self.actor(), blueprint=bp, items=items, mode=_create_mode(request),
+                                        **_write_options(request))
+        done = [{"identifier": w.identifier, "index": w.index, "created": w.created} for w in writes if w.error is None]
+        errors = [{"identifier": w.identifier if isinstance(w.identifier, str) else None, "index": w.index,
+                   "statusCode": w.error.status, "error": w.error.code, "message": w.error.message}
+                  for w in writes if w.error is not None]
+        return ok(status=207 if errors else 200, entities=done, errors=errors)
+
+
+class EntityDetailView(ApiView):
+    def get(self, request, blueprint, identifier):
+        bp = blueprint_get(blueprint)
+        include, exclude = _paths(request)
+        entity = entity_get(bp, identifier, user=request.user)
+        entity.blueprint = bp
+        calculated = not query_bool(request, "exclude_calculated_properties")
+        return ok(entity=entities_json([entity], include=include, exclude=exclude, calculated=calculated)[0])
+
+    def _write(self, request, blueprint, identifier, mode):
+        bp = blueprint_get(blueprint)
+        entity_get(bp, identifier, user=request.user)  # 404 for what the caller cannot see
+        options = _write_options(request)
+        write = service.entity_write_one(actor=self.actor(), blueprint=bp, data=self.body(), mode=mode,
+                                         identifier=identifier, **options)
+        if options["validation_only"]:
+            return ok(entity=write.after)
+        return ok(entity=_render_one(request, write.entity))
+
+    def put(self, request, blueprint, identifier):
+        return self._write(request, blueprint, identifier, service.REPLACE)
+
+    def patch(self, request, blueprint, identifier):
+        return self._write(request, blueprint, identifier, service.PATCH)
+
+    def delete(self, request, blueprint, identifier):
+        bp = blueprint_get(blueprint)
+        entity_get(bp, identifier, user=request.user)
+        deleted, dependents = service.entities_delete(actor=self.actor(), blueprint=bp, identifiers=[identifier],
+                                                      delete_dependents=query_bool(request, "delete_dependents"),
+                                                      run_id=request.query_params.get("run_id", ""))
+        return ok(deletedDependents=dependents) if dependents else ok()
+
+
+class EntityBulkDeleteView(ApiView):
+    def post(self, request, blueprint):
+        bp = blueprint_get(blueprint)
+        identifiers = self.body().get("entities")
+        if not isinstance(identifiers, list) or not identifiers or not all(isinstance(i, str) for i in identifiers):
+            raise ValidationFailed("entities: must be a non-empty list of entity identifiers")
+        if len(identifiers) > 100:
+            raise ValidationFailed("entities: at most 100 identifiers per request")
+        visible = set(entities_visible_to(request.user, Entity.objects.filter(blueprint=bp, identifier__in=identifiers))
+                      .values_list("identifier", flat=True))
+        unseen = [i for i in identifiers if i not in visible]
+        if unseen:
+            from portal.errors import NotFound
+
+            raise NotFound(f"Entity {unseen[0]!r} of blueprint {bp.identifier!r} was not found.")
+        require(blueprint_access(request.user, bp).full or blueprint_access(request.user, bp).owned,
+                f"You may not delete entities of blueprint {bp.identifier!r}.")
+        deleted, dependents = service.entities_delete(actor=self.actor(), blueprint=bp, identifiers=identifiers,
+                                                      delete_dependents=query_bool(request, "delete_dependents"))
+        return ok(deletedEntities=deleted + dependents)

@@ -1,0 +1,32 @@
+PROPERTY_TYPES = ("string", "number", "boolean", "object", "array")
+STRING_FORMATS = (
+    "date-time", "url", "email", "ipv4", "ipv6", "markdown", "yaml", "user", "team", "timer", "proto", "labeled-url",
+)
+SPEC_KINDS = ("open-api", "async-api", "embedded-url")
+META_PROPERTIES = (
+    "$identifier", "$title", "$team", "$icon", "$createdAt", "$updatedAt", "$createdBy", "$updatedBy", "$blueprint",
+)
+OWNERSHIP_TYPES = ("Direct", "Inherited")
+AGGREGATION_FUNCTIONS = ("count", "sum", "average", "min", "max", "median")
+
+# Identifier grammar from PORT_API.md (letters are any Unicode letter, \p{L}).
+BLUEPRINT_IDENTIFIER_EXTRA_CHARS = frozenset("0123456789@_.+:\\/-")
+ENTITY_IDENTIFIER_EXTRA_CHARS = BLUEPRINT_IDENTIFIER_EXTRA_CHARS | {"="}
+KEY_RE = r"^[A-Za-z0-9@_=\-]+$"
+BLUEPRINT_IDENTIFIER_MAX = 100
+ENTITY_IDENTIFIER_MAX = 1000
+KEY_MAX = 100
+
+# Blueprint entity permission verbs (Port's names) and the guardian codenames that hold them.
+ENTITY_PERMISSION_VERBS = ("read", "register", "update", "unregister")
+ENTITY_PERMISSION_CODENAMES = {
+    "read": "read_entities",
+    "register": "register_entities",
+    "update": "update_entities",
+    "unregister": "unregister_entities",
+}
+MODERATE_CODENAME = "moderate_blueprint"
+ROLE_ADMIN = "Admin"
+ROLE_MEMBER = "Member"
+ADMINS_TEAM = "Admins"
+MEMBERS_GROUP = "Members"  # the guardian group that holds grants to the Member role (every signed-in user)

@@ -1,0 +1,123 @@
+"""The software catalog: teams, blueprints, entities, their relations and timers."""
+from django.contrib.auth.models import Group
+from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.db import models
+from django.db.models.functions import Upper
+
+
+class Team(models.Model):
+    """A team is an auth Group, so object permissions granted to a team are guardian group permissions."""
+
+    group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="team")
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Blueprint(models.Model):
+    identifier = models.CharField(max_length=100, unique=True)
+    title = models.CharField(max_length=200)
+    icon = models.CharField(max_length=100, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    schema = models.JSONField(default=dict)
+    relations = models.JSONField(default=dict, blank=True)
+    mirror_properties = models.JSONField(default=dict, blank=True)
+    calculation_properties = models.JSONField(default=dict, blank=True)
+    aggregation_properties = models.JSONField(default=dict, blank=True)
+    formula_properties = models.JSONField(default=dict, blank=True)
+    ownership = models.JSONField(null=True, blank=True)
+    changelog_destination = models.JSONField(null=True, blank=True)
+    # Blueprint-level permission settings guardian cannot hold (ownedByTeam flags per verb).
+    permission_settings = models.JSONField(default=dict, blank=True)
+    # Bumped on every definition change; validators are cached per (identifier, version).
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.CharField(max_length=254, blank=True, default="")
+    updated_by = models.CharField(max_length=254, blank=True, default="")
+
+    class Meta:
+        ordering = ["identifier"]
+        permissions = [
+            ("moderate_blueprint", "Moderate the blueprint and all its entities"),
+            ("read_entities", "Read the blueprint's entities"),
+            ("register_entities", "Create entities of the blueprint"),
+            ("update_entities", "Update entities of the blueprint"),
+            ("unregister_entities", "Delete entities of the blueprint"),
+        ]
+
+    def __str__(self):
+        return self.identifier
+
+
+class Entity(models.Model):
+    blueprint = models.ForeignKey(Blueprint, on_delete=models.PROTECT, related_name="entities")
+    identifier = models.CharField(max_length=1000)
+    title = models.CharField(max_length=1000, blank=True, default="")
+    icon = models.CharField(max_length=100, blank=True, default="")
+    properties = models.JSONField(default=dict, blank=True)
+    teams = models.ManyToManyField(Team, blank=True, related_name="entities")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.CharField(max_length=254, blank=True, default="")
+    updated_by = models.CharField(max_length=254, blank=True, default="")
+    # The run that created/last changed the entity (runs arrive with the actions app).
+    run_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    # True for targets created by create_missing_related_entities.
+    is_stub = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name_plural = "entities"
+        ordering = ["blueprint_id", "identifier"]
+        constraints = [
+            models.UniqueConstraint(fields=["blueprint", "identifier"], name="entity_unique_identifier_per_blueprint"),
+        ]
+        indexes = [
+            GinIndex(OpClass("properties", name="jsonb_path_ops"), name="entity_properties_gin"),
+            GinIndex(OpClass(Upper("title"), name="gin_trgm_ops"), name="entity_title_trgm"),
+            GinIndex(OpClass(Upper("identifier"), name="gin_trgm_ops"), name="entity_identifier_trgm"),
+            models.Index(fields=["blueprint", "created_at"], name="entity_bp_created"),
+            models.Index(fields=["blueprint", "updated_at"], name="entity_bp_updated"),
+            models.Index(fields=["blueprint", "id"], name="entity_bp_id"),
+        ]
+
+    def __str__(self):
+        return f"{self.blueprint_id}:{self.identifier}"
+
+
+class Relation(models.Model):
+    """One edge `source --relation--> target`; the source of truth for relation queries."""
+
+    source = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="outgoing")
+    relation = models.CharField(max_length=100)
+    target = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="incoming")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "relation", "target"], name="relation_unique_edge"),
+        ]
+        indexes = [
+            models.Index(fields=["target", "relation"], name="relation_target"),
+        ]
+
+
+class Timer(models.Model):
+    """One row per timer-format property value; the sweeper scans `expires_at`."""
+
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="timers")
+    property = models.CharField(max_length=100)
+    expires_at = models.DateTimeField(db_index=True)
+    fired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["entity", "property"], name="timer_unique_entity_property"),
+        ]

@@ -1,0 +1,194 @@
+"""Permission-filtered entity reads and the entity JSON the API returns."""
+from collections import defaultdict
+
+from django.db.models import Exists, OuterRef, Q
+
+from catalog.access import readable_blueprint_ids, user_team_ids
+from catalog.models import Entity, Relation
+from portal.errors import NotFound
+from portal.jq import JqError, jq_first_many
+from portal.timefmt import iso_z
+
+META_FIELDS = {
+    "$identifier": "identifier",
+    "$title": "title",
+    "$icon": "icon",
+    "$createdAt": "created_at",
+    "$updatedAt": "updated_at",
+    "$createdBy": "created_by",
+    "$updatedBy": "updated_by",
+}
+
+
+def entities_visible_to(user, queryset=None):
+    """Entities the user may read, filtered in the query."""
+    queryset = Entity.objects.all() if queryset is None else queryset
+    full, owned = readable_blueprint_ids(user)
+    if full is None:
+        return queryset
+    condition = Q(blueprint_id__in=full)
+    team_ids = user_team_ids(user)
+    if owned and team_ids:
+        owned_by_team = Entity.teams.through.objects.filter(entity_id=OuterRef("pk"), team_id__in=team_ids)
+        condition |= Q(blueprint_id__in=owned) & Exists(owned_by_team)
+    return queryset.filter(condition)
+
+
+def entity_get(blueprint, identifier, *, user=None, for_update=False):
+    queryset = Entity.objects.filter(blueprint=blueprint, identifier=identifier)
+    if user is not None:
+        queryset = entities_visible_to(user, queryset)
+    if for_update:
+        queryset = queryset.select_for_update()
+    entity = queryset.first()
+    if entity is None:
+        raise NotFound(f"Entity {identifier!r} of blueprint {blueprint.identifier!r} was not found.")
+    return entity
+
+
+def _relations_by_source(entity_ids):
+    rows = (
+        Relation.objects.filter(source_id__in=entity_ids)
+        .order_by("source_id", "relation", "position", "id")
+        .values_list("source_id", "relation", "target_id", "target__identifier")
+    )
+    result = defaultdict(lambda: defaultdict(list))
+    for source_id, relation, target_id, target_identifier in rows:
+        result[source_id][relation].append((target_id, target_identifier))
+    return result
+
+
+def _teams_by_entity(entity_ids):
+    rows = Entity.teams.through.objects.filter(entity_id__in=entity_ids).values_list("entity_id", "team__name")
+    result = defaultdict(list)
+    for entity_id, name in rows.order_by("team__name"):
+        result[entity_id].append(name)
+    return result
+
+
+def _mirror_values(blueprint, entity_ids, relations_by_source):
+    """{entity_id: {mirror_key: value}} — one query per hop beyond the first, whatever the row count."""
+    from catalog.models import Blueprint
+
+    values = defaultdict(dict)
+    definitions = {}
+    for key, mirror in blueprint.mirror_properties.items():
+        steps = mirror["path"].split(".")
+        relation_steps, last = steps[:-1], steps[-1]
+        # frontier: entity_id -> list of current target ids
+        frontier = {eid: [t for t, _ in relations_by_source.get(eid, {}).get(relation_steps[0], [])] for eid in entity_ids}
+        target_bp = blueprint.relations.get(relation_steps[0], {}).get("target")
+        many = blueprint.relations.get(relation_steps[0], {}).get("many", False)
+        for step in relation_steps[1:]:
+            ids = {t for targets in frontier.values() for t in targets}
+            hop = defaultdict(list)
+            for source_id, target_id in Relation.objects.filter(source_id__in=ids, relation=step).order_by("position").values_list("source_id", "target_id"):
+                hop[source_id].append(target_id)
+            frontier = {eid: [t for s in targets for t in hop.get(s, [])] for eid, targets in frontier.items()}
+            if target_bp not in definitions:
+                definitions[target_bp] = Blueprint.objects.filter(identifier=target_bp).values_list("relations", flat=True).first() or {}
+            many = many or definitions[target_bp].get(step, {}).get("many", False)
+            target_bp = definitions[target_bp].get(step, {}).get("target")
+        ids = {t for targets in frontier.values() for t in targets}
+        if last == "$team":
+            fetched = _teams_by_entity(ids)
+        elif last == "$blueprint":
+            fetched = {pk: bp for pk, bp in Entity.objects.filter(id__in=ids).values_list("id", "blueprint__identifier")}
+        elif last in META_FIELDS:
+            fetched = dict(Entity.objects.filter(id__in=ids).values_list("id", META_FIELDS[last]))
+            if last in ("$createdAt", "$updatedAt"):
+                fetched = {pk: iso_z(v) for pk, v in fetched.items()}
+        else:
+            fetched = dict(Entity.objects.filter(id__in=ids).values_list("id", f"properties__{last}"))
+        for eid, targets in frontier.items():
+            found = [fetched.get(t) for t in targets]
+            values[eid][key] = found if many else (found[0] if found else None)
+    return values
+
+
+def entities_json(entities, *, include=(), exclude=(), calculated=True):
+    """Entity JSON for a list of entities of any blueprints, in a constant number of queries."""
+    entities = list(entities)
+    if not entities:
+        return []
+    ids = [e.pk for e in entities]
+    relations_by_source = _relations_by_source(ids)
+    teams = _teams_by_entity(ids)
+    by_blueprint = defaultdict(list)
+    for entity in entities:
+        by_blueprint[entity.blueprint_id].append(entity)
+    mirrors, calculations = {}, {}
+    for group in by_blueprint.values():
+        blueprint = group[0].blueprint
+        group_ids = [e.pk for e in group]
+        if blueprint.mirror_properties:
+            mirrors.update(_mirror_values(blueprint, group_ids, relations_by_source))
+    documents = []
+    for entity in entities:
+        blueprint = entity.blueprint
+        relations = {}
+        found = relations_by_source.get(entity.pk, {})
+        for key, definition in blueprint.relations.items():
+            targets = [identifier for _, identifier in found.get(key, [])]
+            relations[key] = targets if definition.get("many") else (targets[0] if targets else None)
+        properties = dict(entity.properties)
+        for key in blueprint.schema.get("properties", {}):
+            properties.setdefault(key, None)
+        properties.update(mirrors.get(entity.pk, {}))
+        documents.append({
+            "identifier": entity.identifier,
+            "title": entity.title,
+            "icon": entity.icon or None,
+            "blueprint": blueprint.identifier,
+            "team": teams.get(entity.pk, []),
+            "properties": properties,
+            "relations": relations,
+            "createdAt": iso_z(entity.created_at),
+            "createdBy": entity.created_by,
+            "updatedAt": iso_z(entity.updated_at),
+            "updatedBy": entity.updated_by,
+        })
+    if calculated:
+        _apply_calculations(entities, documents)
+    return [select_paths(doc, include, exclude) for doc in documents]
+
+
+def _apply_calculations(entities, documents):
+    groups = defaultdict(list)
+    for entity, doc in zip(entities, documents):
+        groups[entity.blueprint_id].append((entity, doc))
+    for group in groups.values():
+        blueprint = group[0][0].blueprint
+        for key, calc in blueprint.calculation_properties.items():
+            try:
+                results = jq_first_many(calc["calculation"], [doc for _, doc in group])
+            except JqError as exc:
+                results = [exc] * len(group)
+            for (_, doc), result in zip(group, results):
+                doc["properties"][key] = None if isinstance(result, JqError) else result
+                if isinstance(result, JqError):
+                    doc.setdefault("calculationErrors", {})[key] = str(result)
+
+
+def select_paths(document, include=(), exclude=()):
+    """Apply repeated `include` / `exclude` query params (dot paths into the entity JSON)."""
+    if include:
+        picked = {}
+        for path in include:
+            source, target, parts = document, picked, path.split(".")
+            for i, part in enumerate(parts):
+                if not isinstance(source, dict) or part not in source:
+                    break
+                if i == len(parts) - 1:
+                    target[part] = source[part]
+                else:
+                    source = source[part]
+                    target = target.setdefault(part, {})
+        document = picked
+    for path in exclude or ():
+        parts, node = path.split("."), document
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+    return document

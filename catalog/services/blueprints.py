@@ -1,0 +1,171 @@
+"""Blueprint create/update/delete. A change that would leave invalid entities is refused, naming how
+many entities block it; removed properties and relations are migrated (their values dropped)."""
+from django.db import connection, transaction
+
+from audit import choices as audit_choices
+from audit.services import audit_record
+from catalog.definitions import blueprint_definition_clean
+from catalog.models import Blueprint, Entity, Relation, Timer
+from catalog.selectors.blueprints import DEFINITION_FIELDS, blueprint_definitions, blueprint_json
+from catalog.services.permissions import blueprint_permissions_initialize
+from catalog.validation import PRESENTATION_KEYS, property_value_errors
+from portal.errors import Conflict, ValidationFailed
+
+
+def _apply(blueprint, clean):
+    for key, field_name in DEFINITION_FIELDS.items():
+        setattr(blueprint, field_name, clean[key])
+
+
+def _mirror_users(identifier, definitions):
+    """Other blueprints' mirror paths, re-checked after this blueprint changes."""
+    return {bp: d for bp, d in definitions.items() if bp != identifier and d.get("mirrorProperties")}
+
+
+@transaction.atomic
+def blueprint_create(*, actor, data):
+    with connection.cursor() as cursor:  # serialise definition changes: they validate against each other
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('catalog.blueprints'))")
+    definitions = blueprint_definitions()
+    identifier = data.get("identifier") if isinstance(data, dict) else None
+    if identifier in definitions:
+        raise Conflict(f"Blueprint {identifier!r} already exists.")
+    clean = blueprint_definition_clean(data, blueprints=definitions)
+    blueprint = Blueprint(identifier=clean["identifier"], created_by=actor.label, updated_by=actor.label)
+    _apply(blueprint, clean)
+    blueprint.save()
+    blueprint_permissions_initialize(blueprint)
+    audit_record(actor=actor, verb=audit_choices.BLUEPRINT_CREATED, action=audit_choices.AuditAction.CREATE,
+                 resource_type="blueprint", identifier=blueprint.identifier, blueprint=blueprint.identifier,
+                 after=blueprint_json(blueprint))
+    return blueprint
+
+
+@transaction.atomic
+def blueprint_update(*, actor, blueprint, data, partial=False):
+    """PUT (partial=False) replaces the definition; PATCH merges top-level keys into it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('catalog.blueprints'))")
+    blueprint = Blueprint.objects.select_for_update().get(pk=blueprint.pk)
+    if not isinstance(data, dict):
+        raise ValidationFailed("body: must be a JSON object")
+    if data.get("identifier", blueprint.identifier) != blueprint.identifier:
+        raise ValidationFailed("identifier: a blueprint's identifier cannot be changed")
+    before = blueprint_json(blueprint)
+    if partial:
+        merged = {**before, **data}
+    else:
+        merged = {"identifier": blueprint.identifier, **data}
+    merged["identifier"] = blueprint.identifier
+    definitions = blueprint_definitions(exclude=blueprint.identifier)
+    clean = blueprint_definition_clean(merged, blueprints=definitions)
+    with_self = {**definitions, blueprint.identifier: clean}
+    for other, definition in _mirror_users(blueprint.identifier, with_self).items():
+        try:
+            blueprint_definition_clean(definition, blueprints={k: v for k, v in with_self.items() if k != other})
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"Blueprint {other!r} would break: {exc.message}")
+    migration_notes = _migrate_entities(blueprint, before, clean)
+    _apply(blueprint, clean)
+    blueprint.updated_by = actor.label
+    blueprint.version += 1
+    blueprint.save()
+    after = blueprint_json(blueprint)
+    audit_record(actor=actor, verb=audit_choices.BLUEPRINT_UPDATED, action=audit_choices.AuditAction.UPDATE,
+                 resource_type="blueprint", identifier=blueprint.identifier, blueprint=blueprint.identifier,
+                 before=before, after=after, message="; ".join(migration_notes))
+    return blueprint
+
+
+def _semantic(prop):
+    return {k: v for k, v in (prop or {}).items() if k not in PRESENTATION_KEYS}
+
+
+def _blocked(count, what):
+    return ValidationFailed(f"{what}: {count} entit{'y' if count == 1 else 'ies'} would become invalid; "
+                            "update or remove their values first.", details={"blockingEntities": count})
+
+
+def _migrate_entities(blueprint, before, clean):
+    """Refuse changes existing entities would not satisfy; drop data of removed properties/relations."""
+    entities = Entity.objects.filter(blueprint=blueprint)
+    old_props, new_props = before["schema"].get("properties", {}), clean["schema"]["properties"]
+    notes = []
+    for key in new_props:
+        if key in old_props and _semantic(old_props[key]) == _semantic(new_props[key]):
+            continue
+        blocking = sum(1 for value in entities.filter(properties__has_key=key).values_list(f"properties__{key}", flat=True).iterator()
+                       if property_value_errors(new_props[key], value))
+        if blocking:
+            raise _blocked(blocking, f"schema.properties.{key}")
+    for key in set(clean["schema"]["required"]) - set(before["schema"].get("required", [])):
+        blocking = entities.exclude(properties__has_key=key).count()
+        if blocking:
+            raise _blocked(blocking, f"schema.required: {key!r}")
+    old_rel, new_rel = before["relations"], clean["relations"]
+    for key, rel in new_rel.items():
+        edges = Relation.objects.filter(source__blueprint=blueprint, relation=key)
+        if key in old_rel and old_rel[key]["target"] != rel["target"] and edges.exists():
+            raise _blocked(edges.values("source_id").distinct().count(), f"relations.{key}.target")
+        if rel.get("required") and not old_rel.get(key, {}).get("required"):
+            blocking = entities.exclude(outgoing__relation=key).count()
+            if blocking:
+                raise _blocked(blocking, f"relations.{key}.required")
+        if not rel.get("many") and old_rel.get(key, {}).get("many"):
+            from django.db.models import Count
+
+            blocking = edges.values("source_id").annotate(n=Count("id")).filter(n__gt=1).count()
+            if blocking:
+                raise _blocked(blocking, f"relations.{key}.many")
+    for key in set(old_rel) - set(new_rel):
+        removed, _ = Relation.objects.filter(source__blueprint=blueprint, relation=key).delete()
+        if removed:
+            notes.append(f"removed {removed} {key!r} relation edges")
+    for key in set(old_props) - set(new_props):
+        count = entities.filter(properties__has_key=key).count()
+        if count:
+            with connection.cursor() as cursor:
+                cursor.execute("UPDATE catalog_entity SET properties = properties - %s WHERE blueprint_id = %s AND properties ? %s",
+                               [key, blueprint.pk, key])
+            notes.append(f"dropped property {key!r} from {count} entities")
+    _timers_rebuild(blueprint, clean)
+    return notes
+
+
+def _timers_rebuild(blueprint, clean):
+    timer_keys = [k for k, p in clean["schema"]["properties"].items() if p.get("format") == "timer"]
+    Timer.objects.filter(entity__blueprint=blueprint).exclude(property__in=timer_keys).delete()
+    for key in timer_keys:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """INSERT INTO catalog_timer (entity_id, property, expires_at, fired_at)
+                   SELECT id, %s, (properties->>%s)::timestamptz, NULL FROM catalog_entity
+                   WHERE blueprint_id = %s AND properties ? %s
+                   ON CONFLICT (entity_id, property) DO NOTHING""",
+                [key, key, blueprint.pk, key],
+            )
+
+
+@transaction.atomic
+def blueprint_delete(*, actor, blueprint, delete_entities=False):
+    blueprint = Blueprint.objects.select_for_update().get(pk=blueprint.pk)
+    referencing = sorted(bp.identifier for bp in Blueprint.objects.exclude(pk=blueprint.pk)
+                         if any(r.get("target") == blueprint.identifier for r in bp.relations.values()))
+    if referencing:
+        raise Conflict(f"Blueprint {blueprint.identifier!r} is the target of relations in {referencing}; remove those relations first.")
+    count = Entity.objects.filter(blueprint=blueprint).count()
+    if count and not delete_entities:
+        raise Conflict(f"Blueprint {blueprint.identifier!r} still has {count} entities; delete them first or pass delete_entities=true.")
+    before = blueprint_json(blueprint)
+    if count:
+        incoming = Relation.objects.filter(target__blueprint=blueprint).exclude(source__blueprint=blueprint).count()
+        if incoming:
+            raise Conflict(f"{incoming} relations from other blueprints point at entities of {blueprint.identifier!r}.")
+        Entity.objects.filter(blueprint=blueprint).delete()
+    from catalog.services.permissions import blueprint_permissions_clear
+
+    blueprint_permissions_clear(blueprint)
+    blueprint.delete()
+    audit_record(actor=actor, verb=audit_choices.BLUEPRINT_DELETED, action=audit_choices.AuditAction.DELETE,
+                 resource_type="blueprint", identifier=before["identifier"], blueprint=before["identifier"], before=before,
+                 message=f"Deleted with {count} entities." if count else "")

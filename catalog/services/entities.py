@@ -1,0 +1,469 @@
+"""Every write to entities: create/upsert/merge/replace/patch (single and bulk) and delete.
+
+One code path for one entity or twenty: inputs are parsed and validated first (per index, so a bulk
+request reports each failure), then written with a fixed number of statements, audited in the same
+transaction, and announced after commit.
+"""
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit import choices as audit_choices
+from audit.services import audit_event_build, audit_record_many
+from catalog.access import blueprint_access
+from catalog.identifiers import check_entity_identifier
+from catalog.models import Blueprint, Entity, Relation, Team, Timer
+from catalog.validation import properties_errors
+from portal import events
+from portal.errors import Conflict, Forbidden, NotFound, PortalError, ValidationFailed
+
+CREATE, UPSERT, UPSERT_MERGE, REPLACE, PATCH = "create", "upsert", "upsert_merge", "replace", "patch"
+ENTITY_KEYS = {"identifier", "title", "icon", "blueprint", "team", "properties", "relations", "scorecards",
+               "createdAt", "createdBy", "updatedAt", "updatedBy"}
+
+
+@dataclass
+class EntityWrite:
+    """One requested write, as validated; `error` holds why it was refused."""
+
+    index: int
+    data: dict
+    identifier: str = ""
+    existing: Entity | None = None
+    title: str = ""
+    icon: str = ""
+    properties: dict = field(default_factory=dict)
+    relations: dict = field(default_factory=dict)  # relation -> [target identifiers]
+    teams: list | None = None  # names; None = unchanged
+    before: dict | None = None
+    after: dict | None = None
+    entity: Entity | None = None
+    error: PortalError | None = None
+
+    @property
+    def created(self):
+        return self.existing is None
+
+
+def _stored_json(blueprint, identifier, title, icon, properties, relations, teams):
+    """The stored part of an entity's JSON (what the audit diff records)."""
+    rendered = {}
+    for key, definition in blueprint.relations.items():
+        targets = relations.get(key, [])
+        rendered[key] = list(targets) if definition.get("many") else (targets[0] if targets else None)
+    return {"identifier": identifier, "title": title, "icon": icon or None, "blueprint": blueprint.identifier,
+            "team": sorted(teams), "properties": properties, "relations": rendered}
+
+
+def _parse_relations(blueprint, raw, path="relations"):
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValidationFailed(f"{path}: must be an object of relation identifiers")
+    parsed = {}
+    for key, value in raw.items():
+        definition = blueprint.relations.get(key)
+        if definition is None:
+            raise ValidationFailed(f"{path}.{key}: is not a relation of blueprint {blueprint.identifier!r}")
+        if value is None:
+            targets = []
+        elif isinstance(value, str):
+            targets = [value]
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            if not definition.get("many") and len(value) > 1:
+                raise ValidationFailed(f"{path}.{key}: relation is not 'many'; give one identifier, not {len(value)}")
+            targets = list(dict.fromkeys(value))
+        else:
+            raise ValidationFailed(f"{path}.{key}: must be an entity identifier, a list of them, or null")
+        for i, target in enumerate(targets):
+            check_entity_identifier(target, f"{path}.{key}" + (f"[{i}]" if isinstance(value, list) else ""))
+        parsed[key] = targets
+    return parsed
+
+
+def _parse_teams(raw):
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list) and all(isinstance(t, str) for t in raw):
+        return list(dict.fromkeys(raw))
+    raise ValidationFailed("team: must be a team name or a list of team names")
+
+
+def _prepare(write, blueprint, mode, existing_relations, existing_teams):
+    data = write.data
+    if not isinstance(data, dict):
+        raise ValidationFailed("body: each entity must be a JSON object")
+    unknown = set(data) - ENTITY_KEYS
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: is not an entity field")
+    if data.get("blueprint") not in (None, blueprint.identifier):
+        raise ValidationFailed(f"blueprint: entity names blueprint {data['blueprint']!r} but is sent to {blueprint.identifier!r}")
+    properties = data.get("properties", {})
+    if properties is None:
+        properties = {}
+    if not isinstance(properties, dict):
+        raise ValidationFailed("properties: must be an object")
+    for key in ("title", "icon"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise ValidationFailed(f"{key}: must be a string")
+    relations = _parse_relations(blueprint, data.get("relations"))
+    teams = _parse_teams(data.get("team"))
+    existing = write.existing
+    merging = existing is not None and mode in (UPSERT_MERGE, PATCH)
+    if merging:
+        write.properties = {**existing.properties, **properties}
+        write.relations = {**existing_relations, **relations}
+        write.title = data["title"] if data.get("title") is not None else existing.title
+        write.icon = data["icon"] if "icon" in data else existing.icon
+        write.teams = teams if teams is not None else existing_teams
+    else:
+        defaults = {k: p["default"] for k, p in blueprint.schema.get("properties", {}).items() if "default" in p}
+        write.properties = {**defaults, **properties} if existing is None else dict(properties)
+        write.relations = relations
+        write.title = data.get("title") or (existing.title if existing else write.identifier)
+        write.icon = data.get("icon") or ""
+        write.teams = teams if teams is not None else ([] if existing is None else existing_teams)
+    write.icon = write.icon or ""
+    write.properties = {k: v for k, v in write.properties.items() if v is not None}
+    errors = properties_errors(blueprint, write.properties)
+    if errors:
+        raise ValidationFailed("; ".join(errors[:10]))
+    for key, definition in blueprint.relations.items():
+        if definition.get("required") and not write.relations.get(key):
+            raise ValidationFailed(f"relations.{key}: is required by blueprint {blueprint.identifier!r}")
+    write.relations = {k: v for k, v in write.relations.items() if v}
+
+
+def _check_permission(write, access, blueprint, existing_relations, existing_team_ids, team_ids_by_name):
+    new_team_ids = {team_ids_by_name[name] for name in write.teams if name in team_ids_by_name}
+    if write.existing is None:
+        if not access.allows("register", new_team_ids):
+            raise Forbidden(f"You may not create entities of blueprint {blueprint.identifier!r}"
+                            + (" for these teams" if access.owned else "") + ".")
+        return
+    if access.allows("update", existing_team_ids):
+        return
+    changed_properties = [k for k in set(write.properties) | set(write.existing.properties)
+                          if write.properties.get(k) != write.existing.properties.get(k)]
+    changed_relations = [k for k in set(write.relations) | set(existing_relations)
+                         if write.relations.get(k, []) != existing_relations.get(k, [])]
+    denied = access.may_update_keys(changed_properties, changed_relations, existing_team_ids)
+    meta_changed = (write.title != write.existing.title or write.icon != (write.existing.icon or "")
+                    or set(write.teams) != {n for n, i in team_ids_by_name.items() if i in existing_team_ids})
+    if meta_changed:
+        denied.insert(0, "title/icon/team")
+    if denied:
+        raise Forbidden(f"You may not update {', '.join(denied)} of entities of blueprint {blueprint.identifier!r}.")
+
+
+def _timer_values(blueprint, properties):
+    timers = {}
+    for key, prop in blueprint.schema.get("properties", {}).items():
+        if prop.get("format") == "timer" and properties.get(key):
+            timers[key] = datetime.fromisoformat(properties[key].replace("Z", "+00:00"))
+    return timers
+
+
+def entities_write(*, actor, blueprint, items, mode=CREATE, create_missing_related=False, validation_only=False, run_id="",
+                   identifier=None):
+    """Validate and write `items` (entity JSON dicts) of one blueprint. Returns one EntityWrite per item;
+    those with `error` set were refused and wrote nothing. `identifier` names the entity for PUT/PATCH."""
+    try:
+        return _entities_write(actor=actor, blueprint=blueprint, items=items, mode=mode, identifier=identifier,
+                               create_missing_related=create_missing_related, validation_only=validation_only, run_id=run_id)
+    except IntegrityError:
+        # A concurrent writer created one of these identifiers first: go again, now seeing it.
+        return _entities_write(actor=actor, blueprint=blueprint, items=items, mode=mode, identifier=identifier,
+                               create_missing_related=create_missing_related, validation_only=validation_only, run_id=run_id)
+
+
+@transaction.atomic
+def _entities_write(*, actor, blueprint, items, mode, create_missing_related, validation_only, run_id, identifier):
+    access = blueprint_access(actor.user, blueprint) if actor.user is not None else None
+    writes = [EntityWrite(index=i, data=item) for i, item in enumerate(items)]
+    for write in writes:
+        data = write.data if isinstance(write.data, dict) else {}
+        write.identifier = identifier if identifier is not None else data.get("identifier")
+        if identifier is not None and data.get("identifier") not in (None, identifier):
+            write.error = ValidationFailed(f"identifier: body names {data['identifier']!r} but the path names {identifier!r}")
+            continue
+        if write.identifier is None and mode in (CREATE, UPSERT, UPSERT_MERGE):
+            write.identifier = "e_" + secrets.token_hex(8)
+        try:
+            check_entity_identifier(write.identifier)
+        except PortalError as exc:
+            write.error = exc
+    seen = set()
+    for write in writes:
+        if write.error is None and write.identifier in seen:
+            write.error = ValidationFailed(f"identifier: {write.identifier!r} appears more than once in the request")
+        seen.add(write.identifier)
+
+    wanted = [w.identifier for w in writes if w.error is None]
+    existing = {e.identifier: e for e in Entity.objects.select_for_update().filter(blueprint=blueprint, identifier__in=wanted)}
+    existing_ids = [e.pk for e in existing.values()]
+    existing_relations = defaultdict(lambda: defaultdict(list))
+    for source_id, relation, target in (Relation.objects.filter(source_id__in=existing_ids).order_by("position", "id")
+                                        .values_list("source_id", "relation", "target__identifier")):
+        existing_relations[source_id][relation].append(target)
+    existing_team_ids = defaultdict(set)
+    for entity_id, team_id in Entity.teams.through.objects.filter(entity_id__in=existing_ids).values_list("entity_id", "team_id"):
+        existing_team_ids[entity_id].add(team_id)
+    team_ids_by_name = dict(Team.objects.values_list("name", "id"))
+    team_names_by_id = {i: n for n, i in team_ids_by_name.items()}
+
+    for write in writes:
+        if write.error is not None:
+            continue
+        write.existing = existing.get(write.identifier)
+        try:
+            if write.existing is not None and mode == CREATE:
+                raise Conflict(f"Entity {write.identifier!r} of blueprint {blueprint.identifier!r} already exists; "
+                               "use upsert=true to replace it.")
+            if write.existing is None and mode in (REPLACE, PATCH):
+                raise NotFound(f"Entity {write.identifier!r} of blueprint {blueprint.identifier!r} was not found.")
+            old_relations = dict(existing_relations[write.existing.pk]) if write.existing else {}
+            old_team_ids = existing_team_ids[write.existing.pk] if write.existing else set()
+            old_teams = sorted(team_names_by_id[i] for i in old_team_ids)
+            _prepare(write, blueprint, mode, old_relations, old_teams)
+            unknown_teams = [name for name in write.teams if name not in team_ids_by_name]
+            if unknown_teams:
+                raise ValidationFailed(f"team: team {unknown_teams[0]!r} does not exist")
+            if access is not None:
+                _check_permission(write, access, blueprint, old_relations, old_team_ids, team_ids_by_name)
+            if write.existing is not None:
+                e = write.existing
+                write.before = _stored_json(blueprint, e.identifier, e.title, e.icon, e.properties, old_relations, old_teams)
+            write.after = _stored_json(blueprint, write.identifier, write.title, write.icon, write.properties,
+                                       write.relations, write.teams)
+        except PortalError as exc:
+            write.error = exc
+
+    _resolve_targets(blueprint, [w for w in writes if w.error is None], create_missing_related, validation_only, actor)
+    accepted = [w for w in writes if w.error is None]
+    if validation_only or not accepted:
+        return writes
+    _store(actor, blueprint, accepted, team_ids_by_name, run_id)
+    return writes
+
+
+def _resolve_targets(blueprint, writes, create_missing, validation_only, actor):
+    """Map relation target identifiers to entity ids, creating stubs when asked; errors per write."""
+    wanted = defaultdict(set)
+    for write in writes:
+        for key, targets in write.relations.items():
+            wanted[blueprint.relations[key]["target"]].update(targets)
+    target_blueprints = {bp.identifier: bp for bp in Blueprint.objects.filter(identifier__in=list(wanted))}
+    found = {}
+    for bp_identifier, identifiers in wanted.items():
+        rows = Entity.objects.filter(blueprint=target_blueprints[bp_identifier], identifier__in=identifiers)
+        found.update({(bp_identifier, ident): pk for ident, pk in rows.values_list("identifier", "id")})
+    # Targets written in this same request (self-relations in a bulk).
+    missing = defaultdict(set)
+    for write in writes:
+        for key, targets in write.relations.items():
+            bp_identifier = blueprint.relations[key]["target"]
+            for target in targets:
+                if (bp_identifier, target) in found:
+                    continue
+                if bp_identifier == blueprint.identifier and any(w.identifier == target for w in writes):
+                    continue
+                if create_missing:
+                    missing[bp_identifier].add(target)
+                else:
+                    write.error = NotFound(f"relations.{key}: target entity {target!r} of blueprint {bp_identifier!r} does not exist "
+                                           "(create it first, or pass create_missing_related_entities=true)")
+    if missing and not validation_only:
+        stubs = [Entity(blueprint=target_blueprints[bp], identifier=ident, title=ident, is_stub=True,
+                        created_by=actor.label, updated_by=actor.label)
+                 for bp, identifiers in missing.items() for ident in sorted(identifiers)]
+        Entity.objects.bulk_create(stubs, ignore_conflicts=True)
+        for bp, identifiers in missing.items():
+            rows = Entity.objects.filter(blueprint=target_blueprints[bp], identifier__in=identifiers).values_list("identifier", "id")
+            found.update({(bp, ident): pk for ident, pk in rows})
+        audit_record_many([
+            audit_event_build(actor=actor, verb=audit_choices.ENTITY_CREATED, action=audit_choices.AuditAction.CREATE,
+                              resource_type="entity", identifier=stub.identifier, blueprint=stub.blueprint.identifier,
+                              after={"identifier": stub.identifier, "blueprint": stub.blueprint.identifier},
+                              message="Created as a stub by create_missing_related_entities.")
+            for stub in stubs
+        ])
+    for write in writes:
+        write.target_ids = found
+
+
+def _store(actor, blueprint, writes, team_ids_by_name, run_id):
+    now = timezone.now()
+    new = [w for w in writes if w.existing is None]
+    updated = [w for w in writes if w.existing is not None]
+    created_entities = Entity.objects.bulk_create([
+        Entity(blueprint=blueprint, identifier=w.identifier, title=w.title, icon=w.icon, properties=w.properties,
+               created_by=actor.label, updated_by=actor.label, run_id=run_id or "", created_at=now, updated_at=now)
+        for w in new
+    ])
+    for write, entity in zip(new, created_entities):
+        write.entity = entity
+    for write in updated:
+        entity = write.existing
+        entity.title, entity.icon, entity.properties = write.title, write.icon, write.properties
+        entity.updated_by, entity.updated_at, entity.is_stub = actor.label, now, False
+        if run_id:
+            entity.run_id = run_id
+        write.entity = entity
+    if updated:
+        Entity.objects.bulk_update([w.entity for w in updated],
+                                   ["title", "icon", "properties", "updated_by", "updated_at", "is_stub", "run_id"])
+    entity_ids = [w.entity.pk for w in writes]
+    ids_by_identifier = {w.identifier: w.entity.pk for w in writes}
+
+    Relation.objects.filter(source_id__in=[w.entity.pk for w in updated]).delete()
+    relation_rows = []
+    for write in writes:
+        for key, targets in write.relations.items():
+            bp_identifier = blueprint.relations[key]["target"]
+            for position, target in enumerate(targets):
+                target_id = write.target_ids.get((bp_identifier, target))
+                if target_id is None and bp_identifier == blueprint.identifier:
+                    target_id = ids_by_identifier[target]
+                relation_rows.append(Relation(source_id=write.entity.pk, relation=key, target_id=target_id, position=position))
+    Relation.objects.bulk_create(relation_rows)
+
+    through = Entity.teams.through
+    through.objects.filter(entity_id__in=[w.entity.pk for w in updated]).delete()
+    through.objects.bulk_create([through(entity_id=w.entity.pk, team_id=team_ids_by_name[name]) for w in writes for name in w.teams])
+
+    _timers_sync(blueprint, writes)
+    audit_record_many([
+        audit_event_build(
+            actor=actor,
+            verb=audit_choices.ENTITY_CREATED if w.created else audit_choices.ENTITY_UPDATED,
+            action=audit_choices.AuditAction.CREATE if w.created else audit_choices.AuditAction.UPDATE,
+            resource_type="entity", identifier=w.identifier, blueprint=blueprint.identifier, run_id=run_id,
+            before=w.before, after=w.after, context={"blueprintIdentifier": blueprint.identifier, "entityIdentifier": w.identifier},
+        )
+        for w in writes
+    ])
+    _announce_after_commit(actor, blueprint, [(("CREATE" if w.created else "UPDATE"), w.identifier, w.before, w.after) for w in writes], run_id)
+    return entity_ids
+
+
+def _timers_sync(blueprint, writes):
+    timer_keys = [k for k, p in blueprint.schema.get("properties", {}).items() if p.get("format") == "timer"]
+    if not timer_keys:
+        return
+    ids = [w.entity.pk for w in writes]
+    current = {(t.entity_id, t.property): t for t in Timer.objects.filter(entity_id__in=ids)}
+    keep, upserts = set(), []
+    for write in writes:
+        for key, expires_at in _timer_values(blueprint, write.properties).items():
+            keep.add((write.entity.pk, key))
+            old = current.get((write.entity.pk, key))
+            if old is None or old.expires_at != expires_at:
+                upserts.append(Timer(entity_id=write.entity.pk, property=key, expires_at=expires_at, fired_at=None))
+    stale = [t.pk for k, t in current.items() if k not in keep]
+    Timer.objects.filter(pk__in=stale).delete()
+    Timer.objects.bulk_create(upserts, update_conflicts=True, unique_fields=["entity", "property"],
+                              update_fields=["expires_at", "fired_at"])
+
+
+def _announce_after_commit(actor, blueprint, changes, run_id):
+    payload = [
+        {"action": action, "blueprint": blueprint.identifier, "identifier": identifier, "before": before, "after": after,
+         "by": actor.label, "origin": actor.origin, "runId": run_id or None}
+        for action, identifier, before, after in changes
+    ]
+    transaction.on_commit(lambda: events.announce(events.ENTITY_CHANGED, payload))
+
+
+def entity_write_one(*, actor, blueprint, data, mode=CREATE, identifier=None, **options):
+    """Single-entity form of `entities_write`: raises the write's error instead of reporting it."""
+    (write,) = entities_write(actor=actor, blueprint=blueprint, items=[data], mode=mode, identifier=identifier, **options)
+    if write.error is not None:
+        raise write.error
+    return write
+
+
+@transaction.atomic
+def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, run_id=""):
+    """Delete entities of one blueprint. Entities others relate to are refused (409 naming them) unless
+    `delete_dependents`, which deletes dependents whose relation is required and clears optional ones."""
+    identifiers = list(dict.fromkeys(identifiers))
+    roots = list(Entity.objects.select_for_update().select_related("blueprint").filter(blueprint=blueprint, identifier__in=identifiers))
+    missing = set(identifiers) - {e.identifier for e in roots}
+    if missing:
+        raise NotFound(f"Entity {sorted(missing)[0]!r} of blueprint {blueprint.identifier!r} was not found.")
+    doomed = {e.pk: e for e in roots}
+    cleared = {}  # source entity id -> [(relation, target id)]
+    frontier = list(doomed)
+    while frontier:
+        incoming = (Relation.objects.filter(target_id__in=frontier).exclude(source_id__in=list(doomed))
+                    .select_related("source__blueprint", "target"))
+        incoming = list(incoming)
+        if incoming and not delete_dependents:
+            names = sorted({f"{r.source.blueprint.identifier}:{r.source.identifier}" for r in incoming})
+            shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+            raise Conflict(f"Entities depend on {'these entities' if len(roots) > 1 else repr(roots[0].identifier)}: {shown}. "
+                           "Pass delete_dependents=true to delete those that require it and clear the other references.",
+                           details={"dependents": names})
+        frontier = []
+        for row in incoming:
+            required = row.source.blueprint.relations.get(row.relation, {}).get("required", False)
+            if required and row.source_id not in doomed:
+                doomed[row.source_id] = row.source
+                frontier.append(row.source_id)
+            elif not required:
+                cleared.setdefault(row.source_id, (row.source, []))[1].append(row.relation)
+    cleared = {k: v for k, v in cleared.items() if k not in doomed}
+    if actor.user is not None:
+        accesses = {}
+        for entity in doomed.values():
+            bp = entity.blueprint
+            accesses.setdefault(bp.pk, blueprint_access(actor.user, bp))
+        team_ids = defaultdict(set)
+        for entity_id, team_id in Entity.teams.through.objects.filter(entity_id__in=list(doomed)).values_list("entity_id", "team_id"):
+            team_ids[entity_id].add(team_id)
+        for entity in doomed.values():
+            if not accesses[entity.blueprint_id].allows("unregister", team_ids[entity.pk]):
+                raise Forbidden(f"You may not delete entity {entity.identifier!r} of blueprint {entity.blueprint.identifier!r}.")
+    before = _stored_snapshots(list(doomed.values()) + [source for source, _ in cleared.values()])
+    Entity.objects.filter(pk__in=list(doomed)).delete()
+    audit_events = [
+        audit_event_build(actor=actor, verb=audit_choices.ENTITY_DELETED, action=audit_choices.AuditAction.DELETE,
+                          resource_type="entity", identifier=e.identifier, blueprint=e.blueprint.identifier, run_id=run_id,
+                          before=before[e.pk], after=None,
+                          context={"blueprintIdentifier": e.blueprint.identifier, "entityIdentifier": e.identifier},
+                          message="" if e.pk in {r.pk for r in roots} else "Deleted as a dependent (delete_dependents=true).")
+        for e in doomed.values()
+    ]
+    changes = [("DELETE", e.blueprint.identifier, e.identifier, before[e.pk], None) for e in doomed.values()]
+    for source, relations in cleared.values():
+        after = _stored_snapshots([source])[source.pk]
+        audit_events.append(audit_event_build(
+            actor=actor, verb=audit_choices.ENTITY_UPDATED, action=audit_choices.AuditAction.UPDATE, resource_type="entity",
+            identifier=source.identifier, blueprint=source.blueprint.identifier, run_id=run_id, before=before[source.pk],
+            after=after, message=f"Cleared relations {sorted(set(relations))} to deleted entities."))
+        changes.append(("UPDATE", source.blueprint.identifier, source.identifier, before[source.pk], after))
+    audit_record_many(audit_events)
+    payload = [{"action": a, "blueprint": bp, "identifier": i, "before": b, "after": af, "by": actor.label,
+                "origin": actor.origin, "runId": run_id or None} for a, bp, i, b, af in changes]
+    transaction.on_commit(lambda: events.announce(events.ENTITY_CHANGED, payload))
+    return [e.identifier for e in roots], [e.identifier for e in doomed.values() if e.pk not in {r.pk for r in roots}]
+
+
+def _stored_snapshots(entities):
+    ids = [e.pk for e in entities]
+    relations = defaultdict(lambda: defaultdict(list))
+    for source_id, relation, target in (Relation.objects.filter(source_id__in=ids).order_by("position", "id")
+                                        .values_list("source_id", "relation", "target__identifier")):
+        relations[source_id][relation].append(target)
+    teams = defaultdict(list)
+    for entity_id, name in Entity.teams.through.objects.filter(entity_id__in=ids).values_list("entity_id", "team__name"):
+        teams[entity_id].append(name)
+    return {e.pk: _stored_json(e.blueprint, e.identifier, e.title, e.icon, e.properties, relations[e.pk], teams[e.pk])
+            for e in entities}

@@ -1,0 +1,56 @@
+"""Small shared pieces of every /v1 view."""
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.choices import AuditOrigin
+from portal.actor import Actor
+from portal.errors import Forbidden, ValidationFailed
+
+TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no", ""}
+
+
+def query_bool(request, name, default=False):
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise ValidationFailed(f"{name}: must be true or false, got {raw!r}")
+
+
+def query_int(request, name, default, *, minimum=0, maximum=None):
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name}: must be an integer, got {raw!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValidationFailed(f"{name}: must be between {minimum} and {maximum}")
+    return value
+
+
+def ok(status=200, **payload):
+    return Response({"ok": True, **payload}, status=status)
+
+
+def require(condition, message):
+    if not condition:
+        raise Forbidden(message)
+
+
+class ApiView(APIView):
+    """Base for /v1 views: the actor of API requests is the caller, origin API."""
+
+    def actor(self):
+        return Actor.from_request(self.request, AuditOrigin.API)
+
+    def body(self):
+        data = self.request.data
+        if not isinstance(data, dict):
+            raise ValidationFailed("body: must be a JSON object")
+        return data

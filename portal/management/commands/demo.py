@@ -1,0 +1,110 @@
+"""`make demo`: migrate, load the example catalog, create demo users and an API client, then serve
+web + Celery worker + beat until interrupted (Ctrl-C stops all three and the embedded services)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from catalog.models import Blueprint
+from catalog.services.users import user_ensure
+from portal.actor import Actor
+from portal.embedded import ensure_embedded_services
+from portal.models import ApiClient
+from portal.services.api_clients import api_client_create
+
+DEMO_USERS = [
+    # email, password, admin, teams
+    ("admin@portal.local", "admin", True, ["Platform"]),
+    ("developer@portal.local", "developer", False, ["Checkout"]),
+    ("manager@portal.local", "manager", False, ["Checkout"]),
+]
+
+
+class Command(BaseCommand):
+    help = "Set up demo data and serve web, worker and beat together on 127.0.0.1:$PORT."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--no-serve", action="store_true", help="set up data and exit")
+
+    def handle(self, *args, port, no_serve, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        if not Blueprint.objects.exists():
+            call_command("load_catalog")
+        actor = Actor.system()
+        for email, password, admin, teams in DEMO_USERS:
+            user_ensure(actor=actor, email=email, admin=admin, team_names=teams, password=password)
+        client = self._demo_client(actor)
+        self.stdout.write(self.style.SUCCESS("\nPortal demo is ready."))
+        self.stdout.write(f"  Web:        http://127.0.0.1:{port}/   (admin: http://127.0.0.1:{port}/admin/)")
+        self.stdout.write(f"  API docs:   http://127.0.0.1:{port}/v1/docs")
+        self.stdout.write("  Demo users (email / password):")
+        for email, password, admin, teams in DEMO_USERS:
+            self.stdout.write(f"    {email} / {password}   {'admin, ' if admin else ''}team {', '.join(teams)}")
+        self.stdout.write(f"  Admin API client: {json.dumps(client)}")
+        self.stdout.write(f"    curl -s -X POST http://127.0.0.1:{port}/v1/auth/access_token -H 'Content-Type: application/json' "
+                          f"-d '{json.dumps(client)}'\n")
+        if not no_serve:
+            self._serve(port)
+
+    def _demo_client(self, actor):
+        """One admin API client for the demo; its secret is kept under PORTAL_HOME so restarts print it again."""
+        path = settings.PORTAL_HOME / "demo-api-client.json"
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if ApiClient.objects.filter(client_id=saved["clientId"], is_active=True).exists():
+                return saved
+        user = user_ensure(actor=actor, email=DEMO_USERS[0][0], admin=True)
+        client, secret = api_client_create(actor=actor, user=user)
+        saved = {"clientId": client.client_id, "clientSecret": secret}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(saved))
+        path.chmod(0o600)
+        return saved
+
+    def _serve(self, port):
+        env = {**os.environ, **ensure_embedded_services(), "DJANGO_SETTINGS_MODULE": "portal.settings",
+               "PORTAL_BASE_URL": os.environ.get("PORTAL_BASE_URL", f"http://127.0.0.1:{port}")}
+        bindir = os.path.dirname(sys.executable)
+        home = str(settings.PORTAL_HOME)
+        commands = {
+            "web": [os.path.join(bindir, "gunicorn"), "portal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                    "--threads", "4", "--access-logfile", "-"],
+            "worker": [os.path.join(bindir, "celery"), "-A", "portal", "worker", "--concurrency", "2", "--loglevel", "INFO"],
+            "beat": [os.path.join(bindir, "celery"), "-A", "portal", "beat", "--loglevel", "INFO",
+                     "--schedule", os.path.join(home, "celerybeat-schedule")],
+        }
+        processes = {name: subprocess.Popen(cmd, env=env, start_new_session=True) for name, cmd in commands.items()}
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while not stopping:
+                ended = [name for name, p in processes.items() if p.poll() is not None]
+                if ended:
+                    self.stderr.write(f"{', '.join(ended)} exited; stopping the demo.")
+                    break
+                time.sleep(0.5)
+        finally:
+            for p in processes.values():
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGTERM)
+            deadline = time.time() + 10
+            for p in processes.values():
+                try:
+                    p.wait(timeout=max(0.1, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+            self.stdout.write("Demo stopped.")

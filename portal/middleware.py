@@ -1,0 +1,105 @@
+"""Request correlation id, body-size bound, and rate limiting with Port's x-ratelimit-* headers."""
+import json
+import logging
+import time
+import uuid
+from contextvars import ContextVar
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpResponse
+
+request_id_var: ContextVar[str] = ContextVar("request_id", default="")
+logger = logging.getLogger(__name__)
+
+
+def current_request_id() -> str:
+    return request_id_var.get()
+
+
+class RequestIdLogFilter(logging.Filter):
+    def filter(self, record):
+        record.request_id = request_id_var.get() or "-"
+        return True
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get("X-Request-Id", "")
+        request_id = incoming[:64] if incoming and incoming.isprintable() else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-Id"] = request_id
+        return response
+
+
+def envelope_response(status, code, message, headers=None):
+    body = json.dumps({"ok": False, "error": code, "message": message})
+    response = HttpResponse(body, status=status, content_type="application/json")
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+class ApiGuardMiddleware:
+    """For /v1: refuse bodies over the limit (413) and count requests per caller per window."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path.startswith("/v1/"):
+            return self.get_response(request)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.API_MAX_BODY_BYTES:
+            return envelope_response(
+                413, "payload_too_large", f"Request body is {length} bytes; the limit is {settings.API_MAX_BODY_BYTES} bytes."
+            )
+        limit, period = settings.API_RATE_LIMIT, settings.API_RATE_PERIOD_SECONDS
+        used, reset = self._count(request, period)
+        headers = {
+            "x-ratelimit-limit": str(limit),
+            "x-ratelimit-remaining": str(max(limit - used, 0)),
+            "x-ratelimit-reset": str(reset),
+            "x-ratelimit-period": str(period),
+        }
+        if used > limit:
+            headers["Retry-After"] = str(reset)
+            return envelope_response(429, "too_many_requests", f"Rate limit of {limit} requests per {period}s exceeded.", headers)
+        response = self.get_response(request)
+        for name, value in headers.items():
+            response[name] = value
+        return response
+
+    @staticmethod
+    def _caller_key(request):
+        auth = request.headers.get("Authorization", "")
+        if auth:
+            return "t:" + uuid.uuid5(uuid.NAMESPACE_OID, auth).hex
+        session = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        if session:
+            return "s:" + uuid.uuid5(uuid.NAMESPACE_OID, session).hex
+        return "ip:" + request.META.get("REMOTE_ADDR", "")
+
+    def _count(self, request, period):
+        now = int(time.time())
+        window = now - now % period
+        key = f"ratelimit:{self._caller_key(request)}:{window}"
+        try:
+            used = cache.incr(key)
+        except ValueError:
+            cache.add(key, 0, timeout=period + 1)
+            used = cache.incr(key)
+        except Exception:  # the limiter must never take the API down with the cache
+            logger.warning("rate limiter unavailable", exc_info=True)
+            used = 0
+        return used, window + period - now

@@ -1,0 +1,73 @@
+"""API credentials and the access tokens they are exchanged for."""
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+import jwt
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audit import choices as audit_choices
+from audit.services import audit_record
+from portal.errors import PortalError
+from portal.models import ApiClient
+
+JWT_ALGORITHM = "HS256"
+# Hand out the same token again while it has at least this long to live.
+TOKEN_REUSE_MARGIN = timedelta(minutes=5)
+
+
+def secret_hash(secret):
+    """Client secrets are 384-bit random tokens: a fast digest is enough (no dictionary to attack), and
+    agents exchange them before every call, so a slow password KDF would only cost latency."""
+    return "sha256$" + hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secret_matches(secret, stored):
+    return hmac.compare_digest(secret_hash(secret or ""), stored)
+
+
+def api_client_create(*, actor, user, is_machine=True):
+    """Create a credential for `user`; the plain secret is returned once and never stored."""
+    client_id = secrets.token_urlsafe(24)
+    secret = secrets.token_urlsafe(48)
+    with transaction.atomic():
+        client = ApiClient.objects.create(user=user, client_id=client_id, secret_hash=secret_hash(secret), is_machine=is_machine)
+        audit_record(
+            actor=actor, verb=audit_choices.API_CLIENT_CREATED, action=audit_choices.AuditAction.CREATE,
+            resource_type="api_client", identifier=client_id,
+            after={"clientId": client_id, "user": user.email, "clientSecret": secret},
+        )
+    return client, secret
+
+
+def access_token_issue(*, client_id, client_secret):
+    """Exchange credentials for a signed JWT; one active token per credential."""
+    client = ApiClient.objects.select_related("user").filter(client_id=client_id, is_active=True).first()
+    if client is None or not client.user.is_active or not secret_matches(client_secret, client.secret_hash):
+        raise PortalError("Invalid clientId or clientSecret.", code="unauthorized", status=401)
+    now = timezone.now()
+    with transaction.atomic():
+        client = ApiClient.objects.select_for_update().get(pk=client.pk)
+        if client.token and client.token_expires_at and client.token_expires_at - now > TOKEN_REUSE_MARGIN:
+            return client.token, int((client.token_expires_at - now).total_seconds())
+        expires_at = now + timedelta(seconds=settings.ACCESS_TOKEN_TTL_SECONDS)
+        claims = {
+            "sub": str(client.user_id),
+            "email": client.user.email,
+            "clientId": client.client_id,
+            "isMachine": client.is_machine,
+            "iat": int(now.timestamp()),
+            "exp": int(expires_at.timestamp()),
+            "jti": secrets.token_hex(8),
+        }
+        client.token = jwt.encode(claims, settings.SECRET_KEY, algorithm=JWT_ALGORITHM)
+        client.token_expires_at = expires_at
+        client.save(update_fields=["token", "token_expires_at"])
+    return client.token, settings.ACCESS_TOKEN_TTL_SECONDS
+
+
+def access_token_decode(token):
+    return jwt.decode(token, settings.SECRET_KEY, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]})

@@ -1,0 +1,20 @@
+"""The only module that sees every app."""
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+from portal.api.views import AccessTokenView, healthz
+
+v1 = [
+    path("auth/access_token", AccessTokenView.as_view()),
+    path("openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("docs", SpectacularRedocView.as_view(url_name="openapi"), name="api-docs"),
+    path("", include("catalog.api.urls")),
+    path("", include("audit.api.urls")),
+]
+
+urlpatterns = [
+    path("healthz", healthz),
+    path("admin/", admin.site.urls),
+    path("v1/", include(v1)),
+]
