@@ -1,13 +1,13 @@
 """The only module that sees every app."""
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
 
 from portal.api.views import AccessTokenView, healthz
 
 v1 = [
     path("auth/access_token", AccessTokenView.as_view()),
-    path("openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularRedocView.as_view(url_name="openapi"), name="api-docs"),
     path("", include("catalog.api.urls")),
     path("", include("audit.api.urls")),

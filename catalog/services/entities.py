@@ -398,6 +398,8 @@ def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, r
     missing = set(identifiers) - {e.identifier for e in roots}
     if missing:
         raise NotFound(f"Entity {sorted(missing)[0]!r} of blueprint {blueprint.identifier!r} was not found.")
+    # Refuse what the caller may not delete before looking at dependents (their names are not theirs to learn).
+    _check_unregister(actor, roots)
     doomed = {e.pk: e for e in roots}
     cleared = {}  # source entity id -> [(relation, target id)]
     frontier = list(doomed)
@@ -420,17 +422,7 @@ def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, r
             elif not required:
                 cleared.setdefault(row.source_id, (row.source, []))[1].append(row.relation)
     cleared = {k: v for k, v in cleared.items() if k not in doomed}
-    if actor.user is not None:
-        accesses = {}
-        for entity in doomed.values():
-            bp = entity.blueprint
-            accesses.setdefault(bp.pk, blueprint_access(actor.user, bp))
-        team_ids = defaultdict(set)
-        for entity_id, team_id in Entity.teams.through.objects.filter(entity_id__in=list(doomed)).values_list("entity_id", "team_id"):
-            team_ids[entity_id].add(team_id)
-        for entity in doomed.values():
-            if not accesses[entity.blueprint_id].allows("unregister", team_ids[entity.pk]):
-                raise Forbidden(f"You may not delete entity {entity.identifier!r} of blueprint {entity.blueprint.identifier!r}.")
+    _check_unregister(actor, doomed.values())
     before = _stored_snapshots(list(doomed.values()) + [source for source, _ in cleared.values()])
     Entity.objects.filter(pk__in=list(doomed)).delete()
     audit_events = [
@@ -454,6 +446,22 @@ def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, r
                 "origin": actor.origin, "runId": run_id or None} for a, bp, i, b, af in changes]
     transaction.on_commit(lambda: events.announce(events.ENTITY_CHANGED, payload))
     return [e.identifier for e in roots], [e.identifier for e in doomed.values() if e.pk not in {r.pk for r in roots}]
+
+
+def _check_unregister(actor, entities):
+    if actor.user is None:
+        return
+    entities = list(entities)
+    accesses = {}
+    for entity in entities:
+        accesses.setdefault(entity.blueprint_id, blueprint_access(actor.user, entity.blueprint))
+    team_ids = defaultdict(set)
+    for entity_id, team_id in (Entity.teams.through.objects.filter(entity_id__in=[e.pk for e in entities])
+                               .values_list("entity_id", "team_id")):
+        team_ids[entity_id].add(team_id)
+    for entity in entities:
+        if not accesses[entity.blueprint_id].allows("unregister", team_ids[entity.pk]):
+            raise Forbidden(f"You may not delete entity {entity.identifier!r} of blueprint {entity.blueprint.identifier!r}.")
 
 
 def _stored_snapshots(entities):

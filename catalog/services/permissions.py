@@ -88,6 +88,7 @@ def _clean_grant(grant, path):
 def _set_grant(blueprint, permission, grant, path, users_by_email, teams_by_name):
     ct = ContentType.objects.get_for_model(Blueprint)
     key = str(blueprint.pk)
+    grant = {k: list(dict.fromkeys(v)) if k in ("users", "teams") else v for k, v in grant.items()}  # repeats: once
     if "users" in grant:
         missing = [e for e in grant["users"] if e not in users_by_email]
         if missing:
@@ -147,6 +148,9 @@ def blueprint_permissions_update(*, actor, blueprint, data):
             if key not in keys:
                 raise ValidationFailed(f"entities.{section}.{key}: not defined on blueprint {blueprint.identifier!r}")
             grant = _clean_grant(grant, f"entities.{section}.{key}")
+            if grant.get("ownedByTeam"):  # only the verbs hold ownedByTeam; refuse rather than drop it
+                raise ValidationFailed(f"entities.{section}.{key}.ownedByTeam: is only supported on read, register, update "
+                                       "and unregister")
             _set_grant(blueprint, _permission(prefix + key), grant, f"entities.{section}.{key}", users_by_email, teams_by_name)
     settings["ownedByTeam"] = owned
     blueprint.permission_settings = settings

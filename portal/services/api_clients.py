@@ -43,6 +43,26 @@ def api_client_create(*, actor, user, is_machine=True):
     return client, secret
 
 
+def _api_client_json(client):
+    return {"clientId": client.client_id, "user": client.user.email, "isMachine": client.is_machine, "active": client.is_active}
+
+
+@transaction.atomic
+def api_client_deactivate(*, actor, client):
+    """Switch a credential off: it can no longer get tokens, and the tokens it has stop working (the token
+    check requires an active credential). Deactivating an inactive credential changes and records nothing."""
+    client = ApiClient.objects.select_for_update().select_related("user").get(pk=client.pk)
+    if not client.is_active:
+        return client
+    before = _api_client_json(client)
+    client.is_active = False
+    client.token, client.token_expires_at = "", None
+    client.save(update_fields=["is_active", "token", "token_expires_at"])
+    audit_record(actor=actor, verb=audit_choices.API_CLIENT_DEACTIVATED, action=audit_choices.AuditAction.UPDATE,
+                 resource_type="api_client", identifier=client.client_id, before=before, after=_api_client_json(client))
+    return client
+
+
 def access_token_issue(*, client_id, client_secret):
     """Exchange credentials for a signed JWT; one active token per credential."""
     client = ApiClient.objects.select_related("user").filter(client_id=client_id, is_active=True).first()

@@ -1,0 +1,22 @@
+from django.urls import path
+
+from catalog.api import blueprints, entities
+from catalog.api import search
+from catalog.api import teams, users
+
+urlpatterns = [
+    path("blueprints", blueprints.BlueprintListView.as_view()),
+    path("blueprints/<str:identifier>", blueprints.BlueprintDetailView.as_view()),
+    path("blueprints/<str:identifier>/entities-count", blueprints.BlueprintEntitiesCountView.as_view()),
+    path("blueprints/<str:identifier>/permissions", blueprints.BlueprintPermissionsView.as_view()),
+    path("blueprints/<str:blueprint>/entities", entities.EntityListView.as_view()),
+    path("blueprints/<str:blueprint>/entities/bulk", entities.EntityBulkView.as_view()),
+    path("blueprints/<str:blueprint>/bulk/entities/delete", entities.EntityBulkDeleteView.as_view()),
+    path("blueprints/<str:blueprint>/entities/search", search.BlueprintEntitySearchView.as_view()),
+    path("entities/search", search.EntitySearchView.as_view()),
+    path("blueprints/<str:blueprint>/entities/<path:identifier>", entities.EntityDetailView.as_view()),
+    path("teams", teams.TeamListView.as_view()),
+    path("teams/<path:name>", teams.TeamDetailView.as_view()),
+    path("users", users.UserListView.as_view()),
+    path("users/<str:email>", users.UserDetailView.as_view()),
+]
