@@ -217,9 +217,10 @@ def user_update(*, actor, user, data):
 
 
 @transaction.atomic
-def user_ensure(*, actor, email, admin=False, team_names=()):
-    """The user with this email, created if missing (username = email, no usable password). `admin` adds
-    them to the Admins team and `team_names` to those teams (created if missing); nothing is removed."""
+def user_ensure(*, actor, email, admin=False, team_names=(), password=None, superuser=False):
+    """The user with this email, created if missing (username = email, no usable password unless
+    `password` is given). `admin` adds them to the Admins team and `team_names` to those teams (created if
+    missing); `superuser` also opens the Django admin to them; nothing is removed."""
     try:
         validate_email(email)
     except DjangoValidationError:
@@ -233,6 +234,12 @@ def user_ensure(*, actor, email, admin=False, team_names=()):
             user.set_unusable_password()
             user.save(update_fields=["password"])
     before = None if created else user_access_json(user)
+    if password is not None and not user.check_password(password):
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    if superuser and not user.is_superuser:
+        user.is_superuser = user.is_staff = True
+        user.save(update_fields=["is_superuser", "is_staff"])
     groups = []
     for i, name in enumerate(team_names):
         if not isinstance(name, str) or not name.strip():

@@ -40,7 +40,7 @@ class Command(BaseCommand):
             call_command("load_catalog")
         actor = Actor.system()
         for email, password, admin, teams in DEMO_USERS:
-            user_ensure(actor=actor, email=email, admin=admin, team_names=teams, password=password)
+            user_ensure(actor=actor, email=email, admin=admin, superuser=admin, team_names=teams, password=password)
         client = self._demo_client(actor)
         self.stdout.write(self.style.SUCCESS("\nPortal demo is ready."))
         self.stdout.write(f"  Web:        http://127.0.0.1:{port}/   (admin: http://127.0.0.1:{port}/admin/)")
