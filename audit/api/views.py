@@ -1,0 +1,38 @@
+"""GET /v1/audit-log: Port's audit-log shape over our append-only events."""
+from audit.selectors import audit_events_list, audit_filters_parse
+from portal.api.base import ApiView, ok
+from portal.timefmt import iso_z
+
+
+def _trigger_by(event):
+    """Who: a user (by email), an API credential's user, or the system itself."""
+    if event.actor_type == "system" or not event.actor:
+        return {"type": "system"}
+    if "@" in event.actor:
+        return {"type": event.actor_type, "userId": event.actor, "email": event.actor}
+    return {"type": event.actor_type, "clientId": event.actor}
+
+
+def audit_event_json(event):
+    diff = event.diff or {}
+    return {
+        "identifier": event.identifier,
+        "action": event.action,
+        "resourceType": event.resource_type,
+        "context": event.context or {},
+        "diff": {"before": diff.get("before"), "after": diff.get("after")},
+        "status": event.status,
+        "trigger": {"by": _trigger_by(event), "origin": event.origin, "at": iso_z(event.at)},
+        "message": event.message,
+        "requestId": event.request_id,
+    }
+
+
+class AuditLogView(ApiView):
+    def get(self, request):
+        filters = audit_filters_parse(request.query_params)
+        events, next_cursor = audit_events_list(request.user, filters)
+        payload = {"audits": [audit_event_json(event) for event in events]}
+        if next_cursor:
+            payload["next"] = next_cursor
+        return ok(**payload)

@@ -1,0 +1,155 @@
+"""Reads of the audit log: the permission-filtered, filtered, keyset-paged list the API serves."""
+from dataclasses import dataclass, field
+from datetime import datetime, time, timezone as dt_timezone
+
+from django.db.models import Q
+from django.utils.dateparse import parse_date, parse_datetime
+
+from audit.choices import AuditAction, AuditOrigin, AuditStatus
+from audit.models import AuditEvent
+from portal.api.pagination import cursor_decode, cursor_encode
+from portal.errors import ValidationFailed
+
+# Port's documented resource types; others we record (api_client, ...) are accepted too when they are
+# well-formed names, so an app adding a resource type does not need a change here.
+PORT_RESOURCES = ("blueprint", "entity", "run", "action", "scorecard", "team", "user")
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+
+
+@dataclass
+class AuditFilters:
+    identifier: str | None = None
+    entity: str | None = None
+    blueprint: str | None = None
+    run_id: str | None = None
+    resources: list = field(default_factory=list)
+    action: str | None = None
+    status: str | None = None
+    origin: str | None = None
+    start: datetime | None = None  # `from`
+    end: datetime | None = None  # `to`
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None  # `next` of the previous page
+
+
+def _datetime(raw, name):
+    """An ISO 8601 date-time (naive means UTC), or a bare date meaning its midnight UTC."""
+    text = raw.strip().replace("z", "Z").replace("Z", "+00:00")
+    try:
+        value = parse_datetime(text)
+        if value is None and parse_date(text) is not None:
+            value = datetime.combine(parse_date(text), time.min)
+    except ValueError:  # well-formed but impossible, like month 13
+        value = None
+    if value is None:
+        raise ValidationFailed(f"{name}: must be an ISO 8601 date-time (e.g. 2024-06-09T12:28:18.477Z), got {raw!r}")
+    return value if value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
+
+
+def _choice(raw, name, choices):
+    value = raw.strip().upper()
+    if value not in choices.values:
+        raise ValidationFailed(f"{name}: must be one of {list(choices.values)}, got {raw!r}")
+    return value
+
+
+def audit_filters_parse(params):
+    """Query parameters (a QueryDict) → AuditFilters; a bad value raises ValidationFailed naming its parameter."""
+    def one(name):
+        value = params.get(name)
+        return value if value not in (None, "") else None
+
+    resources = []
+    for raw in params.getlist("resources") + params.getlist("resources[]"):
+        resources += [part.strip().lower() for part in raw.split(",") if part.strip()]
+    for resource in resources:
+        if not resource.replace("_", "").isalpha():
+            raise ValidationFailed(f"resources: unknown resource type {resource!r} (one of {list(PORT_RESOURCES)})")
+    limit_raw = one("limit")
+    limit = DEFAULT_LIMIT
+    if limit_raw is not None:
+        try:
+            limit = int(limit_raw)
+        except ValueError:
+            raise ValidationFailed(f"limit: must be an integer, got {limit_raw!r}")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValidationFailed(f"limit: must be between 1 and {MAX_LIMIT}")
+    filters = AuditFilters(
+        identifier=one("identifier"), entity=one("entity"), blueprint=one("blueprint"), run_id=one("run_id"),
+        resources=list(dict.fromkeys(resources)), limit=limit, cursor=one("next"),
+        action=_choice(one("action"), "action", AuditAction) if one("action") else None,
+        status=_choice(one("status"), "status", AuditStatus) if one("status") else None,
+        origin=_choice(one("origin"), "origin", AuditOrigin) if one("origin") else None,
+        start=_datetime(one("from"), "from") if one("from") else None,
+        end=_datetime(one("to"), "to") if one("to") else None,
+    )
+    if filters.start and filters.end and filters.start > filters.end:
+        raise ValidationFailed("from: must not be later than to")
+    return filters
+
+
+def audit_events_visible_to(user, queryset=None):
+    """Events the user may see, filtered in the query.
+
+    Admins see everything. Everyone else sees events about blueprints (whose definitions every signed-in
+    user may read through GET /v1/blueprints) and events about entities of blueprints whose entities they
+    may read — for `ownedByTeam` read grants, only events whose entity belonged to one of their teams
+    before or after the change. Team, user and credential events are for admins only.
+    """
+    # Imported here, not at module level: `catalog` depends on `audit` (it records into it), and audit must
+    # not import what it records at import time. Who may read which blueprint is catalog's to answer.
+    from catalog.access import readable_blueprint_ids, user_team_ids
+    from catalog.models import Blueprint, Team
+
+    queryset = AuditEvent.objects.all() if queryset is None else queryset
+    if user is None or not user.is_authenticated:
+        return queryset.none()
+    full, owned = readable_blueprint_ids(user)
+    if full is None:
+        return queryset
+    condition = Q(resource_type="blueprint")
+    if full:
+        condition |= Q(blueprint__in=Blueprint.objects.filter(id__in=full).values("identifier"))
+    team_ids = user_team_ids(user)
+    if owned and team_ids:
+        names = list(Team.objects.filter(id__in=team_ids).values_list("name", flat=True))
+        owned_by_team = Q()
+        for name in names:
+            owned_by_team |= Q(diff__after__team__contains=[name]) | Q(diff__before__team__contains=[name])
+        condition |= Q(blueprint__in=Blueprint.objects.filter(id__in=owned).values("identifier")) & owned_by_team
+    return queryset.filter(condition)
+
+
+def audit_events_list(user, filters):
+    """(events newest first, next cursor or None) for `user` under `filters`."""
+    queryset = audit_events_visible_to(user)
+    if filters.identifier:
+        queryset = queryset.filter(identifier=filters.identifier)
+    if filters.entity:
+        queryset = queryset.filter(resource_type="entity", identifier=filters.entity)
+    if filters.blueprint:
+        queryset = queryset.filter(blueprint=filters.blueprint)
+    if filters.run_id:
+        queryset = queryset.filter(run_id=filters.run_id)
+    if filters.resources:
+        queryset = queryset.filter(resource_type__in=filters.resources)
+    if filters.action:
+        queryset = queryset.filter(action=filters.action)
+    if filters.status:
+        queryset = queryset.filter(status=filters.status)
+    if filters.origin:
+        queryset = queryset.filter(origin=filters.origin)
+    if filters.start:
+        queryset = queryset.filter(at__gte=filters.start)
+    if filters.end:
+        queryset = queryset.filter(at__lte=filters.end)
+    before_id = cursor_decode(filters.cursor, "next")
+    if before_id is not None:
+        if not isinstance(before_id, int) or isinstance(before_id, bool):
+            raise ValidationFailed("next: is not a cursor returned by this API")
+        queryset = queryset.filter(id__lt=before_id)
+    # Ids grow with the hash chain, so id order is record order: newest first, stable under inserts.
+    rows = list(queryset.order_by("-id")[: filters.limit + 1])
+    more = len(rows) > filters.limit
+    rows = rows[: filters.limit]
+    return rows, (cursor_encode(rows[-1].id) if more and rows else None)

@@ -1,0 +1,63 @@
+"""Entity search routes: rule sets in, permission-filtered entities out (see catalog/selectors/search.py)."""
+from catalog.selectors.blueprints import blueprint_get
+from catalog.selectors.entities import entities_json
+from catalog.selectors.search import search_compile, search_queryset
+from portal.api.base import ApiView, ok, query_bool, query_int
+from portal.api.pagination import keyset_page
+from portal.errors import ValidationFailed
+
+SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX = 1000, 10000
+PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX = 200, 1000
+PAGE_BODY_KEYS = {"query", "include", "exclude", "limit", "from"}
+
+
+def _path_list(value, field):
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationFailed(f"{field}: must be a list of entity JSON paths (strings)")
+    return value
+
+
+class EntitySearchView(ApiView):
+    """`POST /v1/entities/search` — the body is a rule set; query params `include`/`exclude` (repeated),
+    `exclude_calculated_properties`, and `limit`: the route answers with at most `limit` entities
+    (default 1000, at most 10000) ordered by creation (id). It has no cursor, as in Port; a caller
+    that needs every match of a large result pages with `POST /v1/blueprints/{bp}/entities/search`."""
+
+    def post(self, request):
+        rule_set = self.body()
+        limit = query_int(request, "limit", SEARCH_LIMIT_DEFAULT, minimum=1, maximum=SEARCH_LIMIT_MAX)
+        calculated = not query_bool(request, "exclude_calculated_properties")
+        compiled = search_compile(rule_set, user=request.user)
+        rows = list(compiled.queryset.select_related("blueprint").order_by("id")[:limit])
+        entities = entities_json(rows, include=request.query_params.getlist("include"),
+                                 exclude=request.query_params.getlist("exclude"), calculated=calculated)
+        return ok(matchingBlueprints=compiled.blueprints, entities=entities)
+
+
+class BlueprintEntitySearchView(ApiView):
+    """`POST /v1/blueprints/{bp}/entities/search` — body `{query, include, exclude, limit, from}`; `query`
+    is an optional rule set (absent: every entity of the blueprint), `limit` defaults to 200 (at most
+    1000), `from` is the `next` cursor of the previous page. Pages are keyset-paginated by id, so
+    entities created between two requests never shift or repeat the rows of later pages."""
+
+    def post(self, request, blueprint):
+        bp = blueprint_get(blueprint)
+        body = self.body()
+        unknown = sorted(set(body) - PAGE_BODY_KEYS)
+        if unknown:
+            raise ValidationFailed(f"{unknown[0]}: is not a search field (query, include, exclude, limit, from)")
+        limit = body.get("limit", PAGE_LIMIT_DEFAULT)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= PAGE_LIMIT_MAX:
+            raise ValidationFailed(f"limit: must be an integer between 1 and {PAGE_LIMIT_MAX}")
+        cursor = body.get("from")
+        if cursor is not None and not isinstance(cursor, str):
+            raise ValidationFailed("from: is not a cursor returned by this API")
+        include, exclude = _path_list(body.get("include"), "include"), _path_list(body.get("exclude"), "exclude")
+        query = body.get("query")
+        if query is None:
+            query = {"combinator": "and", "rules": []}
+        queryset = search_queryset(query, user=request.user, blueprint=bp, path="query")
+        rows, next_cursor = keyset_page(queryset.select_related("blueprint"), limit=limit, cursor=cursor)
+        return ok(entities=entities_json(rows, include=include, exclude=exclude), next=next_cursor)
