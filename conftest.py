@@ -13,6 +13,22 @@ def pytest_configure(config):
     from django.conf import settings
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed: tests only
+    # Tests flush their cache; keep it off the database a running demo or worker uses.
+    settings.REDIS_URL = redis_url_with_db(settings.REDIS_URL, TEST_REDIS_DB)
+    settings.CACHES["default"]["LOCATION"] = settings.REDIS_URL
+
+
+TEST_REDIS_DB = 9
+
+
+def redis_url_with_db(url, db):
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = dict(parse_qsl(parts.query), db=str(db))
+        return f"unix://{parts.path}?{urlencode(query)}"  # urlunsplit would drop the empty host
+    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import uuid
 from contextvars import ContextVar
 
 from django.conf import settings
-from django.core.cache import cache
+import redis
 from django.http import HttpResponse
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
@@ -90,16 +90,26 @@ class ApiGuardMiddleware:
             return "s:" + uuid.uuid5(uuid.NAMESPACE_OID, session).hex
         return "ip:" + request.META.get("REMOTE_ADDR", "")
 
+    _redis = None
+
+    @classmethod
+    def _client(cls):
+        if cls._redis is None:
+            cls._redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+        return cls._redis
+
     def _count(self, request, period):
+        """Fixed window per caller: INCR and EXPIRE in one round trip, so a key expiring between the
+        two can never fail the request."""
         now = int(time.time())
         window = now - now % period
-        key = f"ratelimit:{self._caller_key(request)}:{window}"
+        key = f"portal:ratelimit:{self._caller_key(request)}:{window}"
         try:
-            used = cache.incr(key)
-        except ValueError:
-            cache.add(key, 0, timeout=period + 1)
-            used = cache.incr(key)
-        except Exception:  # the limiter must never take the API down with the cache
+            pipe = self._client().pipeline(transaction=False)
+            pipe.incr(key)
+            pipe.expire(key, period + 1)
+            used, _ = pipe.execute()
+        except redis.RedisError:  # the limiter must never take the API down with the cache
             logger.warning("rate limiter unavailable", exc_info=True)
             used = 0
         return used, window + period - now

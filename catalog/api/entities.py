@@ -1,7 +1,7 @@
 from catalog.access import blueprint_access
 from catalog.models import Entity
 from catalog.selectors.blueprints import blueprint_get
-from catalog.selectors.entities import entities_json, entities_visible_to, entity_get
+from catalog.selectors.entities import entities_json, entities_visible_to, entity_get, entity_get_by_identifiers
 from catalog.services import entities as service
 from portal.api.base import ApiView, ok, query_bool, query_int, require
 from portal.api.pagination import keyset_page
@@ -30,7 +30,7 @@ def _create_mode(request):
 
 def _render_one(request, entity):
     include, exclude = _paths(request)
-    entity = Entity.objects.select_related("blueprint").get(pk=entity.pk)
+    entity = Entity.objects.get(pk=entity.pk)
     return entities_json([entity], include=include, exclude=exclude)[0]
 
 
@@ -39,8 +39,10 @@ class EntityListView(ApiView):
         bp = blueprint_get(blueprint)
         include, exclude = _paths(request)
         limit = query_int(request, "limit", 1000, minimum=1, maximum=10000)
-        queryset = entities_visible_to(request.user, Entity.objects.filter(blueprint=bp)).select_related("blueprint")
+        queryset = entities_visible_to(request.user, Entity.objects.filter(blueprint=bp))
         rows, next_cursor = keyset_page(queryset, limit=limit, cursor=request.query_params.get("from"))
+        for row in rows:
+            row.blueprint = bp
         calculated = not query_bool(request, "exclude_calculated_properties")
         payload = {"entities": entities_json(rows, include=include, exclude=exclude, calculated=calculated)}
         if next_cursor:
@@ -73,10 +75,8 @@ class EntityBulkView(ApiView):
 
 class EntityDetailView(ApiView):
     def get(self, request, blueprint, identifier):
-        bp = blueprint_get(blueprint)
         include, exclude = _paths(request)
-        entity = entity_get(bp, identifier, user=request.user)
-        entity.blueprint = bp
+        entity = entity_get_by_identifiers(blueprint, identifier, user=request.user)
         calculated = not query_bool(request, "exclude_calculated_properties")
         return ok(entity=entities_json([entity], include=include, exclude=exclude, calculated=calculated)[0])
 

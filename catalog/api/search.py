@@ -30,7 +30,7 @@ class EntitySearchView(ApiView):
         limit = query_int(request, "limit", SEARCH_LIMIT_DEFAULT, minimum=1, maximum=SEARCH_LIMIT_MAX)
         calculated = not query_bool(request, "exclude_calculated_properties")
         compiled = search_compile(rule_set, user=request.user)
-        rows = list(compiled.queryset.select_related("blueprint").order_by("id")[:limit])
+        rows = list(compiled.queryset.order_by("id")[:limit])
         entities = entities_json(rows, include=request.query_params.getlist("include"),
                                  exclude=request.query_params.getlist("exclude"), calculated=calculated)
         return ok(matchingBlueprints=compiled.blueprints, entities=entities)
@@ -59,5 +59,7 @@ class BlueprintEntitySearchView(ApiView):
         if query is None:
             query = {"combinator": "and", "rules": []}
         queryset = search_queryset(query, user=request.user, blueprint=bp, path="query")
-        rows, next_cursor = keyset_page(queryset.select_related("blueprint"), limit=limit, cursor=cursor)
+        rows, next_cursor = keyset_page(queryset, limit=limit, cursor=cursor)
+        for row in rows:
+            row.blueprint = bp
         return ok(entities=entities_json(rows, include=include, exclude=exclude), next=next_cursor)

@@ -46,6 +46,19 @@ def entity_get(blueprint, identifier, *, user=None, for_update=False):
     return entity
 
 
+def entity_get_by_identifiers(blueprint_identifier, identifier, *, user):
+    """The hot by-identifier read: blueprint and entity in one query; the blueprint is looked up
+    separately only to say which of the two is missing."""
+    from catalog.selectors.blueprints import blueprint_get
+
+    queryset = Entity.objects.select_related("blueprint").filter(blueprint__identifier=blueprint_identifier, identifier=identifier)
+    entity = entities_visible_to(user, queryset).first()
+    if entity is None:
+        blueprint = blueprint_get(blueprint_identifier)
+        raise NotFound(f"Entity {identifier!r} of blueprint {blueprint.identifier!r} was not found.")
+    return entity
+
+
 def _relations_by_source(entity_ids):
     rows = (
         Relation.objects.filter(source_id__in=entity_ids)
@@ -106,11 +119,24 @@ def _mirror_values(blueprint, entity_ids, relations_by_source):
     return values
 
 
+def _attach_blueprints(entities):
+    """One query for the distinct blueprints of a page, instead of decoding them per row (select_related)."""
+    from catalog.models import Blueprint
+
+    missing = {e.blueprint_id for e in entities if not Entity.blueprint.is_cached(e)}
+    if missing:
+        blueprints = Blueprint.objects.in_bulk(missing)
+        for entity in entities:
+            if not Entity.blueprint.is_cached(entity):
+                entity.blueprint = blueprints[entity.blueprint_id]
+
+
 def entities_json(entities, *, include=(), exclude=(), calculated=True):
     """Entity JSON for a list of entities of any blueprints, in a constant number of queries."""
     entities = list(entities)
     if not entities:
         return []
+    _attach_blueprints(entities)
     ids = [e.pk for e in entities]
     relations_by_source = _relations_by_source(ids)
     teams = _teams_by_entity(ids)
