@@ -1,0 +1,124 @@
+"""Self-service actions, their runs, run logs, approval decisions, and the secrets templates may use."""
+from django.conf import settings
+from django.db import models
+
+from actions.choices import Decision, RunOrigin, RunStatus
+
+
+class Action(models.Model):
+    """Port's action JSON, split into columns for what the portal filters on."""
+
+    identifier = models.CharField(max_length=100, unique=True)
+    title = models.CharField(max_length=200)
+    icon = models.CharField(max_length=100, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    trigger = models.JSONField(default=dict)
+    invocation_method = models.JSONField(default=dict)
+    required_approval = models.JSONField(default=False)
+    approval_notification = models.JSONField(null=True, blank=True)
+    publish = models.BooleanField(default=True)
+    # Our extensions (validated with the rest of the definition).
+    quota = models.JSONField(null=True, blank=True)
+    approval_timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    run_timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    ttl = models.JSONField(null=True, blank=True)
+    # Derived from `trigger`, for filtering.
+    trigger_type = models.CharField(max_length=16, db_index=True)
+    operation = models.CharField(max_length=8, blank=True, default="", db_index=True)
+    blueprint_identifier = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    # ownedByTeam flags for execute/approve, which guardian rows cannot hold.
+    permission_settings = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.CharField(max_length=254, blank=True, default="")
+    updated_by = models.CharField(max_length=254, blank=True, default="")
+
+    class Meta:
+        ordering = ["identifier"]
+        permissions = [
+            ("execute_action", "Run the action"),
+            ("approve_action", "Approve or decline runs of the action"),
+        ]
+
+    def __str__(self):
+        return self.identifier
+
+
+class Run(models.Model):
+    id = models.CharField(primary_key=True, max_length=40)  # "r_<random>", as Port's
+    action = models.ForeignKey(Action, on_delete=models.PROTECT, related_name="runs")
+    blueprint_identifier = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    entity = models.ForeignKey("catalog.Entity", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    entity_identifier = models.CharField(max_length=1000, blank=True, default="", db_index=True)
+    entity_title = models.CharField(max_length=1000, blank=True, default="")
+    result_entity = models.ForeignKey("catalog.Entity", null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="created_by_runs")
+    properties = models.JSONField(default=dict, blank=True)  # the validated inputs
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="runs")
+    run_as_by = models.CharField(max_length=254, blank=True, default="")  # the admin who ran it as the requester
+    origin = models.CharField(max_length=16, choices=RunOrigin.choices, default=RunOrigin.API)
+    status = models.CharField(max_length=24, choices=RunStatus.choices, db_index=True)
+    status_label = models.CharField(max_length=500, blank=True, default="")
+    links = models.JSONField(default=list, blank=True)
+    summary = models.TextField(blank=True, default="")
+    external_run_id = models.CharField(max_length=200, blank=True, default="", db_index=True)
+    required_approval = models.JSONField(default=False)  # snapshot at request time
+    payload = models.JSONField(null=True, blank=True)  # what was sent to the backend (secrets redacted)
+    response = models.JSONField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # Outbox: an IN_PROGRESS run with dispatched_at NULL has not been handed to its backend yet.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    # Set by a terminationStatus log: the status is final even for PATCHes.
+    status_locked = models.BooleanField(default=False)
+    approval_deadline = models.DateTimeField(null=True, blank=True)
+    timeout_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "dispatched_at"], name="run_outbox"),
+            models.Index(fields=["action", "requested_by", "created_at"], name="run_quota"),
+        ]
+
+    def __str__(self):
+        return self.id
+
+
+class RunLog(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="logs")
+    message = models.TextField()
+    termination_status = models.CharField(max_length=16, blank=True, default="")
+    status_label = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Approval(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="approvals")
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    description = models.TextField(blank=True, default="")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["run", "approver"], name="approval_one_per_approver")]
+
+
+class Secret(models.Model):
+    """Admin-managed secrets for templates (`.secrets.NAME`); the value is stored encrypted."""
+
+    name = models.CharField(max_length=100, unique=True)
+    value_encrypted = models.TextField()
+    description = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return self.name
