@@ -1,3 +1,5 @@
+from portal.roles import ADMINS_TEAM  # noqa: F401 (re-exported: the catalog's Admin role)
+
 PROPERTY_TYPES = ("string", "number", "boolean", "object", "array")
 STRING_FORMATS = (
     "date-time", "url", "email", "ipv4", "ipv6", "markdown", "yaml", "user", "team", "timer", "proto", "labeled-url",
@@ -28,5 +30,4 @@ ENTITY_PERMISSION_CODENAMES = {
 MODERATE_CODENAME = "moderate_blueprint"
 ROLE_ADMIN = "Admin"
 ROLE_MEMBER = "Member"
-ADMINS_TEAM = "Admins"
 MEMBERS_GROUP = "Members"  # the guardian group that holds grants to the Member role (every signed-in user)

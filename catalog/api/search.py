@@ -63,3 +63,14 @@ class BlueprintEntitySearchView(ApiView):
         for row in rows:
             row.blueprint = bp
         return ok(entities=entities_json(rows, include=include, exclude=exclude), next=next_cursor)
+
+    # `.../entities/search` is also the path of an entity whose identifier is "search": every method
+    # but POST belongs to that entity.
+    def _entity(self, request, blueprint):
+        from catalog.api.entities import EntityDetailView
+
+        view = EntityDetailView()
+        view.request, view.args, view.kwargs, view.format_kwarg = request, (), {"blueprint": blueprint, "identifier": "search"}, None
+        return getattr(view, request.method.lower())(request, blueprint, "search")
+
+    get = put = patch = delete = _entity

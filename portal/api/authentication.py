@@ -1,7 +1,10 @@
 import jwt
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db.models import Exists, OuterRef
 from rest_framework import authentication, exceptions
 
+from portal.roles import ADMINS_TEAM
 from portal.services.api_clients import access_token_decode
 
 
@@ -21,12 +24,16 @@ class AccessTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Access token has expired; request a new one.")
         except jwt.PyJWTError:
             raise exceptions.AuthenticationFailed("Access token is invalid.")
+        # One query: the user, that the credential is still active, and whether they are an admin.
         user = (
             get_user_model().objects.filter(pk=claims["sub"], is_active=True, api_clients__client_id=claims.get("clientId"),
-                                             api_clients__is_active=True).first()
+                                             api_clients__is_active=True)
+            .annotate(in_admins_team=Exists(Group.objects.filter(user=OuterRef("pk"), name=ADMINS_TEAM)))
+            .first()
         )
         if user is None:
             raise exceptions.AuthenticationFailed("The credential behind this token is no longer active.")
+        user._portal_is_admin = user.is_superuser or user.in_admins_team
         return user, claims
 
     def authenticate_header(self, request):

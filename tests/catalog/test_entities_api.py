@@ -206,3 +206,13 @@ def test_envelopes_for_bad_requests(admin_api, catalog):
     assert huge.status_code == 413 and huge.json()["error"] == "payload_too_large"
     response = admin_api.get("/v1/blueprints")
     assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "x-ratelimit-period"} <= set(response.headers)
+
+
+def test_an_entity_named_search_is_reachable(admin_api, catalog):
+    assert post(admin_api, "Service", {"identifier": "search", "properties": {"language": "Go"}}).status_code == 201
+    got = admin_api.get("/v1/blueprints/Service/entities/search")
+    assert got.status_code == 200 and got.json()["entity"]["identifier"] == "search"
+    patched = admin_api.patch("/v1/blueprints/Service/entities/search", {"properties": {"replicas": 2}}, format="json")
+    assert patched.status_code == 200 and patched.json()["entity"]["properties"]["replicas"] == 2
+    assert admin_api.post("/v1/blueprints/Service/entities/search", {}, format="json").json()["entities"][0]["identifier"] == "search"
+    assert admin_api.delete("/v1/blueprints/Service/entities/search").status_code == 200
