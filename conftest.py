@@ -1,16 +1,16 @@
 """Test session set-up: the embedded services (when no DATABASE_URL/REDIS_URL is set) start before
 the test database is created and are released when the session ends."""
-import os
-
 import pytest
 
 from portal.embedded import ensure_embedded_services
 
 
 def pytest_configure(config):
-    os.environ.setdefault("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
     ensure_embedded_services()
     from django.conf import settings
+
+    # Test receivers listen on loopback (settings were loaded before this hook, so set it here).
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed: tests only
     # Tests flush their cache; keep it off the database a running demo or worker uses.

@@ -22,3 +22,19 @@ def announce(kind, event):
             callback(event)
         except Exception:  # one subscriber's failure must not undo a committed change
             logger.exception("subscriber %s failed for %s", callback, kind)
+
+
+# The run_id link: the catalog writes entities "for a run" without knowing what a run is. The actions app
+# registers the check (the run exists and is in progress); with none registered every run_id passes.
+_run_reference_checks = []
+
+
+def register_run_reference_check(check):
+    """`check(run_id)` returns None or raises (ValidationFailed) to refuse a write naming that run."""
+    if check not in _run_reference_checks:
+        _run_reference_checks.append(check)
+
+
+def run_reference_check(run_id) -> None:
+    for check in list(_run_reference_checks):
+        check(run_id)

@@ -127,6 +127,15 @@ ACCESS_TOKEN_TTL_SECONDS = 3 * 3600
 JQ_TIMEOUT_SECONDS = float(os.environ.get("JQ_TIMEOUT_SECONDS", "1.0"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 
+# Outbound HTTP to user-configured URLs (portal/outbound.py) and webhook delivery (actions/backends/webhook.py)
+OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")  # CIDRs exempt from the private-address refusal
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "5"))
+WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "2"))
+WEBHOOK_RETRY_MAX_SECONDS = float(os.environ.get("WEBHOOK_RETRY_MAX_SECONDS", "60"))
+WEBHOOK_SIGNING_SECRET = os.environ.get("WEBHOOK_SIGNING_SECRET", "")  # else the Secret of that name, else from SECRET_KEY
+PORTAL_ENCRYPTION_KEY = os.environ.get("PORTAL_ENCRYPTION_KEY", "")  # Fernet key(s), comma-separated; else from SECRET_KEY
+
 # Celery
 CELERY_BROKER_URL = celery_broker_url(REDIS_URL)
 CELERY_RESULT_BACKEND = None
@@ -134,7 +143,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_BEAT_SCHEDULE = {}
+CELERY_BEAT_SCHEDULE = {
+    "actions-run-redispatch": {"task": "actions.tasks.run_redispatch_task", "schedule": 30.0},
+    "actions-approvals-expire": {"task": "actions.tasks.run_approvals_expire_task", "schedule": 30.0},
+    "actions-run-timeouts": {"task": "actions.tasks.run_timeouts_task", "schedule": 60.0},
+}
 
 LOGGING = {
     "version": 1,

@@ -9,6 +9,7 @@ v1 = [
     path("auth/access_token", AccessTokenView.as_view()),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularRedocView.as_view(url_name="openapi"), name="api-docs"),
+    path("", include("actions.api.urls")),
     path("", include("catalog.api.urls")),
     path("", include("audit.api.urls")),
 ]

@@ -31,9 +31,10 @@ def _permission(codename, name=None):
     return permission
 
 
-def _grant_rows(blueprint):
-    ct = ContentType.objects.get_for_model(Blueprint)
-    key = str(blueprint.pk)
+def _grant_rows(obj):
+    """(codename, email) user rows and (codename, group name) group rows of guardian grants on `obj`."""
+    ct = ContentType.objects.get_for_model(obj)
+    key = str(obj.pk)
     users = UserObjectPermission.objects.filter(content_type=ct, object_pk=key).values_list("permission__codename", "user__email")
     groups = GroupObjectPermission.objects.filter(content_type=ct, object_pk=key).values_list("permission__codename", "group__name")
     return list(users), list(groups)
@@ -85,9 +86,10 @@ def _clean_grant(grant, path):
     return grant
 
 
-def _set_grant(blueprint, permission, grant, path, users_by_email, teams_by_name):
-    ct = ContentType.objects.get_for_model(Blueprint)
-    key = str(blueprint.pk)
+def _set_grant(obj, permission, grant, path, users_by_email, teams_by_name):
+    """Replace the grants of `permission` on `obj` (a blueprint or an action) with the given lists."""
+    ct = ContentType.objects.get_for_model(obj)
+    key = str(obj.pk)
     grant = {k: list(dict.fromkeys(v)) if k in ("users", "teams") else v for k, v in grant.items()}  # repeats: once
     if "users" in grant:
         missing = [e for e in grant["users"] if e not in users_by_email]

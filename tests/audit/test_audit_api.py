@@ -33,6 +33,15 @@ def catalog(admin_user):
     return service, vault
 
 
+def in_progress_run(run_id):
+    """A real run for entity writes to reference (run_id must name an IN_PROGRESS run)."""
+    from actions.models import Action, Run
+
+    action, _ = Action.objects.get_or_create(identifier="audit_test", defaults={
+        "title": "Audit test", "trigger": {"type": "self-service", "operation": "DAY-2"}, "trigger_type": "self-service"})
+    return Run.objects.create(id=run_id, action=action, status="IN_PROGRESS")
+
+
 def audit_log(api, query=""):
     response = api.get("/v1/audit-log" + query)
     assert response.status_code == 200, response.json()
@@ -44,6 +53,7 @@ def audit_log(api, query=""):
 def test_shape_newest_first(admin_api, catalog):
     service, _ = catalog
     api_actor = Actor(user=admin_api.user, origin=audit_choices.AuditOrigin.API, client_id="cid-1")
+    in_progress_run("run-7")
     entity_write_one(actor=api_actor, blueprint=service, data={"identifier": "checkout", "properties": {"language": "go"}},
                      run_id="run-7")
     entity_write_one(actor=api_actor, blueprint=service, data={"identifier": "checkout", "properties": {"language": "py"}},
@@ -83,6 +93,7 @@ def test_request_id_is_recorded_and_returned(admin_api, catalog):
 def test_filters(admin_api, admin_user, catalog):
     service, vault = catalog
     ui = Actor(user=admin_user, origin=audit_choices.AuditOrigin.UI)
+    in_progress_run("run-1")
     entity_write_one(actor=ui, blueprint=service, data={"identifier": "a"}, run_id="run-1")
     entity_write_one(actor=Actor.system(), blueprint=vault, data={"identifier": "a"})
     entity_write_one(actor=ui, blueprint=service, data={"identifier": "b"})

@@ -1,0 +1,19 @@
+"""Every /v1 route of the actions app (included by portal/urls.py before the catalog's)."""
+from django.urls import path
+
+from actions.api import actions, runs
+
+urlpatterns = [
+    # runs and approvals routes: actions/api/runs.py
+    # (they must come before `actions/<identifier>`, which would otherwise take `actions/runs`)
+    path("actions/runs", runs.RunListView.as_view()),
+    path("actions/runs/<str:run_id>", runs.RunDetailView.as_view()),
+    path("actions/runs/<str:run_id>/logs", runs.RunLogsView.as_view()),
+    path("actions/runs/<str:run_id>/approval", runs.RunApprovalView.as_view()),
+    path("actions/runs/<str:run_id>/approvers", runs.RunApproversView.as_view()),
+    path("approvals", runs.ApprovalQueueView.as_view()),
+    path("actions/<str:identifier>/runs", runs.ActionRunsView.as_view()),
+    path("actions", actions.ActionListView.as_view()),
+    path("actions/<str:identifier>", actions.ActionDetailView.as_view()),
+    path("actions/<str:identifier>/permissions", actions.ActionPermissionsView.as_view()),
+]

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class ActionsConfig(AppConfig):
+    name = "actions"
+
+    def ready(self):
+        # The catalog never imports actions: it calls the run_id check and announces entity changes
+        # through portal.events, and actions plugs in here.
+        from actions.services.runs import entity_changes_link_runs, run_reference_check
+        from portal import events
+
+        events.register_run_reference_check(run_reference_check)
+        events.subscribe(events.ENTITY_CHANGED, entity_changes_link_runs)

@@ -1,0 +1,29 @@
+"""Invocation backends: `backend_dispatch(run_id)` hands a claimed IN_PROGRESS run to the backend its action's
+invocation method names. Backends report their outcome through actions.services.runs (run_finish,
+run_record_response); a backend that only starts work elsewhere leaves the run IN_PROGRESS for the
+receiver to report back (or for the run timeout)."""
+from actions.backends.upsert_entity import upsert_entity_run
+from actions.backends.webhook import webhook_deliver_task, webhook_run  # noqa: F401 — registers the Celery task
+from actions.choices import RunStatus
+from actions.models import Run
+from portal.actor import Actor
+
+BACKENDS = {
+    "WEBHOOK": webhook_run,
+    "UPSERT_ENTITY": upsert_entity_run,
+}
+
+
+def backend_dispatch(run_id: str) -> None:
+    run = Run.objects.select_related("action", "requested_by", "entity__blueprint").filter(pk=run_id).first()
+    if run is None or run.status != RunStatus.IN_PROGRESS:
+        return
+    kind = (run.action.invocation_method or {}).get("type")
+    backend = BACKENDS.get(kind)
+    if backend is None:
+        from actions.services.runs import run_finish
+
+        run_finish(actor=Actor.system(), run=run, status=RunStatus.FAILURE,
+                   label=f"The {kind} backend is not configured on this portal yet.")
+        return
+    backend(run)

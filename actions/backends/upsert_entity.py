@@ -1,0 +1,54 @@
+"""The UPSERT_ENTITY backend: render `mapping` over the run's context and write that entity (merge upsert),
+tagged with the run's id so the catalog links it to the run (engineer C's entity hook sets the result).
+
+The write is made by the system on the run's behalf, not with the requester's catalog permissions: the
+action's execute grant (checked when the run was requested) is the permission, as with Port — that is what
+lets a developer lock an environment through an action without write access to the blueprint. The audit
+event of the write carries the run id, which names the requester.
+"""
+from actions.choices import RunStatus
+from actions.secrets import redact_secrets, secrets_for_templates
+from actions.templating import TemplateError, render_template, run_template_context
+from portal.actor import Actor
+from portal.errors import PortalError
+
+ENTITY_FIELDS = ("identifier", "title", "team", "icon", "properties", "relations")
+
+
+def _finish(run, status, label):
+    from actions.services.runs import run_finish
+
+    return run_finish(actor=Actor.system(), run=run, status=status, label=label)
+
+
+def upsert_entity_run(run) -> None:
+    from actions.services.runs import run_record_response
+    from catalog.models import Blueprint
+    from catalog.services.entities import UPSERT_MERGE, entity_write_one
+
+    invocation = run.action.invocation_method or {}
+    secrets = secrets_for_templates()
+    context = run_template_context(run, secrets=secrets)
+    try:
+        blueprint_identifier = render_template(invocation.get("blueprintIdentifier"), context, "blueprintIdentifier")
+        mapping = render_template(invocation.get("mapping") or {}, context, "mapping")
+    except TemplateError as exc:
+        _finish(run, RunStatus.FAILURE, f"Template error in {exc}")
+        return
+    if not isinstance(mapping, dict):
+        _finish(run, RunStatus.FAILURE, "Template error in mapping: must render to an object")
+        return
+    data = {key: mapping[key] for key in ENTITY_FIELDS if key in mapping}
+    run_record_response(run=run, response=None, payload=redact_secrets(
+        {"type": "UPSERT_ENTITY", "blueprintIdentifier": blueprint_identifier, "mapping": data}, secrets))
+    blueprint = Blueprint.objects.filter(identifier=blueprint_identifier).first() if isinstance(blueprint_identifier, str) else None
+    if blueprint is None:
+        _finish(run, RunStatus.FAILURE, f"Entity not written: blueprint {blueprint_identifier!r} does not exist")
+        return
+    try:
+        write = entity_write_one(actor=Actor.system(), blueprint=blueprint, data=data, mode=UPSERT_MERGE, run_id=run.id)
+    except PortalError as exc:
+        _finish(run, RunStatus.FAILURE, f"Entity not written: {exc.message}")
+        return
+    _finish(run, RunStatus.SUCCESS, f"Entity {write.identifier!r} of blueprint {blueprint.identifier!r} "
+                                    f"{'created' if write.created else 'updated'}")

@@ -1,0 +1,231 @@
+"""The WEBHOOK backend: render the request from the invocation method, sign it, deliver it with retries.
+
+Delivery goes through portal.outbound (private addresses refused at connect time, no redirects, a
+timeout). Connection errors, timeouts, 429 (honouring Retry-After) and 5xx are retried with exponential
+backoff by re-scheduling `webhook_deliver_task` up to WEBHOOK_MAX_ATTEMPTS tries in all; any other answer,
+a refusal or a template error ends the run as FAILURE with a label saying why. `synchronized: true` ends
+the run from the HTTP status and stores the response; otherwise a 2xx leaves the run IN_PROGRESS for the
+receiver to report back. `agent: true` runs are not pushed: an agent pulls them (issue 4).
+
+Each try re-renders the request from the run (the run row holds only the redacted payload, and secrets
+must not travel through the broker); templates are deterministic over the run, so tries send the same body.
+"""
+import email.utils
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+import requests
+from celery import shared_task
+from django.conf import settings
+from django.db.models import F
+
+from actions.backends.signing import body_bytes, signature_headers
+from actions.choices import RunStatus
+from actions.models import Run
+from actions.secrets import redact_secrets, secrets_for_templates
+from actions.templating import TemplateError, render_template, run_template_context, user_json
+from portal.actor import Actor
+from portal.outbound import OutboundRefused, outbound_session
+from portal.timefmt import iso_z
+
+logger = logging.getLogger(__name__)
+MAX_RESPONSE_BYTES = 64 * 1024
+METHODS = ("POST", "PUT", "PATCH", "DELETE", "GET")
+USER_AGENT = "portal-webhook/1"
+
+
+@dataclass
+class WebhookRequest:
+    url: str
+    method: str
+    headers: dict
+    body: object  # JSON; None for GET
+    synchronized: bool
+    agent: bool
+
+    def payload(self) -> dict:
+        """What the run stores (after redaction) and what an agent claims (PORT_API.md claim-pending)."""
+        return {"type": "WEBHOOK", "url": self.url, "agent": self.agent, "synchronized": self.synchronized,
+                "method": self.method, "headers": self.headers, "body": self.body}
+
+
+def classic_envelope(run, context) -> dict:
+    """Port's body when the action configures none."""
+    action = run.action
+    return {
+        "action": action.identifier,
+        "resourceType": "run",
+        "status": "TRIGGERED",
+        "trigger": {"by": {"userId": run.requested_by.email if run.requested_by_id else None,
+                           "user": user_json(run.requested_by)},
+                    "origin": run.origin, "at": iso_z(run.created_at)},
+        "context": {"entity": run.entity_identifier or None, "blueprint": action.blueprint_identifier or None,
+                    "runId": run.id},
+        "payload": {"entity": context["entity"],
+                    "action": {"invocationMethod": action.invocation_method, "trigger": action.trigger},
+                    "properties": run.properties or {}},
+    }
+
+
+def webhook_request_build(run, context) -> WebhookRequest:
+    """Render url, headers and body of `run`'s WEBHOOK invocation method over `context`. TemplateError on failure."""
+    invocation = run.action.invocation_method or {}
+    method = str(invocation.get("method") or "POST").upper()
+    if method not in METHODS:
+        raise TemplateError("method", f"must be one of {', '.join(METHODS)}, got {method!r}")
+    url = render_template(invocation.get("url"), context, "url")
+    if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+        raise TemplateError("url", f"must render to an http(s) URL, got {json.dumps(url)[:200]}")
+    headers = render_template(invocation.get("headers") or {}, context, "headers")
+    if not isinstance(headers, dict):
+        raise TemplateError("headers", "must render to an object")
+    headers = {str(name): value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+               for name, value in headers.items()}
+    if invocation.get("body") is not None:
+        body = render_template(invocation["body"], context, "body")
+    else:
+        body = classic_envelope(run, context)
+    return WebhookRequest(url=url, method=method, headers=headers, body=None if method == "GET" else body,
+                          synchronized=bool(invocation.get("synchronized")), agent=bool(invocation.get("agent")))
+
+
+def _load(run_id):
+    return Run.objects.select_related("action", "requested_by", "entity__blueprint").filter(pk=run_id).first()
+
+
+def _finish(run, status, label):
+    from actions.services.runs import run_finish
+
+    return run_finish(actor=Actor.system(), run=run, status=status, label=label)
+
+
+def _record(run, *, response=None, payload=None):
+    from actions.services.runs import run_record_response
+
+    return run_record_response(run=run, response=response, payload=payload)
+
+
+def webhook_run(run) -> None:
+    """The backend's entry point for a claimed IN_PROGRESS run (the claim counted the first try)."""
+    if (run.action.invocation_method or {}).get("agent"):
+        _store_agent_payload(run)
+        return
+    webhook_deliver(run.id, 1)
+
+
+def _store_agent_payload(run):
+    secrets = secrets_for_templates()
+    try:
+        request = webhook_request_build(run, run_template_context(run, secrets=secrets))
+    except TemplateError as exc:
+        _finish(run, RunStatus.FAILURE, f"Template error in {exc}")
+        return
+    _record(run, payload=redact_secrets(request.payload(), secrets))
+
+
+def webhook_deliver(run_id, attempt: int) -> None:
+    """Try `attempt` of delivering `run_id`; schedules the next try or ends the run as the answer says."""
+    run = _load(run_id)
+    if run is None or run.status != RunStatus.IN_PROGRESS:
+        return  # reported back, timed out or deleted meanwhile: nothing left to deliver
+    secrets = secrets_for_templates()
+    try:
+        request = webhook_request_build(run, run_template_context(run, secrets=secrets))
+    except TemplateError as exc:
+        _finish(run, RunStatus.FAILURE, f"Template error in {exc}")
+        return
+    # Recorded before the first send: a run that may have been sent is never claimed again.
+    _record(run, payload=redact_secrets(request.payload(), secrets))
+    if attempt > 1:  # the dispatch claim counted the first try
+        Run.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+
+    raw = body_bytes(request.body) if request.body is not None else b""
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **request.headers, **signature_headers(raw)}
+    try:
+        session = outbound_session(timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
+        response = session.request(request.method, request.url, data=raw if request.body is not None else None,
+                                    headers=headers, stream=True)
+    except OutboundRefused as exc:
+        _finish(run, RunStatus.FAILURE, f"Webhook not sent: {exc}")
+        return
+    except requests.RequestException as exc:
+        _retry_or_fail(run, attempt, f"Webhook delivery failed ({_error_summary(exc)})")
+        return
+    with response:
+        status = response.status_code
+        if request.synchronized or not (200 <= status < 300):
+            answer = _response_body(response)
+        retry_after = response.headers.get("Retry-After")
+    if 200 <= status < 300:
+        if request.synchronized:
+            _record(run, response=answer)
+            _finish(run, RunStatus.SUCCESS, f"Webhook answered {status}")
+        return
+    if request.synchronized:
+        _record(run, response=answer)
+    if status == 429 or status >= 500:
+        _retry_or_fail(run, attempt, f"Webhook answered {status}", retry_after=_retry_after_seconds(retry_after))
+        return
+    hint = " (redirects are not followed)" if 300 <= status < 400 else ""
+    _finish(run, RunStatus.FAILURE, f"Webhook answered {status}{hint}")
+
+
+def _retry_or_fail(run, attempt, label, *, retry_after=None):
+    max_attempts = max(1, int(settings.WEBHOOK_MAX_ATTEMPTS))
+    if attempt >= max_attempts:
+        _finish(run, RunStatus.FAILURE, f"{label} after {attempt} attempt{'s' if attempt != 1 else ''}")
+        return
+    delay = retry_delay(attempt, retry_after)
+    logger.info("run %s: %s; try %d of %d in %.2fs", run.id, label, attempt + 1, max_attempts, delay)
+    webhook_deliver_task.apply_async(args=[run.id, attempt + 1], countdown=delay)
+
+
+def retry_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds before try `attempt + 1`: Retry-After when the receiver gave one, else base × 2^(attempt-1); capped."""
+    cap = float(settings.WEBHOOK_RETRY_MAX_SECONDS)
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), cap)
+    return min(float(settings.WEBHOOK_RETRY_BASE_SECONDS) * 2 ** (attempt - 1), cap)
+
+
+def _retry_after_seconds(value):
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() - time.time() if when is not None else None
+
+
+def _response_body(response):
+    """The answer as JSON if it parses, else text; at most MAX_RESPONSE_BYTES are read."""
+    try:
+        data = response.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
+    except Exception as exc:  # a receiver that hangs up mid-body still answered with its status
+        return f"[the response body could not be read: {_error_summary(exc)}]"
+    truncated = len(data) > MAX_RESPONSE_BYTES
+    data = data[:MAX_RESPONSE_BYTES]
+    if not truncated:
+        try:
+            return json.loads(data)
+        except ValueError:
+            pass
+    return data.decode(response.encoding or "utf-8", errors="replace")
+
+
+def _error_summary(exc):
+    if isinstance(exc, requests.Timeout):
+        return f"timed out after {settings.WEBHOOK_TIMEOUT_SECONDS}s"
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+@shared_task(name="actions.webhook_deliver", ignore_result=True)
+def webhook_deliver_task(run_id, attempt):
+    webhook_deliver(run_id, attempt)

@@ -1,0 +1,89 @@
+"""The JSON of actions and runs as the API returns them (Port's shapes, PORT_API.md "Actions and runs")."""
+from django.db.models import QuerySet, prefetch_related_objects
+
+from actions.choices import Decision, RunStatus
+from actions.definitions import duration_iso
+from portal.timefmt import iso_z
+
+RUN_SELECT_RELATED = ("action", "requested_by", "result_entity__blueprint")
+RUN_PREFETCH = ("approvals__approver",)
+
+
+def action_json(action):
+    """Port's action JSON plus our extensions (`quota`, `approvalTimeout`, `runTimeout`, `ttl`)."""
+    return {
+        "identifier": action.identifier,
+        "title": action.title,
+        "icon": action.icon,
+        "description": action.description,
+        "trigger": action.trigger,
+        "invocationMethod": action.invocation_method,
+        "requiredApproval": action.required_approval,
+        "approvalNotification": action.approval_notification,
+        "publish": action.publish,
+        "quota": action.quota,
+        "approvalTimeout": duration_iso(action.approval_timeout_seconds),
+        "runTimeout": duration_iso(action.run_timeout_seconds),
+        "ttl": action.ttl,
+        "createdBy": action.created_by,
+        "updatedBy": action.updated_by,
+        "createdAt": iso_z(action.created_at),
+        "updatedAt": iso_z(action.updated_at),
+    }
+
+
+def _approval_json(run):
+    """null when the run needed no approval; else the state of the decisions so far."""
+    if run.required_approval in (False, None):
+        return None
+    decisions = list(run.approvals.all())
+    if run.status == RunStatus.DECLINED or any(d.decision == Decision.DECLINE for d in decisions):
+        status = "DECLINED"
+    elif run.status == RunStatus.WAITING_FOR_APPROVAL:
+        status = "PENDING"
+    else:
+        status = "APPROVED"
+    return {
+        "status": status,
+        "description": decisions[-1].description if decisions else "",
+        "decisions": [{"userId": d.approver.email, "state": d.decision, "description": d.description, "at": iso_z(d.at)}
+                      for d in decisions],
+    }
+
+
+def run_json(run):
+    """Port's run JSON; `result` (ours) names the entity a CREATE run produced. Load runs through `runs_json`
+    (or with RUN_SELECT_RELATED / RUN_PREFETCH) so this makes no queries of its own."""
+    result = run.result_entity
+    return {
+        "id": run.id,
+        "action": {"identifier": run.action.identifier, "title": run.action.title},
+        "blueprint": {"identifier": run.blueprint_identifier},
+        "entity": {"identifier": run.entity_identifier, "title": run.entity_title} if run.entity_identifier else None,
+        "properties": run.properties,
+        "status": run.status,
+        "statusLabel": run.status_label,
+        "link": list(run.links or []),
+        "summary": run.summary,
+        "source": run.origin,
+        "requiredApproval": run.required_approval,
+        "approval": _approval_json(run),
+        "payload": run.payload,
+        "response": run.response,
+        "externalRunId": run.external_run_id or None,
+        "createdBy": run.requested_by.email if run.requested_by else None,
+        "createdAt": iso_z(run.created_at),
+        "updatedAt": iso_z(run.updated_at),
+        "endedAt": iso_z(run.ended_at),
+        **({"result": {"identifier": result.identifier, "blueprint": result.blueprint.identifier}} if result else {}),
+    }
+
+
+def runs_json(runs):
+    """Run JSON for many runs with a constant number of queries (a queryset or a list of runs)."""
+    if isinstance(runs, QuerySet):
+        runs = list(runs.select_related(*RUN_SELECT_RELATED).prefetch_related(*RUN_PREFETCH))
+    else:
+        runs = list(runs)
+        prefetch_related_objects(runs, *RUN_SELECT_RELATED, *RUN_PREFETCH)
+    return [run_json(run) for run in runs]

@@ -1,0 +1,187 @@
+"""Action create/update/delete and the action's execute/approve permissions.
+
+A new action has no grants: nobody but admins may see, execute or approve it (Port's default) until
+`action_permissions_update` grants `execute` / `approve` to roles, users or teams. Grants are guardian
+object permissions on the action (see actions/access.py); `ownedByTeam` flags and jq `policy` strings
+live in `action.permission_settings`.
+"""
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, transaction
+from guardian.models import GroupObjectPermission, UserObjectPermission
+
+from actions.access import APPROVE, EXECUTE
+from actions.definitions import action_definition_clean, duration_seconds
+from actions.models import Action
+from actions.serializers import action_json
+from audit import choices as audit_choices
+from audit.services import audit_record
+from catalog import choices as catalog_choices
+from catalog.models import Blueprint, Team
+from catalog.services.permissions import _clean_grant, _grant_rows, _set_grant
+from portal.errors import Conflict, ValidationFailed
+from portal.jq import JqError, jq_compile_check
+
+VERBS = {"execute": EXECUTE, "approve": APPROVE}
+ROLES = (catalog_choices.ROLE_ADMIN, catalog_choices.ROLE_MEMBER)
+
+
+def _definition_context(exclude=None):
+    blueprints = {bp.identifier: bp for bp in Blueprint.objects.all()}
+    actions = set(Action.objects.exclude(identifier=exclude).values_list("identifier", flat=True))
+    return blueprints, actions
+
+
+def _apply(action, clean):
+    trigger = clean["trigger"]
+    action.title = clean["title"]
+    action.icon = clean["icon"]
+    action.description = clean["description"]
+    action.trigger = trigger
+    action.invocation_method = clean["invocationMethod"]
+    action.required_approval = clean["requiredApproval"]
+    action.approval_notification = clean["approvalNotification"]
+    action.publish = clean["publish"]
+    action.quota = clean["quota"]
+    action.approval_timeout_seconds = duration_seconds(clean["approvalTimeout"])
+    action.run_timeout_seconds = duration_seconds(clean["runTimeout"])
+    action.ttl = clean["ttl"]
+    action.trigger_type = trigger["type"]
+    action.operation = trigger.get("operation", "")
+    action.blueprint_identifier = trigger.get("blueprintIdentifier") or trigger.get("event", {}).get("blueprintIdentifier", "")
+
+
+def _audit(actor, verb, kind, action, *, before=None, after=None, message=""):
+    audit_record(actor=actor, verb=verb, action=kind, resource_type="action", identifier=action.identifier,
+                 blueprint=action.blueprint_identifier, before=before, after=after, message=message)
+
+
+@transaction.atomic
+def action_create(*, actor, data):
+    identifier = data.get("identifier") if isinstance(data, dict) else None
+    blueprints, actions = _definition_context()
+    if identifier in actions:
+        raise Conflict(f"Action {identifier!r} already exists.")
+    clean = action_definition_clean(data, blueprints=blueprints, actions=actions | {identifier})
+    action = Action(identifier=clean["identifier"], created_by=actor.label, updated_by=actor.label)
+    _apply(action, clean)
+    try:
+        with transaction.atomic():
+            action.save()
+    except IntegrityError:  # created concurrently since the check above
+        raise Conflict(f"Action {identifier!r} already exists.")
+    _audit(actor, audit_choices.ACTION_CREATED, audit_choices.AuditAction.CREATE, action, after=action_json(action))
+    return action
+
+
+@transaction.atomic
+def action_update(*, actor, action, data):
+    """PUT: the body replaces the definition; the identifier cannot change."""
+    action = Action.objects.select_for_update().get(pk=action.pk)
+    if not isinstance(data, dict):
+        raise ValidationFailed("body: must be a JSON object")
+    if data.get("identifier", action.identifier) != action.identifier:
+        raise ValidationFailed("identifier: an action's identifier cannot be changed")
+    before = action_json(action)
+    blueprints, actions = _definition_context()
+    clean = action_definition_clean({**data, "identifier": action.identifier}, blueprints=blueprints, actions=actions)
+    _apply(action, clean)
+    action.updated_by = actor.label
+    action.save()
+    _audit(actor, audit_choices.ACTION_UPDATED, audit_choices.AuditAction.UPDATE, action, before=before,
+           after=action_json(action))
+    return action
+
+
+def _permissions_clear(action):
+    ct = ContentType.objects.get_for_model(Action)
+    UserObjectPermission.objects.filter(content_type=ct, object_pk=str(action.pk)).delete()
+    GroupObjectPermission.objects.filter(content_type=ct, object_pk=str(action.pk)).delete()
+
+
+@transaction.atomic
+def action_delete(*, actor, action):
+    """Refused (409) while the action has runs: runs keep their action for the record. Unpublish it instead."""
+    action = Action.objects.select_for_update().get(pk=action.pk)
+    runs = action.runs.count()
+    if runs:
+        raise Conflict(f"Action {action.identifier!r} has {runs} run{'s' if runs != 1 else ''}; an action with runs "
+                       "cannot be deleted (they keep it for the record). Set publish to false to retire it.")
+    before = action_json(action)
+    _permissions_clear(action)
+    action.delete()
+    _audit(actor, audit_choices.ACTION_DELETED, audit_choices.AuditAction.DELETE, action, before=before)
+
+
+# --- permissions ------------------------------------------------------------------------------------------
+
+def action_permissions_json(action):
+    users, groups = _grant_rows(action)
+    settings = action.permission_settings or {}
+    owned, policies = settings.get("ownedByTeam", {}), settings.get("policy", {})
+    result = {}
+    for verb, codename in VERBS.items():
+        result[verb] = {
+            "roles": [catalog_choices.ROLE_ADMIN]
+            + ([catalog_choices.ROLE_MEMBER] if (codename, catalog_choices.MEMBERS_GROUP) in groups else []),
+            "users": sorted(email for c, email in users if c == codename),
+            "teams": sorted(name for c, name in groups if c == codename and name != catalog_choices.MEMBERS_GROUP),
+            "ownedByTeam": bool(owned.get(verb)),
+            "policy": policies.get(verb),
+        }
+    return result
+
+
+def _action_permission(codename):
+    return Permission.objects.get(content_type=ContentType.objects.get_for_model(Action), codename=codename)
+
+
+@transaction.atomic
+def action_permissions_update(*, actor, action, data):
+    """PATCH `{execute: {roles, users, teams, ownedByTeam, policy}, approve: {...}}`: only the verbs and keys
+    given change; each list given replaces the stored one. Roles are Admin (always implied) and Member."""
+    action = Action.objects.select_for_update().get(pk=action.pk)
+    if not isinstance(data, dict):
+        raise ValidationFailed("body: must be an object of permission grants")
+    unknown = set(data) - set(VERBS)
+    if unknown:
+        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown permission (execute or approve)")
+    before = action_permissions_json(action)
+    grants = {}
+    for verb in VERBS:
+        if verb not in data:
+            continue
+        grant = dict(data[verb]) if isinstance(data[verb], dict) else data[verb]
+        policy = grant.pop("policy", None) if isinstance(grant, dict) else None
+        grant = _clean_grant(grant, verb)
+        if policy is not None:
+            if not isinstance(policy, str) or not policy.strip():
+                raise ValidationFailed(f"{verb}.policy: must be a jq expression or null")
+            try:
+                jq_compile_check(policy)
+            except JqError as exc:
+                raise ValidationFailed(f"{verb}.policy: does not compile: {exc.message}")
+        bad = [r for r in grant.get("roles", []) if r not in ROLES]
+        if bad:
+            raise ValidationFailed(f"{verb}.roles: unknown role {bad[0]!r} (Admin or Member)")
+        grants[verb] = (grant, policy, "policy" in data[verb])
+    emails = {e for grant, _, _ in grants.values() for e in grant.get("users", [])}
+    names = {t for grant, _, _ in grants.values() for t in grant.get("teams", [])}
+    users_by_email = {u.email: u for u in get_user_model().objects.filter(email__in=emails)}
+    teams_by_name = {t.name: t for t in Team.objects.filter(name__in=names).select_related("group")}
+    settings = dict(action.permission_settings or {})
+    owned, policies = dict(settings.get("ownedByTeam", {})), dict(settings.get("policy", {}))
+    for verb, (grant, policy, policy_given) in grants.items():
+        _set_grant(action, _action_permission(VERBS[verb]), grant, verb, users_by_email, teams_by_name)
+        if "ownedByTeam" in grant:
+            owned[verb] = grant["ownedByTeam"]
+        if policy_given:
+            policies[verb] = policy
+    settings["ownedByTeam"], settings["policy"] = owned, {k: v for k, v in policies.items() if v is not None}
+    action.permission_settings = settings
+    action.save(update_fields=["permission_settings", "updated_at"])
+    after = action_permissions_json(action)
+    _audit(actor, audit_choices.ACTION_PERMISSIONS_UPDATED, audit_choices.AuditAction.UPDATE, action, before=before,
+           after=after, message="Execute/approve permissions changed.")
+    return after

@@ -1,0 +1,398 @@
+"""Every write to runs: request, report back (PATCH, logs), backend outcomes, timeouts, dispatch claims.
+
+Each function locks the run row it changes, moves its status through `actions.state.transition`,
+records its audit event in the same transaction and queues side effects on commit.
+"""
+import logging
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from actions.access import can_execute
+from actions.choices import DEFAULT_RUN_TIMEOUT_SECONDS, Operation, RunOrigin, RunStatus, TriggerType
+from actions.models import Run, RunLog
+from actions.services.quotas import QuotaExceeded, quota_check
+from actions.state import transition
+from audit import choices as audit_choices
+from audit.services import audit_record, audit_record_failure
+from catalog.access import is_admin
+from catalog.models import Entity
+from portal.actor import Actor
+from portal.errors import Forbidden, PortalError, ValidationFailed
+
+logger = logging.getLogger(__name__)
+REPORTED_STATUSES = (RunStatus.SUCCESS, RunStatus.FAILURE)
+# A claim older than this with nothing recorded (no payload, no response) is taken to be a worker
+# that died between claiming and delivering: the run may be claimed again.
+CLAIM_VISIBILITY = timedelta(minutes=10)
+REDISPATCH_AFTER = timedelta(seconds=30)
+
+
+def run_snapshot(run) -> dict:
+    """The run's state as the audit diff records it."""
+    return {
+        "id": run.id,
+        "action": run.action.identifier,
+        "entity": run.entity_identifier or None,
+        "status": run.status,
+        "statusLabel": run.status_label or None,
+        "link": list(run.links),
+        "summary": run.summary or None,
+        "externalRunId": run.external_run_id or None,
+        "properties": run.properties,
+        "createdBy": run.requested_by.email if run.requested_by_id else None,
+        "runAsBy": run.run_as_by or None,
+        "statusLocked": run.status_locked,
+    }
+
+
+def run_audit(*, actor, run, verb, action=audit_choices.AuditAction.UPDATE, before=None, after=None, message=""):
+    audit_record(
+        actor=actor, verb=verb, action=action, resource_type="run", identifier=run.id,
+        blueprint=run.blueprint_identifier, run_id=run.id, before=before, after=after, message=message,
+        context={"runId": run.id, "actionIdentifier": run.action.identifier,
+                 "blueprintIdentifier": run.blueprint_identifier or None, "entityIdentifier": run.entity_identifier or None},
+    )
+
+
+def entity_team_ids(entity) -> set:
+    if entity is None:
+        return set()
+    return set(Entity.teams.through.objects.filter(entity_id=entity.pk).values_list("team_id", flat=True))
+
+
+def _locked(run):
+    return Run.objects.select_for_update(of=("self",)).select_related("action", "requested_by").get(pk=run.pk)
+
+
+# --- request ---------------------------------------------------------------------------------------
+
+def run_request(*, actor, action, properties, entity_identifier=None, run_as=None, origin=RunOrigin.API) -> Run:
+    """Request a run of a self-service action. A quota refusal is audited in its own transaction,
+    after this request's transaction has rolled back (so the refusal survives it)."""
+    try:
+        return _run_request(actor=actor, action=action, properties=properties, entity_identifier=entity_identifier,
+                            run_as=run_as, origin=origin)
+    except QuotaExceeded as exc:
+        audit_record_failure(
+            actor=actor, verb=audit_choices.RUN_REFUSED, action=audit_choices.AuditAction.CREATE, resource_type="run",
+            identifier=action.identifier, blueprint=action.blueprint_identifier, message=exc.message,
+            context={"actionIdentifier": action.identifier, "entityIdentifier": entity_identifier or None,
+                     "requester": run_as or actor.label, "error": exc.code},
+        )
+        raise
+
+
+def _requester(actor, run_as):
+    if run_as in (None, ""):
+        if actor.user is None:
+            raise Forbidden("A run must be requested by a user.")
+        return actor.user
+    if not is_admin(actor.user):
+        raise Forbidden("run_as: only admins may run an action as another user.")
+    user = get_user_model().objects.filter(email__iexact=run_as, is_active=True).first()
+    if user is None:
+        raise ValidationFailed(f"run_as: user {run_as!r} does not exist")
+    return user
+
+
+def _target_entity(action, entity_identifier, requester):
+    from catalog.selectors.entities import entities_visible_to
+    from catalog.selectors.search import search_queryset
+
+    operation = action.operation
+    if operation == Operation.CREATE:
+        if entity_identifier not in (None, ""):
+            raise ValidationFailed(f"entity: action {action.identifier!r} creates an entity and takes none")
+        return None
+    if entity_identifier in (None, ""):
+        raise ValidationFailed(f"entity: is required by {operation} action {action.identifier!r}")
+    if not isinstance(entity_identifier, str):
+        raise ValidationFailed("entity: must be an entity identifier")
+    queryset = Entity.objects.select_related("blueprint").filter(
+        blueprint__identifier=action.blueprint_identifier, identifier=entity_identifier)
+    entity = entities_visible_to(requester, queryset).first()
+    if entity is None:
+        raise ValidationFailed(f"entity: entity {entity_identifier!r} of blueprint {action.blueprint_identifier!r} was not found")
+    condition = action.trigger.get("condition")
+    if condition:
+        matches = search_queryset(condition, user=requester, blueprint=entity.blueprint,
+                                  base=Entity.objects.filter(pk=entity.pk), path="trigger.condition").exists()
+        if not matches:
+            raise ValidationFailed(f"entity: entity {entity_identifier!r} does not match the condition of action {action.identifier!r}")
+    return entity
+
+
+def run_started(run, now=None):
+    """A run that just became IN_PROGRESS: its timeout starts, and it is dispatched after commit."""
+    now = now or timezone.now()
+    seconds = run.action.run_timeout_seconds or DEFAULT_RUN_TIMEOUT_SECONDS
+    run.timeout_at = (run.started_at or now) + timedelta(seconds=seconds)
+    from actions.tasks import run_dispatch_task
+
+    run_dispatch_task.delay_on_commit(run.id)
+
+
+@transaction.atomic
+def _run_request(*, actor, action, properties, entity_identifier, run_as, origin):
+    from actions.inputs import inputs_clean
+
+    if action.trigger_type != TriggerType.SELF_SERVICE:
+        raise ValidationFailed(f"action: {action.identifier!r} is an automation; it cannot be run by hand")
+    if not action.publish:
+        raise ValidationFailed(f"action: {action.identifier!r} is not published")
+    requester = _requester(actor, run_as)
+    entity = _target_entity(action, entity_identifier, requester)
+    team_ids = entity_team_ids(entity)
+    if not can_execute(requester, action, team_ids):
+        raise Forbidden(f"You may not run action {action.identifier!r}" + (" on this entity." if entity else "."))
+    if properties is None:
+        properties = {}
+    if not isinstance(properties, dict):
+        raise ValidationFailed("properties: must be an object of input values")
+    inputs = inputs_clean(action, properties, user=requester)
+
+    from catalog.access import user_team_ids
+
+    quota_check(action=action, user=requester, team_ids=user_team_ids(requester))
+
+    now = timezone.now()
+    waiting = bool(action.required_approval)
+    run = Run(
+        id="r_" + secrets.token_hex(8), action=action, blueprint_identifier=action.blueprint_identifier,
+        entity=entity, entity_identifier=entity.identifier if entity else "", entity_title=entity.title if entity else "",
+        properties=inputs, requested_by=requester, run_as_by=actor.label if run_as not in (None, "") else "",
+        origin=origin, required_approval=action.required_approval,
+        status=RunStatus.WAITING_FOR_APPROVAL if waiting else RunStatus.IN_PROGRESS,
+    )
+    if waiting:
+        if action.approval_timeout_seconds:
+            run.approval_deadline = now + timedelta(seconds=action.approval_timeout_seconds)
+    else:
+        run.started_at = now
+        run_started(run, now)
+    run.save(force_insert=True)
+    message = f"Run of {action.identifier!r} requested by {requester.email}"
+    if run.run_as_by:
+        message += f" (run as {requester.email} by {run.run_as_by})"
+    run_audit(actor=actor, run=run, verb=audit_choices.RUN_CREATED, action=audit_choices.AuditAction.CREATE,
+           after=run_snapshot(run), message=message + ".")
+    if waiting and _notification_webhook(action):
+        from actions.tasks import run_approval_notify_task
+
+        run_approval_notify_task.delay_on_commit(run.id)
+    return run
+
+
+def _notification_webhook(action):
+    notification = action.approval_notification or {}
+    return isinstance(notification, dict) and str(notification.get("type", "")).lower() == "webhook" and notification.get("url")
+
+
+# --- reporting back ------------------------------------------------------------------------------
+
+def _check_reporter(actor, run):
+    """The requester, admins (their API clients included) and the system may report on a run."""
+    if actor.user is None or is_admin(actor.user) or actor.user.pk == run.requested_by_id:
+        return
+    raise Forbidden(f"Only the requester of run {run.id} or an admin may report on it.")
+
+
+def _clean_links(link):
+    if isinstance(link, str):
+        return [link]
+    if isinstance(link, list) and all(isinstance(item, str) for item in link):
+        return list(link)
+    raise ValidationFailed("link: must be a URL or a list of URLs")
+
+
+def _ended(run):
+    """Consequences of a run reaching a terminal status, in its transaction: a successful DELETE run
+    deletes its entity (a refusal — dependents, say — keeps the entity and says so on the run)."""
+    if run.status != RunStatus.SUCCESS or run.action.operation != Operation.DELETE or run.entity_id is None:
+        return
+    from catalog.services.entities import entities_delete
+
+    entity = Entity.objects.select_related("blueprint").filter(pk=run.entity_id).first()
+    if entity is None:
+        return
+    try:
+        with transaction.atomic():
+            # The run row still says IN_PROGRESS in the database, so the run_id reference check passes.
+            entities_delete(actor=Actor.system(), blueprint=entity.blueprint, identifiers=[entity.identifier], run_id=run.id)
+    except PortalError as exc:
+        run.status_label = (f"{run.status_label} — " if run.status_label else "") + f"entity not deleted: {exc.message}"
+        run.status_label = run.status_label[:500]
+        return
+    run.entity = None  # the FK was set null by the delete; keep entity_identifier for the record
+
+
+@transaction.atomic
+def run_update(*, actor, run, status=None, status_label=None, link=None, summary=None, external_run_id=None) -> Run:
+    run = _locked(run)
+    _check_reporter(actor, run)
+    before = run_snapshot(run)
+    if status is not None:
+        if status not in REPORTED_STATUSES:
+            raise ValidationFailed(f"status: must be SUCCESS or FAILURE, got {status!r}")
+        transition(run, status)
+    if status_label is not None:
+        if not isinstance(status_label, str):
+            raise ValidationFailed("statusLabel: must be a string")
+        run.status_label = status_label[:500]
+    if link is not None:
+        run.links = _clean_links(link)
+    if summary is not None:
+        if not isinstance(summary, str):
+            raise ValidationFailed("summary: must be a string")
+        run.summary = summary
+    if external_run_id is not None:
+        if not isinstance(external_run_id, str) or len(external_run_id) > 200:
+            raise ValidationFailed("externalRunId: must be a string of at most 200 characters")
+        run.external_run_id = external_run_id
+    if status is not None:
+        _ended(run)
+    run.save()
+    run_audit(actor=actor, run=run, verb=audit_choices.RUN_UPDATED, before=before, after=run_snapshot(run))
+    return run
+
+
+@transaction.atomic
+def run_log_add(*, actor, run, message, termination_status=None, status_label=None) -> RunLog:
+    run = _locked(run)
+    _check_reporter(actor, run)
+    if not isinstance(message, str) or not message:
+        raise ValidationFailed("message: is required and must be a string")
+    if termination_status not in (None, "") and termination_status not in REPORTED_STATUSES:
+        raise ValidationFailed(f"terminationStatus: must be SUCCESS or FAILURE, got {termination_status!r}")
+    if status_label is not None and not isinstance(status_label, str):
+        raise ValidationFailed("statusLabel: must be a string")
+    before = run_snapshot(run)
+    log = RunLog.objects.create(run=run, message=message, termination_status=termination_status or "",
+                                status_label=(status_label or "")[:500])
+    run_audit(actor=actor, run=run, verb=audit_choices.RUN_LOG_ADDED, action=audit_choices.AuditAction.CREATE,
+           after={"id": log.pk, "message": message, "terminationStatus": termination_status or None,
+                  "statusLabel": status_label or None})
+    if termination_status:
+        transition(run, termination_status, label=status_label)
+        run.status_locked = True
+        _ended(run)
+    elif status_label is not None:
+        run.status_label = status_label[:500]
+    if termination_status or status_label is not None:
+        run.save()
+        run_audit(actor=actor, run=run, verb=audit_choices.RUN_UPDATED, before=before, after=run_snapshot(run),
+               message="Ended for good by a termination log." if termination_status else "")
+    return log
+
+
+@transaction.atomic
+def run_finish(*, actor, run, status, label) -> Run:
+    """A backend's verdict (FAILURE with its reason; SUCCESS for synchronized webhooks). A run that is
+    no longer IN_PROGRESS (reported back meanwhile, timed out) is left as it is and returned."""
+    if status not in REPORTED_STATUSES:
+        raise ValidationFailed(f"status: must be SUCCESS or FAILURE, got {status!r}")
+    run = _locked(run)
+    if run.status != RunStatus.IN_PROGRESS:
+        return run
+    before = run_snapshot(run)
+    transition(run, status, label=label)
+    _ended(run)
+    run.save()
+    run_audit(actor=actor, run=run, verb=audit_choices.RUN_UPDATED, before=before, after=run_snapshot(run))
+    return run
+
+
+@transaction.atomic
+def run_record_response(*, run, response, payload=None) -> Run:
+    """Store what a backend sent (secrets already redacted by the caller) and what it received. Not
+    audited on its own: it is delivery detail, shown on the run; the outcome is audited by run_finish
+    or the reporter. Recording a payload also marks the delivery as begun (see `run_dispatch_claim`)."""
+    run = Run.objects.select_for_update().get(pk=run.pk)
+    fields = ["response", "updated_at"]
+    run.response = response
+    if payload is not None:
+        run.payload = payload
+        fields.append("payload")
+    run.save(update_fields=fields)
+    return run
+
+
+def run_time_out(*, run_id) -> Run | None:
+    """Fail an IN_PROGRESS run whose timeout passed without a report (the beat task's service)."""
+    with transaction.atomic():
+        run = (Run.objects.select_for_update(skip_locked=True, of=("self",)).select_related("action", "requested_by")
+               .filter(pk=run_id, status=RunStatus.IN_PROGRESS, timeout_at__lte=timezone.now()).first())
+        if run is None:
+            return None
+        before = run_snapshot(run)
+        took = timedelta(seconds=run.action.run_timeout_seconds or DEFAULT_RUN_TIMEOUT_SECONDS)
+        transition(run, RunStatus.FAILURE, label=f"Timed out after {took} without a report")
+        run.save()
+        run_audit(actor=Actor.system(), run=run, verb=audit_choices.RUN_UPDATED, before=before, after=run_snapshot(run))
+        return run
+
+
+# --- dispatch ------------------------------------------------------------------------------------
+
+def run_dispatch_claim(*, run_id) -> bool:
+    """Claim an IN_PROGRESS run for delivery: one UPDATE, so of two concurrent claims one wins.
+
+    A run is claimable when never claimed, or when its claim is older than CLAIM_VISIBILITY and the
+    backend recorded nothing (no payload, no response) — the worker died between claim and delivery,
+    and acks_late (or the re-dispatch sweep) brought the task back. Backends record the payload
+    before the first send, so a run that may have been sent is never claimed again; one whose worker
+    died after recording is ended by the run timeout instead of being sent twice."""
+    now = timezone.now()
+    claimable = Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - CLAIM_VISIBILITY, payload__isnull=True,
+                                                   response__isnull=True)
+    return Run.objects.filter(claimable, pk=run_id, status=RunStatus.IN_PROGRESS).update(
+        dispatched_at=now, attempts=F("attempts") + 1) == 1
+
+
+def runs_to_redispatch(limit=500):
+    """IN_PROGRESS runs committed but never picked up (older than REDISPATCH_AFTER), or whose claim went stale."""
+    now = timezone.now()
+    never = Q(dispatched_at__isnull=True, started_at__lt=now - REDISPATCH_AFTER)
+    stale = Q(dispatched_at__lt=now - CLAIM_VISIBILITY, payload__isnull=True, response__isnull=True)
+    return list(Run.objects.filter(never | stale, status=RunStatus.IN_PROGRESS)
+                .order_by("started_at").values_list("id", flat=True)[:limit])
+
+
+# --- the run_id link from the catalog ------------------------------------------------------------
+
+def run_reference_check(run_id) -> None:
+    """Registered with portal.events: entities may be written or deleted for IN_PROGRESS runs only."""
+    if not Run.objects.filter(pk=run_id, status=RunStatus.IN_PROGRESS).exists():
+        raise ValidationFailed(f"run_id: run {run_id} is not in progress")
+
+
+@transaction.atomic
+def run_link_entity(*, run_id, blueprint_identifier, entity_identifier) -> Run | None:
+    """Make the entity a CREATE run wrote (with its run_id) the run's result entity; the first one wins."""
+    run = (Run.objects.select_for_update(of=("self",)).select_related("action", "requested_by")
+           .filter(pk=run_id, action__operation=Operation.CREATE, result_entity__isnull=True).first())
+    if run is None or run.action.blueprint_identifier != blueprint_identifier:
+        return None
+    entity = Entity.objects.filter(blueprint__identifier=blueprint_identifier, identifier=entity_identifier).first()
+    if entity is None:
+        return None
+    before = run_snapshot(run)
+    run.result_entity = entity
+    run.save(update_fields=["result_entity", "updated_at"])
+    after = {**run_snapshot(run), "resultEntity": entity.identifier}
+    run_audit(actor=Actor.system(), run=run, verb=audit_choices.RUN_UPDATED, before={**before, "resultEntity": None},
+           after=after, message=f"Entity {entity_identifier!r} is the result of this run.")
+    return run
+
+
+def entity_changes_link_runs(changes):
+    """portal.events subscriber (ENTITY_CHANGED, after commit): link CREATE runs to the entity they wrote."""
+    for change in changes:
+        if change.get("runId") and change.get("action") in ("CREATE", "UPDATE"):
+            run_link_entity(run_id=change["runId"], blueprint_identifier=change["blueprint"],
+                            entity_identifier=change["identifier"])

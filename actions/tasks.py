@@ -1,0 +1,89 @@
+"""Celery tasks of the actions app: thin — they load ids and call services.
+
+Beat (portal/settings.py CELERY_BEAT_SCHEDULE): re-dispatch every 30 s, approval expiry every 30 s,
+run timeouts every 60 s.
+"""
+import logging
+
+from celery import shared_task
+from django.utils import timezone
+
+from actions.choices import RunStatus
+from actions.models import Run
+# Registered at import so a worker can run a retry before it has dispatched anything itself.
+from actions.backends.webhook import webhook_deliver_task  # noqa: F401
+
+logger = logging.getLogger(__name__)
+SWEEP_LIMIT = 500
+
+
+@shared_task
+def run_dispatch_task(run_id):
+    """Hand an IN_PROGRESS run to its backend, once: the claim is an idempotent UPDATE (see run_dispatch_claim)."""
+    from actions.services.runs import run_dispatch_claim
+
+    if not run_dispatch_claim(run_id=run_id):
+        logger.info("run %s: not claimable (already dispatched, or no longer in progress)", run_id)
+        return False
+    from actions.backends import backend_dispatch
+
+    backend_dispatch(run_id)
+    return True
+
+
+@shared_task
+def run_redispatch_task():
+    """The run row is its own outbox: queue runs committed but never picked up, or whose claim went stale."""
+    from actions.services.runs import runs_to_redispatch
+
+    run_ids = runs_to_redispatch(limit=SWEEP_LIMIT)
+    for run_id in run_ids:
+        run_dispatch_task.delay(run_id)
+    return len(run_ids)
+
+
+@shared_task
+def run_approvals_expire_task():
+    from actions.services.approvals import approval_expire
+
+    due = (Run.objects.filter(status=RunStatus.WAITING_FOR_APPROVAL, approval_deadline__lte=timezone.now())
+           .order_by("approval_deadline").values_list("id", flat=True)[:SWEEP_LIMIT])
+    return sum(1 for run_id in list(due) if approval_expire(run_id=run_id) is not None)
+
+
+@shared_task
+def run_timeouts_task():
+    from actions.services.runs import run_time_out
+
+    due = (Run.objects.filter(status=RunStatus.IN_PROGRESS, timeout_at__lte=timezone.now())
+           .order_by("timeout_at").values_list("id", flat=True)[:SWEEP_LIMIT])
+    return sum(1 for run_id in list(due) if run_time_out(run_id=run_id) is not None)
+
+
+@shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def run_approval_notify_task(run_id):
+    """POST the run's JSON to the action's approvalNotification webhook (type webhook, format json)."""
+    from actions.serializers import run_json
+    from portal.outbound import OutboundRefused, outbound_session
+
+    run = Run.objects.select_related("action", "requested_by", "entity").filter(pk=run_id).first()
+    if run is None or run.status != RunStatus.WAITING_FOR_APPROVAL:
+        return False
+    url = (run.action.approval_notification or {}).get("url")
+    if not url:
+        return False
+    import requests
+
+    try:
+        response = outbound_session().post(url, json={"run": run_json(run)}, timeout=10, allow_redirects=False)
+    except OutboundRefused:  # a refused destination stays refused: no retry
+        logger.warning("run %s: approval notification to %s refused", run_id, url, exc_info=True)
+        return False
+    except requests.ConnectionError as exc:
+        raise ConnectionError(str(exc)) from exc
+    except requests.RequestException:
+        logger.warning("run %s: approval notification to %s failed", run_id, url, exc_info=True)
+        return False
+    if response.status_code >= 400:
+        logger.warning("run %s: approval notification to %s answered %s", run_id, url, response.status_code)
+    return response.status_code < 400

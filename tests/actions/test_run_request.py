@@ -1,0 +1,257 @@
+"""run_request: who may run what, on which entity, with which inputs; run_as; the run it creates.
+
+Also home of the small builders the other run tests import (`catalog_setup`, `make_action`, `grant`).
+"""
+import pytest
+from guardian.shortcuts import assign_perm
+
+from actions.choices import RunOrigin, RunStatus
+from actions.models import Action, Run
+from actions.services.runs import run_request
+from audit import choices as audit_choices
+from audit.models import AuditEvent
+from catalog.models import Blueprint, Team
+from catalog.services.blueprints import blueprint_create
+from catalog.services.entities import entity_write_one
+from portal.actor import Actor
+from portal.errors import Forbidden, ValidationFailed
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+
+SERVICE = {
+    "identifier": "Service",
+    "title": "Service",
+    "schema": {"properties": {"tier": {"type": "string"}, "language": {"type": "string"}}},
+}
+ENV = {"identifier": "Env", "title": "Environment", "schema": {"properties": {"branch": {"type": "string"}}}}
+
+
+def catalog_setup():
+    """Blueprints Service and Env; teams platform (dev@) and payments (pay@); services owned by each."""
+    system = Actor.system()
+    blueprint_create(actor=system, data=SERVICE)
+    blueprint_create(actor=system, data=ENV)
+    users = {
+        "admin": make_user("admin@example.com", admin=True),
+        "dev": make_user("dev@example.com", teams=["platform"]),
+        "pay": make_user("pay@example.com", teams=["payments"]),
+        "other": make_user("other@example.com"),
+        "manager": make_user("manager@example.com", teams=["managers"]),
+        "manager2": make_user("manager2@example.com", teams=["managers"]),
+    }
+    service = Blueprint.objects.get(identifier="Service")
+    for identifier, teams, tier in (("portal", ["platform"], "1"), ("checkout", ["payments"], "2")):
+        entity_write_one(actor=system, blueprint=service,
+                         data={"identifier": identifier, "team": teams, "properties": {"tier": tier}})
+    return users
+
+
+def make_action(identifier="deploy", *, operation="DAY-2", blueprint="Service", inputs=None, required=(), **fields):
+    trigger = {"type": "self-service", "operation": operation, "blueprintIdentifier": blueprint,
+               "userInputs": {"properties": inputs if inputs is not None else {"branch": {"type": "string"}},
+                              "required": list(required)}}
+    if "condition" in fields:
+        trigger["condition"] = fields.pop("condition")
+    return Action.objects.create(
+        identifier=identifier, title=identifier.replace("_", " ").title(), trigger=trigger,
+        invocation_method={"type": "WEBHOOK", "url": "http://127.0.0.1:9/hook"}, trigger_type="self-service",
+        operation=operation, blueprint_identifier=blueprint, **fields)
+
+
+def grant(verb, action, *, users=(), teams=()):
+    codename = {"execute": "actions.execute_action", "approve": "actions.approve_action"}[verb]
+    for user in users:
+        assign_perm(codename, user, action)
+    for name in teams:
+        assign_perm(codename, Team.objects.get(name=name).group, action)
+
+
+def actor_of(user):
+    return Actor(user=user, origin="API")
+
+
+@pytest.fixture
+def users(db):
+    return catalog_setup()
+
+
+def run_audits(verb=None):
+    events = AuditEvent.objects.filter(resource_type="run")
+    return list(events.filter(verb=verb) if verb else events)
+
+
+def test_granted_member_requests_a_day2_run(users, django_capture_on_commit_callbacks, monkeypatch):
+    action = make_action(inputs={"branch": {"type": "string", "default": "main"}})
+    grant("execute", action, users=[users["dev"]])
+    queued = []
+    from actions.tasks import run_dispatch_task
+
+    monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: queued.append(run_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
+
+    run.refresh_from_db()
+    assert run.id.startswith("r_") and len(run.id) == 18
+    assert run.status == RunStatus.IN_PROGRESS
+    assert run.properties == {"branch": "main"}  # defaults applied by inputs_clean
+    assert run.entity.identifier == "portal" and run.entity_title == "portal"
+    assert run.requested_by == users["dev"] and run.origin == RunOrigin.API
+    assert run.started_at is not None and (run.timeout_at - run.started_at).total_seconds() == 3600
+    assert queued == [run.id]  # dispatched on commit
+    (event,) = run_audits()
+    assert event.verb == audit_choices.RUN_CREATED and event.identifier == run.id and event.run_id == run.id
+    assert event.actor == "dev@example.com"
+    assert event.diff["before"] is None
+    assert event.diff["after"]["status"] == "IN_PROGRESS" and event.diff["after"]["entity"] == "portal"
+
+
+def test_run_timeout_comes_from_the_action(users):
+    action = make_action(run_timeout_seconds=120)
+    grant("execute", action, users=[users["dev"]])
+    run = run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
+    assert (run.timeout_at - run.started_at).total_seconds() == 120
+
+
+def test_approval_required_waits_and_is_not_dispatched(users, django_capture_on_commit_callbacks):
+    action = make_action(required_approval={"type": "ANY"}, approval_timeout_seconds=3600)
+    grant("execute", action, users=[users["dev"]])
+    with django_capture_on_commit_callbacks() as callbacks:
+        run = run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
+    assert run.status == RunStatus.WAITING_FOR_APPROVAL
+    assert run.required_approval == {"type": "ANY"}
+    assert run.started_at is None and run.timeout_at is None and run.dispatched_at is None
+    assert (run.approval_deadline - run.created_at).total_seconds() == pytest.approx(3600, abs=1)
+    assert callbacks == []  # nothing dispatched, no notification configured
+
+
+def test_approval_notification_webhook_is_queued_on_commit(users, django_capture_on_commit_callbacks, monkeypatch):
+    action = make_action(required_approval=True, approval_notification={"type": "webhook", "url": "http://127.0.0.1:9/n"})
+    grant("execute", action, users=[users["dev"]])
+    from actions.tasks import run_approval_notify_task
+
+    sent = []
+    monkeypatch.setattr(run_approval_notify_task, "delay", lambda run_id: sent.append(run_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
+    assert sent == [run.id]
+
+
+def test_approval_notification_posts_the_run_json(users, httpserver, settings):
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    action = make_action(required_approval=True,
+                         approval_notification={"type": "webhook", "url": httpserver.url_for("/approvals")})
+    grant("execute", action, users=[users["dev"]])
+    run = run_request(actor=actor_of(users["dev"]), action=action, properties={"branch": "x"}, entity_identifier="portal")
+    httpserver.expect_oneshot_request("/approvals", method="POST").respond_with_json({"ok": True})
+    from actions.tasks import run_approval_notify_task
+
+    assert run_approval_notify_task(run.id) is True
+    (request, _), = httpserver.log
+    body = request.get_json()
+    assert body["run"]["id"] == run.id and body["run"]["status"] == "WAITING_FOR_APPROVAL"
+    assert body["run"]["properties"] == {"branch": "x"}
+
+
+def test_create_takes_no_entity(users):
+    action = make_action("create_env", operation="CREATE", blueprint="Env")
+    grant("execute", action, users=[users["dev"]])
+    with pytest.raises(ValidationFailed, match="^entity: action 'create_env' creates an entity"):
+        run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
+    run = run_request(actor=actor_of(users["dev"]), action=action, properties={"branch": "feature"})
+    assert run.entity is None and run.entity_identifier == ""
+
+
+def test_day2_needs_an_entity(users):
+    action = make_action()
+    grant("execute", action, users=[users["dev"]])
+    with pytest.raises(ValidationFailed, match="^entity: is required by DAY-2 action 'deploy'"):
+        run_request(actor=actor_of(users["dev"]), action=action, properties={})
+    with pytest.raises(ValidationFailed, match="^entity: entity 'nope' of blueprint 'Service' was not found"):
+        run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="nope")
+    assert not Run.objects.exists()
+
+
+def test_entity_must_be_visible_to_the_requester(users):
+    service = Blueprint.objects.get(identifier="Service")
+    from guardian.models import GroupObjectPermission
+
+    GroupObjectPermission.objects.filter(object_pk=str(service.pk)).delete()  # members no longer read services
+    action = make_action()
+    grant("execute", action, users=[users["dev"]])
+    with pytest.raises(ValidationFailed, match="^entity: entity 'portal' of blueprint 'Service' was not found"):
+        run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
+
+
+def test_entity_must_match_the_condition(users):
+    condition = {"combinator": "and", "rules": [{"property": "tier", "operator": "=", "value": "1"}]}
+    action = make_action(condition=condition)
+    grant("execute", action, users=[users["dev"]])
+    with pytest.raises(ValidationFailed, match="^entity: entity 'checkout' does not match the condition"):
+        run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="checkout")
+    assert run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal").status == "IN_PROGRESS"
+
+
+def test_ungranted_member_is_refused(users):
+    action = make_action()
+    with pytest.raises(Forbidden, match="You may not run action 'deploy'"):
+        run_request(actor=actor_of(users["other"]), action=action, properties={}, entity_identifier="portal")
+    assert not Run.objects.exists() and not run_audits()
+
+
+def test_owned_by_team_executes_only_on_owned_entities(users):
+    action = make_action(permission_settings={"ownedByTeam": {"execute": True}})
+    run = run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
+    assert run.requested_by == users["dev"]
+    with pytest.raises(Forbidden):
+        run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="checkout")
+
+
+def test_inputs_are_validated(users):
+    action = make_action(inputs={"replicas": {"type": "number", "minimum": 1}}, required=["replicas"])
+    grant("execute", action, users=[users["dev"]])
+    with pytest.raises(ValidationFailed, match="properties.replicas"):
+        run_request(actor=actor_of(users["dev"]), action=action, properties={"replicas": 0}, entity_identifier="portal")
+    with pytest.raises(ValidationFailed, match="properties.replicas: is required"):
+        run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
+
+
+def test_unpublished_and_automation_actions_cannot_be_requested(users):
+    unpublished = make_action(publish=False)
+    with pytest.raises(ValidationFailed, match="^action: 'deploy' is not published"):
+        run_request(actor=actor_of(users["admin"]), action=unpublished, properties={}, entity_identifier="portal")
+    automation = Action.objects.create(identifier="auto", title="Auto", trigger={"type": "automation", "event": {}},
+                                       trigger_type="automation", invocation_method={"type": "WEBHOOK", "url": "http://x"})
+    with pytest.raises(ValidationFailed, match="^action: 'auto' is an automation"):
+        run_request(actor=actor_of(users["admin"]), action=automation, properties={})
+
+
+def test_admin_runs_as_another_user(users):
+    action = make_action()
+    grant("execute", action, users=[users["dev"]])
+    run = run_request(actor=actor_of(users["admin"]), action=action, properties={}, entity_identifier="portal",
+                      run_as="dev@example.com")
+    assert run.requested_by == users["dev"] and run.run_as_by == "admin@example.com"
+    (event,) = run_audits()
+    assert event.actor == "admin@example.com"
+    assert event.diff["after"]["createdBy"] == "dev@example.com" and event.diff["after"]["runAsBy"] == "admin@example.com"
+    assert "run as dev@example.com by admin@example.com" in event.message
+
+
+def test_run_as_is_checked_against_the_requester(users):
+    action = make_action()  # dev has no grant: the admin cannot lend their own permission
+    with pytest.raises(Forbidden):
+        run_request(actor=actor_of(users["admin"]), action=action, properties={}, entity_identifier="portal",
+                    run_as="dev@example.com")
+
+
+def test_only_admins_may_run_as(users):
+    action = make_action()
+    grant("execute", action, users=[users["dev"]])
+    with pytest.raises(Forbidden, match="^run_as: only admins"):
+        run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal",
+                    run_as="pay@example.com")
+    with pytest.raises(ValidationFailed, match="^run_as: user 'ghost@example.com' does not exist"):
+        run_request(actor=actor_of(users["admin"]), action=action, properties={}, entity_identifier="portal",
+                    run_as="ghost@example.com")
+

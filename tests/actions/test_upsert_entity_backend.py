@@ -1,0 +1,88 @@
+"""The UPSERT_ENTITY backend: the mapped entity is merged into the catalog with the run's id."""
+import pytest
+from django.utils import timezone
+
+from actions.choices import RunStatus
+from actions.models import Action, Run
+from actions.tasks import run_dispatch_task
+from audit.models import AuditEvent
+from catalog.models import Blueprint, Entity
+from catalog.services.blueprints import blueprint_create
+from catalog.services.entities import entity_write_one
+from portal.actor import Actor
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+ENV = {"identifier": "Env", "title": "Environment",
+       "schema": {"properties": {"branch": {"type": "string"}, "locked": {"type": "boolean"}, "owner": {"type": "string"}}}}
+MAPPING = {"identifier": "{{ .inputs.name }}", "title": "Env {{ .inputs.name }}",
+           "properties": {"branch": "{{ .inputs.branch }}", "locked": True, "owner": "{{ .trigger.by.user.email }}"}}
+
+
+@pytest.fixture
+def requester(db):
+    blueprint_create(actor=Actor.system(), data=ENV)
+    return make_user("dev@example.com")
+
+
+def make_run(requester, *, mapping=MAPPING, properties, operation="CREATE", blueprint="Env"):
+    action = Action.objects.create(
+        identifier=f"upsert_{Action.objects.count()}", title="Lock", trigger_type="self-service", operation=operation,
+        blueprint_identifier="Env", invocation_method={"type": "UPSERT_ENTITY", "blueprintIdentifier": blueprint,
+                                                        "mapping": mapping})
+    return Run.objects.create(id=f"r_up{Run.objects.count()}", action=action, blueprint_identifier="Env",
+                              status=RunStatus.IN_PROGRESS, requested_by=requester, properties=properties,
+                              started_at=timezone.now())
+
+
+def dispatch(run):
+    run_dispatch_task(run.id)
+    run.refresh_from_db()
+    return run
+
+
+def test_creates_the_entity_with_the_run_id(requester, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = dispatch(make_run(requester, properties={"name": "dev-x", "branch": "feature-x"}))
+    entity = Entity.objects.get(identifier="dev-x")
+    assert entity.title == "Env dev-x" and entity.run_id == run.id
+    assert entity.properties == {"branch": "feature-x", "locked": True, "owner": "dev@example.com"}
+    assert run.status == RunStatus.SUCCESS and run.status_label == "Entity 'dev-x' of blueprint 'Env' created"
+    assert run.payload == {"type": "UPSERT_ENTITY", "blueprintIdentifier": "Env",
+                           "mapping": {"identifier": "dev-x", "title": "Env dev-x", "properties": entity.properties}}
+    (event,) = AuditEvent.objects.filter(resource_type="entity")
+    assert event.verb == "catalog.entity.created" and event.run_id == run.id
+    run.refresh_from_db()
+    assert run.result_entity_id == entity.pk  # linked by the run_id hook after commit
+
+
+def test_merges_into_an_existing_entity(requester):
+    entity_write_one(actor=Actor.system(), blueprint=Blueprint.objects.get(identifier="Env"),
+                     data={"identifier": "dev-y", "title": "Y", "properties": {"branch": "main", "owner": "ops@example.com"}})
+    mapping = {"identifier": "{{ .inputs.name }}", "properties": {"locked": "{{ .inputs.lock }}"}}
+    run = dispatch(make_run(requester, mapping=mapping, properties={"name": "dev-y", "lock": True}, operation="DAY-2"))
+    entity = Entity.objects.get(identifier="dev-y")
+    assert entity.properties == {"branch": "main", "owner": "ops@example.com", "locked": True}
+    assert entity.title == "Y" and entity.run_id == run.id
+    assert run.status == RunStatus.SUCCESS and run.status_label == "Entity 'dev-y' of blueprint 'Env' updated"
+
+
+def test_a_validation_error_fails_the_run_with_its_message(requester):
+    mapping = {"identifier": "dev-z", "properties": {"locked": "{{ .inputs.lock }}"}}
+    run = dispatch(make_run(requester, mapping=mapping, properties={"lock": "not-a-boolean"}))
+    assert not Entity.objects.filter(identifier="dev-z").exists()
+    assert run.status == RunStatus.FAILURE
+    assert run.status_label.startswith("Entity not written: properties.locked")
+
+
+def test_an_unknown_blueprint_fails_the_run(requester):
+    run = dispatch(make_run(requester, properties={"name": "a", "branch": "b"}, blueprint="Nope"))
+    assert run.status == RunStatus.FAILURE and run.status_label == "Entity not written: blueprint 'Nope' does not exist"
+
+
+def test_a_template_error_fails_the_run_naming_the_mapping_path(requester):
+    mapping = {"identifier": "x", "properties": {"branch": "{{ .inputs.branch | tonumber }}"}}
+    run = dispatch(make_run(requester, mapping=mapping, properties={"branch": "main"}))
+    assert run.status == RunStatus.FAILURE
+    assert run.status_label.startswith("Template error in mapping.properties.branch: ")
+    assert not Entity.objects.exists()
