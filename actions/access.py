@@ -36,10 +36,12 @@ def _owned_by_team(action, verb, entity_team_ids, user):
 
 
 def actions_visible_to(user, queryset=None):
-    """Actions the user may execute (on some entity): listed and runnable."""
+    """Actions the user may execute (on some entity): listed and runnable. Unpublished actions are
+    visible to admins only (to manage them)."""
     queryset = Action.objects.all() if queryset is None else queryset
     if is_admin(user):
         return queryset
+    queryset = queryset.filter(publish=True)
     granted = _granted_action_ids(user, EXECUTE)
     owned = Q(permission_settings__ownedByTeam__execute=True) if user_team_ids(user) else Q(pk__in=[])
     return queryset.filter(Q(pk__in=granted) | owned)

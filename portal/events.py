@@ -24,17 +24,19 @@ def announce(kind, event):
             logger.exception("subscriber %s failed for %s", callback, kind)
 
 
-# The run_id link: the catalog writes entities "for a run" without knowing what a run is. The actions app
-# registers the check (the run exists and is in progress); with none registered every run_id passes.
-_run_reference_checks = []
+# Checks are the synchronous half: the catalog asks, inside its transaction, whether another app objects
+# to a write, without knowing that app. A check returns None or raises (a PortalError) to refuse.
+# With none registered, nothing is refused.
+RUN_REFERENCE = "run.reference"  # check(run_id): an entity write names this run (actions: it is in progress)
+BLUEPRINT_DELETE = "blueprint.delete"  # check(identifier): actions refuse while actions use the blueprint
+_checks = defaultdict(list)
 
 
-def register_run_reference_check(check):
-    """`check(run_id)` returns None or raises (ValidationFailed) to refuse a write naming that run."""
-    if check not in _run_reference_checks:
-        _run_reference_checks.append(check)
+def register_check(kind, check):
+    if check not in _checks[kind]:
+        _checks[kind].append(check)
 
 
-def run_reference_check(run_id) -> None:
-    for check in list(_run_reference_checks):
-        check(run_id)
+def run_checks(kind, *args) -> None:
+    for check in list(_checks[kind]):
+        check(*args)

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from actions.access import APPROVE, EXECUTE
@@ -50,6 +51,14 @@ def _apply(action, clean):
     action.trigger_type = trigger["type"]
     action.operation = trigger.get("operation", "")
     action.blueprint_identifier = trigger.get("blueprintIdentifier") or trigger.get("event", {}).get("blueprintIdentifier", "")
+
+
+def blueprint_delete_check(identifier):
+    """Registered with portal.events: a blueprint that actions trigger on or write to cannot be deleted."""
+    using = sorted(Action.objects.filter(Q(blueprint_identifier=identifier) | Q(invocation_method__blueprintIdentifier=identifier))
+                   .values_list("identifier", flat=True))
+    if using:
+        raise Conflict(f"Blueprint {identifier!r} is used by actions {using}; change or delete them first.")
 
 
 def _audit(actor, verb, kind, action, *, before=None, after=None, message=""):

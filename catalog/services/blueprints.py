@@ -9,6 +9,7 @@ from catalog.models import Blueprint, Entity, Relation, Timer
 from catalog.selectors.blueprints import DEFINITION_FIELDS, blueprint_definitions, blueprint_json
 from catalog.services.permissions import blueprint_permissions_initialize
 from catalog.validation import PRESENTATION_KEYS, property_value_errors
+from portal import events
 from portal.errors import Conflict, ValidationFailed
 
 
@@ -153,6 +154,7 @@ def blueprint_delete(*, actor, blueprint, delete_entities=False):
                          if any(r.get("target") == blueprint.identifier for r in bp.relations.values()))
     if referencing:
         raise Conflict(f"Blueprint {blueprint.identifier!r} is the target of relations in {referencing}; remove those relations first.")
+    events.run_checks(events.BLUEPRINT_DELETE, blueprint.identifier)
     count = Entity.objects.filter(blueprint=blueprint).count()
     if count and not delete_entities:
         raise Conflict(f"Blueprint {blueprint.identifier!r} still has {count} entities; delete them first or pass delete_entities=true.")

@@ -186,7 +186,7 @@ def entities_write(*, actor, blueprint, items, mode=CREATE, create_missing_relat
 @transaction.atomic
 def _entities_write(*, actor, blueprint, items, mode, create_missing_related, validation_only, run_id, identifier):
     if run_id:
-        events.run_reference_check(run_id)
+        events.run_checks(events.RUN_REFERENCE, run_id)
     access = blueprint_access(actor.user, blueprint) if actor.user is not None else None
     writes = [EntityWrite(index=i, data=item) for i, item in enumerate(items)]
     for write in writes:
@@ -396,7 +396,7 @@ def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, r
     """Delete entities of one blueprint. Entities others relate to are refused (409 naming them) unless
     `delete_dependents`, which deletes dependents whose relation is required and clears optional ones."""
     if run_id:
-        events.run_reference_check(run_id)
+        events.run_checks(events.RUN_REFERENCE, run_id)
     identifiers = list(dict.fromkeys(identifiers))
     roots = list(Entity.objects.select_for_update().select_related("blueprint").filter(blueprint=blueprint, identifier__in=identifiers))
     missing = set(identifiers) - {e.identifier for e in roots}

@@ -102,6 +102,16 @@ def test_delete_is_refused_while_runs_exist(admin_api, world):
     assert Action.objects.filter(pk=action.pk).exists() and not action_events(audit_choices.ACTION_DELETED)
 
 
+def test_a_blueprint_used_by_an_action_cannot_be_deleted(admin_api, world):
+    create(admin_api)
+    blueprint = DEV_ENV["trigger"]["blueprintIdentifier"]
+    response = admin_api.delete(f"/v1/blueprints/{blueprint}?delete_entities=true")
+    assert response.status_code == 409, response.json()
+    assert "spin_up_dev_env" in response.json()["message"]
+    assert admin_api.delete("/v1/actions/spin_up_dev_env").status_code == 200
+    assert admin_api.delete(f"/v1/blueprints/{blueprint}?delete_entities=true").status_code == 200
+
+
 def test_list_filters(admin_api, world):
     create(admin_api)
     create(admin_api, DAY2)
@@ -147,6 +157,17 @@ def test_members_see_actions_granted_to_them_their_team_or_the_member_role(admin
     # ownedByTeam: listed for members of any team (whether they may run it on an entity is decided per entity).
     admin_api.patch("/v1/actions/restart/permissions", {"execute": {"roles": [], "ownedByTeam": True}}, format="json")
     assert listed(dev) == ["restart", "scale", "spin_up_dev_env"] and listed(other) == []
+
+
+def test_unpublished_actions_are_hidden_from_members(admin_api, world):
+    create(admin_api, {**DAY2, "identifier": "restart", "title": "Restart"})
+    admin_api.patch("/v1/actions/restart/permissions", {"execute": {"roles": ["Member"]}}, format="json")
+    member = api_for(make_user("other@example.com"))
+    assert [a["identifier"] for a in member.get("/v1/actions").json()["actions"]] == ["restart"]
+    assert admin_api.put("/v1/actions/restart", {**DAY2, "identifier": "restart", "publish": False}, format="json").status_code == 200
+    assert member.get("/v1/actions").json()["actions"] == []
+    assert member.get("/v1/actions/restart").status_code == 404
+    assert [a["identifier"] for a in admin_api.get("/v1/actions").json()["actions"]] == ["restart"]
 
 
 def test_permissions_round_trip(admin_api, world):

@@ -71,7 +71,9 @@ class Command(BaseCommand):
 
     def _serve(self, port):
         env = {**os.environ, **ensure_embedded_services(), "DJANGO_SETTINGS_MODULE": "portal.settings",
-               "PORTAL_BASE_URL": os.environ.get("PORTAL_BASE_URL", f"http://127.0.0.1:{port}")}
+               "PORTAL_BASE_URL": os.environ.get("PORTAL_BASE_URL", f"http://127.0.0.1:{port}"),
+               # The demo's webhook receivers run on this machine; production allows no private addresses.
+               "OUTBOUND_ALLOWED_NETWORKS": os.environ.get("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")}
         bindir = os.path.dirname(sys.executable)
         home = str(settings.PORTAL_HOME)
         commands = {
