@@ -1,4 +1,6 @@
 """Self-service actions, their runs, run logs, approval decisions, and the secrets templates may use."""
+import json
+
 from django.conf import settings
 from django.db import models
 
@@ -14,6 +16,8 @@ class Action(models.Model):
     description = models.TextField(blank=True, default="")
     trigger = models.JSONField(default=dict)
     invocation_method = models.JSONField(default=dict)
+    # The same JSON as written: jsonb reorders keys, and webhook bodies go out in the template's order.
+    invocation_method_text = models.TextField(blank=True, default="")
     required_approval = models.JSONField(default=False)
     approval_notification = models.JSONField(null=True, blank=True)
     publish = models.BooleanField(default=True)
@@ -42,6 +46,11 @@ class Action(models.Model):
 
     def __str__(self):
         return self.identifier
+
+    @property
+    def invocation(self):
+        """The invocation method with its keys in the order they were written."""
+        return json.loads(self.invocation_method_text) if self.invocation_method_text else (self.invocation_method or {})
 
 
 class Run(models.Model):

@@ -17,7 +17,7 @@ def action_json(action):
         "icon": action.icon,
         "description": action.description,
         "trigger": action.trigger,
-        "invocationMethod": action.invocation_method,
+        "invocationMethod": action.invocation,
         "requiredApproval": action.required_approval,
         "approvalNotification": action.approval_notification,
         "publish": action.publish,

@@ -18,7 +18,7 @@ def backend_dispatch(run_id: str) -> None:
     run = Run.objects.select_related("action", "requested_by", "entity__blueprint").filter(pk=run_id).first()
     if run is None or run.status != RunStatus.IN_PROGRESS:
         return
-    kind = (run.action.invocation_method or {}).get("type")
+    kind = run.action.invocation.get("type")
     backend = BACKENDS.get(kind)
     if backend is None:
         from actions.services.runs import run_finish

@@ -26,7 +26,7 @@ def upsert_entity_run(run) -> None:
     from catalog.models import Blueprint
     from catalog.services.entities import UPSERT_MERGE, entity_write_one
 
-    invocation = run.action.invocation_method or {}
+    invocation = run.action.invocation
     secrets = secrets_for_templates()
     context = run_template_context(run, secrets=secrets)
     try:

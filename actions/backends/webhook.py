@@ -64,14 +64,14 @@ def classic_envelope(run, context) -> dict:
         "context": {"entity": run.entity_identifier or None, "blueprint": action.blueprint_identifier or None,
                     "runId": run.id},
         "payload": {"entity": context["entity"],
-                    "action": {"invocationMethod": action.invocation_method, "trigger": action.trigger},
+                    "action": {"invocationMethod": action.invocation, "trigger": action.trigger},
                     "properties": run.properties or {}},
     }
 
 
 def webhook_request_build(run, context) -> WebhookRequest:
     """Render url, headers and body of `run`'s WEBHOOK invocation method over `context`. TemplateError on failure."""
-    invocation = run.action.invocation_method or {}
+    invocation = run.action.invocation
     method = str(invocation.get("method") or "POST").upper()
     if method not in METHODS:
         raise TemplateError("method", f"must be one of {', '.join(METHODS)}, got {method!r}")
@@ -109,7 +109,7 @@ def _record(run, *, response=None, payload=None):
 
 def webhook_run(run) -> None:
     """The backend's entry point for a claimed IN_PROGRESS run (the claim counted the first try)."""
-    if (run.action.invocation_method or {}).get("agent"):
+    if run.action.invocation.get("agent"):
         _store_agent_payload(run)
         return
     webhook_deliver(run.id, 1)

@@ -5,6 +5,8 @@ A new action has no grants: nobody but admins may see, execute or approve it (Po
 object permissions on the action (see actions/access.py); `ownedByTeam` flags and jq `policy` strings
 live in `action.permission_settings`.
 """
+import json
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
@@ -41,6 +43,7 @@ def _apply(action, clean):
     action.description = clean["description"]
     action.trigger = trigger
     action.invocation_method = clean["invocationMethod"]
+    action.invocation_method_text = json.dumps(clean["invocationMethod"])
     action.required_approval = clean["requiredApproval"]
     action.approval_notification = clean["approvalNotification"]
     action.publish = clean["publish"]

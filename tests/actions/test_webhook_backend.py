@@ -159,6 +159,27 @@ def test_body_bytes_keep_the_template_order():
     assert body_bytes(render_template(template, {"a": "x"})) == b'{"zeta":"x","alpha":1,"mid":"\\u00e9"}'
 
 
+def test_body_keeps_the_template_order_through_the_database(requester, httpserver):
+    """jsonb reorders keys; the action keeps the definition as written, so the bytes sent follow it."""
+    from actions.services.actions import action_create
+
+    blueprint_create(actor=Actor.system(), data={"identifier": "Service", "title": "Service", "schema": {"properties": {}}})
+    action = action_create(actor=Actor.system(), data={
+        "identifier": "ordered", "title": "Ordered",
+        "trigger": {"type": "self-service", "operation": "CREATE", "blueprintIdentifier": "Service",
+                    "userInputs": {"properties": {}, "required": []}},
+        "invocationMethod": {"type": "WEBHOOK", "url": httpserver.url_for("/ordered"),
+                             "body": {"zeta": 1, "alpha": 2, "mid": "{{ .run.id }}", "aa": 3}},
+    })
+    action.refresh_from_db()
+    assert list(action.invocation_method["body"]) != ["zeta", "alpha", "mid", "aa"]  # what jsonb did to it
+    received = recorded(httpserver, "/ordered", [(200, "{}", None)])
+    run = Run.objects.create(id="r_order", action=action, blueprint_identifier="Service", status=RunStatus.IN_PROGRESS,
+                             requested_by=requester, origin="API", started_at=timezone.now())
+    dispatch(run)
+    assert received[0].get_data() == b'{"zeta":1,"alpha":2,"mid":"r_order","aa":3}'
+
+
 def test_signing_secret_falls_back_to_the_admin_secret_then_secret_key(settings):
     settings.WEBHOOK_SIGNING_SECRET = ""
     derived = signing_secret()
