@@ -1,14 +1,17 @@
 """The platform team's configuration UI for actions. Saves and deletes go through actions/services/actions.py
 (validated, audited with origin ADMIN); the form validates by dry-running the same service and puts each
 error on the field holding its JSON path, as catalog/admin.py does for blueprints. Execute/approve grants
-are edited through `PATCH /v1/actions/{id}/permissions` (audited), not guardian's admin pages."""
+are edited on the same form, in Port's permissions JSON, through `action_permissions_update` (audited) —
+the same service as `PATCH /v1/actions/{id}/permissions` — rather than guardian's admin pages."""
 from django import forms
 from django.contrib import admin
 
 import actions.secrets_admin  # noqa: F401 — the Secret admin (next to the secret services) registers itself
 from actions.definitions import duration_iso
 from actions.models import Action
-from actions.services.actions import action_create, action_delete, action_update
+from actions.services.actions import (
+    action_create, action_delete, action_permissions_json, action_permissions_update, action_update,
+)
 from catalog.admin import ServiceAdmin, _copy_saved, admin_actor
 from catalog.forms import PrettyJSONField, ServiceForm
 
@@ -39,8 +42,12 @@ class ActionAdminForm(ServiceForm, forms.ModelForm):
     approval_timeout = forms.CharField(required=False, label="Approval timeout",
                                        help_text="ISO 8601 duration (P1D); empty: waiting runs never expire.")
     run_timeout = forms.CharField(required=False, label="Run timeout", help_text="ISO 8601 duration; empty: PT1H.")
+    permissions = PrettyJSONField(rows=12, label="Who may run and approve",
+                                  help_text='{"execute": {"roles": ["Member"], "users": [...], "teams": [...], "ownedByTeam": false}, '
+                                            '"approve": {"users": [...], "teams": [...]}}; a new action runs for admins only.')
 
-    field_by_key = FIELD_BY_KEY
+    # Errors of the definition land on their field; errors of the grants ("execute.teams: ...") on `permissions`.
+    field_by_key = FIELD_BY_KEY | {"execute": "permissions", "approve": "permissions"}
 
     class Meta:
         model = Action
@@ -51,6 +58,21 @@ class ActionAdminForm(ServiceForm, forms.ModelForm):
         if self.instance.pk:
             self.initial["approval_timeout"] = duration_iso(self.instance.approval_timeout_seconds) or ""
             self.initial["run_timeout"] = duration_iso(self.instance.run_timeout_seconds) or ""
+            self.initial["permissions"] = action_permissions_json(self.instance)
+
+    def permissions_changed(self):
+        grants = self.cleaned_data.get("permissions")
+        return bool(grants) and (not self.instance.pk or grants != action_permissions_json(self.instance))
+
+    def save_through_services(self, actor):
+        """Definition, then grants: both through their services. Returns the saved action."""
+        if self.instance.pk:
+            action = action_update(actor=actor, action=self.instance, data=self.definition())
+        else:
+            action = action_create(actor=actor, data=self.definition())
+        if self.permissions_changed():
+            action_permissions_update(actor=actor, action=action, data=self.cleaned_data["permissions"])
+        return action
 
     def definition(self):
         """The action JSON this form describes (what the services take)."""
@@ -67,10 +89,8 @@ class ActionAdminForm(ServiceForm, forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if self.instance.pk:
-            self._validate_with(lambda: action_update(actor=self.actor, action=self.instance, data=self.definition()))
-        else:
-            self._validate_with(lambda: action_create(actor=self.actor, data=self.definition()), conflict_field="identifier")
+        self._validate_with(lambda: self.save_through_services(self.actor),
+                            conflict_field=None if self.instance.pk else "identifier")
         return cleaned
 
 
@@ -87,6 +107,7 @@ class ActionAdmin(ServiceAdmin):
         ("Trigger and inputs", {"fields": ("trigger",)}),
         ("Backend", {"fields": ("invocation_method", "run_timeout")}),
         ("Approval", {"fields": ("required_approval", "approval_timeout", "approval_notification")}),
+        ("Permissions", {"fields": ("permissions",)}),
         ("Guardrails", {"fields": ("quota", "ttl")}),
         ("History", {"fields": readonly_fields, "classes": ("collapse",)}),
     )
@@ -95,11 +116,7 @@ class ActionAdmin(ServiceAdmin):
         return self.readonly_fields + (("identifier",) if obj is not None else ())
 
     def save_model(self, request, obj, form, change):
-        if change:
-            saved = action_update(actor=admin_actor(request), action=obj, data=form.definition())
-        else:
-            saved = action_create(actor=admin_actor(request), data=form.definition())
-        _copy_saved(saved, obj)
+        _copy_saved(form.save_through_services(admin_actor(request)), obj)
 
     def delete_model(self, request, obj):
         action_delete(actor=admin_actor(request), action=obj)

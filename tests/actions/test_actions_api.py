@@ -266,6 +266,32 @@ def test_admin_validates_at_the_field_and_saves_through_the_service(client, admi
     assert "has 1 run;" in " ".join(str(m) for m in response.context["messages"])
 
 
+def test_admin_edits_who_may_run_and_approve(client, admin_user, world):
+    from actions.services.actions import action_permissions_json
+
+    client.force_login(admin_user)
+    form = {"identifier": "spin_up_dev_env", "title": DEV_ENV["title"], "icon": "", "description": "", "publish": "on",
+            "trigger": json.dumps(DEV_ENV["trigger"]), "invocation_method": json.dumps(DEV_ENV["invocationMethod"]),
+            "required_approval": "false", "approval_notification": "", "quota": "", "ttl": "", "approval_timeout": "",
+            "run_timeout": ""}
+    url = reverse("admin:actions_action_add")
+    response = client.post(url, {**form, "permissions": json.dumps({"execute": {"teams": ["nope"]}})})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["permissions"] and "execute.teams" in errors["permissions"][0]
+    assert not Action.objects.exists()
+
+    grants = {"execute": {"roles": ["Member"]}, "approve": {"users": ["admin@example.com"]}}
+    response = client.post(url, {**form, "permissions": json.dumps(grants)})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    permissions = action_permissions_json(Action.objects.get())
+    assert "Member" in permissions["execute"]["roles"] and permissions["approve"]["users"] == ["admin@example.com"]
+    [event] = AuditEvent.objects.filter(verb=audit_choices.ACTION_PERMISSIONS_UPDATED)
+    assert event.origin == "ADMIN"
+    member = api_for(make_user("member@example.com"))
+    assert [a["identifier"] for a in member.get("/v1/actions").json()["actions"]] == ["spin_up_dev_env"]
+
+
 def test_run_json_shape_and_constant_queries_for_lists(world):
     from actions.serializers import run_json, runs_json
     from actions.services.actions import action_create
