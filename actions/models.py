@@ -80,6 +80,16 @@ class Run(models.Model):
     # Set by a terminationStatus log: the status is final even for PATCHes.
     status_locked = models.BooleanField(default=False)
     approval_deadline = models.DateTimeField(null=True, blank=True)
+    # Execution agent (pull): a claim is invisible to other agents until it expires unacked.
+    agent_installation_id = models.CharField(max_length=200, blank=True, default="")
+    agent_claim_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    agent_acked_at = models.DateTimeField(null=True, blank=True)
+    # Automations: the event that fired this run, and how many automations deep it is (loop guard).
+    trigger_event = models.JSONField(null=True, blank=True)
+    automation_depth = models.PositiveSmallIntegerField(default=0)
+    # The entity this run tears down when it is a TTL termination (kept until the run succeeds).
+    terminates_entity = models.ForeignKey("catalog.Entity", null=True, blank=True, on_delete=models.SET_NULL,
+                                          related_name="termination_runs")
     timeout_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -118,6 +128,29 @@ class Approval(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["run", "approver"], name="approval_one_per_approver")]
+
+
+class NotificationSettings(models.Model):
+    """Portal-wide Slack notification switches (one row, edited in the admin); actions can turn each off
+    with `notifications: {approvalWaiting, runEnded, ttlWarning}` in their JSON."""
+
+    slack_enabled = models.BooleanField(default=True)
+    approval_waiting = models.BooleanField(default=True, help_text="A run waits for approval: tell the approvers' channel.")
+    run_ended = models.BooleanField(default=True, help_text="A run ends: tell the requester.")
+    ttl_warning = models.BooleanField(default=True, help_text="A TTL is about to expire: tell the owner.")
+    approvers_channel = models.CharField(max_length=200, blank=True, default="", help_text="Empty: SLACK_DEFAULT_CHANNEL.")
+    platform_channel = models.CharField(max_length=200, blank=True, default="", help_text="Failed teardowns and lock changes.")
+    ttl_warning_hours = models.PositiveIntegerField(default=24)
+
+    class Meta:
+        verbose_name_plural = "notification settings"
+
+    def __str__(self):
+        return "Notification settings"
+
+    @classmethod
+    def current(cls):
+        return cls.objects.order_by("pk").first() or cls()
 
 
 class Secret(models.Model):

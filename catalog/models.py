@@ -116,6 +116,9 @@ class Timer(models.Model):
     property = models.CharField(max_length=100)
     expires_at = models.DateTimeField(db_index=True)
     fired_at = models.DateTimeField(null=True, blank=True)
+    # TTL bookkeeping (actions): the owner was warned of this expiry; the teardown failed (entity kept, marked).
+    warned_at = models.DateTimeField(null=True, blank=True)
+    termination_failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

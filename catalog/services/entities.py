@@ -367,11 +367,13 @@ def _timers_sync(blueprint, writes):
             keep.add((write.entity.pk, key))
             old = current.get((write.entity.pk, key))
             if old is None or old.expires_at != expires_at:
-                upserts.append(Timer(entity_id=write.entity.pk, property=key, expires_at=expires_at, fired_at=None))
+                # A new expiry re-arms the timer: it fires, warns and may fail to terminate afresh.
+                upserts.append(Timer(entity_id=write.entity.pk, property=key, expires_at=expires_at, fired_at=None,
+                                     warned_at=None, termination_failed_at=None))
     stale = [t.pk for k, t in current.items() if k not in keep]
     Timer.objects.filter(pk__in=stale).delete()
     Timer.objects.bulk_create(upserts, update_conflicts=True, unique_fields=["entity", "property"],
-                              update_fields=["expires_at", "fired_at"])
+                              update_fields=["expires_at", "fired_at", "warned_at", "termination_failed_at"])
 
 
 def _announce_after_commit(actor, blueprint, changes, run_id):
