@@ -26,6 +26,8 @@ class Action(models.Model):
     approval_timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
     run_timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
     ttl = models.JSONField(null=True, blank=True)
+    # Per-action Slack notification switches: {"approvalWaiting": bool, "runEnded": bool, "ttlWarning": bool}.
+    notifications = models.JSONField(null=True, blank=True)
     # Derived from `trigger`, for filtering.
     trigger_type = models.CharField(max_length=16, db_index=True)
     operation = models.CharField(max_length=8, blank=True, default="", db_index=True)
