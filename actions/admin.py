@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin
 
 import actions.secrets_admin  # noqa: F401 — the Secret admin (next to the secret services) registers itself
+import actions.notifications_admin  # noqa: F401
 from actions.definitions import duration_iso
 from actions.models import Action
 from actions.services.actions import (
@@ -20,9 +21,9 @@ FIELD_BY_KEY = {
     "identifier": "identifier", "title": "title", "icon": "icon", "description": "description", "trigger": "trigger",
     "invocationMethod": "invocation_method", "requiredApproval": "required_approval",
     "approvalNotification": "approval_notification", "publish": "publish", "quota": "quota",
-    "approvalTimeout": "approval_timeout", "runTimeout": "run_timeout", "ttl": "ttl",
+    "approvalTimeout": "approval_timeout", "runTimeout": "run_timeout", "ttl": "ttl", "notifications": "notifications",
 }
-JSON_FIELDS = ("trigger", "invocation_method", "required_approval", "approval_notification", "quota", "ttl")
+JSON_FIELDS = ("trigger", "invocation_method", "required_approval", "approval_notification", "quota", "ttl", "notifications")
 
 
 class ActionAdminForm(ServiceForm, forms.ModelForm):
@@ -39,6 +40,9 @@ class ActionAdminForm(ServiceForm, forms.ModelForm):
                                               '"liveEntitiesPerUser": 2}; empty for none.')
     ttl = PrettyJSONField(rows=6, label="TTL", help_text='CREATE only: {"property": "<timer property>", "default": "P5D", '
                                                          '"maximum": "P14D", "extendBy": "P3D"}')
+    notifications = PrettyJSONField(rows=4, label="Slack notifications",
+                                    help_text='{"approvalWaiting": false, "runEnded": false, "ttlWarning": false} to turn '
+                                              'messages off for this action; empty: the portal-wide settings.')
     approval_timeout = forms.CharField(required=False, label="Approval timeout",
                                        help_text="ISO 8601 duration (P1D); empty: waiting runs never expire.")
     run_timeout = forms.CharField(required=False, label="Run timeout", help_text="ISO 8601 duration; empty: PT1H.")
@@ -109,6 +113,7 @@ class ActionAdmin(ServiceAdmin):
         ("Approval", {"fields": ("required_approval", "approval_timeout", "approval_notification")}),
         ("Permissions", {"fields": ("permissions",)}),
         ("Guardrails", {"fields": ("quota", "ttl")}),
+        ("Notifications", {"fields": ("notifications",)}),
         ("History", {"fields": readonly_fields, "classes": ("collapse",)}),
     )
 

@@ -14,3 +14,16 @@ class ActionsConfig(AppConfig):
         events.register_check(events.RUN_REFERENCE, run_reference_check)
         events.register_check(events.BLUEPRINT_DELETE, blueprint_delete_check)
         events.subscribe(events.ENTITY_CHANGED, entity_changes_link_runs)
+
+        from actions.notifications import run_changed_notify
+
+        events.subscribe(events.RUN_CHANGED, run_changed_notify)
+
+        # Automations, TTL start and teardown settlement (actions/services/automations.py, ttl.py).
+        from actions.services.automations import entity_changes_queue_automations, run_changes_queue_automations
+        from actions.services.ttl import run_changes_settle_termination, run_changes_start_ttl
+
+        events.subscribe(events.ENTITY_CHANGED, entity_changes_queue_automations)
+        events.subscribe(events.RUN_CHANGED, run_changes_start_ttl)
+        events.subscribe(events.RUN_CHANGED, run_changes_settle_termination)
+        events.subscribe(events.RUN_CHANGED, run_changes_queue_automations)

@@ -8,7 +8,8 @@ ValidationFailed whose message starts with the JSON path at fault
 sets in `condition` and in entity-input `dataset`s are validated against them without another query).
 `actions` (optional) is the set of existing action identifiers, for automation triggers on runs.
 
-Our extension keys: `quota`, `approvalTimeout`, `runTimeout` (default PT1H) and `ttl` (CREATE only);
+Our extension keys: `quota`, `approvalTimeout`, `runTimeout` (default PT1H), `ttl` (CREATE only) and
+`notifications` (per-action Slack switches `{approvalWaiting, runEnded, ttlWarning}`, each true/false);
 durations are ISO 8601 (`P1D`, `PT1H30M`) and are returned as given.
 """
 import re
@@ -34,6 +35,7 @@ EVENT_TYPES = ("ENTITY_CREATED", "ENTITY_UPDATED", "ENTITY_DELETED", "ANY_ENTITY
 RUN_EVENTS = ("RUN_CREATED", "RUN_UPDATED", "ANY_RUN_CHANGE")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 QUOTA_PERIODS = ("hour", "day", "week", "month")
+NOTIFICATION_KEYS = ("approvalWaiting", "runEnded", "ttlWarning")
 RESERVED_IDENTIFIERS = {"runs"}  # /v1/actions/runs is the runs collection
 
 
@@ -531,11 +533,20 @@ def _ttl(value, trigger, blueprints):
     return clean
 
 
+def _notifications(value):
+    """Per-action Slack notification switches; a key left out follows the portal-wide setting (on)."""
+    if value is None:
+        return None
+    value = _object(value, "notifications")
+    _unknown(value, NOTIFICATION_KEYS, "notifications")
+    return {key: _boolean(value[key], f"notifications.{key}", True) for key in NOTIFICATION_KEYS if key in value} or None
+
+
 # --- the whole definition ---------------------------------------------------------------------------------
 
 TOP_KEYS = {
     "identifier", "title", "icon", "description", "trigger", "invocationMethod", "requiredApproval",
-    "approvalNotification", "publish", "quota", "approvalTimeout", "runTimeout", "ttl",
+    "approvalNotification", "publish", "quota", "approvalTimeout", "runTimeout", "ttl", "notifications",
     # returned by GET; accepted back on PUT and ignored
     "createdBy", "updatedBy", "createdAt", "updatedAt",
 }
@@ -575,6 +586,7 @@ def action_definition_clean(data, *, blueprints, actions=None):
         "approvalTimeout": _duration(data.get("approvalTimeout"), "approvalTimeout"),
         "runTimeout": _duration(data.get("runTimeout"), "runTimeout") or duration_iso(DEFAULT_RUN_TIMEOUT_SECONDS),
         "ttl": _ttl(data.get("ttl"), clean_trigger, blueprints),
+        "notifications": _notifications(data.get("notifications")),
     }
     if kind == TriggerType.AUTOMATION:
         for key in ("quota", "ttl"):

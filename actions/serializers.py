@@ -10,7 +10,7 @@ RUN_PREFETCH = ("approvals__approver",)
 
 
 def action_json(action):
-    """Port's action JSON plus our extensions (`quota`, `approvalTimeout`, `runTimeout`, `ttl`)."""
+    """Port's action JSON plus our extensions (`quota`, `approvalTimeout`, `runTimeout`, `ttl`, `notifications`)."""
     return {
         "identifier": action.identifier,
         "title": action.title,
@@ -25,6 +25,7 @@ def action_json(action):
         "approvalTimeout": duration_iso(action.approval_timeout_seconds),
         "runTimeout": duration_iso(action.run_timeout_seconds),
         "ttl": action.ttl,
+        "notifications": action.notifications,
         "createdBy": action.created_by,
         "updatedBy": action.updated_by,
         "createdAt": iso_z(action.created_at),

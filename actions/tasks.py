@@ -87,3 +87,69 @@ def run_approval_notify_task(run_id):
     if response.status_code >= 400:
         logger.warning("run %s: approval notification to %s answered %s", run_id, url, response.status_code)
     return response.status_code < 400
+
+
+# --- Slack notifications (actions/notifications.py) ------------------------------------------------------
+# No Celery retries: slack-sdk already retried rate limits and connection errors, and a second try of a
+# message Slack may have accepted would post it twice.
+
+@shared_task
+def run_approval_waiting_notify_task(run_id):
+    from actions.notifications import notify_approval_waiting
+
+    return notify_approval_waiting(run_id)
+
+
+@shared_task
+def run_ended_notify_task(run_id):
+    from actions.notifications import notify_run_ended
+
+    return notify_run_ended(run_id)
+
+
+@shared_task
+def ttl_warning_notify_task(entity_id, property):
+    from actions.notifications import notify_ttl_warning
+
+    return notify_ttl_warning(entity_id, property)
+
+
+@shared_task
+def termination_failed_notify_task(entity_id, run_id):
+    from actions.notifications import notify_termination_failed
+
+    return notify_termination_failed(entity_id, run_id)
+
+
+# --- automations, timers and TTL (actions/services/automations.py, timers.py, ttl.py) ---------------------
+
+@shared_task
+def automations_fire_task(event):
+    """Fire the automations listening for an entity or run event (queued after commit by the subscribers)."""
+    from actions.services.automations import automations_fire
+
+    return [run.id for run in automations_fire(event=event)]
+
+
+@shared_task
+def timers_sweep_task():
+    """Beat, every 30 s: due timers fire their TIMER_PROPERTY_EXPIRED automations, once each."""
+    from actions.services.timers import timers_sweep
+
+    return timers_sweep()
+
+
+@shared_task
+def ttl_warnings_task():
+    """Beat, every 60 s: owners of TTLs expiring within NotificationSettings.ttl_warning_hours are warned once."""
+    from actions.services.ttl import ttl_warnings_send
+
+    return ttl_warnings_send()
+
+
+@shared_task
+def ttl_termination_settle_task(run_id):
+    """A teardown run ended: delete its entity (SUCCESS) or keep it, marked (FAILURE)."""
+    from actions.services.ttl import ttl_termination_settle
+
+    return ttl_termination_settle(run_id=run_id)

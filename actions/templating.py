@@ -156,7 +156,7 @@ def run_template_context(run, *, secrets=None) -> dict:
             "at": iso_z(run.created_at),
             "operation": action.operation or None,
         },
-        "event": None,
+        "event": run.trigger_event,  # the event object that fired an automation run
         "entity": entity,
         "action": {"identifier": action.identifier, "blueprint": action.blueprint_identifier or None},
         "run": {"id": run.id},

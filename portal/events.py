@@ -9,6 +9,8 @@ logger = logging.getLogger(__name__)
 _subscribers = defaultdict(list)
 
 ENTITY_CHANGED = "entity.changed"
+# {"action": "CREATE"|"UPDATE", "runId", "actionIdentifier", "before": run snapshot (None on CREATE), "after": run JSON}
+RUN_CHANGED = "run.changed"
 
 
 def subscribe(kind, callback):

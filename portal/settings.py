@@ -136,6 +136,26 @@ WEBHOOK_RETRY_MAX_SECONDS = float(os.environ.get("WEBHOOK_RETRY_MAX_SECONDS", "6
 WEBHOOK_SIGNING_SECRET = os.environ.get("WEBHOOK_SIGNING_SECRET", "")  # else the Secret of that name, else from SECRET_KEY
 PORTAL_ENCRYPTION_KEY = os.environ.get("PORTAL_ENCRYPTION_KEY", "")  # Fernet key(s), comma-separated; else from SECRET_KEY
 
+# Slack (actions/slack.py): the SLACK backend and notifications; off while SLACK_BOT_TOKEN is empty
+SLACK_BOT_TOKEN = os.environ.get("SLACK_BOT_TOKEN", "")
+SLACK_API_URL = os.environ.get("SLACK_API_URL", "https://slack.com/api/")
+SLACK_DEFAULT_CHANNEL = os.environ.get("SLACK_DEFAULT_CHANNEL", "")
+SLACK_TIMEOUT_SECONDS = int(os.environ.get("SLACK_TIMEOUT_SECONDS", "10"))
+SLACK_MAX_RETRIES = int(os.environ.get("SLACK_MAX_RETRIES", "2"))  # per request, for rate limits and connection errors
+
+# GitHub and GitLab backends (actions/backends/github.py, gitlab.py); off until configured
+GITHUB_API_URL = os.environ.get("GITHUB_API_URL", "https://api.github.com")  # GitHub Enterprise: https://HOST/api/v3
+GITHUB_TOKEN = os.environ.get("GITHUB_TOKEN", "")  # used when no GitHub App is configured
+GITHUB_APP_ID = os.environ.get("GITHUB_APP_ID", "")
+GITHUB_APP_PRIVATE_KEY = os.environ.get("GITHUB_APP_PRIVATE_KEY", "")  # PEM; newlines may be written as \n
+GITLAB_URL = os.environ.get("GITLAB_URL", "https://gitlab.com")
+GITLAB_TOKEN = os.environ.get("GITLAB_TOKEN", "")  # read_api token to follow pipelines; trigger tokens are Secrets
+CI_HTTP_TIMEOUT_SECONDS = float(os.environ.get("CI_HTTP_TIMEOUT_SECONDS", "10"))
+CI_DISPATCH_MAX_ATTEMPTS = int(os.environ.get("CI_DISPATCH_MAX_ATTEMPTS", "4"))  # tries on connection errors and 5xx
+CI_RETRY_BASE_SECONDS = float(os.environ.get("CI_RETRY_BASE_SECONDS", "2"))
+CI_POLL_BASE_SECONDS = float(os.environ.get("CI_POLL_BASE_SECONDS", "5"))  # status polls back off from this
+CI_POLL_MAX_SECONDS = float(os.environ.get("CI_POLL_MAX_SECONDS", "60"))  # … up to this
+
 # Celery
 CELERY_BROKER_URL = celery_broker_url(REDIS_URL)
 CELERY_RESULT_BACKEND = None
@@ -148,6 +168,11 @@ CELERY_BEAT_SCHEDULE = {
     "actions-approvals-expire": {"task": "actions.tasks.run_approvals_expire_task", "schedule": 30.0},
     "actions-run-timeouts": {"task": "actions.tasks.run_timeouts_task", "schedule": 60.0},
 }
+
+# Automations, timers and TTL (actions/services/automations.py, timers.py, ttl.py)
+AUTOMATION_MAX_DEPTH = int(os.environ.get("AUTOMATION_MAX_DEPTH", "3"))  # automations fired by automations' runs, at most this deep
+CELERY_BEAT_SCHEDULE["actions-timers-sweep"] = {"task": "actions.tasks.timers_sweep_task", "schedule": 30.0}
+CELERY_BEAT_SCHEDULE["actions-ttl-warnings"] = {"task": "actions.tasks.ttl_warnings_task", "schedule": 60.0}
 
 LOGGING = {
     "version": 1,

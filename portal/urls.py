@@ -3,12 +3,15 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
 
+from actions.api.agent import OrganizationView, WorkflowRunsClaimView
 from portal.api.views import AccessTokenView, healthz
 
 v1 = [
     path("auth/access_token", AccessTokenView.as_view()),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularRedocView.as_view(url_name="openapi"), name="api-docs"),
+    path("organization", OrganizationView.as_view()),  # execution agents (actions/api/agent.py)
+    path("workflows/runs/claim-pending", WorkflowRunsClaimView.as_view()),
     path("", include("actions.api.urls")),
     path("", include("catalog.api.urls")),
     path("", include("audit.api.urls")),

@@ -2,6 +2,9 @@
 invocation method names. Backends report their outcome through actions.services.runs (run_finish,
 run_record_response); a backend that only starts work elsewhere leaves the run IN_PROGRESS for the
 receiver to report back (or for the run timeout)."""
+from actions.backends.github import github_run
+from actions.backends.gitlab import gitlab_run
+from actions.backends.slack import slack_run
 from actions.backends.upsert_entity import upsert_entity_run
 from actions.backends.webhook import webhook_deliver_task, webhook_run  # noqa: F401 — registers the Celery task
 from actions.choices import RunStatus
@@ -11,6 +14,9 @@ from portal.actor import Actor
 BACKENDS = {
     "WEBHOOK": webhook_run,
     "UPSERT_ENTITY": upsert_entity_run,
+    "SLACK": slack_run,
+    "GITHUB": github_run,
+    "GITLAB": gitlab_run,
 }
 
 

@@ -51,6 +51,7 @@ def _apply(action, clean):
     action.approval_timeout_seconds = duration_seconds(clean["approvalTimeout"])
     action.run_timeout_seconds = duration_seconds(clean["runTimeout"])
     action.ttl = clean["ttl"]
+    action.notifications = clean["notifications"]
     action.trigger_type = trigger["type"]
     action.operation = trigger.get("operation", "")
     action.blueprint_identifier = trigger.get("blueprintIdentifier") or trigger.get("event", {}).get("blueprintIdentifier", "")

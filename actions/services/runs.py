@@ -57,6 +57,18 @@ def run_audit(*, actor, run, verb, action=audit_choices.AuditAction.UPDATE, befo
         context={"runId": run.id, "actionIdentifier": run.action.identifier,
                  "blueprintIdentifier": run.blueprint_identifier or None, "entityIdentifier": run.entity_identifier or None},
     )
+    if verb in (audit_choices.RUN_CREATED, audit_choices.RUN_UPDATED):
+        _run_changed_announce(run, created=verb == audit_choices.RUN_CREATED, before=before)
+
+
+def _run_changed_announce(run, *, created, before):
+    """Every run creation and change is audited through run_audit; announce it after commit (notifications, automations)."""
+    from actions.serializers import run_json
+    from portal import events
+
+    event = {"action": "CREATE" if created else "UPDATE", "runId": run.id, "actionIdentifier": run.action.identifier,
+             "before": None if created else before, "after": run_json(run)}
+    transaction.on_commit(lambda: events.announce(events.RUN_CHANGED, event))
 
 
 def entity_team_ids(entity) -> set:

@@ -113,7 +113,7 @@ def test_run_timeout_comes_from_the_action(users):
     assert (run.timeout_at - run.started_at).total_seconds() == 120
 
 
-def test_approval_required_waits_and_is_not_dispatched(users, django_capture_on_commit_callbacks):
+def test_approval_required_waits_and_is_not_dispatched(users, django_capture_on_commit_callbacks, monkeypatch):
     action = make_action(required_approval={"type": "ANY"}, approval_timeout_seconds=3600)
     grant("execute", action, users=[users["dev"]])
     with django_capture_on_commit_callbacks() as callbacks:
@@ -122,7 +122,13 @@ def test_approval_required_waits_and_is_not_dispatched(users, django_capture_on_
     assert run.required_approval == {"type": "ANY"}
     assert run.started_at is None and run.timeout_at is None and run.dispatched_at is None
     assert (run.approval_deadline - run.created_at).total_seconds() == pytest.approx(3600, abs=1)
-    assert callbacks == []  # nothing dispatched, no notification configured
+    from portal import events
+
+    announced = []
+    monkeypatch.setattr(events, "announce", lambda kind, event: announced.append(kind))
+    for callback in callbacks:
+        callback()
+    assert announced == [events.RUN_CHANGED]  # the change is announced; nothing dispatched, no notification configured
 
 
 def test_approval_notification_webhook_is_queued_on_commit(users, django_capture_on_commit_callbacks, monkeypatch):

@@ -1,0 +1,88 @@
+"""The execution agent's routes (PORT_API.md "Execution agent"): thin views over actions.services.agent.
+
+Agents authenticate with an admin's machine credential; a user's session or a personal token gets 403.
+Unknown body keys are ignored here (Port's agent sends `invocationMethod` with its claims, and may send
+more as it evolves).
+"""
+from actions.models import Run
+from catalog.access import is_admin
+from portal.api.base import ApiView, ok, require
+from portal.errors import NotFound, ValidationFailed
+
+AGENT_ONLY = "Only an admin's machine credential (an execution agent) may use this route."
+
+
+class AgentView(ApiView):
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        claims = request.auth if isinstance(request.auth, dict) else {}
+        require(bool(claims.get("isMachine")) and is_admin(request.user), AGENT_ONLY)
+
+
+def _runs_json(runs):
+    from actions.serializers import runs_json
+
+    return runs_json(runs)
+
+
+class RunsClaimView(AgentView):
+    """POST /v1/actions/runs/claim-pending {installationId, limit, visibilityTimeoutMs?} → {ok, runs}."""
+
+    def post(self, request):
+        from actions.services.agent import agent_runs_claim
+
+        body = self.body()
+        method = body.get("invocationMethod")
+        if method not in (None, "WEBHOOK"):
+            return ok(runs=[])  # only WEBHOOK runs are pulled by agents here
+        claimed = agent_runs_claim(actor=self.actor(), installation_id=body.get("installationId"),
+                                   limit=body.get("limit"), visibility_timeout_ms=body.get("visibilityTimeoutMs"))
+        runs = [run for run, _ in claimed]
+        return ok(runs=[{**document, "payload": payload}
+                        for document, (_, payload) in zip(_runs_json(runs), claimed)])
+
+
+class RunsAckView(AgentView):
+    """PATCH /v1/actions/runs/ack {runIds} → {ok, ackedCount}."""
+
+    def patch(self, request):
+        from actions.services.agent import agent_runs_ack
+
+        return ok(ackedCount=agent_runs_ack(actor=self.actor(), run_ids=self.body().get("runIds")))
+
+
+class RunResponseView(AgentView):
+    """PATCH /v1/actions/runs/{id}/response {response} → {ok, run}."""
+
+    def patch(self, request, run_id):
+        from actions.services.agent import agent_run_response_record
+
+        body = self.body()
+        if "response" not in body:
+            raise ValidationFailed("response: is required")
+        run = Run.objects.filter(pk=run_id).first()
+        if run is None:
+            raise NotFound(f"Run {run_id!r} was not found.")
+        run = agent_run_response_record(actor=self.actor(), run=run, response=body["response"])
+        return ok(run=_runs_json(Run.objects.filter(pk=run.pk))[0])
+
+
+class WorkflowRunsClaimView(AgentView):
+    """POST /v1/workflows/runs/claim-pending → {ok, nodeRuns: []}: the portal has no workflows, but agents
+    poll this route and back off when it is missing."""
+
+    def post(self, request):
+        return ok(nodeRuns=[])
+
+
+class OrganizationView(AgentView):
+    """PATCH /v1/organization {settings} → {ok, organization}. Agents announce themselves here on start
+    (`{"settings": {"portAgentStreamerName": "POLLING"}}`); the portal has one organization and nothing of
+    its behaviour depends on these settings, so they are acknowledged, not stored."""
+
+    def patch(self, request):
+        body = self.body()
+        org_settings = body.get("settings", {})
+        if not isinstance(org_settings, dict):
+            raise ValidationFailed("settings: must be an object")
+        return ok(organization={"id": "portal", "name": "Portal", "settings": org_settings})

@@ -1,0 +1,277 @@
+"""The GITLAB backend: a pipeline trigger (`POST /api/v4/projects/:id/trigger/pipeline`), then the
+pipeline followed to its end.
+
+- Project: `groupName/projectName` (URL-encoded as GitLab's API wants); `ref`: `defaultRef`, else "main";
+  variables: `pipelineVariables` rendered over the run's template context (non-strings as compact JSON),
+  plus `PORT_RUN_ID` so the pipeline can report back.
+- Trigger token: an admin-managed Secret — `GITLAB_TRIGGER_TOKEN_<GROUP>_<PROJECT>` (upper case, every
+  other character as `_`), else `GITLAB_TRIGGER_TOKEN`. Trigger tokens belong to one project, so the
+  per-project name is the usual one.
+- Following: with GITLAB_TOKEN (a read token, sent as PRIVATE-TOKEN) the pipeline is polled like GitHub
+  runs (backoff up to CI_POLL_MAX_SECONDS, until the run ends or times out): success → SUCCESS;
+  failed, canceled, skipped → FAILURE. Without it the run stays IN_PROGRESS for the pipeline to report
+  back (a run log says so).
+- Refusals (bad token, unknown project or ref) end the run as FAILURE with GitLab's reason; connection
+  errors and 5xx are retried with backoff (CI_DISPATCH_MAX_ATTEMPTS tries in all).
+"""
+import json
+import logging
+import re
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import requests
+from celery import shared_task
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from actions.choices import RunStatus
+from actions.models import Run
+from actions.secrets import redact_secrets, secret_value, secrets_for_templates
+from actions.templating import TemplateError, render_template, run_template_context
+from portal.actor import Actor
+from portal.outbound import OutboundRefused, outbound_session
+
+logger = logging.getLogger(__name__)
+USER_AGENT = "portal-gitlab/1"
+DEFAULT_TOKEN_SECRET = "GITLAB_TRIGGER_TOKEN"
+ENDED = {"success": RunStatus.SUCCESS, "failed": RunStatus.FAILURE, "canceled": RunStatus.FAILURE,
+         "skipped": RunStatus.FAILURE}
+
+
+class GitLabFailed(Exception):
+    """An answer another try cannot change: the run ends as FAILURE with this text as its label."""
+
+
+class GitLabUnavailable(Exception):
+    """A connection error, a 5xx or a rate limit: worth another try."""
+
+
+def _api(method, path, **kwargs):
+    url = settings.GITLAB_URL.rstrip("/") + "/api/v4" + path
+    headers = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
+    try:
+        response = outbound_session(timeout=settings.CI_HTTP_TIMEOUT_SECONDS).request(method, url, headers=headers, **kwargs)
+    except OutboundRefused as exc:
+        raise GitLabFailed(f"GitLab: {exc}") from None
+    except requests.RequestException as exc:
+        raise GitLabUnavailable(f"GitLab unreachable ({str(exc)[:200]})") from None
+    if response.status_code >= 500 or response.status_code == 429:
+        raise GitLabUnavailable(f"GitLab answered {response.status_code}")
+    return response
+
+
+def _message(response) -> str:
+    """GitLab's `message` (a string, or field → errors) or `error`, briefly."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:300].strip()
+    if not isinstance(data, dict):
+        return ""
+    message = data.get("message", data.get("error", ""))
+    if isinstance(message, dict):
+        message = "; ".join(f"{field}: {', '.join(map(str, errors)) if isinstance(errors, list) else errors}"
+                            for field, errors in message.items())
+    return str(message)[:300]
+
+
+def token_secret_name(group, project) -> str:
+    return DEFAULT_TOKEN_SECRET + "_" + re.sub(r"[^A-Z0-9]", "_", f"{group}_{project}".upper())
+
+
+@dataclass
+class PipelineTrigger:
+    project: str  # "group/project"
+    ref: str
+    variables: dict
+
+    @property
+    def project_path(self) -> str:
+        return "/projects/" + quote(self.project, safe="")
+
+    def payload(self) -> dict:
+        """What the run stores (after redaction); never the trigger token."""
+        return {"type": "GITLAB", "project": self.project, "ref": self.ref, "variables": self.variables}
+
+
+def trigger_build(run, context) -> PipelineTrigger:
+    """Render `run`'s GITLAB invocation method over `context`. TemplateError on failure."""
+    invocation = run.action.invocation
+    names = {}
+    for key in ("groupName", "projectName"):
+        value = render_template(invocation.get(key), context, key)
+        if not isinstance(value, str) or not value.strip("/ "):
+            raise TemplateError(key, f"must render to a non-empty string, got {json.dumps(value)[:200]}")
+        names[key] = value.strip("/ ")
+    ref = render_template(invocation.get("defaultRef") or "main", context, "defaultRef")
+    if not isinstance(ref, str) or not ref:
+        raise TemplateError("defaultRef", f"must render to a non-empty string, got {json.dumps(ref)[:200]}")
+    variables = render_template(invocation.get("pipelineVariables") or {}, context, "pipelineVariables")
+    if not isinstance(variables, dict):
+        raise TemplateError("pipelineVariables", "must render to an object")
+    variables = {str(key): value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+                 for key, value in variables.items()}
+    variables["PORT_RUN_ID"] = run.id
+    return PipelineTrigger(project=f"{names['groupName']}/{names['projectName']}", ref=ref, variables=variables)
+
+
+# --- run bookkeeping (through actions.services.runs, as the system) -------------------------------
+
+def _load(run_id):
+    return Run.objects.select_related("action", "requested_by", "entity__blueprint").filter(pk=run_id).first()
+
+
+def _log(run, message):
+    from actions.services.runs import run_log_add
+
+    run_log_add(actor=Actor.system(), run=run, message=message)
+
+
+def _fail(run, label):
+    from actions.services.runs import run_finish
+
+    _log(run, label)
+    run_finish(actor=Actor.system(), run=run, status=RunStatus.FAILURE, label=label)
+
+
+def poll_delay(attempt: int) -> float:
+    """Seconds before poll `attempt`: base, doubling, capped (5, 10, 20, 40, 60, 60, … by default)."""
+    return min(float(settings.CI_POLL_BASE_SECONDS) * 2 ** (attempt - 1), float(settings.CI_POLL_MAX_SECONDS))
+
+
+# --- entry points ---------------------------------------------------------------------------------
+
+def gitlab_run(run) -> None:
+    """The backend's entry point for a claimed IN_PROGRESS run (the claim counted the first try)."""
+    gitlab_trigger(run.id, 1)
+
+
+def gitlab_trigger(run_id, attempt: int) -> None:
+    run = _load(run_id)
+    if run is None or run.status != RunStatus.IN_PROGRESS:
+        return
+    from actions.services.runs import run_record_response, run_update
+
+    secrets = secrets_for_templates()
+    try:
+        trigger = trigger_build(run, run_template_context(run, secrets=secrets))
+    except TemplateError as exc:
+        _fail(run, f"Template error in {exc}")
+        return
+    group, project = trigger.project.rsplit("/", 1)
+    secret_name = token_secret_name(group, project)
+    token = secret_value(secret_name) or secret_value(DEFAULT_TOKEN_SECRET)
+    if not token:
+        _fail(run, f"GitLab: no trigger token: add a Secret named {secret_name} (or {DEFAULT_TOKEN_SECRET})")
+        return
+    # Recorded before the first send: a run that may have been triggered is never claimed again.
+    run_record_response(run=run, response=None, payload=redact_secrets(trigger.payload(), secrets))
+    if attempt > 1:  # the dispatch claim counted the first try
+        Run.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+    form = {"token": token, "ref": trigger.ref,
+            **{f"variables[{key}]": value for key, value in trigger.variables.items()}}
+    try:
+        response = _api("POST", f"{trigger.project_path}/trigger/pipeline", data=form)
+        if response.status_code != 201:
+            raise _refused(response, trigger)
+        try:
+            pipeline = response.json()
+        except ValueError:
+            pipeline = None
+        if not isinstance(pipeline, dict) or pipeline.get("id") is None:
+            raise GitLabFailed("GitLab: unexpected answer to the pipeline trigger (no pipeline id)")
+    except GitLabFailed as exc:
+        _fail(run, str(exc))
+        return
+    except GitLabUnavailable as exc:
+        _retry_or_fail(run, attempt, str(exc))
+        return
+    run_record_response(run=run, response=redact_secrets(pipeline, secrets))
+    links = list(run.links or [])
+    if pipeline.get("web_url") and pipeline["web_url"] not in links:
+        links.append(pipeline["web_url"])
+    run = run_update(actor=Actor.system(), run=run, external_run_id=str(pipeline["id"]), link=links)
+    where = f"pipeline {pipeline['id']} of {trigger.project}@{trigger.ref}"
+    if not settings.GITLAB_TOKEN:
+        _log(run, f"Triggered {where}. GITLAB_TOKEN is not set, so the portal does not follow it: "
+                  "the pipeline reports the run's end itself (PORT_RUN_ID).")
+        return
+    _log(run, f"Triggered {where}.")
+    if _conclude(run, pipeline):
+        return
+    gitlab_poll_task.apply_async(args=[run.id, 1], countdown=poll_delay(1))
+
+
+def _refused(response, trigger) -> GitLabFailed:
+    status, message = response.status_code, _message(response)
+    detail = f": {message}" if message else ""
+    if status == 404:
+        return GitLabFailed(f"GitLab: project {trigger.project} not found, or the trigger token is not valid for it (404)")
+    if status in (401, 403):
+        return GitLabFailed(f"GitLab: the trigger token was refused ({status}){detail}")
+    return GitLabFailed(f"GitLab: the pipeline trigger for {trigger.project}@{trigger.ref} was refused ({status}){detail}")
+
+
+def _retry_or_fail(run, attempt, label):
+    max_attempts = max(1, int(settings.CI_DISPATCH_MAX_ATTEMPTS))
+    if attempt >= max_attempts:
+        _fail(run, f"{label} after {attempt} attempt{'s' if attempt != 1 else ''}")
+        return
+    delay = min(float(settings.CI_RETRY_BASE_SECONDS) * 2 ** (attempt - 1), float(settings.CI_POLL_MAX_SECONDS))
+    logger.info("run %s: %s; try %d of %d in %.2fs", run.id, label, attempt + 1, max_attempts, delay)
+    gitlab_trigger_task.apply_async(args=[run.id, attempt + 1], countdown=delay)
+
+
+def _conclude(run, pipeline) -> bool:
+    """End the run from a finished pipeline; False while it is still going."""
+    from actions.services.runs import run_finish
+
+    status = pipeline.get("status")
+    if status not in ENDED:
+        return False
+    _log(run, f"Pipeline {pipeline.get('id')} ended: {status}.")
+    label = "GitLab pipeline succeeded" if status == "success" else f"GitLab pipeline {status}"
+    run_finish(actor=Actor.system(), run=run, status=ENDED[status], label=label)
+    return True
+
+
+def gitlab_poll(run_id, attempt: int) -> None:
+    """Poll `attempt` of the pipeline the run triggered."""
+    run = _load(run_id)
+    if run is None or run.status != RunStatus.IN_PROGRESS or not run.external_run_id or not settings.GITLAB_TOKEN:
+        return
+    if run.timeout_at is not None and timezone.now() >= run.timeout_at:
+        return  # the run timeout sweep ends it
+    project = (run.payload or {}).get("project", "")
+    try:
+        response = _api("GET", f"/projects/{quote(project, safe='')}/pipelines/{quote(run.external_run_id, safe='')}",
+                        headers={"PRIVATE-TOKEN": settings.GITLAB_TOKEN})
+        if response.status_code != 200:
+            message = _message(response)
+            raise GitLabFailed(f"GitLab: pipeline {run.external_run_id} of {project} could not be read "
+                               f"({response.status_code}){': ' + message if message else ''}; check GITLAB_TOKEN")
+        try:
+            pipeline = response.json()
+        except ValueError:
+            pipeline = {}
+    except GitLabFailed as exc:
+        _fail(run, str(exc))
+        return
+    except GitLabUnavailable as exc:
+        logger.info("run %s: %s; polling again", run.id, exc)
+        pipeline = {}
+    if isinstance(pipeline, dict) and _conclude(run, pipeline):
+        return
+    gitlab_poll_task.apply_async(args=[run.id, attempt + 1], countdown=poll_delay(attempt + 1))
+
+
+@shared_task(name="actions.gitlab_trigger", ignore_result=True)
+def gitlab_trigger_task(run_id, attempt):
+    gitlab_trigger(run_id, attempt)
+
+
+@shared_task(name="actions.gitlab_poll", ignore_result=True)
+def gitlab_poll_task(run_id, attempt):
+    gitlab_poll(run_id, attempt)

@@ -1,0 +1,211 @@
+"""The execution agent's side of runs (PORT_API.md "Execution agent"): claim, ack, response.
+
+WEBHOOK actions with `agent: true` are not pushed: the webhook backend records their (redacted) payload
+and leaves them IN_PROGRESS, and an agent inside the customer's network pulls them. A claim hides a run
+from other agents for a visibility timeout; an ack makes the hand-over final (an acked run is never handed
+out again); a claim not acked in time returns the run to the pool.
+
+Only runs whose payload the backend has recorded are claimable: from then on the backend never touches
+the run again (see `run_dispatch_claim`), so it cannot overwrite what an agent reports.
+
+Claims are not audited: agents poll every few seconds, a claim expires by itself and changes nothing
+lasting, and one run may be claimed several times before an agent acks it — the audit log would fill with
+noise. The ack is the hand-over that matters (which credential took responsibility for the run) and is
+audited, as is the response an agent records; claims are logged at INFO.
+"""
+import json
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from actions.choices import RunStatus
+from actions.models import Run
+from audit import choices as audit_choices
+from audit.services import audit_event_build, audit_record_many
+from catalog.access import is_admin
+from portal.actor import Actor
+from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
+
+logger = logging.getLogger(__name__)
+
+# Audit verbs of this module (dotted like those in audit/choices.py).
+RUN_AGENT_ACKED = "actions.run.agent_acked"
+RUN_RESPONSE_RECORDED = "actions.run.response_recorded"
+
+DEFAULT_CLAIM_LIMIT = 10
+MAX_CLAIM_LIMIT = 100
+DEFAULT_VISIBILITY_MS = 60_000
+MIN_VISIBILITY_MS, MAX_VISIBILITY_MS = 1_000, 3_600_000
+# Responses larger than this are summarised in the audit diff (the run keeps the whole response).
+AUDIT_RESPONSE_BYTES = 4096
+
+
+def agent_check(actor) -> None:
+    """Agents authenticate with an admin's API credential; nobody else may claim, ack or answer runs here."""
+    if actor.user is None or not actor.client_id or not is_admin(actor.user):
+        raise Forbidden("Only an admin's API credential (an execution agent) may claim, ack or answer agent runs.")
+
+
+def agent_runs():
+    """Runs of WEBHOOK actions that an agent executes (`invocationMethod.agent: true`), in any status."""
+    return Run.objects.filter(action__invocation_method__type="WEBHOOK", action__invocation_method__agent=True)
+
+
+def _int_field(value, name, default, minimum, maximum):
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationFailed(f"{name}: must be an integer")
+    if not minimum <= value <= maximum:
+        raise ValidationFailed(f"{name}: must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _template_contexts(runs, secrets) -> dict:
+    """Template contexts of `runs`, their entities rendered in one batch (run_template_context renders one
+    entity per call, which would cost queries per claimed run)."""
+    from actions.templating import run_template_context
+    from catalog.selectors.entities import entities_json
+
+    entities = [run.entity for run in runs if run.entity_id is not None]
+    documents = dict(zip((entity.pk for entity in entities), entities_json(entities)))
+    contexts = {}
+    for run in runs:
+        # A detached copy without its entity, so run_template_context does not render it again.
+        bare = Run(**{field.attname: getattr(run, field.attname) for field in Run._meta.concrete_fields})
+        bare.entity_id = None
+        bare.action, bare.requested_by = run.action, run.requested_by
+        contexts[run.pk] = {**run_template_context(bare, secrets=secrets), "entity": documents.get(run.entity_id)}
+    return contexts
+
+
+@transaction.atomic
+def agent_runs_claim(*, actor, installation_id, limit=None, visibility_timeout_ms=None) -> list:
+    """Claim up to `limit` pending agent runs for `installation_id`: [(run, payload)], oldest first.
+
+    `SELECT ... FOR UPDATE SKIP LOCKED`: two agents claiming at once lock disjoint rows, and a run one of
+    them claimed is invisible to the other until its claim expires unacked. The payload is rendered now,
+    secrets included (the agent needs them); it is returned, never stored."""
+    from actions.backends.webhook import webhook_request_build
+    from actions.secrets import secrets_for_templates
+    from actions.services.runs import run_finish
+    from actions.templating import TemplateError
+
+    agent_check(actor)
+    if not isinstance(installation_id, str) or not installation_id.strip() or len(installation_id) > 200:
+        raise ValidationFailed("installationId: is required and must be a string of at most 200 characters")
+    limit = _int_field(limit, "limit", DEFAULT_CLAIM_LIMIT, 1, MAX_CLAIM_LIMIT)
+    visibility_ms = _int_field(visibility_timeout_ms, "visibilityTimeoutMs", DEFAULT_VISIBILITY_MS,
+                               MIN_VISIBILITY_MS, MAX_VISIBILITY_MS)
+    now = timezone.now()
+    runs = list(
+        agent_runs()
+        .filter(status=RunStatus.IN_PROGRESS, dispatched_at__isnull=False, payload__isnull=False,
+                agent_acked_at__isnull=True)
+        .filter(Q(agent_claim_expires_at__isnull=True) | Q(agent_claim_expires_at__lte=now))
+        .select_for_update(skip_locked=True, of=("self",))
+        .select_related("action", "requested_by", "entity__blueprint")
+        .order_by("created_at", "id")[:limit]
+    )
+    if not runs:
+        return []
+    contexts = _template_contexts(runs, secrets_for_templates())
+    claimed = []
+    for run in runs:
+        try:
+            request = webhook_request_build(run, contexts[run.pk])
+        except TemplateError as exc:  # e.g. a secret deleted since dispatch: the run cannot be sent
+            run_finish(actor=Actor.system(), run=run, status=RunStatus.FAILURE, label=f"Template error in {exc}")
+            continue
+        claimed.append((run, request.payload()))
+    if claimed:
+        expires_at = now + timedelta(milliseconds=visibility_ms)
+        Run.objects.filter(pk__in=[run.pk for run, _ in claimed]).update(
+            agent_installation_id=installation_id, agent_claim_expires_at=expires_at)
+        for run, _ in claimed:
+            run.agent_installation_id, run.agent_claim_expires_at = installation_id, expires_at
+        logger.info("agent %s (%s) claimed runs %s until %s", installation_id, actor.client_id,
+                    ", ".join(run.pk for run, _ in claimed), expires_at.isoformat())
+    return claimed
+
+
+def _ack_snapshot(run) -> dict:
+    return {"id": run.id, "agentInstallationId": run.agent_installation_id or None,
+            "agentAckedAt": run.agent_acked_at.isoformat() if run.agent_acked_at else None}
+
+
+def _audit_context(run) -> dict:
+    return {"runId": run.id, "actionIdentifier": run.action.identifier,
+            "blueprintIdentifier": run.blueprint_identifier or None, "entityIdentifier": run.entity_identifier or None}
+
+
+@transaction.atomic
+def agent_runs_ack(*, actor, run_ids) -> int:
+    """Ack claimed runs: from now on the acking agent owns them and no agent is handed them again.
+
+    Returns how many were acked. Nothing ackable among `run_ids`: 409 when they were already acked (another
+    agent won, or this one asked twice) or are not claimed / no longer in progress; 404 when none is an
+    agent run at all."""
+    agent_check(actor)
+    if (not isinstance(run_ids, list) or not run_ids or len(run_ids) > MAX_CLAIM_LIMIT
+            or not all(isinstance(run_id, str) and run_id for run_id in run_ids)):
+        raise ValidationFailed(f"runIds: must be a list of 1 to {MAX_CLAIM_LIMIT} run ids")
+    # Locked in id order, so two acks of overlapping lists cannot deadlock.
+    runs = list(agent_runs().filter(pk__in=set(run_ids)).select_for_update(of=("self",))
+                .select_related("action").order_by("id"))
+    ackable = [run for run in runs if run.status == RunStatus.IN_PROGRESS and run.agent_acked_at is None
+               and run.agent_claim_expires_at is not None]
+    if not ackable:
+        if any(run.agent_acked_at is not None for run in runs):
+            raise Conflict(f"runIds: {_names(r.id for r in runs if r.agent_acked_at)} already acked.", code="already_acked")
+        if runs:
+            raise Conflict(f"runIds: {_names(r.id for r in runs)} not claimed or no longer in progress.",
+                           code="not_claimed")
+        raise NotFound(f"runIds: no agent run among {_names(run_ids)}.")
+    now = timezone.now()
+    events = []
+    for run in ackable:
+        before = _ack_snapshot(run)
+        run.agent_acked_at = now
+        events.append(audit_event_build(
+            actor=actor, verb=RUN_AGENT_ACKED, action=audit_choices.AuditAction.UPDATE, resource_type="run",
+            identifier=run.id, blueprint=run.blueprint_identifier, run_id=run.id, before=before,
+            after=_ack_snapshot(run), context=_audit_context(run),
+            message=f"Acked by execution agent {run.agent_installation_id!r}.",
+        ))
+    Run.objects.filter(pk__in=[run.pk for run in ackable]).update(agent_acked_at=now, updated_at=now)
+    audit_record_many(events)
+    return len(ackable)
+
+
+def _names(run_ids):
+    run_ids = list(run_ids)
+    text = ", ".join(run_ids[:5]) + (f" and {len(run_ids) - 5} more" if len(run_ids) > 5 else "")
+    return f"run {text} was" if len(run_ids) == 1 else f"runs {text} were"
+
+
+def _audit_response(response):
+    size = len(json.dumps(response, default=str))
+    if size <= AUDIT_RESPONSE_BYTES:
+        return response
+    return f"[{size} bytes; stored on the run]"
+
+
+@transaction.atomic
+def agent_run_response_record(*, actor, run, response) -> Run:
+    """Store the answer an agent's receiver gave for `run` (the agent reports the status separately)."""
+    from actions.services.runs import run_record_response
+
+    agent_check(actor)
+    run = Run.objects.select_for_update(of=("self",)).select_related("action").get(pk=run.pk)
+    before = {"id": run.id, "response": _audit_response(run.response)}
+    run = run_record_response(run=run, response=response)
+    audit_record_many([audit_event_build(
+        actor=actor, verb=RUN_RESPONSE_RECORDED, action=audit_choices.AuditAction.UPDATE, resource_type="run",
+        identifier=run.id, blueprint=run.blueprint_identifier, run_id=run.id, before=before,
+        after={"id": run.id, "response": _audit_response(response)}, context=_audit_context(run),
+    )])
+    return run
