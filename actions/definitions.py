@@ -433,6 +433,12 @@ def _slack(method):
             "text": _string(method.get("text"), "invocationMethod.text")}
 
 
+def _extend_ttl(method):
+    """Ours: extend the run's entity's TTL by its policy's step (the built-in "Extend TTL" DAY-2 action)."""
+    _unknown(method, {"type"}, "invocationMethod")
+    return {"type": "EXTEND_TTL"}
+
+
 def _invocation_method(method, blueprints):
     method = _object(method, "invocationMethod", required=True)
     kind = method.get("type")
@@ -446,6 +452,8 @@ def _invocation_method(method, blueprints):
         clean = _gitlab(method)
     elif kind == "UPSERT_ENTITY":
         clean = _upsert_entity(method, blueprints)
+    elif kind == "EXTEND_TTL":
+        clean = _extend_ttl(method)
     else:
         clean = _slack(method)
     for key, value in clean.items():

@@ -2,6 +2,7 @@
 invocation method names. Backends report their outcome through actions.services.runs (run_finish,
 run_record_response); a backend that only starts work elsewhere leaves the run IN_PROGRESS for the
 receiver to report back (or for the run timeout)."""
+from actions.backends.extend_ttl import extend_ttl_run
 from actions.backends.github import github_run
 from actions.backends.gitlab import gitlab_run
 from actions.backends.slack import slack_run
@@ -17,6 +18,7 @@ BACKENDS = {
     "SLACK": slack_run,
     "GITHUB": github_run,
     "GITLAB": gitlab_run,
+    "EXTEND_TTL": extend_ttl_run,
 }
 
 

@@ -132,6 +132,35 @@ def test_extend_moves_the_expiry_by_the_step_then_caps_then_refuses(world, djang
     assert AuditEvent.objects.filter(verb=TTL_EXTENDED).count() == 2
 
 
+def test_an_extend_ttl_action(world, django_capture_on_commit_callbacks):
+    """A DAY-2 action with the EXTEND_TTL backend extends through ttl_extend: owners yes, strangers no."""
+    from actions.backends import backend_dispatch
+
+    extend = action_create(actor=SYSTEM, data={
+        "identifier": "extend_ttl", "title": "Extend TTL",
+        "trigger": {"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": "devEnv",
+                    "userInputs": {"properties": {}, "required": []}},
+        "invocationMethod": {"type": "EXTEND_TTL"}})
+    grant("execute", extend, users=[world["dev"], make_user("stranger@example.com")])
+    _, entity = create_env(world, django_capture_on_commit_callbacks)
+    start = expires(entity)
+    run = run_request(actor=Actor(user=world["dev"], origin="API"), action=extend, properties={},
+                      entity_identifier=entity.identifier)
+    backend_dispatch(run.id)
+    run.refresh_from_db()
+    assert run.status == "SUCCESS" and run.status_label.startswith("TTL extended to")
+    assert expires(entity) == start + timedelta(days=3)
+    from django.contrib.auth import get_user_model
+
+    stranger = get_user_model().objects.get(email="stranger@example.com")
+    refused = run_request(actor=Actor(user=stranger, origin="API"), action=extend, properties={},
+                          entity_identifier=entity.identifier)
+    backend_dispatch(refused.id)
+    refused.refresh_from_db()
+    assert refused.status == "FAILURE" and "may not extend" in refused.status_label
+    assert expires(entity) == start + timedelta(days=3)
+
+
 def test_only_the_owner_or_executors_may_extend(world, django_capture_on_commit_callbacks):
     _, entity = create_env(world, django_capture_on_commit_callbacks)
     stranger = make_user("stranger@example.com")
