@@ -1,5 +1,7 @@
 """Test session set-up: the embedded services (when no DATABASE_URL/REDIS_URL is set) start before
 the test database is created and are released when the session ends."""
+import os
+
 import pytest
 
 from portal.embedded import ensure_embedded_services
@@ -18,7 +20,7 @@ def pytest_configure(config):
     settings.CACHES["default"]["LOCATION"] = settings.REDIS_URL
 
 
-TEST_REDIS_DB = 9
+TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "9"))  # parallel local sessions: give each its own
 
 
 def redis_url_with_db(url, db):

@@ -19,6 +19,7 @@ import re2
 from django.utils.dateparse import parse_duration
 
 from actions.choices import DEFAULT_RUN_TIMEOUT_SECONDS, INVOCATION_TYPES, Operation, TriggerType
+from catalog.definitions import check_enum
 from catalog.identifiers import check_key
 from portal.errors import ValidationFailed
 from portal.jq import JqError, jq_compile_check
@@ -220,22 +221,7 @@ def input_definition_check(definition, path, blueprints, *, array_dataset=None, 
     for key in ("visible", "disabled"):
         if key in definition:
             _jq_or_bool(definition[key], f"{path}.{key}")
-    if "enum" in definition:
-        enum = definition["enum"]
-        if not isinstance(enum, list) or not enum:
-            _fail(f"{path}.enum", "must be a non-empty list")
-        for i, option in enumerate(enum):
-            if not _matches_type(option, type_name):
-                _fail(f"{path}.enum[{i}]", f"{option!r} is not of type {type_name}")
-        if len({repr(o) for o in enum}) != len(enum):
-            _fail(f"{path}.enum", "values must be unique")
-    if "enumColors" in definition:
-        colors = _object(definition["enumColors"], f"{path}.enumColors")
-        if "enum" not in definition:
-            _fail(f"{path}.enumColors", "needs an enum")
-        extra = [k for k in colors if k not in [str(o) for o in definition["enum"]]]
-        if extra:
-            _fail(f"{path}.enumColors", f"colours for values not in enum: {extra}")
+    check_enum(definition, type_name, path, allow_null=False)
     if "pattern" in definition:
         if type_name != "string":
             _fail(f"{path}.pattern", "applies to string inputs only")

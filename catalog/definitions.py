@@ -37,6 +37,30 @@ def _matches_type(value, type_name):
     return isinstance(value, expected)
 
 
+def check_enum(prop, type_name, path, *, allow_null=True):
+    """`enum` (non-empty, unique, of the property's type) and `enumColors` (colours for enum values only);
+    shared by blueprint properties and action inputs."""
+    if "enum" in prop:
+        enum = prop["enum"]
+        if not isinstance(enum, list) or not enum:
+            _fail(f"{path}.enum", "must be a non-empty list")
+        for i, option in enumerate(enum):
+            if not (allow_null and option is None) and not _matches_type(option, type_name):
+                _fail(f"{path}.enum[{i}]", f"{option!r} is not of type {type_name}")
+        if len({repr(o) for o in enum}) != len(enum):
+            _fail(f"{path}.enum", "values must be unique")
+    if "enumColors" in prop:
+        colors = _require_dict(prop["enumColors"], f"{path}.enumColors")
+        if "enum" not in prop:
+            _fail(f"{path}.enumColors", "needs an enum")
+        extra = [k for k in colors if k not in [str(o) for o in prop["enum"]]]
+        if extra:
+            _fail(f"{path}.enumColors", f"colours for values not in enum: {extra}")
+        for key, color in colors.items():
+            if not isinstance(color, str) or not color:
+                _fail(f"{path}.enumColors.{key}", "must be a colour name")
+
+
 def _check_property(prop, path):
     if not isinstance(prop, dict):
         _fail(path, "must be an object")
@@ -54,25 +78,7 @@ def _check_property(prop, path):
             _fail(f"{path}.format", f"must be one of {list(choices.STRING_FORMATS)}, got {fmt!r}")
     if "spec" in prop and prop["spec"] not in choices.SPEC_KINDS:
         _fail(f"{path}.spec", f"must be one of {list(choices.SPEC_KINDS)}")
-    if "enum" in prop:
-        enum = prop["enum"]
-        if not isinstance(enum, list) or not enum:
-            _fail(f"{path}.enum", "must be a non-empty list")
-        for i, option in enumerate(enum):
-            if option is not None and not _matches_type(option, type_name):
-                _fail(f"{path}.enum[{i}]", f"{option!r} is not of type {type_name}")
-        if len({repr(o) for o in enum}) != len(enum):
-            _fail(f"{path}.enum", "values must be unique")
-    if "enumColors" in prop:
-        colors = _require_dict(prop["enumColors"], f"{path}.enumColors")
-        if "enum" not in prop:
-            _fail(f"{path}.enumColors", "needs an enum")
-        extra = [k for k in colors if k not in [str(o) for o in prop["enum"]]]
-        if extra:
-            _fail(f"{path}.enumColors", f"colours for values not in enum: {extra}")
-        for key, color in colors.items():
-            if not isinstance(color, str) or not color:
-                _fail(f"{path}.enumColors.{key}", "must be a colour name")
+    check_enum(prop, type_name, path)
     if "pattern" in prop:
         if type_name != "string":
             _fail(f"{path}.pattern", "applies to string properties only")
