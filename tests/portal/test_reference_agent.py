@@ -73,9 +73,10 @@ def receiver(httpserver, path, status=200, body=None):
 
 def run_agent(live_server, credential, *extra):
     client_id, client_secret = credential
-    return reference_agent.main(["--once", "--portal-url", live_server.url, "--client-id", client_id,
-                                 "--client-secret", client_secret, "--installation-id", "dc-1",
-                                 "--signing-secret", SIGNING_KEY, "--timeout", "10", *extra])
+    # `--opt=value`: generated secrets may start with "-", which argparse would take for an option.
+    return reference_agent.main(["--once", f"--portal-url={live_server.url}", f"--client-id={client_id}",
+                                 f"--client-secret={client_secret}", "--installation-id=dc-1",
+                                 f"--signing-secret={SIGNING_KEY}", "--timeout=10", *extra])
 
 
 def expected_signature(timestamp, raw):
