@@ -107,7 +107,11 @@ def run_url(run_id) -> str:
 
 
 def extend_ttl_url(entity) -> str:
-    return f"{_base_url()}/runs/new/extend_ttl?entity={quote(entity.identifier, safe='')}"
+    """The run form of the blueprint's built-in "Extend TTL" action for this entity (the page is issue 6's)."""
+    from actions.services.actions import extend_ttl_action_identifier
+
+    action = quote(extend_ttl_action_identifier(entity.blueprint.identifier), safe="")
+    return f"{_base_url()}/actions/{action}/run?entity={quote(entity.identifier, safe='')}"
 
 
 def _link(url, text) -> str:

@@ -85,6 +85,7 @@ def action_create(*, actor, data):
     except IntegrityError:  # created concurrently since the check above
         raise Conflict(f"Action {identifier!r} already exists.")
     _audit(actor, audit_choices.ACTION_CREATED, audit_choices.AuditAction.CREATE, action, after=action_json(action))
+    extend_ttl_action_ensure(actor=actor, action=action)
     return action
 
 
@@ -104,7 +105,33 @@ def action_update(*, actor, action, data):
     action.save()
     _audit(actor, audit_choices.ACTION_UPDATED, audit_choices.AuditAction.UPDATE, action, before=before,
            after=action_json(action))
+    extend_ttl_action_ensure(actor=actor, action=action)
     return action
+
+
+def extend_ttl_action_identifier(blueprint_identifier):
+    return f"extend_ttl_{blueprint_identifier}"
+
+
+def extend_ttl_action_ensure(*, actor, action):
+    """A CREATE action with a TTL policy brings the built-in "Extend TTL" DAY-2 action of its blueprint (EXTEND_TTL
+    backend), runnable by every member: the extension itself admits only the entity's owner and those who may
+    run the CREATE action (actions.services.ttl). Created once; an admin may edit or unpublish it afterwards."""
+    if not action.ttl or action.operation != "CREATE":
+        return None
+    identifier = extend_ttl_action_identifier(action.blueprint_identifier)
+    existing = Action.objects.filter(identifier=identifier).first()
+    if existing is not None:
+        return existing
+    extend = action_create(actor=actor, data={
+        "identifier": identifier, "title": "Extend TTL", "icon": "Clock",
+        "description": f"Extend the time to live by the policy of {action.identifier!r}, never past its maximum.",
+        "trigger": {"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": action.blueprint_identifier,
+                    "userInputs": {"properties": {}, "required": []}},
+        "invocationMethod": {"type": "EXTEND_TTL"},
+    })
+    action_permissions_update(actor=actor, action=extend, data={"execute": {"roles": ["Member"]}})
+    return extend
 
 
 def _permissions_clear(action):

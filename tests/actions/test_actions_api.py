@@ -10,7 +10,8 @@ from django.urls import reverse
 from actions.models import Action, Run
 from audit import choices as audit_choices
 from audit.models import AuditEvent
-from tests.actions.test_action_definitions import DAY2, DEV_ENV, catalog_setup
+from tests.actions.test_action_definitions import DAY2, catalog_setup
+from tests.actions.test_action_definitions import DEV_ENV as DEV_ENV_WITH_TTL
 from tests.conftest import api_for, make_user
 
 pytestmark = pytest.mark.django_db
@@ -25,6 +26,10 @@ def action_events(verb):
     return list(AuditEvent.objects.filter(verb=verb).order_by("id"))
 
 
+# Most tests here are about CRUD, lists and grants: without a TTL, no built-in "Extend TTL" action joins them.
+DEV_ENV = {key: value for key, value in DEV_ENV_WITH_TTL.items() if key != "ttl"}
+
+
 def create(api, data=DEV_ENV):
     response = api.post("/v1/actions", data, format="json")
     assert response.status_code == 201, response.json()
@@ -37,7 +42,7 @@ def test_crud_round_trip_with_audit(admin_api, world):
     assert created["requiredApproval"] == {"type": "ANY"}
     assert created["quota"] == {"perUser": {"limit": 3, "period": "day"}, "liveEntitiesPerUser": 2}
     assert (created["approvalTimeout"], created["runTimeout"]) == ("P1D", "PT1H")
-    assert created["ttl"] == DEV_ENV["ttl"] and created["createdBy"] == "admin@example.com"
+    assert created["ttl"] is None and created["createdBy"] == "admin@example.com"
     action = Action.objects.get(identifier="spin_up_dev_env")
     assert (action.trigger_type, action.operation, action.blueprint_identifier) == ("self-service", "CREATE", "Environment")
     assert (action.approval_timeout_seconds, action.run_timeout_seconds) == (86400, 3600)
@@ -110,6 +115,22 @@ def test_a_blueprint_used_by_an_action_cannot_be_deleted(admin_api, world):
     assert "spin_up_dev_env" in response.json()["message"]
     assert admin_api.delete("/v1/actions/spin_up_dev_env").status_code == 200
     assert admin_api.delete(f"/v1/blueprints/{blueprint}?delete_entities=true").status_code == 200
+
+
+def test_a_ttl_brings_the_built_in_extend_ttl_action(admin_api, world):
+    create(admin_api, DEV_ENV_WITH_TTL)
+    extend = admin_api.get("/v1/actions/extend_ttl_Environment")
+    assert extend.status_code == 200, extend.json()
+    body = extend.json()["action"]
+    assert (body["trigger"]["operation"], body["trigger"]["blueprintIdentifier"]) == ("DAY-2", "Environment")
+    assert body["invocationMethod"] == {"type": "EXTEND_TTL"}
+    member = api_for(make_user("member@example.com"))
+    assert "extend_ttl_Environment" in [a["identifier"] for a in member.get("/v1/actions").json()["actions"]]
+    created = AuditEvent.objects.filter(verb=audit_choices.ACTION_CREATED).values_list("identifier", flat=True)
+    assert sorted(created) == ["extend_ttl_Environment", "spin_up_dev_env"]
+    # Ensured once: saving the CREATE action again leaves the one built-in action.
+    admin_api.put("/v1/actions/spin_up_dev_env", {**DEV_ENV_WITH_TTL, "title": "Again"}, format="json")
+    assert Action.objects.filter(identifier="extend_ttl_Environment").count() == 1
 
 
 def test_list_filters(admin_api, world):
@@ -242,7 +263,7 @@ def test_admin_validates_at_the_field_and_saves_through_the_service(client, admi
     form = {"identifier": "spin_up_dev_env", "title": DEV_ENV["title"], "icon": "", "description": "", "publish": "on",
             "trigger": json.dumps(DEV_ENV["trigger"]), "invocation_method": json.dumps(DEV_ENV["invocationMethod"]),
             "required_approval": json.dumps({"type": "ANY"}), "approval_notification": "", "quota": json.dumps(DEV_ENV["quota"]),
-            "ttl": json.dumps(DEV_ENV["ttl"]), "approval_timeout": "P1D", "run_timeout": ""}
+            "ttl": json.dumps(DEV_ENV_WITH_TTL["ttl"]), "approval_timeout": "P1D", "run_timeout": ""}
     bad = {**form, "invocation_method": json.dumps({**DEV_ENV["invocationMethod"], "url": "https://x/{{ .inputs | ( }}"})}
     response = client.post(url, bad)
     assert response.status_code == 200  # the form again, with the error on the field
@@ -250,14 +271,14 @@ def test_admin_validates_at_the_field_and_saves_through_the_service(client, admi
     assert list(errors) == ["invocation_method"] and "does not compile" in errors["invocation_method"][0]
     assert not Action.objects.exists() and not AuditEvent.objects.filter(verb=audit_choices.ACTION_CREATED).exists()
 
-    response = client.post(url, {**form, "ttl": json.dumps({**DEV_ENV["ttl"], "property": "branch"})})
+    response = client.post(url, {**form, "ttl": json.dumps({**DEV_ENV_WITH_TTL["ttl"], "property": "branch"})})
     assert list(response.context["adminform"].form.errors) == ["ttl"]
 
     response = client.post(url, form)
     assert response.status_code == 302, response.context["adminform"].form.errors
-    action = Action.objects.get()
+    action = Action.objects.get(identifier="spin_up_dev_env")
     assert (action.approval_timeout_seconds, action.run_timeout_seconds, action.required_approval) == (86400, 3600, {"type": "ANY"})
-    [event] = AuditEvent.objects.filter(verb=audit_choices.ACTION_CREATED)
+    [event] = AuditEvent.objects.filter(verb=audit_choices.ACTION_CREATED, identifier="spin_up_dev_env")
     assert event.origin == "ADMIN" and event.actor == "admin@example.com"
 
     Run.objects.create(id="r_1", action=action, status="SUCCESS")

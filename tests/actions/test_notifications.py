@@ -269,7 +269,7 @@ def test_ttl_warning_tells_the_owner_with_an_extend_link(slack, environment):
     assert message["channel"] == "U0DEV"
     assert message["text"] == (
         f"Dev environment feat x expires in about 20 hours ({iso_z(timer.expires_at)}) "
-        f"and will be torn down.\n<{BASE}/runs/new/extend_ttl?entity=dev-feat%2Fx|Extend it>")
+        f"and will be torn down.\n<{BASE}/actions/extend_ttl_devEnv/run?entity=dev-feat%2Fx|Extend it>")
 
 
 @pytest.mark.parametrize("switch", ["global", "action"])
