@@ -32,7 +32,6 @@ import requests
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -342,7 +341,7 @@ def github_dispatch(run_id, attempt: int) -> None:
     run = _load(run_id)
     if run is None or run.status != RunStatus.IN_PROGRESS:
         return
-    from actions.services.runs import run_record_response
+    from actions.services.runs import run_attempt_count, run_record_response
 
     secrets = secrets_for_templates()
     try:
@@ -352,8 +351,7 @@ def github_dispatch(run_id, attempt: int) -> None:
         return
     # Recorded before the first send: a run that may have been dispatched is never claimed again.
     run_record_response(run=run, response=None, payload=redact_secrets(request.payload(), secrets))
-    if attempt > 1:  # the dispatch claim counted the first try
-        Run.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+    run_attempt_count(run=run, attempt=attempt)
     dispatched_at = timezone.now()
     try:
         token = github_token(request.org, request.repo)

@@ -23,7 +23,6 @@ from urllib.parse import quote
 import requests
 from celery import shared_task
 from django.conf import settings
-from django.db.models import F
 from django.utils import timezone
 
 from actions.choices import RunStatus
@@ -152,7 +151,7 @@ def gitlab_trigger(run_id, attempt: int) -> None:
     run = _load(run_id)
     if run is None or run.status != RunStatus.IN_PROGRESS:
         return
-    from actions.services.runs import run_record_response, run_update
+    from actions.services.runs import run_attempt_count, run_record_response, run_update
 
     secrets = secrets_for_templates()
     try:
@@ -168,8 +167,7 @@ def gitlab_trigger(run_id, attempt: int) -> None:
         return
     # Recorded before the first send: a run that may have been triggered is never claimed again.
     run_record_response(run=run, response=None, payload=redact_secrets(trigger.payload(), secrets))
-    if attempt > 1:  # the dispatch claim counted the first try
-        Run.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+    run_attempt_count(run=run, attempt=attempt)
     form = {"token": token, "ref": trigger.ref,
             **{f"variables[{key}]": value for key, value in trigger.variables.items()}}
     try:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import requests
 from celery import shared_task
 from django.conf import settings
-from django.db.models import F
 
 from actions.backends.signing import body_bytes, signature_headers
 from actions.choices import RunStatus
@@ -130,6 +129,8 @@ def webhook_deliver(run_id, attempt: int) -> None:
     run = _load(run_id)
     if run is None or run.status != RunStatus.IN_PROGRESS:
         return  # reported back, timed out or deleted meanwhile: nothing left to deliver
+    from actions.services.runs import run_attempt_count
+
     secrets = secrets_for_templates()
     try:
         request = webhook_request_build(run, run_template_context(run, secrets=secrets))
@@ -138,8 +139,7 @@ def webhook_deliver(run_id, attempt: int) -> None:
         return
     # Recorded before the first send: a run that may have been sent is never claimed again.
     _record(run, payload=redact_secrets(request.payload(), secrets))
-    if attempt > 1:  # the dispatch claim counted the first try
-        Run.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+    run_attempt_count(run=run, attempt=attempt)
 
     raw = body_bytes(request.body) if request.body is not None else b""
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **request.headers, **signature_headers(raw)}

@@ -319,6 +319,12 @@ def run_finish(*, actor, run, status, label) -> Run:
     return run
 
 
+def run_attempt_count(*, run, attempt) -> None:
+    """A backend's retry is one more attempt (the dispatch claim counted the first); bookkeeping, not audited."""
+    if attempt > 1:
+        Run.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+
+
 @transaction.atomic
 def run_record_response(*, run, response, payload=None) -> Run:
     """Store what a backend sent (secrets already redacted by the caller) and what it received. Not
