@@ -20,7 +20,7 @@ def test_demo_sets_up_catalog_users_and_client(tmp_path, monkeypatch):
     out = StringIO()
     call_command("demo", "--no-serve", stdout=out)
     text = out.getvalue()
-    assert Blueprint.objects.count() == 5 and Entity.objects.count() == 9
+    assert Blueprint.objects.count() == 9 and Entity.objects.count() == 12  # seed + starter
     for email in ("admin@portal.local", "developer@portal.local", "manager@portal.local"):
         assert email in text
         assert get_user_model().objects.get(email=email).check_password(email.split("@")[0])
@@ -30,7 +30,7 @@ def test_demo_sets_up_catalog_users_and_client(tmp_path, monkeypatch):
     again = StringIO()
     call_command("demo", "--no-serve", stdout=again)
     assert credentials["clientId"] in again.getvalue()
-    assert ApiClient.objects.count() == 1 and Blueprint.objects.count() == 5
+    assert ApiClient.objects.count() == 1 and Blueprint.objects.count() == 9 and Entity.objects.count() == 12
 
 
 def test_importing_settings_starts_nothing(tmp_path):

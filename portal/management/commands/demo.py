@@ -38,6 +38,8 @@ class Command(BaseCommand):
         call_command("collectstatic", interactive=False, verbosity=0)
         if not Blueprint.objects.exists():
             call_command("load_catalog")
+        if not Blueprint.objects.filter(identifier="environment").exists():
+            call_command("load_starter")  # the starter catalog (issue 5), also onto an existing seed
         actor = Actor.system()
         for email, password, admin, teams in DEMO_USERS:
             user_ensure(actor=actor, email=email, admin=admin, superuser=admin, team_names=teams, password=password)
