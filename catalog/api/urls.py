@@ -1,6 +1,7 @@
 from django.urls import path
 
 from catalog.api import blueprints, entities
+from catalog.api import deployments
 from catalog.api import search
 from catalog.api import teams, users
 
@@ -19,4 +20,6 @@ urlpatterns = [
     path("teams/<path:name>", teams.TeamDetailView.as_view()),
     path("users", users.UserListView.as_view()),
     path("users/<str:email>", users.UserDetailView.as_view()),
+    path("deployments", deployments.DeploymentListView.as_view()),
+    path("locks/<str:service_identifier>/<str:environment>", deployments.LockView.as_view()),
 ]

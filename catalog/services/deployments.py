@@ -1,0 +1,211 @@
+"""CI deployment reports: check the locks and record the deployment as one atomic step.
+
+A deployment is refused (423) when the environment or the running service `<service>-<environment>` is
+locked. The check and the record happen in one transaction holding row locks that conflict with the
+`select_for_update` every entity write takes, so a lock that commits while deploys are in flight never
+lets a later deploy through: deploys already past the check commit before the lock can, the others see it.
+"""
+import secrets
+from dataclasses import replace
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit import choices as audit_choices
+from audit.services import audit_record_failure
+from catalog.access import blueprint_access
+from catalog.identifiers import check_entity_identifier
+from catalog.models import Blueprint, Entity
+from catalog.services.entities import CREATE, UPSERT_MERGE, entity_write_one
+from catalog.validation import format_checker
+from portal.errors import Conflict, Forbidden, NotFound, PortalError, ValidationFailed
+from portal.timefmt import iso_z
+
+ENVIRONMENT, RUNNING_SERVICE, DEPLOYMENT, COMPONENT = "environment", "runningService", "deployment", "Component"
+STATUSES = ("success", "failure")
+REQUIRED_FIELDS = ("service", "environment", "version", "commitSha", "jobUrl")
+OPTIONAL_FIELDS = ("commitTime", "status", "deployedBy")
+
+
+class Locked(PortalError):
+    """423 with the lock that refused the request, rendered as `lock` next to the envelope."""
+
+    status = 423
+    code = "locked"
+
+
+# The lock keys of an entity row, as text (the Django backend hands raw jsonb back unparsed).
+LOCK_COLUMNS = ("{t}.properties ->> 'locked', {t}.properties ->> 'lockReason', "
+                "{t}.properties ->> 'lockedBy', {t}.properties ->> 'lockedAt'")
+
+
+def _lock_properties(columns):
+    locked, reason, by, at = columns
+    return {"locked": locked == "true", "lockReason": reason, "lockedBy": by, "lockedAt": at}
+
+
+def lock_of(scope, properties):
+    return {"scope": scope, "reason": properties.get("lockReason"), "by": properties.get("lockedBy"),
+            "at": properties.get("lockedAt")}
+
+
+def locked_error(scope, identifier, properties):
+    lock = lock_of(scope, properties)
+    what = f"Environment {identifier!r}" if scope == "environment" else f"Service {identifier!r}"
+    reason = f": {lock['reason']}" if lock["reason"] else ""
+    by = f" (locked by {lock['by']})" if lock["by"] else ""
+    return Locked(f"{what} is locked{reason}{by}.", details={"lock": lock})
+
+
+def running_service_identifier(service, environment):
+    return f"{service}-{environment}"
+
+
+def _parse(data, actor):
+    if not isinstance(data, dict):
+        raise ValidationFailed("body: must be a JSON object")
+    unknown = sorted(set(data) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
+    if unknown:
+        raise ValidationFailed(f"{unknown[0]}: is not a deployment field")
+    for key in REQUIRED_FIELDS:
+        value = data.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationFailed(f"{key}: is required (a non-empty string)")
+    for key in OPTIONAL_FIELDS:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise ValidationFailed(f"{key}: must be a string")
+    check_entity_identifier(data["service"], "service")
+    check_entity_identifier(data["environment"], "environment")
+    if not format_checker.conforms(data["jobUrl"], "url"):
+        raise ValidationFailed(f"jobUrl: {data['jobUrl']!r} is not a URL")
+    if data.get("commitTime") is not None:
+        try:
+            format_checker.check(data["commitTime"], "date-time")
+        except Exception:
+            raise ValidationFailed(f"commitTime: {data['commitTime']!r} is not a date-time with a UTC offset or Z")
+    status = data.get("status") or "success"
+    if status not in STATUSES:
+        raise ValidationFailed(f"status: must be one of {', '.join(STATUSES)}, got {status!r}")
+    return {**data, "status": status, "deployedBy": data.get("deployedBy") or actor.label}
+
+
+def _blueprints():
+    found = {bp.identifier: bp for bp in Blueprint.objects.filter(identifier__in=[ENVIRONMENT, RUNNING_SERVICE, DEPLOYMENT, COMPONENT])}
+    for identifier in (ENVIRONMENT, RUNNING_SERVICE, DEPLOYMENT, COMPONENT):
+        if identifier not in found:
+            raise NotFound(f"Blueprint {identifier!r} is not in the catalog; install the starter catalog first.")
+    return found
+
+
+def deployment_record(*, actor, data):
+    """Record one CI deployment report; returns (deployment entity, running service entity).
+    Raises Locked (423) when the environment or the running service is locked; the refusal is audited."""
+    parsed = _parse(data, actor)
+    try:
+        return _record(actor, parsed)
+    except Locked as refusal:
+        # The refused transaction rolled back; the refusal is recorded in a transaction of its own.
+        audit_record_failure(
+            actor=actor, verb=audit_choices.DEPLOYMENT_REFUSED, action=audit_choices.AuditAction.CREATE, resource_type="entity",
+            identifier=running_service_identifier(parsed["service"], parsed["environment"]), blueprint=DEPLOYMENT,
+            after={key: parsed.get(key) for key in REQUIRED_FIELDS + OPTIONAL_FIELDS},
+            context={"lock": refusal.details["lock"]}, message=refusal.message,
+        )
+        raise
+
+
+def _lock_environment(blueprint, identifier):
+    # FOR SHARE, not FOR UPDATE: it conflicts with the FOR UPDATE a lock change takes on this row, yet lets
+    # deploys of different services to one environment run side by side.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {LOCK_COLUMNS.format(t='catalog_entity')} FROM catalog_entity "
+                       "WHERE blueprint_id = %s AND identifier = %s FOR SHARE", [blueprint.pk, identifier])
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"environment: {identifier!r} is not an environment in the catalog")
+    return _lock_properties(row)
+
+
+def _lock_running_service(blueprint, identifier):
+    return Entity.objects.select_for_update().filter(blueprint=blueprint, identifier=identifier).first()
+
+
+@transaction.atomic
+def _record(actor, data):
+    blueprints = _blueprints()
+    if actor.user is not None and not blueprint_access(actor.user, blueprints[DEPLOYMENT]).allows("register"):
+        raise Forbidden("You may not report deployments (register permission on blueprint 'deployment').")
+    # Permission was checked once above; the entity writes below run on the caller's behalf (attributed to
+    # them in the audit log) without needing separate grants on runningService.
+    writer = replace(actor, user=None, client_id=actor.label)
+    service, environment = data["service"], data["environment"]
+    # Lock order: environment, then running service — the same order everywhere, so no deadlock.
+    environment_properties = _lock_environment(blueprints[ENVIRONMENT], environment)
+    if environment_properties.get("locked") is True:
+        raise locked_error("environment", environment, environment_properties)
+    if not Entity.objects.filter(blueprint=blueprints[COMPONENT], identifier=service).exists():
+        raise NotFound(f"service: {service!r} is not a Component in the catalog")
+
+    rs_identifier = running_service_identifier(service, environment)
+    check_entity_identifier(rs_identifier, "service")
+    # Serializes first deploys of a new running service: the second waits here and then finds the row.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{RUNNING_SERVICE}:{rs_identifier}"])
+    now = iso_z(timezone.now())
+    running = {"identifier": rs_identifier, "relations": {"service": service, "environment": environment}, "properties": {}}
+    if data["status"] == "success":
+        running["properties"] = {"version": data["version"], "commitSha": data["commitSha"], "jobUrl": data["jobUrl"],
+                                 "deployedBy": data["deployedBy"], "deployedAt": now}
+    existing = _lock_running_service(blueprints[RUNNING_SERVICE], rs_identifier)
+    if existing is not None and existing.properties.get("locked") is True:
+        raise locked_error("service", rs_identifier, existing.properties)
+    try:
+        running_write = entity_write_one(actor=writer, blueprint=blueprints[RUNNING_SERVICE], data=running,
+                                         mode=UPSERT_MERGE if existing is not None else CREATE)
+    except Conflict:
+        # Created meanwhile by a writer that does not take the advisory lock (the entity API): lock and check it.
+        existing = _lock_running_service(blueprints[RUNNING_SERVICE], rs_identifier)
+        if existing.properties.get("locked") is True:
+            raise locked_error("service", rs_identifier, existing.properties)
+        running_write = entity_write_one(actor=writer, blueprint=blueprints[RUNNING_SERVICE], data=running, mode=UPSERT_MERGE)
+
+    stamp = int(datetime.now().timestamp() * 1000)
+    deployment = {
+        "identifier": f"{rs_identifier}-{data['version']}-{stamp}-{secrets.token_hex(2)}",
+        "title": f"{service} {data['version']} to {environment}",
+        "relations": {"runningService": rs_identifier},
+        "properties": {"version": data["version"], "commitSha": data["commitSha"], "commitTime": data.get("commitTime"),
+                       "jobUrl": data["jobUrl"], "status": data["status"], "deployedBy": data["deployedBy"],
+                       "startedAt": now, "finishedAt": now},
+    }
+    check_entity_identifier(deployment["identifier"], "version")
+    deployment_write = entity_write_one(actor=writer, blueprint=blueprints[DEPLOYMENT], data=deployment, mode=CREATE)
+    return deployment_write.entity, running_write.entity
+
+
+LOCKS_SQL = f"""
+    SELECT {LOCK_COLUMNS.format(t="env")}, {LOCK_COLUMNS.format(t="rs")}
+      FROM catalog_blueprint envbp
+      JOIN catalog_entity env ON env.blueprint_id = envbp.id AND env.identifier = %(environment)s
+      LEFT JOIN catalog_blueprint rsbp ON rsbp.identifier = %(rs_blueprint)s
+      LEFT JOIN catalog_entity rs ON rs.blueprint_id = rsbp.id AND rs.identifier = %(running_service)s
+     WHERE envbp.identifier = %(env_blueprint)s
+"""
+
+
+def lock_find(*, service, environment):
+    """The lock refusing deploys of `service` to `environment` (environment lock first), or None — one query,
+    as CI asks this on every pipeline run. Raises NotFound for an unknown environment."""
+    with connection.cursor() as cursor:
+        cursor.execute(LOCKS_SQL, {"environment": environment, "env_blueprint": ENVIRONMENT, "rs_blueprint": RUNNING_SERVICE,
+                                   "running_service": running_service_identifier(service, environment)})
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"environment: {environment!r} is not an environment in the catalog")
+    environment_properties, service_properties = _lock_properties(row[:4]), _lock_properties(row[4:])
+    if environment_properties["locked"]:
+        return locked_error("environment", environment, environment_properties)
+    if service_properties["locked"]:
+        return locked_error("service", running_service_identifier(service, environment), service_properties)
+    return None

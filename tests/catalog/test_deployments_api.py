@@ -1,0 +1,300 @@
+import threading
+import time
+
+import pytest
+from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
+
+from audit.models import AuditEvent
+from catalog.models import Blueprint, Entity
+from catalog.services.blueprints import blueprint_create
+from catalog.services.deployments import Locked, deployment_record
+from catalog.services.entities import UPSERT_MERGE, entity_write_one
+from catalog.services.permissions import blueprint_permissions_update
+from portal.actor import Actor
+from tests.conftest import api_for, make_user
+
+pytestmark = pytest.mark.django_db
+
+LOCK_PROPERTIES = {
+    "locked": {"type": "boolean", "default": False},
+    "lockReason": {"type": "string"},
+    "lockedBy": {"type": "string"},
+    "lockedAt": {"type": "string", "format": "date-time"},
+    "lockedUntil": {"type": "string", "format": "date-time"},
+}
+
+
+def install_contract(system):
+    """The starter blueprints' contract (catalog/fixtures/starter-catalog.json holds the full ones)."""
+    blueprint_create(actor=system, data={"identifier": "Component", "title": "Component", "schema": {"properties": {}}})
+    blueprint_create(actor=system, data={"identifier": "environment", "title": "Environment", "schema": {"properties": {
+        "type": {"type": "string", "enum": ["production", "staging", "development"]}, **LOCK_PROPERTIES}}})
+    blueprint_create(actor=system, data={
+        "identifier": "runningService", "title": "Running service",
+        "schema": {"properties": {
+            "version": {"type": "string"}, "commitSha": {"type": "string"}, "jobUrl": {"type": "string", "format": "url"},
+            "deployedBy": {"type": "string"}, "deployedAt": {"type": "string", "format": "date-time"},
+            "health": {"type": "string", "enum": ["healthy", "degraded", "down", "unknown"]}, **LOCK_PROPERTIES}},
+        "relations": {"service": {"target": "Component", "required": True, "many": False},
+                      "environment": {"target": "environment", "required": True, "many": False}},
+        "mirrorProperties": {"environmentType": {"path": "environment.type"}, "environmentLocked": {"path": "environment.locked"},
+                             "serviceTitle": {"path": "service.$title"}},
+    })
+    blueprint_create(actor=system, data={
+        "identifier": "deployment", "title": "Deployment",
+        "schema": {"properties": {
+            "version": {"type": "string"}, "commitSha": {"type": "string"}, "commitTime": {"type": "string", "format": "date-time"},
+            "jobUrl": {"type": "string", "format": "url"}, "status": {"type": "string", "enum": ["success", "failure"]},
+            "deployedBy": {"type": "string"}, "startedAt": {"type": "string", "format": "date-time"},
+            "finishedAt": {"type": "string", "format": "date-time"}}},
+        "relations": {"runningService": {"target": "runningService", "required": True, "many": False}},
+    })
+    blueprint_create(actor=system, data={"identifier": "devEnvironment", "title": "Developer environment", "schema": {"properties": {
+        "owner": {"type": "string", "format": "user"}, "branch": {"type": "string"}, "url": {"type": "string", "format": "url"},
+        "ttl": {"type": "string", "format": "timer"}}}})
+    bp = {b.identifier: b for b in Blueprint.objects.all()}
+    for name in ("CartService", "PaymentService"):
+        entity_write_one(actor=system, blueprint=bp["Component"], data={"identifier": name, "title": name})
+    for name, kind in (("production", "production"), ("staging", "staging")):
+        entity_write_one(actor=system, blueprint=bp["environment"], data={"identifier": name, "properties": {"type": kind}})
+    return bp
+
+
+@pytest.fixture
+def catalog(db, system):
+    return install_contract(system)
+
+
+def report(**overrides):
+    body = {"service": "CartService", "environment": "production", "version": "1.2.3", "commitSha": "abc123",
+            "jobUrl": "https://ci.example.com/jobs/1"}
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def lock(system, bp, blueprint, identifier, reason="freeze", by="sre@example.com"):
+    return entity_write_one(actor=system, blueprint=bp[blueprint], mode=UPSERT_MERGE, data={
+        "identifier": identifier, "properties": {"locked": True, "lockReason": reason, "lockedBy": by,
+                                                 "lockedAt": "2025-01-01T00:00:00.000Z"}})
+
+
+def post(api, body):
+    return api.post("/v1/deployments", body, format="json")
+
+
+def test_first_deploy_creates_running_service_then_updates_it(admin_api, catalog):
+    response = post(admin_api, report(commitTime="2025-01-01T10:00:00Z"))
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["ok"] is True
+    deployment, running = body["deployment"], body["runningService"]
+    assert deployment["blueprint"] == "deployment" and deployment["relations"] == {"runningService": "CartService-production"}
+    assert deployment["properties"]["status"] == "success" and deployment["properties"]["deployedBy"] == "admin@example.com"
+    assert deployment["properties"]["commitTime"] == "2025-01-01T10:00:00Z"
+    assert running["identifier"] == "CartService-production"
+    assert running["relations"] == {"service": "CartService", "environment": "production"}
+    assert running["properties"]["version"] == "1.2.3" and running["properties"]["locked"] is False
+    assert running["properties"]["environmentType"] == "production"
+    assert AuditEvent.objects.filter(verb="catalog.entity.created", identifier="CartService-production").count() == 1
+
+    second = post(admin_api, report(version="1.2.4", commitSha="def456", deployedBy="bot@example.com"))
+    assert second.status_code == 201, second.json()
+    assert second.json()["runningService"]["properties"]["version"] == "1.2.4"
+    assert second.json()["runningService"]["properties"]["deployedBy"] == "bot@example.com"
+    assert Entity.objects.filter(blueprint__identifier="runningService").count() == 1
+    assert Entity.objects.filter(blueprint__identifier="deployment").count() == 2
+    (updated,) = AuditEvent.objects.filter(verb="catalog.entity.updated", identifier="CartService-production")
+    assert updated.diff["before"]["properties"]["version"] == "1.2.3"
+    assert updated.diff["after"]["properties"]["version"] == "1.2.4"
+    assert updated.actor == "admin@example.com"
+
+
+def test_failed_deploy_is_recorded_but_keeps_the_running_version(admin_api, catalog):
+    assert post(admin_api, report()).status_code == 201
+    response = post(admin_api, report(version="2.0.0", status="failure"))
+    assert response.status_code == 201, response.json()
+    assert response.json()["deployment"]["properties"]["status"] == "failure"
+    assert response.json()["runningService"]["properties"]["version"] == "1.2.3"
+
+
+@pytest.mark.parametrize("body, field", [
+    (report(service=None), "service"),
+    (report(version=""), "version"),
+    (report(commitSha=3), "commitSha"),
+    (report(jobUrl="not a url"), "jobUrl"),
+    (report(commitTime="yesterday"), "commitTime"),
+    (report(status="exploded"), "status"),
+    (report(extra=1), "extra"),
+    (report(service="bad service"), "service"),
+])
+def test_validation_errors_name_the_field(admin_api, catalog, body, field):
+    response = post(admin_api, body)
+    assert response.status_code == 422, response.json()
+    assert response.json()["ok"] is False and response.json()["error"] == "invalid_request"
+    assert response.json()["message"].startswith(f"{field}:")
+    assert not Entity.objects.filter(blueprint__identifier__in=["deployment", "runningService"]).exists()
+
+
+def test_unknown_environment_and_service_are_404(admin_api, catalog):
+    response = post(admin_api, report(environment="moon"))
+    assert response.status_code == 404 and "'moon'" in response.json()["message"]
+    assert response.json()["message"].startswith("environment:")
+    response = post(admin_api, report(service="Nope"))
+    assert response.status_code == 404
+    assert response.json()["message"] == "service: 'Nope' is not a Component in the catalog"
+
+
+def test_member_needs_register_on_deployment(member_user, catalog, system):
+    api = api_for(member_user)
+    response = post(api, report())
+    assert response.status_code == 403 and response.json()["error"] == "forbidden"
+    blueprint_permissions_update(actor=system, blueprint=catalog["deployment"],
+                                 data={"entities": {"register": {"users": [member_user.email]}}})
+    response = post(api_for(member_user), report())
+    assert response.status_code == 201, response.json()
+    assert response.json()["runningService"]["updatedBy"] == member_user.email
+
+
+def test_service_lock_refuses_and_the_refusal_is_audited(admin_api, catalog, system):
+    assert post(admin_api, report()).status_code == 201
+    lock(system, catalog, "runningService", "CartService-production", reason="incident 42")
+    response = post(admin_api, report(version="9.9.9"))
+    assert response.status_code == 423
+    assert response.json() == {"ok": False, "error": "locked", "message": response.json()["message"],
+                               "lock": {"scope": "service", "reason": "incident 42", "by": "sre@example.com",
+                                        "at": "2025-01-01T00:00:00.000Z"}}
+    assert "incident 42" in response.json()["message"]
+    assert Entity.objects.get(identifier="CartService-production").properties["version"] == "1.2.3"
+    assert Entity.objects.filter(blueprint__identifier="deployment").count() == 1
+    (refusal,) = AuditEvent.objects.filter(verb="catalog.deployment.refused")
+    assert refusal.status == "FAILURE" and refusal.actor == "admin@example.com"
+    assert refusal.identifier == "CartService-production" and refusal.diff["after"]["version"] == "9.9.9"
+    assert refusal.context["lock"]["scope"] == "service"
+    # Other services deploy to the same environment.
+    assert post(admin_api, report(service="PaymentService")).status_code == 201
+
+
+def test_environment_lock_refuses_every_service(admin_api, catalog, system):
+    assert post(admin_api, report()).status_code == 201
+    lock(system, catalog, "environment", "production", reason="release freeze")
+    for service in ("CartService", "PaymentService"):
+        response = post(admin_api, report(service=service, version="2.0.0"))
+        assert response.status_code == 423, response.json()
+        assert response.json()["lock"]["scope"] == "environment"
+        assert response.json()["lock"]["reason"] == "release freeze"
+    assert AuditEvent.objects.filter(verb="catalog.deployment.refused").count() == 2
+    assert not Entity.objects.filter(identifier="PaymentService-production").exists()
+    assert post(admin_api, report(environment="staging")).status_code == 201
+
+
+def test_lock_endpoint(admin_api, member_api, catalog, system):
+    url = "/v1/locks/CartService/production"
+    response = admin_api.get(url)
+    assert response.status_code == 200 and response.json() == {"ok": True, "locked": False}  # no running service yet
+    assert post(admin_api, report()).status_code == 201
+    assert member_api.get(url).json() == {"ok": True, "locked": False}
+    lock(system, catalog, "runningService", "CartService-production", reason="incident")
+    response = member_api.get(url)
+    assert response.status_code == 423
+    assert response.json()["error"] == "locked" and response.json()["lock"]["scope"] == "service"
+    assert member_api.get("/v1/locks/PaymentService/production").status_code == 200
+    lock(system, catalog, "environment", "production", reason="freeze")
+    response = admin_api.get(url)
+    assert response.status_code == 423 and response.json()["lock"]["scope"] == "environment"  # environment wins
+    assert response.json()["lock"]["reason"] == "freeze"
+    assert admin_api.get("/v1/locks/PaymentService/production").status_code == 423
+    response = admin_api.get("/v1/locks/CartService/moon")
+    assert response.status_code == 404 and response.json()["ok"] is False
+    assert anon_get(url).status_code == 401
+
+
+def anon_get(url):
+    from rest_framework.test import APIClient
+
+    return APIClient().get(url)
+
+
+def test_lock_check_is_one_query(admin_api, catalog, system):
+    assert post(admin_api, report()).status_code == 201
+    admin_api.get("/v1/locks/CartService/production")  # warm caches (content types)
+    with CaptureQueriesContext(connection) as free:
+        assert admin_api.get("/v1/locks/CartService/production").status_code == 200
+    lock(system, catalog, "runningService", "CartService-production")
+    with CaptureQueriesContext(connection) as locked:
+        assert admin_api.get("/v1/locks/CartService/production").status_code == 423
+    lock_queries = [q["sql"] for q in free.captured_queries if "catalog_entity" in q["sql"]]
+    assert len(lock_queries) == 1, lock_queries
+    assert len(free.captured_queries) == len(locked.captured_queries)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lock_taken_midway_lets_no_later_deploy_through(system):
+    bp = install_contract(system)
+    admin = make_user("ci@example.com", admin=True)
+    actor = Actor(user=admin)
+    threads_count = 30
+    start = threading.Barrier(threads_count + 1)
+    results, lock_state = [], {}
+    results_lock = threading.Lock()
+
+    def deploy(i):
+        try:
+            start.wait()
+            try:
+                deployment, _ = deployment_record(actor=actor, data=report(version=f"1.0.{i}"))
+                outcome = ("ok", deployment.pk)
+            except Locked:
+                outcome = ("locked", None)
+            with results_lock:
+                results.append(outcome)
+        finally:
+            connections.close_all()
+
+    def take_lock():
+        try:
+            start.wait()
+            # Let some deploys through first, then lock while others are in flight.
+            while True:
+                with results_lock:
+                    if len(results) >= 5:
+                        break
+                time.sleep(0.001)
+            with transaction.atomic():
+                lock(system, bp, "runningService", "CartService-production", reason="midway")
+                # Holding the running service row lock: no deploy can commit from here until we do.
+                lock_state["max_id"] = (Entity.objects.filter(blueprint__identifier="deployment")
+                                        .order_by("-id").values_list("id", flat=True).first())
+        finally:
+            connections.close_all()
+
+    # The running service exists before the race (its creation is covered by the API tests).
+    deployment_record(actor=actor, data=report(version="0.0.1"))
+    workers = [threading.Thread(target=deploy, args=(i,)) for i in range(threads_count)]
+    workers.append(threading.Thread(target=take_lock))
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert not any(worker.is_alive() for worker in workers)
+
+    recorded = [pk for status, pk in results if status == "ok"]
+    refused = [status for status, _ in results if status == "locked"]
+    assert len(results) == threads_count and len(recorded) + len(refused) == threads_count
+    assert len(recorded) >= 5 and refused, (len(recorded), len(refused))
+    # Every recorded deployment committed before the lock did (its row existed when the lock committed).
+    assert all(pk <= lock_state["max_id"] for pk in recorded), (recorded, lock_state)
+    assert Entity.objects.filter(blueprint__identifier="deployment").count() == len(recorded) + 1
+    assert AuditEvent.objects.filter(verb="catalog.deployment.refused").count() == len(refused)
+    running = Entity.objects.get(identifier="CartService-production")
+    assert running.properties["locked"] is True
+    last = Entity.objects.filter(blueprint__identifier="deployment").order_by("-id").first()
+    assert running.properties["version"] == last.properties["version"]
+
+
+def test_lock_check_total_is_the_token_user_and_the_lock_query(admin_api, catalog):
+    admin_api.get("/v1/locks/CartService/production")
+    with CaptureQueriesContext(connection) as ctx:
+        assert admin_api.get("/v1/locks/CartService/production").status_code == 200
+    assert len(ctx.captured_queries) == 2, [q["sql"] for q in ctx.captured_queries]
+    assert "auth_user" in ctx.captured_queries[0]["sql"] and "FOR SHARE" not in ctx.captured_queries[1]["sql"]
