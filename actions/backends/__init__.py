@@ -5,12 +5,11 @@ receiver to report back (or for the run timeout)."""
 from actions.backends.extend_ttl import extend_ttl_run
 from actions.backends.github import github_run
 from actions.backends.gitlab import gitlab_run
+from actions.backends.outcome import backend_run_load, run_end
 from actions.backends.slack import slack_run
 from actions.backends.upsert_entity import upsert_entity_run
 from actions.backends.webhook import webhook_deliver_task, webhook_run  # noqa: F401 — registers the Celery task
 from actions.choices import RunStatus
-from actions.models import Run
-from portal.actor import Actor
 
 BACKENDS = {
     "WEBHOOK": webhook_run,
@@ -23,15 +22,12 @@ BACKENDS = {
 
 
 def backend_dispatch(run_id: str) -> None:
-    run = Run.objects.select_related("action", "requested_by", "entity__blueprint").filter(pk=run_id).first()
+    run = backend_run_load(run_id)
     if run is None or run.status != RunStatus.IN_PROGRESS:
         return
     kind = run.action.invocation.get("type")
     backend = BACKENDS.get(kind)
     if backend is None:
-        from actions.services.runs import run_finish
-
-        run_finish(actor=Actor.system(), run=run, status=RunStatus.FAILURE,
-                   label=f"The {kind} backend is not configured on this portal yet.")
+        run_end(run, RunStatus.FAILURE, f"The {kind} backend is not configured on this portal yet.")
         return
     backend(run)

@@ -39,6 +39,7 @@ from actions.choices import RunStatus
 from actions.models import Run
 from actions.secrets import redact_secrets, secrets_for_templates
 from actions.templating import TemplateError, render_template, run_template_context
+from actions.backends.outcome import backoff_seconds, backend_run_load, run_log_system, run_fail_logged
 from portal.actor import Actor
 from portal.outbound import OutboundRefused, outbound_session
 
@@ -279,21 +280,10 @@ def workflow_dispatch(request, ref, token) -> dict | None:
 
 # --- run bookkeeping (through actions.services.runs, as the system) -------------------------------
 
-def _load(run_id):
-    return Run.objects.select_related("action", "requested_by", "entity__blueprint").filter(pk=run_id).first()
 
 
-def _log(run, message):
-    from actions.services.runs import run_log_add
-
-    run_log_add(actor=Actor.system(), run=run, message=message)
 
 
-def _fail(run, label):
-    from actions.services.runs import run_finish
-
-    _log(run, label)
-    run_finish(actor=Actor.system(), run=run, status=RunStatus.FAILURE, label=label)
 
 
 def _link(run, workflow_run_id, html_url):
@@ -316,18 +306,18 @@ def _conclude(run, workflow_run):
         status, label = RunStatus.SUCCESS, "GitHub workflow run succeeded"
     else:
         status, label = RunStatus.FAILURE, f"GitHub workflow run concluded: {conclusion}"
-    _log(run, f"Workflow run {workflow_run.get('id')} completed: {conclusion}.")
+    run_log_system(run, f"Workflow run {workflow_run.get('id')} completed: {conclusion}.")
     run_finish(actor=Actor.system(), run=run, status=status, label=label)
     return True
 
 
 def dispatch_retry_delay(attempt: int) -> float:
-    return min(float(settings.CI_RETRY_BASE_SECONDS) * 2 ** (attempt - 1), float(settings.CI_POLL_MAX_SECONDS))
+    return backoff_seconds(attempt, base=settings.CI_RETRY_BASE_SECONDS, cap=settings.CI_POLL_MAX_SECONDS)
 
 
 def poll_delay(attempt: int) -> float:
     """Seconds before poll `attempt`: base, doubling, capped (5, 10, 20, 40, 60, 60, … by default)."""
-    return min(float(settings.CI_POLL_BASE_SECONDS) * 2 ** (attempt - 1), float(settings.CI_POLL_MAX_SECONDS))
+    return backoff_seconds(attempt, base=settings.CI_POLL_BASE_SECONDS, cap=settings.CI_POLL_MAX_SECONDS)
 
 
 # --- entry points ---------------------------------------------------------------------------------
@@ -338,7 +328,7 @@ def github_run(run) -> None:
 
 
 def github_dispatch(run_id, attempt: int) -> None:
-    run = _load(run_id)
+    run = backend_run_load(run_id)
     if run is None or run.status != RunStatus.IN_PROGRESS:
         return
     from actions.services.runs import run_attempt_count, run_record_response
@@ -347,7 +337,7 @@ def github_dispatch(run_id, attempt: int) -> None:
     try:
         request = dispatch_build(run, run_template_context(run, secrets=secrets))
     except TemplateError as exc:
-        _fail(run, f"Template error in {exc}")
+        run_fail_logged(run, f"Template error in {exc}")
         return
     # Recorded before the first send: a run that may have been dispatched is never claimed again.
     run_record_response(run=run, response=None, payload=redact_secrets(request.payload(), secrets))
@@ -358,7 +348,7 @@ def github_dispatch(run_id, attempt: int) -> None:
         ref = default_branch(request, token)
         details = workflow_dispatch(request, ref, token)
     except GitHubFailed as exc:
-        _fail(run, str(exc))
+        run_fail_logged(run, str(exc))
         return
     except GitHubUnavailable as exc:
         _dispatch_retry_or_fail(run, attempt, str(exc))
@@ -366,9 +356,9 @@ def github_dispatch(run_id, attempt: int) -> None:
     run_record_response(run=run, response=details, payload=redact_secrets(request.payload(ref), secrets))
     where = f"workflow {request.workflow} on {request.org}/{request.repo}@{ref}"
     if not request.report:
-        _log(run, f"Dispatched {where}; reportWorkflowStatus is off, so the workflow reports the run's end itself.")
+        run_log_system(run, f"Dispatched {where}; reportWorkflowStatus is off, so the workflow reports the run's end itself.")
         return
-    _log(run, f"Dispatched {where}.")
+    run_log_system(run, f"Dispatched {where}.")
     if details:
         run = _link(run, details["workflow_run_id"], details.get("html_url"))
     github_poll_task.apply_async(args=[run.id, 1, dispatched_at.isoformat()], countdown=poll_delay(1))
@@ -377,7 +367,7 @@ def github_dispatch(run_id, attempt: int) -> None:
 def _dispatch_retry_or_fail(run, attempt, label):
     max_attempts = max(1, int(settings.CI_DISPATCH_MAX_ATTEMPTS))
     if attempt >= max_attempts:
-        _fail(run, f"{label} after {attempt} attempt{'s' if attempt != 1 else ''}")
+        run_fail_logged(run, f"{label} after {attempt} attempt{'s' if attempt != 1 else ''}")
         return
     delay = dispatch_retry_delay(attempt)
     logger.info("run %s: %s; try %d of %d in %.2fs", run.id, label, attempt + 1, max_attempts, delay)
@@ -415,7 +405,7 @@ def workflow_run_find(run, org, repo, workflow, dispatched_at, token) -> dict | 
 
 def github_poll(run_id, attempt: int, dispatched_at: str) -> None:
     """Poll `attempt`: find the workflow run (until found), then follow it until it completes."""
-    run = _load(run_id)
+    run = backend_run_load(run_id)
     if run is None or run.status != RunStatus.IN_PROGRESS:
         return
     if run.timeout_at is not None and timezone.now() >= run.timeout_at:
@@ -435,7 +425,7 @@ def github_poll(run_id, attempt: int, dispatched_at: str) -> None:
             if workflow_run is not None:
                 run = _link(run, workflow_run["id"], workflow_run.get("html_url"))
     except GitHubFailed as exc:
-        _fail(run, str(exc))
+        run_fail_logged(run, str(exc))
         return
     except GitHubUnavailable as exc:
         logger.info("run %s: %s; polling again", run.id, exc)

@@ -26,9 +26,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from actions.choices import RunStatus
-from actions.models import Run
 from actions.secrets import redact_secrets, secret_value, secrets_for_templates
 from actions.templating import TemplateError, render_template, run_template_context
+from actions.backends.outcome import backoff_seconds, backend_run_load, run_log_system, run_fail_logged
 from portal.actor import Actor
 from portal.outbound import OutboundRefused, outbound_session
 
@@ -118,26 +118,16 @@ def trigger_build(run, context) -> PipelineTrigger:
 
 # --- run bookkeeping (through actions.services.runs, as the system) -------------------------------
 
-def _load(run_id):
-    return Run.objects.select_related("action", "requested_by", "entity__blueprint").filter(pk=run_id).first()
 
 
-def _log(run, message):
-    from actions.services.runs import run_log_add
-
-    run_log_add(actor=Actor.system(), run=run, message=message)
 
 
-def _fail(run, label):
-    from actions.services.runs import run_finish
-
-    _log(run, label)
-    run_finish(actor=Actor.system(), run=run, status=RunStatus.FAILURE, label=label)
 
 
 def poll_delay(attempt: int) -> float:
-    """Seconds before poll `attempt`: base, doubling, capped (5, 10, 20, 40, 60, 60, … by default)."""
-    return min(float(settings.CI_POLL_BASE_SECONDS) * 2 ** (attempt - 1), float(settings.CI_POLL_MAX_SECONDS))
+    from actions.backends.github import poll_delay as github_poll_delay  # the same CI polling schedule
+
+    return github_poll_delay(attempt)
 
 
 # --- entry points ---------------------------------------------------------------------------------
@@ -148,7 +138,7 @@ def gitlab_run(run) -> None:
 
 
 def gitlab_trigger(run_id, attempt: int) -> None:
-    run = _load(run_id)
+    run = backend_run_load(run_id)
     if run is None or run.status != RunStatus.IN_PROGRESS:
         return
     from actions.services.runs import run_attempt_count, run_record_response, run_update
@@ -157,13 +147,13 @@ def gitlab_trigger(run_id, attempt: int) -> None:
     try:
         trigger = trigger_build(run, run_template_context(run, secrets=secrets))
     except TemplateError as exc:
-        _fail(run, f"Template error in {exc}")
+        run_fail_logged(run, f"Template error in {exc}")
         return
     group, project = trigger.project.rsplit("/", 1)
     secret_name = token_secret_name(group, project)
     token = secret_value(secret_name) or secret_value(DEFAULT_TOKEN_SECRET)
     if not token:
-        _fail(run, f"GitLab: no trigger token: add a Secret named {secret_name} (or {DEFAULT_TOKEN_SECRET})")
+        run_fail_logged(run, f"GitLab: no trigger token: add a Secret named {secret_name} (or {DEFAULT_TOKEN_SECRET})")
         return
     # Recorded before the first send: a run that may have been triggered is never claimed again.
     run_record_response(run=run, response=None, payload=redact_secrets(trigger.payload(), secrets))
@@ -181,7 +171,7 @@ def gitlab_trigger(run_id, attempt: int) -> None:
         if not isinstance(pipeline, dict) or pipeline.get("id") is None:
             raise GitLabFailed("GitLab: unexpected answer to the pipeline trigger (no pipeline id)")
     except GitLabFailed as exc:
-        _fail(run, str(exc))
+        run_fail_logged(run, str(exc))
         return
     except GitLabUnavailable as exc:
         _retry_or_fail(run, attempt, str(exc))
@@ -193,10 +183,10 @@ def gitlab_trigger(run_id, attempt: int) -> None:
     run = run_update(actor=Actor.system(), run=run, external_run_id=str(pipeline["id"]), link=links)
     where = f"pipeline {pipeline['id']} of {trigger.project}@{trigger.ref}"
     if not settings.GITLAB_TOKEN:
-        _log(run, f"Triggered {where}. GITLAB_TOKEN is not set, so the portal does not follow it: "
+        run_log_system(run, f"Triggered {where}. GITLAB_TOKEN is not set, so the portal does not follow it: "
                   "the pipeline reports the run's end itself (PORT_RUN_ID).")
         return
-    _log(run, f"Triggered {where}.")
+    run_log_system(run, f"Triggered {where}.")
     if _conclude(run, pipeline):
         return
     gitlab_poll_task.apply_async(args=[run.id, 1], countdown=poll_delay(1))
@@ -215,9 +205,9 @@ def _refused(response, trigger) -> GitLabFailed:
 def _retry_or_fail(run, attempt, label):
     max_attempts = max(1, int(settings.CI_DISPATCH_MAX_ATTEMPTS))
     if attempt >= max_attempts:
-        _fail(run, f"{label} after {attempt} attempt{'s' if attempt != 1 else ''}")
+        run_fail_logged(run, f"{label} after {attempt} attempt{'s' if attempt != 1 else ''}")
         return
-    delay = min(float(settings.CI_RETRY_BASE_SECONDS) * 2 ** (attempt - 1), float(settings.CI_POLL_MAX_SECONDS))
+    delay = backoff_seconds(attempt, base=settings.CI_RETRY_BASE_SECONDS, cap=settings.CI_POLL_MAX_SECONDS)
     logger.info("run %s: %s; try %d of %d in %.2fs", run.id, label, attempt + 1, max_attempts, delay)
     gitlab_trigger_task.apply_async(args=[run.id, attempt + 1], countdown=delay)
 
@@ -229,7 +219,7 @@ def _conclude(run, pipeline) -> bool:
     status = pipeline.get("status")
     if status not in ENDED:
         return False
-    _log(run, f"Pipeline {pipeline.get('id')} ended: {status}.")
+    run_log_system(run, f"Pipeline {pipeline.get('id')} ended: {status}.")
     label = "GitLab pipeline succeeded" if status == "success" else f"GitLab pipeline {status}"
     run_finish(actor=Actor.system(), run=run, status=ENDED[status], label=label)
     return True
@@ -237,7 +227,7 @@ def _conclude(run, pipeline) -> bool:
 
 def gitlab_poll(run_id, attempt: int) -> None:
     """Poll `attempt` of the pipeline the run triggered."""
-    run = _load(run_id)
+    run = backend_run_load(run_id)
     if run is None or run.status != RunStatus.IN_PROGRESS or not run.external_run_id or not settings.GITLAB_TOKEN:
         return
     if run.timeout_at is not None and timezone.now() >= run.timeout_at:
@@ -255,7 +245,7 @@ def gitlab_poll(run_id, attempt: int) -> None:
         except ValueError:
             pipeline = {}
     except GitLabFailed as exc:
-        _fail(run, str(exc))
+        run_fail_logged(run, str(exc))
         return
     except GitLabUnavailable as exc:
         logger.info("run %s: %s; polling again", run.id, exc)

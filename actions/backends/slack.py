@@ -8,20 +8,16 @@ from actions.choices import RunStatus
 from actions.secrets import redact_secrets, secrets_for_templates
 from actions.slack import SlackFailed, SlackNotConfigured, slack_configured, slack_post
 from actions.templating import TemplateError, render_template, run_template_context
-from portal.actor import Actor
+from actions.backends.outcome import run_end
 
 
-def _finish(run, status, label):
-    from actions.services.runs import run_finish
-
-    return run_finish(actor=Actor.system(), run=run, status=status, label=label)
 
 
 def slack_run(run) -> None:
     from actions.services.runs import run_record_response
 
     if not slack_configured():
-        _finish(run, RunStatus.FAILURE, SlackNotConfigured.message)
+        run_end(run, RunStatus.FAILURE, SlackNotConfigured.message)
         return
     invocation = run.action.invocation
     secrets = secrets_for_templates()
@@ -30,11 +26,11 @@ def slack_run(run) -> None:
         channel = render_template(invocation.get("channel"), context, "channel")
         text = render_template(invocation.get("text"), context, "text")
     except TemplateError as exc:
-        _finish(run, RunStatus.FAILURE, f"Template error in {exc}")
+        run_end(run, RunStatus.FAILURE, f"Template error in {exc}")
         return
     for name, value in (("channel", channel), ("text", text)):
         if not isinstance(value, str) or not value.strip():
-            _finish(run, RunStatus.FAILURE, f"Template error in {name}: must render to a non-empty string")
+            run_end(run, RunStatus.FAILURE, f"Template error in {name}: must render to a non-empty string")
             return
     payload = redact_secrets({"type": "SLACK", "channel": channel, "text": text}, secrets)
     run_record_response(run=run, response=None, payload=payload)
@@ -42,7 +38,7 @@ def slack_run(run) -> None:
         answer = slack_post(channel, text)
     except SlackFailed as exc:
         run_record_response(run=run, response=exc.response)
-        _finish(run, RunStatus.FAILURE, exc.label)
+        run_end(run, RunStatus.FAILURE, exc.label)
         return
     run_record_response(run=run, response={key: answer.get(key) for key in ("ok", "channel", "ts")})
-    _finish(run, RunStatus.SUCCESS, f"Posted to {channel} (ts {answer.get('ts')})")
+    run_end(run, RunStatus.SUCCESS, f"Posted to {channel} (ts {answer.get('ts')})")

@@ -9,16 +9,13 @@ event of the write carries the run id, which names the requester.
 from actions.choices import RunStatus
 from actions.secrets import redact_secrets, secrets_for_templates
 from actions.templating import TemplateError, render_template, run_template_context
+from actions.backends.outcome import run_end
 from portal.actor import Actor
 from portal.errors import PortalError
 
 ENTITY_FIELDS = ("identifier", "title", "team", "icon", "properties", "relations")
 
 
-def _finish(run, status, label):
-    from actions.services.runs import run_finish
-
-    return run_finish(actor=Actor.system(), run=run, status=status, label=label)
 
 
 def upsert_entity_run(run) -> None:
@@ -33,22 +30,22 @@ def upsert_entity_run(run) -> None:
         blueprint_identifier = render_template(invocation.get("blueprintIdentifier"), context, "blueprintIdentifier")
         mapping = render_template(invocation.get("mapping") or {}, context, "mapping")
     except TemplateError as exc:
-        _finish(run, RunStatus.FAILURE, f"Template error in {exc}")
+        run_end(run, RunStatus.FAILURE, f"Template error in {exc}")
         return
     if not isinstance(mapping, dict):
-        _finish(run, RunStatus.FAILURE, "Template error in mapping: must render to an object")
+        run_end(run, RunStatus.FAILURE, "Template error in mapping: must render to an object")
         return
     data = {key: mapping[key] for key in ENTITY_FIELDS if key in mapping}
     run_record_response(run=run, response=None, payload=redact_secrets(
         {"type": "UPSERT_ENTITY", "blueprintIdentifier": blueprint_identifier, "mapping": data}, secrets))
     blueprint = Blueprint.objects.filter(identifier=blueprint_identifier).first() if isinstance(blueprint_identifier, str) else None
     if blueprint is None:
-        _finish(run, RunStatus.FAILURE, f"Entity not written: blueprint {blueprint_identifier!r} does not exist")
+        run_end(run, RunStatus.FAILURE, f"Entity not written: blueprint {blueprint_identifier!r} does not exist")
         return
     try:
         write = entity_write_one(actor=Actor.system(), blueprint=blueprint, data=data, mode=UPSERT_MERGE, run_id=run.id)
     except PortalError as exc:
-        _finish(run, RunStatus.FAILURE, f"Entity not written: {exc.message}")
+        run_end(run, RunStatus.FAILURE, f"Entity not written: {exc.message}")
         return
-    _finish(run, RunStatus.SUCCESS, f"Entity {write.identifier!r} of blueprint {blueprint.identifier!r} "
+    run_end(run, RunStatus.SUCCESS, f"Entity {write.identifier!r} of blueprint {blueprint.identifier!r} "
                                     f"{'created' if write.created else 'updated'}")

@@ -22,10 +22,9 @@ from django.conf import settings
 
 from actions.backends.signing import body_bytes, signature_headers
 from actions.choices import RunStatus
-from actions.models import Run
 from actions.secrets import redact_secrets, secrets_for_templates
 from actions.templating import TemplateError, render_template, run_template_context, user_json
-from portal.actor import Actor
+from actions.backends.outcome import backoff_seconds, backend_run_load, run_end
 from portal.outbound import OutboundRefused, outbound_session
 from portal.timefmt import iso_z
 
@@ -90,14 +89,8 @@ def webhook_request_build(run, context) -> WebhookRequest:
                           synchronized=bool(invocation.get("synchronized")), agent=bool(invocation.get("agent")))
 
 
-def _load(run_id):
-    return Run.objects.select_related("action", "requested_by", "entity__blueprint").filter(pk=run_id).first()
 
 
-def _finish(run, status, label):
-    from actions.services.runs import run_finish
-
-    return run_finish(actor=Actor.system(), run=run, status=status, label=label)
 
 
 def _record(run, *, response=None, payload=None):
@@ -119,14 +112,14 @@ def _store_agent_payload(run):
     try:
         request = webhook_request_build(run, run_template_context(run, secrets=secrets))
     except TemplateError as exc:
-        _finish(run, RunStatus.FAILURE, f"Template error in {exc}")
+        run_end(run, RunStatus.FAILURE, f"Template error in {exc}")
         return
     _record(run, payload=redact_secrets(request.payload(), secrets))
 
 
 def webhook_deliver(run_id, attempt: int) -> None:
     """Try `attempt` of delivering `run_id`; schedules the next try or ends the run as the answer says."""
-    run = _load(run_id)
+    run = backend_run_load(run_id)
     if run is None or run.status != RunStatus.IN_PROGRESS:
         return  # reported back, timed out or deleted meanwhile: nothing left to deliver
     from actions.services.runs import run_attempt_count
@@ -135,7 +128,7 @@ def webhook_deliver(run_id, attempt: int) -> None:
     try:
         request = webhook_request_build(run, run_template_context(run, secrets=secrets))
     except TemplateError as exc:
-        _finish(run, RunStatus.FAILURE, f"Template error in {exc}")
+        run_end(run, RunStatus.FAILURE, f"Template error in {exc}")
         return
     # Recorded before the first send: a run that may have been sent is never claimed again.
     _record(run, payload=redact_secrets(request.payload(), secrets))
@@ -148,7 +141,7 @@ def webhook_deliver(run_id, attempt: int) -> None:
         response = session.request(request.method, request.url, data=raw if request.body is not None else None,
                                     headers=headers, stream=True)
     except OutboundRefused as exc:
-        _finish(run, RunStatus.FAILURE, f"Webhook not sent: {exc}")
+        run_end(run, RunStatus.FAILURE, f"Webhook not sent: {exc}")
         return
     except requests.RequestException as exc:
         _retry_or_fail(run, attempt, f"Webhook delivery failed ({_error_summary(exc)})")
@@ -161,7 +154,7 @@ def webhook_deliver(run_id, attempt: int) -> None:
     if 200 <= status < 300:
         if request.synchronized:
             _record(run, response=answer)
-            _finish(run, RunStatus.SUCCESS, f"Webhook answered {status}")
+            run_end(run, RunStatus.SUCCESS, f"Webhook answered {status}")
         return
     if request.synchronized:
         _record(run, response=answer)
@@ -169,13 +162,13 @@ def webhook_deliver(run_id, attempt: int) -> None:
         _retry_or_fail(run, attempt, f"Webhook answered {status}", retry_after=_retry_after_seconds(retry_after))
         return
     hint = " (redirects are not followed)" if 300 <= status < 400 else ""
-    _finish(run, RunStatus.FAILURE, f"Webhook answered {status}{hint}")
+    run_end(run, RunStatus.FAILURE, f"Webhook answered {status}{hint}")
 
 
 def _retry_or_fail(run, attempt, label, *, retry_after=None):
     max_attempts = max(1, int(settings.WEBHOOK_MAX_ATTEMPTS))
     if attempt >= max_attempts:
-        _finish(run, RunStatus.FAILURE, f"{label} after {attempt} attempt{'s' if attempt != 1 else ''}")
+        run_end(run, RunStatus.FAILURE, f"{label} after {attempt} attempt{'s' if attempt != 1 else ''}")
         return
     delay = retry_delay(attempt, retry_after)
     logger.info("run %s: %s; try %d of %d in %.2fs", run.id, label, attempt + 1, max_attempts, delay)
@@ -187,7 +180,7 @@ def retry_delay(attempt: int, retry_after: float | None = None) -> float:
     cap = float(settings.WEBHOOK_RETRY_MAX_SECONDS)
     if retry_after is not None:
         return min(max(retry_after, 0.0), cap)
-    return min(float(settings.WEBHOOK_RETRY_BASE_SECONDS) * 2 ** (attempt - 1), cap)
+    return backoff_seconds(attempt, base=settings.WEBHOOK_RETRY_BASE_SECONDS, cap=cap)
 
 
 def _retry_after_seconds(value):

@@ -157,7 +157,7 @@ def entities_json(entities, *, include=(), exclude=(), calculated=True):
     by_blueprint = defaultdict(list)
     for entity in entities:
         by_blueprint[entity.blueprint_id].append(entity)
-    mirrors, calculations = {}, {}
+    mirrors = {}
     for group in by_blueprint.values():
         blueprint = group[0].blueprint
         group_ids = [e.pk for e in group]
