@@ -67,6 +67,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.pages.navigation",
             ],
         },
     },
@@ -95,7 +96,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = PORTAL_HOME / "static"
 WHITENOISE_USE_FINDERS = True  # serve app static files without collectstatic (tests, first start)
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

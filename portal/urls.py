@@ -1,5 +1,6 @@
 """The only module that sees every app."""
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
 
@@ -21,4 +22,9 @@ urlpatterns = [
     path("healthz", healthz),
     path("admin/", admin.site.urls),
     path("v1/", include(v1)),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The developer-facing pages (templates/ and each app's pages/).
+    path("", include("catalog.pages.urls")),
+    path("", include("actions.pages.urls")),
 ]

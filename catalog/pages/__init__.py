@@ -1,0 +1,1 @@
+"""Developer-facing pages of the catalog: blueprint tables, entity pages."""

@@ -1,0 +1,91 @@
+"""Browser tests: Playwright driving Debian's Chromium (headless) against `live_server`.
+
+`make test` installs the `chromium` package (Makefile target `chromium`); Playwright's own browser download is
+never used. Without a Chromium the browser tests are skipped locally, and fail under CI (CI=true).
+Every test saves screenshots of the pages it visits under test-artifacts/<test name>/ (ignored by git).
+"""
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an event loop in the test's thread; the ORM calls the tests make in between are
+# ordinary synchronous code, so Django's async-safety guard must not refuse them.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_CANDIDATES = (os.environ.get("CHROMIUM_PATH", ""), "/usr/bin/chromium", "/usr/bin/chromium-browser")
+
+
+def chromium_path():
+    for candidate in CHROMIUM_CANDIDATES:
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return shutil.which("chromium")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    executable = chromium_path()
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("No Chromium found: `make chromium` installs Debian's package (or set CHROMIUM_PATH).")
+        pytest.skip("No Chromium found: run `make chromium` (Debian's package) or set CHROMIUM_PATH.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield browser
+        browser.close()
+
+
+class Screenshots:
+    """Saves numbered full-page screenshots of one test under test-artifacts/<test>/."""
+
+    def __init__(self, test_name):
+        self.folder = ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", test_name)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.count = 0
+
+    def __call__(self, page, name):
+        self.count += 1
+        path = self.folder / f"{self.count:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def screenshot(request):
+    return Screenshots(request.node.name)
+
+
+@pytest.fixture
+def browser_context(browser):
+    context = browser.new_context(viewport={"width": 1366, "height": 860})
+    context.set_default_timeout(15_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(browser_context):
+    return browser_context.new_page()
+
+
+@pytest.fixture
+def sign_in(live_server):
+    """sign_in(page, email, password): the Django sign-in form, as a person uses it."""
+
+    def sign_in(page, email, password="pw"):
+        page.goto(f"{live_server.url}/login/")
+        page.get_by_label("Email or username").fill(email)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r"^(?!.*/login/).*$"))
+        return page
+
+    return sign_in
