@@ -8,7 +8,7 @@ ValidationFailed whose message starts with the JSON path at fault
 sets in `condition` and in entity-input `dataset`s are validated against them without another query).
 `actions` (optional) is the set of existing action identifiers, for automation triggers on runs.
 
-Our extension keys: `quota`, `approvalTimeout`, `runTimeout` (default PT1H), `ttl` (CREATE only) and
+Our extension keys: `quota` (`perUser`, `perTeam`, `liveEntitiesPerUser`, `whenExceeded`), `approvalTimeout`, `runTimeout` (default PT1H), `ttl` (CREATE only) and
 `notifications` (per-action Slack switches `{approvalWaiting, runEnded, ttlWarning}`, each true/false);
 durations are ISO 8601 (`P1D`, `PT1H30M`) and are returned as given.
 """
@@ -36,6 +36,8 @@ EVENT_TYPES = ("ENTITY_CREATED", "ENTITY_UPDATED", "ENTITY_DELETED", "ANY_ENTITY
 RUN_EVENTS = ("RUN_CREATED", "RUN_UPDATED", "ANY_RUN_CHANGE")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 QUOTA_PERIODS = ("hour", "day", "week", "month")
+# Beyond its quota a run is refused (429), or — "requireApproval" — waits for an approval (ANY) instead.
+QUOTA_WHEN_EXCEEDED = ("refuse", "requireApproval")
 NOTIFICATION_KEYS = ("approvalWaiting", "runEnded", "ttlWarning")
 RESERVED_IDENTIFIERS = {"runs"}  # /v1/actions/runs is the runs collection
 
@@ -486,7 +488,7 @@ def _quota(value, trigger):
     if value is None:
         return None
     value = _object(value, "quota")
-    _unknown(value, {"perUser", "perTeam", "liveEntitiesPerUser"}, "quota")
+    _unknown(value, {"perUser", "perTeam", "liveEntitiesPerUser", "whenExceeded"}, "quota")
     clean = {}
     for key in ("perUser", "perTeam"):
         if value.get(key) is None:
@@ -500,6 +502,11 @@ def _quota(value, trigger):
         if trigger.get("operation") != Operation.CREATE:
             _fail("quota.liveEntitiesPerUser", "applies to CREATE actions only")
         clean["liveEntitiesPerUser"] = _positive_int(value["liveEntitiesPerUser"], "quota.liveEntitiesPerUser")
+    when_exceeded = value.get("whenExceeded", QUOTA_WHEN_EXCEEDED[0])
+    if when_exceeded not in QUOTA_WHEN_EXCEEDED:
+        _fail("quota.whenExceeded", f"must be one of {list(QUOTA_WHEN_EXCEEDED)}, got {when_exceeded!r}")
+    if clean and when_exceeded != QUOTA_WHEN_EXCEEDED[0]:
+        clean["whenExceeded"] = when_exceeded
     return clean or None
 
 

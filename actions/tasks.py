@@ -32,6 +32,14 @@ def run_dispatch_task(run_id):
 
 
 @shared_task
+def demo_receiver_work_task(kind, body):
+    """The built-in demo receiver's work for one accepted webhook (actions/demo_receiver.py)."""
+    from actions.demo_receiver import demo_receiver_work
+
+    demo_receiver_work(kind=kind, body=body)
+
+
+@shared_task
 def run_redispatch_task():
     """The run row is its own outbox: queue runs committed but never picked up, or whose claim went stale."""
     from actions.services.runs import runs_to_redispatch

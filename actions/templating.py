@@ -138,9 +138,10 @@ def user_json(user) -> dict | None:
     return {"email": user.email, "firstName": user.first_name, "lastName": user.last_name}
 
 
-def run_template_context(run, *, secrets=None) -> dict:
+def run_template_context(run, *, secrets=None, portal=None) -> dict:
     """What templates of `run`'s action see. `run` should come with select_related("action", "requested_by",
-    "entity__blueprint"). `secrets` defaults to every admin-managed secret, decrypted."""
+    "entity__blueprint"). `secrets` defaults to every admin-managed secret, decrypted; `portal` to portal_json()
+    (callers building many contexts pass both once)."""
     from actions.secrets import secrets_for_templates
     from catalog.selectors.entities import entities_json
 
@@ -160,5 +161,17 @@ def run_template_context(run, *, secrets=None) -> dict:
         "entity": entity,
         "action": {"identifier": action.identifier, "blueprint": action.blueprint_identifier or None},
         "run": {"id": run.id},
+        "portal": portal_json() if portal is None else portal,
         "secrets": secrets_for_templates() if secrets is None else secrets,
     }
+
+
+def portal_json() -> dict:
+    """`.portal` in templates: this portal's own address and its platform Slack channel (NotificationSettings,
+    else SLACK_DEFAULT_CHANNEL), so starter actions and automations need no per-install editing."""
+    from django.conf import settings
+
+    from actions.models import NotificationSettings
+
+    channel = NotificationSettings.current().platform_channel or getattr(settings, "SLACK_DEFAULT_CHANNEL", "")
+    return {"url": settings.PORTAL_BASE_URL.rstrip("/"), "slackChannel": channel or None}

@@ -166,6 +166,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+
+# The built-in demo receiver and fake Slack (actions/demo_receiver.py): on in `make demo`, off in production.
+DEMO_RECEIVER_ENABLED = env_bool("PORTAL_DEMO_RECEIVER", False)
+DEMO_RECEIVER_DELAY_SECONDS = float(os.environ.get("PORTAL_DEMO_RECEIVER_DELAY", "3"))
 CELERY_BEAT_SCHEDULE = {
     "actions-run-redispatch": {"task": "actions.tasks.run_redispatch_task", "schedule": 30.0},
     "actions-approvals-expire": {"task": "actions.tasks.run_approvals_expire_task", "schedule": 30.0},

@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
 
+from actions import demo_receiver
 from actions.api.agent import OrganizationView, WorkflowRunsClaimView
 from portal.api.views import AccessTokenView, healthz
 
@@ -22,6 +23,9 @@ urlpatterns = [
     path("healthz", healthz),
     path("admin/", admin.site.urls),
     path("v1/", include(v1)),
+    path("demo/receiver/<str:kind>", demo_receiver.demo_receiver_webhook),
+    path("demo/slack/", demo_receiver.demo_slack_messages, name="demo-slack"),
+    path("demo/slack/<str:method>", demo_receiver.demo_slack_api),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # The developer-facing pages (templates/ and each app's pages/).

@@ -3,11 +3,12 @@ invocation method names. Backends report their outcome through actions.services.
 run_record_response); a backend that only starts work elsewhere leaves the run IN_PROGRESS for the
 receiver to report back (or for the run timeout)."""
 from actions.backends.extend_ttl import extend_ttl_run
-from actions.backends.github import github_run
+from actions.backends.github import github_configured, github_run
 from actions.backends.gitlab import gitlab_run
 from actions.backends.outcome import backend_run_load, run_end
 from actions.backends.slack import slack_run
 from actions.backends.upsert_entity import upsert_entity_run
+from actions.slack import slack_configured
 from actions.backends.webhook import webhook_deliver_task, webhook_run  # noqa: F401 — registers the Celery task
 from actions.choices import RunStatus
 
@@ -19,6 +20,17 @@ BACKENDS = {
     "GITLAB": gitlab_run,
     "EXTEND_TTL": extend_ttl_run,
 }
+
+
+def backend_unavailable(action) -> str | None:
+    """Why runs of `action` cannot be requested on this portal yet (its backend lacks configuration), or None.
+    Checked when a person requests a run, so an action like the starter `deploy` is visibly off, not failing."""
+    kind = action.invocation.get("type")
+    if kind == "GITHUB" and not github_configured():
+        return "GitHub is not configured: set GITHUB_TOKEN, or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY."
+    if kind == "SLACK" and not slack_configured():
+        return "Slack is not configured: set SLACK_BOT_TOKEN."
+    return None
 
 
 def backend_dispatch(run_id: str) -> None:

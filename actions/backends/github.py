@@ -184,6 +184,10 @@ def _app_configured() -> bool:
     return bool(settings.GITHUB_APP_ID and settings.GITHUB_APP_PRIVATE_KEY)
 
 
+def github_configured() -> bool:
+    return _app_configured() or bool(settings.GITHUB_TOKEN)
+
+
 def github_token(org, repo) -> str:
     if _app_configured():
         return installation_token(org, repo)

@@ -120,8 +120,10 @@ def extend_ttl_action_ensure(*, actor, action):
     if not action.ttl or action.operation != "CREATE":
         return None
     identifier = extend_ttl_action_identifier(action.blueprint_identifier)
-    existing = Action.objects.filter(identifier=identifier).first()
-    if existing is not None:
+    existing = (Action.objects.filter(identifier=identifier).first()
+                or Action.objects.filter(blueprint_identifier=action.blueprint_identifier,
+                                         invocation_method__type="EXTEND_TTL").first())
+    if existing is not None:  # the built-in one, or one the platform team wrote (the starter `extend_ttl`)
         return existing
     extend = action_create(actor=actor, data={
         "identifier": identifier, "title": "Extend TTL", "icon": "Clock",

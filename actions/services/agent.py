@@ -67,18 +67,18 @@ def _int_field(value, name, default, minimum, maximum):
 def _template_contexts(runs, secrets) -> dict:
     """Template contexts of `runs`, their entities rendered in one batch (run_template_context renders one
     entity per call, which would cost queries per claimed run)."""
-    from actions.templating import run_template_context
+    from actions.templating import portal_json, run_template_context
     from catalog.selectors.entities import entities_json
 
     entities = [run.entity for run in runs if run.entity_id is not None]
     documents = dict(zip((entity.pk for entity in entities), entities_json(entities)))
-    contexts = {}
+    contexts, portal = {}, portal_json()
     for run in runs:
         # A detached copy without its entity, so run_template_context does not render it again.
         bare = Run(**{field.attname: getattr(run, field.attname) for field in Run._meta.concrete_fields})
         bare.entity_id = None
         bare.action, bare.requested_by = run.action, run.requested_by
-        contexts[run.pk] = {**run_template_context(bare, secrets=secrets), "entity": documents.get(run.entity_id)}
+        contexts[run.pk] = {**run_template_context(bare, secrets=secrets, portal=portal), "entity": documents.get(run.entity_id)}
     return contexts
 
 

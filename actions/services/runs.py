@@ -32,6 +32,13 @@ CLAIM_VISIBILITY = timedelta(minutes=10)
 REDISPATCH_AFTER = timedelta(seconds=30)
 
 
+class BackendNotConfigured(PortalError):
+    """The action's backend needs configuration this portal does not have (GitHub credentials, say)."""
+
+    status = 409
+    code = "backend_not_configured"
+
+
 def run_snapshot(run) -> dict:
     """The run's state as the audit diff records it."""
     return {
@@ -170,16 +177,25 @@ def _run_request(*, actor, action, properties, entity_identifier, run_as, origin
 
     from catalog.access import user_team_ids
 
-    quota_check(action=action, user=requester, team_ids=user_team_ids(requester))
+    _backend_available_check(action)
+    required_approval, over_quota = action.required_approval, None
+    try:
+        quota_check(action=action, user=requester, team_ids=user_team_ids(requester))
+    except QuotaExceeded as exceeded:
+        if (action.quota or {}).get("whenExceeded") != "requireApproval":
+            raise
+        over_quota = exceeded.message
+        required_approval = required_approval or {"type": "ANY"}
 
     now = timezone.now()
-    waiting = bool(action.required_approval)
+    waiting = bool(required_approval)
     run = Run(
         id="r_" + secrets.token_hex(8), action=action, blueprint_identifier=action.blueprint_identifier,
         entity=entity, entity_identifier=entity.identifier if entity else "", entity_title=entity.title if entity else "",
         properties=inputs, requested_by=requester, run_as_by=actor.label if run_as not in (None, "") else "",
-        origin=origin, required_approval=action.required_approval,
+        origin=origin, required_approval=required_approval,
         status=RunStatus.WAITING_FOR_APPROVAL if waiting else RunStatus.IN_PROGRESS,
+        status_label=f"Beyond the quota, so it needs an approval ({over_quota})"[:500] if over_quota else "",
     )
     if waiting:
         if action.approval_timeout_seconds:
@@ -198,6 +214,14 @@ def _run_request(*, actor, action, properties, entity_identifier, run_as, origin
 
         run_approval_notify_task.delay_on_commit(run.id)
     return run
+
+
+def _backend_available_check(action):
+    from actions.backends import backend_unavailable
+
+    reason = backend_unavailable(action)
+    if reason:
+        raise BackendNotConfigured(f"action: {action.identifier!r} is off until its backend is set up. {reason}")
 
 
 def _notification_webhook(action):

@@ -14,7 +14,7 @@ from portal.errors import ValidationFailed
 
 pytestmark = pytest.mark.django_db
 
-STARTER = ["environment", "runningService", "deployment", "devEnvironment"]
+STARTER = ["environment", "runningService", "deployment", "devEnvironment", "cloudResource", "accessGrant"]
 SEED = ["API", "Component", "Domain", "Resource", "System"]
 
 
@@ -31,7 +31,7 @@ def write(blueprint, data, mode=CREATE, identifier=None):
 
 def test_load_starter_on_empty_portal_loads_seed_then_starter():
     text = load_starter()
-    assert "5 blueprints and 9 entities" in text and "Starter catalog: 4 blueprints and 3 entities added." in text
+    assert "5 blueprints and 9 entities" in text and "Starter catalog: 6 blueprints and 3 entities added." in text
     assert sorted(Blueprint.objects.values_list("identifier", flat=True)) == sorted(SEED + STARTER)
     environments = Entity.objects.filter(blueprint__identifier="environment")
     assert sorted(environments.values_list("identifier", "properties")) == [
@@ -59,8 +59,8 @@ def test_load_starter_is_idempotent_and_keeps_changed_data():
 def test_load_starter_onto_existing_seed_does_not_reload_it():
     call_command("load_catalog", stdout=StringIO())
     text = load_starter()
-    assert "Loaded" not in text and "4 blueprints and 3 entities added" in text
-    assert Blueprint.objects.count() == 9 and Entity.objects.count() == 12
+    assert "Loaded" not in text and "6 blueprints and 3 entities added" in text
+    assert Blueprint.objects.count() == 11 and Entity.objects.count() == 12
 
 
 def test_import_applies_mirrors_through_relations_to_blueprints_of_the_same_document():

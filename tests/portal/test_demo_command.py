@@ -20,7 +20,12 @@ def test_demo_sets_up_catalog_users_and_client(tmp_path, monkeypatch):
     out = StringIO()
     call_command("demo", "--no-serve", stdout=out)
     text = out.getvalue()
-    assert Blueprint.objects.count() == 9 and Entity.objects.count() == 12  # seed + starter
+    assert Blueprint.objects.count() == 11  # seed + starter
+    counts = {identifier: Entity.objects.filter(blueprint__identifier=identifier).count()
+              for identifier in ("Component", "environment", "runningService", "deployment", "devEnvironment")}
+    assert counts["Component"] == 4 and counts["environment"] == 3 and counts["devEnvironment"] == 2
+    assert counts["runningService"] == 6 and counts["deployment"] > 30  # a month of demo history
+    assert "Starter actions: 16 added" in text
     for email in ("admin@portal.local", "developer@portal.local", "manager@portal.local"):
         assert email in text
         assert get_user_model().objects.get(email=email).check_password(email.split("@")[0])
@@ -30,7 +35,8 @@ def test_demo_sets_up_catalog_users_and_client(tmp_path, monkeypatch):
     again = StringIO()
     call_command("demo", "--no-serve", stdout=again)
     assert credentials["clientId"] in again.getvalue()
-    assert ApiClient.objects.count() == 1 and Blueprint.objects.count() == 9 and Entity.objects.count() == 12
+    assert ApiClient.objects.count() == 1 and Blueprint.objects.count() == 11
+    assert Entity.objects.filter(blueprint__identifier="deployment").count() == counts["deployment"]
 
 
 def test_importing_settings_starts_nothing(tmp_path):

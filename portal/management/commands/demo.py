@@ -22,7 +22,7 @@ DEMO_USERS = [
     # email, password, admin, teams
     ("admin@portal.local", "admin", True, ["Platform"]),
     ("developer@portal.local", "developer", False, ["Checkout"]),
-    ("manager@portal.local", "manager", False, ["Checkout"]),
+    ("manager@portal.local", "manager", False, ["Checkout", "Managers"]),
 ]
 
 
@@ -38,15 +38,16 @@ class Command(BaseCommand):
         call_command("collectstatic", interactive=False, verbosity=0)
         if not Blueprint.objects.exists():
             call_command("load_catalog")
-        if not Blueprint.objects.filter(identifier="environment").exists():
-            call_command("load_starter")  # the starter catalog (issue 5), also onto an existing seed
+        call_command("load_starter", stdout=self.stdout)  # starter catalog and actions; adds only what is missing
         actor = Actor.system()
         for email, password, admin, teams in DEMO_USERS:
             user_ensure(actor=actor, email=email, admin=admin, superuser=admin, team_names=teams, password=password)
+        call_command("load_demo_history", stdout=self.stdout)  # deployments, running services and two developer environments
         client = self._demo_client(actor)
         self.stdout.write(self.style.SUCCESS("\nPortal demo is ready."))
         self.stdout.write(f"  Web:        http://127.0.0.1:{port}/   (admin: http://127.0.0.1:{port}/admin/)")
         self.stdout.write(f"  API docs:   http://127.0.0.1:{port}/v1/docs")
+        self.stdout.write(f"  Slack:      http://127.0.0.1:{port}/demo/slack/   (messages the demo posted, unless SLACK_BOT_TOKEN is set)")
         self.stdout.write("  Demo users (email / password):")
         for email, password, admin, teams in DEMO_USERS:
             self.stdout.write(f"    {email} / {password}   {'admin, ' if admin else ''}team {', '.join(teams)}")
@@ -75,7 +76,12 @@ class Command(BaseCommand):
         env = {**os.environ, **ensure_embedded_services(), "DJANGO_SETTINGS_MODULE": "portal.settings",
                "PORTAL_BASE_URL": os.environ.get("PORTAL_BASE_URL", f"http://127.0.0.1:{port}"),
                # The demo's webhook receivers run on this machine; production allows no private addresses.
-               "OUTBOUND_ALLOWED_NETWORKS": os.environ.get("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")}
+               "OUTBOUND_ALLOWED_NETWORKS": os.environ.get("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128"),
+               # The built-in demo receiver does the starter actions' work (actions/demo_receiver.py).
+               "PORTAL_DEMO_RECEIVER": os.environ.get("PORTAL_DEMO_RECEIVER", "1")}
+        if not os.environ.get("SLACK_BOT_TOKEN"):  # no workspace: post to the demo's fake Slack (/demo/slack/)
+            env.update({"SLACK_BOT_TOKEN": "xoxb-demo", "SLACK_API_URL": f"http://127.0.0.1:{port}/demo/slack/",
+                        "SLACK_DEFAULT_CHANNEL": os.environ.get("SLACK_DEFAULT_CHANNEL", "#platform")})
         bindir = os.path.dirname(sys.executable)
         home = str(settings.PORTAL_HOME)
         commands = {

@@ -1,4 +1,5 @@
-"""Install the starter catalog (environments, running services, deployments, developer environments).
+"""Install the starter blueprints and entities (environments, running services, deployments, developer
+environments, cloud resources, temporary access). `load_starter` (actions app) runs this, then adds the starter actions.
 
 Loads the founding example first when its `Component` blueprint is missing (running services relate to
 it). Only blueprints and entities that do not exist yet are written, so a second run changes nothing and
@@ -29,7 +30,7 @@ def starter_missing(document):
 
 
 class Command(BaseCommand):
-    help = "Install the starter catalog (loads the founding example catalog first if it is missing). Idempotent."
+    help = "Install the starter blueprints and entities (loads the founding example catalog first if it is missing). Idempotent."
 
     def handle(self, *args, **options):
         if not Blueprint.objects.filter(identifier="Component").exists():
