@@ -18,7 +18,7 @@ class Action(models.Model):
     invocation_method = models.JSONField(default=dict)
     # The same JSON as written: jsonb reorders keys, and webhook bodies go out in the template's order.
     invocation_method_text = models.TextField(blank=True, default="")
-    required_approval = models.JSONField(default=False)
+    required_approval = models.JSONField(default=bool)  # callable: False
     approval_notification = models.JSONField(null=True, blank=True)
     publish = models.BooleanField(default=True)
     # Our extensions (validated with the rest of the definition).
@@ -73,7 +73,7 @@ class Run(models.Model):
     links = models.JSONField(default=list, blank=True)
     summary = models.TextField(blank=True, default="")
     external_run_id = models.CharField(max_length=200, blank=True, default="", db_index=True)
-    required_approval = models.JSONField(default=False)  # snapshot at request time
+    required_approval = models.JSONField(default=bool)  # snapshot at request time
     payload = models.JSONField(null=True, blank=True)  # what was sent to the backend (secrets redacted)
     response = models.JSONField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
