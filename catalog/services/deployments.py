@@ -116,11 +116,13 @@ def deployment_record(*, actor, data):
 
 
 def _lock_environment(blueprint, identifier):
-    # FOR SHARE, not FOR UPDATE: it conflicts with the FOR UPDATE a lock change takes on this row, yet lets
-    # deploys of different services to one environment run side by side.
+    # FOR NO KEY UPDATE, not FOR SHARE: PostgreSQL lets a new share locker past a transaction queued for
+    # FOR UPDATE, so under a continuous stream of reports a lock change would wait until the stream stops.
+    # An exclusive row lock queues reports and lock changes fairly; reports to one environment are serialized
+    # by the audit chain's lock anyway.
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {LOCK_COLUMNS.format(t='catalog_entity')} FROM catalog_entity "
-                       "WHERE blueprint_id = %s AND identifier = %s FOR SHARE", [blueprint.pk, identifier])
+                       "WHERE blueprint_id = %s AND identifier = %s FOR NO KEY UPDATE", [blueprint.pk, identifier])
         row = cursor.fetchone()
     if row is None:
         raise NotFound(f"environment: {identifier!r} is not an environment in the catalog")

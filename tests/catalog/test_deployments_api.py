@@ -1,18 +1,13 @@
-import threading
-import time
-
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
 from catalog.models import Blueprint, Entity
 from catalog.services.blueprints import blueprint_create
-from catalog.services.deployments import Locked, deployment_record
 from catalog.services.entities import UPSERT_MERGE, entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
-from portal.actor import Actor
-from tests.conftest import api_for, make_user
+from tests.conftest import api_for
 
 pytestmark = pytest.mark.django_db
 
@@ -226,70 +221,6 @@ def test_lock_check_is_one_query(admin_api, catalog, system):
     lock_queries = [q["sql"] for q in free.captured_queries if "catalog_entity" in q["sql"]]
     assert len(lock_queries) == 1, lock_queries
     assert len(free.captured_queries) == len(locked.captured_queries)
-
-
-@pytest.mark.django_db(transaction=True)
-def test_lock_taken_midway_lets_no_later_deploy_through(system):
-    bp = install_contract(system)
-    admin = make_user("ci@example.com", admin=True)
-    actor = Actor(user=admin)
-    threads_count = 30
-    start = threading.Barrier(threads_count + 1)
-    results, lock_state = [], {}
-    results_lock = threading.Lock()
-
-    def deploy(i):
-        try:
-            start.wait()
-            try:
-                deployment, _ = deployment_record(actor=actor, data=report(version=f"1.0.{i}"))
-                outcome = ("ok", deployment.pk)
-            except Locked:
-                outcome = ("locked", None)
-            with results_lock:
-                results.append(outcome)
-        finally:
-            connections.close_all()
-
-    def take_lock():
-        try:
-            start.wait()
-            # Let some deploys through first, then lock while others are in flight.
-            while True:
-                with results_lock:
-                    if len(results) >= 5:
-                        break
-                time.sleep(0.001)
-            with transaction.atomic():
-                lock(system, bp, "runningService", "CartService-production", reason="midway")
-                # Holding the running service row lock: no deploy can commit from here until we do.
-                lock_state["max_id"] = (Entity.objects.filter(blueprint__identifier="deployment")
-                                        .order_by("-id").values_list("id", flat=True).first())
-        finally:
-            connections.close_all()
-
-    # The running service exists before the race (its creation is covered by the API tests).
-    deployment_record(actor=actor, data=report(version="0.0.1"))
-    workers = [threading.Thread(target=deploy, args=(i,)) for i in range(threads_count)]
-    workers.append(threading.Thread(target=take_lock))
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(60)
-    assert not any(worker.is_alive() for worker in workers)
-
-    recorded = [pk for status, pk in results if status == "ok"]
-    refused = [status for status, _ in results if status == "locked"]
-    assert len(results) == threads_count and len(recorded) + len(refused) == threads_count
-    assert len(recorded) >= 5 and refused, (len(recorded), len(refused))
-    # Every recorded deployment committed before the lock did (its row existed when the lock committed).
-    assert all(pk <= lock_state["max_id"] for pk in recorded), (recorded, lock_state)
-    assert Entity.objects.filter(blueprint__identifier="deployment").count() == len(recorded) + 1
-    assert AuditEvent.objects.filter(verb="catalog.deployment.refused").count() == len(refused)
-    running = Entity.objects.get(identifier="CartService-production")
-    assert running.properties["locked"] is True
-    last = Entity.objects.filter(blueprint__identifier="deployment").order_by("-id").first()
-    assert running.properties["version"] == last.properties["version"]
 
 
 def test_lock_check_total_is_the_token_user_and_the_lock_query(admin_api, catalog):
