@@ -21,5 +21,7 @@ urlpatterns = [
     path("users", users.UserListView.as_view()),
     path("users/<str:email>", users.UserDetailView.as_view()),
     path("deployments", deployments.DeploymentListView.as_view()),
-    path("locks/<str:service_identifier>/<str:environment>", deployments.LockView.as_view()),
+    path("locks/<str:service>/<str:environment>", deployments.LockView.as_view()),
+    path("running-services", deployments.RunningServiceListView.as_view()),
+    path("dora", deployments.DoraView.as_view()),
 ]
