@@ -5,8 +5,9 @@
     .venv/bin/python tests/benchmarks/bench_profile.py get
     .venv/bin/python tests/benchmarks/bench_profile.py relatedTo --explain --entities 100000
 
-For one kind of request (`get`, `upsert`, `bulk` — 20 new entities per request —, or a search case:
-`equality`, `between`, `relatedTo`, `contains`) it prints the SQL statements of one request with their
+For one kind of request (`get`, `upsert`, `bulk` — 20 new entities per request —, `lock` — the CI lock
+check —, `deploy` — a deployment report; both need a run with `--only locks` or `deployments` first —, or a
+search case: `equality`, `between`, `relatedTo`, `contains`) it prints the SQL statements of one request with their
 times, the in-process milliseconds per request without and with the profiler, and the profile's top
 functions (pyinstrument when it is installed, else cProfile). `--explain` adds EXPLAIN ANALYZE of the
 search query the application generates next to the benchmark's hand-written SQL. It goes through
@@ -29,10 +30,11 @@ ROOT = HERE.parents[1]
 sys.path[:0] = [str(HERE), str(ROOT)]
 
 import bench_catalog as catalog  # noqa: E402
+import bench_deployments as deploys  # noqa: E402
 import bench_queries as queries  # noqa: E402
 from bench_server import database_url_named, redis_url_with_db  # noqa: E402
 
-KINDS = ["get", "upsert", "bulk"] + [case.key for case in queries.CASES]
+KINDS = ["get", "upsert", "bulk", "lock", "deploy"] + [case.key for case in queries.CASES]
 
 
 def parse_args():
@@ -95,6 +97,13 @@ def request_maker(kind, client, counts):
                 items.append(item)
             response = client.post("/v1/blueprints/Deployment/entities/bulk?upsert=true",
                                    json.dumps({"entities": items}), content_type="application/json")
+        elif kind == "lock":
+            service, environment = deploys.pair(i)
+            response = client.get(f"/v1/locks/{service}/{environment}")
+        elif kind == "deploy":
+            service, environment = deploys.pair(i)
+            response = client.post("/v1/deployments", json.dumps(deploys.report_body(service, environment, f"9.{i}.{run}")),
+                                   content_type="application/json")
         else:
             case = cases[kind]
             response = client.post(queries.search_path(), json.dumps(queries.search_body(case, case.params(i, counts))),

@@ -50,13 +50,18 @@ def database_create(url, name):
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def entity_count(url):
-    """Entities in a migrated bench database, or None when it holds no catalog tables."""
+def entity_count(url, blueprints=None):
+    """Entities in a migrated bench database (of `blueprints` only, when given), or None when it holds no
+    catalog tables. The synthetic catalog is counted by its blueprints: the lock and deployment measurements
+    add starter-catalog entities and deployments next to it."""
     try:
         with psycopg.connect(url) as conn:
             if conn.execute("SELECT to_regclass('catalog_entity')").fetchone()[0] is None:
                 return None
-            return conn.execute("SELECT count(*) FROM catalog_entity").fetchone()[0]
+            if blueprints is None:
+                return conn.execute("SELECT count(*) FROM catalog_entity").fetchone()[0]
+            return conn.execute("SELECT count(*) FROM catalog_entity e JOIN catalog_blueprint b ON b.id = e.blueprint_id"
+                                " WHERE b.identifier = ANY(%s)", [list(blueprints)]).fetchone()[0]
     except psycopg.OperationalError:
         return None
 

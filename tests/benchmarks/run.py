@@ -2,8 +2,9 @@
 """`make bench`: load a synthetic catalog through the HTTP API and print what this machine does with it.
 
 Figures, not pass/fail: search p50/p95 (four query shapes) and their ratio to the same query as raw
-SQL, bulk-ingest throughput, single-upsert latency, by-identifier GET throughput and web worker
-memory, next to DESIGN.md's targets. Uses its own database (`portal_bench` by default) on the
+SQL, bulk-ingest throughput, single-upsert latency, by-identifier GET throughput, the CI lock check's
+throughput next to a bare view running the same query, deployment-report latency and web worker
+memory, next to DESIGN.md's targets. `--only` picks parts. Uses its own database (`portal_bench` by default) on the
 configured PostgreSQL (DATABASE_URL, else the embedded one), served by gunicorn on a free port.
 Results also go to $PORTAL_HOME/bench-results.json. See tests/benchmarks/README.md.
 """
@@ -27,6 +28,7 @@ sys.path[:0] = [str(HERE), str(ROOT)]
 import psycopg  # noqa: E402
 
 import bench_catalog as catalog  # noqa: E402
+import bench_deployments as deploys  # noqa: E402
 import bench_queries as queries  # noqa: E402
 from bench_http import Client, HttpError, Sample, percentile, run_loop  # noqa: E402
 from bench_server import (CpuMeter, Gunicorn, api_credentials, database_create, database_drop,  # noqa: E402
@@ -34,7 +36,18 @@ from bench_server import (CpuMeter, Gunicorn, api_credentials, database_create, 
 
 BULK_SIZE = 20  # the API's maximum per bulk request
 EMAIL = "bench@example.com"
-TARGETS = {"search_p95_ms": 50, "ingest_per_s": 1000, "get_per_s": 650, "worker_rss_mb": 150}
+TARGETS = {"search_p95_ms": 50, "ingest_per_s": 1000, "get_per_s": 650, "worker_rss_mb": 150,
+           "lock_ratio": 0.5, "lock_p99_ms": 20}
+PARTS = ("ingest", "search", "upsert", "get", "locks", "deployments")
+CATALOG_PARTS = {"ingest", "search", "upsert", "get"}  # the parts that need the synthetic catalog loaded
+
+
+def parts_list(value):
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [part for part in parts if part not in PARTS]
+    if unknown or not parts:
+        raise argparse.ArgumentTypeError(f"{', '.join(unknown) or value!r}: choose from {', '.join(PARTS)}")
+    return parts
 
 
 def parse_args(argv=None):
@@ -46,6 +59,12 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=20, help="unrecorded requests before each measurement")
     parser.add_argument("--concurrency", type=int, default=4, help="client threads for the load and the GET throughput")
     parser.add_argument("--get-requests", type=int, default=5000, help="requests in the by-identifier GET throughput run")
+    parser.add_argument("--only", type=parts_list, default=",".join(PARTS), metavar="PART[,PART...]",
+                        help=f"measure only these parts ({', '.join(PARTS)}); the synthetic catalog is loaded (unless "
+                             f"--keep reuses it) only for {', '.join(sorted(CATALOG_PARTS))}")
+    parser.add_argument("--lock-requests", type=int, default=4000,
+                        help=f"requests per lock-check throughput run (API and bare view, {deploys.LOCK_CONCURRENCY} clients)")
+    parser.add_argument("--deploy-requests", type=int, default=300, help="sequential POST /v1/deployments reports")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--database", default="portal_bench", help="database name on the configured server")
@@ -53,7 +72,8 @@ def parse_args(argv=None):
                         help="Redis database for the server's cache (rate-limit counters): one of its own, so "
                              "test sessions that clear the cache on the same Redis cannot disturb the run")
     parser.add_argument("--keep", action="store_true",
-                        help="reuse the bench database when it already holds --entities entities (skips the load)")
+                        help="reuse the bench database when it already holds --entities entities (skips the load); "
+                             "when --only needs no synthetic catalog, any migrated bench database")
     parser.add_argument("--drop", action="store_true", help="drop the bench database at the end")
     parser.add_argument("--load-timeout", type=float, default=1800.0, help="time limit (s) for the whole load")
     parser.add_argument("--no-analyze", action="store_true", help="skip VACUUM ANALYZE after the load")
@@ -63,7 +83,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.entities < 100:
         parser.error("--entities must be at least 100")
-    if min(args.requests, args.concurrency, args.get_requests, args.workers, args.threads) < 1:
+    if min(args.requests, args.concurrency, args.get_requests, args.workers, args.threads, args.lock_requests,
+           args.deploy_requests) < 1:
         parser.error("counts must be positive")
     return args
 
@@ -234,6 +255,34 @@ def measure_search(client, case, counts, args, meter):
                     meter=meter)
 
 
+def measure_searches(client, bench_url, counts, args, meter, results):
+    """The four searches through the API next to their SQL; `search_missing` when the route is not there."""
+    with psycopg.connect(bench_url, autocommit=True, prepare_threshold=None) as conn:
+        blueprint_ids = dict(conn.execute("SELECT identifier, id FROM catalog_blueprint").fetchall())
+        present, status, body = search_route_present(client)
+        waited_until = time.monotonic() + args.search_wait
+        while not present and time.monotonic() < waited_until:
+            log(f"search route not there yet ({status}); polling")
+            time.sleep(15)
+            present, status, body = search_route_present(client)
+        if present:
+            results["search"] = {}
+            for case in queries.CASES:
+                log(f"search {case.label}")
+                equivalence = check_equivalence(client, conn, case, counts, blueprint_ids)
+                api = per_request_cpu(measure_search(client, case, counts, args, meter)).summary()
+                sql = measure_sql(conn, case, counts, blueprint_ids, args).summary()
+                results["search"][case.key] = {
+                    "label": case.label, "api": api, "sql": sql, "equivalence": equivalence,
+                    "ratio_p50": round(api["p50_ms"] / sql["p50_ms"], 2) if sql["p50_ms"] else None,
+                    "rule": case.rule(case.params(0, counts)), "sql_text": case.sql(case.params(0, counts), blueprint_ids)[0],
+                }
+        else:
+            results["search_missing"] = (f"POST {queries.search_path()} answered {status} "
+                                         f"({body!r}); the search route is not deployed")
+            log(results["search_missing"])
+
+
 def measure_sql(conn, case, counts, blueprint_ids, args):
     def call(i):
         sql, values = case.sql(case.params(i, counts), blueprint_ids)
@@ -312,11 +361,45 @@ def _cpu(row):
     return ("; " + "; ".join(parts)) if parts else ""
 
 
+def _deployment_lines(results):
+    lines = []
+    locks = results.get("locks")
+    if locks:
+        api, bare = locks["api"], locks["bare"]
+        lines.append(f"lock check, {locks['concurrency']} concurrent clients ({locks['services']} services x "
+                     f"{locks['environments']} environments, all unlocked; {locks['catalog_entities']:,} entities in the catalog):")
+        for label, row in (("GET /v1/locks/{service}/{environment}", api), ("bare view, same query, no DRF/auth", bare)):
+            lines.append(f"    {label:38} {_f(row['req_per_s']):>8} req/s  p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms"
+                         f"  ({row['requests']:,} requests{_cpu(row)})"
+                         + (f"  errors={row['errors']} ({row.get('first_error')})" if row["errors"] else ""))
+        ratio_ok = locks["ratio"] is not None and locks["ratio"] >= TARGETS["lock_ratio"]
+        lines.append(f"    API/bare throughput {_f(locks['ratio'], '{:.2f}')} [target >= {TARGETS['lock_ratio']}: "
+                     f"{_verdict(ratio_ok)}]; API p99 {api['p99_ms']:.1f} ms [target <= {TARGETS['lock_p99_ms']} ms: "
+                     f"{_verdict(api['p99_ms'] <= TARGETS['lock_p99_ms'])}]")
+        lines.append(f"    ({locks['concurrency']} clients in a closed loop wait {locks['concurrency']} / throughput on average: "
+                     f"p99 <= {TARGETS['lock_p99_ms']} ms needs well over "
+                     f"{locks['concurrency'] * 1000 / TARGETS['lock_p99_ms']:,.0f} req/s)")
+        for note in locks["disagree"][:3]:
+            lines.append(f"    API and bare view disagree: {note}")
+    deployments = results.get("deployments")
+    if deployments:
+        lines.append(f"POST /v1/deployments, sequential: p50 {deployments['p50_ms']:.1f} ms, p95 {deployments['p95_ms']:.1f} ms, "
+                     f"mean {deployments['mean_ms']:.1f} ms, {deployments['req_per_s']:.1f} req/s over "
+                     f"{deployments['requests']:,} reports{_cpu(deployments)}"
+                     + (f"  errors={deployments['errors']} ({deployments.get('first_error')})" if deployments["errors"] else ""))
+    return lines
+
+
 def report(results):
     env = results["environment"]
-    lines = ["", f"Portal catalog benchmark — {env['entities']:,} entities, {env['cpus']} CPUs, gunicorn "
+    catalog_size = (f"{env['entities']:,} entities" if env.get("synthetic_catalog", True)
+                    else "no synthetic catalog")
+    lines = ["", f"Portal catalog benchmark — {catalog_size}, {env['cpus']} CPUs, gunicorn "
                  f"{env['workers']} workers x {env['threads']} threads, {env['when']} (load average at start "
-                 f"{' '.join(str(x) for x in env['loadavg_at_start'])})", ""]
+                 f"{' '.join(str(x) for x in env['loadavg_at_start'])})"]
+    if set(env.get("parts", PARTS)) != set(PARTS):
+        lines.append(f"only: {', '.join(env['parts'])}")
+    lines.append("")
     search = results.get("search")
     if search:
         lines.append(f"{'search Deployment, limit 50, concurrency 1':42} {'p50 ms':>7} {'p95 ms':>7} {'mean':>7} {'req/s':>6}"
@@ -336,9 +419,10 @@ def report(results):
                 lines.append(f"{'':44}note: {note}")
         lines.append(f"{'':44}(web/pg cpu: CPU ms per request in the gunicorn workers / the bench database's"
                      " backends; others: share of the machine busy with anything else)")
-    else:
-        lines.append(f"search: NOT MEASURED — {results.get('search_missing', 'route missing')}")
-    lines.append("")
+    elif results.get("search_missing"):
+        lines.append(f"search: NOT MEASURED — {results['search_missing']}")
+    if search or results.get("search_missing"):
+        lines.append("")
     ingest = results.get("ingest")
     if ingest and ingest.get("skipped"):
         lines.append(f"bulk ingest: skipped ({ingest['skipped']})")
@@ -371,6 +455,10 @@ def report(results):
                      f"[target > {TARGETS['get_per_s']}: {_verdict(get['req_per_s'] > TARGETS['get_per_s'])}] "
                      f"(p50 {get['p50_ms']:.1f} ms, p95 {get['p95_ms']:.1f} ms, {get['requests']:,} requests{_cpu(get)})"
                      + (f"  errors={get['errors']} ({get.get('first_error')})" if get["errors"] else ""))
+    deployment_lines = _deployment_lines(results)
+    if deployment_lines and lines[-1]:
+        lines.append("")
+    lines.extend(deployment_lines)
     memory = results.get("workers")
     if memory:
         worst = max(w["rss_mb"] for w in memory)
@@ -407,22 +495,31 @@ def main(argv=None):
                                "workers": args.workers, "threads": args.threads, "database": args.database,
                                "python": platform.python_version(), "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                "requests": args.requests, "warmup": args.warmup, "concurrency": args.concurrency,
-                               "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
+                               "parts": args.only, "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
                "targets": TARGETS}
     cpu_start = time.process_time()
 
-    reuse = args.keep and database_exists(base_url, args.database) and entity_count(bench_url) == args.entities
+    parts = set(args.only)
+    needs_catalog = bool(parts & CATALOG_PARTS)
+    results["environment"]["synthetic_catalog"] = needs_catalog
+    synthetic = (entity_count(bench_url, [bp for bp, _ in catalog.SHARES])
+                 if args.keep and database_exists(base_url, args.database) else None)
+    # The lock and deployment parts need no synthetic catalog: any migrated bench database will do.
+    reuse = synthetic == args.entities if needs_catalog else synthetic is not None
     if reuse:
-        log(f"reusing database {args.database} ({args.entities:,} entities)")
+        log(f"reusing database {args.database} ({synthetic:,} synthetic entities)")
     else:
         log(f"creating database {args.database} on {base_url.split('?')[0]}")
         database_drop(base_url, args.database)
         database_create(base_url, args.database)
-        log("migrating")
-        manage(env, "migrate", "--no-input")
+    log("migrating")
+    manage(env, "migrate", "--no-input")  # a no-op on a kept database that is up to date
     credentials = api_credentials(env, EMAIL)
 
-    server = Gunicorn(env, workers=args.workers, threads=args.threads,
+    # The server alone runs bench_settings: the portal's URLs plus the bare lock view (bench_urls.py).
+    server_env = {**env, "DJANGO_SETTINGS_MODULE": "bench_settings",
+                  "PYTHONPATH": os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p)}
+    server = Gunicorn(server_env, workers=args.workers, threads=args.threads,
                       log_path=portal_home() / "log" / "bench-gunicorn.log")
     try:
         server.start()
@@ -432,7 +529,9 @@ def main(argv=None):
         client = Client("127.0.0.1", server.port, token=token)
         meter = CpuMeter(server, args.database)
 
-        if reuse:
+        if not needs_catalog:
+            log("synthetic catalog not needed by --only " + ",".join(args.only))
+        elif reuse:
             results["ingest"] = {"skipped": "--keep reused a loaded database"}
         else:
             create_blueprints(client)
@@ -446,35 +545,26 @@ def main(argv=None):
                 log("VACUUM ANALYZE (what autovacuum would do shortly after a load)")
                 vacuum_analyze(bench_url)
 
-        with psycopg.connect(bench_url, autocommit=True, prepare_threshold=None) as conn:
-            blueprint_ids = dict(conn.execute("SELECT identifier, id FROM catalog_blueprint").fetchall())
-            present, status, body = search_route_present(client)
-            waited_until = time.monotonic() + args.search_wait
-            while not present and time.monotonic() < waited_until:
-                log(f"search route not there yet ({status}); polling")
-                time.sleep(15)
-                present, status, body = search_route_present(client)
-            if present:
-                results["search"] = {}
-                for case in queries.CASES:
-                    log(f"search {case.label}")
-                    equivalence = check_equivalence(client, conn, case, counts, blueprint_ids)
-                    api = per_request_cpu(measure_search(client, case, counts, args, meter)).summary()
-                    sql = measure_sql(conn, case, counts, blueprint_ids, args).summary()
-                    results["search"][case.key] = {
-                        "label": case.label, "api": api, "sql": sql, "equivalence": equivalence,
-                        "ratio_p50": round(api["p50_ms"] / sql["p50_ms"], 2) if sql["p50_ms"] else None,
-                        "rule": case.rule(case.params(0, counts)), "sql_text": case.sql(case.params(0, counts), blueprint_ids)[0],
-                    }
-            else:
-                results["search_missing"] = (f"POST {queries.search_path()} answered {status} "
-                                             f"({body!r}); the search route is not deployed")
-                log(results["search_missing"])
-
-        log("single upsert")
-        results["upsert"] = per_request_cpu(measure_upsert(client, counts, args, meter)).summary()
-        log(f"GET by identifier at concurrency {args.concurrency}")
-        results["get"] = per_request_cpu(measure_get(client, counts, args, meter)).summary()
+        if "search" in parts:
+            measure_searches(client, bench_url, counts, args, meter, results)
+        if "upsert" in parts:
+            log("single upsert")
+            results["upsert"] = per_request_cpu(measure_upsert(client, counts, args, meter)).summary()
+        if "get" in parts:
+            log(f"GET by identifier at concurrency {args.concurrency}")
+            results["get"] = per_request_cpu(measure_get(client, counts, args, meter)).summary()
+        if parts & {"locks", "deployments"}:
+            log("starter catalog and bench services for the lock check and deployment reports")
+            log("  " + deploys.seed(client, env))
+        if "locks" in parts:
+            log(f"lock check at concurrency {deploys.LOCK_CONCURRENCY}: API, then the bare view")
+            disagree = deploys.check_answers(client)
+            api = per_request_cpu(deploys.measure_lock_route(client, "/v1/locks", args, meter)).summary()
+            bare = per_request_cpu(deploys.measure_lock_route(client, "/bench/bare-lock", args, meter)).summary()
+            results["locks"] = {**deploys.lock_result(api, bare, disagree), "catalog_entities": entity_count(bench_url)}
+        if "deployments" in parts:
+            log(f"{args.deploy_requests} deployment reports, sequential")
+            results["deployments"] = per_request_cpu(deploys.measure_deployments(client, args, meter)).summary()
         results["workers"] = [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in w.items()}
                               for w in server.worker_stats()]
     finally:
