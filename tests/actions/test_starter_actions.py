@@ -149,6 +149,9 @@ def test_locking_a_service_refuses_its_deploys_posts_once_to_slack_and_is_audite
     ci = api_for(make_user("ci@example.com", admin=True))
     assert deploy(ci, "CartService").status_code == 201
     audited_before = len(lock_audit_events("CartService-production"))
+    # unlock is offered only on what is locked (its trigger.condition)
+    refused = request_run(developer, "unlock_service", {"reason": "x"}, entity="CartService-production", status=422)
+    assert "does not match the condition" in refused["message"]
     until = iso_z(timezone.now() + timedelta(hours=2))
 
     locked = run_of(request_run(developer, "lock_service", {"reason": "Black Friday freeze", "until": until},
