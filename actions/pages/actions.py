@@ -12,6 +12,7 @@ from actions.choices import Operation, RunOrigin, RunStatus, TriggerType
 from actions.models import Action
 from actions.pages.forms import (entity_target_field, error_key, input_fields, input_groups, operation_takes_entity,
                                  properties_read)
+from actions.services.quotas import live_entities_of
 from audit.choices import AuditOrigin
 from catalog.models import Blueprint, Entity
 from portal.actor import Actor
@@ -132,7 +133,7 @@ def action_run(request, identifier):
         if entity else "", "entity_field": entity_field, "groups": input_groups(action, fields),
         "has_errors": bool(top_error) or any(f.error for f in fields) or bool(entity_field and entity_field.error),
         "top_error": top_error, "can_submit": not blocked,
-        "approval": _approval_text(action.required_approval), "quota": _quota_text(action.quota),
+        "approval": _approval_text(action.required_approval), "quota": _quota_text(action, user),
         "form_action": request.path + (f"?entity={quote(chosen, safe='')}" if fixed else ""),
         "submit_text": (action.trigger or {}).get("executeActionButtonText") or "Run",
         "pickers": ([entity_field] if entity_field else []) + [f for f in fields if f.entity_picker],
@@ -168,14 +169,25 @@ def _approval_text(required_approval):
     return "Runs of this action wait for an approver's decision."
 
 
-def _quota_text(quota):
-    if not quota:
-        return ""
+def _quota_text(action, user):
+    quota = action.quota or {}
     parts = []
     for key, who in (("perUser", "per person"), ("perTeam", "per team")):
         if quota.get(key):
             limit = quota[key]["limit"]
             parts.append(f"{limit} run{'s' if limit != 1 else ''} {who} per {quota[key]['period']}")
-    if quota.get("liveEntitiesPerUser"):
-        parts.append(f"{quota['liveEntitiesPerUser']} live at a time per person")
-    return "At most " + ", ".join(parts) + "." if parts else ""
+    live_limit = quota.get("liveEntitiesPerUser")
+    if live_limit and action.operation == Operation.CREATE:
+        parts.append(f"{live_limit} live at a time per person")
+    if not parts:
+        return ""
+    text = "At most " + ", ".join(parts) + "."
+    if live_limit and action.operation == Operation.CREATE:
+        live, pending = live_entities_of(action, user)
+        text += f" You have {live}" + (f" and {pending} under way" if pending else "")
+        if live + pending >= live_limit:
+            text += (", so this one will wait for an approval." if quota.get("whenExceeded") == "requireApproval"
+                     else ", so a new run is refused until one of them is deleted.")
+        else:
+            text += "."
+    return text

@@ -60,6 +60,17 @@ def _window_check(action, runs, limit, period, who):
     )
 
 
+def live_entities_of(action, user) -> tuple[int, int]:
+    """(live entities of the action's blueprint that `user` created or got from its runs, the user's runs of it
+    still under way without one): what `liveEntitiesPerUser` counts."""
+    users_runs = Run.objects.filter(action=action, requested_by=user)
+    live = Entity.objects.filter(blueprint__identifier=action.blueprint_identifier).filter(
+        Q(created_by=user.email) | Q(pk__in=users_runs.filter(result_entity__isnull=False).values("result_entity_id"))
+    ).count()
+    pending = users_runs.exclude(status__in=TERMINAL).filter(result_entity__isnull=True).count()
+    return live, pending
+
+
 def quota_check(*, action, user, team_ids=()):
     """Raise QuotaExceeded when one more run of `action` by `user` would break the action's quota.
     Must run inside the transaction that then creates the run (the locks are held until it ends)."""
@@ -83,11 +94,7 @@ def quota_check(*, action, user, team_ids=()):
 
     live_limit = quota.get("liveEntitiesPerUser")
     if live_limit is not None and action.operation == Operation.CREATE:
-        users_runs = Run.objects.filter(action=action, requested_by=user)
-        live = Entity.objects.filter(blueprint__identifier=action.blueprint_identifier).filter(
-            Q(created_by=user.email) | Q(pk__in=users_runs.filter(result_entity__isnull=False).values("result_entity_id"))
-        ).count()
-        pending = users_runs.exclude(status__in=TERMINAL).filter(result_entity__isnull=True).count()
+        live, pending = live_entities_of(action, user)
         if live + pending >= live_limit:
             raise QuotaExceeded(
                 f"quota.liveEntitiesPerUser: action {action.identifier!r} allows at most {live_limit} live "

@@ -13,6 +13,7 @@ from actions.choices import RunOrigin, RunStatus
 from actions.models import Action, Run
 from actions.services.actions import action_create
 from audit.models import AuditEvent
+from catalog.models import Entity
 from portal.actor import Actor
 from tests.actions.test_run_request import catalog_setup, grant, make_action
 from tests.conftest import make_user
@@ -279,6 +280,25 @@ def test_a_quota_refusal_shows_at_the_top(client, users):
     assert page.text("form-error").startswith("quota.perUser: action 'create_env' allows at most 1 run per user per day")
     assert page.attrs("input-p-branch")["value"] == "two"
     assert "At most 1 run per person per day." in page.html
+
+
+@pytest.mark.parametrize("when_exceeded, over", [
+    ("requireApproval", "You have 1, so this one will wait for an approval."),
+    (None, "You have 1, so a new run is refused until one of them is deleted."),
+])
+def test_the_form_tells_how_many_live_entities_the_user_has(client, users, when_exceeded, over):
+    from catalog.models import Blueprint
+    from catalog.services.entities import entity_write_one
+
+    quota = {"liveEntitiesPerUser": 1} | ({"whenExceeded": when_exceeded} if when_exceeded else {})
+    action = make_action("create_env", operation="CREATE", blueprint="Env", inputs={"branch": {"type": "string"}},
+                         quota=quota)
+    grant("execute", action, users=[users["dev"]])
+    assert "At most 1 live at a time per person. You have 0." in get(client, users["dev"], "/actions/create_env/run").html
+    entity_write_one(actor=Actor.system(), blueprint=Blueprint.objects.get(identifier="Env"),
+                     data={"identifier": "mine"})
+    Entity.objects.filter(identifier="mine").update(created_by=users["dev"].email)  # as if the developer made it
+    assert f"At most 1 live at a time per person. {over}" in get(client, users["dev"], "/actions/create_env/run").html
 
 
 def test_no_form_for_an_action_the_user_may_not_run(client, users):

@@ -87,7 +87,9 @@ def test_developer_manager_developer_story(live_server, browser, page, sign_in, 
                          properties={"branch": "feature-b"})
     assert Run.objects.get(pk=second.pk).status == RunStatus.SUCCESS
 
-    # --- the third is beyond the quota of two: it waits for a manager ---------------------------------------
+    # --- the third is beyond the quota of two: the form says so, and the run waits for a manager -------------
+    page.goto(f"{live_server.url}/actions/create_dev_env/run")
+    assert "You have 2, so this one will wait for an approval." in page.locator("main").inner_text()
     run_url = request_environment(page, live_server, "feature-c")
     status = page.locator("#run-live .run-status")
     assert status.inner_text().startswith("Waiting For Approval")
