@@ -99,3 +99,22 @@ def test_rate_limit_refuses_with_retry_after(settings, admin_api):
     refused = admin_api.get("/v1/blueprints")
     assert refused.json()["error"] == "too_many_requests" and int(refused.headers["Retry-After"]) >= 0
     assert refused.headers["x-ratelimit-remaining"] == "0"
+
+
+def test_a_token_carries_who_its_user_is_now():
+    """Admin-ness comes from the Admins team (or superuser) at each request; a deactivated user's token stops."""
+    from django.contrib.auth.models import Group
+
+    credentials = create_client("--email", "ci@example.com")
+    api = APIClient()
+    token = api.post("/v1/auth/access_token", credentials, format="json").json()["accessToken"]
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    blueprint = {"identifier": "svc", "title": "Service", "schema": {"properties": {}}}
+    assert api.post("/v1/blueprints", blueprint, format="json").status_code == 403  # a member may not
+    user = ApiClient.objects.get().user
+    user.groups.add(Group.objects.get_or_create(name="Admins")[0])
+    assert api.post("/v1/blueprints", blueprint, format="json").status_code == 201
+    assert api.get("/v1/blueprints/svc").json()["blueprint"]["identifier"] == "svc"
+    user.is_active = False
+    user.save()
+    assert api.get("/v1/blueprints").status_code == 401
