@@ -30,6 +30,7 @@ from actions.services.ttl import ttl_extend
 from audit.choices import AuditOrigin
 from catalog.access import is_admin, user_team_ids
 from catalog.models import Entity, Timer
+from catalog.pages.values import time_left_text
 from catalog.selectors.entities import entities_visible_to, entity_get_by_identifiers
 from portal.actor import Actor
 from portal.errors import Forbidden, NotFound, PortalError
@@ -40,19 +41,6 @@ SOON = timedelta(hours=24)  # "expiring soon" badge
 
 
 # --- readable durations (shared by the home and deployments pages) ---------------------------------------------
-
-def countdown_text(delta: timedelta) -> str:
-    """The same words as portal.js countdownText, so the page reads right before (and without) the script."""
-    seconds = int(delta.total_seconds())
-    if seconds <= 0:
-        return "expired"
-    days, hours, minutes = seconds // 86400, seconds % 86400 // 3600, seconds % 3600 // 60
-    if days:
-        return f"{days}d {hours}h left"
-    if hours:
-        return f"{hours}h {minutes}m left"
-    return f"{minutes}m {seconds % 60}s left"
-
 
 def duration_text(seconds) -> str:
     """'2d 3h', '4h 12m', '12m 5s', '40s'; '—' for no value."""
@@ -250,7 +238,7 @@ def environment_rows(user, *, everyone=False, limit=None):
         row = EnvironmentRow(entity=entity, timer=timer, policy_action=policy_action, url=_first_url(entity),
                              owner=run.requested_by.email if run is not None and run.requested_by else entity.created_by)
         row.state, row.state_text = _state(timer, now)
-        row.time_left = countdown_text(timer.expires_at - now)
+        row.time_left = time_left_text(timer.expires_at, now)
         entity_teams = teams.get(entity.pk, set())
         row.extend_by_text = iso_duration_text(policy.get("extendBy") or policy.get("default"))
         if policy.get("maximum") and parse_duration(policy["maximum"]) is not None:
@@ -338,7 +326,7 @@ def environment_extend(request):
         return _refused(request, exc, entity)
     expires = datetime.fromisoformat(result["expiresAt"].replace("Z", "+00:00"))
     messages.success(request, f"{entity.title or entity.identifier}: extended by {iso_duration_text(result['extendBy'])}, "
-                              f"now expires {expires:%Y-%m-%d %H:%M} UTC ({countdown_text(expires - timezone.now())}).")
+                              f"now expires {expires:%Y-%m-%d %H:%M} UTC ({time_left_text(expires)}).")
     return _back(request)
 
 

@@ -16,48 +16,18 @@ from actions.choices import RunOrigin, RunStatus
 from actions.models import Action, Run
 from actions.services.actions import action_create, action_permissions_update
 from catalog.models import Blueprint, Entity, Team
-from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import UPSERT_MERGE, entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from catalog.services.teams import team_create
 from portal.actor import Actor
+from tests.catalog.deployment_contract import deployment_blueprints_install
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system()
-LOCK_PROPERTIES = {
-    "locked": {"type": "boolean", "default": False},
-    "lockReason": {"type": "string"},
-    "lockedBy": {"type": "string"},
-    "lockedAt": {"type": "string", "format": "date-time"},
-    "lockedUntil": {"type": "string", "format": "date-time"},
-}
-
-
 def deploy_catalog():
     """Component, environment, runningService, deployment; environments production, staging, development."""
-    blueprint_create(actor=SYSTEM, data={"identifier": "Component", "title": "Component", "schema": {"properties": {}}})
-    blueprint_create(actor=SYSTEM, data={"identifier": "environment", "title": "Environment", "schema": {"properties": {
-        "type": {"type": "string", "enum": ["production", "staging", "development"]}, **LOCK_PROPERTIES}}})
-    blueprint_create(actor=SYSTEM, data={
-        "identifier": "runningService", "title": "Running service",
-        "schema": {"properties": {
-            "version": {"type": "string"}, "commitSha": {"type": "string"}, "jobUrl": {"type": "string", "format": "url"},
-            "deployedBy": {"type": "string"}, "deployedAt": {"type": "string", "format": "date-time"},
-            "health": {"type": "string", "enum": ["healthy", "degraded", "down", "unknown"]}, **LOCK_PROPERTIES}},
-        "relations": {"service": {"target": "Component", "required": True, "many": False},
-                      "environment": {"target": "environment", "required": True, "many": False}},
-    })
-    blueprint_create(actor=SYSTEM, data={
-        "identifier": "deployment", "title": "Deployment",
-        "schema": {"properties": {
-            "version": {"type": "string"}, "commitSha": {"type": "string"}, "commitTime": {"type": "string", "format": "date-time"},
-            "jobUrl": {"type": "string", "format": "url"}, "status": {"type": "string", "enum": ["success", "failure"]},
-            "deployedBy": {"type": "string"}, "startedAt": {"type": "string", "format": "date-time"},
-            "finishedAt": {"type": "string", "format": "date-time"}}},
-        "relations": {"runningService": {"target": "runningService", "required": True, "many": False}},
-    })
-    blueprints = {b.identifier: b for b in Blueprint.objects.all()}
+    blueprints = deployment_blueprints_install(SYSTEM)
     for name in ("production", "staging", "development"):
         entity_write_one(actor=SYSTEM, blueprint=blueprints["environment"],
                          data={"identifier": name, "title": name.title(), "properties": {"type": name, "locked": False}})

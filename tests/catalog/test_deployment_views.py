@@ -3,49 +3,13 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from catalog.models import Blueprint
-from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import UPSERT_MERGE, entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from catalog.services.teams import team_create
+from tests.catalog.deployment_contract import deployment_blueprints_install
 from tests.conftest import api_for, make_user
 
 pytestmark = pytest.mark.django_db
-
-LOCK_PROPERTIES = {
-    "locked": {"type": "boolean", "default": False},
-    "lockReason": {"type": "string"},
-    "lockedBy": {"type": "string"},
-    "lockedAt": {"type": "string", "format": "date-time"},
-    "lockedUntil": {"type": "string", "format": "date-time"},
-}
-
-
-def install_deployment_blueprints(system):
-    """The starter blueprints' contract as these reads use it (catalog/fixtures/starter-catalog.json holds the
-    full ones), with no entities."""
-    blueprint_create(actor=system, data={"identifier": "Component", "title": "Component", "schema": {"properties": {}}})
-    blueprint_create(actor=system, data={"identifier": "environment", "title": "Environment", "schema": {"properties": {
-        "type": {"type": "string", "enum": ["production", "staging", "development"]}, **LOCK_PROPERTIES}}})
-    blueprint_create(actor=system, data={
-        "identifier": "runningService", "title": "Running service",
-        "schema": {"properties": {
-            "version": {"type": "string"}, "commitSha": {"type": "string"}, "jobUrl": {"type": "string", "format": "url"},
-            "deployedBy": {"type": "string"}, "deployedAt": {"type": "string", "format": "date-time"},
-            "health": {"type": "string", "enum": ["healthy", "degraded", "down", "unknown"]}, **LOCK_PROPERTIES}},
-        "relations": {"service": {"target": "Component", "required": True, "many": False},
-                      "environment": {"target": "environment", "required": True, "many": False}},
-    })
-    blueprint_create(actor=system, data={
-        "identifier": "deployment", "title": "Deployment",
-        "schema": {"properties": {
-            "version": {"type": "string"}, "commitSha": {"type": "string"}, "commitTime": {"type": "string", "format": "date-time"},
-            "jobUrl": {"type": "string", "format": "url"}, "status": {"type": "string", "enum": ["success", "failure"]},
-            "deployedBy": {"type": "string"}, "startedAt": {"type": "string", "format": "date-time"},
-            "finishedAt": {"type": "string", "format": "date-time"}}},
-        "relations": {"runningService": {"target": "runningService", "required": True, "many": False}},
-    })
-    return {b.identifier: b for b in Blueprint.objects.all()}
 
 
 def add_service(system, bp, identifier, *, team=None, title=None):
@@ -87,7 +51,7 @@ def lock(system, bp, blueprint, identifier, reason, until=None):
 @pytest.fixture
 def landscape(db, system):
     """Two services of two teams, three environments, four running services."""
-    bp = install_deployment_blueprints(system)
+    bp = deployment_blueprints_install(system)
     team_create(actor=system, data={"name": "checkout"})
     team_create(actor=system, data={"name": "payments"})
     add_service(system, bp, "CartService", team="checkout", title="Cart")
@@ -192,7 +156,7 @@ def test_anonymous_callers_are_refused(landscape, anon_api):
 
 
 def test_running_services_query_count_does_not_grow_with_rows(db, system):
-    bp = install_deployment_blueprints(system)
+    bp = deployment_blueprints_install(system)
     member = make_user("dev@example.com", teams=["checkout"])
     api = api_for(member)
     add_environment(system, bp, "production", "production")

@@ -7,44 +7,14 @@ from catalog.models import Blueprint, Entity
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import UPSERT_MERGE, entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
+from tests.catalog.deployment_contract import deployment_blueprints_install
 from tests.conftest import api_for
 
 pytestmark = pytest.mark.django_db
 
-LOCK_PROPERTIES = {
-    "locked": {"type": "boolean", "default": False},
-    "lockReason": {"type": "string"},
-    "lockedBy": {"type": "string"},
-    "lockedAt": {"type": "string", "format": "date-time"},
-    "lockedUntil": {"type": "string", "format": "date-time"},
-}
-
-
 def install_contract(system):
-    """The starter blueprints' contract (catalog/fixtures/starter-catalog.json holds the full ones)."""
-    blueprint_create(actor=system, data={"identifier": "Component", "title": "Component", "schema": {"properties": {}}})
-    blueprint_create(actor=system, data={"identifier": "environment", "title": "Environment", "schema": {"properties": {
-        "type": {"type": "string", "enum": ["production", "staging", "development"]}, **LOCK_PROPERTIES}}})
-    blueprint_create(actor=system, data={
-        "identifier": "runningService", "title": "Running service",
-        "schema": {"properties": {
-            "version": {"type": "string"}, "commitSha": {"type": "string"}, "jobUrl": {"type": "string", "format": "url"},
-            "deployedBy": {"type": "string"}, "deployedAt": {"type": "string", "format": "date-time"},
-            "health": {"type": "string", "enum": ["healthy", "degraded", "down", "unknown"]}, **LOCK_PROPERTIES}},
-        "relations": {"service": {"target": "Component", "required": True, "many": False},
-                      "environment": {"target": "environment", "required": True, "many": False}},
-        "mirrorProperties": {"environmentType": {"path": "environment.type"}, "environmentLocked": {"path": "environment.locked"},
-                             "serviceTitle": {"path": "service.$title"}},
-    })
-    blueprint_create(actor=system, data={
-        "identifier": "deployment", "title": "Deployment",
-        "schema": {"properties": {
-            "version": {"type": "string"}, "commitSha": {"type": "string"}, "commitTime": {"type": "string", "format": "date-time"},
-            "jobUrl": {"type": "string", "format": "url"}, "status": {"type": "string", "enum": ["success", "failure"]},
-            "deployedBy": {"type": "string"}, "startedAt": {"type": "string", "format": "date-time"},
-            "finishedAt": {"type": "string", "format": "date-time"}}},
-        "relations": {"runningService": {"target": "runningService", "required": True, "many": False}},
-    })
+    """The starter blueprints' contract, devEnvironment too, with two services and two environments."""
+    deployment_blueprints_install(system, mirrors=True)
     blueprint_create(actor=system, data={"identifier": "devEnvironment", "title": "Developer environment", "schema": {"properties": {
         "owner": {"type": "string", "format": "user"}, "branch": {"type": "string"}, "url": {"type": "string", "format": "url"},
         "ttl": {"type": "string", "format": "timer"}}}})

@@ -6,8 +6,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog.selectors.deployments import dora_metrics
+from tests.catalog.deployment_contract import deployment_blueprints_install
 from tests.catalog.test_deployment_views import (add_deployment, add_environment, add_running_service, add_service,
-                                                 install_deployment_blueprints, restrict_read)
+                                                 restrict_read)
 from tests.conftest import api_for, make_user
 
 pytestmark = pytest.mark.django_db
@@ -125,7 +126,7 @@ def catalog(request, db, system):
     filtered read covers few of all running services and reads their deployments by key (LATERAL)."""
     from catalog.services.teams import team_create
 
-    bp = install_deployment_blueprints(system)
+    bp = deployment_blueprints_install(system)
     team_create(actor=system, data={"name": "checkout"})
     team_create(actor=system, data={"name": "payments"})
     add_service(system, bp, "CartService", team="checkout")
@@ -251,7 +252,7 @@ def test_selector_takes_the_user_first(catalog, admin_user):
 
 
 def test_dora_query_count_does_not_grow_with_rows(db, system):
-    bp = install_deployment_blueprints(system)
+    bp = deployment_blueprints_install(system)
     api = api_for(make_user("dev@example.com", teams=["checkout"]))
     restrict_read(system, bp, "Component", ownedByTeam=True)
     add_service(system, bp, "CartService", team="checkout")

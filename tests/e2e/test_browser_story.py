@@ -7,14 +7,12 @@ succeed and the environment appear on /environments/ with its TTL, then locks a 
 Everything runs as in the demo: the run's webhook goes to the built-in demo receiver that `live_server` serves,
 which reports back over HTTP; Celery is eager; the lock's Slack message goes to a fake Slack on loopback.
 """
-import json
 import re
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
-from werkzeug.wrappers import Response
 
 from actions.choices import RunStatus
 from actions.models import Action, NotificationSettings, Run
@@ -23,6 +21,7 @@ from catalog.models import Entity, Timer
 from catalog.services.deployments import deployment_record
 from portal.actor import Actor
 from portal.timefmt import iso_z
+from tests.actions.test_starter_actions import FakeSlack
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,14 +37,7 @@ def starter_portal(live_server, settings, httpserver):
     settings.DEMO_RECEIVER_DELAY_SECONDS = 0
     settings.SLACK_BOT_TOKEN = "xoxb-test"
     settings.SLACK_API_URL = httpserver.url_for("/api/")
-    slack = []
-
-    def post_message(request):
-        slack.append(json.loads(request.get_data()))
-        return Response(json.dumps({"ok": True, "channel": "C1", "ts": "1.1"}), content_type="application/json")
-
-    httpserver.expect_request("/api/chat.postMessage").respond_with_handler(post_message)
-    httpserver.expect_request("/api/users.lookupByEmail").respond_with_json({"ok": False, "error": "users_not_found"})
+    slack = FakeSlack(httpserver)
     call_command("load_starter", stdout=open("/dev/null", "w"))
     NotificationSettings.objects.create(platform_channel="#platform")
     for environment, version in (("production", "2.4.1"), ("staging", "2.5.0")):
@@ -147,5 +139,5 @@ def test_developer_manager_developer_story(live_server, browser, page, sign_in, 
     screenshot(page, "service-locked")
     assert Entity.objects.get(identifier="CartService-production").properties["locked"] is True
     assert browser_errors == []
-    assert [m["channel"] for m in starter_portal] == ["#platform"]
-    assert "Payment provider migration" in json.dumps(starter_portal[0])
+    assert [m["channel"] for m in starter_portal.messages] == ["#platform"]
+    assert "Payment provider migration" in starter_portal.messages[0]["text"]
