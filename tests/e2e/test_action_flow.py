@@ -198,3 +198,42 @@ def test_every_input_type_in_the_browser(live_server, page, sign_in, screenshot)
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "every-input-type-phone")
+
+
+def test_request_and_approve_with_javascript_off(live_server, browser, sign_in, screenshot, story):
+    """The core flows are plain forms: a run is requested and approved with JavaScript off, and the run page
+    shows the outcome on reload. The keyboard reaches the skip link first, then the form's fields in order."""
+    contexts = [browser.new_context(java_script_enabled=False, viewport={"width": 1366, "height": 860}) for _ in range(2)]
+    try:
+        developer, manager = (context.new_page() for context in contexts)
+        sign_in(developer, "dev@example.com")
+        developer.goto(f"{live_server.url}/actions/spin_up_sandbox/run")
+        developer.keyboard.press("Tab")
+        assert developer.evaluate("document.activeElement.textContent") == "Skip to content"
+        developer.keyboard.press("Enter")
+        focused = []
+        for _ in range(3):
+            developer.keyboard.press("Tab")
+            focused.append(developer.evaluate("document.activeElement.id || document.activeElement.textContent"))
+        assert focused == ["Actions", "input-p-name", "input-p-branch"], focused  # the breadcrumb, then the form
+        developer.get_by_label("Name").fill("quiet")
+        developer.get_by_role("button", name="Run", exact=True).click()
+        developer.wait_for_url(re.compile(r".*/runs/r_[0-9a-f]+/$"))
+        run_url = developer.url
+        assert developer.locator("#run-live .run-status").inner_text().startswith("Waiting For Approval")
+        screenshot(developer, "no-js-run-waiting")
+
+        sign_in(manager, "manager@example.com")
+        manager.goto(f"{live_server.url}/approvals/")
+        manager.locator("li.approval").get_by_role("button", name=re.compile("^Approve")).click()
+        manager.wait_for_url("**/approvals/")
+        assert "You approved run" in manager.locator(".messages").inner_text()
+        screenshot(manager, "no-js-approved")
+
+        developer.goto(run_url)
+        assert developer.locator("#run-live .run-status").inner_text().startswith("Success")
+        assert developer.get_by_role("link", name="Sandbox quiet").count() == 1
+        screenshot(developer, "no-js-run-succeeded")
+    finally:
+        for context in contexts:
+            context.close()
