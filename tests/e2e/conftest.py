@@ -7,9 +7,19 @@ Every test saves screenshots of the pages it visits under test-artifacts/<test n
 import os
 import re
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from actions.models import NotificationSettings
+from catalog.services.deployments import deployment_record
+from portal.actor import Actor
+from portal.timefmt import iso_z
+from tests.actions.test_starter_actions import FakeSlack
+from tests.conftest import make_user
 
 # Playwright's sync API runs an event loop in the test's thread; the ORM calls the tests make in between are
 # ordinary synchronous code, so Django's async-safety guard must not refuse them.
@@ -89,3 +99,25 @@ def sign_in(live_server):
         return page
 
     return sign_in
+
+
+@pytest.fixture
+def starter_portal(live_server, settings, httpserver):
+    """The starter catalog and actions (`load_starter`, as `make demo` installs them) served by `live_server`: the
+    demo receiver on, Celery eager, Slack faked on loopback (returned), CartService deployed to production and
+    staging, and manager@example.com in the Managers team."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.PORTAL_BASE_URL = live_server.url
+    settings.DEMO_RECEIVER_ENABLED = True
+    settings.DEMO_RECEIVER_DELAY_SECONDS = 0
+    settings.SLACK_BOT_TOKEN = "xoxb-test"
+    settings.SLACK_API_URL = httpserver.url_for("/api/")
+    slack = FakeSlack(httpserver)
+    call_command("load_starter", stdout=open("/dev/null", "w"))
+    NotificationSettings.objects.create(platform_channel="#platform")
+    for environment, version in (("production", "2.4.1"), ("staging", "2.5.0")):
+        deployment_record(actor=Actor.system(), data={
+            "service": "CartService", "environment": environment, "version": version, "commitSha": "9f8e7d6c5b",
+            "jobUrl": "https://ci.example.com/jobs/7", "commitTime": iso_z(timezone.now() - timedelta(hours=2))})
+    make_user("manager@example.com", teams=["Managers"])
+    return slack

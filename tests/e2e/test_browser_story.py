@@ -11,41 +11,18 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 
 from actions.choices import RunStatus
-from actions.models import Action, NotificationSettings, Run
+from actions.models import Action, Run
 from actions.services.runs import run_request
 from catalog.models import Entity, Timer
-from catalog.services.deployments import deployment_record
 from portal.actor import Actor
-from portal.timefmt import iso_z
-from tests.actions.test_starter_actions import FakeSlack
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 RUN_URL = re.compile(r".*/runs/r_[0-9a-f]+/$")
-
-
-@pytest.fixture
-def starter_portal(live_server, settings, httpserver):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    settings.PORTAL_BASE_URL = live_server.url
-    settings.DEMO_RECEIVER_ENABLED = True
-    settings.DEMO_RECEIVER_DELAY_SECONDS = 0
-    settings.SLACK_BOT_TOKEN = "xoxb-test"
-    settings.SLACK_API_URL = httpserver.url_for("/api/")
-    slack = FakeSlack(httpserver)
-    call_command("load_starter", stdout=open("/dev/null", "w"))
-    NotificationSettings.objects.create(platform_channel="#platform")
-    for environment, version in (("production", "2.4.1"), ("staging", "2.5.0")):
-        deployment_record(actor=Actor.system(), data={
-            "service": "CartService", "environment": environment, "version": version, "commitSha": "9f8e7d6c5b",
-            "jobUrl": "https://ci.example.com/jobs/7", "commitTime": iso_z(timezone.now() - timedelta(hours=2))})
-    make_user("manager@example.com", teams=["Managers"])
-    return slack
 
 
 def request_environment(page, live_server, branch):
