@@ -11,9 +11,10 @@ from guardian.admin import GuardedModelAdmin
 from audit.choices import AuditOrigin
 from catalog.forms import (BlueprintAdminForm, BlueprintGroupPermissionsForm, BlueprintUserPermissionsForm, EntityAdminForm,
                            TeamAdminForm)
-from catalog.models import Blueprint, Entity, Team
+from catalog.models import Blueprint, Entity, SavedView, Team
 from catalog.services.blueprints import blueprint_create, blueprint_delete, blueprint_update
 from catalog.services.entities import entities_delete, entity_write_one
+from catalog.services.saved_views import saved_view_delete
 from catalog.services.teams import team_create, team_delete, team_update
 from portal.actor import Actor
 from portal.errors import PortalError
@@ -205,3 +206,27 @@ class TeamAdmin(ServiceAdmin):
     def delete_queryset(self, request, queryset):
         for team in queryset:
             team_delete(actor=admin_actor(request), team=team)
+
+
+@admin.register(SavedView)
+class SavedViewAdmin(ServiceAdmin):
+    """People save views on the blueprint tables; here the platform team sees them and removes stale ones."""
+
+    list_display = ("name", "blueprint", "owner", "shared", "updated_at")
+    list_filter = ("shared", "blueprint")
+    search_fields = ("name", "owner__email")
+    list_select_related = ("blueprint", "owner")
+    readonly_fields = ("name", "blueprint", "owner", "query", "columns", "shared", "created_at", "updated_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request)  # the list, not an edit form
+
+    def delete_model(self, request, obj):
+        saved_view_delete(actor=admin_actor(request), view=obj)
+
+    def delete_queryset(self, request, queryset):
+        for view in queryset.select_related("blueprint", "owner"):
+            saved_view_delete(actor=admin_actor(request), view=view)

@@ -1,4 +1,5 @@
 """The software catalog: teams, blueprints, entities, their relations and timers."""
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
@@ -124,3 +125,26 @@ class Timer(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["entity", "property"], name="timer_unique_entity_property"),
         ]
+
+
+class SavedView(models.Model):
+    """A named blueprint table query (filters, search, sort) with its columns: the owner's, or shared with
+    everyone who can read the blueprint."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views")
+    blueprint = models.ForeignKey(Blueprint, on_delete=models.CASCADE, related_name="saved_views")
+    name = models.CharField(max_length=100)
+    query = models.TextField(blank=True, default="")  # the table page's query string, without paging
+    columns = models.JSONField(default=list)  # column keys, in order
+    shared = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "blueprint", "name"], name="saved_view_unique_owner_blueprint_name"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.blueprint.identifier})"

@@ -5,6 +5,7 @@ import json
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
 
 from catalog.models import Blueprint
 from catalog.pages.blueprints import readable_blueprint_or_404
@@ -12,6 +13,7 @@ from catalog.pages.columns import (blueprint_columns, blueprint_url, default_col
                                    needs_blueprint_definitions)
 from catalog.pages.filters import attach_error, filter_controls, filter_rule_set
 from catalog.pages.keyset import Page, Sort, sorted_page
+from catalog.pages.saved_views import saved_view_post, saved_views_context
 from catalog.selectors.entities import entities_json
 from catalog.selectors.search import search_queryset
 from portal.errors import ValidationFailed
@@ -75,6 +77,7 @@ def _header(column_key, title, sort, params, sortable, column=None):
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def entity_table(request, blueprint):
     bp = readable_blueprint_or_404(request.user, blueprint)
     definitions = ({b.identifier: b for b in Blueprint.objects.only("identifier", "schema", "relations")}
@@ -82,6 +85,11 @@ def entity_table(request, blueprint):
     columns = blueprint_columns(bp, definitions)
     by_key = {c.key: c for c in columns}
     shown = [by_key[k] for k in chosen_column_keys(request, bp, columns)]
+    save_error = ""
+    if request.method == "POST":  # save or delete a saved view of this table
+        done, save_error = saved_view_post(request, bp, blueprint_url(bp.identifier), [c.key for c in shown])
+        if done is not None:
+            return done
     controls = filter_controls(columns, request.GET)
     rule_set, owners = filter_rule_set(controls)
     sort = Sort.parse(request.GET.get("sort") or DEFAULT_SORT)
@@ -127,5 +135,6 @@ def entity_table(request, blueprint):
         "first_url": _query(params) if page.previous_cursor else None,
         "rule_set_json": json.dumps({"query": rule_set}, indent=2, ensure_ascii=False),
         "search_api": f"/v1/blueprints/{bp.identifier}/entities/search",
+        **saved_views_context(request, bp, blueprint_url(bp.identifier), save_error, request.POST.get("name", "")),
     }
-    return render(request, "catalog/entity_table.html", context, status=status)
+    return render(request, "catalog/entity_table.html", context, status=422 if save_error else status)

@@ -136,3 +136,27 @@ def test_the_table_on_a_phone(live_server, page, sign_in, screenshot, catalog):
     page.wait_for_url(re.compile(r"/catalog/Service/checkout/$"))
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "phone-entity-checkout")
+
+
+def test_save_a_view_and_open_it_again(live_server, page, sign_in, screenshot, catalog):
+    sign_in(page, "dev@example.com")
+    page.goto(f"{live_server.url}/catalog/Service/?f.language=Python&sort=-replicas")
+    assert row_titles(page) == ["Billing", "Ledger", "Notifications"]
+    page.get_by_text("Save this view", exact=True).click()
+    page.get_by_label("Name").fill("Python, busiest first")
+    page.get_by_label("Share with everyone who can see this blueprint").check()
+    page.get_by_role("button", name="Save view").click()
+    page.wait_for_load_state()
+    assert "Saved the view “Python, busiest first”, shared" in page.locator(".messages").inner_text()
+    screenshot(page, "view-saved")
+
+    page.goto(f"{live_server.url}/catalog/Service/")
+    assert len(row_titles(page)) == 5
+    page.get_by_role("link", name="Python, busiest first").click()
+    page.wait_for_load_state()
+    assert row_titles(page) == ["Billing", "Ledger", "Notifications"]
+    screenshot(page, "view-opened")
+    page.get_by_role("button", name="Delete the view Python, busiest first").click()
+    page.wait_for_load_state()
+    assert "Deleted the view" in page.locator(".messages").inner_text()
+    assert page.get_by_role("link", name="Python, busiest first").count() == 0

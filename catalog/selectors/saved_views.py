@@ -1,0 +1,9 @@
+"""Saved views a user may open on a blueprint table: their own and the ones shared with everyone."""
+from django.db.models import Q
+
+from catalog.models import SavedView
+
+
+def saved_views_visible_to(user, blueprint):
+    return (SavedView.objects.filter(Q(owner=user) | Q(shared=True), blueprint=blueprint)
+            .select_related("owner").order_by("name", "owner__email"))
