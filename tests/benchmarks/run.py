@@ -2,9 +2,10 @@
 """`make bench`: load a synthetic catalog through the HTTP API and print what this machine does with it.
 
 Figures, not pass/fail: search p50/p95 (four query shapes) and their ratio to the same query as raw
-SQL, bulk-ingest throughput, single-upsert latency, by-identifier GET throughput, the CI lock check's
-throughput next to a bare view running the same query, deployment-report latency and web worker
-memory, next to DESIGN.md's targets. `--only` picks parts. Uses its own database (`portal_bench` by default) on the
+SQL, bulk-ingest throughput, single-upsert latency, by-identifier GET throughput, the catalog table
+page's latency (first, deep, sorted, searched and filtered pages), the CI lock check's throughput next
+to a bare view running the same query, deployment-report latency and web worker memory, next to
+DESIGN.md's targets. `--only` picks parts. Uses its own database (`portal_bench` by default) on the
 configured PostgreSQL (DATABASE_URL, else the embedded one), served by gunicorn on a free port.
 Results also go to $PORTAL_HOME/bench-results.json. See tests/benchmarks/README.md.
 """
@@ -29,6 +30,7 @@ import psycopg  # noqa: E402
 
 import bench_catalog as catalog  # noqa: E402
 import bench_deployments as deploys  # noqa: E402
+import bench_pages as pages  # noqa: E402
 import bench_queries as queries  # noqa: E402
 from bench_http import Client, HttpError, Sample, percentile, run_loop  # noqa: E402
 from bench_server import (CpuMeter, Gunicorn, api_credentials, database_create, database_drop,  # noqa: E402
@@ -38,8 +40,8 @@ BULK_SIZE = 20  # the API's maximum per bulk request
 EMAIL = "bench@example.com"
 TARGETS = {"search_p95_ms": 50, "ingest_per_s": 1000, "get_per_s": 650, "worker_rss_mb": 150,
            "lock_ratio": 0.5, "lock_p99_ms": 20}
-PARTS = ("ingest", "search", "upsert", "get", "locks", "deployments")
-CATALOG_PARTS = {"ingest", "search", "upsert", "get"}  # the parts that need the synthetic catalog loaded
+PARTS = ("ingest", "search", "upsert", "get", "pages", "locks", "deployments")
+CATALOG_PARTS = {"ingest", "search", "upsert", "get", "pages"}  # the parts that need the synthetic catalog loaded
 
 
 def parts_list(value):
@@ -455,6 +457,8 @@ def report(results):
                      f"[target > {TARGETS['get_per_s']}: {_verdict(get['req_per_s'] > TARGETS['get_per_s'])}] "
                      f"(p50 {get['p50_ms']:.1f} ms, p95 {get['p95_ms']:.1f} ms, {get['requests']:,} requests{_cpu(get)})"
                      + (f"  errors={get['errors']} ({get.get('first_error')})" if get["errors"] else ""))
+    if results.get("pages"):
+        lines.extend(["", *pages.report_lines(results["pages"])])
     deployment_lines = _deployment_lines(results)
     if deployment_lines and lines[-1]:
         lines.append("")
@@ -553,6 +557,10 @@ def main(argv=None):
         if "get" in parts:
             log(f"GET by identifier at concurrency {args.concurrency}")
             results["get"] = per_request_cpu(measure_get(client, counts, args, meter)).summary()
+        if "pages" in parts:
+            log(f"catalog table pages of {pages.BLUEPRINT}, concurrency 1, as an admin and as a member")
+            results["pages"] = pages.measure(server.port, env, args, meter, log=log,
+                                             summarize=lambda sample: per_request_cpu(sample).summary())
         if parts & {"locks", "deployments"}:
             log("starter catalog and bench services for the lock check and deployment reports")
             log("  " + deploys.seed(client, env))
