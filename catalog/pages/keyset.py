@@ -89,23 +89,23 @@ def _decode(cursor, sort, field):
 
 
 def _beyond(sort, position, direction):
-    """Condition: the row comes after (AFTER) or before (BEFORE) `position` in the sort order."""
+    """Condition: the row comes after (AFTER) or before (BEFORE) `position` in the sort order. A non-missing
+    bound is also written as a plain range (`value >= bound AND (...)`): PostgreSQL seeks an index on the value to
+    it, where the OR alone would make it read every row before the cursor."""
     missing, value, pk = position
     sql, params, _field, cast = sort.value_sql()
     forward = (direction == AFTER) != sort.descending
     greater = ">" if forward else "<"
     bound = value if sort.key in SORTABLE_META else json.dumps(value)
-    if direction == AFTER:
-        if missing:
-            return EntityCondition(f"{sql} IS NULL AND ⟨id⟩ {greater} %s", (*params, pk))
-        text = f"{sql} {greater} {cast} OR ({sql} = {cast} AND ⟨id⟩ {greater} %s)"
-        if sort.nullable:
-            return EntityCondition(f"{text} OR {sql} IS NULL", (*params, bound, *params, bound, pk, *params))
-        return EntityCondition(text, (*params, bound, *params, bound, pk))
     if missing:
+        if direction == AFTER:
+            return EntityCondition(f"{sql} IS NULL AND ⟨id⟩ {greater} %s", (*params, pk))
         return EntityCondition(f"{sql} IS NOT NULL OR ⟨id⟩ {greater} %s", (*params, pk))
-    text = f"{sql} {greater} {cast} OR ({sql} = {cast} AND ⟨id⟩ {greater} %s)"
-    return EntityCondition(text, (*params, bound, *params, bound, pk))
+    text = f"{sql} {greater}= {cast} AND ({sql} {greater} {cast} OR ({sql} = {cast} AND ⟨id⟩ {greater} %s))"
+    text_params = (*params, bound, *params, bound, *params, bound, pk)
+    if direction == AFTER and sort.nullable:  # rows without a value come after every row with one
+        return EntityCondition(f"({text}) OR {sql} IS NULL", (*text_params, *params))
+    return EntityCondition(text, text_params)
 
 
 def sorted_page(queryset, *, sort, limit, after=None, before=None):
