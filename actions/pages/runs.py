@@ -13,9 +13,10 @@ from django.views.decorators.http import require_GET
 from actions.choices import RunStatus
 from actions.models import Run
 from actions.pages.actions import entity_url
-from actions.selectors import approvals_waiting_on, runs_visible_to, time_left_seconds
+from actions.selectors import approvals_waiting_on, runs_visible_to
 from actions.services.approvals import approval_mode
 from actions.state import TERMINAL
+from catalog.pages.values import time_left_text
 from portal.api.pagination import cursor_decode, cursor_encode
 from portal.errors import ValidationFailed
 from portal.pages import page_size
@@ -93,27 +94,12 @@ def approval_state(run, decisions):
         state = "APPROVED"
     return {"state": state, "mode": approval_mode(run.required_approval), "decisions": decisions,
             "deadline": run.approval_deadline if state == "PENDING" else None,
-            "time_left": duration_text(time_left_seconds(run)) if state == "PENDING" else ""}
+            "time_left": time_left_text(run.approval_deadline) if state == "PENDING" and run.approval_deadline else ""}
 
 
-def duration_text(seconds):
-    """`2d 3h left`, as portal.js writes it while it counts down."""
-    if seconds is None:
-        return ""
-    if seconds <= 0:
-        return "expired"
-    days, rest = divmod(int(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h left"
-    if hours:
-        return f"{hours}h {minutes}m left"
-    return f"{minutes}m {secs}s left"
-
-
-def _live_context(run):
-    """What the live part shows: status, approval state, links, result, summary and the newest logs."""
+def _live_context(run, user):
+    """What the live part shows: status, approval state, links, result, summary, the newest logs and the audit
+    trail (so a followed run's page is whole when it ends)."""
     decisions = list(run.approvals.select_related("approver").order_by("id"))
     logs = list(run.logs.order_by("-id")[:LOG_LIMIT + 1])
     return {
@@ -121,6 +107,7 @@ def _live_context(run):
         "links": run_links(run), "logs": list(reversed(logs[:LOG_LIMIT])), "logs_cut": len(logs) > LOG_LIMIT,
         "result_url": entity_url(run.result_entity.blueprint.identifier, run.result_entity.identifier)
         if run.result_entity_id else "",
+        "audit": _audit_trail(user, run),
     }
 
 
@@ -135,11 +122,11 @@ def _audit_trail(user, run):
 def run_detail(request, run_id):
     user = request.user
     run = _run_get(user, run_id)
-    context = _live_context(run)
+    context = _live_context(run, user)
     context.update({
         "inputs": input_rows(run),
         "entity_url": entity_url(run.entity.blueprint.identifier, run.entity.identifier) if run.entity_id else "",
-        "audit": _audit_trail(user, run), "origin_text": ORIGIN_TEXT.get(run.origin, run.origin),
+        "origin_text": ORIGIN_TEXT.get(run.origin, run.origin),
         "may_decide": run.status == RunStatus.WAITING_FOR_APPROVAL
         and approvals_waiting_on(user, Run.objects.filter(pk=run.pk)).exists(),
     })
@@ -150,7 +137,7 @@ def run_detail(request, run_id):
 @require_GET
 def run_live(request, run_id):
     """The live part alone; it carries data-live-url while the run may still change."""
-    return render(request, "actions/run_live.html", _live_context(_run_get(request.user, run_id)))
+    return render(request, "actions/run_live.html", _live_context(_run_get(request.user, run_id), request.user))
 
 
 def _cursor(raw):
