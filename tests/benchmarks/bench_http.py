@@ -38,12 +38,14 @@ class Client:
             conn.close()
             self._local.conn = None
 
-    def request(self, method, path, body=None):
-        """(status, raw body bytes, seconds) — the time covers sending and reading the whole response."""
+    def request(self, method, path, body=None, headers=None):
+        """(status, raw body bytes, seconds) — the time covers sending and reading the whole response.
+        `headers` replace the JSON API's (Content-Type, Accept, the bearer token)."""
         payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        if headers is None:
+            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+            if self.token:
+                headers["Authorization"] = f"Bearer {self.token}"
         for attempt in (0, 1):
             conn = self._connection(fresh=attempt > 0)
             started = time.perf_counter()

@@ -12,7 +12,6 @@ The sessions are made in this process (Django's `force_login` against the bench 
 same SECRET_KEY) and sent as the session cookie. Each page also runs in this process under
 CaptureQueriesContext: the SQL statements it costs and the time spent waiting on them.
 """
-import http.client
 import os
 import re
 import time
@@ -56,20 +55,7 @@ class PageClient(Client):
 
     def get(self, path):
         """(status, body bytes, seconds); reconnects once when the server closed the connection."""
-        for attempt in (0, 1):
-            conn = self._connection(fresh=attempt > 0)
-            started = time.perf_counter()
-            try:
-                conn.request("GET", path, headers=self.headers)
-                response = conn.getresponse()
-                body = response.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
-                    http.client.CannotSendRequest, http.client.BadStatusLine):
-                if attempt:
-                    raise
-                continue
-            return response.status, body, time.perf_counter() - started
-        raise AssertionError("unreachable")
+        return self.request("GET", path, headers=self.headers)
 
     def page(self, path):
         status, body, elapsed = self.get(path)
