@@ -114,9 +114,19 @@ def can_moderate(user, blueprint) -> bool:
 
 
 def readable_blueprint_ids(user):
-    """(ids readable in full, ids readable for team-owned entities only); None for 'all' (admins)."""
+    """(ids readable in full, ids readable for team-owned entities only); None for 'all' (admins). Kept on the
+    user object, like its team ids: one read per request however many selectors ask (a page asks several)."""
     if is_admin(user):
         return None, set()
+    if user is None or not user.is_authenticated:
+        return _readable_blueprint_ids(user)
+    cached = getattr(user, "_portal_readable_blueprint_ids", None)
+    if cached is None:
+        cached = user._portal_readable_blueprint_ids = _readable_blueprint_ids(user)
+    return set(cached[0]), set(cached[1])
+
+
+def _readable_blueprint_ids(user):
     grants = _grants(user)
     full, owned = set(), set()
     write_codenames = {VERB_CODENAMES[v] for v in ("register", "update", "unregister")}
