@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from actions.access import actions_visible_to, can_execute
+from actions.backends import backend_unavailable
 from actions.choices import Operation, RunOrigin, RunStatus, TriggerType
 from actions.models import Action
 from actions.pages.forms import (entity_target_field, error_key, input_fields, input_groups, operation_takes_entity,
@@ -101,6 +102,9 @@ def action_run(request, identifier):
                                            text=(request.GET.get("filter.entity") or "").strip())
     elif not can_execute(user, action):
         top_error, status = f"You may not run {action.title}.", 403
+    unavailable = backend_unavailable(action)
+    if unavailable and not top_error:  # the same refusal run_request would give, before anyone fills the form
+        top_error, status = f"{action.title} is off on this portal. {unavailable}", 409
 
     blocked = bool(top_error)  # nothing to submit: the form is not offered
     fields = input_fields(action, user=user, data=request.POST if posted else None, filters=request.GET)

@@ -301,6 +301,24 @@ def test_the_form_tells_how_many_live_entities_the_user_has(client, users, when_
     assert f"At most 1 live at a time per person. {over}" in get(client, users["dev"], "/actions/create_env/run").html
 
 
+def test_an_action_whose_backend_is_not_configured_says_so_instead_of_a_form(client, users, settings):
+    settings.GITHUB_TOKEN, settings.GITHUB_APP_ID = "", ""
+    action = make_action("ship", operation="CREATE", blueprint="Env")
+    action.invocation_method = {"type": "GITHUB", "org": "acme", "repo": "svc", "workflow": "deploy.yml"}
+    action.save()
+    grant("execute", action, users=[users["dev"]])
+    client.force_login(users["dev"])
+    response = client.get("/actions/ship/run")
+    assert response.status_code == 409
+    page = Page(response.content.decode())
+    assert page.text("form-error") == ("Ship is off on this portal. GitHub is not configured: set GITHUB_TOKEN, "
+                                       "or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY.")
+    assert page.all("button", type="submit", **{"class": "primary"}) == []  # no Run button (Sign out stays)
+    assert client.post("/actions/ship/run", {"properties.branch": "x"}).status_code == 409 and not Run.objects.exists()
+    settings.GITHUB_TOKEN = "ghp_test"
+    assert get(client, users["dev"], "/actions/ship/run").all("button", type="submit", **{"class": "primary"})
+
+
 def test_no_form_for_an_action_the_user_may_not_run(client, users):
     action = make_action("create_env", operation="CREATE", blueprint="Env")
     grant("execute", action, users=[users["dev"]])
