@@ -16,13 +16,9 @@ from actions.pages.forms import (entity_target_field, error_key, input_fields, i
 from actions.services.quotas import live_entities_of
 from audit.choices import AuditOrigin
 from catalog.models import Blueprint, Entity
+from catalog.pages.columns import blueprint_url, entity_url
 from portal.actor import Actor
 from portal.errors import PortalError
-
-
-def entity_url(blueprint_identifier, identifier):
-    """The catalog page of an entity."""
-    return f"/catalog/{quote(blueprint_identifier, safe='')}/{quote(identifier, safe='')}/"
 
 
 def _offered(user):
@@ -39,7 +35,7 @@ def action_list(request):
     groups = {}
     for action in actions:
         bp = action.blueprint_identifier
-        groups.setdefault(bp, {"identifier": bp, "title": titles.get(bp) or bp, "catalog_url": f"/catalog/{quote(bp, safe='')}/",
+        groups.setdefault(bp, {"identifier": bp, "title": titles.get(bp) or bp, "catalog_url": blueprint_url(bp),
                                "actions": []})["actions"].append(action)
     return render(request, "actions/action_list.html", {"groups": list(groups.values()), "CREATE": Operation.CREATE})
 

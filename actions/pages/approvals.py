@@ -10,11 +10,11 @@ from django.views.decorators.http import require_GET, require_POST
 from actions.access import approvable_action_ids
 from actions.choices import Decision
 from actions.models import Action, Approval, Run
-from actions.pages.actions import entity_url
 from actions.pages.runs import input_rows, approval_state
 from actions.selectors import approvals_waiting_on, runs_visible_to
 from audit.choices import AuditOrigin
 from catalog.access import user_team_ids
+from catalog.pages.columns import entity_url
 from portal.actor import Actor
 from portal.errors import Conflict, PortalError
 

@@ -9,7 +9,7 @@ DELETE action (the starter `terminate_dev_env`), when there is one the user may 
 """
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -30,6 +30,7 @@ from actions.services.ttl import ttl_extend
 from audit.choices import AuditOrigin
 from catalog.access import is_admin, user_team_ids
 from catalog.models import Entity, Timer
+from catalog.pages.columns import entity_url
 from catalog.pages.values import time_left_text
 from catalog.selectors.entities import entities_visible_to, entity_get_by_identifiers
 from portal.actor import Actor
@@ -174,7 +175,7 @@ class EnvironmentRow:
 
     @property
     def entity_url(self):
-        return f"/catalog/{quote(self.entity.blueprint.identifier)}/{quote(self.entity.identifier)}/"
+        return entity_url(self.entity.blueprint.identifier, self.entity.identifier)
 
     @property
     def expires_iso(self):

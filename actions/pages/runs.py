@@ -12,10 +12,10 @@ from django.views.decorators.http import require_GET
 
 from actions.choices import RunStatus
 from actions.models import Run
-from actions.pages.actions import entity_url
 from actions.selectors import approvals_waiting_on, runs_visible_to
 from actions.services.approvals import approval_mode
 from actions.state import TERMINAL
+from catalog.pages.columns import entity_url
 from catalog.pages.values import time_left_text
 from portal.api.pagination import cursor_decode, cursor_encode
 from portal.errors import ValidationFailed
