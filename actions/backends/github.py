@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import quote
 
 import jwt
@@ -33,7 +33,6 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from actions.choices import RunStatus
 from actions.models import Run
@@ -41,6 +40,7 @@ from actions.secrets import redact_secrets, secrets_for_templates
 from actions.templating import TemplateError, render_template, run_template_context
 from actions.backends.outcome import backoff_seconds, backend_run_load, run_log_system, run_fail_logged
 from portal.actor import Actor
+from portal.datetimes import instant_of
 from portal.outbound import OutboundRefused, outbound_session
 
 logger = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ def installation_token(org, repo) -> str:
     token = data.get("token")
     if not token:
         raise GitHubFailed("GitHub: unexpected answer for the installation token (no token)")
-    expires_at = parse_datetime(str(data.get("expires_at") or ""))
+    expires_at = instant_of(data.get("expires_at"))
     if expires_at is not None:
         seconds = int((expires_at - TOKEN_REFRESH_MARGIN - timezone.now()).total_seconds())
         if seconds > 0:
@@ -393,7 +393,7 @@ def workflow_run_find(run, org, repo, workflow, dispatched_at, token) -> dict | 
             continue
         if run.id in str(item.get("display_title") or "") or run.id in str(item.get("name") or ""):
             return item
-        created = parse_datetime(str(item.get("created_at") or ""))
+        created = instant_of(item.get("created_at"))
         if created is not None and created >= since:
             candidates.append((created, item))
     taken = set(Run.objects.exclude(pk=run.pk).filter(
@@ -424,7 +424,7 @@ def github_poll(run_id, attempt: int, dispatched_at: str) -> None:
                 raise _refused(response, f"workflow run {run.external_run_id}")
             workflow_run = _json(response, "the workflow run")
         else:
-            since = datetime.fromisoformat(dispatched_at)
+            since = instant_of(dispatched_at) or run.created_at
             workflow_run = workflow_run_find(run, org, repo, workflow, since, token)
             if workflow_run is not None:
                 run = _link(run, workflow_run["id"], workflow_run.get("html_url"))

@@ -32,8 +32,8 @@ How it compiles
       regular-expression guard (`CASE WHEN value ~ iso THEN value::timestamptz END`), so a value
       that is not an ISO date-time is "no date" instead of a query error. Lexicographic
       comparison was rejected: entities may store any UTC offset (`+02:00`), so strings do not
-      sort as instants. The write path validates date-time values with `fromisoformat`, so what
-      passes the guard always casts.
+      sort as instants. The write path validates date-time values (portal/datetimes.py) and stores
+      them in UTC, so what passes the guard always casts.
 
 Semantics (decided here; tests in tests/catalog/test_search_rules.py pin them)
     - Scope. The blueprints a rule may refer to: the `blueprint` argument if given, else every
@@ -103,7 +103,7 @@ import calendar
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from datetime import timezone as dt_timezone
 
 from django.db import connection
@@ -112,6 +112,7 @@ from django.utils import timezone
 
 from catalog.models import Blueprint, Entity, Relation, Team
 from catalog.selectors.entities import entities_visible_to
+from portal.datetimes import NotAnInstant, instant_canonical, instant_field
 from portal.errors import ValidationFailed
 
 MAX_DEPTH = 20
@@ -342,15 +343,19 @@ def _json_type(value):
 
 
 def _datetime(value, path):
-    if not isinstance(value, str):
-        _fail(path, f"must be an ISO 8601 date-time string, got {_json_type(value)}")
+    """A rule's date value: the portal's one date-time type, with a bare date or no offset meaning UTC."""
+    return instant_field(value, path, query=True)
+
+
+def _stored_dates(value):
+    """`=`/`in` values of a date-time property as stored (canonical text), so `...18Z` finds `...18.000Z`;
+    what is not a date-time is compared as it is."""
+    if isinstance(value, list):
+        return [_stored_dates(item) for item in value]
     try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        _fail(path, f"{value!r} is not an ISO 8601 date-time")
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt_timezone.utc)
-    return parsed
+        return instant_canonical(value)
+    except NotAnInstant:
+        return value
 
 
 def _months_back(moment, months):
@@ -640,6 +645,8 @@ class _Compiler:
         if positive == "isNotEmpty":
             return _sql(f"COALESCE({column} -> %s, 'null'::jsonb) NOT IN "
                         "('null'::jsonb, '\"\"'::jsonb, '[]'::jsonb, '{}'::jsonb)", key)
+        if positive in ("=", "in") and fmt in DATE_FORMATS:
+            value = _stored_dates(value)
         if positive in ("=", "in", "containsAny"):
             return self.json_equality(column, key, ptype, positive, value, value_path)
         if positive in LIKE_SHAPES:
