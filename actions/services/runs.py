@@ -174,6 +174,10 @@ def _run_request(*, actor, action, properties, entity_identifier, run_as, origin
     if not isinstance(properties, dict):
         raise ValidationFailed("properties: must be an object of input values")
     inputs = inputs_clean(action, properties, user=requester)
+    if action.ttl:
+        from actions.services.ttl import ttl_requested
+
+        ttl_requested(action, inputs)  # a TTL the run could not start is refused now, naming properties.ttl
 
     from catalog.access import user_team_ids
 
