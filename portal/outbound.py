@@ -4,13 +4,15 @@ Each connection resolves its host once, refuses it if ANY resolved address is pr
 link-local (incl. cloud metadata at 169.254.169.254), shared (100.64/10), unspecified, multicast or
 otherwise not globally routable - unless `settings.OUTBOUND_ALLOWED_NETWORKS` (CIDRs) contains it -
 and then connects to exactly the address it checked. A second DNS answer (rebinding) therefore never
-reaches the socket. IPv6 forms that carry an IPv4 address (mapped, IPv4-compatible, 6to4, Teredo,
-NAT64) are judged by that IPv4 address too: `[2002:a9fe:a9fe::1]` is 169.254.169.254 through 6to4.
-
-The one exception is the built-in demo receiver while it is on (`make demo`): the portal's own
-`PORTAL_BASE_URL/demo/receiver/<kind>`, and nothing else on its host, is reached wherever it is. Only the socket is redirected: the Host header, TLS SNI and certificate checks
+reaches the socket. Only the socket is redirected: the Host header, TLS SNI and certificate checks
 still use the URL's hostname. Redirects are never followed, environment proxies are ignored (a proxy
 would connect on our behalf to anything), and every request has a timeout.
+
+IPv6 forms that carry an IPv4 address (mapped, IPv4-compatible, 6to4, Teredo, NAT64) are judged by
+that IPv4 address too: `[2002:a9fe:a9fe::1]` is 169.254.169.254 through 6to4.
+
+The one exception is the built-in demo receiver while it is on (`make demo`): the portal's own
+`PORTAL_BASE_URL/demo/receiver/<kind>`, and nothing else on its host, is reached wherever it is.
 """
 from __future__ import annotations
 
@@ -231,7 +233,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _DEMO_RECEIVER_PATH = r"/demo/receiver/[A-Za-z0-9_-]+"  # portal/urls.py: demo/receiver/<kind>
 
 
-def is_demo_receiver_url(url: str) -> bool:
+def _is_demo_receiver_url(url: str) -> bool:
     """Whether `url` is the built-in demo receiver's (PORTAL_BASE_URL/demo/receiver/<kind>) while it is on: the
     starter actions' webhooks reach it on the portal's own, private, address; other paths and ports do not."""
     if not settings.DEMO_RECEIVER_ENABLED:
@@ -259,7 +261,7 @@ class OutboundSession(requests.Session):
         self._demo_receiver_adapter = DirectAdapter(max_retries=0)
 
     def get_adapter(self, url):
-        if is_demo_receiver_url(url):
+        if _is_demo_receiver_url(url):
             return self._demo_receiver_adapter
         return super().get_adapter(url)
 

@@ -20,9 +20,9 @@ HOW_TO_MAKE_ONE = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
 
 def secret_key() -> str:
     """The configured key, else this PORTAL_HOME's own (embedded PostgreSQL only)."""
-    key = os.environ.get("SECRET_KEY", "").strip()
-    if key:
-        return key
+    key = os.environ.get("SECRET_KEY", "")
+    if key.strip():
+        return key  # as given: the key of existing sessions, tokens and stored secrets
     database_url = os.environ.get("DATABASE_URL")
     # The embedded database's own URL (exported by `python -m portal.embedded env`, or passed to the demo's
     # web, worker and beat) is still the embedded setup.
@@ -30,21 +30,21 @@ def secret_key() -> str:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set. A portal on an external DATABASE_URL needs a secret key of its own, the same for "
             f"every web server and worker: make one with {HOW_TO_MAKE_ONE} and set SECRET_KEY to it.")
-    return home_secret_key(portal_home())
+    return _home_secret_key(portal_home())
 
 
-def home_secret_key(home: Path) -> str:
+def _home_secret_key(home: Path) -> str:
     """The key kept in `home`, made on first use. Safe when several processes start at once (the demo's web,
     worker and beat): each writes a whole candidate aside and hard-links it into place, which only the first
     link succeeds at, so everyone reads the same complete key."""
     path = home / KEY_FILE
-    if not path.exists():
-        try:
+    try:
+        if not path.exists():
             _create(path)
-        except OSError as exc:
-            raise ImproperlyConfigured(f"SECRET_KEY is not set and {path} cannot be created ({exc}); "
-                                       f"set SECRET_KEY (make one with {HOW_TO_MAKE_ONE}).") from exc
-    key = path.read_text().strip()
+        key = path.read_text().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"SECRET_KEY is not set and {path} cannot be made or read ({exc}); "
+                                   f"set SECRET_KEY (make one with {HOW_TO_MAKE_ONE}).") from exc
     if not key:
         raise ImproperlyConfigured(f"{path} is empty: delete it to make a new key, or set SECRET_KEY.")
     return key
