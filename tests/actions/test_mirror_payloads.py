@@ -8,6 +8,7 @@ from werkzeug.wrappers import Response
 
 from actions.services.runs import run_request
 from actions.tasks import run_dispatch_task
+from catalog.models import Entity
 from portal.actor import Actor
 from tests.actions.test_run_request import grant, make_action
 from tests.catalog.test_mirror_permissions import HIDDEN_REGION, SECRET, mirror_catalog
@@ -90,3 +91,16 @@ def test_run_payload_of_a_reader_of_the_target_holds_the_value(catalog, hook, mo
     (body,) = received
     assert body["payload"]["entity"]["properties"]["credentialKey"] == SECRET
     assert body["payload"]["entity"]["properties"]["teamKeyValue"] is None  # security owns no TeamKey
+
+
+def test_agent_claims_render_each_run_for_its_requester(catalog):
+    """Claimed runs are rendered in batches; each run's entity still reads as its own requester may read it."""
+    from tests.actions.test_agent_api import agent_action, agent_run, claim
+
+    action = agent_action(body={"key": "{{ .entity.properties.credentialKey }}", "entity": "{{ .entity.identifier }}"})
+    checkout = Entity.objects.get(identifier="checkout")
+    runs = {agent_run(action, user(email), entity=checkout).id: email for email in ("dev@example.com", "sec@example.com")}
+    claimed = claim(api_for(user("admin@example.com")), limit=10)
+    assert claimed.status_code == 200, claimed.json()
+    keys = {runs[run["id"]]: run["payload"]["body"].get("key") for run in claimed.json()["runs"]}
+    assert keys == {"dev@example.com": None, "sec@example.com": SECRET}
