@@ -88,9 +88,9 @@ def _teams_by_entity(entity_ids, reads):
 
 
 def _mirror_values(blueprint, entity_ids, relations_by_source, reads):
-    """{entity_id: {mirror_key: value}} — one query per hop beyond the first, whatever the row count. Only what
-    `reads` (an EntityReadRule) allows is followed or read: a hop leaves an entity the reader may not read, and the
-    value of one is null, so a mirror through or to it is null (or, for `many`, holds null for it)."""
+    """{entity_id: {mirror_key: value}} — one query per hop beyond the first, whatever the row count. Only entities
+    that `reads` (an EntityReadRule) allows are walked through or read: a mirror through or to an entity the reader
+    may not read is null (a `many` one holds null for it, or nothing beyond it)."""
     from catalog.models import Blueprint
 
     values = defaultdict(dict)

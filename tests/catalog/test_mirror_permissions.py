@@ -6,7 +6,9 @@ target see the value.
 The catalog (see `mirror_catalog`): Service (members read) mirrors
 - `credentialKey` / `credentialTitle` through `credential` from Credential, which members may not read;
 - `regionName` through `cluster.region`: Cluster (the middle) is unreadable, Region (the end) is readable;
-- `teamKeyValue` through `teamKey` from TeamKey, read `ownedByTeam` only: per entity.
+- `teamKeyValue` through `teamKey` from TeamKey, read `ownedByTeam` only: per entity; `teamKeyRegion` through
+  `teamKey.region`: per entity in the middle;
+- `credentialTeam`, the `$team` of the Credential.
 """
 import pytest
 from django.contrib.auth import get_user_model
@@ -32,11 +34,13 @@ SERVICE = {
     "mirrorProperties": {"credentialKey": {"title": "Credential key", "path": "credential.apiKey"},
                          "credentialTitle": {"path": "credential.$title"},
                          "regionName": {"path": "cluster.region.name"},
-                         "teamKeyValue": {"path": "teamKey.value"}},
+                         "teamKeyValue": {"path": "teamKey.value"},
+                         "teamKeyRegion": {"path": "teamKey.region.name"},
+                         "credentialTeam": {"path": "credential.$team"}},
     "calculationProperties": {"keyLabel": {"type": "string",
                                            "calculation": '"key:" + (.properties.credentialKey // "none")'}},
 }
-MIRRORS = ("credentialKey", "credentialTitle", "regionName", "teamKeyValue")
+MIRRORS = ("credentialKey", "credentialTitle", "regionName", "teamKeyValue", "teamKeyRegion", "credentialTeam")
 
 
 def blueprint(identifier):
@@ -55,23 +59,25 @@ def mirror_catalog():
     make_user("dev@example.com", teams=["platform"])
     make_user("sec@example.com", teams=["security"])
     make_user("pay@example.com", teams=["payments"])
-    for identifier, properties in (("Credential", {"apiKey": {"type": "string"}}), ("Region", {"name": {"type": "string"}}),
-                                   ("TeamKey", {"value": {"type": "string"}})):
+    for identifier, properties in (("Credential", {"apiKey": {"type": "string"}}), ("Region", {"name": {"type": "string"}})):
         blueprint_create(actor=SYSTEM, data={"identifier": identifier, "title": identifier,
                                              "schema": {"properties": properties}})
-    blueprint_create(actor=SYSTEM, data={"identifier": "Cluster", "title": "Cluster", "schema": {"properties": {}},
-                                         "relations": {"region": {"target": "Region", "many": False}}})
+    for identifier, properties in (("Cluster", {}), ("TeamKey", {"value": {"type": "string"}})):
+        blueprint_create(actor=SYSTEM, data={"identifier": identifier, "title": identifier,
+                                             "schema": {"properties": properties},
+                                             "relations": {"region": {"target": "Region", "many": False}}})
     blueprint_create(actor=SYSTEM, data=SERVICE)
     for hidden in ("Credential", "Cluster"):
         blueprint_permissions_update(actor=SYSTEM, blueprint=blueprint(hidden),
                                      data={"entities": {"read": {"roles": [], "teams": ["security"]}}})
     blueprint_permissions_update(actor=SYSTEM, blueprint=blueprint("TeamKey"),
                                  data={"entities": {"read": {"roles": [], "ownedByTeam": True}}})
-    write("Credential", "prod-cred", title="Prod credential", properties={"apiKey": SECRET})
+    write("Credential", "prod-cred", title="Prod credential", team=["security"], properties={"apiKey": SECRET})
     write("Region", "eu", properties={"name": HIDDEN_REGION})
+    write("Region", "us", properties={"name": "us-east"})
     write("Cluster", "c1", relations={"region": "eu"})
-    write("TeamKey", "mine", team=["platform"], properties={"value": "platform-key"})
-    write("TeamKey", "theirs", team=["payments"], properties={"value": "payments-key"})
+    write("TeamKey", "mine", team=["platform"], properties={"value": "platform-key"}, relations={"region": "us"})
+    write("TeamKey", "theirs", team=["payments"], properties={"value": "payments-key"}, relations={"region": "us"})
     write("Service", "checkout", team=["platform"], properties={"language": "Go"},
           relations={"credential": "prod-cred", "cluster": "c1", "teamKey": "theirs"})
     write("Service", "portal", team=["platform"], properties={"language": "Go"}, relations={"teamKey": "mine"})
@@ -86,9 +92,11 @@ def api(email):
     return api_for(get_user_model().objects.get(email=email))
 
 
-HIDDEN = {"credentialKey": None, "credentialTitle": None, "regionName": None, "teamKeyValue": None, "keyLabel": "key:none"}
+HIDDEN = {"credentialKey": None, "credentialTitle": None, "regionName": None, "teamKeyValue": None,
+          "teamKeyRegion": None, "credentialTeam": None, "keyLabel": "key:none"}
 SHOWN = {"credentialKey": SECRET, "credentialTitle": "Prod credential", "regionName": HIDDEN_REGION,
-         "teamKeyValue": "payments-key", "keyLabel": f"key:{SECRET}"}
+         "teamKeyValue": "payments-key", "teamKeyRegion": "us-east", "credentialTeam": ["security"],
+         "keyLabel": f"key:{SECRET}"}
 
 
 def computed(entity):
@@ -114,7 +122,7 @@ def test_entity_get_shows_a_mirror_only_to_readers_of_what_it_mirrors(catalog):
     assert computed(admin) == SHOWN
     # The security team reads Credential and Cluster (and so Region's name through them), not the payments key.
     security = api("sec@example.com").get("/v1/blueprints/Service/entities/checkout").json()["entity"]
-    assert computed(security) == {**SHOWN, "teamKeyValue": None}
+    assert computed(security) == {**SHOWN, "teamKeyValue": None, "teamKeyRegion": None}
 
 
 def test_include_cannot_pick_a_hidden_mirror(catalog):
@@ -128,8 +136,9 @@ def test_entity_list_masks_per_target_entity(catalog):
     assert_no_secret(member)
     by_id = {e["identifier"]: e for e in member.json()["entities"]}
     assert computed(by_id["checkout"]) == HIDDEN
-    # ownedByTeam read: the member's team owns `mine`, so portal's mirror of it is shown.
+    # ownedByTeam read: the member's team owns `mine`, so portal's mirrors of it, and through it, are shown.
     assert by_id["portal"]["properties"]["teamKeyValue"] == "platform-key"
+    assert by_id["portal"]["properties"]["teamKeyRegion"] == "us-east"
     admin = {e["identifier"]: e for e in api("admin@example.com").get("/v1/blueprints/Service/entities").json()["entities"]}
     assert computed(admin["checkout"]) == SHOWN
 
@@ -175,6 +184,8 @@ MIRROR_RULES = [  # (rule, what dev@ finds, what sec@ finds, what an admin finds
     ({"property": "teamKeyValue", "operator": "=", "value": "payments-key"}, [], [], ["checkout"]),
     ({"property": "teamKeyValue", "operator": "=", "value": "platform-key"}, ["portal"], [], ["portal"]),
     ({"property": "teamKeyValue", "operator": "isNotEmpty"}, ["portal"], [], ["checkout", "portal"]),
+    ({"property": "teamKeyRegion", "operator": "=", "value": "us-east"}, ["portal"], [], ["checkout", "portal"]),
+    ({"property": "credentialTeam", "operator": "=", "value": "security"}, [], ["checkout"], ["checkout"]),
 ]
 
 
