@@ -141,14 +141,16 @@ def user_json(user) -> dict | None:
 def run_template_context(run, *, secrets=None, portal=None) -> dict:
     """What templates of `run`'s action see. `run` should come with select_related("action", "requested_by",
     "entity__blueprint"). `secrets` defaults to every admin-managed secret, decrypted; `portal` to portal_json()
-    (callers building many contexts pass both once)."""
+    (callers building many contexts pass both once). `.entity` is the entity as the requester may read it (mirror
+    values from entities hidden from them are null): the payload is shown on their run; an automation's run (no
+    requester) sees it as the system does."""
     from actions.secrets import secrets_for_templates
     from catalog.selectors.entities import entities_json
 
     action = run.action
     entity = None
     if run.entity_id is not None:
-        entity = entities_json([run.entity])[0]
+        entity = entities_json([run.entity], user=run.requested_by)[0]
     return {
         "inputs": run.properties or {},
         "trigger": {

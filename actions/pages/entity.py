@@ -211,7 +211,7 @@ def entity_detail(request, blueprint, identifier):
     bp = entity.blueprint
     definitions = ({b.identifier: b for b in Blueprint.objects.only("identifier", "schema", "relations")}
                    if needs_blueprint_definitions(bp) else {})
-    document = entities_json([entity])[0]
+    document = entities_json([entity], user=user)[0]
     columns = blueprint_columns(bp, definitions)
     team_ids = set(entity.teams.values_list("id", flat=True))
     visible = entities_visible_to(user).values("pk")

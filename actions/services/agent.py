@@ -15,6 +15,7 @@ audited, as is the response an agent records; claims are logged at INFO.
 """
 import json
 import logging
+from collections import defaultdict
 from datetime import timedelta
 
 from django.db import transaction
@@ -65,20 +66,28 @@ def _int_field(value, name, default, minimum, maximum):
 
 
 def _template_contexts(runs, secrets) -> dict:
-    """Template contexts of `runs`, their entities rendered in one batch (run_template_context renders one
-    entity per call, which would cost queries per claimed run)."""
+    """Template contexts of `runs`, their entities rendered in batches (run_template_context renders one entity per
+    call, which would cost queries per claimed run)."""
     from actions.templating import portal_json, run_template_context
     from catalog.selectors.entities import entities_json
 
-    entities = [run.entity for run in runs if run.entity_id is not None]
-    documents = dict(zip((entity.pk for entity in entities), entities_json(entities)))
+    # Each run's entity as its requester may read it (see run_template_context); only mirror values depend on the
+    # reader, so entities without mirrors share one batch whoever asked.
+    batches = defaultdict(list)
+    for run in runs:
+        if run.entity_id is not None:
+            batches[run.requested_by_id if run.entity.blueprint.mirror_properties else "anyone"].append(run)
+    documents = {}
+    for batch in batches.values():
+        rendered = entities_json([run.entity for run in batch], user=batch[0].requested_by)
+        documents.update((run.pk, document) for run, document in zip(batch, rendered))
     contexts, portal = {}, portal_json()
     for run in runs:
         # A detached copy without its entity, so run_template_context does not render it again.
         bare = Run(**{field.attname: getattr(run, field.attname) for field in Run._meta.concrete_fields})
         bare.entity_id = None
         bare.action, bare.requested_by = run.action, run.requested_by
-        contexts[run.pk] = {**run_template_context(bare, secrets=secrets, portal=portal), "entity": documents.get(run.entity_id)}
+        contexts[run.pk] = {**run_template_context(bare, secrets=secrets, portal=portal), "entity": documents.get(run.pk)}
     return contexts
 
 
