@@ -206,6 +206,6 @@ def agent_run_response_record(*, actor, run, response) -> Run:
     audit_record_many([audit_event_build(
         actor=actor, verb=RUN_RESPONSE_RECORDED, action=audit_choices.AuditAction.UPDATE, resource_type="run",
         identifier=run.id, blueprint=run.blueprint_identifier, run_id=run.id, before=before,
-        after={"id": run.id, "response": _audit_response(response)}, context=_audit_context(run),
+        after={"id": run.id, "response": _audit_response(run.response)}, context=_audit_context(run),
     )])
     return run

@@ -15,6 +15,7 @@ from django.utils import timezone
 from actions.access import can_execute
 from actions.choices import DEFAULT_RUN_TIMEOUT_SECONDS, Operation, RunOrigin, RunStatus, TriggerType
 from actions.models import Run, RunLog
+from actions.secrets import secrets_scrub
 from actions.services.quotas import QuotaExceeded, quota_check
 from actions.state import transition
 from audit import choices as audit_choices
@@ -279,13 +280,13 @@ def run_update(*, actor, run, status=None, status_label=None, link=None, summary
     if status_label is not None:
         if not isinstance(status_label, str):
             raise ValidationFailed("statusLabel: must be a string")
-        run.status_label = status_label[:500]
+        run.status_label = secrets_scrub(status_label)[:500]
     if link is not None:
-        run.links = _clean_links(link)
+        run.links = secrets_scrub(_clean_links(link))
     if summary is not None:
         if not isinstance(summary, str):
             raise ValidationFailed("summary: must be a string")
-        run.summary = summary
+        run.summary = secrets_scrub(summary)
     if external_run_id is not None:
         if not isinstance(external_run_id, str) or len(external_run_id) > 200:
             raise ValidationFailed("externalRunId: must be a string of at most 200 characters")
@@ -307,6 +308,8 @@ def run_log_add(*, actor, run, message, termination_status=None, status_label=No
         raise ValidationFailed(f"terminationStatus: must be SUCCESS or FAILURE, got {termination_status!r}")
     if status_label is not None and not isinstance(status_label, str):
         raise ValidationFailed("statusLabel: must be a string")
+    # What reporters send is shown to everyone who may see the run: a secret echoed in it is not.
+    message, status_label = secrets_scrub([message, status_label])
     before = run_snapshot(run)
     log = RunLog.objects.create(run=run, message=message, termination_status=termination_status or "",
                                 status_label=(status_label or "")[:500])
@@ -336,7 +339,7 @@ def run_finish(*, actor, run, status, label) -> Run:
     if run.status != RunStatus.IN_PROGRESS:
         return run
     before = run_snapshot(run)
-    transition(run, status, label=label)
+    transition(run, status, label=secrets_scrub(label))
     _ended(run)
     run.save()
     run_audit(actor=actor, run=run, verb=audit_choices.RUN_UPDATED, before=before, after=run_snapshot(run))
@@ -350,12 +353,14 @@ def run_attempt_count(*, run, attempt) -> None:
 
 
 @transaction.atomic
-def run_record_response(*, run, response, payload=None) -> Run:
-    """Store what a backend sent (secrets already redacted by the caller) and what it received. Not
-    audited on its own: it is delivery detail, shown on the run; the outcome is audited by run_finish
-    or the reporter. Recording a payload also marks the delivery as begun (see `run_dispatch_claim`)."""
+def run_record_response(*, run, response, payload=None, revealed=()) -> Run:
+    """Store what a backend sent (rendered for storage: see actions.templating) and what it received, both
+    scrubbed of secret values and of `revealed` (text the backend rendered from secrets). Not audited on its
+    own: it is delivery detail, shown on the run; the outcome is audited by run_finish or the reporter.
+    Recording a payload also marks the delivery as begun (see `run_dispatch_claim`)."""
     run = Run.objects.select_for_update().get(pk=run.pk)
     fields = ["response", "updated_at"]
+    response, payload = secrets_scrub([response, payload], revealed)
     run.response = response
     if payload is not None:
         run.payload = payload
