@@ -112,9 +112,9 @@ def action_update(*, actor, action, data):
     _apply(action, clean)
     action.updated_by = actor.label
     action.save()
-    replaced = write_only_changes(stored, action.invocation)
+    changed = write_only_changes(stored, action.invocation)
     _audit(actor, audit_choices.ACTION_UPDATED, audit_choices.AuditAction.UPDATE, action, before=before,
-           after=action_json(action), message=f"Write-only values replaced: {', '.join(replaced)}." if replaced else "")
+           after=action_json(action), message=f"Write-only values changed: {', '.join(changed)}." if changed else "")
     extend_ttl_action_ensure(actor=actor, action=action)
     return action
 

@@ -101,7 +101,7 @@ def test_get_then_put_keeps_the_value_and_a_new_value_replaces_it(admin_api, wor
     assert stored()["headers"]["Authorization"] == "Bearer rotated-value-999"
     assert stored()["body"]["password"] == PASSWORD
     replaced = AuditEvent.objects.filter(verb=audit_choices.ACTION_UPDATED).latest("id")
-    assert replaced.message == "Write-only values replaced: invocationMethod.headers.Authorization."
+    assert replaced.message == "Write-only values changed: invocationMethod.headers.Authorization."
 
     guessed = copy.deepcopy(fetched)
     guessed["invocationMethod"]["headers"]["X-Other-Token"] = "[redacted]"

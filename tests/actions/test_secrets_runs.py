@@ -113,5 +113,11 @@ def test_an_agent_claims_the_real_request_and_the_run_stores_the_mask(admin_api,
     (claimed,) = response.json()["runs"]
     assert claimed["payload"]["headers"] == {"Authorization": LITERAL, "X-Sig": B64}
     assert claimed["payload"]["body"] == {"token": SECRET.lower()}
+    # The agent hands back what the receiver answered: an echo of the request.
+    echoed = {"headers": claimed["payload"]["headers"], "body": claimed["payload"]["body"]}
+    response = admin_api.patch(f"/v1/actions/runs/{run.id}/response", {"response": echoed}, format="json")
+    assert response.status_code == 200, response.json()
     run.refresh_from_db()
-    assert_nowhere(json.dumps(run.payload), admin_api.get(f"/v1/actions/runs/{run.id}").content.decode())
+    assert run.response == {"headers": {"Authorization": "[redacted]", "X-Sig": "[redacted]"}, "body": {"token": "[redacted]"}}
+    assert_nowhere(json.dumps([run.payload, run.response]), admin_api.get(f"/v1/actions/runs/{run.id}").content.decode(),
+                   json.dumps([[e.diff, e.context, e.message] for e in AuditEvent.objects.all()]))
