@@ -273,6 +273,8 @@ def run_update(*, actor, run, status=None, status_label=None, link=None, summary
     run = _locked(run)
     _check_reporter(actor, run)
     before = run_snapshot(run)
+    # What reporters send is shown to everyone who may see the run: a secret echoed in it is not.
+    status_label, link, summary = secrets_scrub([status_label, link, summary])
     if status is not None:
         if status not in REPORTED_STATUSES:
             raise ValidationFailed(f"status: must be SUCCESS or FAILURE, got {status!r}")
@@ -280,13 +282,13 @@ def run_update(*, actor, run, status=None, status_label=None, link=None, summary
     if status_label is not None:
         if not isinstance(status_label, str):
             raise ValidationFailed("statusLabel: must be a string")
-        run.status_label = secrets_scrub(status_label)[:500]
+        run.status_label = status_label[:500]
     if link is not None:
-        run.links = secrets_scrub(_clean_links(link))
+        run.links = _clean_links(link)
     if summary is not None:
         if not isinstance(summary, str):
             raise ValidationFailed("summary: must be a string")
-        run.summary = secrets_scrub(summary)
+        run.summary = summary
     if external_run_id is not None:
         if not isinstance(external_run_id, str) or len(external_run_id) > 200:
             raise ValidationFailed("externalRunId: must be a string of at most 200 characters")
@@ -308,8 +310,7 @@ def run_log_add(*, actor, run, message, termination_status=None, status_label=No
         raise ValidationFailed(f"terminationStatus: must be SUCCESS or FAILURE, got {termination_status!r}")
     if status_label is not None and not isinstance(status_label, str):
         raise ValidationFailed("statusLabel: must be a string")
-    # What reporters send is shown to everyone who may see the run: a secret echoed in it is not.
-    message, status_label = secrets_scrub([message, status_label])
+    message, status_label = secrets_scrub([message, status_label])  # as in run_update
     before = run_snapshot(run)
     log = RunLog.objects.create(run=run, message=message, termination_status=termination_status or "",
                                 status_label=(status_label or "")[:500])
