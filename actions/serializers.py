@@ -2,6 +2,7 @@
 from django.db.models import QuerySet, prefetch_related_objects
 
 from actions.choices import Decision, RunStatus
+from actions.credentials import invocation_masked
 from actions.definitions import duration_iso
 from portal.timefmt import iso_z
 
@@ -10,14 +11,15 @@ RUN_PREFETCH = ("approvals__approver",)
 
 
 def action_json(action):
-    """Port's action JSON plus our extensions (`quota`, `approvalTimeout`, `runTimeout`, `ttl`, `notifications`)."""
+    """Port's action JSON plus our extensions (`quota`, `approvalTimeout`, `runTimeout`, `ttl`, `notifications`).
+    Literal credentials in the invocation method are "[redacted]", for everybody (actions/credentials.py)."""
     return {
         "identifier": action.identifier,
         "title": action.title,
         "icon": action.icon,
         "description": action.description,
         "trigger": action.trigger,
-        "invocationMethod": action.invocation,
+        "invocationMethod": invocation_masked(action.invocation),
         "requiredApproval": action.required_approval,
         "approvalNotification": action.approval_notification,
         "publish": action.publish,

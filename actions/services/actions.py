@@ -15,6 +15,7 @@ from django.db.models import Q
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from actions.access import APPROVE, EXECUTE
+from actions.credentials import invocation_unmasked, write_only_changes
 from actions.definitions import action_definition_clean, duration_seconds
 from actions.models import Action
 from actions.serializers import action_json
@@ -57,6 +58,13 @@ def _apply(action, clean):
     action.blueprint_identifier = trigger.get("blueprintIdentifier") or trigger.get("event", {}).get("blueprintIdentifier", "")
 
 
+def _unmasked(data, stored_invocation):
+    """The definition with "[redacted]" in the invocation method's write-only places put back to the stored values."""
+    if not isinstance(data, dict) or not isinstance(data.get("invocationMethod"), dict):
+        return data
+    return {**data, "invocationMethod": invocation_unmasked(data["invocationMethod"], stored_invocation)}
+
+
 def blueprint_delete_check(identifier):
     """Registered with portal.events: a blueprint that actions trigger on or write to cannot be deleted."""
     using = sorted(Action.objects.filter(Q(blueprint_identifier=identifier) | Q(invocation_method__blueprintIdentifier=identifier))
@@ -76,7 +84,7 @@ def action_create(*, actor, data):
     blueprints, actions = _definition_context()
     if identifier in actions:
         raise Conflict(f"Action {identifier!r} already exists.")
-    clean = action_definition_clean(data, blueprints=blueprints, actions=actions | {identifier})
+    clean = action_definition_clean(_unmasked(data, None), blueprints=blueprints, actions=actions | {identifier})
     action = Action(identifier=clean["identifier"], created_by=actor.label, updated_by=actor.label)
     _apply(action, clean)
     try:
@@ -97,14 +105,16 @@ def action_update(*, actor, action, data):
         raise ValidationFailed("body: must be a JSON object")
     if data.get("identifier", action.identifier) != action.identifier:
         raise ValidationFailed("identifier: an action's identifier cannot be changed")
-    before = action_json(action)
+    before, stored = action_json(action), action.invocation
     blueprints, actions = _definition_context()
-    clean = action_definition_clean({**data, "identifier": action.identifier}, blueprints=blueprints, actions=actions)
+    clean = action_definition_clean({**_unmasked(data, stored), "identifier": action.identifier}, blueprints=blueprints,
+                                    actions=actions)
     _apply(action, clean)
     action.updated_by = actor.label
     action.save()
+    changed = write_only_changes(stored, action.invocation)
     _audit(actor, audit_choices.ACTION_UPDATED, audit_choices.AuditAction.UPDATE, action, before=before,
-           after=action_json(action))
+           after=action_json(action), message=f"Write-only values changed: {', '.join(changed)}." if changed else "")
     extend_ttl_action_ensure(actor=actor, action=action)
     return action
 

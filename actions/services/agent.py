@@ -203,18 +203,33 @@ def _audit_response(response):
     return f"[{size} bytes; stored on the run]"
 
 
+def _revealed(run) -> tuple:
+    """The text the run's request rendered from secrets and credentials (rendered again: the run keeps none of
+    it), so that a receiver's echo of a transformed secret is scrubbed from its answer as well."""
+    from actions.backends.webhook import webhook_request_build
+    from actions.templating import TemplateError, run_template_context
+
+    if run.action.invocation.get("type") != "WEBHOOK":
+        return ()
+    try:
+        return webhook_request_build(run, run_template_context(run)).revealed
+    except TemplateError:
+        return ()
+
+
 @transaction.atomic
 def agent_run_response_record(*, actor, run, response) -> Run:
     """Store the answer an agent's receiver gave for `run` (the agent reports the status separately)."""
     from actions.services.runs import run_record_response
 
     agent_check(actor)
-    run = Run.objects.select_for_update(of=("self",)).select_related("action").get(pk=run.pk)
+    run = (Run.objects.select_for_update(of=("self",)).select_related("action", "requested_by", "entity__blueprint")
+           .get(pk=run.pk))
     before = {"id": run.id, "response": _audit_response(run.response)}
-    run = run_record_response(run=run, response=response)
+    run = run_record_response(run=run, response=response, revealed=_revealed(run))
     audit_record_many([audit_event_build(
         actor=actor, verb=RUN_RESPONSE_RECORDED, action=audit_choices.AuditAction.UPDATE, resource_type="run",
         identifier=run.id, blueprint=run.blueprint_identifier, run_id=run.id, before=before,
-        after={"id": run.id, "response": _audit_response(response)}, context=_audit_context(run),
+        after={"id": run.id, "response": _audit_response(run.response)}, context=_audit_context(run),
     )])
     return run

@@ -15,6 +15,7 @@ from django.utils import timezone
 from actions.access import can_execute
 from actions.choices import DEFAULT_RUN_TIMEOUT_SECONDS, Operation, RunOrigin, RunStatus, TriggerType
 from actions.models import Run, RunLog
+from actions.secrets import secrets_scrub
 from actions.services.quotas import QuotaExceeded, quota_check
 from actions.state import transition
 from audit import choices as audit_choices
@@ -276,6 +277,8 @@ def run_update(*, actor, run, status=None, status_label=None, link=None, summary
     run = _locked(run)
     _check_reporter(actor, run)
     before = run_snapshot(run)
+    # What reporters send is shown to everyone who may see the run: a secret echoed in it is not.
+    status_label, link, summary = secrets_scrub([status_label, link, summary])
     if status is not None:
         if status not in REPORTED_STATUSES:
             raise ValidationFailed(f"status: must be SUCCESS or FAILURE, got {status!r}")
@@ -311,6 +314,7 @@ def run_log_add(*, actor, run, message, termination_status=None, status_label=No
         raise ValidationFailed(f"terminationStatus: must be SUCCESS or FAILURE, got {termination_status!r}")
     if status_label is not None and not isinstance(status_label, str):
         raise ValidationFailed("statusLabel: must be a string")
+    message, status_label = secrets_scrub([message, status_label])  # as in run_update
     before = run_snapshot(run)
     log = RunLog.objects.create(run=run, message=message, termination_status=termination_status or "",
                                 status_label=(status_label or "")[:500])
@@ -340,7 +344,7 @@ def run_finish(*, actor, run, status, label) -> Run:
     if run.status != RunStatus.IN_PROGRESS:
         return run
     before = run_snapshot(run)
-    transition(run, status, label=label)
+    transition(run, status, label=secrets_scrub(label))
     _ended(run)
     run.save()
     run_audit(actor=actor, run=run, verb=audit_choices.RUN_UPDATED, before=before, after=run_snapshot(run))
@@ -354,12 +358,14 @@ def run_attempt_count(*, run, attempt) -> None:
 
 
 @transaction.atomic
-def run_record_response(*, run, response, payload=None) -> Run:
-    """Store what a backend sent (secrets already redacted by the caller) and what it received. Not
-    audited on its own: it is delivery detail, shown on the run; the outcome is audited by run_finish
-    or the reporter. Recording a payload also marks the delivery as begun (see `run_dispatch_claim`)."""
+def run_record_response(*, run, response, payload=None, revealed=()) -> Run:
+    """Store what a backend sent (rendered for storage: see actions.templating) and what it received, both
+    scrubbed of secret values and of `revealed` (text the backend rendered from secrets). Not audited on its
+    own: it is delivery detail, shown on the run; the outcome is audited by run_finish or the reporter.
+    Recording a payload also marks the delivery as begun (see `run_dispatch_claim`)."""
     run = Run.objects.select_for_update().get(pk=run.pk)
     fields = ["response", "updated_at"]
+    response, payload = secrets_scrub([response, payload], revealed)
     run.response = response
     if payload is not None:
         run.payload = payload
