@@ -129,6 +129,7 @@ class ActionAdmin(ServiceAdmin):
         if action is not None:  # the form, the read-only view and the history show this copy
             masked = invocation_masked(action.invocation)
             action.invocation_method, action.invocation_method_text = masked, json.dumps(masked)
+            action.approval_notification = invocation_masked(action.approval_notification)
         return action
 
     def get_readonly_fields(self, request, obj=None):

@@ -14,10 +14,15 @@ moves it into a Secret.
 Write-only places:
 - every WEBHOOK header value but those of well-known headers that carry no credential (Content-Type, ...);
 - the value of any key whose name says credential (audit.services.secret_key: token, password,
-  authorization, api key, ...) anywhere in the method: body, workflowInputs, pipelineVariables, mapping.
+  authorization, api key, ...) anywhere in the method: body, workflowInputs, pipelineVariables, mapping;
+- a `url` that carries a credential: a password in it (`https://ci:pw@host/`), a query parameter named
+  like one (`?token=...`), or a Slack incoming-webhook address (its path is the credential).
+The same holds for the approval notification's webhook `url` (`approvalNotification`).
 A value that is nothing but templates over non-secret data (`{{ .run.id }}`) is shown: it holds no
 credential. One with literal text, a jq string literal or a `.secrets` reference is not.
 """
+from urllib.parse import parse_qsl, urlsplit
+
 from actions.templating import path_text, reads_secrets, template_parts
 from audit.services import REDACTED, secret_key
 from portal.errors import ValidationFailed
@@ -25,6 +30,7 @@ from portal.errors import ValidationFailed
 PLAIN_HEADERS = frozenset({"accept", "accept-encoding", "accept-language", "cache-control", "content-language",
                            "content-type", "user-agent"})
 _ABSENT = object()
+SLACK_WEBHOOK_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 
 
 def _template_only(value) -> bool:
@@ -46,7 +52,21 @@ def write_only(keys, value) -> bool:
         if name.lower() in PLAIN_HEADERS and not (isinstance(value, str) and reads_secrets(value)):
             return False
         return not _template_only(value)
+    if name == "url":
+        return _url_carries_credential(value)
     return secret_key(name) and not _template_only(value)
+
+
+def _url_carries_credential(value) -> bool:
+    if not isinstance(value, str) or _template_only(value):
+        return False
+    try:
+        parts = urlsplit(value)
+        password, host = parts.password, (parts.hostname or "")
+    except ValueError:  # not a URL (the definition checks refuse it anyway)
+        return False
+    return bool(password) or host.lower() in SLACK_WEBHOOK_HOSTS or any(
+        secret_key(name) for name, _ in parse_qsl(parts.query, keep_blank_values=True))
 
 
 def invocation_masked(invocation):
@@ -63,51 +83,48 @@ def _masked(value, keys):
     return value
 
 
-def invocation_unmasked(submitted, stored):
+def invocation_unmasked(submitted, stored, root="invocationMethod"):
     """`submitted` with each "[redacted]" in a write-only place replaced by the value `stored` (the method
     as saved, None for a new action) holds there. A mask where nothing write-only is stored is refused,
-    naming its path: it would send the text "[redacted]"."""
-    return _unmasked(submitted, _ABSENT if stored is None else stored, ())
+    naming its path (under `root`): it would send the text "[redacted]"."""
+    return _unmasked(submitted, _ABSENT if stored is None else stored, (), root)
 
 
-def _unmasked(value, stored, keys):
+def _unmasked(value, stored, keys, root):
     if isinstance(value, dict):
         result = {}
         for key, item in value.items():
             child = (*keys, key)
             kept = stored.get(key, _ABSENT) if isinstance(stored, dict) else _ABSENT
-            if item == REDACTED and write_only(child, item):
-                if kept is _ABSENT or not write_only(child, kept):
-                    raise ValidationFailed(
-                        f"{_path(child)}: {REDACTED!r} stands for a stored value and there is none here; send the value itself")
+            if item == REDACTED and kept is not _ABSENT and write_only(child, kept):
                 result[key] = kept
+            elif item == REDACTED and (write_only(child, item) or key == "url"):
+                raise ValidationFailed(f"{path_text((root, *child))}: {REDACTED!r} stands for a stored value and "
+                                       "there is none here; send the value itself")
             else:
-                result[key] = _unmasked(item, kept, child)
+                result[key] = _unmasked(item, kept, child, root)
         return result
     if isinstance(value, list):
         return [_unmasked(item, stored[index] if isinstance(stored, list) and index < len(stored) else _ABSENT,
-                          (*keys, index)) for index, item in enumerate(value)]
+                          (*keys, index), root) for index, item in enumerate(value)]
     return value
 
 
-def write_only_changes(before, after) -> list:
+def write_only_changes(before, after, root="invocationMethod") -> list:
     """Paths of the write-only values that differ between two invocation methods (for the audit message,
     since the diff shows both as "[redacted]")."""
     old, new = dict(_write_only_values(before or {}, ())), dict(_write_only_values(after or {}, ()))
-    return sorted(path for path in old.keys() | new.keys() if old.get(path, _ABSENT) != new.get(path, _ABSENT))
+    return sorted(path_text((root, *keys)) for keys in old.keys() | new.keys()
+                  if old.get(keys, _ABSENT) != new.get(keys, _ABSENT))
 
 
 def _write_only_values(value, keys):
     if isinstance(value, dict):
         for key, item in value.items():
             if write_only((*keys, key), item):
-                yield _path((*keys, key)), item
+                yield (*keys, key), item
             else:
                 yield from _write_only_values(item, (*keys, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _write_only_values(item, (*keys, index))
-
-
-def _path(keys):
-    return path_text(("invocationMethod", *keys))

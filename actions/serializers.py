@@ -21,7 +21,7 @@ def action_json(action):
         "trigger": action.trigger,
         "invocationMethod": invocation_masked(action.invocation),
         "requiredApproval": action.required_approval,
-        "approvalNotification": action.approval_notification,
+        "approvalNotification": invocation_masked(action.approval_notification),
         "publish": action.publish,
         "quota": action.quota,
         "approvalTimeout": duration_iso(action.approval_timeout_seconds),

@@ -58,11 +58,20 @@ def _apply(action, clean):
     action.blueprint_identifier = trigger.get("blueprintIdentifier") or trigger.get("event", {}).get("blueprintIdentifier", "")
 
 
-def _unmasked(data, stored_invocation):
-    """The definition with "[redacted]" in the invocation method's write-only places put back to the stored values."""
-    if not isinstance(data, dict) or not isinstance(data.get("invocationMethod"), dict):
+WRITE_ONLY_HOLDERS = ("invocationMethod", "approvalNotification")
+
+
+def _unmasked(data, stored):
+    """The definition with "[redacted]" in the write-only places of its invocation method and approval notification
+    put back to the values `stored` ({key: stored value}, empty for a new action) holds."""
+    if not isinstance(data, dict):
         return data
-    return {**data, "invocationMethod": invocation_unmasked(data["invocationMethod"], stored_invocation)}
+    return {**data, **{key: invocation_unmasked(data[key], stored.get(key), root=key)
+                       for key in WRITE_ONLY_HOLDERS if isinstance(data.get(key), dict)}}
+
+
+def _write_only_holders(action):
+    return {"invocationMethod": action.invocation, "approvalNotification": action.approval_notification}
 
 
 def blueprint_delete_check(identifier):
@@ -84,7 +93,7 @@ def action_create(*, actor, data):
     blueprints, actions = _definition_context()
     if identifier in actions:
         raise Conflict(f"Action {identifier!r} already exists.")
-    clean = action_definition_clean(_unmasked(data, None), blueprints=blueprints, actions=actions | {identifier})
+    clean = action_definition_clean(_unmasked(data, {}), blueprints=blueprints, actions=actions | {identifier})
     action = Action(identifier=clean["identifier"], created_by=actor.label, updated_by=actor.label)
     _apply(action, clean)
     try:
@@ -105,14 +114,15 @@ def action_update(*, actor, action, data):
         raise ValidationFailed("body: must be a JSON object")
     if data.get("identifier", action.identifier) != action.identifier:
         raise ValidationFailed("identifier: an action's identifier cannot be changed")
-    before, stored = action_json(action), action.invocation
+    before, stored = action_json(action), _write_only_holders(action)
     blueprints, actions = _definition_context()
     clean = action_definition_clean({**_unmasked(data, stored), "identifier": action.identifier}, blueprints=blueprints,
                                     actions=actions)
     _apply(action, clean)
     action.updated_by = actor.label
     action.save()
-    changed = write_only_changes(stored, action.invocation)
+    after = _write_only_holders(action)
+    changed = [path for key in WRITE_ONLY_HOLDERS for path in write_only_changes(stored[key], after[key], root=key)]
     _audit(actor, audit_choices.ACTION_UPDATED, audit_choices.AuditAction.UPDATE, action, before=before,
            after=action_json(action), message=f"Write-only values changed: {', '.join(changed)}." if changed else "")
     extend_ttl_action_ensure(actor=actor, action=action)

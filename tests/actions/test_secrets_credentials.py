@@ -152,3 +152,44 @@ def test_the_admin_shows_the_mask_and_a_save_keeps_the_value(client, admin_user,
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert stored()["body"]["password"] == "new-admin-password" and stored()["headers"]["Authorization"] == LITERAL
     assert "new-admin-password" not in audit_text() and LITERAL not in audit_text()
+
+
+@pytest.mark.parametrize("url, masked", [
+    ("https://ci:url-pw-123@hooks.example.com/deploy", True),
+    ("https://hooks.example.com/deploy?token=url-tok-123&env=prod", True),
+    ("https://hooks.example.com/deploy?X-Api-Key=url-tok-123", True),
+    ("https://hooks.slack.com/services/T000/B000/url-slack-123", True),
+    ("https://hooks.example.com/deploy?env=prod", False),
+    ("https://ci@hooks.example.com/deploy", False),  # a user name alone is no credential
+    ("{{ .inputs.url }}", False),
+])
+def test_a_url_that_carries_a_credential_is_write_only(admin_api, member_api, world, url, masked):
+    definition = notify(url)
+    definition["approvalNotification"] = {"type": "webhook", "url": url if "{{" not in url else "https://a.example.com/"}
+    response = admin_api.post("/v1/actions", definition, format="json")
+    assert response.status_code == 201, response.json()
+    admin_api.patch("/v1/actions/notify/permissions", {"execute": {"roles": ["Member"]}}, format="json")
+    shown = member_api.get("/v1/actions/notify").json()["action"]
+    assert (shown["invocationMethod"]["url"] == "[redacted]") is masked
+    if "{{" not in url:
+        assert (shown["approvalNotification"]["url"] == "[redacted]") is masked
+    if masked:
+        for body in (response.content, member_api.get("/v1/actions").content, admin_api.get("/v1/actions/notify").content,
+                     audit_text().encode()):
+            assert b"url-pw-123" not in body and b"url-tok-123" not in body and b"url-slack-123" not in body
+        # GET-then-PUT keeps both stored URLs.
+        assert admin_api.put("/v1/actions/notify", admin_api.get("/v1/actions/notify").json()["action"],
+                             format="json").status_code == 200
+        action = Action.objects.get(identifier="notify")
+        assert action.invocation["url"] == url and action.approval_notification["url"] == url
+
+
+def test_a_changed_notification_url_is_named_in_the_audit_message(admin_api, world):
+    definition = {**notify(), "approvalNotification": {"type": "webhook", "url": "https://a.example.com/?token=one-111"}}
+    admin_api.post("/v1/actions", definition, format="json")
+    fetched = admin_api.get("/v1/actions/notify").json()["action"]
+    fetched["approvalNotification"]["url"] = "https://a.example.com/?token=two-222"
+    assert admin_api.put("/v1/actions/notify", fetched, format="json").status_code == 200
+    updated = AuditEvent.objects.filter(verb=audit_choices.ACTION_UPDATED).latest("id")
+    assert updated.message == "Write-only values changed: approvalNotification.url."
+    assert "one-111" not in audit_text() and "two-222" not in audit_text()
