@@ -104,3 +104,19 @@ def test_agent_claims_render_each_run_for_its_requester(catalog):
     assert claimed.status_code == 200, claimed.json()
     keys = {runs[run["id"]]: run["payload"]["body"].get("key") for run in claimed.json()["runs"]}
     assert keys == {"dev@example.com": None, "sec@example.com": SECRET}
+
+
+def test_what_a_run_sent_is_read_only_by_its_requester_and_admins(catalog, hook, monkeypatch):
+    """sec@ may read the credential, so its run's payload holds the mirrored key; dev@ may read the run (it may read
+    the entity) but not the credential, so the run shows dev@ no payload and no response."""
+    url, received = hook
+    run = run_on_checkout(user("sec@example.com"), url, monkeypatch)
+    assert SECRET in json.dumps(run.payload)
+    dev = api_for(user("dev@example.com"))
+    for response in (dev.get(f"/v1/actions/runs/{run.id}"), dev.get("/v1/actions/runs?entity=checkout")):
+        assert response.status_code == 200 and run.id in response.content.decode()
+        assert SECRET not in response.content.decode()
+    shown = dev.get(f"/v1/actions/runs/{run.id}").json()["run"]
+    assert shown["payload"] is None and shown["response"] is None and shown["status"] == run.status
+    for email in ("sec@example.com", "admin@example.com"):
+        assert api_for(user(email)).get(f"/v1/actions/runs/{run.id}").json()["run"]["payload"] == run.payload
