@@ -48,7 +48,7 @@ def _is_datetime(value):
     return True
 
 
-@format_checker.checks("url")
+@format_checker.checks("url", raises=ValueError)  # urlsplit refuses a bad IPv6 host ("http://[") by raising
 def _is_url(value):
     if not isinstance(value, str):
         return True

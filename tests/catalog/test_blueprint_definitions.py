@@ -101,6 +101,7 @@ BAD = [
     (prop({"type": "string", "enum": ["ok", "NOT"], "pattern": "^[a-z]+$"}), "schema.properties.x.enum[1]"),
     (prop({"type": "string", "enum": ["a@example.com", "nobody"], "format": "email"}), "schema.properties.x.enum[1]"),
     (prop({"type": "string", "const": 5}), "schema.properties.x.const"),
+    (prop({"type": "string", "format": "url", "default": "http://["}), "schema.properties.x.default"),  # urlsplit raises
     (prop({"type": "object", "format": "labeled-url", "enum": [{}]}, "link"), "schema.properties.link.enum"),
     ({"schema": {"type": "array", "properties": {}}}, "schema.type"),
     ({"schema": {"properties": {"p\n": {"type": "string"}}}}, "schema.properties.p\n"),
@@ -189,6 +190,7 @@ NESTED = {
         "config": {"type": "object", "title": "Config", "additionalProperties": False, "required": ["port"],
                    "properties": {"port": {"type": "number", "title": "Port", "minimum": 1},
                                   "address": {"type": "string", "format": "ipv4", "icon": "Network"},
+                                  "site": {"type": "string", "format": "url"},
                                   "link": {"type": "string", "format": "labeled-url", "title": "Link"},
                                   "tags": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+$",
                                                                       "description": "lower case"}},
@@ -206,6 +208,7 @@ def write(api, properties, identifier="web"):
     ({"address": "10.0.0.1"}, "properties.config.port"),
     ({"port": 0}, "properties.config.port"),
     ({"port": 80, "address": "10.0.0.256"}, "properties.config.address"),
+    ({"port": 80, "site": "http://["}, "properties.config.site"),
     ({"port": 80, "tags": ["ok", "Not"]}, "properties.config.tags[1]"),
     ({"port": 80, "limits": {}}, "properties.config.limits.cpu"),
     ({"port": 80, "limits": {"cpu": 9}}, "properties.config.limits.cpu"),
