@@ -151,17 +151,25 @@ def datetimes_canonical(definition, value):
     items = definition.get("items")
     if isinstance(value, list) and isinstance(items, dict):
         return [datetimes_canonical(items, item) for item in value]
-    nested = definition.get("properties")
-    if isinstance(value, dict) and isinstance(nested, dict):
-        return {key: datetimes_canonical(nested[key], item) if isinstance(nested.get(key), dict) else item
-                for key, item in value.items()}
+    if isinstance(value, dict):
+        return {key: datetimes_canonical(child, item) if isinstance(child := _child_definition(definition, key), dict)
+                else item for key, item in value.items()}
     return value
+
+
+def _child_definition(definition, key):
+    """What an object's `key` is validated against: its own definition, else `additionalProperties`."""
+    nested = definition.get("properties")
+    if isinstance(nested, dict) and key in nested:
+        return nested[key]
+    return definition.get("additionalProperties")
 
 
 def _formats_datetimes(definition):
     if not isinstance(definition, dict):
         return False
-    if definition.get("format") in DATETIME_FORMATS or _formats_datetimes(definition.get("items")):
+    if definition.get("format") in DATETIME_FORMATS or any(
+            _formats_datetimes(definition.get(key)) for key in ("items", "additionalProperties")):
         return True
     nested = definition.get("properties")
     return isinstance(nested, dict) and any(_formats_datetimes(child) for child in nested.values())

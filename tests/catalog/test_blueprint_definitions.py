@@ -308,3 +308,15 @@ def test_the_admin_form_shows_the_error_at_the_field(staff, catalog, field, valu
     assert list(errors) == [field], errors
     assert errors[field][0].startswith(f"{path}: "), errors
     assert not Blueprint.objects.filter(identifier="Thing").exists()
+
+
+def test_date_times_under_additional_properties_are_validated_and_stored_in_utc(admin_api):
+    schedule = {"identifier": "Schedule", "title": "Schedule", "schema": {"properties": {
+        "windows": {"type": "object", "additionalProperties": {"type": "string", "format": "date-time"}}}}}
+    assert admin_api.post("/v1/blueprints", schedule, format="json").status_code == 201
+    refused(admin_api.post("/v1/blueprints/Schedule/entities", {"identifier": "s", "properties": {"windows": {"freeze": "soon"}}},
+                           format="json"), "properties.windows.freeze")
+    created = admin_api.post("/v1/blueprints/Schedule/entities",
+                             {"identifier": "s", "properties": {"windows": {"freeze": "2030-01-01T02:00:00+02:00"}}}, format="json")
+    assert created.status_code == 201, created.json()
+    assert Entity.objects.get(identifier="s").properties == {"windows": {"freeze": "2030-01-01T00:00:00.000Z"}}
