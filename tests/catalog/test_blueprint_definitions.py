@@ -8,7 +8,7 @@ import json
 import pytest
 
 from audit.models import AuditEvent
-from catalog.models import Blueprint, Entity
+from catalog.models import Blueprint, Entity, Team
 from tests.catalog.test_admin import blueprint_form, form_errors, staff, url  # noqa: F401 (staff: a fixture)
 
 pytestmark = pytest.mark.django_db
@@ -320,3 +320,10 @@ def test_date_times_under_additional_properties_are_validated_and_stored_in_utc(
                              {"identifier": "s", "properties": {"windows": {"freeze": "2030-01-01T02:00:00+02:00"}}}, format="json")
     assert created.status_code == 201, created.json()
     assert Entity.objects.get(identifier="s").properties == {"windows": {"freeze": "2030-01-01T00:00:00.000Z"}}
+
+
+@pytest.mark.parametrize("name", ["platform\n", " platform", "plat\tform", "plat\x00form"])
+def test_a_team_name_with_control_characters_or_surrounding_spaces_is_refused(admin_api, name):
+    """A trailing newline made a second "platform" that looks the same in every list."""
+    refused(admin_api.post("/v1/teams", {"name": name}, format="json"), "name")
+    assert not Team.objects.exists()
