@@ -19,7 +19,7 @@ import re2
 from django.utils.dateparse import parse_duration
 
 from actions.choices import DEFAULT_RUN_TIMEOUT_SECONDS, INVOCATION_TYPES, Operation, TriggerType
-from catalog.property_definitions import check_enum
+from catalog.definitions import check_enum
 from catalog.identifiers import check_key
 from portal.errors import ValidationFailed
 from portal.jq import JqError, jq_compile_check

@@ -9,8 +9,8 @@ import math
 
 from catalog import choices
 from catalog.identifiers import check_blueprint_identifier, check_key
-from catalog.property_definitions import (
-    check_required, check_strings, json_type_name, properties_schema_check, property_definition_check,
+from catalog.property_definitions import (  # noqa: F401 (check_enum: actions.definitions imports it from here)
+    check_enum, check_required, check_strings, json_type_name, properties_schema_check, property_definition_check,
     property_values_check,
 )
 from portal.errors import ValidationFailed
