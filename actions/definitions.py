@@ -12,14 +12,14 @@ Our extension keys: `quota` (`perUser`, `perTeam`, `liveEntitiesPerUser`, `whenE
 `notifications` (per-action Slack switches `{approvalWaiting, runEnded, ttlWarning}`, each true/false);
 durations are ISO 8601 (`P1D`, `PT1H30M`) and are returned as given.
 """
-import re
 from datetime import timedelta
+from urllib.parse import urlsplit
 
-import re2
 from django.utils.dateparse import parse_duration
 
 from actions.choices import DEFAULT_RUN_TIMEOUT_SECONDS, INVOCATION_TYPES, Operation, TriggerType
 from catalog.definitions import check_enum
+from catalog.property_definitions import check_pattern
 from catalog.identifiers import check_key
 from portal.errors import ValidationFailed
 from portal.jq import JqError, jq_compile_check
@@ -160,8 +160,17 @@ def templates_check(value, path):
 
 
 def _url(value, path):
+    """An http(s) URL with a host, no blanks or control characters anywhere; or a template rendered at run time
+    (the rendered URL is checked by the outbound guard when it is used)."""
     url = _string(value, path)
-    if "{{" not in url and not re.match(r"^https?://[^/\s]+", url):
+    if "{{" in url:
+        return url
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a bad IPv6 host such as 'http://['
+        valid = False
+    if not valid or not url.isprintable() or any(ch.isspace() for ch in url):
         _fail(path, f"{url!r} is not an http(s) URL (or a {{{{ template }}}})")
     return url
 
@@ -227,10 +236,7 @@ def input_definition_check(definition, path, blueprints, *, array_dataset=None, 
     if "pattern" in definition:
         if type_name != "string":
             _fail(f"{path}.pattern", "applies to string inputs only")
-        try:
-            re2.compile(definition["pattern"])
-        except Exception as exc:
-            _fail(f"{path}.pattern", f"is not a valid regular expression ({exc})")
+        check_pattern(definition["pattern"], f"{path}.pattern")
     for bound in ("minimum", "maximum"):
         if bound in definition and (type_name != "number" or not _matches_type(definition[bound], "number")):
             _fail(f"{path}.{bound}", "must be a number on a number input")

@@ -144,7 +144,7 @@ def property_definition_check(prop, path, *, depth=0):
         _fail(f"{path}.specAuthentication", "must be an object")
     check_enum(prop, type_name, path)
     if "pattern" in prop:
-        _check_pattern(prop["pattern"], f"{path}.pattern")
+        check_pattern(prop["pattern"], f"{path}.pattern")
     _check_bounds(prop, path)
     if type_name == "array" and "items" in prop:
         _check_items(prop["items"], f"{path}.items", depth)
@@ -168,7 +168,13 @@ def _check_format(prop, type_name, path, depth):
         _fail(f"{path}.format", "a timer must be a top-level property (nested in an object or array it never expires)")
 
 
-def _check_pattern(pattern, path):
+def _error_text(exc):
+    """RE2 hands its message over as bytes (`b'missing ): (a'`)."""
+    detail = exc.args[0] if exc.args else exc
+    return detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+
+
+def check_pattern(pattern, path):
     """Entity values are matched with RE2; the pattern must also be a JSON Schema `regex` (clients and
     jsonschema's own checks compile it with a backtracking engine)."""
     if not isinstance(pattern, str):
@@ -176,7 +182,7 @@ def _check_pattern(pattern, path):
     try:
         re2.compile(pattern)
     except Exception as exc:
-        _fail(path, f"is not a valid regular expression ({exc})")
+        _fail(path, f"is not a valid regular expression ({_error_text(exc)})")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -144,6 +144,15 @@ ERRORS = [
      "trigger.userInputs.properties.list.items.blueprint: blueprint 'Ghost'"),
     (_set(("invocationMethod", "type"), "KAFKA"), "invocationMethod.type: must be one of"),
     (_set(("invocationMethod", "url"), "ftp://x"), "invocationMethod.url: 'ftp://x' is not an http(s) URL"),
+    (_set(("invocationMethod", "url"), "https://x.example.com/a b"), "invocationMethod.url: 'https://x.example.com/a b' is not"),
+    (_set(("invocationMethod", "url"), "https://x.example.com/\n"), "invocationMethod.url: 'https://x.example.com/\\n' is not"),
+    (_set(("invocationMethod", "url"), "http://["), "invocationMethod.url: 'http://[' is not an http(s) URL"),
+    (_set(("approvalNotification",), {"type": "webhook", "url": "https://a.example.com/\x07"}),
+     "approvalNotification.url: 'https://a.example.com/\\x07' is not an http(s) URL"),
+    (_set((*INPUTS, "branch", "pattern"), "(a"), "trigger.userInputs.properties.branch.pattern: is not a valid regular "
+                                                  "expression (missing ): (a)"),
+    (_set((*INPUTS, "branch", "pattern"), "\\pL"), "trigger.userInputs.properties.branch.pattern: is not a regular expression "
+                                                    "JSON Schema validators accept"),
     (_set(("invocationMethod", "method"), "TRACE"), "invocationMethod.method: must be one of"),
     (_set(("invocationMethod", "headers"), {"X-N": 1}), "invocationMethod.headers.X-N: must be a string"),
     (_set(("invocationMethod", "body", "branch"), "{{ .inputs.branch | }}"),
