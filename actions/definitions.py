@@ -10,7 +10,7 @@ sets in `condition` and in entity-input `dataset`s are validated against them wi
 
 Our extension keys: `quota` (`perUser`, `perTeam`, `liveEntitiesPerUser`, `whenExceeded`), `approvalTimeout`, `runTimeout` (default PT1H), `ttl` (CREATE only) and
 `notifications` (per-action Slack switches `{approvalWaiting, runEnded, ttlWarning}`, each true/false);
-durations are ISO 8601 (`P1D`, `PT1H30M`) and are returned as given.
+durations are ISO 8601 (`P1D`, `PT1H30M`, at most `P3650D`) and are returned as given.
 """
 import re
 from datetime import timedelta
@@ -40,6 +40,10 @@ QUOTA_PERIODS = ("hour", "day", "week", "month")
 QUOTA_WHEN_EXCEEDED = ("refuse", "requireApproval")
 NOTIFICATION_KEYS = ("approvalWaiting", "runEnded", "ttlWarning")
 RESERVED_IDENTIFIERS = {"runs"}  # /v1/actions/runs is the runs collection
+# The longest duration (timeouts, TTLs) and quota: beyond them a deadline overflows dates and the seconds
+# overflow their integer columns; nobody means more.
+DURATION_MAX, DURATION_MAX_ISO = timedelta(days=3650), "P3650D"
+QUOTA_MAX = 1_000_000
 
 
 def _fail(path, message):
@@ -120,11 +124,16 @@ def _duration(value, path, *, required=False):
         if required:
             _fail(path, "is required")
         return None
-    parsed = parse_duration(value) if isinstance(value, str) and value.startswith("P") else None
+    try:
+        parsed = parse_duration(value) if isinstance(value, str) and value.startswith("P") else None
+    except OverflowError:
+        _fail(path, f"must be at most {DURATION_MAX_ISO}")
     if parsed is None:
         _fail(path, f"{value!r} is not an ISO 8601 duration such as 'P1D' or 'PT1H'")
     if parsed <= timedelta(0):
         _fail(path, "must be longer than zero")
+    if parsed > DURATION_MAX:
+        _fail(path, f"must be at most {DURATION_MAX_ISO}")
     if parsed.microseconds:
         _fail(path, "must be a whole number of seconds")
     return value
@@ -481,6 +490,8 @@ def _approval_notification(value):
 def _positive_int(value, path):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         _fail(path, "must be a positive integer")
+    if value > QUOTA_MAX:
+        _fail(path, f"must be at most {QUOTA_MAX}")
     return value
 
 

@@ -20,6 +20,7 @@ from django.forms.utils import flatatt
 
 from actions.choices import Operation
 from catalog.models import Blueprint, Entity, Team
+from portal import strictjson
 from portal.errors import PortalError
 
 OPTIONS_LIMIT = 200  # entity options per picker; a text filter narrows beyond that
@@ -526,9 +527,15 @@ def _number(text, path):
 
 def _json(text, path):
     try:
-        return json.loads(text)
-    except ValueError as exc:
+        value = strictjson.loads(text)
+    except json.JSONDecodeError as exc:
         raise _Invalid(f"{path}: is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+    except ValueError as exc:
+        raise _Invalid(f"{path}: is not valid JSON ({exc})")
+    problem = strictjson.nul_problem(value, path)
+    if problem:
+        raise _Invalid(problem)
+    return value
 
 
 def _datetime(text, path):
