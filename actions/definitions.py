@@ -19,6 +19,7 @@ import re2
 from django.utils.dateparse import parse_duration
 
 from actions.choices import DEFAULT_RUN_TIMEOUT_SECONDS, INVOCATION_TYPES, Operation, TriggerType
+from actions.models import Action
 from catalog.definitions import check_enum
 from catalog.identifiers import check_key
 from portal.errors import ValidationFailed
@@ -60,13 +61,15 @@ def _object(value, path, *, required=False):
     return value
 
 
-def _string(value, path, *, required=True):
+def _string(value, path, *, required=True, maximum=None):
     if value is None or value == "":
         if required:
             _fail(path, "is required")
         return ""
     if not isinstance(value, str):
         _fail(path, f"must be a string, got {type(value).__name__}")
+    if maximum is not None and len(value) > maximum:
+        _fail(path, f"must be at most {maximum} characters")
     return value
 
 
@@ -576,6 +579,7 @@ def action_definition_clean(data, *, blueprints, actions=None):
     title = data.get("title")
     if not isinstance(title, str) or not title.strip():
         _fail("title", "is required")
+    _string(title, "title", maximum=Action._meta.get_field("title").max_length)
     trigger = _object(data.get("trigger"), "trigger", required=True)
     kind = trigger.get("type")
     if kind == TriggerType.SELF_SERVICE:
@@ -587,7 +591,7 @@ def action_definition_clean(data, *, blueprints, actions=None):
     clean = {
         "identifier": identifier,
         "title": title,
-        "icon": _string(data.get("icon"), "icon", required=False),
+        "icon": _string(data.get("icon"), "icon", required=False, maximum=Action._meta.get_field("icon").max_length),
         "description": _string(data.get("description"), "description", required=False),
         "trigger": clean_trigger,
         "invocationMethod": _invocation_method(data.get("invocationMethod"), blueprints),

@@ -84,14 +84,6 @@ def url_of(route, values):
     return "/" + PARAM.sub(lambda match: values[match.group(1)], route)
 
 
-def test_the_endpoint_list_is_complete():
-    endpoints = write_endpoints()
-    assert ("post", "v1/blueprints/<str:blueprint>/entities") in endpoints
-    assert ("put", "v1/actions/<str:identifier>") in endpoints
-    assert ("patch", "v1/actions/runs/ack") in endpoints
-    assert len(endpoints) >= 25
-
-
 # --- sending, and what every refusal must look like ------------------------------------------------------------
 
 def row_counts():
@@ -158,8 +150,11 @@ def check_every_endpoint(world, requests):
     collected so one run names every endpoint at fault."""
     api = world["api"]
     api.raise_request_exception = False
+    endpoints = write_endpoints()
+    assert {("post", "v1/blueprints/<str:blueprint>/entities"), ("put", "v1/actions/<str:identifier>"),
+            ("patch", "v1/actions/runs/ack")} <= set(endpoints) and len(endpoints) >= 25, endpoints
     problems = []
-    for method, route in write_endpoints():
+    for method, route in endpoints:
         url = url_of(route, path_samples(world, route))
         for send_method, send_url, raw, judge in requests(method, route, url):
             response, written = send(api, send_method, send_url, raw)
@@ -213,15 +208,39 @@ NOT_JSON_BODIES = ['{"identifier": "probe", "title": NaN}', '{"limit": Infinity}
                    '{"properties": {"n": 1e999}}', '{"n": -1E400}']
 
 
-def test_nan_infinity_and_overflowing_numbers_are_not_json(world):
+# The fields write endpoints read, for bodies that set every one of them to the same odd value.
+FIELDS = ["identifier", "title", "icon", "name", "status", "statusLabel", "limit", "visibilityTimeoutMs", "installationId",
+          "entity", "properties", "relations", "entities", "runIds", "response", "message", "terminationStatus",
+          "version", "commitSha", "jobUrl", "service", "environment", "description", "team", "schema", "query", "from",
+          "trigger", "invocationMethod", "settings", "roles", "teams", "users", "execute", "approve"]
+
+
+def bodies_with_numbers(number):
+    """Every field a write endpoint reads, set to `number`, and the same fields in their usual shape with
+    `number` where a number may go."""
+    yield json.dumps({field: number for field in FIELDS})
+    yield json.dumps({"identifier": "probe", "title": "probe", "properties": {"replicas": number, "type": number},
+                      "limit": number, "visibilityTimeoutMs": number, "runIds": [number], "entities": [number],
+                      "combinator": "and", "rules": [{"property": "type", "operator": ">", "value": number}]})
+
+
+def test_numbers_beyond_range_are_not_json_and_large_ones_never_fail_the_server(world):
+    """NaN, Infinity and what overflows a float (1e999) are refused by the parser (400); huge integers and the
+    largest floats are JSON: an endpoint may refuse them, never with a 5xx, and may store them (jsonb)."""
     def requests(method, route, url):
         for raw in NOT_JSON_BODIES:
             yield method, url, raw, lambda r, w: refusal_problem(r, w, status=400)
+        for number in (HUGE, -1.7976931348623157e308):
+            for raw in bodies_with_numbers(number):
+                yield method, url, raw, lenient_problem
+        for query in ("limit=99999999999999999999&run_id=99999999999999999999&upsert=99999999999999999999",
+                      "limit=-1e999"):
+            yield method, f"{url}?{query}", "{}", lenient_problem
 
     check_every_endpoint(world, requests)
     response = world["api"].post("/v1/teams", data='{"name": NaN}', content_type="application/json")
-    assert response.json()["error"] == "invalid_json"
-    assert response.json()["message"] == "Malformed JSON: NaN is not a JSON value (numbers must be finite)"
+    assert response.json() == {"ok": False, "error": "invalid_json",
+                               "message": "Malformed JSON: NaN is not a JSON value (numbers must be finite)"}
 
 
 def test_malformed_and_deeply_nested_json_is_refused(world):
@@ -236,28 +255,32 @@ def test_malformed_and_deeply_nested_json_is_refused(world):
     check_every_endpoint(world, requests)
 
 
-def bodies_with_numbers(number):
-    """Every field a write endpoint reads, set to `number`, and the same fields in their usual shape with
-    `number` where a number may go."""
-    fields = ["identifier", "title", "name", "status", "limit", "visibilityTimeoutMs", "installationId", "entity",
-              "properties", "relations", "entities", "runIds", "response", "message", "terminationStatus", "version",
-              "commitSha", "jobUrl", "service", "environment", "description", "team", "schema", "query", "from"]
-    yield json.dumps({field: number for field in fields})
-    yield json.dumps({"identifier": "probe", "title": "probe", "properties": {"replicas": number, "type": number},
-                      "limit": number, "visibilityTimeoutMs": number, "runIds": [number], "entities": [number],
-                      "combinator": "and", "rules": [{"property": "type", "operator": ">", "value": number}]})
-
-
-def test_numbers_out_of_range_never_fail_the_server(world):
+def test_fields_of_the_wrong_json_type_are_refused_as_a_4xx(world):
+    """A list or an object where a string is expected (unhashable: it broke set and dict lookups) or any
+    other type, and bodies that are not objects."""
     def requests(method, route, url):
-        for number in (HUGE, -HUGE, 1.7976931348623157e308):
-            for raw in bodies_with_numbers(number):
-                yield method, url, raw, lenient_problem
-        for query in ("limit=99999999999999999999", "limit=-99999999999999999999", "limit=1e999",
-                      "run_id=99999999999999999999&upsert=99999999999999999999"):
-            yield method, f"{url}?{query}", "{}", lenient_problem
+        for value in (["x"], {"a": 1}, True, None, "x" * 5000):
+            yield method, url, json.dumps({field: value for field in FIELDS}), lenient_problem
+            yield method, url, json.dumps({"identifier": value}), lenient_problem
+        for raw in ("[]", '"text"', "true", "null", "1"):
+            yield method, url, raw, lenient_problem
 
     check_every_endpoint(world, requests)
+
+
+def test_strings_longer_than_their_column_are_refused_naming_the_field(world):
+    api = world["api"]
+    definition = api.get("/v1/actions/create_dev_env").json()["action"]
+    cases = [
+        ("post", "/v1/blueprints/Component/entities", {"identifier": "e1", "title": "t" * 1001}, "title: must be at most 1000 characters"),
+        ("post", "/v1/blueprints/Component/entities", {"identifier": "e1", "icon": "i" * 101}, "icon: must be at most 100 characters"),
+        ("post", "/v1/actions", {**definition, "identifier": "a2", "title": "t" * 201}, "title: must be at most 200 characters"),
+        ("put", "/v1/actions/create_dev_env", {**definition, "icon": "i" * 101}, "icon: must be at most 100 characters"),
+    ]
+    for method, url, body, message in cases:
+        response, written = send(api, method, url, json.dumps(body))
+        assert refusal_problem(response, written, status=422) is None, (url, response.content)
+        assert response.json()["message"] == message
 
 
 # --- durations and numbers of an action definition --------------------------------------------------------------
@@ -275,7 +298,7 @@ HUGE_DEFINITION_VALUES = [
 ]
 
 
-def test_huge_durations_and_quotas_of_an_action_are_refused_naming_the_field(world):
+def test_huge_durations_and_quotas_of_an_action_are_refused_naming_the_field_and_the_longest_runs(world):
     api = world["api"]
     original = api.get("/v1/actions/create_dev_env").json()["action"]
     problems = []
@@ -295,13 +318,10 @@ def test_huge_durations_and_quotas_of_an_action_are_refused_naming_the_field(wor
                 problems.append(f"{method} {field}={value!r}: {problem or response.json()['message']}")
     assert not problems, "\n".join(problems)
 
-
-def test_the_longest_duration_is_accepted_and_runs(world, monkeypatch):
-    api = world["api"]
-    definition = api.get("/v1/actions/create_dev_env").json()["action"]
-    definition.update({"approvalTimeout": "P3650D", "runTimeout": "P3650D", "requiredApproval": {"type": "ANY"},
-                       "ttl": {**definition["ttl"], "maximum": "P3650D", "default": "P3650D", "extendBy": "P3650D"}})
-    response = api.put("/v1/actions/create_dev_env", definition, format="json")
+    # the longest is accepted, and a run under it computes its deadlines
+    original.update({"approvalTimeout": "P3650D", "runTimeout": "P3650D", "requiredApproval": {"type": "ANY"},
+                     "ttl": {**original["ttl"], "maximum": "P3650D", "default": "P3650D", "extendBy": "P3650D"}})
+    response = api.put("/v1/actions/create_dev_env", original, format="json")
     assert response.status_code == 200, response.json()
     response = api.post("/v1/actions/create_dev_env/runs", {"properties": {"branch": "long"}}, format="json")
     assert response.status_code == 202, response.json()
@@ -449,13 +469,13 @@ def test_pages_answer_nul_and_odd_values_with_a_4xx_or_a_normal_page(world, brow
     assert not problems, "\n".join(problems)
 
 
-def test_a_nul_page_parameter_names_the_parameter(world, browser):
-    response = browser.get("/catalog/Component/?q=%00")
+def test_a_nul_page_parameter_names_the_parameter(signed_in):
+    response = signed_in.get("/catalog/Component/?q=%00")
     assert response.status_code == 400
     assert b"q: must not contain NUL characters" in response.content and b"<h1>Bad request</h1>" in response.content
 
 
-def test_a_cookie_holding_nul_is_ignored(world, client):
+def test_a_cookie_holding_nul_is_ignored(db, client):
     client.cookies["sessionid"] = "abcdefgh\x00ijkl"
     response = client.get("/catalog/")
     assert response.status_code == 302 and response["Location"].startswith("/login/")
