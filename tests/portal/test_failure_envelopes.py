@@ -10,7 +10,7 @@ from io import StringIO
 import pytest
 from django.apps import apps
 from django.core.management import call_command
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, DataError, OperationalError, connection, transaction
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from actions.models import Action
@@ -63,8 +63,8 @@ def path_samples(world, route):
     return samples
 
 
-def write_endpoints():
-    """(method, route) of every POST/PUT/PATCH/DELETE under /v1, from the URL configuration."""
+def routes():
+    """(route, view) of every URL pattern, from the URL configuration."""
     def walk(patterns, prefix):
         for pattern in patterns:
             if isinstance(pattern, URLResolver):
@@ -72,8 +72,13 @@ def write_endpoints():
             elif isinstance(pattern, URLPattern):
                 yield prefix + str(pattern.pattern), pattern.callback
 
+    return list(walk(get_resolver().url_patterns, ""))
+
+
+def write_endpoints():
+    """(method, route) of every POST/PUT/PATCH/DELETE under /v1."""
     endpoints = []
-    for route, callback in walk(get_resolver().url_patterns, ""):
+    for route, callback in routes():
         view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
         if route.startswith("v1/") and view_class is not None:
             endpoints += [(method, route) for method in WRITE_METHODS if hasattr(view_class, method)]
@@ -339,31 +344,20 @@ def failing_team_create(monkeypatch):
     return arm
 
 
-def test_a_data_error_escaping_a_view_is_a_422_envelope(admin_api, failing_team_create):
-    from django.db import DataError
-
-    failing_team_create(DataError("integer out of range"))
+@pytest.mark.parametrize("exc, status, error, message", [
+    (DataError("integer out of range"), 422, "invalid_request",
+     "The database refused a value of this request: integer out of range"),
+    (OverflowError("date value out of range"), 422, "invalid_request", "A number or duration in this request is out of range."),
+    (OperationalError("connection refused"), 503, "unavailable",
+     "The portal cannot reach its database right now; try again shortly."),
+])
+def test_a_database_or_range_failure_escaping_a_view_is_an_envelope(admin_api, failing_team_create, exc, status, error,
+                                                                    message):
+    failing_team_create(exc)
     response = admin_api.post("/v1/teams", {"name": "x"}, format="json")
-    assert response.status_code == 422
-    assert response.json() == {"ok": False, "error": "invalid_request",
-                               "message": "The database refused a value of this request: integer out of range"}
-
-
-def test_an_overflow_escaping_a_view_is_a_422_envelope(admin_api, failing_team_create):
-    failing_team_create(OverflowError("date value out of range"))
-    response = admin_api.post("/v1/teams", {"name": "x"}, format="json")
-    assert response.status_code == 422
-    assert response.json() == {"ok": False, "error": "invalid_request",
-                               "message": "A number or duration in this request is out of range."}
-
-
-def test_a_database_outage_in_a_view_is_a_503_envelope_with_retry_after(admin_api, failing_team_create):
-    from django.db import OperationalError
-
-    failing_team_create(OperationalError("connection refused"))
-    response = admin_api.post("/v1/teams", {"name": "x"}, format="json")
-    assert response.status_code == 503 and response["Retry-After"] == "30"
-    assert response.json()["ok"] is False and response.json()["error"] == "unavailable"
+    assert response.status_code == status
+    assert response.json() == {"ok": False, "error": error, "message": message}
+    assert response.get("Retry-After") == ("30" if status == 503 else None)
 
 
 def test_anything_else_escaping_a_view_is_a_500_envelope_naming_the_request_id(admin_api, failing_team_create, caplog):
@@ -400,16 +394,8 @@ def test_a_failure_outside_a_view_is_an_envelope_under_v1(admin_api, monkeypatch
 # --- pages ---------------------------------------------------------------------------------------------------
 
 def page_routes():
-    """Every page route (not /v1, the admin or the demo receiver), from the URL configuration."""
-    def walk(patterns, prefix):
-        for pattern in patterns:
-            if isinstance(pattern, URLResolver):
-                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
-            else:
-                yield prefix + str(pattern.pattern)
-
-    return [route for route in walk(get_resolver().url_patterns, "")
-            if not route.startswith(("v1/", "admin/", "demo/", "healthz"))]
+    """Every page route (not /v1, the admin or the demo receiver)."""
+    return [route for route, _view in routes() if not route.startswith(("v1/", "admin/", "demo/", "healthz"))]
 
 
 def page_samples(world, route):
@@ -510,8 +496,6 @@ def test_a_page_failing_answers_a_friendly_500_page_naming_the_request_id(failin
 
 
 def test_a_page_whose_database_is_down_answers_a_503_page_with_retry_after(failing_catalog_page, signed_in):
-    from django.db import OperationalError
-
     failing_catalog_page(OperationalError("connection refused"))
     response = signed_in.get("/catalog/")
     assert response.status_code == 503 and response["Retry-After"] == "30"
@@ -519,8 +503,6 @@ def test_a_page_whose_database_is_down_answers_a_503_page_with_retry_after(faili
 
 
 def test_a_page_whose_value_the_database_refuses_answers_a_400_page(failing_catalog_page, signed_in):
-    from django.db import DataError
-
     failing_catalog_page(DataError("value out of range"))
     response = signed_in.get("/catalog/")
     assert response.status_code == 400 and "<h1>Bad request</h1>" in response.content.decode()
