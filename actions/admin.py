@@ -2,12 +2,19 @@
 (validated, audited with origin ADMIN); the form validates by dry-running the same service and puts each
 error on the field holding its JSON path, as catalog/admin.py does for blueprints. Execute/approve grants
 are edited on the same form, in Port's permissions JSON, through `action_permissions_update` (audited) —
-the same service as `PATCH /v1/actions/{id}/permissions` — rather than guardian's admin pages."""
+the same service as `PATCH /v1/actions/{id}/permissions` — rather than guardian's admin pages.
+
+Literal credentials in the invocation method are write-only here too (actions/credentials.py): the admin
+works on a copy of the action whose credentials are "[redacted]", and a save that keeps the mask keeps
+the stored value (the services read the row afresh)."""
+import json
+
 from django import forms
 from django.contrib import admin
 
 import actions.secrets_admin  # noqa: F401 — the Secret admin (next to the secret services) registers itself
 import actions.notifications_admin  # noqa: F401
+from actions.credentials import invocation_masked
 from actions.definitions import duration_iso
 from actions.models import Action
 from actions.services.actions import (
@@ -116,6 +123,14 @@ class ActionAdmin(ServiceAdmin):
         ("Notifications", {"fields": ("notifications",)}),
         ("History", {"fields": readonly_fields, "classes": ("collapse",)}),
     )
+
+    def get_object(self, request, object_id, from_field=None):
+        action = super().get_object(request, object_id, from_field)
+        if action is not None:  # the form, the read-only view and the history show this copy
+            masked = invocation_masked(action.invocation)
+            action.invocation_method, action.invocation_method_text = masked, json.dumps(masked)
+            action.approval_notification = invocation_masked(action.approval_notification)
+        return action
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields + (("identifier",) if obj is not None else ())

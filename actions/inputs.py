@@ -17,7 +17,7 @@ A `default` of the form `{"jqQuery": ...}` is computed by the form, not applied 
 import yaml
 from django.contrib.auth import get_user_model
 
-from catalog.validation import PortalValidator, format_checker
+from catalog.validation import PortalValidator, datetimes_canonical, error_message, format_checker
 from portal.errors import ValidationFailed
 
 NON_SCHEMA_KEYS = {"title", "description", "icon", "enumColors", "default", "blueprint", "dataset", "visible", "disabled",
@@ -44,7 +44,7 @@ def _error_path(error):
 def input_value_errors(definition, value, *, path=""):
     """Syntax errors of one value against one input definition (no database): ['<path>: message', ...]."""
     validator = PortalValidator(input_json_schema(definition), format_checker=format_checker)
-    errors = [f"{path}{_error_path(e)}: {e.message}" if path else e.message
+    errors = [f"{path}{_error_path(e)}: {error_message(e)}" if path else error_message(e)
               for e in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))]
     if not errors:
         for item_path, fmt, item in _formatted(definition, value, path):
@@ -163,7 +163,7 @@ def inputs_clean(action, raw_properties, *, user):
         if value is None:
             default = definition.get("default")
             if default is not None and not (isinstance(default, dict) and set(default) == {"jqQuery"}):
-                cleaned[key] = default
+                cleaned[key] = datetimes_canonical(definition, default)
             elif key in required:
                 raise ValidationFailed(f"properties.{key}: is required")
             continue
@@ -171,7 +171,7 @@ def inputs_clean(action, raw_properties, *, user):
         errors = input_value_errors(definition, value, path=f"properties.{key}")
         if errors:
             raise ValidationFailed("; ".join(errors))
-        cleaned[key] = value
+        cleaned[key] = datetimes_canonical(definition, value)
     _check_directory(cleaned, definitions)
     entity_keys = [key for key in cleaned if _entity_definition(definitions[key]) is not None]
     if entity_keys:

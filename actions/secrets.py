@@ -100,6 +100,13 @@ def secrets_for_templates() -> dict:
     return {name: secret_decrypt(token) for name, token in Secret.objects.values_list("name", "value_encrypted")}
 
 
+def secrets_scrub(value, revealed=()):
+    """Copy of a JSON value a run is about to store (a payload, a receiver's answer, a log line, a label) with
+    every admin-managed secret value, and each text of `revealed` (rendered from secrets, see
+    actions.templating.TemplateRenderer), replaced by "[redacted]": a receiver may echo what it was sent."""
+    return redact_secrets(value, [*secrets_for_templates().values(), *revealed])
+
+
 def redact_secrets(value, secrets):
     """Copy of a JSON value (payload, headers) with every occurrence of a secret value replaced by "[redacted]"."""
     needles = sorted({s for s in (secrets.values() if isinstance(secrets, dict) else secrets) if s}, key=len, reverse=True)

@@ -2,6 +2,7 @@
 from django.db.models import QuerySet, prefetch_related_objects
 
 from actions.choices import Decision, RunStatus
+from actions.credentials import invocation_masked
 from actions.definitions import duration_iso
 from portal.timefmt import iso_z
 
@@ -10,16 +11,17 @@ RUN_PREFETCH = ("approvals__approver",)
 
 
 def action_json(action):
-    """Port's action JSON plus our extensions (`quota`, `approvalTimeout`, `runTimeout`, `ttl`, `notifications`)."""
+    """Port's action JSON plus our extensions (`quota`, `approvalTimeout`, `runTimeout`, `ttl`, `notifications`).
+    Literal credentials in the invocation method are "[redacted]", for everybody (actions/credentials.py)."""
     return {
         "identifier": action.identifier,
         "title": action.title,
         "icon": action.icon,
         "description": action.description,
         "trigger": action.trigger,
-        "invocationMethod": action.invocation,
+        "invocationMethod": invocation_masked(action.invocation),
         "requiredApproval": action.required_approval,
-        "approvalNotification": action.approval_notification,
+        "approvalNotification": invocation_masked(action.approval_notification),
         "publish": action.publish,
         "quota": action.quota,
         "approvalTimeout": duration_iso(action.approval_timeout_seconds),
@@ -52,10 +54,20 @@ def _approval_json(run):
     }
 
 
-def run_json(run):
-    """Port's run JSON; `result` (ours) names the entity a CREATE run produced. Load runs through `runs_json`
-    (or with RUN_SELECT_RELATED / RUN_PREFETCH) so this makes no queries of its own."""
+def payload_readable_by(viewer, run) -> bool:
+    """What a run sent and received was rendered with its requester's read permission (an automation's, with
+    everything): only the requester and admins read it. `viewer` None is the portal itself."""
+    from catalog.access import is_admin
+
+    return viewer is None or is_admin(viewer) or (run.requested_by_id is not None and run.requested_by_id == viewer.pk)
+
+
+def run_json(run, viewer=None):
+    """Port's run JSON as `viewer` may read it (None: the portal itself); `result` (ours) names the entity a CREATE
+    run produced. Load runs through `runs_json` (or with RUN_SELECT_RELATED / RUN_PREFETCH) so this makes no
+    queries of its own."""
     result = run.result_entity
+    payload_shown = payload_readable_by(viewer, run)
     return {
         "id": run.id,
         "action": {"identifier": run.action.identifier, "title": run.action.title},
@@ -69,8 +81,8 @@ def run_json(run):
         "source": run.origin,
         "requiredApproval": run.required_approval,
         "approval": _approval_json(run),
-        "payload": run.payload,
-        "response": run.response,
+        "payload": run.payload if payload_shown else None,
+        "response": run.response if payload_shown else None,
         "externalRunId": run.external_run_id or None,
         "createdBy": run.requested_by.email if run.requested_by else None,
         "createdAt": iso_z(run.created_at),
@@ -80,11 +92,11 @@ def run_json(run):
     }
 
 
-def runs_json(runs):
-    """Run JSON for many runs with a constant number of queries (a queryset or a list of runs)."""
+def runs_json(runs, viewer=None):
+    """Run JSON for many runs as `viewer` may read them, with a constant number of queries (a queryset or a list)."""
     if isinstance(runs, QuerySet):
         runs = list(runs.select_related(*RUN_SELECT_RELATED).prefetch_related(*RUN_PREFETCH))
     else:
         runs = list(runs)
         prefetch_related_objects(runs, *RUN_SELECT_RELATED, *RUN_PREFETCH)
-    return [run_json(run) for run in runs]
+    return [run_json(run, viewer) for run in runs]

@@ -1,13 +1,13 @@
 """Reads of the audit log: the permission-filtered, filtered, keyset-paged list the API serves."""
 from dataclasses import dataclass, field
-from datetime import datetime, time, timezone as dt_timezone
+from datetime import datetime
 
 from django.db.models import Q
-from django.utils.dateparse import parse_date, parse_datetime
 
 from audit.choices import AuditAction, AuditOrigin, AuditStatus
 from audit.models import AuditEvent
 from portal.api.pagination import cursor_decode, cursor_encode
+from portal.datetimes import instant_field
 from portal.errors import ValidationFailed
 
 # Port's documented resource types; others we record (api_client, ...) are accepted too when they are
@@ -34,16 +34,7 @@ class AuditFilters:
 
 def _datetime(raw, name):
     """An ISO 8601 date-time (naive means UTC), or a bare date meaning its midnight UTC."""
-    text = raw.strip().replace("z", "Z").replace("Z", "+00:00")
-    try:
-        value = parse_datetime(text)
-        if value is None and parse_date(text) is not None:
-            value = datetime.combine(parse_date(text), time.min)
-    except ValueError:  # well-formed but impossible, like month 13
-        value = None
-    if value is None:
-        raise ValidationFailed(f"{name}: must be an ISO 8601 date-time (e.g. 2024-06-09T12:28:18.477Z), got {raw!r}")
-    return value if value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
+    return instant_field(raw, name, query=True)
 
 
 def _choice(raw, name, choices):

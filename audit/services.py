@@ -10,17 +10,24 @@ from audit.models import AuditEvent
 from portal.middleware import current_request_id
 
 REDACTED = "[redacted]"
-SECRET_KEY_PARTS = ("secret", "password", "token", "apikey", "api_key", "privatekey", "private_key", "credential")
+# Parts of key names that hold credentials, compared lower-case with "-" as "_": clientSecret, X-Auth-Token,
+# X-Api-Key, PRIVATE-TOKEN, Authorization and Proxy-Authorization, Cookie and Set-Cookie, AWS access keys.
+SECRET_KEY_PARTS = ("secret", "password", "passwd", "token", "apikey", "api_key", "privatekey", "private_key",
+                    "credential", "authorization", "cookie", "accesskey", "access_key")
+SECRET_KEY_NAMES = frozenset({"auth", "pwd", "pass"})  # too short to look for inside longer names ("author")
 CHAIN_LOCK = 0x6175646974  # pg advisory lock id for the hash chain ("audit")
+
+
+def secret_key(key) -> bool:
+    """Whether a key name (a JSON key, an HTTP header name) says its value is a credential."""
+    name = str(key).lower().replace("-", "_")
+    return name in SECRET_KEY_NAMES or any(part in name for part in SECRET_KEY_PARTS)
 
 
 def redact(value):
     """Copy of `value` with anything under a secret-looking key replaced."""
     if isinstance(value, dict):
-        return {
-            key: REDACTED if any(part in str(key).lower().replace("-", "_") for part in SECRET_KEY_PARTS) else redact(item)
-            for key, item in value.items()
-        }
+        return {key: REDACTED if secret_key(key) else redact(item) for key, item in value.items()}
     if isinstance(value, list):
         return [redact(item) for item in value]
     return value

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
+from django.db.models import Exists, OuterRef, Q
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from catalog import choices
-from catalog.models import Blueprint, Team
+from catalog.models import Blueprint, Entity, Team
 
 VERB_CODENAMES = choices.ENTITY_PERMISSION_CODENAMES
 
@@ -138,3 +139,55 @@ def _readable_blueprint_ids(user):
         if blueprint_id not in full and any(flags.get(v) for v in VERB_CODENAMES):
             owned.add(blueprint_id)
     return full, owned
+
+
+@dataclass(frozen=True)
+class EntityReadRule:
+    """Which entities one reader may read: the one predicate behind every read of entities, in the two forms the
+    reads need — a Q for querysets (`entities_visible_to`, mirror values of the entity JSON) and SQL for the search
+    compiler's hand-written subqueries (mirror rules) — built side by side from the same fields so they cannot
+    drift. `full` None: every entity (admins, and the system itself)."""
+
+    full: frozenset | None = None  # blueprint ids whose every entity is readable
+    owned: frozenset = frozenset()  # blueprint ids whose entities are readable when one of `team_ids` owns them
+    team_ids: frozenset = frozenset()
+
+    @property
+    def everything(self) -> bool:
+        return self.full is None
+
+    def q(self, via=""):
+        """The rule as a Q on Entity, or on a model that reaches the entity through its foreign key `via`."""
+        if self.full is None:
+            return Q()
+        prefix = f"{via}__" if via else ""
+        condition = Q(**{f"{prefix}blueprint_id__in": self.full})
+        if self.owned and self.team_ids:
+            owned_by_team = Entity.teams.through.objects.filter(entity_id=OuterRef(f"{via}_id" if via else "pk"),
+                                                                team_id__in=self.team_ids)
+            condition |= Q(**{f"{prefix}blueprint_id__in": self.owned}) & Exists(owned_by_team)
+        return condition
+
+    def sql(self, alias) -> tuple[str, tuple]:
+        """(condition, positional params): the catalog_entity row named `alias` is readable."""
+        if self.full is None:
+            return "TRUE", ()
+        text, params = f"{alias}.blueprint_id = ANY(%s::bigint[])", (sorted(self.full),)
+        if self.owned and self.team_ids:
+            teams = f"{alias}_owner"
+            text = (f"({text} OR ({alias}.blueprint_id = ANY(%s::bigint[]) AND EXISTS (SELECT 1 FROM "
+                    f"{Entity.teams.through._meta.db_table} {teams} WHERE {teams}.entity_id = {alias}.id "
+                    f"AND {teams}.team_id = ANY(%s::bigint[]))))")
+            params += (sorted(self.owned), sorted(self.team_ids))
+        return text, params
+
+
+EVERY_ENTITY = EntityReadRule()  # what the system itself reads (automations, internal checks)
+
+
+def entity_read_rule(user) -> EntityReadRule:
+    """The entities `user` may read (for the system itself, pass EVERY_ENTITY instead of a user)."""
+    full, owned = readable_blueprint_ids(user)
+    if full is None:
+        return EVERY_ENTITY
+    return EntityReadRule(full=frozenset(full), owned=frozenset(owned), team_ids=frozenset(user_team_ids(user)))

@@ -1,11 +1,12 @@
 """Entity property validation with jsonschema; one compiled validator per blueprint version."""
 import ipaddress
-from datetime import datetime
 from functools import lru_cache
 from urllib.parse import urlsplit
 
 import re2
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
+
+from portal.datetimes import NotAnInstant, instant_canonical, instant_parse
 
 # Keys of Port's property definitions that are presentation only.
 PRESENTATION_KEYS = {"title", "description", "icon", "enumColors", "spec", "specAuthentication"}
@@ -27,14 +28,15 @@ PortalValidator = validators.extend(Draft202012Validator, {"pattern": _re2_patte
 format_checker = FormatChecker(formats=())
 
 
+DATETIME_FORMATS = ("date-time", "timer")
+
+
 @format_checker.checks("date-time", raises=ValueError)
 @format_checker.checks("timer", raises=ValueError)
 def _is_datetime(value):
-    if not isinstance(value, str):
-        return True
-    parsed = datetime.fromisoformat(value.replace("z", "Z"))
-    if "T" not in value.upper() or parsed.tzinfo is None:
-        raise ValueError("needs a date, a time and a UTC offset or Z")
+    """The portal's one date-time type (portal/datetimes.py); its reason becomes the error message."""
+    if isinstance(value, str):
+        instant_parse(value)
     return True
 
 
@@ -93,11 +95,12 @@ def _path(error):
     return "".join(parts).replace(".[", "[")
 
 
-def _message(error):
+def error_message(error):
+    """jsonschema's message, with the reason a format check gave where it gave one."""
     if error.validator == "additionalProperties":
         return error.message.replace("Additional properties are not allowed", "unknown properties (not in the blueprint)")
-    if error.validator == "required":
-        return error.message
+    if error.validator == "format" and isinstance(error.cause, NotAnInstant):
+        return str(error.cause)
     return error.message
 
 
@@ -119,9 +122,52 @@ def properties_errors(blueprint, properties):
     """['properties.replicas: 0 is less than the minimum of 1', ...] — empty when valid."""
     validator = properties_validator(blueprint)
     errors = sorted(validator.iter_errors(properties), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    return [f"{_path(error)}: {_message(error)}" for error in errors]
+    return [f"{_path(error)}: {error_message(error)}" for error in errors]
 
 
 def property_value_errors(prop, value):
     validator = PortalValidator(property_json_schema(prop), format_checker=format_checker)
-    return [error.message for error in validator.iter_errors(value)]
+    return [error_message(error) for error in validator.iter_errors(value)]
+
+
+def datetimes_canonical(definition, value):
+    """`value` (already valid against `definition`) with every date-time the definition formats — itself, an
+    array's items, an object's properties — in the canonical text, so stored date-times sort as instants."""
+    if isinstance(value, str):
+        return instant_canonical(value) if definition.get("format") in DATETIME_FORMATS else value
+    items = definition.get("items")
+    if isinstance(value, list) and isinstance(items, dict):
+        return [datetimes_canonical(items, item) for item in value]
+    nested = definition.get("properties")
+    if isinstance(value, dict) and isinstance(nested, dict):
+        return {key: datetimes_canonical(nested[key], item) if isinstance(nested.get(key), dict) else item
+                for key, item in value.items()}
+    return value
+
+
+def _formats_datetimes(definition):
+    if not isinstance(definition, dict):
+        return False
+    if definition.get("format") in DATETIME_FORMATS or _formats_datetimes(definition.get("items")):
+        return True
+    nested = definition.get("properties")
+    return isinstance(nested, dict) and any(_formats_datetimes(child) for child in nested.values())
+
+
+_datetime_keys = {}
+
+
+def properties_canonical(blueprint, properties):
+    """Valid entity properties with their date-times in canonical text (the keys that can hold one are found
+    once per blueprint version)."""
+    key = (blueprint.pk, blueprint.version)
+    keys = _datetime_keys.get(key)
+    if keys is None:
+        if len(_datetime_keys) > 1024:
+            _datetime_keys.clear()
+        definitions = blueprint.schema.get("properties", {})
+        keys = _datetime_keys[key] = [k for k, d in definitions.items() if _formats_datetimes(d)]
+    if not keys or not any(k in properties for k in keys):
+        return properties
+    definitions = blueprint.schema["properties"]
+    return {k: datetimes_canonical(definitions[k], v) if k in keys else v for k, v in properties.items()}

@@ -47,6 +47,7 @@ Layout of ``$PORTAL_HOME``::
     .lock            fcntl lock serialising start/stop/holder updates
     holders.json     {"pinned": bool, "holders": [{"pid", "create_time"}]}
     services.json    addresses, pids and log paths (informational)
+    secret_key       the portal's SECRET_KEY when none is configured (portal/secret_key.py)
     pgdata/          PostgreSQL cluster (initdb --auth=trust -U postgres)
     redis/           Redis working dir: redis.conf, redis.pid
     log/             postgresql.log, redis.log, initdb.log

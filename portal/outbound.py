@@ -7,13 +7,21 @@ and then connects to exactly the address it checked. A second DNS answer (rebind
 reaches the socket. Only the socket is redirected: the Host header, TLS SNI and certificate checks
 still use the URL's hostname. Redirects are never followed, environment proxies are ignored (a proxy
 would connect on our behalf to anything), and every request has a timeout.
+
+IPv6 forms that carry an IPv4 address (mapped, IPv4-compatible, 6to4, Teredo, NAT64) are judged by
+that IPv4 address too: `[2002:a9fe:a9fe::1]` is 169.254.169.254 through 6to4.
+
+The one exception is the built-in demo receiver while it is on (`make demo`): the portal's own
+`PORTAL_BASE_URL/demo/receiver/<kind>`, and nothing else on its host, is reached wherever it is.
 """
 from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import socket
 import sys
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -60,8 +68,16 @@ def address_refusal(ip) -> str | None:
     ip = ipaddress.ip_address(ip)
     if any(ip.version == network.version and ip in network for network in allowed_networks()):
         return None
-    if ip.version == 6 and ip.ipv4_mapped is not None:  # ::ffff:10.0.0.1 reaches 10.0.0.1
-        return address_refusal(ip.ipv4_mapped)
+    if ip.version == 6:
+        return _ipv6_refusal(ip)
+    if ip in _SHARED_ADDRESS_SPACE:
+        return "it is a shared (carrier-grade NAT) address"
+    if ip.is_reserved:  # 240/4, which ipaddress also counts as private
+        return "it is a reserved address"
+    return _refusal(ip)
+
+
+def _refusal(ip) -> str | None:
     if ip.is_loopback:
         return "it is a loopback address"
     if ip.is_link_local:
@@ -70,10 +86,6 @@ def address_refusal(ip) -> str | None:
         return "it is the unspecified address"
     if ip.is_multicast:
         return "it is a multicast address"
-    if ip.version == 4 and ip in _SHARED_ADDRESS_SPACE:
-        return "it is a shared (carrier-grade NAT) address"
-    if ip.version == 4 and ip.is_reserved:  # 240/4, which ipaddress also counts as private
-        return "it is a reserved address"
     if ip.is_private:
         return "it is a private address"
     if ip.is_reserved or not ip.is_global:
@@ -81,8 +93,60 @@ def address_refusal(ip) -> str | None:
     return None
 
 
+# IPv6 networks refused whatever this Python's ipaddress says of them: not globally reachable (IANA
+# special-purpose registry), or a tunnel to an address we cannot check.
+_REFUSED_IPV6 = (
+    (ipaddress.ip_network("fec0::/10"), "it is a site-local address"),
+    (ipaddress.ip_network("2001::/32"), "it is a Teredo tunnel address"),
+    (ipaddress.ip_network("64:ff9b:1::/48"), "it is a local-use NAT64 address"),
+    (ipaddress.ip_network("3fff::/20"), "it is a documentation address"),
+    (ipaddress.ip_network("5f00::/16"), "it is a segment-routing address"),
+)
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d; also holds :: and ::1
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT ::ffff:0:a.b.c.d
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known NAT64 prefix, DNS64 answers on IPv6-only networks
+
+
+def _embedded_ipv4(ip):
+    """(form, IPv4 address) when `ip` carries an IPv4 address that a connection to it reaches, else None."""
+    if ip.ipv4_mapped is not None:
+        return "IPv4-mapped", ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return "6to4", ip.sixtofour
+    if ip.teredo is not None:
+        return "Teredo", ip.teredo[1]  # (server, client): packets go to the client
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _NAT64:
+        return "NAT64", low32
+    if ip in _IPV4_TRANSLATED:
+        return "IPv4-translated", low32
+    if ip in _IPV4_COMPATIBLE and int(ip) > 1:
+        return "IPv4-compatible", low32
+    return None
+
+
+def _ipv6_refusal(ip):
+    embedded = _embedded_ipv4(ip)
+    if embedded is not None:
+        form, ipv4 = embedded
+        reason = address_refusal(ipv4)
+        if reason:
+            return f"it is the {form} form of {ipv4}, {reason.removeprefix('it is ')}"
+        if form in ("IPv4-mapped", "NAT64"):
+            return None  # a public IPv4 address, reached directly or through the network's NAT64 gateway
+        if form == "IPv4-compatible":
+            return "it is a deprecated IPv4-compatible address"
+    for network, reason in _REFUSED_IPV6:
+        if ip in network:
+            return reason
+    return _refusal(ip)
+
+
 def resolve_checked(host: str, port: int) -> list:
     """getaddrinfo once; every answer must be allowed. Returns the addrinfo tuples to connect to."""
+    literal = _ip_literal(host)
+    if literal is not None and (reason := address_refusal(literal)):
+        raise OutboundRefused(host, literal, reason)  # before any lookup (and where IPv6 is off)
     infos = socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM)
     if not infos:
         raise socket.gaierror(f"{host} did not resolve")
@@ -91,6 +155,13 @@ def resolve_checked(host: str, port: int) -> list:
         if reason:
             raise OutboundRefused(host, sockaddr[0], reason)
     return infos
+
+
+def _ip_literal(host):
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
 
 
 def _open_socket(infos, timeout, source_address, socket_options):
@@ -147,13 +218,34 @@ class _CheckedHTTPSConnectionPool(HTTPSConnectionPool):
     ConnectionCls = CheckedHTTPSConnection
 
 
-class CheckedAdapter(HTTPAdapter):
+class DirectAdapter(HTTPAdapter):
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        raise OutboundRefused(proxy, None, "outbound requests do not go through proxies")
+
+
+class CheckedAdapter(DirectAdapter):
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _CheckedHTTPConnectionPool, "https": _CheckedHTTPSConnectionPool}
 
-    def proxy_manager_for(self, proxy, **proxy_kwargs):
-        raise OutboundRefused(proxy, None, "outbound requests do not go through proxies")
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DEMO_RECEIVER_PATH = r"/demo/receiver/[A-Za-z0-9_-]+"  # portal/urls.py: demo/receiver/<kind>
+
+
+def _is_demo_receiver_url(url: str) -> bool:
+    """Whether `url` is the built-in demo receiver's (PORTAL_BASE_URL/demo/receiver/<kind>) while it is on: the
+    starter actions' webhooks reach it on the portal's own, private, address; other paths and ports do not."""
+    if not settings.DEMO_RECEIVER_ENABLED:
+        return False
+    base, target = urlsplit(settings.PORTAL_BASE_URL), urlsplit(url)
+    try:
+        origins = [(parts.scheme.lower(), parts.hostname, parts.port or _DEFAULT_PORTS.get(parts.scheme.lower()))
+                   for parts in (base, target)]
+    except ValueError:  # a port out of range
+        return False
+    path = re.escape(base.path.rstrip("/")) + _DEMO_RECEIVER_PATH
+    return origins[0] == origins[1] and re.fullmatch(path, target.path) is not None
 
 
 class OutboundSession(requests.Session):
@@ -166,6 +258,16 @@ class OutboundSession(requests.Session):
         self.adapters.clear()
         self.mount("https://", CheckedAdapter(max_retries=0))
         self.mount("http://", CheckedAdapter(max_retries=0))
+        self._demo_receiver_adapter = DirectAdapter(max_retries=0)
+
+    def get_adapter(self, url):
+        if _is_demo_receiver_url(url):
+            return self._demo_receiver_adapter
+        return super().get_adapter(url)
+
+    def close(self):
+        super().close()
+        self._demo_receiver_adapter.close()
 
     def request(self, method, url, **kwargs):
         kwargs["allow_redirects"] = False

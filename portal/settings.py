@@ -1,16 +1,20 @@
-"""Settings from the environment (see .env.example). Importing this module never starts a server."""
+"""Settings from the environment (see .env.example). Importing this module never starts a server; the most it
+writes is the embedded setup's random key, once (portal/secret_key.py)."""
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from portal.embedded import celery_broker_url, embedded_database_url, embedded_redis_url, portal_home
+from portal.secret_key import secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def env_bool(name, default=False):
-    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+    value = os.environ.get(name, "").strip().lower()  # empty (as in .env.example) is the default
+    return value in {"1", "true", "yes", "on"} if value else default
 
 
 def env_list(name, default=""):
@@ -18,11 +22,40 @@ def env_list(name, default=""):
 
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY") or "insecure-dev-key-change-me-" + str(portal_home())
+SECRET_KEY = secret_key()  # from the environment, else PORTAL_HOME's own random key (embedded PostgreSQL only)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 PORTAL_HOME = portal_home()
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
+
+
+def proxy_ssl_header(value):
+    """`HTTP_X_FORWARDED_PROTO,https` (or `X-Forwarded-Proto,https`): the header a TLS-terminating proxy sets
+    and its value on HTTPS requests. Only set it behind a proxy that overwrites that header."""
+    if not value.strip():
+        return None
+    header, _, expected = (part.strip() for part in value.partition(","))
+    if not header or not expected or "," in expected:
+        raise ImproperlyConfigured(f"SECURE_PROXY_SSL_HEADER: expected HEADER,VALUE (e.g. HTTP_X_FORWARDED_PROTO,https), got {value!r}")
+    header = header.upper().replace("-", "_")
+    return (header if header.startswith("HTTP_") else f"HTTP_{header}", expected)
+
+
+# Browser security. Behind a TLS-terminating proxy SECURE_PROXY_SSL_HEADER tells Django which requests came in
+# over HTTPS (HSTS and the redirect need it); cookies are Secure when the portal is served over HTTPS.
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(os.environ.get("SECURE_PROXY_SSL_HEADER", ""))
+served_over_https = PORTAL_BASE_URL.lower().startswith("https://") or SECURE_PROXY_SSL_HEADER is not None
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", served_over_https)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", served_over_https)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS") or 0)  # opt-in: browsers remember it
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",

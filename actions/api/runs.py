@@ -15,14 +15,14 @@ from portal.timefmt import iso_z
 MAX_LIMIT = 1000
 
 
-def _runs_json(runs):
+def _runs_json(runs, viewer):
     from actions.serializers import runs_json
 
-    return runs_json(runs)
+    return runs_json(runs, viewer)
 
 
-def _run_json(run):
-    return _runs_json([Run.objects.get(pk=run.pk)])[0]
+def _run_json(run, viewer):
+    return _runs_json([Run.objects.get(pk=run.pk)], viewer)[0]
 
 
 def _run_get(request, run_id):
@@ -57,7 +57,7 @@ class ActionRunsView(ApiView):
             raise ValidationFailed("entity: must be an entity identifier")
         run = run_request(actor=self.actor(), action=action, properties=body.get("properties"), entity_identifier=entity,
                           run_as=request.query_params.get("run_as") or None, origin=RunOrigin.API)
-        return ok(status=202, run=_run_json(run))
+        return ok(status=202, run=_run_json(run, request.user))
 
 
 class RunListView(ApiView):
@@ -82,12 +82,12 @@ class RunListView(ApiView):
         elif active is False:
             runs = runs.filter(status__in=TERMINAL)
         limit = query_int(request, "limit", 100, minimum=1, maximum=MAX_LIMIT)
-        return ok(runs=_runs_json(runs.order_by("-created_at", "-id")[:limit]))
+        return ok(runs=_runs_json(runs.order_by("-created_at", "-id")[:limit], request.user))
 
 
 class RunDetailView(ApiView):
     def get(self, request, run_id):
-        return ok(run=_run_json(_run_get(request, run_id)))
+        return ok(run=_run_json(_run_get(request, run_id), request.user))
 
     def patch(self, request, run_id):
         from actions.services.runs import run_update
@@ -100,7 +100,7 @@ class RunDetailView(ApiView):
         run = run_update(actor=self.actor(), run=run, status=body.get("status"),
                          status_label=_optional_string(body, "statusLabel"), link=body.get("link"),
                          summary=_optional_string(body, "summary"), external_run_id=_optional_string(body, "externalRunId"))
-        return ok(run=_run_json(run))
+        return ok(run=_run_json(run, request.user))
 
 
 def _log_json(log):
@@ -133,7 +133,7 @@ class RunApprovalView(ApiView):
         body = self.body()
         run = approval_decide(actor=self.actor(), run=run, decision=body.get("status"),
                               description=_optional_string(body, "description") or "")
-        return ok(run=_run_json(run))
+        return ok(run=_run_json(run, request.user))
 
 
 class RunApproversView(ApiView):
@@ -159,7 +159,7 @@ class ApprovalQueueView(ApiView):
     def get(self, request):
         limit = query_int(request, "limit", 100, minimum=1, maximum=MAX_LIMIT)
         runs = list(approvals_waiting_on(request.user)[:limit])
-        rendered = _runs_json(runs)
+        rendered = _runs_json(runs, request.user)
         return ok(runs=[
             {**body, "requester": body["createdBy"], "inputs": run.properties,
              "approvalDeadline": iso_z(run.approval_deadline), "timeLeftSeconds": time_left_seconds(run)}

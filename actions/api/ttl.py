@@ -18,4 +18,4 @@ class EntityTtlExtendView(ApiView):
             raise NotFound(f"Entity {identifier!r} of blueprint {blueprint!r} was not found.")
         ttl = ttl_extend(actor=self.actor(), entity=entity)
         entity = Entity.objects.select_related("blueprint").get(pk=entity.pk)
-        return ok(entity=entities_json([entity])[0], ttl=ttl)
+        return ok(entity=entities_json([entity], user=request.user)[0], ttl=ttl)

@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import quote
 
 import jwt
@@ -33,14 +33,14 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from actions.choices import RunStatus
 from actions.models import Run
-from actions.secrets import redact_secrets, secrets_for_templates
-from actions.templating import TemplateError, render_template, run_template_context
+from actions.credentials import write_only
+from actions.templating import Rendered, TemplateError, TemplateRenderer, run_template_context
 from actions.backends.outcome import backoff_seconds, backend_run_load, run_log_system, run_fail_logged
 from portal.actor import Actor
+from portal.datetimes import instant_of
 from portal.outbound import OutboundRefused, outbound_session
 
 logger = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ def installation_token(org, repo) -> str:
     token = data.get("token")
     if not token:
         raise GitHubFailed("GitHub: unexpected answer for the installation token (no token)")
-    expires_at = parse_datetime(str(data.get("expires_at") or ""))
+    expires_at = instant_of(data.get("expires_at"))
     if expires_at is not None:
         seconds = int((expires_at - TOKEN_REFRESH_MARGIN - timezone.now()).total_seconds())
         if seconds > 0:
@@ -210,20 +210,22 @@ def _forget_token(org, repo):
 
 @dataclass
 class WorkflowDispatch:
+    # Names as rendered: polling reads them back from the run, and GitHub's link on the run shows them anyway.
     org: str
     repo: str
     workflow: str
-    inputs: dict
+    inputs: Rendered  # as sent, as stored (actions.templating)
     report: bool
+    revealed: tuple  # text rendered from secrets
 
     @property
     def repo_path(self) -> str:
         return f"/repos/{_q(self.org)}/{_q(self.repo)}"
 
     def payload(self, ref=None) -> dict:
-        """What the run stores (after redaction)."""
+        """What the run stores: the inputs as rendered for storage."""
         return {"type": "GITHUB", "org": self.org, "repo": self.repo, "workflow": self.workflow,
-                **({"ref": ref} if ref else {}), "inputs": self.inputs, "reportWorkflowStatus": self.report}
+                **({"ref": ref} if ref else {}), "inputs": self.inputs.stored, "reportWorkflowStatus": self.report}
 
 
 def _input_string(value) -> str:
@@ -233,22 +235,34 @@ def _input_string(value) -> str:
 def dispatch_build(run, context) -> WorkflowDispatch:
     """Render `run`'s GITHUB invocation method over `context`. TemplateError on failure."""
     invocation = run.action.invocation
-    names = {}
-    for key in ("org", "repo", "workflow"):
-        value = render_template(invocation.get(key), context, key)
-        if not isinstance(value, str) or not value.strip():
-            raise TemplateError(key, f"must render to a non-empty string, got {json.dumps(value)[:200]}")
-        names[key] = value.strip()
+    renderer = TemplateRenderer(context, write_only=write_only)
+    names = {key: rendered_name(renderer, invocation.get(key), key) for key in ("org", "repo", "workflow")}
     if invocation.get("workflowInputs") is not None:
-        inputs = render_template(invocation["workflowInputs"], context, "workflowInputs")
-        if not isinstance(inputs, dict):
+        inputs = renderer.render(invocation["workflowInputs"], "workflowInputs")
+        if not isinstance(inputs.value, dict):
             raise TemplateError("workflowInputs", "must render to an object")
     else:
-        inputs = dict(run.properties or {})
-    inputs = {str(name): _input_string(value) for name, value in inputs.items() if value is not None}
-    inputs.setdefault("port_context", _input_string({
-        "runId": run.id, "blueprint": run.blueprint_identifier or None, "entity": run.entity_identifier or None}))
-    return WorkflowDispatch(**names, inputs=inputs, report=invocation.get("reportWorkflowStatus", True) is not False)
+        inputs = Rendered(run.properties or {}, run.properties or {})
+    port_context = _input_string({"runId": run.id, "blueprint": run.blueprint_identifier or None,
+                                  "entity": run.entity_identifier or None})
+    inputs = Rendered(*(string_values(side) for side in inputs))
+    for side in inputs:
+        side.setdefault("port_context", port_context)
+    return WorkflowDispatch(**names, inputs=inputs, report=invocation.get("reportWorkflowStatus", True) is not False,
+                            revealed=tuple(renderer.revealed))
+
+
+def rendered_name(renderer, template, key) -> str:
+    """A name (org, repo, project...) rendered: a non-empty string, stripped. TemplateError otherwise."""
+    name = renderer.render(template, key)
+    if not isinstance(name.value, str) or not name.value.strip():
+        raise TemplateError(key, f"must render to a non-empty string, got {json.dumps(name.stored)[:200]}")
+    return name.value.strip()
+
+
+def string_values(rendered: dict) -> dict:
+    """Workflow inputs and pipeline variables are strings: other values go as compact JSON; nulls are left out."""
+    return {str(name): _input_string(value) for name, value in rendered.items() if value is not None}
 
 
 def default_branch(request, token) -> str:
@@ -262,7 +276,7 @@ def default_branch(request, token) -> str:
 def workflow_dispatch(request, ref, token) -> dict | None:
     """POST the dispatch. Returns GitHub's run details when it gave them, else None."""
     path = f"{request.repo_path}/actions/workflows/{_q(request.workflow)}/dispatches"
-    body = {"ref": ref, "inputs": request.inputs}
+    body = {"ref": ref, "inputs": request.inputs.value}
     if request.report:
         body["return_run_details"] = True
     response = _api("POST", path, bearer=token, json=body)
@@ -337,14 +351,13 @@ def github_dispatch(run_id, attempt: int) -> None:
         return
     from actions.services.runs import run_attempt_count, run_record_response
 
-    secrets = secrets_for_templates()
     try:
-        request = dispatch_build(run, run_template_context(run, secrets=secrets))
+        request = dispatch_build(run, run_template_context(run))
     except TemplateError as exc:
         run_fail_logged(run, f"Template error in {exc}")
         return
     # Recorded before the first send: a run that may have been dispatched is never claimed again.
-    run_record_response(run=run, response=None, payload=redact_secrets(request.payload(), secrets))
+    run_record_response(run=run, response=None, payload=request.payload(), revealed=request.revealed)
     run_attempt_count(run=run, attempt=attempt)
     dispatched_at = timezone.now()
     try:
@@ -357,7 +370,7 @@ def github_dispatch(run_id, attempt: int) -> None:
     except GitHubUnavailable as exc:
         _dispatch_retry_or_fail(run, attempt, str(exc))
         return
-    run_record_response(run=run, response=details, payload=redact_secrets(request.payload(ref), secrets))
+    run_record_response(run=run, response=details, payload=request.payload(ref), revealed=request.revealed)
     where = f"workflow {request.workflow} on {request.org}/{request.repo}@{ref}"
     if not request.report:
         run_log_system(run, f"Dispatched {where}; reportWorkflowStatus is off, so the workflow reports the run's end itself.")
@@ -393,7 +406,7 @@ def workflow_run_find(run, org, repo, workflow, dispatched_at, token) -> dict | 
             continue
         if run.id in str(item.get("display_title") or "") or run.id in str(item.get("name") or ""):
             return item
-        created = parse_datetime(str(item.get("created_at") or ""))
+        created = instant_of(item.get("created_at"))
         if created is not None and created >= since:
             candidates.append((created, item))
     taken = set(Run.objects.exclude(pk=run.pk).filter(
@@ -424,7 +437,7 @@ def github_poll(run_id, attempt: int, dispatched_at: str) -> None:
                 raise _refused(response, f"workflow run {run.external_run_id}")
             workflow_run = _json(response, "the workflow run")
         else:
-            since = datetime.fromisoformat(dispatched_at)
+            since = instant_of(dispatched_at) or run.created_at
             workflow_run = workflow_run_find(run, org, repo, workflow, since, token)
             if workflow_run is not None:
                 run = _link(run, workflow_run["id"], workflow_run.get("html_url"))

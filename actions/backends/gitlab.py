@@ -14,7 +14,6 @@ pipeline followed to its end.
 - Refusals (bad token, unknown project or ref) end the run as FAILURE with GitLab's reason; connection
   errors and 5xx are retried with backoff (CI_DISPATCH_MAX_ATTEMPTS tries in all).
 """
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -26,8 +25,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from actions.choices import RunStatus
-from actions.secrets import redact_secrets, secret_value, secrets_for_templates
-from actions.templating import TemplateError, render_template, run_template_context
+from actions.backends.github import rendered_name, string_values
+from actions.credentials import write_only
+from actions.secrets import secret_value
+from actions.templating import Rendered, TemplateError, TemplateRenderer, run_template_context
 from actions.backends.outcome import backoff_seconds, backend_run_load, run_log_system, run_fail_logged
 from portal.actor import Actor
 from portal.outbound import OutboundRefused, outbound_session
@@ -82,38 +83,37 @@ def token_secret_name(group, project) -> str:
 
 @dataclass
 class PipelineTrigger:
+    # Names as rendered: polling reads the project back from the run, and GitLab's link on the run shows it.
     project: str  # "group/project"
     ref: str
-    variables: dict
+    variables: Rendered  # as sent, as stored (actions.templating)
+    revealed: tuple  # text rendered from secrets
 
     @property
     def project_path(self) -> str:
         return "/projects/" + quote(self.project, safe="")
 
     def payload(self) -> dict:
-        """What the run stores (after redaction); never the trigger token."""
-        return {"type": "GITLAB", "project": self.project, "ref": self.ref, "variables": self.variables}
+        """What the run stores: the variables as rendered for storage; never the trigger token."""
+        return {"type": "GITLAB", "project": self.project, "ref": self.ref, "variables": self.variables.stored}
 
 
 def trigger_build(run, context) -> PipelineTrigger:
     """Render `run`'s GITLAB invocation method over `context`. TemplateError on failure."""
     invocation = run.action.invocation
+    renderer = TemplateRenderer(context, write_only=write_only)
     names = {}
     for key in ("groupName", "projectName"):
-        value = render_template(invocation.get(key), context, key)
-        if not isinstance(value, str) or not value.strip("/ "):
-            raise TemplateError(key, f"must render to a non-empty string, got {json.dumps(value)[:200]}")
-        names[key] = value.strip("/ ")
-    ref = render_template(invocation.get("defaultRef") or "main", context, "defaultRef")
-    if not isinstance(ref, str) or not ref:
-        raise TemplateError("defaultRef", f"must render to a non-empty string, got {json.dumps(ref)[:200]}")
-    variables = render_template(invocation.get("pipelineVariables") or {}, context, "pipelineVariables")
-    if not isinstance(variables, dict):
+        names[key] = rendered_name(renderer, invocation.get(key), key).strip("/ ")
+        if not names[key]:
+            raise TemplateError(key, "must render to a non-empty string, got only slashes")
+    ref = rendered_name(renderer, invocation.get("defaultRef") or "main", "defaultRef")
+    variables = renderer.render(invocation.get("pipelineVariables") or {}, "pipelineVariables")
+    if not isinstance(variables.value, dict):
         raise TemplateError("pipelineVariables", "must render to an object")
-    variables = {str(key): value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-                 for key, value in variables.items()}
-    variables["PORT_RUN_ID"] = run.id
-    return PipelineTrigger(project=f"{names['groupName']}/{names['projectName']}", ref=ref, variables=variables)
+    variables = Rendered(*({**string_values(side), "PORT_RUN_ID": run.id} for side in variables))
+    return PipelineTrigger(project=f"{names['groupName']}/{names['projectName']}", ref=ref, variables=variables,
+                           revealed=tuple(renderer.revealed))
 
 
 # --- run bookkeeping (through actions.services.runs, as the system) -------------------------------
@@ -143,9 +143,8 @@ def gitlab_trigger(run_id, attempt: int) -> None:
         return
     from actions.services.runs import run_attempt_count, run_record_response, run_update
 
-    secrets = secrets_for_templates()
     try:
-        trigger = trigger_build(run, run_template_context(run, secrets=secrets))
+        trigger = trigger_build(run, run_template_context(run))
     except TemplateError as exc:
         run_fail_logged(run, f"Template error in {exc}")
         return
@@ -156,10 +155,10 @@ def gitlab_trigger(run_id, attempt: int) -> None:
         run_fail_logged(run, f"GitLab: no trigger token: add a Secret named {secret_name} (or {DEFAULT_TOKEN_SECRET})")
         return
     # Recorded before the first send: a run that may have been triggered is never claimed again.
-    run_record_response(run=run, response=None, payload=redact_secrets(trigger.payload(), secrets))
+    run_record_response(run=run, response=None, payload=trigger.payload(), revealed=trigger.revealed)
     run_attempt_count(run=run, attempt=attempt)
     form = {"token": token, "ref": trigger.ref,
-            **{f"variables[{key}]": value for key, value in trigger.variables.items()}}
+            **{f"variables[{key}]": value for key, value in trigger.variables.value.items()}}
     try:
         response = _api("POST", f"{trigger.project_path}/trigger/pipeline", data=form)
         if response.status_code != 201:
@@ -176,7 +175,7 @@ def gitlab_trigger(run_id, attempt: int) -> None:
     except GitLabUnavailable as exc:
         _retry_or_fail(run, attempt, str(exc))
         return
-    run_record_response(run=run, response=redact_secrets(pipeline, secrets))
+    run_record_response(run=run, response=pipeline, revealed=trigger.revealed)
     links = list(run.links or [])
     if pipeline.get("web_url") and pipeline["web_url"] not in links:
         links.append(pipeline["web_url"])

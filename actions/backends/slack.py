@@ -5,9 +5,8 @@ answer ends the run — SUCCESS with the message's ts in the label, FAILURE with
 run is never posted twice (see run_dispatch_claim).
 """
 from actions.choices import RunStatus
-from actions.secrets import redact_secrets, secrets_for_templates
 from actions.slack import SlackFailed, SlackNotConfigured, slack_configured, slack_post
-from actions.templating import TemplateError, render_template, run_template_context
+from actions.templating import TemplateError, TemplateRenderer, run_template_context
 from actions.backends.outcome import run_end
 
 
@@ -20,25 +19,25 @@ def slack_run(run) -> None:
         run_end(run, RunStatus.FAILURE, SlackNotConfigured.message)
         return
     invocation = run.action.invocation
-    secrets = secrets_for_templates()
-    context = run_template_context(run, secrets=secrets)
+    renderer = TemplateRenderer(run_template_context(run))
     try:
-        channel = render_template(invocation.get("channel"), context, "channel")
-        text = render_template(invocation.get("text"), context, "text")
+        channel = renderer.render(invocation.get("channel"), "channel")
+        text = renderer.render(invocation.get("text"), "text")
     except TemplateError as exc:
         run_end(run, RunStatus.FAILURE, f"Template error in {exc}")
         return
-    for name, value in (("channel", channel), ("text", text)):
+    for name, value in (("channel", channel.value), ("text", text.value)):
         if not isinstance(value, str) or not value.strip():
             run_end(run, RunStatus.FAILURE, f"Template error in {name}: must render to a non-empty string")
             return
-    payload = redact_secrets({"type": "SLACK", "channel": channel, "text": text}, secrets)
-    run_record_response(run=run, response=None, payload=payload)
+    revealed = tuple(renderer.revealed)
+    run_record_response(run=run, response=None, payload={"type": "SLACK", "channel": channel.stored, "text": text.stored},
+                        revealed=revealed)
     try:
-        answer = slack_post(channel, text)
+        answer = slack_post(channel.value, text.value)
     except SlackFailed as exc:
-        run_record_response(run=run, response=exc.response)
+        run_record_response(run=run, response=exc.response, revealed=revealed)
         run_end(run, RunStatus.FAILURE, exc.label)
         return
-    run_record_response(run=run, response={key: answer.get(key) for key in ("ok", "channel", "ts")})
-    run_end(run, RunStatus.SUCCESS, f"Posted to {channel} (ts {answer.get('ts')})")
+    run_record_response(run=run, response={key: answer.get(key) for key in ("ok", "channel", "ts")}, revealed=revealed)
+    run_end(run, RunStatus.SUCCESS, f"Posted to {channel.stored} (ts {answer.get('ts')})")

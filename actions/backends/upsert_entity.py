@@ -7,8 +7,8 @@ lets a developer lock an environment through an action without write access to t
 event of the write carries the run id, which names the requester.
 """
 from actions.choices import RunStatus
-from actions.secrets import redact_secrets, secrets_for_templates
-from actions.templating import TemplateError, render_template, run_template_context
+from actions.credentials import write_only
+from actions.templating import TemplateError, TemplateRenderer, run_template_context
 from actions.backends.outcome import run_end
 from portal.actor import Actor
 from portal.errors import PortalError
@@ -24,20 +24,20 @@ def upsert_entity_run(run) -> None:
     from catalog.services.entities import UPSERT_MERGE, entity_write_one
 
     invocation = run.action.invocation
-    secrets = secrets_for_templates()
-    context = run_template_context(run, secrets=secrets)
+    renderer = TemplateRenderer(run_template_context(run), write_only=write_only)
     try:
-        blueprint_identifier = render_template(invocation.get("blueprintIdentifier"), context, "blueprintIdentifier")
-        mapping = render_template(invocation.get("mapping") or {}, context, "mapping")
+        blueprint_identifier = renderer.render(invocation.get("blueprintIdentifier"), "blueprintIdentifier").value
+        mapping = renderer.render(invocation.get("mapping") or {}, "mapping")
     except TemplateError as exc:
         run_end(run, RunStatus.FAILURE, f"Template error in {exc}")
         return
-    if not isinstance(mapping, dict):
+    if not isinstance(mapping.value, dict):
         run_end(run, RunStatus.FAILURE, "Template error in mapping: must render to an object")
         return
-    data = {key: mapping[key] for key in ENTITY_FIELDS if key in mapping}
-    run_record_response(run=run, response=None, payload=redact_secrets(
-        {"type": "UPSERT_ENTITY", "blueprintIdentifier": blueprint_identifier, "mapping": data}, secrets))
+    data = {key: mapping.value[key] for key in ENTITY_FIELDS if key in mapping.value}
+    stored = {key: mapping.stored[key] for key in ENTITY_FIELDS if key in mapping.value}
+    run_record_response(run=run, response=None, revealed=tuple(renderer.revealed),
+                        payload={"type": "UPSERT_ENTITY", "blueprintIdentifier": blueprint_identifier, "mapping": stored})
     blueprint = Blueprint.objects.filter(identifier=blueprint_identifier).first() if isinstance(blueprint_identifier, str) else None
     if blueprint is None:
         run_end(run, RunStatus.FAILURE, f"Entity not written: blueprint {blueprint_identifier!r} does not exist")

@@ -9,6 +9,8 @@ receiver to report back. `agent: true` runs are not pushed: an agent pulls them 
 
 Each try re-renders the request from the run (the run row holds only the redacted payload, and secrets
 must not travel through the broker); templates are deterministic over the run, so tries send the same body.
+The run stores the request as rendered for storage (actions.templating): template parts that read secrets
+and literal credentials (actions.credentials) are "[redacted]", and so is their text in the answer.
 """
 import email.utils
 import json
@@ -22,8 +24,9 @@ from django.conf import settings
 
 from actions.backends.signing import body_bytes, signature_headers
 from actions.choices import RunStatus
-from actions.secrets import redact_secrets, secrets_for_templates
-from actions.templating import TemplateError, render_template, run_template_context, user_json
+from actions.credentials import invocation_masked, write_only
+from actions.secrets import redact_secrets
+from actions.templating import Rendered, TemplateError, TemplateRenderer, run_template_context, user_json
 from actions.backends.outcome import backoff_seconds, backend_run_load, run_end
 from portal.outbound import OutboundRefused, outbound_session
 from portal.timefmt import iso_z
@@ -36,21 +39,24 @@ USER_AGENT = "portal-webhook/1"
 
 @dataclass
 class WebhookRequest:
-    url: str
+    """Each part as sent (`.value`) and as the run stores it (`.stored`)."""
+    url: Rendered
     method: str
-    headers: dict
-    body: object  # JSON; None for GET
+    headers: Rendered  # {name: string}
+    body: Rendered  # JSON; None for GET
     synchronized: bool
     agent: bool
+    revealed: tuple  # text rendered from secrets (actions.templating.TemplateRenderer.revealed)
 
-    def payload(self) -> dict:
-        """What the run stores (after redaction) and what an agent claims (PORT_API.md claim-pending)."""
-        return {"type": "WEBHOOK", "url": self.url, "agent": self.agent, "synchronized": self.synchronized,
-                "method": self.method, "headers": self.headers, "body": self.body}
+    def payload(self, *, stored=False) -> dict:
+        """What an agent claims (PORT_API.md claim-pending), or with `stored`, what the run stores."""
+        part = 1 if stored else 0
+        return {"type": "WEBHOOK", "url": self.url[part], "agent": self.agent, "synchronized": self.synchronized,
+                "method": self.method, "headers": self.headers[part], "body": self.body[part]}
 
 
-def classic_envelope(run, context) -> dict:
-    """Port's body when the action configures none."""
+def classic_envelope(run, context, invocation) -> dict:
+    """Port's body when the action configures none (`invocation`: the method as sent, or as stored)."""
     action = run.action
     return {
         "action": action.identifier,
@@ -62,7 +68,7 @@ def classic_envelope(run, context) -> dict:
         "context": {"entity": run.entity_identifier or None, "blueprint": action.blueprint_identifier or None,
                     "runId": run.id},
         "payload": {"entity": context["entity"],
-                    "action": {"invocationMethod": action.invocation, "trigger": action.trigger},
+                    "action": {"invocationMethod": invocation, "trigger": action.trigger},
                     "properties": run.properties or {}},
     }
 
@@ -73,30 +79,35 @@ def webhook_request_build(run, context) -> WebhookRequest:
     method = str(invocation.get("method") or "POST").upper()
     if method not in METHODS:
         raise TemplateError("method", f"must be one of {', '.join(METHODS)}, got {method!r}")
-    url = render_template(invocation.get("url"), context, "url")
-    if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
-        raise TemplateError("url", f"must render to an http(s) URL, got {json.dumps(url)[:200]}")
-    headers = render_template(invocation.get("headers") or {}, context, "headers")
-    if not isinstance(headers, dict):
+    renderer = TemplateRenderer(context, write_only=write_only)
+    url = renderer.render(invocation.get("url"), "url")
+    if not isinstance(url.value, str) or not url.value.lower().startswith(("http://", "https://")):
+        raise TemplateError("url", f"must render to an http(s) URL, got {json.dumps(url.stored)[:200]}")
+    headers = renderer.render(invocation.get("headers") or {}, "headers")
+    if not isinstance(headers.value, dict):
         raise TemplateError("headers", "must render to an object")
-    headers = {str(name): value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-               for name, value in headers.items()}
-    if invocation.get("body") is not None:
-        body = render_template(invocation["body"], context, "body")
+    if method == "GET":
+        body = Rendered(None, None)
+    elif invocation.get("body") is not None:
+        body = renderer.render(invocation["body"], "body")
     else:
-        body = classic_envelope(run, context)
-    return WebhookRequest(url=url, method=method, headers=headers, body=None if method == "GET" else body,
-                          synchronized=bool(invocation.get("synchronized")), agent=bool(invocation.get("agent")))
+        body = Rendered(classic_envelope(run, context, invocation),
+                        classic_envelope(run, context, invocation_masked(invocation)))
+    return WebhookRequest(url=url, method=method, body=body,
+                          headers=Rendered(_header_values(headers.value), _header_values(headers.stored)),
+                          synchronized=bool(invocation.get("synchronized")), agent=bool(invocation.get("agent")),
+                          revealed=tuple(renderer.revealed))
 
 
+def _header_values(headers):
+    return {str(name): value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+            for name, value in headers.items()}
 
 
-
-
-def _record(run, *, response=None, payload=None):
+def _record(run, request, *, response=None, payload=None):
     from actions.services.runs import run_record_response
 
-    return run_record_response(run=run, response=response, payload=payload)
+    return run_record_response(run=run, response=response, payload=payload, revealed=request.revealed)
 
 
 def webhook_run(run) -> None:
@@ -108,13 +119,12 @@ def webhook_run(run) -> None:
 
 
 def _store_agent_payload(run):
-    secrets = secrets_for_templates()
     try:
-        request = webhook_request_build(run, run_template_context(run, secrets=secrets))
+        request = webhook_request_build(run, run_template_context(run))
     except TemplateError as exc:
         run_end(run, RunStatus.FAILURE, f"Template error in {exc}")
         return
-    _record(run, payload=redact_secrets(request.payload(), secrets))
+    _record(run, request, payload=request.payload(stored=True))
 
 
 def webhook_deliver(run_id, attempt: int) -> None:
@@ -124,27 +134,28 @@ def webhook_deliver(run_id, attempt: int) -> None:
         return  # reported back, timed out or deleted meanwhile: nothing left to deliver
     from actions.services.runs import run_attempt_count
 
-    secrets = secrets_for_templates()
     try:
-        request = webhook_request_build(run, run_template_context(run, secrets=secrets))
+        request = webhook_request_build(run, run_template_context(run))
     except TemplateError as exc:
         run_end(run, RunStatus.FAILURE, f"Template error in {exc}")
         return
     # Recorded before the first send: a run that may have been sent is never claimed again.
-    _record(run, payload=redact_secrets(request.payload(), secrets))
+    _record(run, request, payload=request.payload(stored=True))
     run_attempt_count(run=run, attempt=attempt)
 
-    raw = body_bytes(request.body) if request.body is not None else b""
-    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **request.headers, **signature_headers(raw)}
+    body = request.body.value
+    raw = body_bytes(body) if body is not None else b""
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **request.headers.value,
+               **signature_headers(raw)}
     try:
         session = outbound_session(timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
-        response = session.request(request.method, request.url, data=raw if request.body is not None else None,
+        response = session.request(request.method, request.url.value, data=raw if body is not None else None,
                                     headers=headers, stream=True)
     except OutboundRefused as exc:
-        run_end(run, RunStatus.FAILURE, f"Webhook not sent: {exc}")
+        run_end(run, RunStatus.FAILURE, redact_secrets(f"Webhook not sent: {exc}", request.revealed))
         return
-    except requests.RequestException as exc:
-        _retry_or_fail(run, attempt, f"Webhook delivery failed ({_error_summary(exc)})")
+    except requests.RequestException as exc:  # its text may quote the URL
+        _retry_or_fail(run, attempt, redact_secrets(f"Webhook delivery failed ({_error_summary(exc)})", request.revealed))
         return
     with response:
         status = response.status_code
@@ -153,11 +164,11 @@ def webhook_deliver(run_id, attempt: int) -> None:
         retry_after = response.headers.get("Retry-After")
     if 200 <= status < 300:
         if request.synchronized:
-            _record(run, response=answer)
+            _record(run, request, response=answer)
             run_end(run, RunStatus.SUCCESS, f"Webhook answered {status}")
         return
     if request.synchronized:
-        _record(run, response=answer)
+        _record(run, request, response=answer)
     if status == 429 or status >= 500:
         _retry_or_fail(run, attempt, f"Webhook answered {status}", retry_after=_retry_after_seconds(retry_after))
         return

@@ -13,10 +13,11 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from actions.pages.environments import duration_text, safe_url
-from actions.pages.locks import environments_visible_to, lock_view, parse_moment
+from actions.pages.locks import environments_visible_to, lock_view
 from catalog.models import Team
 from catalog.selectors.deployments import (DEFAULT_PERIOD, dora_metrics, deployments_visible_to, period_parse,
                                            running_services_visible_to)
+from portal.datetimes import instant_of
 from portal.errors import PortalError
 from portal.pages import page_size
 
@@ -113,14 +114,14 @@ def _running_groups(running):
         group = groups.setdefault(item["service"]["identifier"], {"service": item["service"], "items": []})
         group["items"].append({
             **item, "lock": lock_view(item["lock"]), "environment_lock": lock_view(item["environment"]["lock"]),
-            "deployed_time": parse_moment(item.get("deployedAt")), "job_url": safe_url(item.get("jobUrl")),
+            "deployed_time": instant_of(item.get("deployedAt")), "job_url": safe_url(item.get("jobUrl")),
             "health_colour": HEALTH_COLOURS.get(item.get("health"), "lightGray"),
         })
     return list(groups.values())
 
 
 def _deployment_rows(deployments):
-    return [{**d, "finished_time": parse_moment(d.get("finishedAt")), "job_url": safe_url(d.get("jobUrl")),
+    return [{**d, "finished_time": instant_of(d.get("finishedAt")), "job_url": safe_url(d.get("jobUrl")),
              "status_colour": STATUS_COLOURS.get(d.get("status"), "lightGray")} for d in deployments]
 
 
@@ -168,7 +169,7 @@ def deployments_page(request, service=None, environment=None):
 
 
 def _period_text(dora):
-    since, until = parse_moment(dora["period"]["from"]), parse_moment(dora["period"]["to"])
+    since, until = instant_of(dora["period"]["from"]), instant_of(dora["period"]["to"])
     return f"{since:%Y-%m-%d %H:%M} – {until:%Y-%m-%d %H:%M} UTC"
 
 

@@ -26,10 +26,10 @@ from catalog.pages.columns import (CALCULATION, MIRROR, SCHEMA, blueprint_column
                                    needs_blueprint_definitions)
 from catalog.pages.filters import PREFIX as FILTER_PREFIX
 from catalog.pages.graph import GraphNode, relation_graph
-from catalog.pages.values import parse_datetime
 from catalog.selectors import deployments as deployment_selectors
 from catalog.selectors.entities import entities_json, entities_visible_to, entity_get_by_identifiers
 from catalog.selectors.search import search_queryset
+from portal.datetimes import instant_of
 from portal.errors import NotFound, PortalError
 
 DOWNSTREAM_PER_GROUP = 20
@@ -118,9 +118,9 @@ def _lock(entity):
     if "locked" not in entity.blueprint.schema.get("properties", {}):
         return None
     properties = entity.properties
-    until = parse_datetime(properties.get("lockedUntil"))
+    until = instant_of(properties.get("lockedUntil"))
     return {"locked": properties.get("locked") is True, "reason": properties.get("lockReason"),
-            "by": properties.get("lockedBy"), "at": parse_datetime(properties.get("lockedAt")), "until": until}
+            "by": properties.get("lockedBy"), "at": instant_of(properties.get("lockedAt")), "until": until}
 
 
 def _running_service(user, entity, document, upstream):
@@ -136,7 +136,7 @@ def _running_service(user, entity, document, upstream):
     environment_entity = next((item["entity"] for group in upstream if group["key"] == "environment"
                                for item in group["entities"]), None)
     for deployment in deployments:
-        deployment["finished"] = parse_datetime(deployment.get("finishedAt"))
+        deployment["finished"] = instant_of(deployment.get("finishedAt"))
         deployment["url"] = entity_url(deployment_selectors.DEPLOYMENT, deployment["identifier"])
     return {
         "deployments": deployments,
@@ -211,7 +211,7 @@ def entity_detail(request, blueprint, identifier):
     bp = entity.blueprint
     definitions = ({b.identifier: b for b in Blueprint.objects.only("identifier", "schema", "relations")}
                    if needs_blueprint_definitions(bp) else {})
-    document = entities_json([entity])[0]
+    document = entities_json([entity], user=user)[0]
     columns = blueprint_columns(bp, definitions)
     team_ids = set(entity.teams.values_list("id", flat=True))
     visible = entities_visible_to(user).values("pk")
@@ -222,8 +222,8 @@ def entity_detail(request, blueprint, identifier):
         "blueprint": bp,
         "blueprint_url": blueprint_url(bp.identifier),
         "document": document,
-        "created": parse_datetime(document["createdAt"]),
-        "updated": parse_datetime(document["updatedAt"]),
+        "created": instant_of(document["createdAt"]),
+        "updated": instant_of(document["updatedAt"]),
         "properties": _properties(columns, document),
         "upstream": upstream,
         "downstream": downstream,

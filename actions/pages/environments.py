@@ -34,6 +34,7 @@ from catalog.pages.columns import entity_url
 from catalog.pages.values import time_left_text
 from catalog.selectors.entities import entities_visible_to, entity_get_by_identifiers
 from portal.actor import Actor
+from portal.datetimes import instant_of
 from portal.errors import Forbidden, NotFound, PortalError
 from portal.pages import page_size
 from portal.timefmt import iso_z
@@ -325,7 +326,7 @@ def environment_extend(request):
         result = ttl_extend(actor=Actor(user=request.user, origin=AuditOrigin.UI), entity=entity)
     except PortalError as exc:
         return _refused(request, exc, entity)
-    expires = datetime.fromisoformat(result["expiresAt"].replace("Z", "+00:00"))
+    expires = instant_of(result["expiresAt"])
     messages.success(request, f"{entity.title or entity.identifier}: extended by {iso_duration_text(result['extendBy'])}, "
                               f"now expires {expires:%Y-%m-%d %H:%M} UTC ({time_left_text(expires)}).")
     return _back(request)

@@ -12,7 +12,6 @@ Date-times are entered in UTC (the `datetime-local` widget has no zone) and sent
 import json
 import re
 from dataclasses import dataclass, field as dataclass_field
-from datetime import datetime, timezone
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q
@@ -21,6 +20,7 @@ from django.forms.utils import flatatt
 from actions.choices import Operation
 from catalog.models import Blueprint, Entity, Team
 from portal import strictjson
+from portal.datetimes import NotAnInstant, instant_of, instant_parse, instant_text
 from portal.errors import PortalError
 
 OPTIONS_LIMIT = 200  # entity options per picker; a text filter narrows beyond that
@@ -214,13 +214,8 @@ def _datetime_local(value):
     """An ISO date-time as the value of a datetime-local control, in UTC."""
     if not isinstance(value, str):
         return ""
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return value
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc)
-    return parsed.strftime("%Y-%m-%dT%H:%M")
+    moment = instant_of(value)
+    return moment.strftime("%Y-%m-%dT%H:%M") if moment is not None else value
 
 
 def _entity_identifier(value):
@@ -539,13 +534,11 @@ def _json(text, path):
 
 
 def _datetime(text, path):
+    """The control's value (datetime-local, UTC as its label says; or typed with an offset) → canonical text."""
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise _Invalid(f"{path}: {text!r} is not a date and time")
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return instant_text(instant_parse(text, query=True))
+    except NotAnInstant as exc:
+        raise _Invalid(f"{path}: {exc}")
 
 
 def _item(text, item_type, path):

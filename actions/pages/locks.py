@@ -6,7 +6,6 @@ through run_request like any other run, so it is permission-checked, audited and
 buttons are offered only to those who may run them (actions.access.can_execute)."""
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone as dt_timezone
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -27,7 +26,7 @@ from catalog.selectors.entities import entities_visible_to
 from catalog.services.deployments import running_service_identifier
 from portal.actor import Actor
 from portal.errors import Forbidden, NotFound, PortalError, ValidationFailed
-from portal.timefmt import iso_z
+from portal.datetimes import instant_field, instant_of, instant_text
 
 LOCK_ACTIONS = {
     ("service", "lock"): "lock_service",
@@ -66,22 +65,11 @@ def _team_ids_by_identifier(blueprint_identifier, identifiers):
     return result
 
 
-def parse_moment(value):
-    """An ISO date-time string → an aware datetime, or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=dt_timezone.utc) if moment.tzinfo is None else moment
-
-
 def lock_view(lock):
     """A lock dict (the selectors' shape: locked, reason, by, at, until) with readable times added."""
-    at, until = parse_moment(lock.get("at")), parse_moment(lock.get("until"))
+    at, until = instant_of(lock.get("at")), instant_of(lock.get("until"))
     return {**lock, "locked": lock.get("locked") is True, "at_time": at, "until_time": until,
-            "until_iso": iso_z(until) if until else ""}
+            "until_iso": instant_text(until) if until else ""}
 
 
 def lock_of_properties(properties):
@@ -214,14 +202,10 @@ def _until(raw):
     raw = (raw or "").strip()
     if not raw:
         return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ValidationFailed(f"properties.until: {raw!r} is not a date and time")
-    moment = moment.replace(tzinfo=dt_timezone.utc) if moment.tzinfo is None else moment
+    moment = instant_field(raw, "properties.until", query=True)
     if moment <= timezone.now():
         raise ValidationFailed("properties.until: must be in the future")
-    return iso_z(moment)
+    return instant_text(moment)
 
 
 def _place(form, exc):

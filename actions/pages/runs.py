@@ -7,7 +7,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest
 from django.http import Http404
 from django.shortcuts import render
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
 
 from actions.choices import RunStatus
@@ -18,6 +17,7 @@ from actions.state import TERMINAL
 from catalog.pages.columns import entity_url
 from catalog.pages.values import time_left_text
 from portal.api.pagination import cursor_decode, cursor_encode
+from portal.datetimes import instant_of
 from portal.errors import ValidationFailed
 from portal.pages import page_size
 
@@ -148,7 +148,7 @@ def _cursor(raw):
         raise BadRequest(exc.message)
     if value is None:
         return None
-    moment = parse_datetime(value[0]) if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) else None
+    moment = instant_of(value[0]) if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) else None
     if moment is None or not isinstance(value[1], str):
         raise BadRequest("before: is not a cursor of this page")
     return moment, value[1]

@@ -15,6 +15,7 @@ from django.db.models import Q
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from actions.access import APPROVE, EXECUTE
+from actions.credentials import invocation_unmasked, write_only_changes
 from actions.definitions import action_definition_clean, duration_seconds
 from actions.models import Action
 from actions.serializers import action_json
@@ -57,6 +58,22 @@ def _apply(action, clean):
     action.blueprint_identifier = trigger.get("blueprintIdentifier") or trigger.get("event", {}).get("blueprintIdentifier", "")
 
 
+WRITE_ONLY_HOLDERS = ("invocationMethod", "approvalNotification")
+
+
+def _unmasked(data, stored):
+    """The definition with "[redacted]" in the write-only places of its invocation method and approval notification
+    put back to the values `stored` ({key: stored value}, empty for a new action) holds."""
+    if not isinstance(data, dict):
+        return data
+    return {**data, **{key: invocation_unmasked(data[key], stored.get(key), root=key)
+                       for key in WRITE_ONLY_HOLDERS if isinstance(data.get(key), dict)}}
+
+
+def _write_only_holders(action):
+    return {"invocationMethod": action.invocation, "approvalNotification": action.approval_notification}
+
+
 def blueprint_delete_check(identifier):
     """Registered with portal.events: a blueprint that actions trigger on or write to cannot be deleted."""
     using = sorted(Action.objects.filter(Q(blueprint_identifier=identifier) | Q(invocation_method__blueprintIdentifier=identifier))
@@ -77,7 +94,7 @@ def action_create(*, actor, data):
     blueprints, actions = _definition_context()
     if identifier in actions:
         raise Conflict(f"Action {identifier!r} already exists.")
-    clean = action_definition_clean(data, blueprints=blueprints, actions=actions | {identifier})
+    clean = action_definition_clean(_unmasked(data, {}), blueprints=blueprints, actions=actions | {identifier})
     action = Action(identifier=clean["identifier"], created_by=actor.label, updated_by=actor.label)
     _apply(action, clean)
     try:
@@ -98,14 +115,17 @@ def action_update(*, actor, action, data):
         raise ValidationFailed("body: must be a JSON object")
     if data.get("identifier", action.identifier) != action.identifier:
         raise ValidationFailed("identifier: an action's identifier cannot be changed")
-    before = action_json(action)
+    before, stored = action_json(action), _write_only_holders(action)
     blueprints, actions = _definition_context()
-    clean = action_definition_clean({**data, "identifier": action.identifier}, blueprints=blueprints, actions=actions)
+    clean = action_definition_clean({**_unmasked(data, stored), "identifier": action.identifier}, blueprints=blueprints,
+                                    actions=actions)
     _apply(action, clean)
     action.updated_by = actor.label
     action.save()
+    after = _write_only_holders(action)
+    changed = [path for key in WRITE_ONLY_HOLDERS for path in write_only_changes(stored[key], after[key], root=key)]
     _audit(actor, audit_choices.ACTION_UPDATED, audit_choices.AuditAction.UPDATE, action, before=before,
-           after=action_json(action))
+           after=action_json(action), message=f"Write-only values changed: {', '.join(changed)}." if changed else "")
     extend_ttl_action_ensure(actor=actor, action=action)
     return action
 

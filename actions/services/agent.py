@@ -15,6 +15,7 @@ audited, as is the response an agent records; claims are logged at INFO.
 """
 import json
 import logging
+from collections import defaultdict
 from datetime import timedelta
 
 from django.db import transaction
@@ -65,20 +66,28 @@ def _int_field(value, name, default, minimum, maximum):
 
 
 def _template_contexts(runs, secrets) -> dict:
-    """Template contexts of `runs`, their entities rendered in one batch (run_template_context renders one
-    entity per call, which would cost queries per claimed run)."""
+    """Template contexts of `runs`, their entities rendered in batches (run_template_context renders one entity per
+    call, which would cost queries per claimed run)."""
     from actions.templating import portal_json, run_template_context
     from catalog.selectors.entities import entities_json
 
-    entities = [run.entity for run in runs if run.entity_id is not None]
-    documents = dict(zip((entity.pk for entity in entities), entities_json(entities)))
+    # Each run's entity as its requester may read it (see run_template_context); only mirror values depend on the
+    # reader, so entities without mirrors share one batch whoever asked.
+    batches = defaultdict(list)
+    for run in runs:
+        if run.entity_id is not None:
+            batches[run.requested_by_id if run.entity.blueprint.mirror_properties else "anyone"].append(run)
+    documents = {}
+    for batch in batches.values():
+        rendered = entities_json([run.entity for run in batch], user=batch[0].requested_by)
+        documents.update((run.pk, document) for run, document in zip(batch, rendered))
     contexts, portal = {}, portal_json()
     for run in runs:
         # A detached copy without its entity, so run_template_context does not render it again.
         bare = Run(**{field.attname: getattr(run, field.attname) for field in Run._meta.concrete_fields})
         bare.entity_id = None
         bare.action, bare.requested_by = run.action, run.requested_by
-        contexts[run.pk] = {**run_template_context(bare, secrets=secrets, portal=portal), "entity": documents.get(run.entity_id)}
+        contexts[run.pk] = {**run_template_context(bare, secrets=secrets, portal=portal), "entity": documents.get(run.pk)}
     return contexts
 
 
@@ -194,18 +203,33 @@ def _audit_response(response):
     return f"[{size} bytes; stored on the run]"
 
 
+def _revealed(run) -> tuple:
+    """The text the run's request rendered from secrets and credentials (rendered again: the run keeps none of
+    it), so that a receiver's echo of a transformed secret is scrubbed from its answer as well."""
+    from actions.backends.webhook import webhook_request_build
+    from actions.templating import TemplateError, run_template_context
+
+    if run.action.invocation.get("type") != "WEBHOOK":
+        return ()
+    try:
+        return webhook_request_build(run, run_template_context(run)).revealed
+    except TemplateError:
+        return ()
+
+
 @transaction.atomic
 def agent_run_response_record(*, actor, run, response) -> Run:
     """Store the answer an agent's receiver gave for `run` (the agent reports the status separately)."""
     from actions.services.runs import run_record_response
 
     agent_check(actor)
-    run = Run.objects.select_for_update(of=("self",)).select_related("action").get(pk=run.pk)
+    run = (Run.objects.select_for_update(of=("self",)).select_related("action", "requested_by", "entity__blueprint")
+           .get(pk=run.pk))
     before = {"id": run.id, "response": _audit_response(run.response)}
-    run = run_record_response(run=run, response=response)
+    run = run_record_response(run=run, response=response, revealed=_revealed(run))
     audit_record_many([audit_event_build(
         actor=actor, verb=RUN_RESPONSE_RECORDED, action=audit_choices.AuditAction.UPDATE, resource_type="run",
         identifier=run.id, blueprint=run.blueprint_identifier, run_id=run.id, before=before,
-        after={"id": run.id, "response": _audit_response(response)}, context=_audit_context(run),
+        after={"id": run.id, "response": _audit_response(run.response)}, context=_audit_context(run),
     )])
     return run

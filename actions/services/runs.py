@@ -15,6 +15,7 @@ from django.utils import timezone
 from actions.access import can_execute
 from actions.choices import DEFAULT_RUN_TIMEOUT_SECONDS, Operation, RunOrigin, RunStatus, TriggerType
 from actions.models import Run, RunLog
+from actions.secrets import secrets_scrub
 from actions.services.quotas import QuotaExceeded, quota_check
 from actions.state import transition
 from audit import choices as audit_choices
@@ -181,6 +182,10 @@ def _run_request(*, actor, action, properties, entity_identifier, run_as, origin
     if not isinstance(properties, dict):
         raise ValidationFailed("properties: must be an object of input values")
     inputs = inputs_clean(action, properties, user=requester)
+    if action.ttl:
+        from actions.services.ttl import ttl_requested
+
+        ttl_requested(action, inputs)  # a TTL the run could not start is refused now, naming properties.ttl
 
     from catalog.access import user_team_ids
 
@@ -279,6 +284,8 @@ def run_update(*, actor, run, status=None, status_label=None, link=None, summary
     run = _locked(run)
     _check_reporter(actor, run)
     before = run_snapshot(run)
+    # What reporters send is shown to everyone who may see the run: a secret echoed in it is not.
+    status_label, link, summary = secrets_scrub([status_label, link, summary])
     if status is not None:
         if status not in REPORTED_STATUSES:
             raise ValidationFailed(f"status: must be SUCCESS or FAILURE, got {status!r}")
@@ -314,6 +321,7 @@ def run_log_add(*, actor, run, message, termination_status=None, status_label=No
         raise ValidationFailed(f"terminationStatus: must be SUCCESS or FAILURE, got {termination_status!r}")
     if status_label is not None and not isinstance(status_label, str):
         raise ValidationFailed("statusLabel: must be a string")
+    message, status_label = secrets_scrub([message, status_label])  # as in run_update
     before = run_snapshot(run)
     log = RunLog.objects.create(run=run, message=message, termination_status=termination_status or "",
                                 status_label=(status_label or "")[:500])
@@ -343,7 +351,7 @@ def run_finish(*, actor, run, status, label) -> Run:
     if run.status != RunStatus.IN_PROGRESS:
         return run
     before = run_snapshot(run)
-    transition(run, status, label=label)
+    transition(run, status, label=secrets_scrub(label))
     _ended(run)
     run.save()
     run_audit(actor=actor, run=run, verb=audit_choices.RUN_UPDATED, before=before, after=run_snapshot(run))
@@ -357,12 +365,14 @@ def run_attempt_count(*, run, attempt) -> None:
 
 
 @transaction.atomic
-def run_record_response(*, run, response, payload=None) -> Run:
-    """Store what a backend sent (secrets already redacted by the caller) and what it received. Not
-    audited on its own: it is delivery detail, shown on the run; the outcome is audited by run_finish
-    or the reporter. Recording a payload also marks the delivery as begun (see `run_dispatch_claim`)."""
+def run_record_response(*, run, response, payload=None, revealed=()) -> Run:
+    """Store what a backend sent (rendered for storage: see actions.templating) and what it received, both
+    scrubbed of secret values and of `revealed` (text the backend rendered from secrets). Not audited on its
+    own: it is delivery detail, shown on the run; the outcome is audited by run_finish or the reporter.
+    Recording a payload also marks the delivery as begun (see `run_dispatch_claim`)."""
     run = Run.objects.select_for_update().get(pk=run.pk)
     fields = ["response", "updated_at"]
+    response, payload = secrets_scrub([response, payload], revealed)
     run.response = response
     if payload is not None:
         run.payload = payload

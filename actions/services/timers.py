@@ -54,7 +54,7 @@ def timer_fire(*, timer, at) -> list:
 
     entity = timer.entity
     blueprint = entity.blueprint
-    event = timer_event_build(entity_json=entities_json([entity])[0], blueprint_identifier=blueprint.identifier,
+    event = timer_event_build(entity_json=entities_json([entity], user=None)[0], blueprint_identifier=blueprint.identifier,
                               entity_identifier=entity.identifier, property=timer.property, at=at)
     automations = automations_for_event(event)
     is_ttl = ttl_policy_action(blueprint_identifier=blueprint.identifier, property=timer.property) is not None

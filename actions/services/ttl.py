@@ -31,6 +31,7 @@ from catalog.access import is_admin
 from catalog.models import Entity, Timer
 from portal.actor import Actor
 from portal.errors import Conflict, Forbidden, PortalError, ValidationFailed
+from portal.datetimes import LATEST, instant_text
 from portal.timefmt import iso_z
 
 logger = logging.getLogger(__name__)
@@ -73,16 +74,26 @@ def _policy_for_entity(entity):
     return action, action.ttl, run
 
 
-def ttl_requested(action, properties) -> timedelta:
-    """The run's `ttl` input when the action defines one and it is a duration, else the default; at most the maximum."""
+def ttl_requested(action, properties, now=None) -> timedelta:
+    """The run's `ttl` input when the action defines one, else the default; at most the maximum. Run requests check
+    it before the run is written: a `ttl` input that is not a positive ISO 8601 duration, or one whose expiry falls
+    past the portal's last date, is a ValidationFailed naming `properties.ttl`."""
     policy = action.ttl
     duration = parse_duration(policy["default"])
     inputs = ((action.trigger.get("userInputs") or {}).get("properties") or {})
     requested = (properties or {}).get("ttl") if "ttl" in inputs else None
-    if isinstance(requested, str) and parse_duration(requested) is not None and parse_duration(requested) > timedelta(0):
-        duration = parse_duration(requested)
+    if isinstance(requested, str):
+        try:
+            duration = parse_duration(requested)
+        except OverflowError:  # more days than a timedelta holds
+            duration = timedelta.max
+        if duration is None or duration <= timedelta(0):
+            raise ValidationFailed(f"properties.ttl: {requested!r} is not a positive ISO 8601 duration such as 'PT4H' or 'P1D'")
     if policy.get("maximum"):
         duration = min(duration, parse_duration(policy["maximum"]))
+    now = now or timezone.now()
+    if duration >= LATEST - now:
+        raise ValidationFailed(f"properties.ttl: {requested or policy['default']!r} would expire after {instant_text(LATEST)}")
     return duration
 
 

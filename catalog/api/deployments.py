@@ -137,7 +137,7 @@ class DeploymentListView(ApiView):
     def post(self, request):
         deployment, running = recording.deployment_record(actor=self.actor(), data=self.body())
         rows = {e.pk: e for e in Entity.objects.select_related("blueprint").filter(pk__in=[deployment.pk, running.pk])}
-        deployment_json, running_json = entities_json([rows[deployment.pk], rows[running.pk]])
+        deployment_json, running_json = entities_json([rows[deployment.pk], rows[running.pk]], user=request.user)
         return ok(status=201, deployment=deployment_json, runningService=running_json)
 
 

@@ -31,7 +31,7 @@ def _create_mode(request):
 def _render_one(request, entity):
     include, exclude = _paths(request)
     entity = Entity.objects.get(pk=entity.pk)
-    return entities_json([entity], include=include, exclude=exclude)[0]
+    return entities_json([entity], user=request.user, include=include, exclude=exclude)[0]
 
 
 class EntityListView(ApiView):
@@ -44,7 +44,7 @@ class EntityListView(ApiView):
         for row in rows:
             row.blueprint = bp
         calculated = not query_bool(request, "exclude_calculated_properties")
-        payload = {"entities": entities_json(rows, include=include, exclude=exclude, calculated=calculated)}
+        payload = {"entities": entities_json(rows, user=request.user, include=include, exclude=exclude, calculated=calculated)}
         if next_cursor:
             payload["next"] = next_cursor
         return ok(**payload)
@@ -78,7 +78,7 @@ class EntityDetailView(ApiView):
         include, exclude = _paths(request)
         entity = entity_get_by_identifiers(blueprint, identifier, user=request.user)
         calculated = not query_bool(request, "exclude_calculated_properties")
-        return ok(entity=entities_json([entity], include=include, exclude=exclude, calculated=calculated)[0])
+        return ok(entity=entities_json([entity], user=request.user, include=include, exclude=exclude, calculated=calculated)[0])
 
     def _write(self, request, blueprint, identifier, mode):
         bp = blueprint_get(blueprint)

@@ -31,7 +31,7 @@ class EntitySearchView(ApiView):
         calculated = not query_bool(request, "exclude_calculated_properties")
         compiled = search_compile(rule_set, user=request.user)
         rows = list(compiled.queryset.order_by("id")[:limit])
-        entities = entities_json(rows, include=request.query_params.getlist("include"),
+        entities = entities_json(rows, user=request.user, include=request.query_params.getlist("include"),
                                  exclude=request.query_params.getlist("exclude"), calculated=calculated)
         return ok(matchingBlueprints=compiled.blueprints, entities=entities)
 
@@ -62,7 +62,7 @@ class BlueprintEntitySearchView(ApiView):
         rows, next_cursor = keyset_page(queryset, limit=limit, cursor=cursor)
         for row in rows:
             row.blueprint = bp
-        return ok(entities=entities_json(rows, include=include, exclude=exclude), next=next_cursor)
+        return ok(entities=entities_json(rows, user=request.user, include=include, exclude=exclude), next=next_cursor)
 
     # `.../entities/search` is also the path of an entity whose identifier is "search": every method
     # but POST belongs to that entity.

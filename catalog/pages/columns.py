@@ -6,7 +6,8 @@ from urllib.parse import quote
 
 from django.utils.html import format_html, format_html_join
 
-from catalog.pages.values import EMPTY, parse_datetime, datetime_html, value_html
+from catalog.pages.values import EMPTY, datetime_html, value_html
+from portal.datetimes import instant_of
 
 SCHEMA, RELATION, MIRROR, CALCULATION, META = "property", "relation", "mirror", "calculation", "meta"
 DEFAULT_COLUMNS = 6  # besides the title/identifier column, which is always shown
@@ -70,7 +71,7 @@ def meta_html(key, document):
         return format_html_join(" ", '<span class="badge">{}</span>', ((t,) for t in document["team"])) or EMPTY
     value = document.get({"$createdAt": "createdAt", "$updatedAt": "updatedAt", "$createdBy": "createdBy",
                           "$updatedBy": "updatedBy", "$identifier": "identifier", "$title": "title"}[key])
-    moment = parse_datetime(value)
+    moment = instant_of(value)
     if moment is not None:
         return datetime_html(moment)
     return format_html("{}", value) if value else EMPTY

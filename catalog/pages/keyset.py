@@ -7,6 +7,7 @@ before it (the previous-page link), plus the sort it belongs to: `[direction, so
 encoded like the API's cursors (portal.api.pagination).
 """
 import json
+import math
 from dataclasses import dataclass
 
 from django.db.models import DateTimeField, F, JSONField, TextField
@@ -15,6 +16,7 @@ from django.db.models.expressions import OrderBy
 from catalog.pages.columns import SORTABLE_META
 from catalog.selectors.search import EntityCondition
 from portal.api.pagination import cursor_decode, cursor_encode
+from portal.datetimes import instant_of
 from portal.errors import ValidationFailed
 
 AFTER, BEFORE = "a", "b"
@@ -85,7 +87,19 @@ def _decode(cursor, sort, field):
         raise ValidationFailed(f"{field}: is not a cursor of this page")
     if decoded[1] != sort.key:
         raise ValidationFailed(f"{field}: belongs to another sort order; start again from the first page")
-    return decoded[0], decoded[2:]
+    missing, value = decoded[2], decoded[3]
+    if sort.key in ("$createdAt", "$updatedAt") and not missing:
+        value = instant_of(value)  # a hand-made cursor must not reach PostgreSQL's cast as an impossible date
+        valid = value is not None
+    elif missing:
+        valid = value is None
+    elif isinstance(value, str):
+        valid = "\x00" not in value  # PostgreSQL text and jsonb hold no NUL
+    else:  # a property's JSON value: what the sortable types hold, finite (json.loads takes NaN)
+        valid = sort.key not in SORTABLE_META and isinstance(value, (int, float, bool)) and math.isfinite(value)
+    if not valid:
+        raise ValidationFailed(f"{field}: is not a cursor of this page")
+    return decoded[0], [missing, value, decoded[4]]
 
 
 def _beyond(sort, position, direction):

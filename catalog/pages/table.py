@@ -108,7 +108,7 @@ def entity_table(request, blueprint):
             error = exc.message
     for row in page.rows:
         row.blueprint = bp
-    documents = entities_json(page.rows)
+    documents = entities_json(page.rows, user=request.user)
     rows = [{"document": doc, "url": entity_url(bp.identifier, doc["identifier"]),
              "cells": [column.cell(doc) for column in shown]} for doc in documents]
     params = request.GET

@@ -3,11 +3,13 @@ booleans as Yes/No, URLs as links (http and https only), date-times readable in 
 left, arrays item by item, objects as compact JSON. Everything goes through `format_html`, so values
 are escaped; a colour name is used as a CSS class only when it is one of Port's colour names."""
 import json
-from datetime import datetime, timezone as dt_timezone
+from datetime import timezone as dt_timezone
 
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+
+from portal.datetimes import instant_of
 
 # Port's enum colour names (portal.css has a .badge.<name> rule for each).
 COLORS = frozenset({
@@ -17,17 +19,6 @@ COLORS = frozenset({
 EMPTY = mark_safe('<span class="muted">—</span>')
 SHORT_TEXT = 120  # characters of a long string shown in a table cell (the entity page shows all of it)
 SHORT_ITEMS = 8  # array items shown in a table cell
-
-
-def parse_datetime(value):
-    """An aware datetime from an ISO 8601 string, or None when the value is not one."""
-    if not isinstance(value, str) or "T" not in value.upper():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
 
 
 def readable_datetime(moment):
@@ -90,8 +81,8 @@ def value_html(value, definition=None, *, full=False):
     if isinstance(value, (int, float)):
         return format_html('<span class="num">{}</span>', value)
     fmt = definition.get("format")
-    if fmt in ("date-time", "timer") or (not fmt and parse_datetime(value) is not None and len(value) <= 40):
-        moment = parse_datetime(value)
+    if fmt in ("date-time", "timer") or (not fmt and instant_of(value) is not None):
+        moment = instant_of(value)
         if moment is None:
             return _text(value, full)
         if fmt == "timer":

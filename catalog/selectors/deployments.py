@@ -10,15 +10,14 @@ Timestamps are the entities' ISO strings (validated as date-times when written);
 like a date to timestamptz and treats any other value as missing. Aggregation happens in SQL: a constant
 number of queries whatever the number of rows.
 """
-import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from django.db import connection
 
 from catalog.access import readable_blueprint_ids, user_team_ids
 from catalog.models import Blueprint
 from portal.errors import NotFound, ValidationFailed
-from portal.timefmt import iso_z
+from portal.datetimes import instant_field, instant_text
 
 ENVIRONMENT, RUNNING_SERVICE, DEPLOYMENT, COMPONENT = "environment", "runningService", "deployment", "Component"
 ENVIRONMENT_TYPES = ("production", "staging", "development")
@@ -295,7 +294,7 @@ def dora_metrics(user, *, service=None, team=None, environment=None, since, unti
     per_day = success / ((until - since).total_seconds() / 86400)
     total = success + failure
     return {
-        "period": {"from": iso_z(since), "to": iso_z(until)},
+        "period": {"from": instant_text(since), "to": instant_text(until)},
         "filters": {"service": service, "team": team, "environment": environment},
         "deploymentFrequency": {"deployments": success, "perDay": round(per_day, ROUND), "perWeek": round(per_day * 7, ROUND)},
         "leadTimeForChanges": {"medianSeconds": _seconds(lead_median), "p90Seconds": _seconds(lead_p90),
@@ -307,44 +306,19 @@ def dora_metrics(user, *, service=None, team=None, environment=None, since, unti
     }
 
 
-DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-# A `+hh:mm` offset sent unencoded in a query string arrives as a space.
-SPACED_OFFSET_RE = re.compile(r"(.*T[\d:.]+) (\d{2}(:?\d{2})?)")
-
-
-def _instant(name, raw, *, end):
-    """An ISO date or date-time; a date is its day's start (`end`: the next day's start, so `to` includes
-    the day); a date-time without an offset is UTC."""
-    value = raw.strip()
-    if DATE_RE.fullmatch(value):
-        try:
-            day = date.fromisoformat(value)
-        except ValueError:
-            raise ValidationFailed(f"{name}: {raw!r} is not a date")
-        return datetime.combine(day + timedelta(days=1) if end else day, time(), tzinfo=timezone.utc)
-    spaced = SPACED_OFFSET_RE.fullmatch(value)
-    if spaced:
-        value = f"{spaced.group(1)}+{spaced.group(2)}"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValidationFailed(f"{name}: {raw!r} is not an ISO date or date-time")
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
-
-
 def period_parse(raw_from, raw_to, *, default=None, now=None):
     """The `from`/`to` query values → (since, until), errors naming the parameter. With `default` (a
     timedelta) a missing `to` is now and a missing `from` is `default` before `to`; without, missing is None."""
-    since = _instant("from", raw_from, end=False) if raw_from not in (None, "") else None
-    until = _instant("to", raw_to, end=True) if raw_to not in (None, "") else None
+    since = instant_field(raw_from, "from", query=True) if raw_from not in (None, "") else None
+    until = instant_field(raw_to, "to", query=True, end_of_day=True) if raw_to not in (None, "") else None
     if default is not None:
         until = until or now or datetime.now(timezone.utc)
         since = since or until - default
     if since is not None and until is not None:
         if until <= since and raw_to in (None, ""):
-            raise ValidationFailed(f"from: must be earlier than now ({iso_z(until)})")
+            raise ValidationFailed(f"from: must be earlier than now ({instant_text(until)})")
         if until <= since:
-            raise ValidationFailed(f"to: must be later than from ({iso_z(since)})")
+            raise ValidationFailed(f"to: must be later than from ({instant_text(since)})")
         if default is not None and until - since > MAX_PERIOD:
             raise ValidationFailed(f"from: the period may span at most {MAX_PERIOD.days} days")
     return since, until

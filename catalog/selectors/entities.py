@@ -2,9 +2,8 @@
 from collections import defaultdict
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q
 
-from catalog.access import readable_blueprint_ids, user_team_ids
+from catalog.access import EVERY_ENTITY, entity_read_rule
 from catalog.models import Entity, Relation
 from portal.errors import NotFound
 from portal.jq import JqError, jq_first_many
@@ -24,15 +23,8 @@ META_FIELDS = {
 def entities_visible_to(user, queryset=None):
     """Entities the user may read, filtered in the query."""
     queryset = Entity.objects.all() if queryset is None else queryset
-    full, owned = readable_blueprint_ids(user)
-    if full is None:
-        return queryset
-    condition = Q(blueprint_id__in=full)
-    team_ids = user_team_ids(user)
-    if owned and team_ids:
-        owned_by_team = Entity.teams.through.objects.filter(entity_id=OuterRef("pk"), team_id__in=team_ids)
-        condition |= Q(blueprint_id__in=owned) & Exists(owned_by_team)
-    return queryset.filter(condition)
+    rule = entity_read_rule(user)
+    return queryset if rule.everything else queryset.filter(rule.q())
 
 
 def entity_get(blueprint, identifier, *, user=None, for_update=False):
@@ -86,16 +78,19 @@ def _relations_and_teams(entity_ids):
     return relations, teams
 
 
-def _teams_by_entity(entity_ids):
-    rows = Entity.teams.through.objects.filter(entity_id__in=entity_ids).values_list("entity_id", "team__name")
+def _teams_by_entity(entity_ids, reads):
+    rows = (Entity.teams.through.objects.filter(entity_id__in=entity_ids).filter(reads.q("entity"))
+            .values_list("entity_id", "team__name"))
     result = defaultdict(list)
     for entity_id, name in rows.order_by("team__name"):
         result[entity_id].append(name)
     return result
 
 
-def _mirror_values(blueprint, entity_ids, relations_by_source):
-    """{entity_id: {mirror_key: value}} — one query per hop beyond the first, whatever the row count."""
+def _mirror_values(blueprint, entity_ids, relations_by_source, reads):
+    """{entity_id: {mirror_key: value}} — one query per hop beyond the first, whatever the row count. Only entities
+    that `reads` (an EntityReadRule) allows are walked through or read: a mirror through or to an entity the reader
+    may not read is null (a `many` one holds null for it, or nothing beyond it)."""
     from catalog.models import Blueprint
 
     values = defaultdict(dict)
@@ -110,7 +105,8 @@ def _mirror_values(blueprint, entity_ids, relations_by_source):
         for step in relation_steps[1:]:
             ids = {t for targets in frontier.values() for t in targets}
             hop = defaultdict(list)
-            for source_id, target_id in Relation.objects.filter(source_id__in=ids, relation=step).order_by("position").values_list("source_id", "target_id"):
+            edges = Relation.objects.filter(source_id__in=ids, relation=step).filter(reads.q("source"))
+            for source_id, target_id in edges.order_by("position").values_list("source_id", "target_id"):
                 hop[source_id].append(target_id)
             frontier = {eid: [t for s in targets for t in hop.get(s, [])] for eid, targets in frontier.items()}
             if target_bp not in definitions:
@@ -118,16 +114,17 @@ def _mirror_values(blueprint, entity_ids, relations_by_source):
             many = many or definitions[target_bp].get(step, {}).get("many", False)
             target_bp = definitions[target_bp].get(step, {}).get("target")
         ids = {t for targets in frontier.values() for t in targets}
+        reached = Entity.objects.filter(id__in=ids).filter(reads.q())
         if last == "$team":
-            fetched = _teams_by_entity(ids)
+            fetched = _teams_by_entity(ids, reads)
         elif last == "$blueprint":
-            fetched = {pk: bp for pk, bp in Entity.objects.filter(id__in=ids).values_list("id", "blueprint__identifier")}
+            fetched = dict(reached.values_list("id", "blueprint__identifier"))
         elif last in META_FIELDS:
-            fetched = dict(Entity.objects.filter(id__in=ids).values_list("id", META_FIELDS[last]))
+            fetched = dict(reached.values_list("id", META_FIELDS[last]))
             if last in ("$createdAt", "$updatedAt"):
                 fetched = {pk: iso_z(v) for pk, v in fetched.items()}
         else:
-            fetched = dict(Entity.objects.filter(id__in=ids).values_list("id", f"properties__{last}"))
+            fetched = dict(reached.values_list("id", f"properties__{last}"))
         for eid, targets in frontier.items():
             found = [fetched.get(t) for t in targets]
             values[eid][key] = found if many else (found[0] if found else None)
@@ -146,8 +143,10 @@ def _attach_blueprints(entities):
                 entity.blueprint = blueprints[entity.blueprint_id]
 
 
-def entities_json(entities, *, include=(), exclude=(), calculated=True):
-    """Entity JSON for a list of entities of any blueprints, in a constant number of queries."""
+def entities_json(entities, *, user, include=(), exclude=(), calculated=True):
+    """Entity JSON for a list of entities of any blueprints, in a constant number of queries, as `user` may read it:
+    mirror values (and so calculations over them) only from entities the user may read. `user` None: the system
+    itself (automation events), which reads everything. The caller has checked that `user` may read `entities`."""
     entities = list(entities)
     if not entities:
         return []
@@ -157,12 +156,14 @@ def entities_json(entities, *, include=(), exclude=(), calculated=True):
     by_blueprint = defaultdict(list)
     for entity in entities:
         by_blueprint[entity.blueprint_id].append(entity)
-    mirrors = {}
+    mirrors, reads = {}, None
     for group in by_blueprint.values():
         blueprint = group[0].blueprint
         group_ids = [e.pk for e in group]
         if blueprint.mirror_properties:
-            mirrors.update(_mirror_values(blueprint, group_ids, relations_by_source))
+            if reads is None:  # only asked when there is a mirror: most entity reads have none
+                reads = EVERY_ENTITY if user is None else entity_read_rule(user)
+            mirrors.update(_mirror_values(blueprint, group_ids, relations_by_source, reads))
     documents = []
     for entity in entities:
         blueprint = entity.blueprint

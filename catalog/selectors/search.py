@@ -32,8 +32,8 @@ How it compiles
       regular-expression guard (`CASE WHEN value ~ iso THEN value::timestamptz END`), so a value
       that is not an ISO date-time is "no date" instead of a query error. Lexicographic
       comparison was rejected: entities may store any UTC offset (`+02:00`), so strings do not
-      sort as instants. The write path validates date-time values with `fromisoformat`, so what
-      passes the guard always casts.
+      sort as instants. The write path validates date-time values (portal/datetimes.py) and stores
+      them in UTC, so what passes the guard always casts.
 
 Semantics (decided here; tests in tests/catalog/test_search_rules.py pin them)
     - Scope. The blueprints a rule may refer to: the `blueprint` argument if given, else every
@@ -81,8 +81,11 @@ Semantics (decided here; tests in tests/catalog/test_search_rules.py pin them)
       `!=`/`notIn`: none of them (entities without the relation included); `isEmpty`/`isNotEmpty`.
     - Mirror properties: the rule applies to the values reached along the mirror's relation chain
       (`EXISTS` some related entity whose value satisfies the positive operator; negations are
-      `NOT EXISTS`). Calculation and aggregation properties are computed when entities are
-      rendered and cannot be searched in SQL: 422.
+      `NOT EXISTS`). The chain passes through, and reads from, entities the caller may read only (the
+      rule of `entities_visible_to`): to the caller a mirror through or to an entity they may not read
+      is null, as in the entity JSON, so a filter cannot confirm a value they may not see.
+      Calculation and aggregation properties are computed when entities are rendered and cannot be
+      searched in SQL: 422.
     - `relatedTo` `{"blueprint", "value": id | [ids], "direction", "required"}`: the named
       entities are the sources. `upstream` (default) returns what the sources depend on, following
       source→target edges outward; `downstream` returns what depends on them, following edges
@@ -103,15 +106,17 @@ import calendar
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from datetime import timezone as dt_timezone
 
 from django.db import connection
 from django.db.models import BooleanField, Expression, F
 from django.utils import timezone
 
+from catalog.access import EVERY_ENTITY, entity_read_rule
 from catalog.models import Blueprint, Entity, Relation, Team
 from catalog.selectors.entities import entities_visible_to
+from portal.datetimes import NotAnInstant, instant_canonical, instant_field
 from portal.errors import ValidationFailed
 
 MAX_DEPTH = 20
@@ -342,15 +347,19 @@ def _json_type(value):
 
 
 def _datetime(value, path):
-    if not isinstance(value, str):
-        _fail(path, f"must be an ISO 8601 date-time string, got {_json_type(value)}")
+    """A rule's date value: the portal's one date-time type, with a bare date or no offset meaning UTC."""
+    return instant_field(value, path, query=True)
+
+
+def _stored_dates(value):
+    """`=`/`in` values of a date-time property as stored (canonical text), so `...18Z` finds `...18.000Z`;
+    what is not a date-time is compared as it is."""
+    if isinstance(value, list):
+        return [_stored_dates(item) for item in value]
     try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        _fail(path, f"{value!r} is not an ISO 8601 date-time")
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt_timezone.utc)
-    return parsed
+        return instant_canonical(value)
+    except NotAnInstant:
+        return value
 
 
 def _months_back(moment, months):
@@ -419,6 +428,15 @@ class _Compiler:
         self.resolve_context = resolve_context
         self.aliases = 0
         self._team_names = None
+        self._reads = None
+
+    @property
+    def reads(self):
+        """The EntityReadRule of the caller (the system, with no caller or when validating: everything)."""
+        if self._reads is None:
+            self._reads = (entity_read_rule(self.user) if self.user is not None and self.resolve_context
+                           else EVERY_ENTITY)
+        return self._reads
 
     def alias(self, prefix):
         self.aliases += 1
@@ -640,6 +658,8 @@ class _Compiler:
         if positive == "isNotEmpty":
             return _sql(f"COALESCE({column} -> %s, 'null'::jsonb) NOT IN "
                         "('null'::jsonb, '\"\"'::jsonb, '[]'::jsonb, '{}'::jsonb)", key)
+        if positive in ("=", "in") and fmt in DATE_FORMATS:
+            value = _stored_dates(value)
         if positive in ("=", "in", "containsAny"):
             return self.json_equality(column, key, ptype, positive, value, value_path)
         if positive in LIKE_SHAPES:
@@ -718,13 +738,16 @@ class _Compiler:
                     f"AND {target}.identifier = ANY(%s::text[]))", key, _strings(value, _at(path, "value")))
 
     def mirror_leaf(self, blueprint, key, mirror, positive, value, operator, path, ref):
+        """EXISTS a value reached along the mirror's relation chain that satisfies the rule — through, and from,
+        entities the reader may read only (catalog.access.EntityReadRule, the rule of `entities_visible_to`): for
+        the reader, a mirror through or to an entity they may not read is null, in the WHERE clause as in the JSON."""
         steps = str(mirror.get("path", "")).split(".")
         relations, last = steps[:-1], steps[-1]
         broken = f"mirror property {key!r} of blueprint {blueprint.identifier!r} has a broken path {mirror.get('path')!r}"
         if not relations:
             _fail(_at(path, "property"), broken)
         current, joins, join_params, previous = blueprint, [], [], None
-        first = None
+        first, readable = None, []
         for step in relations:
             definition = (current.relations or {}).get(step)
             target = self.catalog.get(definition.get("target")) if isinstance(definition, dict) else None
@@ -735,11 +758,16 @@ class _Compiler:
                 first = edge
                 joins.append(f"{RELATION_TABLE} {edge}")
             else:
+                if not self.reads.everything:  # the entity this hop passes through
+                    through = self.alias("mv")
+                    joins.append(f"JOIN {ENTITY_TABLE} {through} ON {through}.id = {previous}.target_id")
+                    readable.append(_Sql(*self.reads.sql(through)))
                 joins.append(f"JOIN {RELATION_TABLE} {edge} ON {edge}.source_id = {previous}.target_id AND {edge}.relation = %s")
                 join_params.append(step)
             previous, current = edge, target
         reached = self.alias("mt")
         joins.append(f"JOIN {ENTITY_TABLE} {reached} ON {reached}.id = {previous}.target_id")
+        readable.append(_Sql(*self.reads.sql(reached)))
         inner_ref = _Ref(reached)
         if last.startswith("$"):
             if positive == "containsAny" and last != "$team":
@@ -752,9 +780,10 @@ class _Compiler:
             if positive == "containsAny" and definition.get("type") != "array":
                 positive = "in"
             inner = self.schema_leaf(last, definition, positive, value, operator, path, inner_ref)
+        condition = _and([*readable, inner])
         return _Sql(f"EXISTS (SELECT 1 FROM {' '.join(joins)} WHERE {first}.source_id = {ref('id')} "
-                    f"AND {first}.relation = %s AND ({inner.text}))",
-                    tuple(join_params) + (relations[0],) + inner.params)
+                    f"AND {first}.relation = %s AND ({condition.text}))",
+                    tuple(join_params) + (relations[0],) + condition.params)
 
     # relatedTo
 

@@ -20,7 +20,7 @@ from catalog.models import Blueprint, Entity
 from catalog.services.entities import CREATE, UPSERT_MERGE, entity_write_one
 from catalog.validation import format_checker
 from portal.errors import Conflict, Forbidden, NotFound, PortalError, ValidationFailed
-from portal.timefmt import iso_z
+from portal.datetimes import instant_field, instant_text
 
 ENVIRONMENT, RUNNING_SERVICE, DEPLOYMENT, COMPONENT = "environment", "runningService", "deployment", "Component"
 STATUSES = ("success", "failure")
@@ -79,15 +79,13 @@ def _parse(data, actor):
     check_entity_identifier(data["environment"], "environment")
     if not format_checker.conforms(data["jobUrl"], "url"):
         raise ValidationFailed(f"jobUrl: {data['jobUrl']!r} is not a URL")
-    if data.get("commitTime") is not None:
-        try:
-            format_checker.check(data["commitTime"], "date-time")
-        except Exception:
-            raise ValidationFailed(f"commitTime: {data['commitTime']!r} is not a date-time with a UTC offset or Z")
+    commit_time = data.get("commitTime")
+    if commit_time is not None:
+        commit_time = instant_text(instant_field(commit_time, "commitTime"))
     status = data.get("status") or "success"
     if status not in STATUSES:
         raise ValidationFailed(f"status: must be one of {', '.join(STATUSES)}, got {status!r}")
-    return {**data, "status": status, "deployedBy": data.get("deployedBy") or actor.label}
+    return {**data, "commitTime": commit_time, "status": status, "deployedBy": data.get("deployedBy") or actor.label}
 
 
 def _blueprints():
@@ -154,7 +152,7 @@ def _record(actor, data):
     # Serializes first deploys of a new running service: the second waits here and then finds the row.
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{RUNNING_SERVICE}:{rs_identifier}"])
-    now = iso_z(timezone.now())
+    now = instant_text(timezone.now())
     running = {"identifier": rs_identifier, "relations": {"service": service, "environment": environment}, "properties": {}}
     if data["status"] == "success":
         running["properties"] = {"version": data["version"], "commitSha": data["commitSha"], "jobUrl": data["jobUrl"],

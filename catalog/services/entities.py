@@ -7,7 +7,6 @@ transaction, and announced after commit.
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -17,8 +16,9 @@ from audit.services import audit_event_build, audit_record_many
 from catalog.access import blueprint_access
 from catalog.identifiers import check_entity_identifier
 from catalog.models import Blueprint, Entity, Relation, Team, Timer
-from catalog.validation import properties_errors
+from catalog.validation import properties_canonical, properties_errors
 from portal import events
+from portal.datetimes import instant_of
 from portal.errors import Conflict, Forbidden, NotFound, PortalError, ValidationFailed
 
 CREATE, UPSERT, UPSERT_MERGE, REPLACE, PATCH = "create", "upsert", "upsert_merge", "replace", "patch"
@@ -137,6 +137,7 @@ def _prepare(write, blueprint, mode, existing_relations, existing_teams):
     errors = properties_errors(blueprint, write.properties)
     if errors:
         raise ValidationFailed("; ".join(errors[:10]))
+    write.properties = properties_canonical(blueprint, write.properties)
     for key, definition in blueprint.relations.items():
         if definition.get("required") and not write.relations.get(key):
             raise ValidationFailed(f"relations.{key}: is required by blueprint {blueprint.identifier!r}")
@@ -168,8 +169,9 @@ def _check_permission(write, access, blueprint, existing_relations, existing_tea
 def _timer_values(blueprint, properties):
     timers = {}
     for key, prop in blueprint.schema.get("properties", {}).items():
-        if prop.get("format") == "timer" and properties.get(key):
-            timers[key] = datetime.fromisoformat(properties[key].replace("Z", "+00:00"))
+        moment = instant_of(properties.get(key)) if prop.get("format") == "timer" else None
+        if moment is not None:
+            timers[key] = moment
     return timers
 
 

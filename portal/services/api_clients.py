@@ -71,7 +71,8 @@ def access_token_issue(*, client_id, client_secret):
     now = timezone.now()
     with transaction.atomic():
         client = ApiClient.objects.select_for_update().get(pk=client.pk)
-        if client.token and client.token_expires_at and client.token_expires_at - now > TOKEN_REUSE_MARGIN:
+        if (client.token and client.token_expires_at and client.token_expires_at - now > TOKEN_REUSE_MARGIN
+                and _signed_with_current_key(client.token)):
             return client.token, int((client.token_expires_at - now).total_seconds())
         expires_at = now + timedelta(seconds=settings.ACCESS_TOKEN_TTL_SECONDS)
         claims = {
@@ -87,6 +88,15 @@ def access_token_issue(*, client_id, client_secret):
         client.token_expires_at = expires_at
         client.save(update_fields=["token", "token_expires_at"])
     return client.token, settings.ACCESS_TOKEN_TTL_SECONDS
+
+
+def _signed_with_current_key(token):
+    """False for a token signed before SECRET_KEY changed: the API would refuse it, so it is not handed out again."""
+    try:
+        access_token_decode(token)
+    except jwt.PyJWTError:
+        return False
+    return True
 
 
 def access_token_decode(token):

@@ -201,6 +201,16 @@ def test_secrets_in_variables_are_sent_but_not_stored(fake, scheduled, requester
     assert run.payload["variables"]["DB_PASSWORD"] == "[redacted]"
 
 
+def test_literal_and_transformed_credentials_are_sent_but_not_stored(fake, scheduled, requester, project_token):
+    secret_set(actor=Actor.system(), name="DB_PASSWORD", value="hunter2-very-secret")
+    run = dispatch(make_run(requester, pipelineVariables={"API_TOKEN": "glpat-literal-123",
+                                                          "ENCODED": "{{ .secrets.DB_PASSWORD | @base64 }}"}))
+    form = fake.to(TRIGGER_PATH)[0].form
+    assert form["variables[API_TOKEN]"] == "glpat-literal-123" and form["variables[ENCODED]"] == "aHVudGVyMi12ZXJ5LXNlY3JldA=="
+    assert run.payload["variables"] | {"PORT_RUN_ID": None} == {"API_TOKEN": "[redacted]", "ENCODED": "[redacted]",
+                                                                  "PORT_RUN_ID": None}
+
+
 def test_polling_a_pipeline_the_token_cannot_read_fails_the_run(httpserver, fake, scheduled, requester, project_token):
     run = dispatch(make_run(requester))
     httpserver.clear()

@@ -74,7 +74,7 @@ def test_valid_inputs_with_defaults_applied(world):
                    labels={"a": 1}, tags=["x", "y"], services=["web", {"identifier": "batch"}], slow="aaaa")
     assert result == {
         "branch": "feature/x", "size": "small", "owner": "owner@example.com", "service": "api",
-        "when": "2024-06-09T12:28:18Z", "link": "https://example.com/a", "mail": "a@example.com", "config": "a: [1, 2]",
+        "when": "2024-06-09T12:28:18.000Z", "link": "https://example.com/a", "mail": "a@example.com", "config": "a: [1, 2]",
         "notes": "# hi", "script": "line 1\nline 2", "team": "payments", "ip4": "10.0.0.1", "ip6": "::1", "name": "abc",
         "replicas": 1, "debug": False, "labels": {"a": 1}, "tags": ["x", "y"], "services": ["web", "batch"], "slow": "aaaa",
     }
@@ -89,7 +89,7 @@ BAD = [
     ({"owner": "gone@example.com"}, "properties.owner: user 'gone@example.com' does not exist"),
     ({"owner": "not-an-email"}, "properties.owner: 'not-an-email' is not a 'user'"),
     ({"team": "ghosts"}, "properties.team: team 'ghosts' does not exist"),
-    ({"when": "yesterday"}, "properties.when: 'yesterday' is not a 'date-time'"),
+    ({"when": "yesterday"}, "properties.when: 'yesterday' is not a date-time with a UTC offset or Z"),
     ({"link": "not a url"}, "properties.link: 'not a url' is not a 'url'"),
     ({"mail": "nope"}, "properties.mail: 'nope' is not a 'email'"),
     ({"config": "a: [1, 2"}, "properties.config: is not valid YAML"),

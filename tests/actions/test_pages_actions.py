@@ -230,7 +230,7 @@ def test_a_valid_submission_requests_the_run_and_shows_it(client, users, every_i
     assert run.origin == RunOrigin.UI and run.requested_by == users["dev"] and run.status == RunStatus.IN_PROGRESS
     assert run.properties == {
         "name": "myenv", "service": "portal", "tier": "gold", "replicas": 3, "debug": True, "size": 4, "config": {"a": 1},
-        "expires": "2030-05-06T07:08:00Z", "tags": ["x", "y"], "ports": [80, 443], "flavours": ["a", "b"],
+        "expires": "2030-05-06T07:08:00.000Z", "tags": ["x", "y"], "ports": [80, 443], "flavours": ["a", "b"],
         "services": ["checkout", "portal"], "owner": "manager@example.com", "team": "platform", "values": "a: 1\n",
         "ip4": "10.0.0.1", "secret_default": "kept", "fixed": "locked-in",  # hidden and disabled inputs keep their defaults
     }

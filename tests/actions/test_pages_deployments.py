@@ -154,7 +154,7 @@ def test_an_unknown_filter_is_shown_at_its_field(client, world):
 
 
 @pytest.mark.parametrize("query, status, message", [
-    ("from=yesterday", 422, "from: &#x27;yesterday&#x27; is not an ISO date or date-time"),
+    ("from=yesterday", 422, "from: &#x27;yesterday&#x27; is not an ISO 8601 date or date-time"),
     ("from=2025-03-10&to=2025-03-01", 422, "to: must be later than from"),
 ])
 def test_a_bad_period_is_shown_at_its_field_with_the_input_kept(client, world, query, status, message):

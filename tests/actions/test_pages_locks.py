@@ -212,7 +212,7 @@ def test_a_missing_reason_is_shown_at_the_reason_field_with_input_kept(client, w
 
 def test_an_until_in_the_past_or_not_a_date_is_shown_at_its_field(client, world):
     client.force_login(world["dev"])
-    for value, message in (("2001-01-01T10:00", "must be in the future"), ("tomorrow", "is not a date and time")):
+    for value, message in (("2001-01-01T10:00", "must be in the future"), ("tomorrow", "is not an ISO 8601 date or date-time")):
         response = post(client, scope="service", op="lock", service="CartService", environment="staging",
                         reason="x", until=value)
         assert response.status_code == 422

@@ -91,10 +91,27 @@ def test_the_created_entity_gets_the_default_ttl(world, django_capture_on_commit
     assert event.diff["after"]["expiresAt"] == entity.properties["ttl"]
 
 
-@pytest.mark.parametrize("requested, days", [("PT1H", 1 / 24), ("P30D", 10), ("not a duration", 5)])
+@pytest.mark.parametrize("requested, days", [("PT1H", 1 / 24), ("P30D", 10), ("P9999999999D", 10)])
 def test_the_requested_ttl_is_bounded_by_the_maximum(world, django_capture_on_commit_callbacks, requested, days):
     _, entity = create_env(world, django_capture_on_commit_callbacks, inputs={"ttl": requested})
     assert abs(expires(entity) - (timezone.now() + timedelta(days=days))) < timedelta(seconds=5)
+
+
+@pytest.mark.parametrize("maximum, requested", [
+    ("P10D", "not a duration"), ("P10D", "P0D"), ("P10D", "-P1D"), ("P10D", ""),
+    (None, "P9999999999D"),  # more days than Python's timedelta holds
+    (None, "P99999999D"),  # a timedelta, but the expiry would be past year 9999
+    (None, "P365000D"),  # in Python's range, past the portal's last date (2999)
+])
+def test_a_ttl_the_run_could_not_start_is_refused_naming_properties_ttl(world, maximum, requested):
+    action = world["action"]
+    action.ttl = {**action.ttl, "maximum": maximum} if maximum else {"property": "ttl", "default": "P5D"}
+    action.save()
+    runs, events = Run.objects.count(), AuditEvent.objects.count()
+    with pytest.raises(ValidationFailed) as refused:
+        run_request(actor=Actor(user=world["dev"], origin="API"), action=action, properties={"ttl": requested})
+    assert refused.value.message.startswith("properties.ttl: ")
+    assert Run.objects.count() == runs and AuditEvent.objects.count() == events
 
 
 def test_a_later_write_by_the_run_does_not_restart_the_ttl(world, django_capture_on_commit_callbacks):

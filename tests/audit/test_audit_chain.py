@@ -96,6 +96,13 @@ def test_redact_replaces_secret_looking_keys_at_any_depth():
     assert redact("plain") == "plain" and redact(None) is None
 
 
+def test_redact_knows_the_headers_that_carry_credentials():
+    headers = {"Authorization": "Bearer a", "Proxy-Authorization": "Basic b", "Cookie": "s=c", "Set-Cookie": "s=d",
+               "X-Api-Key": "e", "X-Auth-Token": "f", "PRIVATE-TOKEN": "g", "X-Webhook-Secret": "h", "auth": "i:j",
+               "AWS_ACCESS_KEY_ID": "k", "Author": "keep", "Content-Type": "keep"}
+    assert redact(headers) == {**dict.fromkeys(headers, REDACTED), "Author": "keep", "Content-Type": "keep"}
+
+
 def test_recorded_diffs_and_context_are_redacted_and_still_chain():
     event = record("svc", before={"webhookSecret": "old", "url": "https://a"}, after={"webhookSecret": "new", "url": "https://b"},
                    context={"authToken": "t", "blueprintIdentifier": "Service"})

@@ -32,7 +32,7 @@ sys.path[:0] = [str(HERE), str(ROOT)]
 import bench_catalog as catalog  # noqa: E402
 import bench_deployments as deploys  # noqa: E402
 import bench_queries as queries  # noqa: E402
-from bench_server import database_url_named, redis_url_with_db  # noqa: E402
+from bench_server import bench_secret_key, database_url_named, redis_url_with_db  # noqa: E402
 
 KINDS = ["get", "upsert", "bulk", "lock", "deploy"] + [case.key for case in queries.CASES]
 
@@ -57,6 +57,7 @@ def setup(args):
     base = os.environ.get("DATABASE_URL") or services["DATABASE_URL"]
     os.environ["DATABASE_URL"] = database_url_named(base, args.database)
     os.environ["REDIS_URL"] = redis_url_with_db(os.environ.get("REDIS_URL") or services["REDIS_URL"], args.redis_db)
+    os.environ["SECRET_KEY"] = bench_secret_key()
     os.environ["API_RATE_LIMIT"] = str(10**9)
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"

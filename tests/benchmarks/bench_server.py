@@ -2,6 +2,7 @@
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -64,6 +65,12 @@ def entity_count(url, blueprints=None):
                                 " WHERE b.identifier = ANY(%s)", [list(blueprints)]).fetchone()[0]
     except psycopg.OperationalError:
         return None
+
+
+def bench_secret_key():
+    """SECRET_KEY for the bench's processes (they run on DATABASE_URL, so the portal wants one): the configured
+    key, else one for this run; the bench database is the bench's own."""
+    return os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50)
 
 
 def manage(env, *args, timeout=600):

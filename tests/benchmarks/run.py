@@ -33,8 +33,8 @@ import bench_deployments as deploys  # noqa: E402
 import bench_pages as pages  # noqa: E402
 import bench_queries as queries  # noqa: E402
 from bench_http import Client, HttpError, Sample, percentile, run_loop  # noqa: E402
-from bench_server import (CpuMeter, Gunicorn, api_credentials, database_create, database_drop,  # noqa: E402
-                          database_exists, database_url_named, entity_count, manage, redis_url_with_db)
+from bench_server import (CpuMeter, Gunicorn, api_credentials, bench_secret_key, database_create,  # noqa: E402
+                          database_drop, database_exists, database_url_named, entity_count, manage, redis_url_with_db)
 
 BULK_SIZE = 20  # the API's maximum per bulk request
 EMAIL = "bench@example.com"
@@ -493,8 +493,9 @@ def main(argv=None):
     bench_url = database_url_named(base_url, args.database)
     output = Path(args.output) if args.output else portal_home() / "bench-results.json"
     counts = catalog.plan(args.entities)
-    env = {**os.environ, "DATABASE_URL": bench_url, "REDIS_URL": redis_url, "API_RATE_LIMIT": str(10**9),
-           "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "portal.settings", "DEBUG": "false"}
+    env = {**os.environ, "DATABASE_URL": bench_url, "REDIS_URL": redis_url, "SECRET_KEY": bench_secret_key(),
+           "API_RATE_LIMIT": str(10**9), "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "portal.settings",
+           "DEBUG": "false"}
     results = {"environment": {"entities": args.entities, "counts": counts, "cpus": os.cpu_count(),
                                "workers": args.workers, "threads": args.threads, "database": args.database,
                                "python": platform.python_version(), "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),

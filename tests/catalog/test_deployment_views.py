@@ -191,15 +191,15 @@ def test_deployments_newest_first_with_their_service_and_environment(admin_api, 
     response = admin_api.get("/v1/deployments")
     assert response.status_code == 200, response.json()
     rows = response.json()["deployments"]
-    # cart-2 finished 08:00Z on 03-03 (its offset is +02:00), after cart-s1, before pay-1.
+    # cart-2 finished 08:00Z on 03-03 (sent with a +02:00 offset, stored in UTC), after cart-s1, before pay-1.
     assert identifiers(rows) == ["pay-1", "cart-2", "cart-s1", "cart-1"]
     assert rows[1] == {
         "identifier": "cart-2", "runningService": "CartService-production", "service": "CartService",
         "environment": "production", "version": "1.2.3", "commitSha": "sha-cart-2", "commitTime": None,
         "jobUrl": "https://ci.example.com/cart-2", "status": "failure", "deployedBy": "ci@example.com",
-        "startedAt": "2025-03-03T10:00:00+02:00", "finishedAt": "2025-03-03T10:00:00+02:00",
+        "startedAt": "2025-03-03T08:00:00.000Z", "finishedAt": "2025-03-03T08:00:00.000Z",
     }
-    assert rows[3]["commitTime"] == "2025-03-01T09:00:00Z"
+    assert rows[3]["commitTime"] == "2025-03-01T09:00:00.000Z"
 
 
 @pytest.mark.parametrize("query, expected", [

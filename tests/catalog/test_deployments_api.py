@@ -56,7 +56,7 @@ def test_first_deploy_creates_running_service_then_updates_it(admin_api, catalog
     deployment, running = body["deployment"], body["runningService"]
     assert deployment["blueprint"] == "deployment" and deployment["relations"] == {"runningService": "CartService-production"}
     assert deployment["properties"]["status"] == "success" and deployment["properties"]["deployedBy"] == "admin@example.com"
-    assert deployment["properties"]["commitTime"] == "2025-01-01T10:00:00Z"
+    assert deployment["properties"]["commitTime"] == "2025-01-01T10:00:00.000Z"
     assert running["identifier"] == "CartService-production"
     assert running["relations"] == {"service": "CartService", "environment": "production"}
     assert running["properties"]["version"] == "1.2.3" and running["properties"]["locked"] is False

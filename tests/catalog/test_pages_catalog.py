@@ -245,6 +245,25 @@ def test_a_cursor_of_another_sort_is_refused(dev, catalog):
     assert "after: belongs to another sort order" in response.content.decode()
 
 
+@pytest.mark.parametrize("sort, position", [
+    ("$createdAt", [False, "9999-99-99T00:00:00Z", 1]),  # PostgreSQL's cast would fail
+    ("-$updatedAt", [False, "0001-01-01T00:00:00+01:00", 1]),
+    ("$title", [False, {"a": 1}, 1]),  # psycopg cannot adapt it
+    ("$identifier", [False, "svc\x00", 1]),  # text cannot hold NUL
+    ("replicas", [False, float("nan"), 1]),  # not JSON, not jsonb
+    ("notes", [False, "a\x00", 1]),
+    ("notes", [True, "not missing", 1]),
+])
+def test_a_hand_made_cursor_is_refused_at_its_parameter(dev, catalog, sort, position):
+    from portal.api.pagination import cursor_encode
+
+    service("svc-1", notes="a", replicas=1)
+    cursor = cursor_encode(["a", sort.lstrip("-"), *position])
+    response = dev.get("/catalog/Service/", {"sort": sort, "after": cursor})
+    assert response.status_code == 422, response.content[:300]
+    assert "after: is not a cursor of this page" in response.content.decode()
+
+
 def test_chosen_columns_are_remembered_per_blueprint_until_reset(dev):
     assert headers(dev.get("/catalog/Service/?columns=notes,$team,nope")) == ["Title", "Notes", "Teams"]  # unknown dropped
     assert headers(dev.get("/catalog/Service/")) == ["Title", "Notes", "Teams"]

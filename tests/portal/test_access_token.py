@@ -118,3 +118,16 @@ def test_a_token_carries_who_its_user_is_now():
     user.is_active = False
     user.save()
     assert api.get("/v1/blueprints").status_code == 401
+
+
+def test_a_new_secret_key_hands_out_a_token_signed_with_it(settings):
+    """After SECRET_KEY changes (a demo upgraded off the old derived key, a rotation), the same credentials get a
+    working token at once, not the stored one the new key refuses for the rest of its life."""
+    credentials = create_client("--email", "ci@example.com")
+    api = APIClient()
+    old = api.post("/v1/auth/access_token", credentials, format="json").json()["accessToken"]
+    settings.SECRET_KEY = "a-new-key-" + "x" * 50
+    new = api.post("/v1/auth/access_token", credentials, format="json").json()["accessToken"]
+    assert new != old
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {new}")
+    assert api.get("/v1/blueprints").status_code == 200

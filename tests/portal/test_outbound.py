@@ -4,6 +4,7 @@ import socket
 
 import pytest
 import requests
+from pytest_httpserver import HTTPServer
 
 from portal import outbound
 from portal.outbound import OutboundRefused, address_refusal, outbound_session
@@ -30,7 +31,35 @@ def test_non_public_addresses_are_refused(no_loopback, ip, reason):
     assert reason in address_refusal(ip)
 
 
-@pytest.mark.parametrize("ip", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+TEREDO_CLIENT_10_0_0_1 = "2001:0:4136:e378:8000:63bf:f5ff:fffe"  # server 65.54.227.120, client obfuscated (inverted)
+TEREDO_CLIENT_8_8_8_8 = "2001:0:4136:e378:8000:63bf:f7f7:f7f7"
+
+
+@pytest.mark.parametrize("ip, reason", [
+    ("2002:a9fe:a9fe::1", "the 6to4 form of 169.254.169.254, a link-local address"),
+    ("2002:7f00:1::1", "the 6to4 form of 127.0.0.1, a loopback address"),
+    ("2002:a00:1::1", "the 6to4 form of 10.0.0.1, a private address"),
+    (TEREDO_CLIENT_10_0_0_1, "the Teredo form of 10.0.0.1, a private address"),
+    (TEREDO_CLIENT_8_8_8_8, "a Teredo tunnel address"),
+    ("64:ff9b::a9fe:a9fe", "the NAT64 form of 169.254.169.254, a link-local address"),
+    ("64:ff9b::7f00:1", "the NAT64 form of 127.0.0.1, a loopback address"),
+    ("64:ff9b::a00:1", "the NAT64 form of 10.0.0.1, a private address"),
+    ("64:ff9b:1::808:808", "a local-use NAT64 address"),
+    ("::7f00:1", "the IPv4-compatible form of 127.0.0.1, a loopback address"),
+    ("::a9fe:a9fe", "the IPv4-compatible form of 169.254.169.254, a link-local address"),
+    ("::808:808", "a deprecated IPv4-compatible address"),
+    ("::ffff:0:a00:1", "the IPv4-translated form of 10.0.0.1, a private address"),
+    ("::ffff:a9fe:a9fe", "the IPv4-mapped form of 169.254.169.254, a link-local address"),
+    ("fec0::1", "a site-local address"),
+    ("3fff::1", "a documentation address"),
+    ("5f00::1", "a segment-routing address"),
+])
+def test_ipv6_forms_of_internal_addresses_are_refused(no_loopback, ip, reason):
+    assert address_refusal(ip) == f"it is {reason}"
+
+
+@pytest.mark.parametrize("ip", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111",
+                                "64:ff9b::808:808", "2002:808:808::1"])  # NAT64 (DNS64) and 6to4 of public addresses
 def test_public_addresses_are_allowed(no_loopback, ip):
     assert address_refusal(ip) is None
 
@@ -54,6 +83,25 @@ def test_literal_private_addresses_are_refused_before_any_packet(no_loopback, mo
     with pytest.raises(OutboundRefused) as info:
         outbound_session(timeout=2).get(url)
     assert info.value.ip == ip
+
+
+@pytest.mark.parametrize("url, ip, reason", [
+    ("http://[2002:a9fe:a9fe::1]/latest/meta-data/", "2002:a9fe:a9fe::1", "the 6to4 form of 169.254.169.254"),
+    ("http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", "64:ff9b::a9fe:a9fe", "the NAT64 form of 169.254.169.254"),
+    (f"http://[{TEREDO_CLIENT_10_0_0_1}]:8080/hook", TEREDO_CLIENT_10_0_0_1, "the Teredo form of 10.0.0.1"),
+    ("https://[::ffff:169.254.169.254]/", "::ffff:a9fe:a9fe", "the IPv4-mapped form of 169.254.169.254"),
+    ("http://[::127.0.0.1]:6379/", "::7f00:1", "the IPv4-compatible form of 127.0.0.1"),
+    ("http://[fec0::1]/", "fec0::1", "a site-local address"),
+])
+def test_ipv6_literals_carrying_internal_addresses_are_refused_before_any_lookup(no_loopback, monkeypatch, url, ip, reason):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(outbound, "_open_socket", no_network)
+    with pytest.raises(OutboundRefused) as info:
+        outbound_session(timeout=2).get(url)
+    assert info.value.ip == ip and reason in info.value.reason
 
 
 def test_a_name_resolving_to_loopback_is_refused(no_loopback, httpserver):
@@ -156,3 +204,52 @@ def test_one_private_answer_among_public_ones_refuses(no_loopback, monkeypatch):
     with pytest.raises(OutboundRefused) as info:
         outbound_session(timeout=2).get("http://mixed.example/")
     assert info.value.ip == "10.0.0.7" and "private" in info.value.reason
+
+
+@pytest.fixture
+def demo_receiver_at_httpserver(no_loopback, settings, httpserver):
+    """The demo's configuration (no loopback allowed, the demo receiver on) with httpserver as the portal."""
+    settings.DEMO_RECEIVER_ENABLED = True
+    settings.PORTAL_BASE_URL = httpserver.url_for("/").rstrip("/")
+    httpserver.expect_request("/demo/receiver/dev-env", method="POST").respond_with_data("accepted", status=202)
+    return httpserver
+
+
+def test_the_demo_receiver_is_reached_on_the_portals_own_address(demo_receiver_at_httpserver):
+    response = outbound_session(timeout=2).post(demo_receiver_at_httpserver.url_for("/demo/receiver/dev-env"), data=b"{}")
+    assert response.status_code == 202 and response.text == "accepted"
+
+
+def post_refused(url):
+    with pytest.raises(OutboundRefused, match="loopback"):
+        outbound_session(timeout=2).post(url, data=b"{}")
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/blueprints",  # the portal's own API
+    "/demo/slack/chat.postMessage",
+    "/demo/receiver/../../v1/blueprints",
+    "/demo/receiver/%2e%2e/%2e%2e/admin/",
+    "/demo/receiver/dev-env/extra",
+])
+def test_only_the_demo_receiver_is_reached_on_the_portals_address(demo_receiver_at_httpserver, path):
+    receiver = demo_receiver_at_httpserver.url_for("/demo/receiver/dev-env")
+    assert outbound_session(timeout=2).post(receiver, data=b"{}").status_code == 202
+    post_refused(demo_receiver_at_httpserver.url_for("/").rstrip("/") + path)
+    assert [request.path for request, _ in demo_receiver_at_httpserver.log] == ["/demo/receiver/dev-env"]
+
+
+def test_the_demo_receiver_path_on_another_port_or_when_off_is_refused(demo_receiver_at_httpserver, settings):
+    receiver = demo_receiver_at_httpserver.url_for("/demo/receiver/dev-env")
+    assert outbound_session(timeout=2).post(receiver, data=b"{}").status_code == 202
+    other = HTTPServer(host="127.0.0.1")
+    other.expect_request("/demo/receiver/dev-env").respond_with_data("other")
+    other.start()
+    try:
+        post_refused(other.url_for("/demo/receiver/dev-env"))
+        assert other.log == []
+    finally:
+        other.stop()
+    settings.DEMO_RECEIVER_ENABLED = False
+    post_refused(receiver)
+    assert len(demo_receiver_at_httpserver.log) == 1

@@ -26,6 +26,21 @@ DEMO_USERS = [
 ]
 
 
+def serve_environment(port):
+    """The environment of the demo's web, worker and beat."""
+    env = {**os.environ, **ensure_embedded_services(), "DJANGO_SETTINGS_MODULE": "portal.settings",
+           "SECRET_KEY": settings.SECRET_KEY,  # this PORTAL_HOME's own, the same in all three
+           "PORTAL_BASE_URL": os.environ.get("PORTAL_BASE_URL", f"http://127.0.0.1:{port}"),
+           # The built-in demo receiver does the starter actions' work (actions/demo_receiver.py); the portal's
+           # webhooks reach it at PORTAL_BASE_URL (portal/outbound.py), and no other loopback service unless
+           # OUTBOUND_ALLOWED_NETWORKS says so.
+           "PORTAL_DEMO_RECEIVER": os.environ.get("PORTAL_DEMO_RECEIVER", "1")}
+    if not os.environ.get("SLACK_BOT_TOKEN"):  # no workspace: post to the demo's fake Slack (/demo/slack/)
+        env.update({"SLACK_BOT_TOKEN": "xoxb-demo", "SLACK_API_URL": f"http://127.0.0.1:{port}/demo/slack/",
+                    "SLACK_DEFAULT_CHANNEL": os.environ.get("SLACK_DEFAULT_CHANNEL", "#platform")})
+    return env
+
+
 class Command(BaseCommand):
     help = "Set up demo data and serve web, worker and beat together on 127.0.0.1:$PORT."
 
@@ -73,15 +88,7 @@ class Command(BaseCommand):
         return saved
 
     def _serve(self, port):
-        env = {**os.environ, **ensure_embedded_services(), "DJANGO_SETTINGS_MODULE": "portal.settings",
-               "PORTAL_BASE_URL": os.environ.get("PORTAL_BASE_URL", f"http://127.0.0.1:{port}"),
-               # The demo's webhook receivers run on this machine; production allows no private addresses.
-               "OUTBOUND_ALLOWED_NETWORKS": os.environ.get("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128"),
-               # The built-in demo receiver does the starter actions' work (actions/demo_receiver.py).
-               "PORTAL_DEMO_RECEIVER": os.environ.get("PORTAL_DEMO_RECEIVER", "1")}
-        if not os.environ.get("SLACK_BOT_TOKEN"):  # no workspace: post to the demo's fake Slack (/demo/slack/)
-            env.update({"SLACK_BOT_TOKEN": "xoxb-demo", "SLACK_API_URL": f"http://127.0.0.1:{port}/demo/slack/",
-                        "SLACK_DEFAULT_CHANNEL": os.environ.get("SLACK_DEFAULT_CHANNEL", "#platform")})
+        env = serve_environment(port)
         bindir = os.path.dirname(sys.executable)
         home = str(settings.PORTAL_HOME)
         commands = {
