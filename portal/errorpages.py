@@ -4,7 +4,6 @@ never Django's bare HTML. The 500/503 page renders without the request's context
 database), so it shows even while the database is down; if even that fails, a static page does."""
 import sys
 
-from django.core.exceptions import BadRequest
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -29,8 +28,7 @@ def _is_api(request):
 
 
 def bad_request(request, exception):
-    # Our own BadRequest messages name the parameter at fault; SuspiciousOperation's may reveal settings.
-    message = str(exception) if isinstance(exception, BadRequest) and str(exception) else "This request is malformed."
+    _status, _code, message, _headers = failure_answer(exception)
     if _is_api(request):
         return envelope_response(400, "bad_request", message)
     return render(request, "error.html", {"heading": HEADINGS[400], "message": message}, status=400)

@@ -76,8 +76,9 @@ def exception_handler(exc, context):
     if status == 500:
         logger.error("Internal error in %s %s", request.method, request.path, exc_info=exc)
         got_request_exception.send(sender=None, request=request._request)  # as Django does for its own 500s
-    else:
-        logger.warning("%s %s answered %s: %r", request.method, request.path, status, exc, exc_info=exc)
+    else:  # a DataError or overflow is input validation missing somewhere: the traceback says where
+        logger.warning("%s %s answered %s: %r", request.method, request.path, status, exc,
+                       exc_info=exc if status != 503 else None)  # an outage would log one per request
     return error_response(status, code, message, headers)
 
 
@@ -87,7 +88,9 @@ def failure_answer(exc):
         return (503, "unavailable", "The portal cannot reach its database right now; try again shortly.",
                 {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)})
     if isinstance(exc, (BadRequest, SuspiciousOperation)):
-        return 400, "bad_request", str(exc) or "Bad request.", {}
+        # Our BadRequest messages name the parameter at fault; SuspiciousOperation's may reveal settings.
+        message = str(exc) if isinstance(exc, BadRequest) and str(exc) else "This request is malformed."
+        return 400, "bad_request", message, {}
     if isinstance(exc, (DataError, psycopg.DataError)):
         reason = (str(exc).strip().splitlines() or ["a value is out of range"])[0]
         return 422, "invalid_request", f"The database refused a value of this request: {reason}", {}

@@ -514,3 +514,14 @@ def test_an_unknown_page_answers_a_friendly_404_page(signed_in, settings):
     assert response.status_code == 404
     html = response.content.decode()
     assert "<h1>Page not found</h1>" in html and 'aria-label="Main"' in html  # with the navigation of a signed-in user
+
+
+def test_a_request_django_refuses_before_any_view_is_a_400_envelope_or_page(admin_api, signed_in):
+    """A Host outside ALLOWED_HOSTS (SuspiciousOperation, raised by a middleware): the envelope under /v1, a page
+    elsewhere; neither repeats Django's message, which names the setting."""
+    response = admin_api.get("/v1/blueprints", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert response.json() == {"ok": False, "error": "bad_request", "message": "This request is malformed."}
+    page = signed_in.get("/catalog/", HTTP_HOST="evil.example")
+    assert page.status_code == 400 and "<h1>Bad request</h1>" in page.content.decode()
+    assert "ALLOWED_HOSTS" not in page.content.decode()
