@@ -20,7 +20,7 @@ from audit import choices as audit_choices
 from audit.services import REDACTED, audit_record
 from portal.errors import PortalError, ValidationFailed
 
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")  # usable as `.secrets.NAME` in jq
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")  # usable as `.secrets.NAME` in jq; a whole name: fullmatch
 MAX_VALUE_LENGTH = 64 * 1024
 
 
@@ -54,7 +54,7 @@ def _snapshot(secret):
 @transaction.atomic
 def secret_set(*, actor, name, value, description="") -> Secret:
     """Create the secret `name` or replace its value and description. `value=None` keeps an existing value."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise ValidationFailed("name: must start with a letter or underscore and hold only letters, digits and "
                                "underscores (at most 100), so templates can use it as .secrets.NAME")
     if not isinstance(description, str):

@@ -24,7 +24,7 @@ class SecretAdminForm(forms.ModelForm):
 
     def clean_name(self):
         name = self.cleaned_data["name"]
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             raise forms.ValidationError("Use letters, digits and underscores, starting with a letter or underscore, "
                                         "so templates can refer to it as .secrets.NAME.")
         return name

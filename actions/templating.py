@@ -30,7 +30,7 @@ from portal.jq import JqError, JqTimeout, jq_first, jq_first_many
 from portal.timefmt import iso_z
 
 SPREAD_KEY_RE = re.compile(r"^\{\{\s*spreadValue\(\)\s*\}\}$")
-_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Text rendered from secrets at least this long is also scrubbed from what receivers answer (shorter
 # results, `true` or `20`, would scrub everything else too).
 MIN_REVEALED_LENGTH = 6
@@ -46,7 +46,7 @@ def path_join(path, key):
     """`path` and one more key, as error messages name places: `body.message`, `headers["X-Api-Key"]`, `items[0]`."""
     if isinstance(key, int):
         return f"{path}[{key}]"
-    if _IDENTIFIER_RE.match(key):
+    if _IDENTIFIER_RE.fullmatch(key):
         return f"{path}.{key}" if path else key
     return f"{path}[{json.dumps(key)}]"
 

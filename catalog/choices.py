@@ -14,7 +14,7 @@ AGGREGATION_FUNCTIONS = ("count", "sum", "average", "min", "max", "median")
 # Identifier grammar from PORT_API.md (letters are any Unicode letter, \p{L}).
 BLUEPRINT_IDENTIFIER_EXTRA_CHARS = frozenset("0123456789@_.+:\\/-")
 ENTITY_IDENTIFIER_EXTRA_CHARS = BLUEPRINT_IDENTIFIER_EXTRA_CHARS | {"="}
-KEY_RE = r"^[A-Za-z0-9@_=\-]+$"
+KEY_RE = r"[A-Za-z0-9@_=\-]+"  # a whole key: use with re.fullmatch (`$` also matches before a final "\n")
 BLUEPRINT_IDENTIFIER_MAX = 100
 ENTITY_IDENTIFIER_MAX = 1000
 KEY_MAX = 100

@@ -88,7 +88,9 @@ class BlueprintAdminForm(ServiceForm, forms.ModelForm):
     mirror_properties = PrettyJSONField(rows=6, label="Mirror properties", help_text='{"<key>": {"path": "<relation>.<property>"}}')
     calculation_properties = PrettyJSONField(rows=6, label="Calculation properties",
                                              help_text='{"<key>": {"calculation": "<jq>", "type": "string"}}')
-    aggregation_properties = PrettyJSONField(rows=6, label="Aggregation properties")
+    aggregation_properties = PrettyJSONField(
+        rows=6, label="Aggregation properties",
+        help_text='{"<key>": {"target": "<related blueprint>", "calculationSpec": {"calculationBy": "entities", "func": "count"}}}')
     formula_properties = PrettyJSONField(rows=4, label="Formula properties")
     ownership = PrettyJSONField(rows=4, help_text='{"type": "Direct"} or {"type": "Inherited", "path": "<relation>"}; empty for none.')
     changelog_destination = PrettyJSONField(rows=4, label="Changelog destination")

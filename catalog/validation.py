@@ -23,7 +23,15 @@ def _compiled(pattern):
     return re2.compile(pattern)
 
 
-PortalValidator = validators.extend(Draft202012Validator, {"pattern": _re2_pattern})
+def _required(validator, required, instance, schema):
+    """A missing key is named in the error's path (`properties.config.port: is required`), at every level."""
+    if validator.is_type(instance, "object"):
+        for key in required:
+            if key not in instance:
+                yield ValidationError("is required", path=[key])
+
+
+PortalValidator = validators.extend(Draft202012Validator, {"pattern": _re2_pattern, "required": _required})
 
 format_checker = FormatChecker(formats=())
 
@@ -40,7 +48,7 @@ def _is_datetime(value):
     return True
 
 
-@format_checker.checks("url")
+@format_checker.checks("url", raises=ValueError)  # urlsplit refuses a bad IPv6 host ("http://[") by raising
 def _is_url(value):
     if not isinstance(value, str):
         return True
@@ -68,14 +76,17 @@ def _is_ipv6(value):
 
 
 def property_json_schema(prop):
-    """A Port property definition as plain JSON Schema (presentation keys dropped)."""
+    """A Port property definition as plain JSON Schema: presentation keys and defaults dropped, labeled-url
+    widened, at every level (array items, object properties, additionalProperties)."""
+    if prop.get("format") == "labeled-url":
+        return {"type": ["object", "string"]}
     clean = {key: value for key, value in prop.items() if key not in PRESENTATION_KEYS and key != "default"}
-    if clean.get("format") == "labeled-url":
-        clean = {"type": ["object", "string"]}
-    if "items" in clean and isinstance(clean["items"], dict):
-        clean["items"] = property_json_schema(clean["items"])
-    if "enum" in clean and None not in clean["enum"]:
-        clean["enum"] = list(clean["enum"])
+    for key in ("items", "additionalProperties"):
+        if isinstance(clean.get(key), dict):
+            clean[key] = property_json_schema(clean[key])
+    if isinstance(clean.get("properties"), dict):
+        clean["properties"] = {key: property_json_schema(nested) if isinstance(nested, dict) else nested
+                               for key, nested in clean["properties"].items()}
     return clean
 
 
@@ -88,11 +99,12 @@ def entity_properties_schema(schema):
     }
 
 
-def _path(error):
-    parts = ["properties"]
-    for item in error.absolute_path:
-        parts.append(f"[{item}]" if isinstance(item, int) else f".{item}")
-    return "".join(parts).replace(".[", "[")
+def _path(error, root="properties"):
+    return root + "".join(f"[{item}]" if isinstance(item, int) else f".{item}" for item in error.absolute_path)
+
+
+def _sorted(errors):
+    return sorted(errors, key=lambda e: (list(map(str, e.absolute_path)), e.message))
 
 
 def error_message(error):
@@ -121,13 +133,14 @@ def properties_validator(blueprint):
 def properties_errors(blueprint, properties):
     """['properties.replicas: 0 is less than the minimum of 1', ...] — empty when valid."""
     validator = properties_validator(blueprint)
-    errors = sorted(validator.iter_errors(properties), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    return [f"{_path(error)}: {error_message(error)}" for error in errors]
+    return [f"{_path(error)}: {error_message(error)}" for error in _sorted(validator.iter_errors(properties))]
 
 
-def property_value_errors(prop, value):
+def property_value_errors(prop, value, *, path="value"):
+    """['value.port: is required', ...]: one value against one property definition, each error named by
+    `path` and its place in the value — empty when valid."""
     validator = PortalValidator(property_json_schema(prop), format_checker=format_checker)
-    return [error_message(error) for error in validator.iter_errors(value)]
+    return [f"{_path(error, path)}: {error_message(error)}" for error in _sorted(validator.iter_errors(value))]
 
 
 def datetimes_canonical(definition, value):
@@ -138,17 +151,25 @@ def datetimes_canonical(definition, value):
     items = definition.get("items")
     if isinstance(value, list) and isinstance(items, dict):
         return [datetimes_canonical(items, item) for item in value]
-    nested = definition.get("properties")
-    if isinstance(value, dict) and isinstance(nested, dict):
-        return {key: datetimes_canonical(nested[key], item) if isinstance(nested.get(key), dict) else item
-                for key, item in value.items()}
+    if isinstance(value, dict):
+        return {key: datetimes_canonical(child, item) if isinstance(child := _child_definition(definition, key), dict)
+                else item for key, item in value.items()}
     return value
+
+
+def _child_definition(definition, key):
+    """What an object's `key` is validated against: its own definition, else `additionalProperties`."""
+    nested = definition.get("properties")
+    if isinstance(nested, dict) and key in nested:
+        return nested[key]
+    return definition.get("additionalProperties")
 
 
 def _formats_datetimes(definition):
     if not isinstance(definition, dict):
         return False
-    if definition.get("format") in DATETIME_FORMATS or _formats_datetimes(definition.get("items")):
+    if definition.get("format") in DATETIME_FORMATS or any(
+            _formats_datetimes(definition.get(key)) for key in ("items", "additionalProperties")):
         return True
     nested = definition.get("properties")
     return isinstance(nested, dict) and any(_formats_datetimes(child) for child in nested.values())

@@ -25,7 +25,7 @@ from portal.errors import PortalError
 
 OPTIONS_LIMIT = 200  # entity options per picker; a text filter narrows beyond that
 DIRECTORY_LIMIT = 500  # users/teams in a select; beyond that the field takes typed text
-COLOUR_RE = re.compile(r"^[A-Za-z]+$")
+COLOUR_RE = re.compile(r"[A-Za-z]+")
 ERROR_PATH_RE = re.compile(r"^properties\.([A-Za-z0-9@_=\-]+)(?=[.\[:;\s]|$)")
 IPV4_PATTERN = r"((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 ENTITY_SORT_FIELDS = {"$identifier": "identifier", "$title": "title", "$createdAt": "created_at",
@@ -328,7 +328,7 @@ def _enum_options(definition, selected):
     for value in definition.get("enum") or []:
         text = _text(value)
         colour = colours.get(text, "")
-        options.append(Option(text, text, colour if COLOUR_RE.match(colour or "") else "", text in selected))
+        options.append(Option(text, text, colour if COLOUR_RE.fullmatch(colour or "") else "", text in selected))
     return options
 
 

@@ -8,7 +8,7 @@ from catalog.definitions import blueprint_definition_clean
 from catalog.models import Blueprint, Entity, Relation, Timer
 from catalog.selectors.blueprints import DEFINITION_FIELDS, blueprint_definitions, blueprint_json
 from catalog.services.permissions import blueprint_permissions_initialize
-from catalog.validation import PRESENTATION_KEYS, property_value_errors
+from catalog.validation import property_json_schema, property_value_errors
 from portal import events
 from portal.errors import Conflict, ValidationFailed
 
@@ -18,9 +18,11 @@ def _apply(blueprint, clean):
         setattr(blueprint, field_name, clean[key])
 
 
-def _mirror_users(identifier, definitions):
-    """Other blueprints' mirror paths, re-checked after this blueprint changes."""
-    return {bp: d for bp, d in definitions.items() if bp != identifier and d.get("mirrorProperties")}
+def _dependents(identifier, definitions):
+    """Other blueprints whose mirror and aggregation properties follow relations and read other blueprints'
+    definitions: re-checked after this blueprint changes."""
+    return {bp: d for bp, d in definitions.items()
+            if bp != identifier and (d.get("mirrorProperties") or d.get("aggregationProperties"))}
 
 
 @transaction.atomic
@@ -61,7 +63,7 @@ def blueprint_update(*, actor, blueprint, data, partial=False):
     definitions = blueprint_definitions(exclude=blueprint.identifier)
     clean = blueprint_definition_clean(merged, blueprints=definitions)
     with_self = {**definitions, blueprint.identifier: clean}
-    for other, definition in _mirror_users(blueprint.identifier, with_self).items():
+    for other, definition in _dependents(blueprint.identifier, with_self).items():
         try:
             blueprint_definition_clean(definition, blueprints={k: v for k, v in with_self.items() if k != other})
         except ValidationFailed as exc:
@@ -79,7 +81,7 @@ def blueprint_update(*, actor, blueprint, data, partial=False):
 
 
 def _semantic(prop):
-    return {k: v for k, v in (prop or {}).items() if k not in PRESENTATION_KEYS}
+    return property_json_schema(prop or {})  # what entity values are checked against, at every level
 
 
 def _blocked(count, what):
@@ -150,10 +152,13 @@ def _timers_rebuild(blueprint, clean):
 @transaction.atomic
 def blueprint_delete(*, actor, blueprint, delete_entities=False):
     blueprint = Blueprint.objects.select_for_update().get(pk=blueprint.pk)
-    referencing = sorted(bp.identifier for bp in Blueprint.objects.exclude(pk=blueprint.pk)
-                         if any(r.get("target") == blueprint.identifier for r in bp.relations.values()))
-    if referencing:
-        raise Conflict(f"Blueprint {blueprint.identifier!r} is the target of relations in {referencing}; remove those relations first.")
+    others = list(Blueprint.objects.exclude(pk=blueprint.pk).order_by("identifier"))
+    for what, field in (("relations", "relations"), ("aggregation properties", "aggregation_properties")):
+        referencing = [bp.identifier for bp in others
+                       if any(d.get("target") == blueprint.identifier for d in getattr(bp, field).values())]
+        if referencing:
+            raise Conflict(f"Blueprint {blueprint.identifier!r} is the target of {what} in {referencing}; "
+                           f"remove those {what} first.")
     events.run_checks(events.BLUEPRINT_DELETE, blueprint.identifier)
     count = Entity.objects.filter(blueprint=blueprint).count()
     if count and not delete_entities:

@@ -7,6 +7,8 @@ from catalog.services.entities import UPSERT, entities_write
 
 # Keys that may point at blueprints not created yet; applied in a second pass.
 LATE_KEYS = ("relations", "mirrorProperties", "aggregationProperties", "ownership")
+# Keys that follow other blueprints' relations, set in that second pass: applied in a third.
+LAST_KEYS = ("mirrorProperties", "aggregationProperties")
 
 
 @transaction.atomic
@@ -19,7 +21,13 @@ def catalog_import(*, actor, document):
             first_pass = {k: v for k, v in data.items() if k not in LATE_KEYS and k != "calculationProperties"}
             blueprint_create(actor=actor, data=first_pass)
     for data in blueprints:
-        blueprint_update(actor=actor, blueprint=Blueprint.objects.get(identifier=data["identifier"]), data=data, partial=True)
+        blueprint_update(actor=actor, blueprint=Blueprint.objects.get(identifier=data["identifier"]),
+                         data={k: v for k, v in data.items() if k not in LAST_KEYS}, partial=True)
+    for data in blueprints:
+        last = {k: data[k] for k in LAST_KEYS if k in data}
+        if last:
+            blueprint_update(actor=actor, blueprint=Blueprint.objects.get(identifier=data["identifier"]), data=last,
+                             partial=True)
     by_blueprint = {}
     for item in document.get("entities", []):
         by_blueprint.setdefault(item["blueprint"], []).append(item["entity"])

@@ -25,6 +25,8 @@ def _clean(data, *, partial):
         name = data.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 100:
             raise ValidationFailed("name: is required, a string of at most 100 characters")
+        if name != name.strip() or not name.isprintable():  # "platform\n" would pass for "platform"
+            raise ValidationFailed(f"name: {name!r} starts or ends with spaces or holds control characters")
     if "description" in data and not isinstance(data["description"], (str, type(None))):
         raise ValidationFailed("description: must be a string")
     if "users" in data and not (isinstance(data["users"], list) and all(isinstance(u, str) for u in data["users"])):
