@@ -6,7 +6,6 @@ import json
 import math
 
 NUL = "\x00"
-NUL_ESCAPE = "\\u0000"  # the only way a NUL can appear in a JSON text: a raw control character is a syntax error
 
 
 class NotJSON(ValueError):
@@ -17,33 +16,48 @@ def _refuse_constant(name):
     raise NotJSON(f"{name} is not a JSON value (numbers must be finite)")
 
 
-def _finite_float(text):
-    value = float(text)
-    if not math.isfinite(value):
-        raise NotJSON(f"{text} is out of range for a number")
-    return value
-
-
 def loads(text):
-    """json.loads that refuses NaN, Infinity, -Infinity and numbers too large for a float (ValueError)."""
-    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    """json.loads that refuses NaN, Infinity and -Infinity (NotJSON, a ValueError). A number too large for a
+    float still becomes infinity: `problem` names it with its path."""
+    return json.loads(text, parse_constant=_refuse_constant)
 
 
-def nul_problem(value, path=""):
-    """'<path>: must not contain NUL characters' for the first string or key of a parsed JSON value that
-    holds a NUL, its path written like validation errors (`properties.tags[1]`, `body` for the value
-    itself, whose own path is `path`); None when there is none."""
-    stack = [(value, path)]
+def problem(value, path="", *, max_depth=None):
+    """What PostgreSQL could not store in a parsed JSON value, as '<path>: <what>' with the path written like
+    validation errors (`properties.tags[1]`; `path` is the value's own, `body` when empty), or None: a string
+    or key holding a NUL, a number that overflowed to infinity, nesting deeper than `max_depth` levels.
+    One iterative pass, so a hostile document cannot exhaust the stack; paths are built only for a problem."""
+    stack = [(value, 1, None, None)]  # (node, depth, parent entry, key or index in the parent)
     while stack:
-        node, at = stack.pop()
+        entry = stack.pop()
+        node, depth, _parent, _step = entry
+        if max_depth is not None and depth > max_depth:
+            return f"JSON body is nested deeper than {max_depth} levels."
         if isinstance(node, str):
             if NUL in node:
-                return f"{at or 'body'}: must not contain NUL characters"
+                return f"{_path(entry, path)}: must not contain NUL characters"
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                return f"{_path(entry, path)}: is too large for a number"
         elif isinstance(node, dict):
             for key in node:
                 if NUL in key:
-                    return f"{at or 'body'}: the key {key!r} must not contain NUL characters"
-            stack.extend((child, f"{at}.{key}" if at else key) for key, child in reversed(node.items()))
+                    return f"{_path(entry, path)}: the key {key!r} must not contain NUL characters"
+            stack.extend((child, depth + 1, entry, key) for key, child in reversed(node.items()))
         elif isinstance(node, list):
-            stack.extend((node[index], f"{at or 'body'}[{index}]") for index in reversed(range(len(node))))
+            stack.extend((node[index], depth + 1, entry, index) for index in reversed(range(len(node))))
     return None
+
+
+def _path(entry, root):
+    steps = []
+    while entry[2] is not None:
+        steps.append(entry[3])
+        entry = entry[2]
+    text = root
+    for step in reversed(steps):
+        if isinstance(step, int):
+            text = f"{text or 'body'}[{step}]"
+        else:
+            text = f"{text}.{step}" if text else step
+    return text or "body"

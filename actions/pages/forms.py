@@ -527,7 +527,7 @@ def _json(text, path):
         raise _Invalid(f"{path}: is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
     except ValueError as exc:
         raise _Invalid(f"{path}: is not valid JSON ({exc})")
-    problem = strictjson.nul_problem(value, path)
+    problem = strictjson.problem(value, path)
     if problem:
         raise _Invalid(problem)
     return value

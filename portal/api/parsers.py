@@ -6,23 +6,10 @@ from portal import strictjson
 from portal.errors import PortalError, ValidationFailed
 
 
-def json_depth_exceeds(value, bound):
-    """Iterative depth check, so a hostile document cannot exhaust the stack here."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > bound:
-            return True
-        if isinstance(node, dict):
-            stack.extend((child, depth + 1) for child in node.values())
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node)
-    return False
-
-
 class BoundedJSONParser(JSONParser):
-    """JSON bodies up to API_MAX_BODY_BYTES and API_MAX_JSON_DEPTH levels deep, strictly JSON (no NaN or
-    Infinity, finite numbers) and without NUL characters, which PostgreSQL cannot store."""
+    """JSON bodies up to API_MAX_BODY_BYTES and API_MAX_JSON_DEPTH levels deep, holding nothing PostgreSQL
+    cannot store: NaN/Infinity are not JSON (400); a NUL character or a number that overflows a float is
+    refused naming its path (422)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         raw = stream.read(settings.API_MAX_BODY_BYTES + 1) if stream else b""
@@ -36,11 +23,7 @@ class BoundedJSONParser(JSONParser):
             raise ValidationFailed(f"JSON body is nested deeper than {settings.API_MAX_JSON_DEPTH} levels.")
         except ValueError as exc:
             raise ParseError(f"Malformed JSON: {exc}")
-        if json_depth_exceeds(data, settings.API_MAX_JSON_DEPTH):
-            raise ValidationFailed(f"JSON body is nested deeper than {settings.API_MAX_JSON_DEPTH} levels.")
-        # A string can hold a NUL only if the text has the escape (or is UTF-16/32, full of NUL bytes).
-        if strictjson.NUL_ESCAPE.encode() in raw or b"\x00" in raw:
-            problem = strictjson.nul_problem(data)
-            if problem:
-                raise ValidationFailed(problem)
+        problem = strictjson.problem(data, max_depth=settings.API_MAX_JSON_DEPTH)
+        if problem:
+            raise ValidationFailed(problem)
         return data

@@ -209,8 +209,9 @@ def test_nul_in_a_query_parameter_is_refused_naming_it(world):
     check_every_endpoint(world, requests)
 
 
-NOT_JSON_BODIES = ['{"identifier": "probe", "title": NaN}', '{"limit": Infinity}', '[-Infinity]',
-                   '{"properties": {"n": 1e999}}', '{"n": -1E400}']
+NOT_JSON_BODIES = ['{"identifier": "probe", "title": NaN}', '{"limit": Infinity}', '[-Infinity]']
+OVERFLOWING_BODIES = [('{"identifier": "probe", "properties": {"n": 1e999}}', "properties.n: is too large for a number"),
+                      ('{"n": [-1E400]}', "n[0]: is too large for a number")]
 
 
 # The fields write endpoints read, for bodies that set every one of them to the same odd value.
@@ -230,11 +231,14 @@ def bodies_with_numbers(number):
 
 
 def test_numbers_beyond_range_are_not_json_and_large_ones_never_fail_the_server(world):
-    """NaN, Infinity and what overflows a float (1e999) are refused by the parser (400); huge integers and the
-    largest floats are JSON: an endpoint may refuse them, never with a 5xx, and may store them (jsonb)."""
+    """NaN and Infinity are not JSON (400); a number that overflows a float (1e999) is refused naming its path
+    (422); huge integers and the largest floats are JSON: an endpoint may refuse them, never with a 5xx, and
+    may store them (jsonb)."""
     def requests(method, route, url):
         for raw in NOT_JSON_BODIES:
             yield method, url, raw, lambda r, w: refusal_problem(r, w, status=400)
+        for raw, message in OVERFLOWING_BODIES:
+            yield method, url, raw, lambda r, w, message=message: refusal_problem(r, w, status=422, message=message)
         for number in (HUGE, -1.7976931348623157e308):
             for raw in bodies_with_numbers(number):
                 yield method, url, raw, lenient_problem
