@@ -10,7 +10,7 @@ sets in `condition` and in entity-input `dataset`s are validated against them wi
 
 Our extension keys: `quota` (`perUser`, `perTeam`, `liveEntitiesPerUser`, `whenExceeded`), `approvalTimeout`, `runTimeout` (default PT1H), `ttl` (CREATE only) and
 `notifications` (per-action Slack switches `{approvalWaiting, runEnded, ttlWarning}`, each true/false);
-durations are ISO 8601 (`P1D`, `PT1H30M`) and are returned as given.
+durations are ISO 8601 (`P1D`, `PT1H30M`, at most `P3650D`) and are returned as given.
 """
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from django.utils.dateparse import parse_duration
 
 from actions.choices import DEFAULT_RUN_TIMEOUT_SECONDS, INVOCATION_TYPES, Operation, TriggerType
+from actions.models import Action
 from catalog.definitions import check_enum
 from catalog.property_definitions import check_pattern
 from catalog.identifiers import check_key
@@ -40,6 +41,10 @@ QUOTA_PERIODS = ("hour", "day", "week", "month")
 QUOTA_WHEN_EXCEEDED = ("refuse", "requireApproval")
 NOTIFICATION_KEYS = ("approvalWaiting", "runEnded", "ttlWarning")
 RESERVED_IDENTIFIERS = {"runs"}  # /v1/actions/runs is the runs collection
+# The longest duration (timeouts, TTLs) and quota: beyond them a deadline overflows dates and the seconds
+# overflow their integer columns; nobody means more.
+DURATION_MAX, DURATION_MAX_ISO = timedelta(days=3650), "P3650D"
+QUOTA_MAX = 1_000_000
 
 
 def _fail(path, message):
@@ -56,13 +61,15 @@ def _object(value, path, *, required=False):
     return value
 
 
-def _string(value, path, *, required=True):
+def _string(value, path, *, required=True, maximum=None):
     if value is None or value == "":
         if required:
             _fail(path, "is required")
         return ""
     if not isinstance(value, str):
         _fail(path, f"must be a string, got {type(value).__name__}")
+    if maximum is not None and len(value) > maximum:
+        _fail(path, f"must be at most {maximum} characters")
     return value
 
 
@@ -120,11 +127,16 @@ def _duration(value, path, *, required=False):
         if required:
             _fail(path, "is required")
         return None
-    parsed = parse_duration(value) if isinstance(value, str) and value.startswith("P") else None
+    try:
+        parsed = parse_duration(value) if isinstance(value, str) and value.startswith("P") else None
+    except OverflowError:
+        _fail(path, f"must be at most {DURATION_MAX_ISO}")
     if parsed is None:
         _fail(path, f"{value!r} is not an ISO 8601 duration such as 'P1D' or 'PT1H'")
     if parsed <= timedelta(0):
         _fail(path, "must be longer than zero")
+    if parsed > DURATION_MAX:
+        _fail(path, f"must be at most {DURATION_MAX_ISO}")
     if parsed.microseconds:
         _fail(path, "must be a whole number of seconds")
     return value
@@ -487,6 +499,8 @@ def _approval_notification(value):
 def _positive_int(value, path):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         _fail(path, "must be a positive integer")
+    if value > QUOTA_MAX:
+        _fail(path, f"must be at most {QUOTA_MAX}")
     return value
 
 
@@ -571,6 +585,7 @@ def action_definition_clean(data, *, blueprints, actions=None):
     title = data.get("title")
     if not isinstance(title, str) or not title.strip():
         _fail("title", "is required")
+    _string(title, "title", maximum=Action._meta.get_field("title").max_length)
     trigger = _object(data.get("trigger"), "trigger", required=True)
     kind = trigger.get("type")
     if kind == TriggerType.SELF_SERVICE:
@@ -582,7 +597,7 @@ def action_definition_clean(data, *, blueprints, actions=None):
     clean = {
         "identifier": identifier,
         "title": title,
-        "icon": _string(data.get("icon"), "icon", required=False),
+        "icon": _string(data.get("icon"), "icon", required=False, maximum=Action._meta.get_field("icon").max_length),
         "description": _string(data.get("description"), "description", required=False),
         "trigger": clean_trigger,
         "invocationMethod": _invocation_method(data.get("invocationMethod"), blueprints),

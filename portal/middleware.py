@@ -1,13 +1,16 @@
-"""Request correlation id, body-size bound, and rate limiting with Port's x-ratelimit-* headers."""
+"""Request correlation id, NUL refusal, body-size bound, and rate limiting with Port's x-ratelimit-* headers."""
 import json
 import logging
 import time
 import uuid
 from contextvars import ContextVar
 
-from django.conf import settings
 import redis
+from django.conf import settings
+from django.core.exceptions import BadRequest
 from django.http import HttpResponse
+
+from portal.strictjson import NUL
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 logger = logging.getLogger(__name__)
@@ -45,6 +48,34 @@ def envelope_response(status, code, message, headers=None):
     for name, value in (headers or {}).items():
         response[name] = value
     return response
+
+
+class NulRefusalMiddleware:
+    """PostgreSQL can neither store nor compare text holding a NUL character, so a NUL in a URL segment, a
+    query parameter or a page's form field is refused here, naming it, before a view hands it to a query:
+    422 in the envelope under /v1, a 400 page elsewhere. (JSON bodies: portal/api/parsers.py.) A cookie
+    holding a NUL is dropped, as if it had not been sent, so a session lookup never sees it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        for name in [name for name, value in request.COOKIES.items() if NUL in name or NUL in value]:
+            del request.COOKIES[name]
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        api = request.path.startswith("/v1/")
+        fields = [*((name, [value]) for name, value in view_kwargs.items()), *request.GET.lists()]
+        if not api and request.method == "POST":
+            fields += request.POST.lists()
+        for name, values in fields:
+            if NUL in name or any(NUL in str(value) for value in values):
+                message = f"{name.replace(NUL, '?')}: must not contain NUL characters"
+                if api:
+                    return envelope_response(422, "invalid_request", message)
+                raise BadRequest(message)
+        return None
 
 
 class ApiGuardMiddleware:

@@ -32,3 +32,9 @@ urlpatterns = [
     path("", include("catalog.pages.urls")),
     path("", include("actions.pages.urls")),
 ]
+
+# Errors outside DRF views: our envelope under /v1, a friendly page elsewhere (portal/errorpages.py).
+handler400 = "portal.errorpages.bad_request"
+handler403 = "portal.errorpages.permission_denied"
+handler404 = "portal.errorpages.page_not_found"
+handler500 = "portal.errorpages.server_error"

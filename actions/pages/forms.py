@@ -19,6 +19,7 @@ from django.forms.utils import flatatt
 
 from actions.choices import Operation
 from catalog.models import Blueprint, Entity, Team
+from portal import strictjson
 from portal.datetimes import NotAnInstant, instant_of, instant_parse, instant_text
 from portal.errors import PortalError
 
@@ -521,9 +522,15 @@ def _number(text, path):
 
 def _json(text, path):
     try:
-        return json.loads(text)
-    except ValueError as exc:
+        value = strictjson.loads(text)
+    except json.JSONDecodeError as exc:
         raise _Invalid(f"{path}: is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+    except ValueError as exc:
+        raise _Invalid(f"{path}: is not valid JSON ({exc})")
+    problem = strictjson.problem(value, path)
+    if problem:
+        raise _Invalid(problem)
+    return value
 
 
 def _datetime(text, path):

@@ -90,6 +90,7 @@ def _audit(actor, verb, kind, action, *, before=None, after=None, message=""):
 @transaction.atomic
 def action_create(*, actor, data):
     identifier = data.get("identifier") if isinstance(data, dict) else None
+    identifier = identifier if isinstance(identifier, str) else None  # anything else is refused by the validation
     blueprints, actions = _definition_context()
     if identifier in actions:
         raise Conflict(f"Action {identifier!r} already exists.")

@@ -147,6 +147,13 @@ def _target_entity(action, entity_identifier, requester):
     return entity
 
 
+def queue_after_commit(task, *args):
+    """Queue a Celery task once the transaction commits. Robust: with the broker down, the request whose
+    run is committed still succeeds (the error is logged), and run_redispatch_task sends a run that was
+    never dispatched once the broker is back — failing the request would only invite a duplicate run."""
+    transaction.on_commit(lambda: task.delay(*args), robust=True)
+
+
 def run_started(run, now=None):
     """A run that just became IN_PROGRESS: its timeout starts, and it is dispatched after commit."""
     now = now or timezone.now()
@@ -154,7 +161,7 @@ def run_started(run, now=None):
     run.timeout_at = (run.started_at or now) + timedelta(seconds=seconds)
     from actions.tasks import run_dispatch_task
 
-    run_dispatch_task.delay_on_commit(run.id)
+    queue_after_commit(run_dispatch_task, run.id)
 
 
 @transaction.atomic
@@ -217,7 +224,7 @@ def _run_request(*, actor, action, properties, entity_identifier, run_as, origin
     if waiting and _notification_webhook(action):
         from actions.tasks import run_approval_notify_task
 
-        run_approval_notify_task.delay_on_commit(run.id)
+        queue_after_commit(run_approval_notify_task, run.id)
     return run
 
 

@@ -31,7 +31,7 @@ def blueprint_create(*, actor, data):
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('catalog.blueprints'))")
     definitions = blueprint_definitions()
     identifier = data.get("identifier") if isinstance(data, dict) else None
-    if identifier in definitions:
+    if isinstance(identifier, str) and identifier in definitions:  # anything else is refused by the validation
         raise Conflict(f"Blueprint {identifier!r} already exists.")
     clean = blueprint_definition_clean(data, blueprints=definitions)
     blueprint = Blueprint(identifier=clean["identifier"], created_by=actor.label, updated_by=actor.label)

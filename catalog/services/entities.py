@@ -112,6 +112,9 @@ def _prepare(write, blueprint, mode, existing_relations, existing_teams):
     for key in ("title", "icon"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise ValidationFailed(f"{key}: must be a string")
+        longest = Entity._meta.get_field(key).max_length
+        if isinstance(data.get(key), str) and len(data[key]) > longest:
+            raise ValidationFailed(f"{key}: must be at most {longest} characters")
     relations = _parse_relations(blueprint, data.get("relations"))
     teams = _parse_teams(data.get("team"))
     existing = write.existing
@@ -205,7 +208,9 @@ def _entities_write(*, actor, blueprint, items, mode, create_missing_related, va
             write.error = exc
     seen = set()
     for write in writes:
-        if write.error is None and write.identifier in seen:
+        if write.error is not None:  # its identifier may not even be a string
+            continue
+        if write.identifier in seen:
             write.error = ValidationFailed(f"identifier: {write.identifier!r} appears more than once in the request")
         seen.add(write.identifier)
 

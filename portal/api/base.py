@@ -7,6 +7,7 @@ from portal.actor import Actor
 from portal.errors import Forbidden, ValidationFailed
 
 TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no", ""}
+BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def query_bool(request, name, default=False):
@@ -21,7 +22,9 @@ def query_bool(request, name, default=False):
     raise ValidationFailed(f"{name}: must be true or false, got {raw!r}")
 
 
-def query_int(request, name, default, *, minimum=0, maximum=None):
+def query_int(request, name, default, *, minimum=0, maximum):
+    """An integer query parameter within [minimum, maximum]: every one is bounded, so none reaches a query
+    out of the column's range."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
@@ -29,7 +32,7 @@ def query_int(request, name, default, *, minimum=0, maximum=None):
         value = int(raw)
     except ValueError:
         raise ValidationFailed(f"{name}: must be an integer, got {raw!r}")
-    if value < minimum or (maximum is not None and value > maximum):
+    if not minimum <= value <= maximum:
         raise ValidationFailed(f"{name}: must be between {minimum} and {maximum}")
     return value
 
@@ -45,6 +48,11 @@ def require(condition, message):
 
 class ApiView(APIView):
     """Base for /v1 views: the actor of API requests is the caller, origin API."""
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if request.method in BODY_METHODS:
+            request.data  # noqa: B018 -- parse now: a malformed body is refused, even where the route ignores it
 
     def actor(self):
         return Actor.from_request(self.request, AuditOrigin.API)

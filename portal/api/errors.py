@@ -1,10 +1,28 @@
-"""Every API error leaves in Port's envelope: {"ok": false, "error": <code>, "message": <text>}."""
+"""Every API error leaves in Port's envelope: {"ok": false, "error": <code>, "message": <text>}.
+
+Besides the errors we raise on purpose, `failure_answer` maps what escapes a view by accident, so that a
+client never gets Django's HTML 500: a database that is down → 503 `unavailable` with Retry-After; a value
+the database refused (DataError) or a number that overflowed → 422 (the request is at fault, and input
+validation should have named the field); anything else → 500 `internal_error` naming the request id, with
+the traceback logged. The page handlers (portal/errorpages.py) use the same mapping."""
+import logging
+
+import psycopg
+from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.signals import got_request_exception
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
 from portal.errors import PortalError
+from portal.middleware import current_request_id
+
+logger = logging.getLogger(__name__)
+# Seconds a client should wait before retrying while the database is unreachable.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 30
+DATABASE_DOWN = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 DRF_CODES = {
     drf.NotAuthenticated: (401, "unauthorized"),
@@ -53,4 +71,29 @@ def exception_handler(exc, context):
             return error_response(status, code, str(exc.detail), headers)
     if isinstance(exc, drf.APIException):
         return error_response(exc.status_code, exc.default_code, str(exc.detail))
-    return None
+    status, code, message, headers = failure_answer(exc)
+    request = context["request"]
+    if status == 500:
+        logger.error("Internal error in %s %s", request.method, request.path, exc_info=exc)
+        got_request_exception.send(sender=None, request=request._request)  # as Django does for its own 500s
+    else:  # a DataError or overflow is input validation missing somewhere: the traceback says where
+        logger.warning("%s %s answered %s: %r", request.method, request.path, status, exc,
+                       exc_info=exc if status != 503 else None)  # an outage would log one per request
+    return error_response(status, code, message, headers)
+
+
+def failure_answer(exc):
+    """(status, code, message, headers) for an exception nobody raised on purpose."""
+    if isinstance(exc, DATABASE_DOWN):
+        return (503, "unavailable", "The portal cannot reach its database right now; try again shortly.",
+                {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)})
+    if isinstance(exc, (BadRequest, SuspiciousOperation)):
+        # Our BadRequest messages name the parameter at fault; SuspiciousOperation's may reveal settings.
+        message = str(exc) if isinstance(exc, BadRequest) and str(exc) else "This request is malformed."
+        return 400, "bad_request", message, {}
+    if isinstance(exc, (DataError, psycopg.DataError)):
+        reason = (str(exc).strip().splitlines() or ["a value is out of range"])[0]
+        return 422, "invalid_request", f"The database refused a value of this request: {reason}", {}
+    if isinstance(exc, OverflowError):
+        return 422, "invalid_request", "A number or duration in this request is out of range.", {}
+    return 500, "internal_error", f"Internal error; the request id is {current_request_id() or '-'}.", {}

@@ -1,28 +1,15 @@
-import json
-
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+from portal import strictjson
 from portal.errors import PortalError, ValidationFailed
 
 
-def json_depth_exceeds(value, bound):
-    """Iterative depth check, so a hostile document cannot exhaust the stack here."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > bound:
-            return True
-        if isinstance(node, dict):
-            stack.extend((child, depth + 1) for child in node.values())
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node)
-    return False
-
-
 class BoundedJSONParser(JSONParser):
-    """JSON bodies up to API_MAX_BODY_BYTES and API_MAX_JSON_DEPTH levels deep."""
+    """JSON bodies up to API_MAX_BODY_BYTES and API_MAX_JSON_DEPTH levels deep, holding nothing PostgreSQL
+    cannot store: NaN/Infinity are not JSON (400); a NUL character or a number that overflows a float is
+    refused naming its path (422)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         raw = stream.read(settings.API_MAX_BODY_BYTES + 1) if stream else b""
@@ -31,11 +18,12 @@ class BoundedJSONParser(JSONParser):
         if not raw.strip():
             return {}
         try:
-            data = json.loads(raw)
+            data = strictjson.loads(raw)
         except RecursionError:
             raise ValidationFailed(f"JSON body is nested deeper than {settings.API_MAX_JSON_DEPTH} levels.")
         except ValueError as exc:
             raise ParseError(f"Malformed JSON: {exc}")
-        if json_depth_exceeds(data, settings.API_MAX_JSON_DEPTH):
-            raise ValidationFailed(f"JSON body is nested deeper than {settings.API_MAX_JSON_DEPTH} levels.")
+        problem = strictjson.problem(data, max_depth=settings.API_MAX_JSON_DEPTH)
+        if problem:
+            raise ValidationFailed(problem)
         return data

@@ -247,6 +247,10 @@ def test_a_valid_submission_requests_the_run_and_shows_it(client, users, every_i
     ({"properties.replicas": "9"}, "replicas", "properties.replicas: 9 is greater than the maximum of 5"),
     ({"properties.replicas": "many"}, "replicas", "properties.replicas: 'many' is not a number"),
     ({"properties.config": "{nope"}, "config", "properties.config: is not valid JSON"),
+    # what PostgreSQL's jsonb cannot store is refused at the field, not by the database
+    ({"properties.config": '{"a": NaN}'}, "config", "properties.config: is not valid JSON (NaN is not a JSON value"),
+    ({"properties.config": '{"n": 1e999}'}, "config", "properties.config.n: is too large for a number"),
+    ({"properties.config": '{"a": ["\\u0000"]}'}, "config", "properties.config.a[0]: must not contain NUL characters"),
     ({"properties.flavours": ""}, "flavours", "properties.flavours: is required"),
 ])
 def test_server_errors_show_at_the_field_with_the_input_kept(client, users, every_input, posted, key, message):

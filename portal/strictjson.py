@@ -1,0 +1,63 @@
+"""JSON from clients, held to what PostgreSQL can store: Python's json module accepts NaN, Infinity and
+-Infinity (not JSON) and turns 1e999 into infinity; jsonb refuses all of them, and neither jsonb nor text
+can hold a NUL character (U+0000). Refusing them where the JSON is read names the field at fault instead
+of failing later in the database."""
+import json
+import math
+
+NUL = "\x00"
+
+
+class NotJSON(ValueError):
+    pass
+
+
+def _refuse_constant(name):
+    raise NotJSON(f"{name} is not a JSON value (numbers must be finite)")
+
+
+def loads(text):
+    """json.loads that refuses NaN, Infinity and -Infinity (NotJSON, a ValueError). A number too large for a
+    float still becomes infinity: `problem` names it with its path."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def problem(value, path="", *, max_depth=None):
+    """What PostgreSQL could not store in a parsed JSON value, as '<path>: <what>' with the path written like
+    validation errors (`properties.tags[1]`; `path` is the value's own, `body` when empty), or None: a string
+    or key holding a NUL, a number that overflowed to infinity, nesting deeper than `max_depth` levels.
+    One iterative pass, so a hostile document cannot exhaust the stack; paths are built only for a problem."""
+    stack = [(value, 1, None, None)]  # (node, depth, parent entry, key or index in the parent)
+    while stack:
+        entry = stack.pop()
+        node, depth, _parent, _step = entry
+        if max_depth is not None and depth > max_depth:
+            return f"JSON body is nested deeper than {max_depth} levels."
+        if isinstance(node, str):
+            if NUL in node:
+                return f"{_path(entry, path)}: must not contain NUL characters"
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                return f"{_path(entry, path)}: is too large for a number"
+        elif isinstance(node, dict):
+            for key in node:
+                if NUL in key:
+                    return f"{_path(entry, path)}: the key {key!r} must not contain NUL characters"
+            stack.extend((child, depth + 1, entry, key) for key, child in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((node[index], depth + 1, entry, index) for index in reversed(range(len(node))))
+    return None
+
+
+def _path(entry, root):
+    steps = []
+    while entry[2] is not None:
+        steps.append(entry[3])
+        entry = entry[2]
+    text = root
+    for step in reversed(steps):
+        if isinstance(step, int):
+            text = f"{text or 'body'}[{step}]"
+        else:
+            text = f"{text}.{step}" if text else step
+    return text or "body"
