@@ -1,11 +1,14 @@
 """JSON from clients, held to what PostgreSQL can store: Python's json module accepts NaN, Infinity and
 -Infinity (not JSON) and turns 1e999 into infinity; jsonb refuses all of them, and neither jsonb nor text
-can hold a NUL character (U+0000). Refusing them where the JSON is read names the field at fault instead
+can hold a NUL character (U+0000) or a lone UTF-16 surrogate (`"\ud800"` parses, but is no character and
+cannot be written as UTF-8). Refusing them where the JSON is read names the field at fault instead
 of failing later in the database."""
 import json
 import math
+import re
 
 NUL = "\x00"
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 
 
 class NotJSON(ValueError):
@@ -34,19 +37,39 @@ def problem(value, path="", *, max_depth=None):
         if max_depth is not None and depth > max_depth:
             return f"JSON body is nested deeper than {max_depth} levels."
         if isinstance(node, str):
-            if NUL in node:
-                return f"{_path(entry, path)}: must not contain NUL characters"
+            if _UNSTORABLE_RE.search(node):
+                return f"{_path(entry, path)}: {_unstorable(node)}"
         elif isinstance(node, float):
             if not math.isfinite(node):
                 return f"{_path(entry, path)}: is too large for a number"
         elif isinstance(node, dict):
             for key in node:
-                if NUL in key:
-                    return f"{_path(entry, path)}: the key {key!r} must not contain NUL characters"
+                if _UNSTORABLE_RE.search(key):
+                    return f"{_path(entry, path)}: the key {key!r} {_unstorable(key)}"
             stack.extend((child, depth + 1, entry, key) for key, child in reversed(node.items()))
         elif isinstance(node, list):
             stack.extend((node[index], depth + 1, entry, index) for index in reversed(range(len(node))))
     return None
+
+
+def _unstorable(text):
+    if NUL in text:
+        return "must not contain NUL characters"
+    return "must be valid Unicode (it holds a lone surrogate such as \\ud800)"
+
+
+def storable(value):
+    """A JSON value from outside the API (a receiver's answer, a CI system's, jq's output) made storable rather
+    than refused: NUL and lone surrogates become U+FFFD, non-finite numbers null."""
+    if isinstance(value, str):
+        return _UNSTORABLE_RE.sub("\ufffd", value) if _UNSTORABLE_RE.search(value) else value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    return value
 
 
 def _path(entry, root):

@@ -24,6 +24,7 @@ from catalog.access import is_admin
 from catalog.models import Entity
 from portal.actor import Actor
 from portal.errors import Forbidden, PortalError, ValidationFailed
+from portal.strictjson import storable
 
 logger = logging.getLogger(__name__)
 REPORTED_STATUSES = (RunStatus.SUCCESS, RunStatus.FAILURE)
@@ -77,6 +78,12 @@ def _run_changed_announce(run, *, created, before):
     event = {"action": "CREATE" if created else "UPDATE", "runId": run.id, "actionIdentifier": run.action.identifier,
              "before": None if created else before, "after": run_json(run)}
     transaction.on_commit(lambda: events.announce(events.RUN_CHANGED, event))
+
+
+def _stored(value, revealed=()):
+    """What a run is about to store from outside (a payload, a receiver's answer, a log line, a label): scrubbed of
+    secret values, and made storable (a receiver's NUL, lone surrogate or NaN must not fail the run's write)."""
+    return storable(secrets_scrub(value, revealed))
 
 
 def entity_team_ids(entity) -> set:
@@ -285,7 +292,7 @@ def run_update(*, actor, run, status=None, status_label=None, link=None, summary
     _check_reporter(actor, run)
     before = run_snapshot(run)
     # What reporters send is shown to everyone who may see the run: a secret echoed in it is not.
-    status_label, link, summary = secrets_scrub([status_label, link, summary])
+    status_label, link, summary = _stored([status_label, link, summary])
     if status is not None:
         if status not in REPORTED_STATUSES:
             raise ValidationFailed(f"status: must be SUCCESS or FAILURE, got {status!r}")
@@ -321,7 +328,7 @@ def run_log_add(*, actor, run, message, termination_status=None, status_label=No
         raise ValidationFailed(f"terminationStatus: must be SUCCESS or FAILURE, got {termination_status!r}")
     if status_label is not None and not isinstance(status_label, str):
         raise ValidationFailed("statusLabel: must be a string")
-    message, status_label = secrets_scrub([message, status_label])  # as in run_update
+    message, status_label = _stored([message, status_label])  # as in run_update
     before = run_snapshot(run)
     log = RunLog.objects.create(run=run, message=message, termination_status=termination_status or "",
                                 status_label=(status_label or "")[:500])
@@ -351,7 +358,7 @@ def run_finish(*, actor, run, status, label) -> Run:
     if run.status != RunStatus.IN_PROGRESS:
         return run
     before = run_snapshot(run)
-    transition(run, status, label=secrets_scrub(label))
+    transition(run, status, label=_stored(label))
     _ended(run)
     run.save()
     run_audit(actor=actor, run=run, verb=audit_choices.RUN_UPDATED, before=before, after=run_snapshot(run))
@@ -372,7 +379,7 @@ def run_record_response(*, run, response, payload=None, revealed=()) -> Run:
     Recording a payload also marks the delivery as begun (see `run_dispatch_claim`)."""
     run = Run.objects.select_for_update().get(pk=run.pk)
     fields = ["response", "updated_at"]
-    response, payload = secrets_scrub([response, payload], revealed)
+    response, payload = _stored([response, payload], revealed)
     run.response = response
     if payload is not None:
         run.payload = payload

@@ -254,6 +254,19 @@ def test_synchronized_success_stores_the_response(requester, httpserver):
     assert run.ended_at is not None
 
 
+@pytest.mark.parametrize("body, content_type, stored", [
+    ('{"ok": true, "note": "a\\u0000b", "half": "\\ud800", "ratio": NaN, "big": 1e999}', "application/json",
+     {"ok": True, "note": "a\ufffdb", "half": "\ufffd", "ratio": None, "big": None}),
+    ("plain \x00 text", "text/plain", "plain \ufffd text"),
+])
+def test_an_answer_the_database_cannot_hold_is_stored_made_storable(requester, httpserver, body, content_type, stored):
+    """NUL, a lone surrogate or NaN from a receiver must not fail the run's write (it stayed IN_PROGRESS until its
+    timeout): the answer is kept with those replaced and the run ends as the status says."""
+    recorded(httpserver, "/sync", [(200, body, {"Content-Type": content_type})])
+    run = dispatch(make_run(requester, {"url": httpserver.url_for("/sync"), "synchronized": True}))
+    assert run.status == RunStatus.SUCCESS and run.response == stored
+
+
 def test_synchronized_failure_stores_the_text_truncated(requester, httpserver):
     recorded(httpserver, "/sync", [(400, "x" * 100_000, None)])
     run = dispatch(make_run(requester, {"url": httpserver.url_for("/sync"), "synchronized": True}))

@@ -200,6 +200,23 @@ def test_nul_in_a_body_string_or_key_is_refused_naming_the_field(world):
     check_every_endpoint(world, requests)
 
 
+SURROGATE_BODIES = [  # valid JSON syntax, but no Unicode text: UTF-8 (and so PostgreSQL) cannot hold them
+    '{"identifier": "probe\\ud800", "title": "probe"}',
+    '{"identifier": "probe", "title": "a\\udfffb"}',
+    '{"identifier": "probe", "properties": {"type": "\\ud83d"}}',
+    '{"identifier": "probe", "properties": {"ty\\udc00pe": "x"}}',
+    '{"entities": ["\\ud800"], "runIds": ["\\ud800"]}',
+]
+
+
+def test_lone_surrogates_in_a_body_are_refused_naming_the_field(world):
+    def requests(method, route, url):
+        for raw in SURROGATE_BODIES:
+            yield method, url, raw, lambda r, w: refusal_problem(r, w, status=422, message="must be valid Unicode")
+
+    check_every_endpoint(world, requests)
+
+
 def test_nul_in_a_query_parameter_is_refused_naming_it(world):
     def requests(method, route, url):
         for query in ("run_id=%00", "upsert=true&delete_dependents=%00", "include=a&include=%00", "%00=1"):
