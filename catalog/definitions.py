@@ -9,6 +9,7 @@ import math
 
 from catalog import choices
 from catalog.identifiers import check_blueprint_identifier, check_key
+from catalog.models import Blueprint
 from catalog.property_definitions import (  # noqa: F401 (check_enum: actions.definitions imports it from here)
     check_enum, check_required, check_strings, json_type_name, properties_schema_check, property_definition_check,
     property_values_check,
@@ -311,6 +312,10 @@ def blueprint_definition_clean(data, *, blueprints):
     for field in ("icon", "description"):
         if data.get(field) is not None and not isinstance(data[field], str):
             _fail(field, f"must be a string, got {json_type_name(data[field])}")
+    for field in ("title", "icon"):  # columns of their own, with a length
+        longest = Blueprint._meta.get_field(field).max_length
+        if len(data.get(field) or "") > longest:
+            _fail(field, f"must be at most {longest} characters")
     if "schema" not in data:
         _fail("schema", "is required")
     own = {

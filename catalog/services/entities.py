@@ -17,7 +17,7 @@ from catalog.access import blueprint_access
 from catalog.identifiers import check_entity_identifier
 from catalog.models import Blueprint, Entity, Relation, Team, Timer
 from catalog.validation import properties_canonical, properties_errors
-from portal import events
+from portal import events, strictjson
 from portal.datetimes import instant_of
 from portal.errors import Conflict, Forbidden, NotFound, PortalError, ValidationFailed
 
@@ -102,6 +102,9 @@ def _prepare(write, blueprint, mode, existing_relations, existing_teams):
     unknown = set(data) - ENTITY_KEYS
     if unknown:
         raise ValidationFailed(f"{sorted(unknown)[0]}: is not an entity field")
+    unstorable = strictjson.problem(data)  # writers other than the API (jq mappings, imports) had no parser check it
+    if unstorable:
+        raise ValidationFailed(unstorable)
     if data.get("blueprint") not in (None, blueprint.identifier):
         raise ValidationFailed(f"blueprint: entity names blueprint {data['blueprint']!r} but is sent to {blueprint.identifier!r}")
     properties = data.get("properties", {})

@@ -75,6 +75,21 @@ def test_a_validation_error_fails_the_run_with_its_message(requester):
     assert run.status_label.startswith("Entity not written: properties.locked")
 
 
+@pytest.mark.parametrize("expression, message", [
+    ('"a\\u0000b"', "properties.branch: must not contain NUL characters"),  # jq builds a NUL from an escape
+    ("[0] | implode", "properties.branch: must not contain NUL characters"),
+    ("infinite | tostring", None),  # a string, storable: written
+])
+def test_a_mapping_that_renders_what_the_database_cannot_hold_fails_the_run_naming_it(requester, expression, message):
+    mapping = {"identifier": "dev-n", "properties": {"branch": "{{ " + expression + " }}"}}
+    run = dispatch(make_run(requester, mapping=mapping, properties={}))
+    if message is None:
+        assert run.status == RunStatus.SUCCESS, run.status_label
+        return
+    assert run.status == RunStatus.FAILURE and run.status_label == f"Entity not written: {message}"
+    assert not Entity.objects.filter(identifier="dev-n").exists()
+
+
 def test_an_unknown_blueprint_fails_the_run(requester):
     run = dispatch(make_run(requester, properties={"name": "a", "branch": "b"}, blueprint="Nope"))
     assert run.status == RunStatus.FAILURE and run.status_label == "Entity not written: blueprint 'Nope' does not exist"

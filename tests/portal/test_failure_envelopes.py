@@ -302,6 +302,8 @@ def test_strings_longer_than_their_column_are_refused_naming_the_field(world):
         ("post", "/v1/blueprints/Component/entities", {"identifier": "e1", "icon": "i" * 101}, "icon: must be at most 100 characters"),
         ("post", "/v1/actions", {**definition, "identifier": "a2", "title": "t" * 201}, "title: must be at most 200 characters"),
         ("put", "/v1/actions/create_dev_env", {**definition, "icon": "i" * 101}, "icon: must be at most 100 characters"),
+        ("post", "/v1/blueprints", {"identifier": "b2", "title": "t" * 201, "schema": {}}, "title: must be at most 200 characters"),
+        ("patch", "/v1/blueprints/Component", {"icon": "i" * 101}, "icon: must be at most 100 characters"),
     ]
     for method, url, body, message in cases:
         response, written = send(api, method, url, json.dumps(body))
