@@ -31,7 +31,7 @@ from actions.state import TERMINAL
 from audit import choices as audit_choices
 from audit.services import audit_record
 from portal.errors import ValidationFailed
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ def notify_ttl_warning(entity_id, timer_property) -> bool:
     if not notification_enabled(TTL_WARNING, _ttl_action(entity, timer_property, creating_run)):
         return False
     text = (f"{_entity_name(entity)} expires {_in_words(timer.expires_at - timezone.now())} "
-            f"({iso_z(timer.expires_at)}) and will be torn down.\n{_link(extend_ttl_url(entity), 'Extend it')}")
+            f"({instant_text(timer.expires_at)}) and will be torn down.\n{_link(extend_ttl_url(entity), 'Extend it')}")
     return _to_user(entity_owner_email(entity, creating_run), text)
 
 

@@ -4,7 +4,7 @@ from django.db.models import QuerySet, prefetch_related_objects
 from actions.choices import Decision, RunStatus
 from actions.credentials import invocation_masked
 from actions.definitions import duration_iso
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 
 RUN_SELECT_RELATED = ("action", "requested_by", "result_entity__blueprint")
 RUN_PREFETCH = ("approvals__approver",)
@@ -30,8 +30,8 @@ def action_json(action):
         "notifications": action.notifications,
         "createdBy": action.created_by,
         "updatedBy": action.updated_by,
-        "createdAt": iso_z(action.created_at),
-        "updatedAt": iso_z(action.updated_at),
+        "createdAt": instant_text(action.created_at),
+        "updatedAt": instant_text(action.updated_at),
     }
 
 
@@ -49,7 +49,7 @@ def _approval_json(run):
     return {
         "status": status,
         "description": decisions[-1].description if decisions else "",
-        "decisions": [{"userId": d.approver.email, "state": d.decision, "description": d.description, "at": iso_z(d.at)}
+        "decisions": [{"userId": d.approver.email, "state": d.decision, "description": d.description, "at": instant_text(d.at)}
                       for d in decisions],
     }
 
@@ -85,9 +85,9 @@ def run_json(run, viewer=None):
         "response": run.response if payload_shown else None,
         "externalRunId": run.external_run_id or None,
         "createdBy": run.requested_by.email if run.requested_by else None,
-        "createdAt": iso_z(run.created_at),
-        "updatedAt": iso_z(run.updated_at),
-        "endedAt": iso_z(run.ended_at),
+        "createdAt": instant_text(run.created_at),
+        "updatedAt": instant_text(run.updated_at),
+        "endedAt": instant_text(run.ended_at),
         **({"result": {"identifier": result.identifier, "blueprint": result.blueprint.identifier}} if result else {}),
     }
 

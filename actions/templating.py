@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 from audit.services import REDACTED
 from portal.jq import JqError, JqTimeout, jq_first, jq_first_many
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 
 SPREAD_KEY_RE = re.compile(r"^\{\{\s*spreadValue\(\)\s*\}\}$")
 _IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -248,7 +248,7 @@ def run_template_context(run, *, secrets=None, portal=None) -> dict:
         "trigger": {
             "by": {"user": user_json(run.requested_by)},
             "origin": run.origin,
-            "at": iso_z(run.created_at),
+            "at": instant_text(run.created_at),
             "operation": action.operation or None,
         },
         "event": run.trigger_event,  # the event object that fired an automation run

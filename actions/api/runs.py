@@ -10,7 +10,7 @@ from actions.selectors import approvals_waiting_on, runs_visible_to, time_left_s
 from actions.state import TERMINAL
 from portal.api.base import ApiView, ok, query_bool, query_int
 from portal.errors import NotFound, ValidationFailed
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 
 MAX_LIMIT = 1000
 
@@ -104,7 +104,7 @@ class RunDetailView(ApiView):
 
 
 def _log_json(log):
-    return {"id": log.pk, "runId": log.run_id, "message": log.message, "createdAt": iso_z(log.created_at),
+    return {"id": log.pk, "runId": log.run_id, "message": log.message, "createdAt": instant_text(log.created_at),
             **({"terminationStatus": log.termination_status} if log.termination_status else {}),
             **({"statusLabel": log.status_label} if log.status_label else {})}
 
@@ -162,6 +162,6 @@ class ApprovalQueueView(ApiView):
         rendered = _runs_json(runs, request.user)
         return ok(runs=[
             {**body, "requester": body["createdBy"], "inputs": run.properties,
-             "approvalDeadline": iso_z(run.approval_deadline), "timeLeftSeconds": time_left_seconds(run)}
+             "approvalDeadline": instant_text(run.approval_deadline), "timeLeftSeconds": time_left_seconds(run)}
             for run, body in zip(runs, rendered)
         ])

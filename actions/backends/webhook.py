@@ -29,7 +29,7 @@ from actions.secrets import redact_secrets
 from actions.templating import Rendered, TemplateError, TemplateRenderer, run_template_context, user_json
 from actions.backends.outcome import backoff_seconds, backend_run_load, run_end
 from portal.outbound import OutboundRefused, outbound_session
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 
 logger = logging.getLogger(__name__)
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -64,7 +64,7 @@ def classic_envelope(run, context, invocation) -> dict:
         "status": "TRIGGERED",
         "trigger": {"by": {"userId": run.requested_by.email if run.requested_by_id else None,
                            "user": user_json(run.requested_by)},
-                    "origin": run.origin, "at": iso_z(run.created_at)},
+                    "origin": run.origin, "at": instant_text(run.created_at)},
         "context": {"entity": run.entity_identifier or None, "blueprint": action.blueprint_identifier or None,
                     "runId": run.id},
         "payload": {"entity": context["entity"],

@@ -34,10 +34,9 @@ from catalog.pages.columns import entity_url
 from catalog.pages.values import time_left_text
 from catalog.selectors.entities import entities_visible_to, entity_get_by_identifiers
 from portal.actor import Actor
-from portal.datetimes import instant_of
+from portal.datetimes import instant_of, instant_text
 from portal.errors import Forbidden, NotFound, PortalError
 from portal.pages import page_size
-from portal.timefmt import iso_z
 
 SOON = timedelta(hours=24)  # "expiring soon" badge
 
@@ -180,7 +179,7 @@ class EnvironmentRow:
 
     @property
     def expires_iso(self):
-        return iso_z(self.timer.expires_at)
+        return instant_text(self.timer.expires_at)
 
 
 def safe_url(value) -> str:

@@ -26,7 +26,7 @@ from audit.services import audit_record_failure
 from catalog.models import Entity
 from portal.actor import Actor
 from portal.jq import JqError, jq_first
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def entity_event_build(change, *, at=None) -> dict:
     return {
         "action": change["action"],
         "resourceType": "entity",
-        "trigger": {"by": {"userId": change.get("by")}, "origin": change.get("origin"), "at": iso_z(at or timezone.now())},
+        "trigger": {"by": {"userId": change.get("by")}, "origin": change.get("origin"), "at": instant_text(at or timezone.now())},
         "context": {"blueprintIdentifier": change["blueprint"], "entityIdentifier": change["identifier"],
                     "runId": change.get("runId")},
         "diff": {"before": change.get("before"), "after": change.get("after")},
@@ -78,7 +78,7 @@ def run_event_build(change) -> dict:
         "action": change["action"],
         "resourceType": "run",
         "trigger": {"by": {"userId": after.get("createdBy")}, "origin": after.get("source"),
-                    "at": after.get("updatedAt") or iso_z(timezone.now())},
+                    "at": after.get("updatedAt") or instant_text(timezone.now())},
         "context": {"runId": change["runId"], "actionIdentifier": change["actionIdentifier"],
                     "blueprintIdentifier": (after.get("blueprint") or {}).get("identifier") or None,
                     "entityIdentifier": entity.get("identifier")},
@@ -90,7 +90,7 @@ def timer_event_build(*, entity_json, blueprint_identifier, entity_identifier, p
     return {
         "action": TIMER_EXPIRED,
         "resourceType": "entity",
-        "trigger": {"by": {"userId": "system"}, "origin": "SYSTEM", "at": iso_z(at)},
+        "trigger": {"by": {"userId": "system"}, "origin": "SYSTEM", "at": instant_text(at)},
         "context": {"blueprintIdentifier": blueprint_identifier, "entityIdentifier": entity_identifier,
                     "propertyIdentifier": property},
         "diff": {"before": entity_json, "after": entity_json},

@@ -25,7 +25,7 @@ from actions.models import Run
 from actions.state import TERMINAL
 from catalog.models import Entity
 from portal.errors import PortalError
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 
 PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1), "month": timedelta(days=30)}
 
@@ -55,8 +55,8 @@ def _window_check(action, runs, limit, period, who):
     frees_at = created[0] + window
     raise QuotaExceeded(
         f"quota.{who}: action {action.identifier!r} allows at most {limit} run{'s' if limit != 1 else ''} "
-        f"{'per user' if who == 'perUser' else 'per team'} per {period}; the next frees up at {iso_z(frees_at)}.",
-        details={"limit": limit, "period": period, "freesUpAt": iso_z(frees_at)},
+        f"{'per user' if who == 'perUser' else 'per team'} per {period}; the next frees up at {instant_text(frees_at)}.",
+        details={"limit": limit, "period": period, "freesUpAt": instant_text(frees_at)},
     )
 
 

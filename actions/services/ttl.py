@@ -32,7 +32,6 @@ from catalog.models import Entity, Timer
 from portal.actor import Actor
 from portal.errors import Conflict, Forbidden, PortalError, ValidationFailed
 from portal.datetimes import LATEST, instant_text
-from portal.timefmt import iso_z
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ WARNING_BATCH = 100
 
 
 def _ms(value):
-    """Timer values are stored with millisecond precision (iso_z): compare and cap at that precision."""
+    """Timer values are stored with millisecond precision (instant_text): compare and cap at that precision."""
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
@@ -101,7 +100,7 @@ def _entity_timer_write(entity, property, expires_at):
     from catalog.services.entities import PATCH, entity_write_one
 
     entity_write_one(actor=Actor.system(), blueprint=entity.blueprint, identifier=entity.identifier, mode=PATCH,
-                     data={"properties": {property: iso_z(expires_at)}})
+                     data={"properties": {property: instant_text(expires_at)}})
 
 
 def _ttl_audit(*, verb, entity, run_id="", before=None, after=None, message="", status=audit_choices.AuditStatus.SUCCESS):
@@ -127,7 +126,7 @@ def ttl_start(*, run_id) -> Timer | None:
     expires_at = _ms(timezone.now() + duration)
     _entity_timer_write(entity, policy["property"], expires_at)
     audit_record_many([_ttl_audit(verb=TTL_STARTED, entity=entity, run_id=run.id,
-                                  after={"property": policy["property"], "expiresAt": iso_z(expires_at), "ttl": str(duration)},
+                                  after={"property": policy["property"], "expiresAt": instant_text(expires_at), "ttl": str(duration)},
                                   message=f"TTL of {duration} set by run {run.id} ({run.action.identifier!r}).")])
     return Timer.objects.get(entity=entity, property=policy["property"])
 
@@ -169,7 +168,7 @@ def ttl_extend(*, actor, entity) -> dict:
     if timer is None:
         raise ValidationFailed(f"properties.{prop}: entity {entity.identifier!r} has no expiry to extend")
     if timer.fired_at is not None and timer.termination_failed_at is None:
-        raise Conflict(f"properties.{prop}: entity {entity.identifier!r} expired at {iso_z(timer.expires_at)}; "
+        raise Conflict(f"properties.{prop}: entity {entity.identifier!r} expired at {instant_text(timer.expires_at)}; "
                        "its teardown is under way.", code="expired")
     step = parse_duration(policy.get("extendBy") or policy["default"])
     base = max(timer.expires_at, _ms(timezone.now()))
@@ -179,18 +178,18 @@ def ttl_extend(*, actor, entity) -> dict:
         limit = _ms(entity.created_at + parse_duration(policy["maximum"]))
         if base >= limit:
             raise ValidationFailed(f"properties.{prop}: the TTL is already at its maximum of {policy['maximum']} "
-                                   f"(expires {iso_z(timer.expires_at)}); it cannot be extended.")
+                                   f"(expires {instant_text(timer.expires_at)}); it cannot be extended.")
         new = min(new, limit)
-    before = {"property": prop, "expiresAt": iso_z(timer.expires_at)}
+    before = {"property": prop, "expiresAt": instant_text(timer.expires_at)}
     _entity_timer_write(entity, prop, new)
-    after = {"property": prop, "expiresAt": iso_z(new), "maximumAt": iso_z(limit)}
+    after = {"property": prop, "expiresAt": instant_text(new), "maximumAt": instant_text(limit)}
     audit_record(actor=actor, verb=TTL_EXTENDED, action=audit_choices.AuditAction.UPDATE, resource_type="entity",
                  identifier=entity.identifier, blueprint=entity.blueprint.identifier, before=before, after=after,
                  context={"blueprintIdentifier": entity.blueprint.identifier, "entityIdentifier": entity.identifier,
                           "actionIdentifier": action.identifier},
                  message=f"TTL extended by {policy.get('extendBy') or policy['default']}"
                          + (" (capped at the maximum)." if limit is not None and new == limit else "."))
-    return {"property": prop, "expiresAt": iso_z(new), "maximumAt": iso_z(limit),
+    return {"property": prop, "expiresAt": instant_text(new), "maximumAt": instant_text(limit),
             "extendBy": policy.get("extendBy") or policy["default"]}
 
 
@@ -235,8 +234,8 @@ def ttl_warnings_send(*, batch_size=WARNING_BATCH) -> int:
             return 0
         Timer.objects.filter(pk__in=[t.pk for t in timers]).update(warned_at=now)
         audit_record_many([_ttl_audit(verb=TTL_WARNED, entity=t.entity,
-                                      after={"property": t.property, "expiresAt": iso_z(t.expires_at)},
-                                      message=f"Owner warned: {t.property} expires at {iso_z(t.expires_at)}.")
+                                      after={"property": t.property, "expiresAt": instant_text(t.expires_at)},
+                                      message=f"Owner warned: {t.property} expires at {instant_text(t.expires_at)}.")
                            for t in timers])
         for timer in timers:
             transaction.on_commit(lambda t=timer: _notify("ttl_warning_notify_task", t.entity_id, t.property))
@@ -254,7 +253,7 @@ def ttl_termination_unhandled(*, timer):
                f"{entity.blueprint.identifier!r}: the entity stays, marked as failed to terminate.")
     logger.warning("entity %s:%s: %s", entity.blueprint.identifier, entity.identifier, message)
     audit_record_many([_ttl_audit(verb=TTL_TERMINATION_FAILED, entity=entity, status=audit_choices.AuditStatus.FAILURE,
-                                  after={"property": timer.property, "terminationFailedAt": iso_z(now)}, message=message)])
+                                  after={"property": timer.property, "terminationFailedAt": instant_text(now)}, message=message)])
 
 
 def run_changes_settle_termination(change):
@@ -300,7 +299,7 @@ def ttl_termination_settle(*, run_id) -> str | None:
         Timer.objects.filter(entity=entity, property=prop).update(termination_failed_at=now)
         audit_record_many([_ttl_audit(verb=TTL_TERMINATION_FAILED, entity=entity, run_id=run.id,
                                       status=audit_choices.AuditStatus.FAILURE,
-                                      after={"property": prop, "terminationFailedAt": iso_z(now)},
+                                      after={"property": prop, "terminationFailedAt": instant_text(now)},
                                       message=f"Not removed from the catalog: {reason}.")])
         entity_id = entity.pk
         transaction.on_commit(lambda: _notify("termination_failed_notify_task", entity_id, run_id))

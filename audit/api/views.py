@@ -1,7 +1,7 @@
 """GET /v1/audit-log: Port's audit-log shape over our append-only events."""
 from audit.selectors import audit_events_list, audit_filters_parse
 from portal.api.base import ApiView, ok
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 
 
 def _trigger_by(event):
@@ -22,7 +22,7 @@ def audit_event_json(event):
         "context": event.context or {},
         "diff": {"before": diff.get("before"), "after": diff.get("after")},
         "status": event.status,
-        "trigger": {"by": _trigger_by(event), "origin": event.origin, "at": iso_z(event.at)},
+        "trigger": {"by": _trigger_by(event), "origin": event.origin, "at": instant_text(event.at)},
         "message": event.message,
         "requestId": event.request_id,
     }

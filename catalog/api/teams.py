@@ -6,7 +6,7 @@ from catalog.models import Team
 from catalog.services.teams import team_create, team_delete, team_json, team_update
 from portal.api.base import ApiView, ok, require
 from portal.errors import NotFound
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 
 
 def _teams_with_members():
@@ -17,7 +17,7 @@ def _teams_with_members():
 def _team_json(team):
     """`team_json` plus timestamps; members come from the prefetch, not one query per team."""
     members = [user.email for user in team.group.user_set.all()]
-    return {**team_json(team, members), "createdAt": iso_z(team.created_at), "updatedAt": iso_z(team.updated_at)}
+    return {**team_json(team, members), "createdAt": instant_text(team.created_at), "updatedAt": instant_text(team.updated_at)}
 
 
 def _team_get(name):

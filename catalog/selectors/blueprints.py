@@ -1,6 +1,6 @@
 from catalog.models import Blueprint
 from portal.errors import NotFound
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 
 
 def blueprint_get(identifier, *, for_update=False):
@@ -32,8 +32,8 @@ def blueprint_json(blueprint):
         "changelogDestination": blueprint.changelog_destination,
         "createdBy": blueprint.created_by,
         "updatedBy": blueprint.updated_by,
-        "createdAt": iso_z(blueprint.created_at),
-        "updatedAt": iso_z(blueprint.updated_at),
+        "createdAt": instant_text(blueprint.created_at),
+        "updatedAt": instant_text(blueprint.updated_at),
     }
 
 

@@ -7,7 +7,7 @@ from catalog.access import EVERY_ENTITY, entity_read_rule
 from catalog.models import Entity, Relation
 from portal.errors import NotFound
 from portal.jq import JqError, jq_first_many
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 
 META_FIELDS = {
     "$identifier": "identifier",
@@ -122,7 +122,7 @@ def _mirror_values(blueprint, entity_ids, relations_by_source, reads):
         elif last in META_FIELDS:
             fetched = dict(reached.values_list("id", META_FIELDS[last]))
             if last in ("$createdAt", "$updatedAt"):
-                fetched = {pk: iso_z(v) for pk, v in fetched.items()}
+                fetched = {pk: instant_text(v) for pk, v in fetched.items()}
         else:
             fetched = dict(reached.values_list("id", f"properties__{last}"))
         for eid, targets in frontier.items():
@@ -184,9 +184,9 @@ def entities_json(entities, *, user, include=(), exclude=(), calculated=True):
             "team": teams.get(entity.pk, []),
             "properties": properties,
             "relations": relations,
-            "createdAt": iso_z(entity.created_at),
+            "createdAt": instant_text(entity.created_at),
             "createdBy": entity.created_by,
-            "updatedAt": iso_z(entity.updated_at),
+            "updatedAt": instant_text(entity.updated_at),
             "updatedBy": entity.updated_by,
         })
     if calculated:

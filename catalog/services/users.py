@@ -25,7 +25,7 @@ from catalog import choices
 from catalog.models import Blueprint, Team
 from catalog.services.teams import team_create
 from portal.errors import NotFound, ValidationFailed
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 
 MODERATOR_SUFFIX = "-moderator"
 USER_FIELDS = ("roles", "teams")
@@ -88,7 +88,7 @@ def users_json(users):
             "status": "ACTIVE" if user.is_active else "DISABLED",
             "roles": [{"name": role} for role in access[user.pk]["roles"]],
             "teams": [{"name": name} for name in access[user.pk]["teams"]],
-            "createdAt": iso_z(user.date_joined),
+            "createdAt": instant_text(user.date_joined),
         }
         for user in users
     ]

@@ -22,7 +22,7 @@ from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from portal.errors import ValidationFailed
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 from tests.actions.test_run_request import actor_of, catalog_setup, grant, make_action
 
 pytestmark = pytest.mark.django_db
@@ -268,7 +268,7 @@ def test_ttl_warning_tells_the_owner_with_an_extend_link(slack, environment):
     timer = Timer.objects.get(entity=environment)
     assert message["channel"] == "U0DEV"
     assert message["text"] == (
-        f"Dev environment feat x expires in about 20 hours ({iso_z(timer.expires_at)}) "
+        f"Dev environment feat x expires in about 20 hours ({instant_text(timer.expires_at)}) "
         f"and will be torn down.\n<{BASE}/actions/extend_ttl_devEnv/run?entity=dev-feat%2Fx|Extend it>")
 
 

@@ -19,7 +19,7 @@ from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from portal.actor import Actor
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
@@ -57,7 +57,7 @@ def ttl_world(*, terminate=True):
 def dev_environment(owner, identifier, *, expires_in=timedelta(days=5), url="https://env.example.com", created_ago=None):
     """A devEnvironment created by a run of create_dev_env that `owner` requested, expiring in `expires_in`."""
     blueprint = Blueprint.objects.get(identifier="devEnvironment")
-    properties = {"branch": "main", "ttl": iso_z(timezone.now() + expires_in)}
+    properties = {"branch": "main", "ttl": instant_text(timezone.now() + expires_in)}
     if url:
         properties["url"] = url
     entity = entity_write_one(actor=SYSTEM, blueprint=blueprint,
@@ -111,7 +111,7 @@ def test_lists_my_environments_with_url_expiry_countdown_and_buttons(client, wor
 def test_an_entity_i_created_is_mine_too(client, world):
     blueprint = Blueprint.objects.get(identifier="devEnvironment")
     entity_write_one(actor=Actor(user=world["admin"]), blueprint=blueprint,
-                     data={"identifier": "env-admin", "properties": {"ttl": iso_z(timezone.now() + timedelta(days=1))}})
+                     data={"identifier": "env-admin", "properties": {"ttl": instant_text(timezone.now() + timedelta(days=1))}})
     assert len(rows(text(get(client, world["admin"])))) == 1
     assert rows(text(get(client, world["dev"]))) == []
 

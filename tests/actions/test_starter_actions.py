@@ -15,7 +15,7 @@ from actions.models import Action, NotificationSettings, Run
 from actions.services.timers import timers_sweep
 from audit.models import AuditEvent
 from catalog.models import Entity, Timer
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 from tests.conftest import api_for, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -152,7 +152,7 @@ def test_locking_a_service_refuses_its_deploys_posts_once_to_slack_and_is_audite
     # unlock is offered only on what is locked (its trigger.condition)
     refused = request_run(developer, "unlock_service", {"reason": "x"}, entity="CartService-production", status=422)
     assert "does not match the condition" in refused["message"]
-    until = iso_z(timezone.now() + timedelta(hours=2))
+    until = instant_text(timezone.now() + timedelta(hours=2))
 
     locked = run_of(request_run(developer, "lock_service", {"reason": "Black Friday freeze", "until": until},
                                 entity="CartService-production"))
@@ -189,7 +189,7 @@ def test_locking_a_service_refuses_its_deploys_posts_once_to_slack_and_is_audite
 def test_a_lock_with_an_unlock_time_is_lifted_by_the_timer(portal, developer):
     ci = api_for(make_user("ci@example.com", admin=True))
     assert deploy(ci, "CartService", "staging").status_code == 201
-    request_run(developer, "lock_service", {"reason": "QA in progress", "until": iso_z(timezone.now() + timedelta(hours=1))},
+    request_run(developer, "lock_service", {"reason": "QA in progress", "until": instant_text(timezone.now() + timedelta(hours=1))},
                 entity="CartService-staging")
     service = Entity.objects.get(identifier="CartService-staging")
     Timer.objects.filter(entity=service, property="lockedUntil").update(expires_at=timezone.now() - timedelta(seconds=1))

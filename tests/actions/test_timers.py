@@ -12,7 +12,7 @@ from actions.services.timers import timers_sweep
 from catalog.models import Entity, Timer
 from catalog.services.entities import PATCH, entity_write_one
 from portal.actor import Actor
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 from tests.actions.test_automations import automation, env_setup
 
 SYSTEM = Actor.system()
@@ -27,7 +27,7 @@ def dispatched(monkeypatch):
 
 def expiring(blueprint, identifier, delta, prop="certExpiry"):
     entity_write_one(actor=SYSTEM, blueprint=blueprint,
-                     data={"identifier": identifier, "properties": {prop: iso_z(timezone.now() + delta)}})
+                     data={"identifier": identifier, "properties": {prop: instant_text(timezone.now() + delta)}})
     return Timer.objects.get(entity__identifier=identifier, property=prop)
 
 
@@ -64,7 +64,7 @@ def test_a_timer_moved_into_the_future_before_the_sweep_does_not_fire(dispatched
                                 "propertyIdentifier": "certExpiry"})
     expiring(blueprint, "env-1", timedelta(seconds=-1))
     entity_write_one(actor=SYSTEM, blueprint=blueprint, identifier="env-1", mode=PATCH,
-                     data={"properties": {"certExpiry": iso_z(timezone.now() + timedelta(days=1))}})
+                     data={"properties": {"certExpiry": instant_text(timezone.now() + timedelta(days=1))}})
     assert timers_sweep() == 0
     assert Run.objects.count() == 0
 
@@ -76,7 +76,7 @@ def test_a_fired_timer_is_rearmed_by_a_new_expiry(dispatched):
                                 "propertyIdentifier": "certExpiry"})
     expiring(blueprint, "env-1", timedelta(seconds=-10))
     assert timers_sweep() == 1
-    expiring_again = iso_z(timezone.now() - timedelta(seconds=1))
+    expiring_again = instant_text(timezone.now() - timedelta(seconds=1))
     entity_write_one(actor=SYSTEM, blueprint=blueprint, identifier="env-1", mode=PATCH,
                      data={"properties": {"certExpiry": expiring_again}})
     assert timers_sweep() == 1
@@ -91,7 +91,7 @@ def test_timer_conditions_apply(dispatched):
                condition={"type": "JQ", "expressions": ['.diff.after.properties.tier == "prod"'], "combinator": "and"})
     for identifier, tier in (("env-1", "dev"), ("env-2", "prod")):
         entity_write_one(actor=SYSTEM, blueprint=blueprint, data={"identifier": identifier, "properties": {
-            "tier": tier, "certExpiry": iso_z(timezone.now() - timedelta(seconds=1))}})
+            "tier": tier, "certExpiry": instant_text(timezone.now() - timedelta(seconds=1))}})
     assert timers_sweep() == 2  # both expiries are consumed
     assert [r.entity_identifier for r in Run.objects.all()] == ["env-2"]
 

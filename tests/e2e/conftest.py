@@ -17,13 +17,10 @@ from django.utils import timezone
 from actions.models import NotificationSettings
 from catalog.services.deployments import deployment_record
 from portal.actor import Actor
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 from tests.actions.test_starter_actions import FakeSlack
 from tests.conftest import make_user
 
-# Playwright's sync API runs an event loop in the test's thread; the ORM calls the tests make in between are
-# ordinary synchronous code, so Django's async-safety guard must not refuse them.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_CANDIDATES = (os.environ.get("CHROMIUM_PATH", ""), "/usr/bin/chromium", "/usr/bin/chromium-browser")
@@ -34,6 +31,14 @@ def chromium_path():
         if candidate and os.path.exists(candidate):
             return candidate
     return shutil.which("chromium")
+
+
+@pytest.fixture(autouse=True)
+def orm_beside_playwright(monkeypatch):
+    """Playwright's sync API runs an event loop in the test's thread; the ORM calls the tests make in between are
+    ordinary synchronous code, so Django's async-safety guard must not refuse them. Set for these tests only: the
+    variable must not leak into the processes other tests start (`check --deploy` refuses it)."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(scope="session")
@@ -118,6 +123,6 @@ def starter_portal(live_server, settings, httpserver):
     for environment, version in (("production", "2.4.1"), ("staging", "2.5.0")):
         deployment_record(actor=Actor.system(), data={
             "service": "CartService", "environment": environment, "version": version, "commitSha": "9f8e7d6c5b",
-            "jobUrl": "https://ci.example.com/jobs/7", "commitTime": iso_z(timezone.now() - timedelta(hours=2))})
+            "jobUrl": "https://ci.example.com/jobs/7", "commitTime": instant_text(timezone.now() - timedelta(hours=2))})
     make_user("manager@example.com", teams=["Managers"])
     return slack

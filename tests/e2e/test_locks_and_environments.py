@@ -12,7 +12,7 @@ from actions.models import Run
 from catalog.models import Entity, Timer
 from catalog.services.deployments import deployment_record
 from portal.actor import Actor
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 from tests.actions.test_pages_environments import dev_environment, ttl_world
 from tests.actions.test_pages_locks import deploy_catalog, lock_actions_install, running_service
 from tests.conftest import make_user
@@ -40,7 +40,7 @@ def test_a_developer_locks_a_service_with_a_reason_and_sees_the_lock(live_server
         deployment_record(actor=Actor.system(), data={
             "service": "CartService", "environment": "production", "version": version, "commitSha": "9f8e7d6c5b",
             "jobUrl": "https://ci.example.com/jobs/7", "status": status,
-            "commitTime": iso_z(timezone.now() - timedelta(hours=3))})
+            "commitTime": instant_text(timezone.now() - timedelta(hours=3))})
     make_user("dev@example.com")
 
     sign_in(page, "dev@example.com")

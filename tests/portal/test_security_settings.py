@@ -22,7 +22,7 @@ OPT_INS = {"SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto,https", "SECURE_SSL_RED
 
 
 def production_env(**variables):
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", *PRODUCTION, *OPT_INS)}
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE", *PRODUCTION, *OPT_INS)}
     return {**env, **PRODUCTION, **variables}
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from catalog.models import Blueprint, Entity
 from catalog.services.entities import CREATE, UPSERT_MERGE, entity_write_one
 from portal.actor import Actor
-from portal.timefmt import iso_z
+from portal.datetimes import instant_text
 
 SERVICES = ("CartService", "ProductsService")
 ENVIRONMENTS = ("development", "staging", "production")
@@ -72,12 +72,12 @@ class Command(BaseCommand):
             entity_write_one(actor=ci, blueprint=blueprints["deployment"], mode=CREATE, data={
                 "identifier": f"{running}-{version}-{int(at.timestamp())}", "title": f"{service} {version} to {environment}",
                 "relations": {"runningService": running},
-                "properties": {"version": version, "commitSha": sha, "commitTime": iso_z(commit), "jobUrl": job,
-                               "status": status, "deployedBy": who, "startedAt": iso_z(started), "finishedAt": iso_z(at)}})
+                "properties": {"version": version, "commitSha": sha, "commitTime": instant_text(commit), "jobUrl": job,
+                               "status": status, "deployedBy": who, "startedAt": instant_text(started), "finishedAt": instant_text(at)}})
             count += 1
             if status == "success":
                 current[running] = {"version": version, "commitSha": sha, "jobUrl": job, "deployedBy": who,
-                                    "deployedAt": iso_z(at)}
+                                    "deployedAt": instant_text(at)}
         for running, properties in current.items():
             entity_write_one(actor=ci, blueprint=blueprints["runningService"], mode=UPSERT_MERGE,
                              data={"identifier": running, "properties": properties})
@@ -91,4 +91,4 @@ class Command(BaseCommand):
             entity_write_one(actor=developer, blueprint=blueprint, mode=UPSERT_MERGE, data={
                 "identifier": identifier, "title": f"{branch} (developer)",
                 "properties": {"owner": DEVELOPER, "branch": branch, "url": f"https://{identifier}.dev.portal.test",
-                               "ttl": iso_z(now + timedelta(days=days))}})
+                               "ttl": instant_text(now + timedelta(days=days))}})
