@@ -200,6 +200,21 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Worker and beat outlive a Redis outage of any length: they retry the broker forever, at start too.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A task still running when the broker connection drops is stopped: its unacknowledged message goes back to the
+# queue and runs again, so letting it go on would run it twice.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# A half-open connection (Redis restarted, a NAT forgot us) is noticed by keepalive, timeouts and health checks
+# instead of hanging; no retry_on_timeout: a publish retried after a timeout may queue its message twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_keepalive": True,
+    "socket_connect_timeout": 5,
+    "socket_timeout": 30,
+    "health_check_interval": 25,
+}
 
 # The built-in demo receiver and fake Slack (actions/demo_receiver.py): on in `make demo`, off in production.
 DEMO_RECEIVER_ENABLED = env_bool("PORTAL_DEMO_RECEIVER", False)
