@@ -1,11 +1,9 @@
 """`make demo`: migrate, load the example catalog, create demo users and an API client, then serve
-web + Celery worker + beat until interrupted (Ctrl-C stops all three and the embedded services)."""
+web + Celery worker + beat until interrupted, restarting any of them that exits (portal/supervisor.py); Ctrl-C
+stops all three and the embedded services."""
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 
 from django.conf import settings
 from django.core.management import call_command
@@ -17,6 +15,7 @@ from portal.actor import Actor
 from portal.embedded import ensure_embedded_services
 from portal.models import ApiClient
 from portal.services.api_clients import api_client_create
+from portal.supervisor import supervise
 
 DEMO_USERS = [
     # email, password, admin, teams
@@ -47,8 +46,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--no-serve", action="store_true", help="set up data and exit")
+        parser.add_argument("--skip-setup", action="store_true", help="serve without migrating or loading data")
 
-    def handle(self, *args, port, no_serve, **options):
+    def handle(self, *args, port, no_serve, skip_setup, **options):
+        if skip_setup:
+            return self._serve(port)
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         if not Blueprint.objects.exists():
@@ -88,40 +90,17 @@ class Command(BaseCommand):
         return saved
 
     def _serve(self, port):
-        env = serve_environment(port)
-        bindir = os.path.dirname(sys.executable)
-        home = str(settings.PORTAL_HOME)
-        commands = {
-            "web": [os.path.join(bindir, "gunicorn"), "portal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                    "--threads", "4", "--access-logfile", "-"],
-            "worker": [os.path.join(bindir, "celery"), "-A", "portal", "worker", "--concurrency", "2", "--loglevel", "INFO"],
-            "beat": [os.path.join(bindir, "celery"), "-A", "portal", "beat", "--loglevel", "INFO",
-                     "--schedule", os.path.join(home, "celerybeat-schedule")],
-        }
-        processes = {name: subprocess.Popen(cmd, env=env, start_new_session=True) for name, cmd in commands.items()}
-        stopping = False
+        supervise(serve_commands(port), env=serve_environment(port))
+        self.stdout.write("Demo stopped.")
 
-        def stop(*_):
-            nonlocal stopping
-            stopping = True
 
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        try:
-            while not stopping:
-                ended = [name for name, p in processes.items() if p.poll() is not None]
-                if ended:
-                    self.stderr.write(f"{', '.join(ended)} exited; stopping the demo.")
-                    break
-                time.sleep(0.5)
-        finally:
-            for p in processes.values():
-                if p.poll() is None:
-                    os.killpg(p.pid, signal.SIGTERM)
-            deadline = time.time() + 10
-            for p in processes.values():
-                try:
-                    p.wait(timeout=max(0.1, deadline - time.time()))
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-            self.stdout.write("Demo stopped.")
+def serve_commands(port):
+    """The demo's processes: web, Celery worker and beat, from this Python's environment."""
+    bindir = os.path.dirname(sys.executable)
+    return {
+        "web": [os.path.join(bindir, "gunicorn"), "portal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                "--threads", "4", "--access-logfile", "-"],
+        "worker": [os.path.join(bindir, "celery"), "-A", "portal", "worker", "--concurrency", "2", "--loglevel", "INFO"],
+        "beat": [os.path.join(bindir, "celery"), "-A", "portal", "beat", "--loglevel", "INFO",
+                 "--schedule", str(settings.PORTAL_HOME / "celerybeat-schedule")],
+    }
