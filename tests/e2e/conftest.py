@@ -33,15 +33,7 @@ def chromium_path():
     return shutil.which("chromium")
 
 
-@pytest.fixture(autouse=True)
-def orm_beside_playwright(monkeypatch):
-    """Playwright's sync API runs an event loop in the test's thread; the ORM calls the tests make in between are
-    ordinary synchronous code, so Django's async-safety guard must not refuse them. Set for these tests only: the
-    variable must not leak into the processes other tests start (`check --deploy` refuses it)."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     executable = chromium_path()
     if executable is None:
@@ -50,7 +42,12 @@ def browser():
         pytest.skip("No Chromium found: run `make chromium` (Debian's package) or set CHROMIUM_PATH.")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
+    # Playwright's sync API runs an event loop in this thread while the browser is open; the ORM calls the tests make
+    # in between are ordinary synchronous code, so Django's async-safety guard must not refuse them. Only while the
+    # browser is open (package scope): the variable must not leak into what later tests start (`check --deploy`
+    # refuses it).
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = playwright.chromium.launch(executable_path=executable, headless=True,
                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
         yield browser
