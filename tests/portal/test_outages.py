@@ -96,15 +96,13 @@ def redis_down(settings):
     from portal.celery import app
     from portal.middleware import ApiGuardMiddleware
 
-    previous = app.conf.broker_url
     settings.REDIS_URL = DEAD_REDIS
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": DEAD_REDIS}}
-    app.conf.broker_url = DEAD_REDIS
+    settings.CELERY_BROKER_URL = DEAD_REDIS  # the Celery app reads Django's settings
     _reset_broker_connections(app)
     ApiGuardMiddleware._redis = None
     yield
-    app.conf.broker_url = previous
-    _reset_broker_connections(app)
+    _reset_broker_connections(app)  # pools are made again on next use, for the URL the settings fixture restores
     ApiGuardMiddleware._redis = None
 
 
