@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 logger = logging.getLogger("portal.supervisor")
 
@@ -30,7 +30,7 @@ class Child:
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     delay: float = FIRST_DELAY
-    restart_at: float = field(default=0.0)
+    restart_at: float = 0.0
 
 
 def supervise(commands, *, env, stop_timeout=10.0):

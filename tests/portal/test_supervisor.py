@@ -3,6 +3,7 @@ line while web and beat keep running, and SIGTERM (as Ctrl-C) stops every proces
 import os
 import re
 import signal
+import subprocess
 import sys
 
 import psutil
@@ -60,3 +61,19 @@ def test_the_demo_restarts_a_killed_worker_and_stops_everything_on_sigterm(redis
         assert not re.search(r"(web|beat) exited", log_path.read_text())
     finally:
         stop(demo)
+
+
+def test_restarts_back_off_and_start_over_after_a_child_ran_a_while(caplog):
+    from portal.supervisor import STABLE_AFTER, Child, _exited
+
+    child = Child("beat", ["true"])
+    delays = []
+    for ran_for in (0, 0, 0, 0, 0, 0, 0, STABLE_AFTER):
+        child.process = subprocess.Popen(["true"], start_new_session=True)
+        child.process.wait()
+        child.started_at = 1000.0
+        _exited(child, 3, 1000.0 + ran_for)
+        assert child.process is None
+        delays.append(child.restart_at - (1000.0 + ran_for))
+    assert delays == [1, 2, 4, 8, 16, 30, 30, 1]
+    assert caplog.messages[:2] == ["beat exited with code 3; restarting in 1s", "beat exited with code 3; restarting in 2s"]
