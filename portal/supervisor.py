@@ -5,7 +5,7 @@ starts over once a child has run for a minute; one child's crash never stops the
 stops them all: SIGTERM to each child's process group, SIGKILL to what is left after the grace period.
 
 Each child runs in a session (and process group) of its own, so Ctrl-C in the terminal reaches only the
-supervisor, which then stops the children in order; and when a child dies, what it leaves behind in its group
+supervisor, which then stops the children itself; and when a child dies, what it leaves behind in its group
 (a SIGKILLed Celery worker's pool processes) is killed before the next one starts.
 """
 import logging
