@@ -35,3 +35,12 @@ class Conflict(PortalError):
 class Forbidden(PortalError):
     status = 403
     code = "forbidden"
+
+
+class Busy(PortalError):
+    """A write lost to concurrent writers (deadlock or serialization failure) on every attempt: 503 with
+    Retry-After, so a client tries again shortly."""
+
+    status = 503
+    code = "busy"
+    retry_after_seconds = 1
