@@ -117,7 +117,7 @@ def _lock_environment(blueprint, identifier):
     # FOR NO KEY UPDATE, not FOR SHARE: PostgreSQL lets a new share locker past a transaction queued for
     # FOR UPDATE, so under a continuous stream of reports a lock change would wait until the stream stops.
     # An exclusive row lock queues reports and lock changes fairly; reports to one environment are serialized
-    # by the audit chain's lock anyway.
+    # by it anyway.
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {LOCK_COLUMNS.format(t='catalog_entity')} FROM catalog_entity "
                        "WHERE blueprint_id = %s AND identifier = %s FOR NO KEY UPDATE", [blueprint.pk, identifier])
