@@ -230,6 +230,9 @@ AUTOMATION_MAX_DEPTH = int(os.environ.get("AUTOMATION_MAX_DEPTH", "3"))  # autom
 CELERY_BEAT_SCHEDULE["actions-timers-sweep"] = {"task": "actions.tasks.timers_sweep_task", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["actions-ttl-warnings"] = {"task": "actions.tasks.ttl_warnings_task", "schedule": 60.0}
 
+# The audit chain (audit/chain.py): events are sealed after their commit; beat seals what that missed.
+CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.tasks.audit_seal_task", "schedule": 5.0}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -19,7 +19,8 @@ order, each step sorted, and takes no lock of an earlier step once it holds one 
    foreign key takes anyway, taken here in order), FOR UPDATE for rows deleted;
 6. rows that belong to a locked entity (relations, teams, timers), which no writer changes without holding
    their entity; relation rows kept as they are need no lock on their target;
-7. the audit chain, last (`audit_record_many` at the end of each service).
+7. the audit events, last (`audit_record_many` at the end of each service); they are sealed into the hash
+   chain after commit by a single sealer (audit/chain.py), so no writer waits on a global lock.
 
 Run-quota advisory locks (actions/services/quotas.py) are taken by run requests, which lock no entity row.
 Sorting is by code point on both sides ("C" collation in SQL, Python's str order), whatever the database's

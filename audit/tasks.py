@@ -1,0 +1,10 @@
+"""Celery tasks of the audit app (beat: portal/settings.py CELERY_BEAT_SCHEDULE)."""
+from celery import shared_task
+
+
+@shared_task
+def audit_seal_task():
+    """Seal events whose on-commit sealing was skipped (another sealer held the lock) or lost (a crash)."""
+    from audit.chain import audit_seal
+
+    return audit_seal()
