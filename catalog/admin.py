@@ -18,6 +18,7 @@ from catalog.services.saved_views import saved_view_delete
 from catalog.services.teams import team_create, team_delete, team_update
 from portal.actor import Actor
 from portal.errors import PortalError
+from portal.retry import retry_on_conflict
 
 
 def admin_actor(request):
@@ -34,24 +35,32 @@ def _copy_saved(saved, obj):
 
 class ServiceAdmin(admin.ModelAdmin):
     """Hands the request's actor to the form, and turns a service's refusal of a delete into an error
-    message (nothing deleted) instead of a server error."""
+    message (nothing deleted) instead of a server error. The admin's views run the services inside their own
+    transaction, so the views are the boundary that retries a deadlock (portal/retry.py)."""
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
         return type(form.__name__, (form,), {"actor": admin_actor(request)})
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return retry_on_conflict(super().changeform_view)(request, object_id, form_url, extra_context)
+
     def delete_view(self, request, object_id, extra_context=None):
         try:
-            return super().delete_view(request, object_id, extra_context)
+            return retry_on_conflict(super().delete_view)(request, object_id, extra_context)
         except PortalError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             opts = self.opts
             return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id]))
 
     def response_action(self, request, queryset):
+        @retry_on_conflict
+        @transaction.atomic
+        def act():
+            return super(ServiceAdmin, self).response_action(request, queryset)
+
         try:
-            with transaction.atomic():
-                return super().response_action(request, queryset)
+            return act()
         except PortalError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
