@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from django.db import OperationalError, connection, transaction
 
+from actions.choices import RunStatus
 from audit.models import AuditEvent
 from catalog.models import Blueprint, Entity
 from catalog.services import entities as entity_services
@@ -20,6 +21,8 @@ from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import UPSERT, entities_write
 from portal.actor import Actor
 from portal.retry import ATTEMPTS
+from tests.actions import test_upsert_entity_backend as upsert_entity_backend
+from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -160,3 +163,20 @@ def test_a_page_that_loses_every_time_shows_the_busy_page(client, admin_user, se
     assert "The portal is busy" in response.content.decode()
     assert len(calls) == ATTEMPTS
     assert not Entity.objects.filter(identifier="paged").exists()
+
+
+@pytest.mark.parametrize("failures, status, label", [
+    (1, RunStatus.SUCCESS, "Entity 'dev-x' of blueprint 'Env' created"),
+    (ATTEMPTS, RunStatus.FAILURE, "Entity not written: The portal is busy with concurrent changes to the same items; "
+                                  "try again shortly."),
+])
+def test_an_upsert_entity_run_retries_its_write_at_the_task_boundary(deadlocking_store, failures, status, label):
+    blueprint_create(actor=Actor.system(), data=upsert_entity_backend.ENV)
+    requester = make_user("dev@example.com")
+    calls = deadlocking_store(failures=failures)
+    run = upsert_entity_backend.dispatch(upsert_entity_backend.make_run(requester, properties={"name": "dev-x", "branch": "b"}))
+    assert (run.status, run.status_label) == (status, label)
+    assert len(calls) == min(failures + 1, ATTEMPTS)
+    written = status == RunStatus.SUCCESS
+    assert Entity.objects.filter(identifier="dev-x").exists() is written
+    assert _entity_events("dev-x").count() == int(written)
