@@ -28,11 +28,16 @@ HASHED_FIELDS = ("id", "at", "actor", "actor_type", "origin", "verb", "action", 
 UNSEALED_GRACE = timedelta(minutes=10)  # an event still unsealed this long after it was recorded is a fault
 
 
-def event_canonical(event) -> str:
-    """The event as sealed: its stored fields as sorted, compact JSON (`at` in UTC, ISO 8601, microseconds)."""
+def event_values(event) -> dict:
+    """The event's stored fields as JSON values (`at` in UTC, ISO 8601 with microseconds)."""
     values = {name: getattr(event, name) for name in HASHED_FIELDS}
     values["at"] = event.at.astimezone(dt_timezone.utc).isoformat()
-    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return values
+
+
+def event_canonical(event) -> str:
+    """The event as sealed: its stored fields as sorted, compact JSON."""
+    return json.dumps(event_values(event), sort_keys=True, separators=(",", ":"))
 
 
 def seal_hash(previous_hash: str, event) -> str:
@@ -126,6 +131,23 @@ def _seal_fault(expected, previous, seal, event):
     return None
 
 
+def sealed_events(*, after_position=0, since=None):
+    """(position, event id, previous hash, hash), event or None when missing — by position, in batches, so
+    memory stays constant however long the log. `since`: only events recorded at or after that instant."""
+    last = after_position
+    while True:
+        seals = AuditSeal.objects.filter(position__gt=last)
+        if since is not None:
+            seals = seals.filter(event__at__gte=since)
+        batch = list(seals.order_by("position").values_list("position", "event_id", "previous_hash", "hash")[:BATCH])
+        if not batch:
+            return
+        events = AuditEvent.objects.in_bulk([seal[1] for seal in batch])
+        for seal in batch:
+            yield seal, events.get(seal[1])
+        last = batch[-1][0]
+
+
 def audit_chain_verify(*, checkpoints=None, unsealed_grace=UNSEALED_GRACE) -> ChainVerification:
     """Walk the whole chain by position and return its first fault, if any.
 
@@ -134,24 +156,17 @@ def audit_chain_verify(*, checkpoints=None, unsealed_grace=UNSEALED_GRACE) -> Ch
     and re-hashing what follows, or deleting the newest rows, is found). Events unsealed for longer than
     `unsealed_grace` are faults too (the sealer is not running, or their pending rows were removed)."""
     checkpoints = checkpoints or {}
-    expected, previous, last = 1, "", 0
-    while True:
-        seals = list(AuditSeal.objects.filter(position__gt=last).order_by("position")
-                     .values_list("position", "event_id", "previous_hash", "hash")[:BATCH])
-        if not seals:
-            break
-        events = AuditEvent.objects.in_bulk([seal[1] for seal in seals])
-        for seal in seals:
-            fault = _seal_fault(expected, previous, seal, events.get(seal[1]))
-            if fault is None and seal[0] in checkpoints:
-                recorded, label = checkpoints[seal[0]]
-                if recorded != seal[3]:
-                    fault = ChainFault(f"the chain's hash here is {_short(seal[3])} but {label} recorded "
-                                       f"{_short(recorded)}: history up to here was rewritten", seal[0], seal[1])
-            if fault:
-                return ChainVerification(fault, expected - 1, previous)
-            previous, expected = seal[3], expected + 1
-        last = seals[-1][0]
+    expected, previous = 1, ""
+    for seal, event in sealed_events():
+        fault = _seal_fault(expected, previous, seal, event)
+        if fault is None and seal[0] in checkpoints:
+            recorded, label = checkpoints[seal[0]]
+            if recorded != seal[3]:
+                fault = ChainFault(f"the chain's hash here is {_short(seal[3])} but {label} recorded "
+                                   f"{_short(recorded)}: history up to here was rewritten", seal[0], seal[1])
+        if fault:
+            return ChainVerification(fault, expected - 1, previous)
+        previous, expected = seal[3], expected + 1
     length = expected - 1
     furthest = max(checkpoints, default=0)
     if furthest > length:

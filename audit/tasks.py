@@ -8,3 +8,11 @@ def audit_seal_task():
     from audit.chain import audit_seal
 
     return audit_seal()
+
+
+@shared_task
+def audit_checkpoint_task():
+    """A signed checkpoint of the chain's head, in AUDIT_CHECKPOINT_FILE and the log."""
+    from audit.checkpoints import audit_checkpoint_write
+
+    return audit_checkpoint_write()

@@ -113,6 +113,10 @@ if "host" in DATABASES["default"].get("OPTIONS", {}):  # a unix-socket URL (?hos
     DATABASES["default"]["HOST"] = DATABASES["default"]["OPTIONS"].pop("host")
 DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME", "test_portal")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The role every connection switches to (SET ROLE): all tables, but only SELECT and INSERT on the audit log.
+# Migrations run as the role in DATABASE_URL (audit/database_role.py). Empty: stay as that role.
+PORTAL_DB_APP_ROLE = os.environ.get("PORTAL_DB_APP_ROLE", "portal_app")
+AUDIT_FLUSH_ALLOWED = False  # manage.py flush may empty the audit log: the test suite only (tests/settings.py)
 
 REDIS_URL = os.environ.get("REDIS_URL") or embedded_redis_url()
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -230,8 +234,11 @@ AUTOMATION_MAX_DEPTH = int(os.environ.get("AUTOMATION_MAX_DEPTH", "3"))  # autom
 CELERY_BEAT_SCHEDULE["actions-timers-sweep"] = {"task": "actions.tasks.timers_sweep_task", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["actions-ttl-warnings"] = {"task": "actions.tasks.ttl_warnings_task", "schedule": 60.0}
 
-# The audit chain (audit/chain.py): events are sealed after their commit; beat seals what that missed.
+# The audit chain (audit/chain.py): events are sealed after their commit; beat seals what that missed, and
+# writes a signed checkpoint of the chain's head outside the database every minute (audit/checkpoints.py).
 CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.tasks.audit_seal_task", "schedule": 5.0}
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "audit.tasks.audit_checkpoint_task", "schedule": 60.0}
+AUDIT_CHECKPOINT_FILE = os.environ.get("AUDIT_CHECKPOINT_FILE") or str(PORTAL_HOME / "audit-checkpoints.jsonl")
 
 LOGGING = {
     "version": 1,
