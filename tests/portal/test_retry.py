@@ -10,6 +10,7 @@ import threading
 import time
 
 import psycopg
+import psycopg.sql
 import pytest
 from django.db import OperationalError, connection, transaction
 
@@ -50,7 +51,13 @@ def deadlock_now():
         done.set()
 
     with connection.cursor() as cursor:
+        # deadlock_timeout is a superuser's setting: set it as the session's (superuser) login, then go back
+        # to the application's role for the rest of the transaction.
+        cursor.execute("SELECT current_user")
+        (role,) = cursor.fetchone()
+        cursor.execute("SET LOCAL ROLE NONE")
         cursor.execute("SET LOCAL deadlock_timeout = '20ms'")
+        cursor.execute(psycopg.sql.SQL("SET LOCAL ROLE {}").format(psycopg.sql.Identifier(role)).as_string(cursor.connection))
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_A])
         pid_box = []
         threading.Thread(target=other, args=(pid_box,), daemon=True).start()
