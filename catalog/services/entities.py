@@ -252,7 +252,7 @@ def _entities_write(*, actor, blueprint, items, mode, create_missing_related, va
             write.error = ValidationFailed(f"identifier: {write.identifier!r} appears more than once in the request")
         seen.add(write.identifier)
 
-    # Steps 4 and 5 of the lock order (row_locks.py): insert what may be new, then lock every row, sorted.
+    # Steps 3 and 4 of the lock order (row_locks.py): insert what may be new, then lock every row, sorted.
     own_keys = {(blueprint.identifier, w.identifier) for w in writes if w.error is None}
     target_keys = set().union(*(_named_targets(blueprint, w.data) for w in writes if w.error is None))
     now = timezone.now()
@@ -385,7 +385,7 @@ def _store(actor, blueprint, writes, inserted, team_ids_by_name, run_id, now, st
     through.objects.bulk_create([through(entity_id=w.entity.pk, team_id=team_ids_by_name[name]) for w in writes for name in w.teams])
 
     _timers_sync(blueprint, writes)
-    # Step 7 of the lock order: the audit, last.
+    # Step 6 of the lock order: the audit, last.
     audit_record_many([
         audit_event_build(actor=actor, verb=audit_choices.ENTITY_CREATED, action=audit_choices.AuditAction.CREATE,
                           resource_type="entity", identifier=identifier, blueprint=bp_identifier,

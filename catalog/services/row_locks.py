@@ -9,23 +9,25 @@ order, each step sorted, and takes no lock of an earlier step once it holds one 
 2. blueprint rows, sorted by identifier: FOR SHARE by entity writers (their blueprint and every blueprint its
    relations target), FOR UPDATE by blueprint update and delete, so a definition never changes under a write
    validated against it, and a blueprint migration never meets a writer holding entity rows;
-3. (reserved for advisory locks of one kind of writer, taken before any entity row; none today: a
-   deployment report's environment row serializes the reports to one environment);
-4. new entity rows (the entities a request creates and the placeholders of missing relation targets),
+3. new entity rows (the entities a request creates and the placeholders of missing relation targets),
    inserted sorted by (blueprint identifier, identifier) with INSERT … ON CONFLICT DO NOTHING, so two
    writers creating the same entities wait for each other in the same order;
-5. existing entity rows, locked sorted by (blueprint identifier, identifier) in one pass: FOR NO KEY UPDATE
+4. existing entity rows, locked sorted by (blueprint identifier, identifier) in one pass: FOR NO KEY UPDATE
    for rows written, FOR KEY SHARE for relation targets named in the request (the lock the relation's
    foreign key takes anyway, taken here in order), FOR UPDATE for rows deleted;
-6. rows that belong to a locked entity (relations, teams, timers), which no writer changes without holding
+5. rows that belong to a locked entity (relations, teams, timers), which no writer changes without holding
    their entity; relation rows kept as they are need no lock on their target;
-7. the audit events, last (`audit_record_many` at the end of each service); they are sealed into the hash
+6. the audit events, last (`audit_record_many` at the end of each service); they are sealed into the hash
    chain after commit by a single sealer (audit/chain.py), so no writer waits on a global lock.
 
-Run-quota advisory locks (actions/services/quotas.py) are taken by run requests, which lock no entity row.
+Advisory locks: only step 1's is held together with entity rows. A deployment report takes none (its
+environment row, step 4, serializes the reports to one environment); run-quota locks
+(actions/services/quotas.py) are taken by run requests, which lock no entity row.
 Sorting is by code point on both sides ("C" collation in SQL, Python's str order), whatever the database's
-collation. A deadlock that still happens (a delete that finds new dependents after locking) is retried at
-the service boundary (portal/retry.py).
+collation. Where the order bends, a deadlock stays possible and is retried at the service boundary
+(portal/retry.py): a delete that finds new dependents after locking; a deployment report, which inserts
+its running service after locking the environment row, meeting an entity API write creating that same
+running service; a TTL teardown, which locks its entity before the delete locks the blueprint.
 """
 from itertools import groupby
 
@@ -54,7 +56,7 @@ def strongest(locks, keys, strength):
 
 
 def entity_rows_insert(keys, *, blueprints, stub_keys=frozenset(), by="", run_id="", now):
-    """Insert the entity rows of `keys` ((blueprint identifier, identifier)) that do not exist yet (step 4),
+    """Insert the entity rows of `keys` ((blueprint identifier, identifier)) that do not exist yet (step 3),
     sorted, as placeholders titled with their identifier; those in `stub_keys` are marked as stubs. Returns
     {key: id} of the rows this call inserted (a row another transaction holds uncommitted is waited for)."""
     keys = sorted(set(keys))
@@ -79,7 +81,7 @@ def entity_rows_insert(keys, *, blueprints, stub_keys=frozenset(), by="", run_id
 
 
 def entity_rows_lock(locks, *, blueprints):
-    """Lock existing entity rows (step 5): `locks` is {(blueprint identifier, identifier): strength}, taken
+    """Lock existing entity rows (step 4): `locks` is {(blueprint identifier, identifier): strength}, taken
     in sorted key order, one statement per run of one blueprint and one strength. Returns {key: id} of the
     rows that exist (a row deleted meanwhile is absent)."""
     ids = {}
