@@ -35,8 +35,9 @@ def _dsn():
     return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if k in ("host", "port", "user", "password", "dbname")})
 
 
-def deadlock_now():
-    """Deadlock the current transaction against a second connection; raises PostgreSQL's deadlock_detected."""
+def deadlock_now(others):
+    """Deadlock the current transaction against a second connection; raises PostgreSQL's deadlock_detected.
+    The second connection's end is added to `others` (an Event set once it let go)."""
     holding_b = threading.Event()
     done = threading.Event()
 
@@ -67,33 +68,29 @@ def deadlock_now():
             if cursor.fetchone()[0]:
                 break
             time.sleep(0.01)
-        deadlock_now.others.append(done)
+        others.append(done)
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_B])
-
-
-deadlock_now.others = []
 
 
 @pytest.fixture
 def deadlocking_store(monkeypatch):
     """Make the first `failures` calls of the entity store step deadlock; returns the list of calls."""
-    calls = []
+    calls, others = [], []
     original = entity_services._store
 
     def install(failures):
         def store(*args, **kwargs):
             calls.append(time.monotonic())
             if len(calls) <= failures:
-                deadlock_now()
+                deadlock_now(others)
             return original(*args, **kwargs)
 
         monkeypatch.setattr(entity_services, "_store", store)
         return calls
 
     yield install
-    for done in deadlock_now.others:
+    for done in others:
         assert done.wait(10), "the other connection was left waiting"
-    deadlock_now.others.clear()
 
 
 @pytest.fixture
