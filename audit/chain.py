@@ -47,17 +47,16 @@ def seal_hash(previous_hash: str, event) -> str:
 def _seal_batch() -> int:
     with transaction.atomic():
         position, previous = AuditSeal.objects.order_by("-position").values_list("position", "hash").first() or (0, "")
-        event_ids = list(AuditPending.objects.order_by("event_id").values_list("event_id", flat=True)[:BATCH])
-        if not event_ids:
-            return 0
+        pending = AuditPending.objects.order_by("event_id").values("event_id")[:BATCH]
         seals = []
-        for event in AuditEvent.objects.filter(id__in=event_ids).order_by("id"):
+        for event in AuditEvent.objects.filter(id__in=pending).order_by("id"):
             position += 1
             digest = seal_hash(previous, event)
             seals.append(AuditSeal(position=position, event=event, previous_hash=previous, hash=digest))
             previous = digest
-        AuditSeal.objects.bulk_create(seals)
-        AuditPending.objects.filter(event_id__in=event_ids).delete()
+        if seals:
+            AuditSeal.objects.bulk_create(seals)
+            AuditPending.objects.filter(event_id__in=[seal.event_id for seal in seals]).delete()
         return len(seals)
 
 
@@ -73,8 +72,9 @@ def audit_seal(*, wait=False):
             if not cursor.fetchone()[0]:
                 return None
     try:
-        sealed = 0
-        while batch := _seal_batch():
+        sealed, batch = 0, BATCH
+        while batch == BATCH:  # a short batch was the last: no second round trip after each audited commit
+            batch = _seal_batch()
             sealed += batch
         return sealed
     finally:

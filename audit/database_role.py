@@ -63,10 +63,13 @@ def app_role_grant(connection):
         return
     name = connection.ops.quote_name(role)
     with connection.cursor() as cursor:
-        # Another database's migrate (a parallel test run) may create it at the same moment.
-        cursor.execute(f"DO $$ BEGIN CREATE ROLE {name} NOLOGIN; "
-                       "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$")
-        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        # A DBA may have created it (then the owner needs no CREATEROLE); another database's migrate (a parallel
+        # test run) may create it at the same moment.
+        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
+        if cursor.fetchone() is None:
+            cursor.execute(f"DO $$ BEGIN CREATE ROLE {name} NOLOGIN; "
+                           "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$")
+        cursor.execute("SELECT pg_has_role(current_user, %s, 'MEMBER')", [role])
         if not cursor.fetchone()[0]:
             cursor.execute(f"GRANT {name} TO CURRENT_USER")  # a non-superuser owner needs membership to SET ROLE
         cursor.execute("SELECT current_schema()")

@@ -132,3 +132,14 @@ def test_changing_any_one_column_is_detected_naming_the_event(column):
     assert f"event {target.pk}" in str(fault)
     if column == "id":  # put it back: Django's TestCase checks the seal's foreign key before its rollback
         tamper("UPDATE audit_auditevent SET id = %s WHERE id = %s", [target.pk, target.pk + 1000000])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("count", [6, 7])
+def test_one_seal_call_seals_every_pending_event_batch_by_batch(monkeypatch, count):
+    monkeypatch.setattr("audit.chain.BATCH", 3)  # a whole last batch, and a short one
+    with transaction.atomic():
+        events = [record(f"e{number}") for number in range(count)]
+    assert audit_seal(wait=True) == count
+    assert positions() == [(number + 1, event.pk) for number, event in enumerate(events)]
+    assert not AuditPending.objects.exists() and audit_chain_verify().fault is None

@@ -32,3 +32,6 @@ def test_migration_reseals_existing_events_in_id_order():
         previous = seal.hash
     verification = audit_chain_verify()
     assert verification.fault is None and verification.length == 3
+    with connection.cursor() as cursor:  # migrate ran as the owner and handed the connection back to the app's role
+        cursor.execute("SELECT current_user")
+        assert cursor.fetchone()[0] == "portal_app"
