@@ -9,7 +9,6 @@ memory) and names the first one that does not follow.
 """
 import hashlib
 import json
-import logging
 from dataclasses import dataclass
 from datetime import timedelta, timezone as dt_timezone
 
@@ -17,8 +16,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent, AuditPending, AuditSeal
-
-logger = logging.getLogger(__name__)
 
 SEAL_LOCK = 0x6175646974  # pg advisory lock id of the one sealer ("audit")
 BATCH = 500
@@ -105,10 +102,6 @@ class ChainVerification:
     fault: ChainFault | None
     length: int  # seals that were checked (all of them when there is no fault)
     head_hash: str  # hash of the last seal checked
-
-    @property
-    def ok(self):
-        return self.fault is None
 
 
 def _short(digest):
