@@ -230,6 +230,17 @@ AUTOMATION_MAX_DEPTH = int(os.environ.get("AUTOMATION_MAX_DEPTH", "3"))  # autom
 CELERY_BEAT_SCHEDULE["actions-timers-sweep"] = {"task": "actions.tasks.timers_sweep_task", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["actions-ttl-warnings"] = {"task": "actions.tasks.ttl_warnings_task", "schedule": 60.0}
 
+# The transactional outbox (portal/outbox.py) and the delivery lease of runs (actions/services/runs.py)
+OUTBOX_PUBLISH_TIMEOUT_SECONDS = float(os.environ.get("OUTBOX_PUBLISH_TIMEOUT_SECONDS", "1"))  # fail fast, then the sweep
+OUTBOX_LEASE_SECONDS = float(os.environ.get("OUTBOX_LEASE_SECONDS", "120"))  # a worker's claim on a message
+OUTBOX_REPUBLISH_SECONDS = float(os.environ.get("OUTBOX_REPUBLISH_SECONDS", "30"))  # due, published, unclaimed: lost
+OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "10"))
+OUTBOX_KEEP_DONE_DAYS = int(os.environ.get("OUTBOX_KEEP_DONE_DAYS", "7"))
+OUTBOX_SWEEP_SECONDS = float(os.environ.get("OUTBOX_SWEEP_SECONDS", "5"))
+DELIVERY_LEASE_SECONDS = float(os.environ.get("DELIVERY_LEASE_SECONDS", "300"))  # one delivery attempt's deadline
+CELERY_BEAT_SCHEDULE["portal-outbox-sweep"] = {"task": "portal.outbox_sweep", "schedule": OUTBOX_SWEEP_SECONDS}
+CELERY_BEAT_SCHEDULE["portal-outbox-purge"] = {"task": "portal.outbox_purge", "schedule": 3600.0}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
