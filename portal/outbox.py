@@ -60,15 +60,16 @@ def outbox_publish(message) -> bool:
     return True
 
 
-def outbox_claim(*, message_id) -> OutboxMessage | None:
-    """Take `message_id` for OUTBOX_LEASE_SECONDS: pending, due, and not held by a live claim. Of two claimers
-    one wins; a message done, failed or held by a live lease is not claimed."""
+def outbox_claim(*, message_id, due=True) -> OutboxMessage | None:
+    """Take `message_id` for OUTBOX_LEASE_SECONDS: pending, due (unless `due` is False), and not held by a live
+    claim. Of two claimers one wins; a message done, failed or held by a live lease is not claimed."""
     now = timezone.now()
+    claimable = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    if due:
+        claimable &= Q(not_before__lte=now + timedelta(seconds=1))  # the broker's countdown may end a hair early
     with transaction.atomic():
-        message = (OutboxMessage.objects.select_for_update(skip_locked=True)
-                   .filter(_pending(), Q(lease_until__isnull=True) | Q(lease_until__lt=now), pk=message_id,
-                           not_before__lte=now + timedelta(seconds=1))  # the broker's countdown may end a hair early
-                   .first())
+        message = OutboxMessage.objects.select_for_update(skip_locked=True).filter(_pending(), claimable,
+                                                                                   pk=message_id).first()
         if message is None:
             return None
         message.attempts += 1
@@ -82,7 +83,8 @@ def outbox_deliver(*, message_id) -> bool:
     False when the message was not claimable (done, failed, held, or not due)."""
     from portal.celery import app
 
-    message = outbox_claim(message_id=message_id)
+    # Celery's eager mode (CELERY_TASK_ALWAYS_EAGER, tests) runs a task at once, its countdown ignored: so does this.
+    message = outbox_claim(message_id=message_id, due=not app.conf.task_always_eager)
     if message is None:
         logger.info("outbox message %s: not claimable (done, failed, held by another worker or not due)", message_id)
         return False

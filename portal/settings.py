@@ -220,9 +220,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 DEMO_RECEIVER_ENABLED = env_bool("PORTAL_DEMO_RECEIVER", False)
 DEMO_RECEIVER_DELAY_SECONDS = float(os.environ.get("PORTAL_DEMO_RECEIVER_DELAY", "3"))
 CELERY_BEAT_SCHEDULE = {
-    "actions-run-redispatch": {"task": "actions.tasks.run_redispatch_task", "schedule": 30.0},
     "actions-approvals-expire": {"task": "actions.tasks.run_approvals_expire_task", "schedule": 30.0},
     "actions-run-timeouts": {"task": "actions.tasks.run_timeouts_task", "schedule": 60.0},
+    "actions-run-delivery-leases": {"task": "actions.tasks.run_delivery_leases_task", "schedule": 5.0},
 }
 
 # Automations, timers and TTL (actions/services/automations.py, timers.py, ttl.py)

@@ -42,6 +42,7 @@ from actions.backends.outcome import backoff_seconds, backend_run_load, run_log_
 from portal.actor import Actor
 from portal.datetimes import instant_of
 from portal.outbound import OutboundRefused, outbound_session
+from portal.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
 API_VERSION = "2022-11-28"
@@ -378,7 +379,7 @@ def github_dispatch(run_id, attempt: int) -> None:
     run_log_system(run, f"Dispatched {where}.")
     if details:
         run = _link(run, details["workflow_run_id"], details.get("html_url"))
-    github_poll_task.apply_async(args=[run.id, 1, dispatched_at.isoformat()], countdown=poll_delay(1))
+    outbox_enqueue(github_poll_task, [run.id, 1, dispatched_at.isoformat()], countdown=poll_delay(1))
 
 
 def _dispatch_retry_or_fail(run, attempt, label):
@@ -388,7 +389,7 @@ def _dispatch_retry_or_fail(run, attempt, label):
         return
     delay = dispatch_retry_delay(attempt)
     logger.info("run %s: %s; try %d of %d in %.2fs", run.id, label, attempt + 1, max_attempts, delay)
-    github_dispatch_task.apply_async(args=[run.id, attempt + 1], countdown=delay)
+    outbox_enqueue(github_dispatch_task, [run.id, attempt + 1], countdown=delay)
 
 
 def workflow_run_find(run, org, repo, workflow, dispatched_at, token) -> dict | None:
@@ -449,7 +450,7 @@ def github_poll(run_id, attempt: int, dispatched_at: str) -> None:
         workflow_run = None
     if workflow_run is not None and _conclude(run, workflow_run):
         return
-    github_poll_task.apply_async(args=[run.id, attempt + 1, dispatched_at], countdown=poll_delay(attempt + 1))
+    outbox_enqueue(github_poll_task, [run.id, attempt + 1, dispatched_at], countdown=poll_delay(attempt + 1))
 
 
 @shared_task(name="actions.github_dispatch", ignore_result=True)

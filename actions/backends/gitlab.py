@@ -32,6 +32,7 @@ from actions.templating import Rendered, TemplateError, TemplateRenderer, run_te
 from actions.backends.outcome import backoff_seconds, backend_run_load, run_log_system, run_fail_logged
 from portal.actor import Actor
 from portal.outbound import OutboundRefused, outbound_session
+from portal.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
 USER_AGENT = "portal-gitlab/1"
@@ -188,7 +189,7 @@ def gitlab_trigger(run_id, attempt: int) -> None:
     run_log_system(run, f"Triggered {where}.")
     if _conclude(run, pipeline):
         return
-    gitlab_poll_task.apply_async(args=[run.id, 1], countdown=poll_delay(1))
+    outbox_enqueue(gitlab_poll_task, [run.id, 1], countdown=poll_delay(1))
 
 
 def _refused(response, trigger) -> GitLabFailed:
@@ -208,7 +209,7 @@ def _retry_or_fail(run, attempt, label):
         return
     delay = backoff_seconds(attempt, base=settings.CI_RETRY_BASE_SECONDS, cap=settings.CI_POLL_MAX_SECONDS)
     logger.info("run %s: %s; try %d of %d in %.2fs", run.id, label, attempt + 1, max_attempts, delay)
-    gitlab_trigger_task.apply_async(args=[run.id, attempt + 1], countdown=delay)
+    outbox_enqueue(gitlab_trigger_task, [run.id, attempt + 1], countdown=delay)
 
 
 def _conclude(run, pipeline) -> bool:
@@ -251,7 +252,7 @@ def gitlab_poll(run_id, attempt: int) -> None:
         pipeline = {}
     if isinstance(pipeline, dict) and _conclude(run, pipeline):
         return
-    gitlab_poll_task.apply_async(args=[run.id, attempt + 1], countdown=poll_delay(attempt + 1))
+    outbox_enqueue(gitlab_poll_task, [run.id, attempt + 1], countdown=poll_delay(attempt + 1))
 
 
 @shared_task(name="actions.gitlab_trigger", ignore_result=True)

@@ -392,7 +392,7 @@ def _announce_after_commit(actor, blueprint, changes, run_id):
          "by": actor.label, "origin": actor.origin, "runId": run_id or None}
         for action, identifier, before, after in changes
     ]
-    transaction.on_commit(lambda: events.announce(events.ENTITY_CHANGED, payload))
+    events.announce(events.ENTITY_CHANGED, payload)
 
 
 def entity_write_one(*, actor, blueprint, data, mode=CREATE, identifier=None, **options):
@@ -460,7 +460,7 @@ def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, r
     audit_record_many(audit_events)
     payload = [{"action": a, "blueprint": bp, "identifier": i, "before": b, "after": af, "by": actor.label,
                 "origin": actor.origin, "runId": run_id or None} for a, bp, i, b, af in changes]
-    transaction.on_commit(lambda: events.announce(events.ENTITY_CHANGED, payload))
+    events.announce(events.ENTITY_CHANGED, payload)
     return [e.identifier for e in roots], [e.identifier for e in doomed.values() if e.pk not in {r.pk for r in roots}]
 
 

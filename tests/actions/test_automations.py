@@ -19,6 +19,7 @@ from catalog.services.entities import PATCH, entities_delete, entity_write_one
 from portal.actor import Actor
 from tests.actions.test_run_request import grant, make_action
 from tests.conftest import make_user
+from tests.outbox import on_publish
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +55,7 @@ def blueprint(db):
 @pytest.fixture
 def dispatched(monkeypatch):
     calls = []
-    monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: calls.append(run_id))
+    on_publish(monkeypatch, {run_dispatch_task: lambda args: calls.append(args[0])})
     return calls
 
 
@@ -127,7 +128,7 @@ def test_other_blueprints_and_unpublished_automations_do_not_fire(blueprint, eag
     off.publish = False
     off.save()
     queued = []
-    monkeypatch.setattr(automations_fire_task, "delay", lambda event: queued.append(event))
+    on_publish(monkeypatch, {automations_fire_task: lambda args: queued.append(args[0])})
     with django_capture_on_commit_callbacks(execute=True):
         write(blueprint, "env-1", {"tier": "dev"})
     assert queued == []  # nobody listens: nothing is even queued
@@ -137,7 +138,7 @@ def test_other_blueprints_and_unpublished_automations_do_not_fire(blueprint, eag
 def test_events_are_queued_to_celery_not_fired_inline(blueprint, dispatched, monkeypatch, django_capture_on_commit_callbacks):
     automation("on_create", {"type": "ENTITY_CREATED", "blueprintIdentifier": "devEnv"})
     queued = []
-    monkeypatch.setattr(automations_fire_task, "delay", lambda event: queued.append(event))
+    on_publish(monkeypatch, {automations_fire_task: lambda args: queued.append(args[0])})
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         write(blueprint, "env-1", {"tier": "dev"})
     assert queued == [] and Run.objects.count() == 0  # nothing before commit

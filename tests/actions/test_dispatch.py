@@ -8,9 +8,9 @@ from django.utils import timezone
 import actions.backends
 from actions.choices import RunStatus
 from actions.models import Run
-from actions.services.runs import (CLAIM_VISIBILITY, run_finish, run_log_add, run_record_response, run_request,
+from actions.services.runs import (run_finish, run_log_add, run_record_response, run_request,
                                    run_update)
-from actions.tasks import run_dispatch_task, run_redispatch_task, run_timeouts_task
+from actions.tasks import run_dispatch_task, run_timeouts_task
 from audit import choices as audit_choices
 from audit.models import AuditEvent
 from catalog.models import Blueprint, Entity
@@ -31,13 +31,6 @@ def users(db):
 def delivered(monkeypatch):
     calls = []
     monkeypatch.setattr(actions.backends, "backend_dispatch", lambda run_id: calls.append(run_id), raising=False)
-    return calls
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    calls = []
-    monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: calls.append(run_id))
     return calls
 
 
@@ -68,31 +61,6 @@ def test_waiting_and_ended_runs_are_not_dispatched(users, delivered):
     run = in_progress(users, action)
     assert run_dispatch_task(run.id) is False
     assert delivered == []
-
-
-def test_stale_claim_with_nothing_recorded_is_claimed_again(users, delivered):
-    run = in_progress(users)
-    Run.objects.filter(pk=run.pk).update(dispatched_at=timezone.now() - CLAIM_VISIBILITY - timedelta(seconds=1))
-    assert run_dispatch_task(run.id) is True  # the worker that claimed it died before delivering
-    assert delivered == [run.id]
-    assert Run.objects.get(pk=run.pk).attempts == 1
-
-
-def test_stale_claim_with_a_recorded_payload_is_not_sent_again(users, delivered):
-    run = in_progress(users)
-    run_record_response(run=run, response=None, payload={"sent": True})
-    Run.objects.filter(pk=run.pk).update(dispatched_at=timezone.now() - CLAIM_VISIBILITY - timedelta(seconds=1))
-    assert run_dispatch_task(run.id) is False
-    assert delivered == []
-
-
-def test_redispatch_picks_up_runs_never_dispatched(users, queued):
-    run = in_progress(users)
-    assert run_redispatch_task() == 0  # too fresh: its on-commit dispatch may still be on the way
-    Run.objects.filter(pk=run.pk).update(started_at=timezone.now() - timedelta(minutes=1))
-    assert run_redispatch_task() == 1 and queued == [run.id]
-    Run.objects.filter(pk=run.pk).update(dispatched_at=timezone.now())
-    assert run_redispatch_task() == 0 and queued == [run.id]  # claimed meanwhile: left alone
 
 
 def test_record_response_stores_payload_and_response(users):

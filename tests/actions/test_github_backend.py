@@ -109,11 +109,9 @@ def scheduled(monkeypatch):
     """The tasks the backend schedules, as (task name, args, countdown), instead of a broker."""
     queue = []
 
-    def recorder(name):
-        return lambda args, countdown: queue.append((name, list(args), countdown))
-
-    monkeypatch.setattr(github.github_poll_task, "apply_async", recorder("poll"))
-    monkeypatch.setattr(github.github_dispatch_task, "apply_async", recorder("dispatch"))
+    names = {github.github_poll_task.name: "poll", github.github_dispatch_task.name: "dispatch"}
+    monkeypatch.setattr(github, "outbox_enqueue",
+                        lambda task, args, countdown: queue.append((names[task.name], list(args), countdown)))
     return queue
 
 

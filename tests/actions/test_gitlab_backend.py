@@ -59,11 +59,9 @@ def fake(httpserver, settings):
 def scheduled(monkeypatch):
     queue = []
 
-    def recorder(name):
-        return lambda args, countdown: queue.append((name, list(args), countdown))
-
-    monkeypatch.setattr(gitlab.gitlab_poll_task, "apply_async", recorder("poll"))
-    monkeypatch.setattr(gitlab.gitlab_trigger_task, "apply_async", recorder("trigger"))
+    names = {gitlab.gitlab_poll_task.name: "poll", gitlab.gitlab_trigger_task.name: "trigger"}
+    monkeypatch.setattr(gitlab, "outbox_enqueue",
+                        lambda task, args, countdown: queue.append((names[task.name], list(args), countdown)))
     return queue
 
 

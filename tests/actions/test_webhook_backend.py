@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from django.test import TestCase
 from django.utils import timezone
 from werkzeug.wrappers import Response
 
@@ -16,6 +17,7 @@ from actions.choices import RunStatus
 from actions.models import Action, Run
 from actions.secrets import secret_set
 from actions.tasks import run_dispatch_task
+import portal.outbox
 from catalog.models import Blueprint
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
@@ -58,8 +60,9 @@ def make_run(requester, invocation, *, properties=None, entity=None, operation="
 
 
 def dispatch(run):
-    """As a worker does: claim (the first try counts), then the backend."""
-    run_dispatch_task(run.id)
+    """As a worker does: claim (the first try counts), then the backend; retries are delivered after commit."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        run_dispatch_task(run.id)
     run.refresh_from_db()
     return run
 
@@ -222,11 +225,11 @@ def test_429_honours_retry_after_capped(requester, httpserver, monkeypatch, webh
                                                  (429, "slow down", {"Retry-After": "3600"}), (200, "", None)])
     countdowns = []
 
-    def apply_async(args, countdown):  # a fake scheduler: note the delay, run the next try now
-        countdowns.append(countdown)
-        webhook.webhook_deliver(*args)
+    def deliver(message):  # a fake broker: note the delay, run the next try now
+        countdowns.append(round((message.not_before - message.created_at).total_seconds()))
+        webhook.webhook_deliver_task(*message.args)
 
-    monkeypatch.setattr(webhook.webhook_deliver_task, "apply_async", apply_async)
+    monkeypatch.setattr(portal.outbox, "outbox_publish", deliver)
     run = dispatch(make_run(requester, {"url": httpserver.url_for("/limited")}))
     assert countdowns == [7.0, 30.0]
     assert len(received) == 3 and run.attempts == 3
