@@ -1,7 +1,8 @@
-"""Every write to runs: request, report back (PATCH, logs), backend outcomes, timeouts, dispatch claims.
+"""Every write to runs: request, report back (PATCH, logs), backend outcomes, timeouts, dispatch claims and
+delivery attempts.
 
 Each function locks the run row it changes, moves its status through `actions.state.transition`,
-records its audit event in the same transaction and queues side effects on commit.
+records its audit event in the same transaction and queues side effects as outbox rows in it (portal/outbox.py).
 """
 import logging
 import secrets

@@ -16,6 +16,7 @@ from actions.backends.signing import signing_secret
 from actions.choices import RunStatus
 from actions.models import Action, Run
 from actions.secrets import secret_set
+from actions.serializers import run_json
 from actions.tasks import run_dispatch_task
 import portal.outbox
 from catalog.models import Blueprint
@@ -23,6 +24,7 @@ from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from tests.conftest import make_user
+from tests.outbox import published
 
 pytestmark = pytest.mark.django_db
 SIGNING_KEY = "whsec_test_key"
@@ -202,6 +204,20 @@ def test_retries_until_the_receiver_recovers(requester, httpserver):
     assert run.attempts == 3 and run.status == RunStatus.IN_PROGRESS
     bodies = {request.get_data() for request in received}
     assert len(bodies) == 1  # every try sends the same body
+
+
+def test_a_retry_delivered_twice_is_sent_once(requester, httpserver, monkeypatch):
+    received = recorded(httpserver, "/flaky", [(500, "boom", None), (200, "ok", None)])
+    retries = published(monkeypatch, webhook.webhook_deliver_task)  # queued, not run
+    run = dispatch(make_run(requester, {"url": httpserver.url_for("/flaky")}))
+    assert retries == [("actions.webhook_deliver", [run.id, 2])] and len(received) == 1
+    assert run_json(run)["waitingFor"].startswith("delivery (attempt 2 of 5, next at ")
+    webhook.webhook_deliver_task(run.id, 2)
+    webhook.webhook_deliver_task(run.id, 2)  # redelivered (a sweep, a lease expiry racing a late worker)
+    webhook.webhook_deliver_task(run.id, 1)  # an attempt the run has gone past
+    run.refresh_from_db()
+    assert len(received) == 2 and run.attempts == 2 and run.status == RunStatus.IN_PROGRESS
+    assert run.delivery_lease_until is None and run_json(run)["waitingFor"] == "the receiver's report"
 
 
 def test_gives_up_after_max_attempts(requester, httpserver, webhook_settings):
