@@ -14,6 +14,7 @@ What a task sends outside may still go twice when a worker dies mid-send; receiv
 task sends (a run's runId), see README.
 """
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -26,6 +27,8 @@ from portal.models import OutboxMessage
 logger = logging.getLogger(__name__)
 SWEEP_LIMIT = 500
 BACKOFF_CAP_SECONDS = 300
+BROKER_DOWN_SECONDS = 5.0
+_broker_down_until = {}  # broker URL → time.monotonic() before which this process does not try it again
 
 
 def outbox_enqueue(task, args=(), *, countdown=0) -> OutboxMessage:
@@ -39,10 +42,15 @@ def outbox_enqueue(task, args=(), *, countdown=0) -> OutboxMessage:
 
 def outbox_publish(message) -> bool:
     """Hand `message` to the broker now, failing fast: a broker error is logged and the message stays pending
-    for the sweep. True when the broker took it."""
+    for the sweep. After a failure this process does not try that broker again for BROKER_DOWN_SECONDS, so a
+    transaction that queued many messages waits for one connect timeout, not one each. True when the broker
+    took it."""
     from portal.celery import app
     from portal.tasks import outbox_deliver_task
 
+    broker = app.conf.broker_write_url or app.conf.broker_url
+    if time.monotonic() < _broker_down_until.get(broker, 0.0):
+        return False
     countdown = max(0.0, (message.not_before - timezone.now()).total_seconds())
     options = {"max_retries": 0, "socket_connect_timeout": settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS,
                "socket_timeout": settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS}
@@ -51,6 +59,7 @@ def outbox_publish(message) -> bool:
                                       connect_timeout=settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS) as connection:
             outbox_deliver_task.apply_async((message.id,), countdown=countdown, connection=connection, retry=False)
     except Exception as exc:  # the broker is down or unreachable: the sweep publishes it once it is back
+        _broker_down_until[broker] = time.monotonic() + BROKER_DOWN_SECONDS
         logger.warning("outbox message %s (%s) not published, it stays pending: %s", message.id, message.task, exc)
         return False
     now = timezone.now()

@@ -8,6 +8,8 @@ from celery import shared_task
 from django.db import connection, transaction
 from django.utils import timezone
 
+import portal.celery
+import portal.outbox
 from portal.models import OutboxMessage
 from portal.outbox import (outbox_backoff_seconds, outbox_claim, outbox_deliver, outbox_enqueue, outbox_publish,
                            outbox_purge, outbox_sweep)
@@ -37,6 +39,7 @@ def calls():
 @pytest.fixture
 def dead_broker(settings):
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    return settings.CELERY_BROKER_URL
 
 
 def pending():
@@ -73,14 +76,20 @@ def test_after_commit_it_is_published_and_run_once(db, settings, django_capture_
     assert CALLS == [["a", 1]]
 
 
-def test_a_broker_down_is_logged_not_raised_and_the_sweep_publishes_later(db, settings, dead_broker, caplog):
-    message = outbox_enqueue(record_task, ["later"])
+def test_a_broker_down_is_logged_not_raised_and_the_sweep_publishes_later(db, settings, dead_broker, caplog,
+                                                                          monkeypatch):
+    message, second = outbox_enqueue(record_task, ["later"]), outbox_enqueue(record_task, ["later too"])
     assert outbox_publish(message) is False
     message.refresh_from_db()
     assert message.published_at is None and "not published, it stays pending" in caplog.text
+    connects = []
+    monkeypatch.setattr(portal.celery.app, "connection_for_write", lambda **options: connects.append(options))
+    assert outbox_publish(second) is False and connects == []  # the broker just failed: not tried again at once
+    monkeypatch.undo()
+    monkeypatch.setitem(portal.outbox._broker_down_until, dead_broker, 0.0)  # … until BROKER_DOWN_SECONDS passed
     assert outbox_sweep() == 0  # still down
     settings.CELERY_BROKER_URL = settings.REDIS_URL.replace("unix://", "redis+socket://")  # the broker is back
-    assert outbox_sweep() == 1
+    assert outbox_sweep() == 2
     message.refresh_from_db()
     assert message.published_at is not None and message.done_at is None
     assert outbox_sweep() == 0  # published and not yet due for re-publishing
@@ -174,3 +183,15 @@ def test_the_admin_lists_messages_read_only(db, client, dead_broker):
     assert client.post(f"/admin/portal/outboxmessage/{message.pk}/delete/", {"post": "yes"}).status_code == 403
     assert client.post(f"/admin/portal/outboxmessage/{message.pk}/change/", {"task": "x"}).status_code == 403
     assert pending().filter(pk=message.pk, task="tests.outbox_record").exists()
+
+
+def test_beat_sweeps_every_five_seconds_and_purges_hourly(settings):
+    from portal.celery import app
+
+    schedule = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert schedule["portal.outbox_sweep"] == 5.0 and schedule["portal.outbox_purge"] == 3600.0
+    assert schedule["actions.tasks.run_delivery_leases_task"] == 5.0
+    assert "actions.tasks.run_redispatch_task" not in schedule  # the outbox re-delivers what was never dispatched
+    app.loader.import_default_modules()
+    assert {"portal.outbox_deliver", "portal.outbox_sweep", "portal.outbox_purge",
+            "actions.tasks.run_delivery_leases_task"} <= set(app.tasks)
