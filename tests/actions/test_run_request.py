@@ -3,6 +3,7 @@
 Also home of the small builders the other run tests import (`catalog_setup`, `make_action`, `grant`).
 """
 import pytest
+from django.db import transaction
 from guardian.shortcuts import assign_perm
 
 from actions.choices import RunOrigin, RunStatus
@@ -107,6 +108,16 @@ def test_granted_member_requests_a_day2_run(users, django_capture_on_commit_call
     assert event.actor == "dev@example.com"
     assert event.diff["before"] is None
     assert event.diff["after"]["status"] == "IN_PROGRESS" and event.diff["after"]["entity"] == "portal"
+
+
+def test_the_run_and_its_dispatch_are_committed_or_rolled_back_together(users):
+    action = make_action()
+    grant("execute", action, users=[users["dev"]])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        run = run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
+        assert list(OutboxMessage.objects.values_list("task", "args")) == [("actions.tasks.run_dispatch_task", [run.id])]
+        raise RuntimeError("a later step of the request fails")
+    assert not Run.objects.exists() and not OutboxMessage.objects.exists()
 
 
 def test_run_timeout_comes_from_the_action(users):
