@@ -120,8 +120,7 @@ def workers(tmp_path, settings):
     """start(broker_url=None) → a `celery worker` (the demo's command) on the test database and the broker."""
     started = []
     name = connection.settings_dict["NAME"]
-    database_url = urlunsplit(urlsplit(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/x"))
-                              ._replace(path=f"/{name}"))
+    database_url = urlunsplit(urlsplit(settings.DATABASE_URL)._replace(path=f"/{name}"))  # the embedded one's too
 
     def start_worker(broker_url=None):
         log_path = tmp_path / f"worker-{len(started)}.log"
