@@ -173,6 +173,8 @@ def test_a_worker_killed_mid_delivery_is_replaced_and_the_run_ends_once(fast, re
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     receiver.release()
+    run.refresh_from_db()
+    assert run_json(run)["waitingFor"].startswith("delivery (attempt 1 of 5, under way until ")
 
     workers()
     run = eventually(lambda: ended(run), step=sweep)
@@ -199,6 +201,10 @@ def test_a_retry_pending_when_redis_restarts_still_happens(fast, receivers, work
         redis.stop()  # what the broker held (the pending retry) is gone with it
         redis.start()
         run = eventually(lambda: ended(run), step=sweep)
+        first_published = retry.published_at
+        retry.refresh_from_db()
+        # The broker lost it with its data; the sweep published it again once due, and that one ran.
+        assert retry.published_at > retry.not_before > first_published and retry.done_at and retry.attempts == 1
         assert run.status == RunStatus.SUCCESS and run.attempts == 2 and len(receiver.bodies) == 2
         assert {body["context"]["runId"] for body in receiver.bodies} == {run.id}
     finally:
