@@ -29,7 +29,8 @@ from actions.backends.github import rendered_name, string_values
 from actions.credentials import write_only
 from actions.secrets import secret_value
 from actions.templating import Rendered, TemplateError, TemplateRenderer, run_template_context
-from actions.backends.outcome import backoff_seconds, backend_run_load, run_log_system, run_fail_logged
+from actions.backends.outcome import (backoff_seconds, backend_run_load, delivery_retry_run, run_fail_logged,
+                                      run_log_system)
 from portal.actor import Actor
 from portal.outbound import OutboundRefused, outbound_session
 from portal.outbox import outbox_enqueue
@@ -142,7 +143,7 @@ def gitlab_trigger(run_id, attempt: int) -> None:
     run = backend_run_load(run_id)
     if run is None or run.status != RunStatus.IN_PROGRESS:
         return
-    from actions.services.runs import run_attempt_count, run_record_response, run_update
+    from actions.services.runs import run_record_response, run_update
 
     try:
         trigger = trigger_build(run, run_template_context(run))
@@ -157,7 +158,6 @@ def gitlab_trigger(run_id, attempt: int) -> None:
         return
     # Recorded before the first send: a run that may have been triggered is never claimed again.
     run_record_response(run=run, response=None, payload=trigger.payload(), revealed=trigger.revealed)
-    run_attempt_count(run=run, attempt=attempt)
     form = {"token": token, "ref": trigger.ref,
             **{f"variables[{key}]": value for key, value in trigger.variables.value.items()}}
     try:
@@ -209,7 +209,9 @@ def _retry_or_fail(run, attempt, label):
         return
     delay = backoff_seconds(attempt, base=settings.CI_RETRY_BASE_SECONDS, cap=settings.CI_POLL_MAX_SECONDS)
     logger.info("run %s: %s; try %d of %d in %.2fs", run.id, label, attempt + 1, max_attempts, delay)
-    outbox_enqueue(gitlab_trigger_task, [run.id, attempt + 1], countdown=delay)
+    from actions.services.runs import run_delivery_retry
+
+    run_delivery_retry(run=run, attempt=attempt, countdown=delay, task=gitlab_trigger_task)
 
 
 def _conclude(run, pipeline) -> bool:
@@ -257,7 +259,7 @@ def gitlab_poll(run_id, attempt: int) -> None:
 
 @shared_task(name="actions.gitlab_trigger", ignore_result=True)
 def gitlab_trigger_task(run_id, attempt):
-    gitlab_trigger(run_id, attempt)
+    delivery_retry_run(run_id, attempt, gitlab_trigger)
 
 
 @shared_task(name="actions.gitlab_poll", ignore_result=True)

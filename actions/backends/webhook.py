@@ -31,7 +31,7 @@ from actions.choices import RunStatus
 from actions.credentials import invocation_masked, write_only
 from actions.secrets import redact_secrets
 from actions.templating import Rendered, TemplateError, TemplateRenderer, run_template_context, user_json
-from actions.backends.outcome import backoff_seconds, backend_run_load, run_end
+from actions.backends.outcome import backoff_seconds, backend_run_load, delivery_retry_run, run_end
 from portal.outbound import OutboundRefused, outbound_session
 from portal.datetimes import instant_text
 
@@ -234,12 +234,4 @@ def _error_summary(exc):
 
 @shared_task(name="actions.webhook_deliver", ignore_result=True)
 def webhook_deliver_task(run_id, attempt):
-    """Retry `attempt` of `run_id`, begun once: a second delivery of this task, or one for an attempt the run
-    has gone past, sends nothing."""
-    from actions.services.runs import run_delivery_begin, run_delivery_settled
-
-    if not run_delivery_begin(run_id=run_id, attempt=attempt):
-        logger.info("run %s: try %d already begun, or the run moved on: not sent", run_id, attempt)
-        return
-    webhook_deliver(run_id, attempt)
-    run_delivery_settled(run_id=run_id, attempt=attempt)
+    delivery_retry_run(run_id, attempt, webhook_deliver)

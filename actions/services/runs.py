@@ -360,12 +360,6 @@ def run_finish(*, actor, run, status, label) -> Run:
     return run
 
 
-def run_attempt_count(*, run, attempt) -> None:
-    """A backend's retry is one more attempt (the dispatch claim counted the first); bookkeeping, not audited."""
-    if attempt > 1:
-        Run.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
-
-
 # --- delivery attempts and their lease ---------------------------------------------------------------
 # An attempt to deliver a run holds a lease of DELIVERY_LEASE_SECONDS (much shorter than the run's timeout): the
 # dispatch claim takes it for attempt 1, `run_delivery_begin` for a retry. It ends when the attempt's call returns

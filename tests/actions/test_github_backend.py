@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from werkzeug.wrappers import Response
 
+import actions.services.runs
 from actions.backends import github
 from actions.choices import RunStatus
 from actions.models import Action, Run
@@ -110,8 +111,12 @@ def scheduled(monkeypatch):
     queue = []
 
     names = {github.github_poll_task.name: "poll", github.github_dispatch_task.name: "dispatch"}
-    monkeypatch.setattr(github, "outbox_enqueue",
-                        lambda task, args, countdown: queue.append((names[task.name], list(args), countdown)))
+
+    def enqueue(task, args, countdown):
+        queue.append((names[task.name], list(args), countdown))
+
+    monkeypatch.setattr(github, "outbox_enqueue", enqueue)
+    monkeypatch.setattr(actions.services.runs, "outbox_enqueue", enqueue)  # dispatch retries (run_delivery_retry)
     return queue
 
 
@@ -121,7 +126,7 @@ def drain(queue, limit=20):
     while queue and len(countdowns) < limit:
         name, args, countdown = queue.pop(0)
         countdowns.append((name, countdown))
-        (github.github_poll if name == "poll" else github.github_dispatch)(*args)
+        (github.github_poll if name == "poll" else github.github_dispatch_task)(*args)
     return countdowns
 
 

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 from werkzeug.wrappers import Response
 
+import actions.services.runs
 from actions.backends import gitlab
 from actions.choices import RunStatus
 from actions.models import Action, Run
@@ -60,8 +61,12 @@ def scheduled(monkeypatch):
     queue = []
 
     names = {gitlab.gitlab_poll_task.name: "poll", gitlab.gitlab_trigger_task.name: "trigger"}
-    monkeypatch.setattr(gitlab, "outbox_enqueue",
-                        lambda task, args, countdown: queue.append((names[task.name], list(args), countdown)))
+
+    def enqueue(task, args, countdown):
+        queue.append((names[task.name], list(args), countdown))
+
+    monkeypatch.setattr(gitlab, "outbox_enqueue", enqueue)
+    monkeypatch.setattr(actions.services.runs, "outbox_enqueue", enqueue)  # dispatch retries (run_delivery_retry)
     return queue
 
 
@@ -70,7 +75,7 @@ def drain(queue, limit=20):
     while queue and len(countdowns) < limit:
         name, args, countdown = queue.pop(0)
         countdowns.append((name, countdown))
-        (gitlab.gitlab_poll if name == "poll" else gitlab.gitlab_trigger)(*args)
+        (gitlab.gitlab_poll if name == "poll" else gitlab.gitlab_trigger_task)(*args)
     return countdowns
 
 
