@@ -361,7 +361,7 @@ def _store(actor, blueprint, writes, team_ids_by_name, run_id):
         )
         for w in writes
     ])
-    _announce_after_commit(actor, blueprint, [(("CREATE" if w.created else "UPDATE"), w.identifier, w.before, w.after) for w in writes], run_id)
+    _announce_changes(actor, blueprint, [(("CREATE" if w.created else "UPDATE"), w.identifier, w.before, w.after) for w in writes], run_id)
     return entity_ids
 
 
@@ -386,7 +386,7 @@ def _timers_sync(blueprint, writes):
                               update_fields=["expires_at", "fired_at", "warned_at", "termination_failed_at"])
 
 
-def _announce_after_commit(actor, blueprint, changes, run_id):
+def _announce_changes(actor, blueprint, changes, run_id):
     payload = [
         {"action": action, "blueprint": blueprint.identifier, "identifier": identifier, "before": before, "after": after,
          "by": actor.label, "origin": actor.origin, "runId": run_id or None}
