@@ -402,7 +402,7 @@ def _store(actor, blueprint, writes, inserted, team_ids_by_name, run_id, now, st
         )
         for w in writes
     ])
-    _announce_after_commit(actor, blueprint, [(("CREATE" if w.created else "UPDATE"), w.identifier, w.before, w.after) for w in writes], run_id)
+    _announce_changes(actor, blueprint, [(("CREATE" if w.created else "UPDATE"), w.identifier, w.before, w.after) for w in writes], run_id)
     return entity_ids
 
 
@@ -453,13 +453,13 @@ def _timers_sync(blueprint, writes):
                               update_fields=["expires_at", "fired_at", "warned_at", "termination_failed_at"])
 
 
-def _announce_after_commit(actor, blueprint, changes, run_id):
+def _announce_changes(actor, blueprint, changes, run_id):
     payload = [
         {"action": action, "blueprint": blueprint.identifier, "identifier": identifier, "before": before, "after": after,
          "by": actor.label, "origin": actor.origin, "runId": run_id or None}
         for action, identifier, before, after in changes
     ]
-    transaction.on_commit(lambda: events.announce(events.ENTITY_CHANGED, payload))
+    events.announce(events.ENTITY_CHANGED, payload)
 
 
 def entity_write_one(*, actor, blueprint, data, mode=CREATE, identifier=None, **options):
@@ -527,7 +527,7 @@ def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, r
     audit_record_many(audit_events)
     payload = [{"action": a, "blueprint": bp, "identifier": i, "before": b, "after": af, "by": actor.label,
                 "origin": actor.origin, "runId": run_id or None} for a, bp, i, b, af in changes]
-    transaction.on_commit(lambda: events.announce(events.ENTITY_CHANGED, payload))
+    events.announce(events.ENTITY_CHANGED, payload)
     return [e.identifier for e in roots], [e.identifier for e in doomed.values() if e.pk not in {r.pk for r in roots}]
 
 
