@@ -396,7 +396,8 @@ def test_organization_patch_acknowledges_the_agent_settings(admin_api):
     response = admin_api.patch("/v1/organization", {"settings": {"portAgentStreamerName": "POLLING"}}, format="json")
 
     assert response.status_code == 200
-    assert response.json() == {"ok": True, "organization": {"id": "portal", "name": "Portal",
+    assert response.json() == {"ok": True, "organization": {"id": "portal", "name": "Portal", "featureFlags": [],
+                                                            "isBlocked": False,
                                                             "settings": {"portAgentStreamerName": "POLLING"}}}
     response = admin_api.patch("/v1/organization", {"settings": "POLLING"}, format="json")
     assert response.status_code == 422 and response.json()["message"] == "settings: must be an object"
