@@ -148,3 +148,77 @@ class SavedView(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.blueprint.identifier})"
+
+
+class Integration(models.Model):
+    """An Ocean integration (Port's `integration` resource): what it is, the mapping config it reads, and
+    where its last resync stands. Written by catalog.services.integrations only."""
+
+    identifier = models.CharField(max_length=200, unique=True)  # Ocean's installationId
+    installation_app_type = models.CharField(max_length=100, blank=True, default="")
+    version = models.CharField(max_length=100, blank=True, default="")
+    config = models.JSONField(default=dict, blank=True)
+    changelog_destination = models.JSONField(null=True, blank=True)
+    # Ocean's other integration keys (processingMode, actionsProcessingEnabled, arePortResourcesInitialized,
+    # spec, ...): kept and returned as sent, since Ocean compares them on start.
+    attributes = models.JSONField(default=dict, blank=True)
+    resync_status = models.CharField(max_length=16, blank=True, default="")
+    last_resync_start = models.DateTimeField(null=True, blank=True)
+    last_resync_end = models.DateTimeField(null=True, blank=True)
+    next_resync = models.DateTimeField(null=True, blank=True)
+    resync_interval_minutes = models.PositiveIntegerField(null=True, blank=True)
+    resync_state_updated_at = models.DateTimeField(null=True, blank=True)
+    # Set by "Resync now"; served to POLLING integrations through GET .../resync-request.
+    resync_requested_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.CharField(max_length=254, blank=True, default="")
+    updated_by = models.CharField(max_length=254, blank=True, default="")
+
+    class Meta:
+        ordering = ["identifier"]
+
+    def __str__(self):
+        return self.identifier
+
+
+class IntegrationResync(models.Model):
+    """One resync of an integration, opened by its `running` resync-state and closed by the next final one;
+    `metrics` holds what Ocean reported per kind during it."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="resyncs")
+    status = models.CharField(max_length=16)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["integration", "-started_at"], name="integration_resync_recent")]
+
+
+class IntegrationLog(models.Model):
+    """A log line an integration sent to its log ingest URL; only the most recent lines are kept."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="logs")
+    at = models.DateTimeField()
+    level = models.CharField(max_length=16, blank=True, default="")
+    message = models.TextField()
+    extra = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["integration", "-id"], name="integration_log_recent")]
+
+
+class IntegrationKindExample(models.Model):
+    """The raw objects an integration last saw for a kind, to write a mapping against real data."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="kind_examples")
+    kind = models.CharField(max_length=200)
+    examples = models.JSONField(default=list)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind"]
+        constraints = [models.UniqueConstraint(fields=["integration", "kind"], name="integration_kind_example_unique")]
