@@ -73,6 +73,9 @@ class Entity(models.Model):
     run_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
     # True for targets created by create_missing_related_entities.
     is_stub = models.BooleanField(default=False)
+    # Who last wrote it: an Ocean integration's User-Agent (port-ocean/<type>/<version>/<id>/exporter), else ''.
+    # An integration deletes only entities whose datasource is its own (datasource-entities, `$datasource`).
+    datasource = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
         verbose_name_plural = "entities"
@@ -87,6 +90,8 @@ class Entity(models.Model):
             models.Index(fields=["blueprint", "created_at"], name="entity_bp_created"),
             models.Index(fields=["blueprint", "updated_at"], name="entity_bp_updated"),
             models.Index(fields=["blueprint", "id"], name="entity_bp_id"),
+            # Prefix matches (LIKE 'port-ocean/<type>/%') whatever the database's collation.
+            models.Index(OpClass("datasource", name="varchar_pattern_ops"), "updated_at", name="entity_datasource"),
         ]
 
     def __str__(self):

@@ -7,7 +7,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 
 from catalog.access import is_admin
-from catalog.datasource import request_datasource
 from catalog.selectors.integrations import (integration_document, integration_get, integration_resync_request_document,
                                             integrations_all)
 from catalog.services import integrations as services
@@ -37,7 +36,7 @@ class IntegrationView(ApiView):
     def check_blueprints(self):
         """Ocean sends its default mapping before creating the blueprints it names; a person's mapping must
         name blueprints that exist."""
-        return not request_datasource(self.request)
+        return not self.actor().datasource
 
 
 class IntegrationListView(IntegrationView):

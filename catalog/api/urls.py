@@ -1,13 +1,14 @@
 from django.urls import path
 
 from catalog.api import blueprints, entities
-from catalog.api import deployments
+from catalog.api import datasources, deployments
 from catalog.api import integrations
 from catalog.api import search
 from catalog.api import teams, users
 
 urlpatterns = [
     path("blueprints", blueprints.BlueprintListView.as_view()),
+    path("blueprints/entities/datasource-entities", datasources.DatasourceEntitiesView.as_view()),
     path("blueprints/<str:identifier>", blueprints.BlueprintDetailView.as_view()),
     path("blueprints/<str:identifier>/entities-count", blueprints.BlueprintEntitiesCountView.as_view()),
     path("blueprints/<str:identifier>/permissions", blueprints.BlueprintPermissionsView.as_view()),

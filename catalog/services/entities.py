@@ -316,7 +316,8 @@ def _store(actor, blueprint, writes, team_ids_by_name, run_id):
     updated = [w for w in writes if w.existing is not None]
     created_entities = Entity.objects.bulk_create([
         Entity(blueprint=blueprint, identifier=w.identifier, title=w.title, icon=w.icon, properties=w.properties,
-               created_by=actor.label, updated_by=actor.label, run_id=run_id or "", created_at=now, updated_at=now)
+               created_by=actor.label, updated_by=actor.label, run_id=run_id or "", created_at=now, updated_at=now,
+               datasource=actor.datasource)
         for w in new
     ])
     for write, entity in zip(new, created_entities):
@@ -325,12 +326,14 @@ def _store(actor, blueprint, writes, team_ids_by_name, run_id):
         entity = write.existing
         entity.title, entity.icon, entity.properties = write.title, write.icon, write.properties
         entity.updated_by, entity.updated_at, entity.is_stub = actor.label, now, False
+        entity.datasource = actor.datasource  # the last writer owns it: an integration removes only its own
         if run_id:
             entity.run_id = run_id
         write.entity = entity
     if updated:
         Entity.objects.bulk_update([w.entity for w in updated],
-                                   ["title", "icon", "properties", "updated_by", "updated_at", "is_stub", "run_id"])
+                                   ["title", "icon", "properties", "updated_by", "updated_at", "is_stub", "run_id",
+                                    "datasource"])
     entity_ids = [w.entity.pk for w in writes]
     ids_by_identifier = {w.identifier: w.entity.pk for w in writes}
 
@@ -404,9 +407,11 @@ def entity_write_one(*, actor, blueprint, data, mode=CREATE, identifier=None, **
 
 
 @transaction.atomic
-def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, run_id=""):
+def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, run_id="", owned_only=False):
     """Delete entities of one blueprint. Entities others relate to are refused (409 naming them) unless
-    `delete_dependents`, which deletes dependents whose relation is required and clears optional ones."""
+    `delete_dependents`, which deletes dependents whose relation is required and clears optional ones.
+    `owned_only` (an Ocean integration's bulk delete): only those whose datasource is the actor's are deleted,
+    the others are left as they are and not reported, so an integration never removes what others wrote."""
     if run_id:
         events.run_checks(events.RUN_REFERENCE, run_id)
     identifiers = list(dict.fromkeys(identifiers))
@@ -414,6 +419,10 @@ def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, r
     missing = set(identifiers) - {e.identifier for e in roots}
     if missing:
         raise NotFound(f"Entity {sorted(missing)[0]!r} of blueprint {blueprint.identifier!r} was not found.")
+    if owned_only:
+        roots = [e for e in roots if e.datasource == actor.datasource]
+        if not roots:
+            return [], []
     # Refuse what the caller may not delete before looking at dependents (their names are not theirs to learn).
     _check_unregister(actor, roots)
     doomed = {e.pk: e for e in roots}
