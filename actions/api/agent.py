@@ -50,12 +50,19 @@ class RunsClaimView(AgentView):
 
 
 class RunsAckView(AgentView):
-    """PATCH /v1/actions/runs/ack {runIds} → {ok, ackedCount}."""
+    """PATCH /v1/actions/runs/ack {runIds: [...]} or {runId} (Ocean's action processor acks one run) →
+    {ok, ackedCount}."""
 
     def patch(self, request):
         from actions.services.agent import agent_runs_ack
 
-        return ok(ackedCount=agent_runs_ack(actor=self.actor(), run_ids=self.body().get("runIds")))
+        body = self.body()
+        run_ids = body.get("runIds")
+        if run_ids is None and "runId" in body:
+            if not isinstance(body["runId"], str) or not body["runId"]:
+                raise ValidationFailed("runId: must be a run id")
+            run_ids = [body["runId"]]
+        return ok(ackedCount=agent_runs_ack(actor=self.actor(), run_ids=run_ids))
 
 
 class RunResponseView(AgentView):

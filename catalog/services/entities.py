@@ -408,8 +408,8 @@ def entity_write_one(*, actor, blueprint, data, mode=CREATE, identifier=None, **
 
 @transaction.atomic
 def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, run_id="", owned_only=False):
-    """Delete entities of one blueprint. Entities others relate to are refused (409 naming them) unless
-    `delete_dependents`, which deletes dependents whose relation is required and clears optional ones.
+    """Delete entities of one blueprint. Entities others require (a required relation) are refused (409 naming
+    them) unless `delete_dependents`, which deletes those dependents; optional relations to them are cleared.
     `owned_only` (an Ocean integration's bulk delete): only those whose datasource is the actor's are deleted,
     the others are left as they are and not reported, so an integration never removes what others wrote."""
     if run_id:
@@ -432,11 +432,14 @@ def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, r
         incoming = (Relation.objects.filter(target_id__in=frontier).exclude(source_id__in=list(doomed))
                     .select_related("source__blueprint", "target"))
         incoming = list(incoming)
-        if incoming and not delete_dependents:
-            names = sorted({f"{r.source.blueprint.identifier}:{r.source.identifier}" for r in incoming})
+        # Only a required relation blocks (Port: delete_dependents is for required relations); an optional one
+        # pointing at a deleted entity is cleared.
+        blocking = [r for r in incoming if r.source.blueprint.relations.get(r.relation, {}).get("required", False)]
+        if blocking and not delete_dependents:
+            names = sorted({f"{r.source.blueprint.identifier}:{r.source.identifier}" for r in blocking})
             shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-            raise Conflict(f"Entities depend on {'these entities' if len(roots) > 1 else repr(roots[0].identifier)}: {shown}. "
-                           "Pass delete_dependents=true to delete those that require it and clear the other references.",
+            raise Conflict(f"Entities require {'these entities' if len(roots) > 1 else repr(roots[0].identifier)}: {shown}. "
+                           "Pass delete_dependents=true to delete them too.",
                            details={"dependents": names})
         frontier = []
         for row in incoming:
