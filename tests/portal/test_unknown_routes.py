@@ -4,7 +4,8 @@ import pytest
 
 pytestmark = pytest.mark.django_db
 
-UNKNOWN_PATHS = ["/v1/integration/my-ocean", "/v1/integration", "/v1/nothing/here/", "/v1/", "/v1/blueprints/x/y/z/w"]
+UNKNOWN_PATHS = ["/v1/integrations/my-ocean", "/v1/integration/my-ocean/unknown", "/v1/nothing/here/", "/v1/",
+                 "/v1/blueprints/x/y/z/w"]
 
 
 @pytest.mark.parametrize("debug", [False, True])
@@ -23,7 +24,7 @@ def test_an_unknown_path_answers_the_404_envelope(admin_api, settings, debug, pa
 def test_an_unknown_path_answers_404_to_every_method_and_to_anonymous_callers(anon_api, settings, debug):
     settings.DEBUG = debug
 
-    response = anon_api.delete("/v1/integration/x/config")
+    response = anon_api.delete("/v1/nowhere/x/config")
 
     assert response.status_code == 404 and response.json()["error"] == "not_found"
 
