@@ -4,9 +4,10 @@ from dataclasses import dataclass
 
 from audit.choices import AuditOrigin
 
-# An Ocean integration names itself in its User-Agent: port-ocean/<type>/<version>/<installationId>/<exporter|...>.
-# That text is the datasource of what it writes (Port's `$datasource`); other writers have none.
-OCEAN_USER_AGENT = re.compile(r"port-ocean/[^/\s]+/[^/\s]+/[^/\s]+/[A-Za-z_-]+")
+# An Ocean integration names itself in its User-Agent: port-ocean/<type>/<version>/<installationId>, with
+# /<exporter|...> on its entity writes. That text is the datasource of what it writes (Port's `$datasource`);
+# other writers have none.
+OCEAN_USER_AGENT = re.compile(r"port-ocean/[^/\s]+/[^/\s]+/[^/\s]+(/[A-Za-z_-]+)?")
 DATASOURCE_MAX = 300
 
 

@@ -10,7 +10,7 @@ from portal.api.schema import refusal
 from portal.datetimes import instant_field
 from portal.errors import ValidationFailed
 
-LIMIT_DEFAULT, LIMIT_MAX = 100, 1000
+LIMIT_DEFAULT, LIMIT_MAX = 100, 10000  # Ocean pages by 5000 (DATASOURCE_ENTITIES_PAGE_SIZE)
 BODY_KEYS = {"datasource_prefix", "datasource_suffix", "limit", "before", "from"}
 
 
@@ -24,7 +24,7 @@ def _text(body, key):
 class DatasourceEntitiesView(ApiView):
     @extend_schema(
         summary="The entities of a datasource (an Ocean integration's own)",
-        description="Body {datasource_prefix, datasource_suffix, limit (1-1000, default 100), before (ISO time: only "
+        description="Body {datasource_prefix, datasource_suffix, limit (1-10000, default 100), before (ISO time: only "
                     "entities last written before it), from (the previous page's `next`)} → {entities: [{identifier, "
                     "blueprint, relations}], next}. Only entities the caller may read.",
         responses={200: OpenApiTypes.OBJECT, 401: refusal("No or an invalid access token."),

@@ -22,6 +22,7 @@ INVALID = refusal("A bad field; the message starts with its JSON path, e.g. "
 CONFLICT = refusal("An integration with this installationId exists.")
 IDENTIFIER = OpenApiParameter("identifier", str, OpenApiParameter.PATH, description="The integration's installationId.")
 KIND = OpenApiParameter("kind", str, OpenApiParameter.PATH, description="A kind of the integration's mapping.")
+EVENT_ID = OpenApiParameter("event_id", str, OpenApiParameter.PATH, description="The resync's event id.")
 ANSWERS = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND, 422: INVALID}
 
 
@@ -138,7 +139,7 @@ class IntegrationSyncMetricsView(IntegrationView):
 
 
 class IntegrationKindMetricsView(IntegrationView):
-    @extend_schema(summary="Ingest the metrics of one kind of a resync", parameters=[IDENTIFIER, KIND],
+    @extend_schema(summary="Ingest the metrics of one kind of a resync", parameters=[IDENTIFIER, EVENT_ID, KIND],
                    responses={200: OpenApiTypes.OBJECT, **ANSWERS})
     def put(self, request, identifier, event_id, kind):
         services.integration_kind_metrics_record(integration=integration_get(identifier), event_id=event_id, kind=kind,

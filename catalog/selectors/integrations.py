@@ -57,3 +57,12 @@ def integration_resync_request_document(integration):
     if integration.resync_requested_at is None:
         return None
     return {"updatedAt": instant_text(integration.resync_requested_at)}
+
+
+def integration_recent_resyncs(integration, *, limit):
+    return list(integration.resyncs.order_by("-started_at", "-id")[:limit])
+
+
+def integration_recent_logs(integration, *, limit):
+    """The latest `limit` lines, oldest first."""
+    return list(reversed(integration.logs.order_by("-id")[:limit]))

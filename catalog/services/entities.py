@@ -310,7 +310,23 @@ def _resolve_targets(blueprint, writes, create_missing, validation_only, actor):
         write.target_ids = found
 
 
+def _unchanged(write, actor, run_id):
+    """An update that would change nothing, by the same writer: it is not written (updatedAt stays, no audit
+    event, no automation). Ocean upserts everything it sees on each resync and then asks for its entities last
+    written before the resync began (datasource-entities `before`): an entity it saw again unchanged must still
+    be among them, or the share it would delete looks larger than it is."""
+    entity = write.existing
+    return (entity is not None and write.before == write.after and not entity.is_stub
+            and entity.datasource == actor.datasource and (not run_id or entity.run_id == run_id))
+
+
 def _store(actor, blueprint, writes, team_ids_by_name, run_id):
+    for write in writes:
+        if _unchanged(write, actor, run_id):
+            write.entity = write.existing
+    writes = [w for w in writes if w.entity is None]
+    if not writes:
+        return []
     now = timezone.now()
     new = [w for w in writes if w.existing is None]
     updated = [w for w in writes if w.existing is not None]

@@ -56,7 +56,7 @@ def test_an_ocean_write_names_the_integration_in_its_audit_event(admin_api, cata
 
 def test_a_user_agent_that_is_not_oceans_is_no_datasource(admin_api, catalog):
     admin_api.post("/v1/blueprints/service/entities", {"identifier": "a"}, format="json",
-                   HTTP_USER_AGENT="port-ocean/x")
+                   HTTP_USER_AGENT="port-ocean/x/1.0")
 
     assert datasource("a") == ""
 
@@ -143,3 +143,26 @@ def test_an_integrations_bulk_delete_removes_only_its_own_entities(admin_api, ca
     assert response.status_code == 200 and response.json()["deletedEntities"] == ["mine"]
     assert sorted(Entity.objects.values_list("identifier", flat=True)) == ["persons", "theirs"]
     assert list(AuditEvent.objects.filter(verb="catalog.entity.deleted").values_list("identifier", flat=True)) == ["mine"]
+
+
+def test_an_upsert_that_changes_nothing_is_not_written(admin_api, catalog):
+    """Ocean upserts everything it sees each resync and then lists its entities last written before the resync
+    began: one it saw again unchanged keeps its updatedAt (and writes no audit event), or it would drop out of
+    that list and the share Ocean is about to delete would look larger than it is."""
+    body = {"identifier": "a", "title": "A", "properties": {"size": 1}}
+    admin_api.post("/v1/blueprints/service/entities?upsert=true&merge=true", body, format="json", **as_ocean())
+    written = Entity.objects.get(identifier="a").updated_at
+    events = AuditEvent.objects.count()
+
+    again = admin_api.post("/v1/blueprints/service/entities/bulk?upsert=true&merge=true", {"entities": [body]},
+                           format="json", **as_ocean())
+
+    assert again.status_code == 200, again.json()
+    assert Entity.objects.get(identifier="a").updated_at == written and AuditEvent.objects.count() == events
+    changed = admin_api.post("/v1/blueprints/service/entities?upsert=true&merge=true",
+                             {**body, "properties": {"size": 2}}, format="json", **as_ocean())
+    assert changed.status_code == 200 and Entity.objects.get(identifier="a").updated_at > written
+    assert AuditEvent.objects.count() == events + 1
+    by_other = admin_api.post("/v1/blueprints/service/entities?upsert=true&merge=true",
+                              {**body, "properties": {"size": 2}}, format="json", **as_ocean(OTHER))
+    assert by_other.status_code == 200 and datasource("a") == OTHER  # a new owner is a change
