@@ -166,3 +166,24 @@ def test_an_upsert_that_changes_nothing_is_not_written(admin_api, catalog):
     by_other = admin_api.post("/v1/blueprints/service/entities?upsert=true&merge=true",
                               {**body, "properties": {"size": 2}}, format="json", **as_ocean(OTHER))
     assert by_other.status_code == 200 and datasource("a") == OTHER  # a new owner is a change
+
+
+def test_the_datasource_entities_query_count_does_not_grow(admin_api, catalog):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    body = {"datasource_prefix": "port-ocean/fake/", "datasource_suffix": "/my-fake/exporter"}
+
+    def count():
+        with CaptureQueriesContext(connection) as captured:
+            response = admin_api.post("/v1/blueprints/entities/datasource-entities", body, format="json")
+        assert response.status_code == 200
+        return len(captured), len(response.json()["entities"])
+
+    entity_write_one(actor=Actor(origin="API", datasource=MINE), blueprint=catalog, data={"identifier": "s0"})
+    one = count()
+    for i in range(1, 6):
+        entity_write_one(actor=Actor(origin="API", datasource=MINE), blueprint=catalog,
+                         data={"identifier": f"s{i}", "relations": {"uses": ["s0"]}})
+
+    assert count() == (one[0], 6)

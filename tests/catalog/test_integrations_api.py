@@ -209,3 +209,22 @@ def test_only_admins_may_use_integrations(member_api, admin_api):
                          ("patch", "/v1/integration/my-fake/config"), ("get", "/v1/integration/my-fake/resync-request")]:
         response = getattr(member_api, method)(path, {}, format="json")
         assert response.status_code == 403 and response.json()["error"] == "forbidden", path
+
+
+def _queries(api, path, method="get", body=None):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        response = getattr(api, method)(path, body, format="json") if body is not None else getattr(api, method)(path)
+    assert response.status_code == 200, response.json()
+    return len(captured)
+
+
+def test_the_integration_list_query_count_does_not_grow(admin_api):
+    create(admin_api, "one")
+    one = _queries(admin_api, "/v1/integration")
+    for i in range(5):
+        create(admin_api, f"more-{i}")
+
+    assert _queries(admin_api, "/v1/integration") == one

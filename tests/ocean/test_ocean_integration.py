@@ -4,6 +4,8 @@ blueprints, upserts what it maps and deletes what it owns and no longer sees, an
 import time
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
 
 from audit.models import AuditEvent
 from catalog.models import Entity, Integration, IntegrationResync
@@ -33,7 +35,7 @@ def resync_once(run_ocean):
     return ocean
 
 
-def test_once_resyncs_fill_two_related_blueprints_and_delete_only_what_the_integration_owns(run_ocean, source):
+def test_once_resyncs_fill_two_related_blueprints_and_delete_only_what_the_integration_owns(run_ocean, source, client):
     source(TEAMS, SERVICES)
 
     first = resync_once(run_ocean)
@@ -64,6 +66,13 @@ def test_once_resyncs_fill_two_related_blueprints_and_delete_only_what_the_integ
     resyncs = list(IntegrationResync.objects.filter(integration=integration).order_by("started_at"))
     assert [r.status for r in resyncs] == ["completed", "completed"], first.output() + second.output()
     assert all(r.ended_at >= r.started_at for r in resyncs)
+    assert all({"team-0", "service-1"} <= set(r.metrics) for r in resyncs), [r.metrics for r in resyncs]
+    # The integration's page (the admin) shows both resyncs with their counts.
+    client.force_login(get_user_model().objects.get(email="ocean-admin@example.com"))
+    page = client.get(reverse("admin:catalog_integration_change", args=[integration.pk])).content.decode()
+    assert page.count("<td>completed</td>") == 2, page
+    resync_rows = page[page.index("<th>counts</th>"):page.index("</table>", page.index("<th>counts</th>"))]
+    assert resync_rows.count("service-1:") == 2 and resync_rows.count("team-0:") == 2, resync_rows
 
 
 def test_a_polling_integration_resyncs_when_someone_asks(run_ocean, source):
