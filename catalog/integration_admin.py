@@ -15,7 +15,7 @@ def _json(value):
     return json.dumps(value, ensure_ascii=False, indent=2)
 
 
-def _counts(metrics):
+def kind_counts(metrics):
     """Each kind's metrics as Ocean reported them, compact."""
     return "; ".join(f"{kind}: {json.dumps(value.get('metrics', value), separators=(',', ':'))}"
                      for kind, value in sorted(metrics.items()))
@@ -28,7 +28,7 @@ class IntegrationAdminPanels:
         if not rows:
             return "None yet."
         body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-                                ((r.status, r.started_at, r.ended_at or "-", _counts(r.metrics)) for r in rows))
+                                ((r.status, r.started_at, r.ended_at or "-", kind_counts(r.metrics)) for r in rows))
         return format_html("<table><tr><th>status</th><th>started</th><th>ended</th><th>counts</th></tr>{}</table>", body)
 
     @admin.display(description="kind examples")

@@ -66,3 +66,13 @@ def integration_recent_resyncs(integration, *, limit):
 def integration_recent_logs(integration, *, limit):
     """The latest `limit` lines, oldest first."""
     return list(reversed(integration.logs.order_by("-id")[:limit]))
+
+
+def integrations_with_last_resync():
+    """[(integration, its latest resync or None)] in two queries (DISTINCT ON for the latest resyncs)."""
+    from catalog.models import IntegrationResync
+
+    integrations = list(integrations_all())
+    latest = {r.integration_id: r for r in IntegrationResync.objects.filter(integration__in=integrations)
+              .order_by("integration_id", "-started_at", "-id").distinct("integration_id")}
+    return [(integration, latest.get(integration.pk)) for integration in integrations]
