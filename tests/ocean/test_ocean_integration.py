@@ -2,6 +2,7 @@
 (issue 13): tests/ocean/portal_fake serves two related kinds from a JSON file; Ocean registers it, creates its
 blueprints, upserts what it maps and deletes what it owns and no longer sees, and nothing else."""
 import time
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -67,12 +68,20 @@ def test_once_resyncs_fill_two_related_blueprints_and_delete_only_what_the_integ
     assert [r.status for r in resyncs] == ["completed", "completed"], first.output() + second.output()
     assert all(r.ended_at >= r.started_at for r in resyncs)
     assert all({"team-0", "service-1"} <= set(r.metrics) for r in resyncs), [r.metrics for r in resyncs]
+
     # The integration's page (the admin) shows both resyncs with their counts.
     client.force_login(get_user_model().objects.get(email="ocean-admin@example.com"))
     page = client.get(reverse("admin:catalog_integration_change", args=[integration.pk])).content.decode()
     assert page.count("<td>completed</td>") == 2, page
     resync_rows = page[page.index("<th>counts</th>"):page.index("</table>", page.index("<th>counts</th>"))]
     assert resync_rows.count("service-1:") == 2 and resync_rows.count("team-0:") == 2, resync_rows
+
+    # A source that lost everything would delete more than entityDeletionThreshold (0.9): Ocean deletes nothing.
+    source([], [])
+    third = resync_once(run_ocean)
+    assert entities("oceanService").keys() == {"cart", "checkout", "manual"}, third.output()
+    assert entities("oceanTeam").keys() == {"payments", "platform"}
+    assert "Skipping deletion of entities with deletion rate" in Path(third.log_path).read_text()
 
 
 def test_a_polling_integration_resyncs_when_someone_asks(run_ocean, source):
