@@ -44,7 +44,8 @@ def audit_event_build(*, actor, verb, action, resource_type, identifier, bluepri
         identifier=str(identifier),
         blueprint=blueprint or "",
         run_id=run_id or "",
-        context=redact(context or {}),
+        # A change written by an Ocean integration names it (its User-Agent) beside the credential it used.
+        context=redact({**(context or {}), **({"datasource": actor.datasource} if actor.datasource else {})}),
         diff={"before": redact(before), "after": redact(after)},
         status=status,
         message=message,

@@ -44,8 +44,13 @@ def permission_denied(request, exception):
 
 def page_not_found(request, exception):
     if _is_api(request):
-        return envelope_response(404, "not_found", f"No API route {request.method} {request.path}.")
+        return api_route_missing(request)
     return render(request, "error.html", {"heading": HEADINGS[404], "message": PAGE_MESSAGES[404]}, status=404)
+
+
+def api_route_missing(request, *args, **kwargs):
+    """The last /v1 route: an unknown path answers the 404 envelope whatever DEBUG says."""
+    return envelope_response(404, "not_found", f"No API route {request.method} {request.path}.")
 
 
 def server_error(request):

@@ -18,7 +18,7 @@ from actions.choices import DEFAULT_RUN_TIMEOUT_SECONDS, Operation, RunOrigin, R
 from actions.models import Run, RunLog
 from actions.secrets import secrets_scrub
 from actions.services.quotas import QuotaExceeded, quota_check
-from actions.state import transition
+from actions.state import is_repeat, transition
 from audit import choices as audit_choices
 from audit.services import audit_record, audit_record_failure
 from catalog.access import is_admin
@@ -291,7 +291,10 @@ def run_update(*, actor, run, status=None, status_label=None, link=None, summary
     if status is not None:
         if status not in REPORTED_STATUSES:
             raise ValidationFailed(f"status: must be SUCCESS or FAILURE, got {status!r}")
-        transition(run, status)
+        if is_repeat(run, status):
+            status = None  # already there: nothing to move, nothing to end again
+        else:
+            transition(run, status)
     if status_label is not None:
         if not isinstance(status_label, str):
             raise ValidationFailed("statusLabel: must be a string")
@@ -308,8 +311,11 @@ def run_update(*, actor, run, status=None, status_label=None, link=None, summary
         run.external_run_id = external_run_id
     if status is not None:
         _ended(run)
+    after = run_snapshot(run)
+    if after == before:  # e.g. the same final status reported again
+        return run
     run.save()
-    run_audit(actor=actor, run=run, verb=audit_choices.RUN_UPDATED, before=before, after=run_snapshot(run))
+    run_audit(actor=actor, run=run, verb=audit_choices.RUN_UPDATED, before=before, after=after)
     return run
 
 

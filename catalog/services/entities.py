@@ -362,7 +362,21 @@ def _placeholders_settle(blueprint, accepted, inserted):
     return stubs
 
 
+def _unchanged(write, actor, run_id):
+    """An update that would change nothing, by the same writer: it is not written (updatedAt stays, no audit
+    event, no automation). Ocean upserts everything it sees on each resync and then asks for its entities last
+    written before the resync began (datasource-entities `before`): an entity it saw again unchanged must still
+    be among them, or the share it would delete looks larger than it is."""
+    entity = write.existing
+    return (entity is not None and write.before == write.after and not entity.is_stub
+            and entity.datasource == actor.datasource and (not run_id or entity.run_id == run_id))
+
+
 def _store(actor, blueprint, writes, inserted, team_ids_by_name, run_id, now, stubs):
+    for write in writes:
+        if _unchanged(write, actor, run_id):
+            write.entity = write.existing
+    writes = [w for w in writes if w.entity is None]
     new = [w for w in writes if w.existing is None]
     for write in new:
         write.entity = Entity(pk=inserted[(blueprint.identifier, write.identifier)], blueprint=blueprint,
@@ -371,10 +385,11 @@ def _store(actor, blueprint, writes, inserted, team_ids_by_name, run_id, now, st
         entity = write.entity = write.existing or write.entity
         entity.title, entity.icon, entity.properties = write.title, write.icon, write.properties
         entity.updated_by, entity.updated_at, entity.is_stub = actor.label, now, False
+        entity.datasource = actor.datasource  # the last writer owns it: an integration removes only its own
         if run_id or write.existing is None:
             entity.run_id = run_id or ""
     Entity.objects.bulk_update([w.entity for w in writes],
-                               ["title", "icon", "properties", "updated_by", "updated_at", "is_stub", "run_id"])
+                               ["title", "icon", "properties", "updated_by", "updated_at", "is_stub", "run_id", "datasource"])
     entity_ids = [w.entity.pk for w in writes]
     ids_by_identifier = {w.identifier: w.entity.pk for w in writes}
     _relations_store(blueprint, writes, ids_by_identifier)
@@ -472,9 +487,11 @@ def entity_write_one(*, actor, blueprint, data, mode=CREATE, identifier=None, **
 
 @retry_on_conflict
 @transaction.atomic
-def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, run_id=""):
-    """Delete entities of one blueprint. Entities others relate to are refused (409 naming them) unless
-    `delete_dependents`, which deletes dependents whose relation is required and clears optional ones."""
+def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, run_id="", owned_only=False):
+    """Delete entities of one blueprint. Entities others require (a required relation) are refused (409 naming
+    them) unless `delete_dependents`, which deletes those dependents; optional relations to them are cleared.
+    `owned_only` (an Ocean integration's bulk delete): only those whose datasource is the actor's are deleted,
+    the others are left as they are and not reported, so an integration never removes what others wrote."""
     if run_id:
         events.run_checks(events.RUN_REFERENCE, run_id)
     identifiers = list(dict.fromkeys(identifiers))
@@ -482,6 +499,10 @@ def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, r
     missing = set(identifiers) - {e.identifier for e in roots}
     if missing:
         raise NotFound(f"Entity {sorted(missing)[0]!r} of blueprint {blueprint.identifier!r} was not found.")
+    if owned_only:
+        roots = [e for e in roots if e.datasource == actor.datasource]
+        if not roots:
+            return [], []
     # Refuse what the caller may not delete before looking at dependents (their names are not theirs to learn).
     _check_unregister(actor, roots)
     # The lock order (row_locks.py): find the dependents, lock their blueprints and then every row, sorted;
@@ -540,11 +561,14 @@ def _dependents_find(roots, delete_dependents):
     while frontier:
         incoming = list(Relation.objects.filter(target_id__in=frontier).exclude(source_id__in=list(doomed))
                         .select_related("source__blueprint", "target"))
-        if incoming and not delete_dependents:
-            names = sorted({f"{r.source.blueprint.identifier}:{r.source.identifier}" for r in incoming})
+        # Only a required relation blocks (Port: delete_dependents is for required relations); an optional one
+        # pointing at a deleted entity is cleared.
+        blocking = [r for r in incoming if r.source.blueprint.relations.get(r.relation, {}).get("required", False)]
+        if blocking and not delete_dependents:
+            names = sorted({f"{r.source.blueprint.identifier}:{r.source.identifier}" for r in blocking})
             shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-            raise Conflict(f"Entities depend on {'these entities' if len(roots) > 1 else repr(roots[0].identifier)}: {shown}. "
-                           "Pass delete_dependents=true to delete those that require it and clear the other references.",
+            raise Conflict(f"Entities require {'these entities' if len(roots) > 1 else repr(roots[0].identifier)}: {shown}. "
+                           "Pass delete_dependents=true to delete them too.",
                            details={"dependents": names})
         frontier = []
         for row in incoming:

@@ -65,9 +65,9 @@ def entity_rows_insert(keys, *, blueprints, stub_keys=frozenset(), by="", run_id
     with connection.cursor() as cursor:
         cursor.execute(
             """INSERT INTO catalog_entity (blueprint_id, identifier, title, icon, properties, created_at, updated_at,
-                                           created_by, updated_by, run_id, is_stub)
+                                           created_by, updated_by, run_id, is_stub, datasource)
                SELECT k.blueprint_id, k.identifier, k.identifier, '', '{}'::jsonb, %(now)s, %(now)s, %(by)s, %(by)s,
-                      %(run_id)s, k.is_stub
+                      %(run_id)s, k.is_stub, ''
                  FROM unnest(%(blueprint_ids)s::bigint[], %(identifiers)s::text[], %(stubs)s::boolean[])
                       WITH ORDINALITY AS k(blueprint_id, identifier, is_stub, position)
                 ORDER BY k.position

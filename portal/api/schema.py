@@ -35,3 +35,14 @@ class EnvelopeSchema(AutoSchema):
     def get_description(self):
         # Only a view's own docstring, not the one it inherits from ApiView.
         return (type(self.view).__dict__.get("__doc__") or "").strip()
+
+
+# Port's error envelope, for the 4xx answers a view declares with extend_schema(responses={...}).
+ERROR_ENVELOPE = {"type": "object", "required": ["ok", "error", "message"], "properties": {
+    "ok": {"type": "boolean", "enum": [False]}, "error": {"type": "string"}, "message": {"type": "string"}}}
+
+
+def refusal(description):
+    from drf_spectacular.utils import OpenApiResponse
+
+    return OpenApiResponse(ERROR_ENVELOPE, description=description)
