@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from portal.embedded import ensure_embedded_services
+from portal.embedded.holders import ensure_embedded_services
 
 
 def pytest_configure(config):
@@ -19,7 +19,7 @@ def pytest_configure(config):
     settings.REDIS_URL = redis_url_with_db(settings.REDIS_URL, TEST_REDIS_DB)
     settings.CACHES["default"]["LOCATION"] = settings.REDIS_URL
     # … and so is Celery: what the tests publish (the outbox after a captured commit) lands in the session's db.
-    from portal.embedded import celery_broker_url
+    from portal.embedded.addresses import celery_broker_url
 
     settings.CELERY_BROKER_URL = celery_broker_url(settings.REDIS_URL)
 

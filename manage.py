@@ -6,7 +6,7 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    from portal.embedded import ensure_embedded_services
+    from portal.embedded.holders import ensure_embedded_services
 
     # Settings never start servers; the process that needs them does (DESIGN.md).
     if len(sys.argv) > 1 and sys.argv[1] not in {"check", "help", "makemigrations", "--help", "version"}:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.embedded import embedded_database_url, portal_home
+from portal.embedded.addresses import embedded_database_url, portal_home
 
 KEY_FILE = "secret_key"
 HOW_TO_MAKE_ONE = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"

@@ -6,7 +6,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.embedded import celery_broker_url, embedded_database_url, embedded_redis_url, portal_home
+from portal.embedded.addresses import celery_broker_url, embedded_database_url, embedded_redis_url, portal_home
 from portal.secret_key import secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent

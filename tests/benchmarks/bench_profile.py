@@ -51,7 +51,7 @@ def parse_args():
 
 
 def setup(args):
-    from portal.embedded import ensure_embedded_services
+    from portal.embedded.holders import ensure_embedded_services
 
     services = ensure_embedded_services()
     base = os.environ.get("DATABASE_URL") or services["DATABASE_URL"]

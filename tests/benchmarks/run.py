@@ -490,7 +490,8 @@ def main(argv=None):
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    from portal.embedded import ensure_embedded_services, portal_home
+    from portal.embedded.addresses import portal_home
+    from portal.embedded.holders import ensure_embedded_services
 
     services = ensure_embedded_services()  # honours DATABASE_URL / REDIS_URL; we hold the embedded ones till exit
     base_url = os.environ.get("DATABASE_URL") or services["DATABASE_URL"]

@@ -28,9 +28,10 @@ import pytest
 pytest.importorskip("fcntl")
 psutil = pytest.importorskip("psutil")
 
-from portal import embedded  # noqa: E402
+from portal.embedded import addresses, holders  # noqa: E402
+from portal.embedded.home import EmbeddedServiceError, HomeLayout  # noqa: E402
 
-PROJECT_ROOT = Path(embedded.__file__).resolve().parent.parent
+PROJECT_ROOT = addresses.PROJECT_ROOT
 
 servers = pytest.mark.skipif(
     os.environ.get("PORTAL_SKIP_EMBEDDED_TESTS") == "1",
@@ -59,12 +60,12 @@ def _wait_dead(pid: int, timeout: float = 10.0) -> bool:
     return not _alive(pid)
 
 
-def _paths() -> embedded._Paths:
-    return embedded._Paths(embedded.portal_home())
+def _paths() -> HomeLayout:
+    return HomeLayout(addresses.portal_home())
 
 
 def _pids() -> tuple[int | None, int | None]:
-    snap = embedded._snapshot(_paths())
+    snap = holders.snapshot(_paths())
     return snap["postgres"]["pid"], snap["redis"]["pid"]
 
 
@@ -169,8 +170,8 @@ def pgdata_template():
     with pytest.MonkeyPatch.context() as mp:
         path = _new_home(mp)
         try:
-            embedded.ensure_embedded_services()
-            embedded.stop_embedded_services()
+            holders.ensure_embedded_services()
+            holders.stop_embedded_services()
             yield path / "pgdata"
         finally:
             _stop_and_clean(path)
@@ -194,9 +195,9 @@ def home(fresh_home, pgdata_template):
 
 
 def _stop_and_clean(path: Path) -> None:
-    socket_dir = embedded._socket_dir(embedded.portal_home())
+    socket_dir = addresses.socket_dir(addresses.portal_home())
     try:
-        embedded.stop_embedded_services()
+        holders.stop_embedded_services()
     finally:
         _sweep(path)
         if socket_dir != path / "run":
@@ -214,26 +215,26 @@ def test_urls_are_deterministic_and_start_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("PORTAL_HOME", "rel/home")
     home = (tmp_path / "rel" / "home").resolve()
 
-    assert embedded.portal_home() == home
-    db_url = embedded.embedded_database_url()
-    redis_url = embedded.embedded_redis_url()
+    assert addresses.portal_home() == home
+    db_url = addresses.embedded_database_url()
+    redis_url = addresses.embedded_redis_url()
     assert db_url == f"postgresql://postgres@/portal?host={home}/run"
     assert redis_url == f"unix://{home}/run/redis.sock"
-    assert embedded.embedded_database_url() == db_url
-    assert embedded.embedded_redis_url() == redis_url
+    assert addresses.embedded_database_url() == db_url
+    assert addresses.embedded_redis_url() == redis_url
     assert not (tmp_path / "rel").exists()  # nothing created, nothing started
 
     monkeypatch.delenv("PORTAL_HOME")
-    assert embedded.portal_home() == PROJECT_ROOT / ".portal"
+    assert addresses.portal_home() == PROJECT_ROOT / ".portal"
 
-    assert embedded.celery_broker_url("unix:///a/b/redis.sock") == "redis+socket:///a/b/redis.sock"
-    assert embedded.celery_broker_url("unix:///a/r.sock?db=2") == "redis+socket:///a/r.sock?db=2"
-    assert embedded.celery_broker_url("redis://h:6379/0") == "redis://h:6379/0"
+    assert addresses.celery_broker_url("unix:///a/b/redis.sock") == "redis+socket:///a/b/redis.sock"
+    assert addresses.celery_broker_url("unix:///a/r.sock?db=2") == "redis+socket:///a/r.sock?db=2"
+    assert addresses.celery_broker_url("redis://h:6379/0") == "redis://h:6379/0"
 
 
 def test_urls_are_understood_by_clients(monkeypatch):
     monkeypatch.setenv("PORTAL_HOME", "/srv/My Portal")
-    db_url = embedded.embedded_database_url()
+    db_url = addresses.embedded_database_url()
     assert db_url == "postgresql://postgres@/portal?host=/srv/My%20Portal/run"
 
     from psycopg.conninfo import conninfo_to_dict
@@ -251,16 +252,16 @@ def test_urls_are_understood_by_clients(monkeypatch):
 
     from redis.connection import parse_url
 
-    assert parse_url(embedded.embedded_redis_url())["path"] == "/srv/My Portal/run/redis.sock"
+    assert parse_url(addresses.embedded_redis_url())["path"] == "/srv/My Portal/run/redis.sock"
 
 
 def test_long_portal_home_falls_back_to_short_socket_dir(monkeypatch):
     long_home = "/tmp/" + "/".join(["a-rather-long-directory-name"] * 4)
     monkeypatch.setenv("PORTAL_HOME", long_home)
     digest = hashlib.sha256(long_home.encode()).hexdigest()[:12]
-    assert embedded._socket_dir(Path(long_home)) == Path(f"/tmp/portal-{digest}")
-    assert embedded.embedded_database_url().endswith(f"?host=/tmp/portal-{digest}")
-    assert embedded.embedded_redis_url() == f"unix:///tmp/portal-{digest}/redis.sock"
+    assert addresses.socket_dir(Path(long_home)) == Path(f"/tmp/portal-{digest}")
+    assert addresses.embedded_database_url().endswith(f"?host=/tmp/portal-{digest}")
+    assert addresses.embedded_redis_url() == f"unix:///tmp/portal-{digest}/redis.sock"
 
 
 # --------------------------------------------------------------------------
@@ -271,11 +272,11 @@ def test_long_portal_home_falls_back_to_short_socket_dir(monkeypatch):
 @servers
 def test_ensure_starts_both_and_is_idempotent(fresh_home):
     home = fresh_home
-    env = embedded.ensure_embedded_services()
+    env = holders.ensure_embedded_services()
 
     assert env == {
-        "DATABASE_URL": embedded.embedded_database_url(),
-        "REDIS_URL": embedded.embedded_redis_url(),
+        "DATABASE_URL": addresses.embedded_database_url(),
+        "REDIS_URL": addresses.embedded_redis_url(),
     }
     assert _query(env["DATABASE_URL"], "SELECT current_database()") == ("portal",)
     _query(env["DATABASE_URL"], "CREATE EXTENSION IF NOT EXISTS pg_trgm")
@@ -293,7 +294,7 @@ def test_ensure_starts_both_and_is_idempotent(fresh_home):
     assert services["redis"]["celery_broker_url"].startswith("redis+socket:///")
     assert _holders(home) == [os.getpid()]
 
-    assert embedded.ensure_embedded_services() == env  # second call: reuse
+    assert holders.ensure_embedded_services() == env  # second call: reuse
     assert _pids() == (pg_pid, redis_pid)
     assert _holders(home) == [os.getpid()]
 
@@ -302,13 +303,13 @@ def test_ensure_starts_both_and_is_idempotent(fresh_home):
 def test_set_env_vars_are_not_embedded(fresh_home, monkeypatch):
     home = fresh_home
     monkeypatch.setenv("DATABASE_URL", "postgresql://someone@db.example/portal")
-    env = embedded.ensure_embedded_services()
-    assert env == {"REDIS_URL": embedded.embedded_redis_url()}
+    env = holders.ensure_embedded_services()
+    assert env == {"REDIS_URL": addresses.embedded_redis_url()}
     assert not (home / "pgdata").exists()
     assert _ping(env["REDIS_URL"])
 
     monkeypatch.setenv("REDIS_URL", "redis://cache.example:6379/0")
-    assert embedded.ensure_embedded_services() == {}
+    assert holders.ensure_embedded_services() == {}
 
 
 @servers
@@ -317,14 +318,14 @@ def test_redis_keeps_queued_messages_across_a_restart(fresh_home, monkeypatch):
     from kombu import Connection
 
     monkeypatch.setenv("DATABASE_URL", "postgresql://someone@db.example/portal")  # Redis only
-    broker = embedded.celery_broker_url(embedded.ensure_embedded_services()["REDIS_URL"])
+    broker = addresses.celery_broker_url(holders.ensure_embedded_services()["REDIS_URL"])
     with Connection(broker) as conn, conn.SimpleQueue("celery") as queue:
         queue.put({"task": "actions.tasks.run_dispatch_task", "args": [42]})
     _, redis_pid = _pids()
 
-    embedded.stop_embedded_services()
+    holders.stop_embedded_services()
     assert _wait_dead(redis_pid)
-    embedded.ensure_embedded_services()
+    holders.ensure_embedded_services()
     assert _pids()[1] not in (None, redis_pid)
 
     with Connection(broker) as conn, conn.SimpleQueue("celery") as queue:
@@ -336,17 +337,17 @@ def test_redis_keeps_queued_messages_across_a_restart(fresh_home, monkeypatch):
 
 @servers
 def test_other_processes_reuse_servers_and_last_holder_stops_them(home):
-    env = embedded.ensure_embedded_services()
+    env = holders.ensure_embedded_services()
     pg_pid, redis_pid = _pids()
 
     code = (
         "import json, os\n"
-        "from portal import embedded\n"
-        "env = embedded.ensure_embedded_services()\n"
-        "snap = embedded._snapshot(embedded._Paths(embedded.portal_home()))\n"
+        "from portal.embedded import addresses, holders, home\n"
+        "env = holders.ensure_embedded_services()\n"
+        "snap = holders.snapshot(home.HomeLayout(addresses.portal_home()))\n"
         "print(json.dumps({'env': env, 'pg': snap['postgres']['pid'],"
         " 'redis': snap['redis']['pid'], 'holders': snap['holders'], 'me': os.getpid()}))\n"
-        "embedded.release_embedded_services()\n"
+        "holders.release_embedded_services()\n"
     )
     # Two at once, to exercise the lock as well.
     children = [_python(code), _python(code)]
@@ -367,9 +368,9 @@ def test_other_processes_reuse_servers_and_last_holder_stops_them(home):
 
     # A child handed the URLs does not register at all.
     child = _python(
-        "from portal import embedded\n"
-        "assert embedded.ensure_embedded_services() == {}\n"
-        "embedded.release_embedded_services()\n",
+        "from portal.embedded import holders\n"
+        "assert holders.ensure_embedded_services() == {}\n"
+        "holders.release_embedded_services()\n",
         **env,
     )
     _, err = child.communicate(timeout=60)
@@ -377,7 +378,7 @@ def test_other_processes_reuse_servers_and_last_holder_stops_them(home):
     assert _alive(pg_pid) and _alive(redis_pid)
 
     # The last holder releases: both servers stop.
-    embedded.release_embedded_services()
+    holders.release_embedded_services()
     assert _wait_dead(pg_pid) and _wait_dead(redis_pid)
     assert not (home / "pgdata" / "postmaster.pid").exists()
     assert not (home / "run" / "redis.sock").exists()
@@ -388,8 +389,8 @@ def test_other_processes_reuse_servers_and_last_holder_stops_them(home):
 def test_servers_of_a_dead_holder_are_adopted_then_stopped(home):
     child = _python(
         "import os, signal\n"
-        "from portal import embedded\n"
-        "embedded.ensure_embedded_services()\n"
+        "from portal.embedded import holders\n"
+        "holders.ensure_embedded_services()\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     child.communicate(timeout=120)
@@ -397,17 +398,17 @@ def test_servers_of_a_dead_holder_are_adopted_then_stopped(home):
     pg_pid, redis_pid = _pids()
     assert _alive(pg_pid) and _alive(redis_pid)  # orphaned, holder is dead
 
-    embedded.ensure_embedded_services()
+    holders.ensure_embedded_services()
     assert _pids() == (pg_pid, redis_pid)  # adopted, not restarted
     assert _holders(home) == [os.getpid()]  # dead holder pruned
 
-    embedded.release_embedded_services()
+    holders.release_embedded_services()
     assert _wait_dead(pg_pid) and _wait_dead(redis_pid)
 
 
 @servers
 def test_restart_after_kill_9_with_stale_files(home):
-    embedded.ensure_embedded_services()
+    holders.ensure_embedded_services()
     pg_pid, redis_pid = _pids()
     os.kill(pg_pid, signal.SIGKILL)
     os.kill(redis_pid, signal.SIGKILL)
@@ -418,7 +419,7 @@ def test_restart_after_kill_9_with_stale_files(home):
     assert (home / "run" / "redis.sock").exists()
     assert _pids() == (None, None)
 
-    env = embedded.ensure_embedded_services()
+    env = holders.ensure_embedded_services()
     new_pg, new_redis = _pids()
     assert new_pg and new_redis and (new_pg, new_redis) != (pg_pid, redis_pid)
     assert _query(env["DATABASE_URL"], "SELECT 1") == (1,)
@@ -430,16 +431,16 @@ def test_long_portal_home_servers_use_short_socket_dir(home, monkeypatch, pgdata
     long_home = home / ("long-" + "x" * 100)
     _seed(long_home, pgdata_template)
     monkeypatch.setenv("PORTAL_HOME", str(long_home))
-    socket_dir = embedded._socket_dir(long_home)
+    socket_dir = addresses.socket_dir(long_home)
     assert str(socket_dir).startswith("/tmp/portal-")
     try:
-        env = embedded.ensure_embedded_services()
+        env = holders.ensure_embedded_services()
         assert (socket_dir / ".s.PGSQL.5432").is_socket()
         assert (socket_dir / "redis.sock").is_socket()
         assert _query(env["DATABASE_URL"], "SELECT 1") == (1,)
         assert _ping(env["REDIS_URL"])
         pg_pid, redis_pid = _pids()
-        embedded.release_embedded_services()
+        holders.release_embedded_services()
         assert _wait_dead(pg_pid) and _wait_dead(redis_pid)
     finally:
         _stop_and_clean(long_home)
@@ -449,7 +450,7 @@ def test_long_portal_home_servers_use_short_socket_dir(home, monkeypatch, pgdata
 def test_cli_start_is_pinned_until_stop(home):
     started = _cli("start")
     assert started.returncode == 0, started.stderr
-    assert f"DATABASE_URL={embedded.embedded_database_url()}" in started.stdout
+    assert f"DATABASE_URL={addresses.embedded_database_url()}" in started.stdout
     pg_pid, redis_pid = _pids()
     assert _alive(pg_pid) and _alive(redis_pid)  # survived the CLI's exit
 
@@ -462,14 +463,14 @@ def test_cli_start_is_pinned_until_stop(home):
     assert env_out.returncode == 0, env_out.stderr
     lines = dict(line.split("=", 1) for line in env_out.stdout.splitlines())
     assert lines == {
-        "DATABASE_URL": embedded.embedded_database_url(),
-        "REDIS_URL": embedded.embedded_redis_url(),
+        "DATABASE_URL": addresses.embedded_database_url(),
+        "REDIS_URL": addresses.embedded_redis_url(),
     }
 
     # A holder comes and goes: pinned servers keep running.
-    embedded.ensure_embedded_services()
+    holders.ensure_embedded_services()
     assert _pids() == (pg_pid, redis_pid)
-    embedded.release_embedded_services()
+    holders.release_embedded_services()
     assert _alive(pg_pid) and _alive(redis_pid)
 
     stopped = _cli("stop")
@@ -482,13 +483,13 @@ def test_cli_start_is_pinned_until_stop(home):
 
 @servers
 def test_start_failure_raises_with_log_tail(home):
-    embedded.ensure_embedded_services()
-    embedded.stop_embedded_services()
+    holders.ensure_embedded_services()
+    holders.stop_embedded_services()
     with open(home / "pgdata" / "postgresql.conf", "a") as conf:
         conf.write("\nportal_bogus_setting_xyz = 1\n")
 
-    with pytest.raises(embedded.EmbeddedServiceError) as excinfo:
-        embedded.ensure_embedded_services()
+    with pytest.raises(EmbeddedServiceError) as excinfo:
+        holders.ensure_embedded_services()
     assert "portal_bogus_setting_xyz" in str(excinfo.value)
     assert _pids() == (None, None)  # nothing half-started left behind
 
@@ -497,7 +498,7 @@ def test_start_failure_raises_with_log_tail(home):
 def test_the_audit_log_walls_stand_on_the_embedded_postgres(home):
     """migrate (audit only: fast) as the embedded superuser creates the app's role and the append-only triggers;
     the portal then connects as that role."""
-    url = embedded.ensure_embedded_services()["DATABASE_URL"]
+    url = holders.ensure_embedded_services()["DATABASE_URL"]
     migrate = subprocess.run([sys.executable, "manage.py", "migrate", "audit", "-v0"], cwd=PROJECT_ROOT,
                              env=_child_env(), capture_output=True, text=True, timeout=300)
     assert migrate.returncode == 0, migrate.stderr

@@ -64,7 +64,7 @@ def test_processes_starting_together_read_one_key(tmp_path):
 def test_the_embedded_database_url_is_still_the_embedded_setup(tmp_path):
     """`python -m portal.embedded env` exports the embedded DATABASE_URL: the home's key still applies."""
     home = tmp_path / "home"
-    url = run_python("from portal.embedded import embedded_database_url; print(embedded_database_url())", portal_env(home))
+    url = run_python("from portal.embedded.addresses import embedded_database_url; print(embedded_database_url())", portal_env(home))
     key = run_python(PRINT_KEY, portal_env(home, DATABASE_URL=url))
     assert key == (home / "secret_key").read_text().strip()
 

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand
 from catalog.models import Blueprint
 from catalog.services.users import user_ensure
 from portal.actor import Actor
-from portal.embedded import ensure_embedded_services
+from portal.embedded.holders import ensure_embedded_services
 from portal.models import ApiClient
 from portal.services.api_clients import api_client_create
 from portal.supervisor import supervise

@@ -1,0 +1,5 @@
+import sys
+
+from portal.embedded.cli import main
+
+sys.exit(main())
