@@ -1,32 +1,24 @@
 """Settings from the environment (see .env.example). Importing this module never starts a server; the most it
 writes is the embedded setup's random key, once (portal/secret_key.py)."""
-import os
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.embedded.addresses import celery_broker_url, embedded_database_url, embedded_redis_url, portal_home
+from portal.environment import Env
 from portal.secret_key import secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+env = Env()  # a malformed value stops the start, naming its variable (portal/environment.py)
 
 
-def env_bool(name, default=False):
-    value = os.environ.get(name, "").strip().lower()  # empty (as in .env.example) is the default
-    return value in {"1", "true", "yes", "on"} if value else default
-
-
-def env_list(name, default=""):
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-DEBUG = env_bool("DEBUG", False)
+DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = secret_key()  # from the environment, else PORTAL_HOME's own random key (embedded PostgreSQL only)
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PORTAL_HOME = portal_home()
-PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 
 
 def proxy_ssl_header(value):
@@ -43,16 +35,16 @@ def proxy_ssl_header(value):
 
 # Browser security. Behind a TLS-terminating proxy SECURE_PROXY_SSL_HEADER tells Django which requests came in
 # over HTTPS (HSTS and the redirect need it); cookies are Secure when the portal is served over HTTPS.
-SECURE_PROXY_SSL_HEADER = proxy_ssl_header(os.environ.get("SECURE_PROXY_SSL_HEADER", ""))
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(env.str("SECURE_PROXY_SSL_HEADER", default=""))
 served_over_https = PORTAL_BASE_URL.lower().startswith("https://") or SECURE_PROXY_SSL_HEADER is not None
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", served_over_https)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", served_over_https)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=served_over_https)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=served_over_https)
 SESSION_COOKIE_HTTPONLY = True
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS") or 0)  # opt-in: browsers remember it
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)  # opt-in: browsers remember it
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -107,18 +99,18 @@ TEMPLATES = [
     },
 ]
 
-DATABASE_URL = os.environ.get("DATABASE_URL") or embedded_database_url()
+DATABASE_URL = env.str("DATABASE_URL", default="") or embedded_database_url()
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 if "host" in DATABASES["default"].get("OPTIONS", {}):  # a unix-socket URL (?host=/dir): dbshell reads HOST
     DATABASES["default"]["HOST"] = DATABASES["default"]["OPTIONS"].pop("host")
-DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME", "test_portal")
+DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME", default="test_portal")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The role every connection switches to (SET ROLE): all tables, but only SELECT and INSERT on the audit log.
 # Migrations run as the role in DATABASE_URL (audit/database_role.py). Empty: stay as that role.
-PORTAL_DB_APP_ROLE = os.environ.get("PORTAL_DB_APP_ROLE", "portal_app")
+PORTAL_DB_APP_ROLE = env.str("PORTAL_DB_APP_ROLE", default="portal_app")
 AUDIT_FLUSH_ALLOWED = False  # manage.py flush may empty the audit log: the test suite only (tests/settings.py)
 
-REDIS_URL = os.environ.get("REDIS_URL") or embedded_redis_url()
+REDIS_URL = env.str("REDIS_URL", default="") or embedded_redis_url()
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
 AUTHENTICATION_BACKENDS = [
@@ -161,41 +153,41 @@ SPECTACULAR_SETTINGS = {
 
 # API limits
 API_MAX_BODY_BYTES = 1024 * 1024
-API_MAX_JSON_DEPTH = int(os.environ.get("API_MAX_JSON_DEPTH", "32"))
-API_RATE_LIMIT = int(os.environ.get("API_RATE_LIMIT", "6000"))  # requests per period per caller
-API_RATE_PERIOD_SECONDS = int(os.environ.get("API_RATE_PERIOD_SECONDS", "60"))
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
+API_RATE_LIMIT = env.int("API_RATE_LIMIT", default=6000)  # requests per period per caller
+API_RATE_PERIOD_SECONDS = env.int("API_RATE_PERIOD_SECONDS", default=60)
 ACCESS_TOKEN_TTL_SECONDS = 3 * 3600
-JQ_TIMEOUT_SECONDS = float(os.environ.get("JQ_TIMEOUT_SECONDS", "1.0"))
+JQ_TIMEOUT_SECONDS = env.float("JQ_TIMEOUT_SECONDS", default=1.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 
 # Outbound HTTP to user-configured URLs (portal/outbound.py) and webhook delivery (actions/backends/webhook.py)
-OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")  # CIDRs exempt from the private-address refusal
-WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
-WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "5"))
-WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "2"))
-WEBHOOK_RETRY_MAX_SECONDS = float(os.environ.get("WEBHOOK_RETRY_MAX_SECONDS", "60"))
-WEBHOOK_SIGNING_SECRET = os.environ.get("WEBHOOK_SIGNING_SECRET", "")  # else the Secret of that name, else from SECRET_KEY
-PORTAL_ENCRYPTION_KEY = os.environ.get("PORTAL_ENCRYPTION_KEY", "")  # Fernet key(s), comma-separated; else from SECRET_KEY
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])  # CIDRs exempt from the private-address refusal
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=2.0)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=60.0)
+WEBHOOK_SIGNING_SECRET = env.str("WEBHOOK_SIGNING_SECRET", default="")  # else the Secret of that name, else from SECRET_KEY
+PORTAL_ENCRYPTION_KEY = env.str("PORTAL_ENCRYPTION_KEY", default="")  # Fernet key(s), comma-separated; else from SECRET_KEY
 
 # Slack (actions/slack.py): the SLACK backend and notifications; off while SLACK_BOT_TOKEN is empty
-SLACK_BOT_TOKEN = os.environ.get("SLACK_BOT_TOKEN", "")
-SLACK_API_URL = os.environ.get("SLACK_API_URL", "https://slack.com/api/")
-SLACK_DEFAULT_CHANNEL = os.environ.get("SLACK_DEFAULT_CHANNEL", "")
-SLACK_TIMEOUT_SECONDS = int(os.environ.get("SLACK_TIMEOUT_SECONDS", "10"))
-SLACK_MAX_RETRIES = int(os.environ.get("SLACK_MAX_RETRIES", "2"))  # per request, for rate limits and connection errors
+SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
+SLACK_API_URL = env.str("SLACK_API_URL", default="https://slack.com/api/")
+SLACK_DEFAULT_CHANNEL = env.str("SLACK_DEFAULT_CHANNEL", default="")
+SLACK_TIMEOUT_SECONDS = env.int("SLACK_TIMEOUT_SECONDS", default=10)
+SLACK_MAX_RETRIES = env.int("SLACK_MAX_RETRIES", default=2)  # per request, for rate limits and connection errors
 
 # GitHub and GitLab backends (actions/backends/github.py, gitlab.py); off until configured
-GITHUB_API_URL = os.environ.get("GITHUB_API_URL", "https://api.github.com")  # GitHub Enterprise: https://HOST/api/v3
-GITHUB_TOKEN = os.environ.get("GITHUB_TOKEN", "")  # used when no GitHub App is configured
-GITHUB_APP_ID = os.environ.get("GITHUB_APP_ID", "")
-GITHUB_APP_PRIVATE_KEY = os.environ.get("GITHUB_APP_PRIVATE_KEY", "")  # PEM; newlines may be written as \n
-GITLAB_URL = os.environ.get("GITLAB_URL", "https://gitlab.com")
-GITLAB_TOKEN = os.environ.get("GITLAB_TOKEN", "")  # read_api token to follow pipelines; trigger tokens are Secrets
-CI_HTTP_TIMEOUT_SECONDS = float(os.environ.get("CI_HTTP_TIMEOUT_SECONDS", "10"))
-CI_DISPATCH_MAX_ATTEMPTS = int(os.environ.get("CI_DISPATCH_MAX_ATTEMPTS", "4"))  # tries on connection errors and 5xx
-CI_RETRY_BASE_SECONDS = float(os.environ.get("CI_RETRY_BASE_SECONDS", "2"))
-CI_POLL_BASE_SECONDS = float(os.environ.get("CI_POLL_BASE_SECONDS", "5"))  # status polls back off from this
-CI_POLL_MAX_SECONDS = float(os.environ.get("CI_POLL_MAX_SECONDS", "60"))  # … up to this
+GITHUB_API_URL = env.str("GITHUB_API_URL", default="https://api.github.com")  # GitHub Enterprise: https://HOST/api/v3
+GITHUB_TOKEN = env.str("GITHUB_TOKEN", default="")  # used when no GitHub App is configured
+GITHUB_APP_ID = env.str("GITHUB_APP_ID", default="")
+GITHUB_APP_PRIVATE_KEY = env.str("GITHUB_APP_PRIVATE_KEY", default="")  # PEM; newlines may be written as \n
+GITLAB_URL = env.str("GITLAB_URL", default="https://gitlab.com")
+GITLAB_TOKEN = env.str("GITLAB_TOKEN", default="")  # read_api token to follow pipelines; trigger tokens are Secrets
+CI_HTTP_TIMEOUT_SECONDS = env.float("CI_HTTP_TIMEOUT_SECONDS", default=10.0)
+CI_DISPATCH_MAX_ATTEMPTS = env.int("CI_DISPATCH_MAX_ATTEMPTS", default=4)  # tries on connection errors and 5xx
+CI_RETRY_BASE_SECONDS = env.float("CI_RETRY_BASE_SECONDS", default=2.0)
+CI_POLL_BASE_SECONDS = env.float("CI_POLL_BASE_SECONDS", default=5.0)  # status polls back off from this
+CI_POLL_MAX_SECONDS = env.float("CI_POLL_MAX_SECONDS", default=60.0)  # … up to this
 
 # Celery
 CELERY_BROKER_URL = celery_broker_url(REDIS_URL)
@@ -203,7 +195,7 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # Worker and beat outlive a Redis outage of any length: they retry the broker forever, at start too.
 CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -221,8 +213,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 
 # The built-in demo receiver and fake Slack (actions/demo_receiver.py): on in `make demo`, off in production.
-DEMO_RECEIVER_ENABLED = env_bool("PORTAL_DEMO_RECEIVER", False)
-DEMO_RECEIVER_DELAY_SECONDS = float(os.environ.get("PORTAL_DEMO_RECEIVER_DELAY", "3"))
+DEMO_RECEIVER_ENABLED = env.bool("PORTAL_DEMO_RECEIVER", default=False)
+DEMO_RECEIVER_DELAY_SECONDS = env.float("PORTAL_DEMO_RECEIVER_DELAY", default=3.0)
 CELERY_BEAT_SCHEDULE = {
     "actions-approvals-expire": {"task": "actions.tasks.run_approvals_expire_task", "schedule": 30.0},
     "actions-run-timeouts": {"task": "actions.tasks.run_timeouts_task", "schedule": 60.0},
@@ -230,7 +222,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Automations, timers and TTL (actions/services/automations.py, timers.py, ttl.py)
-AUTOMATION_MAX_DEPTH = int(os.environ.get("AUTOMATION_MAX_DEPTH", "3"))  # automations fired by automations' runs, at most this deep
+AUTOMATION_MAX_DEPTH = env.int("AUTOMATION_MAX_DEPTH", default=3)  # automations fired by automations' runs, at most this deep
 CELERY_BEAT_SCHEDULE["actions-timers-sweep"] = {"task": "actions.tasks.timers_sweep_task", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["actions-ttl-warnings"] = {"task": "actions.tasks.ttl_warnings_task", "schedule": 60.0}
 
@@ -238,16 +230,16 @@ CELERY_BEAT_SCHEDULE["actions-ttl-warnings"] = {"task": "actions.tasks.ttl_warni
 # writes a signed checkpoint of the chain's head outside the database every minute (audit/checkpoints.py).
 CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.tasks.audit_seal_task", "schedule": 5.0}
 CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "audit.tasks.audit_checkpoint_task", "schedule": 60.0}
-AUDIT_CHECKPOINT_FILE = os.environ.get("AUDIT_CHECKPOINT_FILE") or str(PORTAL_HOME / "audit-checkpoints.jsonl")
+AUDIT_CHECKPOINT_FILE = env.str("AUDIT_CHECKPOINT_FILE", default="") or str(PORTAL_HOME / "audit-checkpoints.jsonl")
 
 # The transactional outbox (portal/outbox.py) and the delivery lease of runs (actions/services/runs.py)
-OUTBOX_PUBLISH_TIMEOUT_SECONDS = float(os.environ.get("OUTBOX_PUBLISH_TIMEOUT_SECONDS", "1"))  # fail fast, then the sweep
-OUTBOX_LEASE_SECONDS = float(os.environ.get("OUTBOX_LEASE_SECONDS", "120"))  # a worker's claim on a message
-OUTBOX_REPUBLISH_SECONDS = float(os.environ.get("OUTBOX_REPUBLISH_SECONDS", "30"))  # due, published, unclaimed: lost
-OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "10"))
-OUTBOX_KEEP_DONE_DAYS = int(os.environ.get("OUTBOX_KEEP_DONE_DAYS", "7"))
-OUTBOX_SWEEP_SECONDS = float(os.environ.get("OUTBOX_SWEEP_SECONDS", "5"))
-DELIVERY_LEASE_SECONDS = float(os.environ.get("DELIVERY_LEASE_SECONDS", "300"))  # one delivery attempt's deadline
+OUTBOX_PUBLISH_TIMEOUT_SECONDS = env.float("OUTBOX_PUBLISH_TIMEOUT_SECONDS", default=1.0)  # fail fast, then the sweep
+OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=120.0)  # a worker's claim on a message
+OUTBOX_REPUBLISH_SECONDS = env.float("OUTBOX_REPUBLISH_SECONDS", default=30.0)  # due, published, unclaimed: lost
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=10)
+OUTBOX_KEEP_DONE_DAYS = env.int("OUTBOX_KEEP_DONE_DAYS", default=7)
+OUTBOX_SWEEP_SECONDS = env.float("OUTBOX_SWEEP_SECONDS", default=5.0)
+DELIVERY_LEASE_SECONDS = env.float("DELIVERY_LEASE_SECONDS", default=300.0)  # one delivery attempt's deadline
 CELERY_BEAT_SCHEDULE["portal-outbox-sweep"] = {"task": "portal.outbox_sweep", "schedule": OUTBOX_SWEEP_SECONDS}
 CELERY_BEAT_SCHEDULE["portal-outbox-purge"] = {"task": "portal.outbox_purge", "schedule": 3600.0}
 
@@ -257,5 +249,5 @@ LOGGING = {
     "filters": {"request_id": {"()": "portal.middleware.RequestIdLogFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
