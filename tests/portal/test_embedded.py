@@ -1,8 +1,11 @@
 """Tests for portal.embedded: embedded PostgreSQL/Redis lifecycle.
 
-Plain pytest, no Django database:
+No Django database; with DATABASE_URL/REDIS_URL set (see the README) the session
+starts no embedded servers of its own besides the tests':
 
-    .venv/bin/python -m pytest tests/portal/test_embedded.py -p no:django -q
+    .venv/bin/python -m pytest tests/portal/test_embedded.py -q
+
+(``-p no:django`` no longer works: tests/conftest.py imports the models.)
 
 Tests that start real servers can be skipped with PORTAL_SKIP_EMBEDDED_TESTS=1
 (or ``-k "not test_embedded"``).  Every test gets its own temporary
