@@ -146,7 +146,10 @@ def test_a_blueprint_update_racing_entity_writes_leaves_every_entity_valid(admin
                 answers.append(("blueprint", response.status_code, response.content[:300]))
             return
         for r in range(6):
-            items = [{"identifier": existing[(t + r + k) % len(existing)], "properties": {"tier": f"t{t}", "note": "n"}}
+            # Each write changes its entity (a counter of its own): an unchanged write by the same writer is not
+            # written nor audited, and the count below is of writes.
+            items = [{"identifier": existing[(t + r + k) % len(existing)],
+                      "properties": {"tier": f"t{t}", "note": "n", "counter": 100 * t + 10 * r + k}}
                      for k in range(2)]
             items += [{"identifier": f"new-{t}-{r}-{k}", "properties": {"tier": f"t{t}", "note": "n"}} for k in range(2)]
             response = client.post("/v1/blueprints/svc/entities/bulk?upsert=true", {"entities": items}, format="json")
