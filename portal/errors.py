@@ -5,9 +5,10 @@ class PortalError(Exception):
     status = 400
     code = "invalid_request"
 
-    def __init__(self, message, *, code=None, status=None, details=None):
+    def __init__(self, message, *, code=None, status=None, details=None, headers=None):
         super().__init__(message)
         self.message = message
+        self.headers = headers or {}
         if code:
             self.code = code
         if status:

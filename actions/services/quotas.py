@@ -14,6 +14,7 @@ by any member of that team); a requester without teams has no team quota. `liveE
 plus the user's CREATE runs of this action still waiting or in progress without a result entity yet.
 """
 import hashlib
+import math
 from datetime import timedelta
 
 from django.db import connection
@@ -57,6 +58,7 @@ def _window_check(action, runs, limit, period, who):
         f"quota.{who}: action {action.identifier!r} allows at most {limit} run{'s' if limit != 1 else ''} "
         f"{'per user' if who == 'perUser' else 'per team'} per {period}; the next frees up at {instant_text(frees_at)}.",
         details={"limit": limit, "period": period, "freesUpAt": instant_text(frees_at)},
+        headers={"Retry-After": str(max(1, math.ceil((frees_at - timezone.now()).total_seconds())))},
     )
 
 

@@ -56,7 +56,7 @@ def error_response(status, code, message, headers=None):
 def exception_handler(exc, context):
     if isinstance(exc, PortalError):
         body = {"ok": False, "error": exc.code, "message": exc.message, **exc.details}
-        return Response(body, status=exc.status)
+        return Response(body, status=exc.status, headers=exc.headers or None)
     if isinstance(exc, Http404):
         return error_response(404, "not_found", str(exc) or "Not found.")
     if isinstance(exc, DjangoPermissionDenied):

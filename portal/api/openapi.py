@@ -41,6 +41,9 @@ RATE_LIMIT_HEADERS = {
     "x-ratelimit-period": {"description": "The window, in seconds.", "required": True, "schema": COUNT},
 }
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again.", "required": True, "schema": COUNT}}
+# A 429 of the rate limiter and of an action's time-window quota say when to come back; one of the
+# live-entities quota cannot (it frees up when an entity is deleted), so on a 429 the header may be missing.
+RETRY_AFTER_WHEN_KNOWN = {"Retry-After": {**RETRY_AFTER["Retry-After"], "required": False}}
 
 ERRORS = {
     "400": "`invalid_json`: the body is not JSON (NaN and Infinity are not JSON); `bad_request`: a malformed request.",
@@ -52,7 +55,7 @@ ERRORS = {
     "413": "`payload_too_large`: the body is over 1 MiB.",
     "415": "`unsupported_media_type`: the body is not application/json.",
     "422": "`invalid_request`: a field or query parameter is invalid; the message starts with its name.",
-    "429": "`too_many_requests`: the caller's rate limit is used up.",
+    "429": "`too_many_requests`: the caller's rate limit is used up; `quota_exceeded`: the action's run quota.",
     "503": "`unavailable`: the portal cannot reach its database; retry after Retry-After seconds.",
 }
 
@@ -142,7 +145,7 @@ def complete_operations(result, generator, request, public):
             for code, answer in responses.items():
                 headers = {} if code == "413" else dict(RATE_LIMIT_HEADERS)
                 if code in ("429", "503"):
-                    headers.update(RETRY_AFTER)
+                    headers.update(RETRY_AFTER if code == "503" else RETRY_AFTER_WHEN_KNOWN)
                 answer["headers"] = {**headers, **answer.get("headers", {})}
     return result
 

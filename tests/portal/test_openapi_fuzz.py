@@ -40,6 +40,10 @@ POSITIVE_422 = {
     "PATCH /v1/teams/{name}": "users must exist",
     "POST /v1/deployments": "the service and environment must be entities of the deployment blueprints",
     "POST /v1/blueprints/{blueprint}/entities/{identifier}/ttl/extend": "only an entity with an expiry can be extended",
+    "GET /v1/blueprints/{blueprint}/entities": "`from` must be a cursor this API returned",
+    "GET /v1/audit-log": "`next` must be a cursor this API returned; from/to real instants, from before to",
+    "GET /v1/deployments": "from/to must be real instants between 1970 and 2999, from before to",
+    "GET /v1/dora": "as GET /v1/deployments, and the period at most two years",
 }
 
 
