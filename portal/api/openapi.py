@@ -107,6 +107,9 @@ def _apply(operation, spec):
         given = {(p["in"], p["name"]) for p in spec["parameters"]}
         operation["parameters"] = [*(p for p in operation.get("parameters", []) if (p["in"], p["name"]) not in given),
                                    *spec["parameters"]]
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "query":
+            parameter["allowEmptyValue"] = True  # `?limit=` is as if the parameter were absent (`false` for a boolean)
     if "responses" in spec:
         success = {str(code): {"description": "OK", "content": _json(schema)} for code, schema in spec["responses"].items()}
         operation["responses"] = {**{code: answer for code, answer in operation["responses"].items()

@@ -201,6 +201,19 @@ def test_audit_resource_types_are_ascii(admin):
     assert admin.get("/v1/audit-log", {"resources": "entity"}).status_code == 200
 
 
+def test_an_empty_query_value_is_no_filter(admin, document):
+    response = admin.get("/v1/actions", {"operation": "", "trigger_type": "", "blueprint_identifier": ""})
+    assert response.status_code == 200 and [a["identifier"] for a in response.json()["actions"]] == [SEED]
+    for _name, _method, operation in operations(document):
+        for parameter in operation.get("parameters", []):
+            assert parameter["in"] != "query" or parameter["allowEmptyValue"] is True
+
+
+def test_credentials_are_compared_as_sent(anon_api, db):
+    response = anon_api.post("/v1/auth/access_token", {"clientId": "\x1d", "clientSecret": "\x1d"}, format="json")
+    assert response.status_code == 401 and response.json()["error"] == "unauthorized"
+
+
 def test_run_updates_take_links_as_the_document_says(admin):
     for link in ("https://ci.example.com/1", ["https://ci.example.com/1"], None):
         response = admin.patch(f"/v1/actions/runs/{RUN_ID}", {"link": link}, format="json")
