@@ -108,7 +108,7 @@ def _apply(operation, spec):
         operation["parameters"] = [*(p for p in operation.get("parameters", []) if (p["in"], p["name"]) not in given),
                                    *spec["parameters"]]
     for parameter in operation.get("parameters", []):
-        if parameter["in"] == "query":
+        if parameter["in"] == "query" and parameter["schema"].get("type") != "array":  # an empty item is a string
             parameter["allowEmptyValue"] = True  # `?limit=` is as if the parameter were absent (`false` for a boolean)
     if "responses" in spec:
         success = {str(code): {"description": "OK", "content": _json(schema)} for code, schema in spec["responses"].items()}
