@@ -44,6 +44,8 @@ def _only_entities(body):
 
 
 class EntityListView(ApiView):
+    repeatable_query = ("include", "exclude")
+
     def get(self, request, blueprint):
         bp = blueprint_get(blueprint)
         include, exclude = _paths(request)
@@ -83,6 +85,8 @@ class EntityBulkView(ApiView):
 
 
 class EntityDetailView(ApiView):
+    repeatable_query = ("include", "exclude")
+
     def get(self, request, blueprint, identifier):
         include, exclude = _paths(request)
         entity = entity_get_by_identifiers(blueprint, identifier, user=request.user)

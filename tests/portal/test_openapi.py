@@ -215,6 +215,15 @@ def test_credentials_are_compared_as_sent(anon_api, db):
     assert response.status_code == 401 and response.json()["error"] == "unauthorized"
 
 
+def test_a_query_parameter_given_twice_is_refused_unless_it_is_a_list(admin):
+    response = admin.get("/v1/actions/runs?action=a&action=b")
+    assert response.status_code == 422
+    assert response.json()["message"] == "action: may be given once, got 2 values"
+    assert admin.get(f"/v1/blueprints/{SEED}/entities/{SEED}?include=identifier&include=title").json()["entity"] == {
+        "identifier": SEED, "title": SEED}
+    assert admin.get("/v1/audit-log?resources=entity&resources=blueprint").status_code == 200
+
+
 def test_run_updates_take_links_as_the_document_says(admin):
     for link in ("https://ci.example.com/1", ["https://ci.example.com/1"], None):
         response = admin.patch(f"/v1/actions/runs/{RUN_ID}", {"link": link}, format="json")
