@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: install chromium demo test bench fuzz stop clean
+.PHONY: install chromium ocean-venv demo test bench fuzz stop clean
 FUZZ_EXAMPLES ?= 100
 FUZZ_SEED ?= 20261204
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -22,10 +22,15 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get install -y --no-install-recommends chromium \
 	  || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }; }
 
+# Python >= 3.12 venv with port-ocean under .portal/ocean-venv for tests/ocean (built once, reused; without a
+# Python >= 3.12 here those tests skip, saying so). The tests build it themselves when it is missing.
+ocean-venv: install
+	$(PY) tests/ocean/ocean_venv.py || true
+
 demo: install
 	$(PY) manage.py demo --port $(PORT)
 
-test: install chromium
+test: install chromium ocean-venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The schemathesis run of `make test` (tests/portal/test_openapi_fuzz.py) with many more examples per operation.

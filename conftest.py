@@ -18,6 +18,10 @@ def pytest_configure(config):
     # Tests flush their cache; keep it off the database a running demo or worker uses.
     settings.REDIS_URL = redis_url_with_db(settings.REDIS_URL, TEST_REDIS_DB)
     settings.CACHES["default"]["LOCATION"] = settings.REDIS_URL
+    # … and so is Celery: what the tests publish (the outbox after a captured commit) lands in the session's db.
+    from portal.embedded import celery_broker_url
+
+    settings.CELERY_BROKER_URL = celery_broker_url(settings.REDIS_URL)
 
 
 TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "9"))  # parallel local sessions: give each its own

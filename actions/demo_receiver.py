@@ -116,8 +116,9 @@ def demo_receiver_webhook(request, kind):
     if not isinstance(body, dict) or not isinstance(body.get("runId"), str):
         return JsonResponse({"ok": False, "error": "invalid_request", "message": "runId: is required"}, status=422)
     from actions.tasks import demo_receiver_work_task
+    from portal.outbox import outbox_enqueue
 
-    demo_receiver_work_task.apply_async((kind, body), countdown=settings.DEMO_RECEIVER_DELAY_SECONDS)
+    outbox_enqueue(demo_receiver_work_task, [kind, body], countdown=settings.DEMO_RECEIVER_DELAY_SECONDS)
     return JsonResponse({"ok": True, "accepted": body["runId"]}, status=202)
 
 

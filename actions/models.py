@@ -77,8 +77,11 @@ class Run(models.Model):
     payload = models.JSONField(null=True, blank=True)  # what was sent to the backend (secrets redacted)
     response = models.JSONField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
-    # Outbox: an IN_PROGRESS run with dispatched_at NULL has not been handed to its backend yet.
+    # An IN_PROGRESS run with dispatched_at NULL has not been handed to its backend yet.
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # The deadline of the delivery attempt under way (actions/services/runs.py), and when the next one is due.
+    delivery_lease_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     # Set by a terminationStatus log: the status is final even for PATCHes.
     status_locked = models.BooleanField(default=False)
     approval_deadline = models.DateTimeField(null=True, blank=True)

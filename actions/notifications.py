@@ -177,10 +177,11 @@ def _to_user(email, text) -> bool:
 # --- runs -----------------------------------------------------------------------------------------------------
 
 def run_changed_notify(event) -> None:
-    """portal.events subscriber (RUN_CHANGED, after commit): queue the message a transition calls for."""
+    """portal.events subscriber (RUN_CHANGED, in the transaction): queue the message a transition calls for."""
     if not slack_configured():
         return
     from actions.tasks import run_approval_waiting_notify_task, run_ended_notify_task
+    from portal.outbox import outbox_enqueue
 
     after = event["after"]
     before = event.get("before") or {}
@@ -188,9 +189,9 @@ def run_changed_notify(event) -> None:
     if status == previous:
         return
     if status == RunStatus.WAITING_FOR_APPROVAL:
-        run_approval_waiting_notify_task.delay(event["runId"])
+        outbox_enqueue(run_approval_waiting_notify_task, [event["runId"]])
     elif status in TERMINAL and previous not in TERMINAL:
-        run_ended_notify_task.delay(event["runId"])
+        outbox_enqueue(run_ended_notify_task, [event["runId"]])
 
 
 def _run(run_id):

@@ -88,8 +88,27 @@ def run_json(run, viewer=None):
         "createdAt": instant_text(run.created_at),
         "updatedAt": instant_text(run.updated_at),
         "endedAt": instant_text(run.ended_at),
+        "waitingFor": run_waiting_for(run),
         **({"result": {"identifier": result.identifier, "blueprint": result.blueprint.identifier}} if result else {}),
     }
+
+
+def run_waiting_for(run) -> str | None:
+    """What the run waits for, in words (ours, next to Port's fields); None once it has ended."""
+    from actions.backends import delivery_max_attempts
+
+    if run.status == RunStatus.WAITING_FOR_APPROVAL:
+        return "approval"
+    if run.status != RunStatus.IN_PROGRESS:
+        return None
+    of = delivery_max_attempts(run.action)
+    if run.next_attempt_at is not None:
+        return f"delivery (attempt {run.attempts + 1} of {of}, next at {instant_text(run.next_attempt_at)})"
+    if run.dispatched_at is None:
+        return f"delivery (attempt 1 of {of})"
+    if run.delivery_lease_until is not None:
+        return f"delivery (attempt {run.attempts} of {of}, under way until {instant_text(run.delivery_lease_until)})"
+    return "the receiver's report"
 
 
 def runs_json(runs, viewer=None):

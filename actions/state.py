@@ -7,7 +7,8 @@ from portal.errors import Conflict
 S = RunStatus
 TERMINAL = frozenset({S.SUCCESS, S.FAILURE, S.DECLINED})
 ALLOWED = {
-    S.WAITING_FOR_APPROVAL: frozenset({S.IN_PROGRESS, S.DECLINED}),
+    # FAILURE: the requester (or an admin) cancels a run still waiting for its approval.
+    S.WAITING_FOR_APPROVAL: frozenset({S.IN_PROGRESS, S.DECLINED, S.FAILURE}),
     S.IN_PROGRESS: frozenset({S.SUCCESS, S.FAILURE}),
     S.SUCCESS: frozenset(),
     S.FAILURE: frozenset(),
@@ -17,6 +18,12 @@ ALLOWED = {
 
 def can_transition(current, to) -> bool:
     return to in ALLOWED[current]
+
+
+def is_repeat(run, to) -> bool:
+    """Reporting the final status a run already has again: accepted as a no-op (clients retry a PATCH whose
+    answer they lost), not a conflict."""
+    return to == run.status and to in TERMINAL
 
 
 def transition(run, to, *, label=None):

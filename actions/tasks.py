@@ -1,7 +1,8 @@
 """Celery tasks of the actions app: thin — they load ids and call services.
 
-Beat (portal/settings.py CELERY_BEAT_SCHEDULE): re-dispatch every 30 s, approval expiry every 30 s,
-run timeouts every 60 s.
+Beat (portal/settings.py CELERY_BEAT_SCHEDULE): approval expiry every 30 s, run timeouts every 60 s, expired
+delivery leases every 5 s. Work queued by services runs through the outbox (portal/outbox.py): the outbox's
+worker task claims each message and calls the task below as a function.
 """
 import logging
 
@@ -40,17 +41,6 @@ def demo_receiver_work_task(kind, body):
 
 
 @shared_task
-def run_redispatch_task():
-    """The run row is its own outbox: queue runs committed but never picked up, or whose claim went stale."""
-    from actions.services.runs import runs_to_redispatch
-
-    run_ids = runs_to_redispatch(limit=SWEEP_LIMIT)
-    for run_id in run_ids:
-        run_dispatch_task.delay(run_id)
-    return len(run_ids)
-
-
-@shared_task
 def run_approvals_expire_task():
     from actions.services.approvals import approval_expire
 
@@ -68,9 +58,18 @@ def run_timeouts_task():
     return sum(1 for run_id in list(due) if run_time_out(run_id=run_id) is not None)
 
 
-@shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+@shared_task
+def run_delivery_leases_task():
+    """Beat, every 5 s: runs whose delivery attempt outlived its lease are tried again, or fail."""
+    from actions.services.runs import run_delivery_leases_expire
+
+    return run_delivery_leases_expire(limit=SWEEP_LIMIT)
+
+
+@shared_task
 def run_approval_notify_task(run_id):
-    """POST the run's JSON to the action's approvalNotification webhook (type webhook, format json)."""
+    """POST the run's JSON to the action's approvalNotification webhook (type webhook, format json). A connection
+    error is raised: the outbox tries again with backoff."""
     from actions.serializers import run_json
     from portal.outbound import OutboundRefused, outbound_session
 

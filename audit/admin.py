@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils.html import format_html, format_html_join
 
 from audit.choices import AuditAction
-from audit.models import AuditEvent
+from audit.models import AuditEvent, AuditSeal
 from audit.selectors import PORT_RESOURCES
 
 PRE_STYLE = ("font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; white-space: pre-wrap; "
@@ -56,11 +56,11 @@ class AuditEventAdmin(admin.ModelAdmin):
         ("What", {"fields": ("resource_type", "identifier", "blueprint", "run_id", "context_display")}),
         ("Who", {"fields": ("actor", "actor_type", "origin", "request_id")}),
         ("Change", {"fields": ("changed_keys", "diff_display")}),
-        ("Integrity", {"fields": ("previous_hash", "hash"), "classes": ("collapse",)}),
+        ("Integrity", {"fields": ("seal_position", "seal_previous_hash", "seal_hash"), "classes": ("collapse",)}),
     )
     readonly_fields = ("at", "verb", "action", "status", "message", "resource_type", "identifier", "blueprint", "run_id",
                        "context_display", "actor", "actor_type", "origin", "request_id", "changed_keys", "diff_display",
-                       "previous_hash", "hash")
+                       "seal_position", "seal_previous_hash", "seal_hash")
 
     def has_add_permission(self, request):
         return False
@@ -77,6 +77,19 @@ class AuditEventAdmin(admin.ModelAdmin):
         if not term:
             return queryset, False
         return queryset.filter(Q(identifier=term) | Q(request_id=term)), False
+
+    @admin.display(description="chain position")
+    def seal_position(self, event):
+        seal = AuditSeal.objects.filter(event=event).first()
+        return seal.position if seal else "not sealed yet"
+
+    @admin.display(description="previous hash")
+    def seal_previous_hash(self, event):
+        return AuditSeal.objects.filter(event=event).values_list("previous_hash", flat=True).first() or "—"
+
+    @admin.display(description="hash")
+    def seal_hash(self, event):
+        return AuditSeal.objects.filter(event=event).values_list("hash", flat=True).first() or "—"
 
     @admin.display(description="context")
     def context_display(self, event):

@@ -1,4 +1,4 @@
-"""The append-only audit log. Rows are written by `audit.services.audit_record` only."""
+"""The append-only audit log. Rows are written by `audit.services.audit_record` and `audit.chain.audit_seal` only."""
 from django.db import models
 
 from audit.choices import AuditOrigin, AuditStatus
@@ -21,9 +21,6 @@ class AuditEvent(models.Model):
     status = models.CharField(max_length=16, choices=AuditStatus.choices, default=AuditStatus.SUCCESS)
     message = models.TextField(blank=True, default="")
     request_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
-    # Hash chain: sha256 of the previous event's hash and this event's canonical content.
-    previous_hash = models.CharField(max_length=64, blank=True, default="")
-    hash = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-id"]
@@ -31,3 +28,27 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.verb} {self.identifier}"
+
+
+class AuditPending(models.Model):
+    """An event committed but not yet sealed; written with the event, deleted by the sealer."""
+
+    event = models.OneToOneField(AuditEvent, primary_key=True, on_delete=models.DO_NOTHING, related_name="+")
+
+
+class AuditSeal(models.Model):
+    """The event's place in the hash chain: `hash` = sha256(`previous_hash` + the event's canonical JSON).
+
+    Written after the event's transaction committed, by one sealer at a time (audit/chain.py), so writers never
+    wait on the chain; positions count 1, 2, 3 … without gaps."""
+
+    position = models.BigIntegerField(unique=True)
+    event = models.OneToOneField(AuditEvent, on_delete=models.PROTECT, related_name="seal")
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self):
+        return f"#{self.position} {self.hash[:12]}"

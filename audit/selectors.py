@@ -139,7 +139,7 @@ def audit_events_list(user, filters):
         if not isinstance(before_id, int) or isinstance(before_id, bool):
             raise ValidationFailed("next: is not a cursor returned by this API")
         queryset = queryset.filter(id__lt=before_id)
-    # Ids grow with the hash chain, so id order is record order: newest first, stable under inserts.
+    # Ids grow as events are recorded: newest first, stable under inserts (chain order is the seals' position).
     rows = list(queryset.order_by("-id")[: filters.limit + 1])
     more = len(rows) > filters.limit
     rows = rows[: filters.limit]

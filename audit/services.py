@@ -1,12 +1,11 @@
-"""`audit_record`: the one writer of AuditEvent. Called inside the caller's transaction."""
-import hashlib
-import json
-
+"""`audit_record`: the one writer of AuditEvent. Called inside the caller's transaction; the event is sealed
+into the hash chain after that transaction commits (audit/chain.py), so writers never wait on each other."""
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audit.chain import audit_seal_after_commit
 from audit.choices import AuditStatus
-from audit.models import AuditEvent
+from audit.models import AuditEvent, AuditPending
 from portal.middleware import current_request_id
 
 REDACTED = "[redacted]"
@@ -15,7 +14,6 @@ REDACTED = "[redacted]"
 SECRET_KEY_PARTS = ("secret", "password", "passwd", "token", "apikey", "api_key", "privatekey", "private_key",
                     "credential", "authorization", "cookie", "accesskey", "access_key")
 SECRET_KEY_NAMES = frozenset({"auth", "pwd", "pass"})  # too short to look for inside longer names ("author")
-CHAIN_LOCK = 0x6175646974  # pg advisory lock id for the hash chain ("audit")
 
 
 def secret_key(key) -> bool:
@@ -33,18 +31,6 @@ def redact(value):
     return value
 
 
-def _canonical(event: AuditEvent) -> str:
-    return json.dumps(
-        [event.at.isoformat(), event.actor, event.origin, event.verb, event.resource_type, event.identifier,
-         event.blueprint, event.diff, event.status, event.message],
-        sort_keys=True, separators=(",", ":"), default=str,
-    )
-
-
-def event_hash(previous_hash: str, event: AuditEvent) -> str:
-    return hashlib.sha256((previous_hash + _canonical(event)).encode()).hexdigest()
-
-
 def audit_event_build(*, actor, verb, action, resource_type, identifier, blueprint="", run_id="",
                       before=None, after=None, context=None, status=AuditStatus.SUCCESS, message=""):
     return AuditEvent(
@@ -58,7 +44,8 @@ def audit_event_build(*, actor, verb, action, resource_type, identifier, bluepri
         identifier=str(identifier),
         blueprint=blueprint or "",
         run_id=run_id or "",
-        context=redact(context or {}),
+        # A change written by an Ocean integration names it (its User-Agent) beside the credential it used.
+        context=redact({**(context or {}), **({"datasource": actor.datasource} if actor.datasource else {})}),
         diff={"before": redact(before), "after": redact(after)},
         status=status,
         message=message,
@@ -67,17 +54,18 @@ def audit_event_build(*, actor, verb, action, resource_type, identifier, bluepri
 
 
 def audit_record_many(events):
-    """Chain and insert events in the current transaction (which must exist)."""
+    """Insert events in the current transaction (which must exist), each marked pending until it is sealed."""
     if not events:
         return []
     assert connection.in_atomic_block, "audit_record must run inside the service's transaction"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK])
-    previous = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or ""
-    for event in events:
-        event.previous_hash = previous
-        event.hash = previous = event_hash(previous, event)
-    return AuditEvent.objects.bulk_create(events)
+    events = AuditEvent.objects.bulk_create(events)
+    AuditPending.objects.bulk_create([AuditPending(event=event) for event in events])
+    # One seal per transaction: a hook registered where a rollback that drops these events drops it too.
+    open_savepoints = set(connection.savepoint_ids)
+    if not any(hook is audit_seal_after_commit and savepoints <= open_savepoints
+               for savepoints, hook, _ in connection.run_on_commit):
+        transaction.on_commit(audit_seal_after_commit, robust=True)
+    return events
 
 
 def audit_record(**kwargs):
@@ -88,13 +76,3 @@ def audit_record_failure(**kwargs):
     """A refusal is audited too; it commits on its own, whatever happens to the caller's transaction."""
     with transaction.atomic():
         return audit_record(status=AuditStatus.FAILURE, **kwargs)
-
-
-def audit_chain_verify(events=None):
-    """Return the first event whose hash does not follow from its predecessor, or None."""
-    previous = ""
-    for event in events if events is not None else AuditEvent.objects.order_by("id").iterator():
-        if event.previous_hash != previous or event.hash != event_hash(previous, event):
-            return event
-        previous = event.hash
-    return None

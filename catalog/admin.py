@@ -10,14 +10,17 @@ from guardian.admin import GuardedModelAdmin
 
 from audit.choices import AuditOrigin
 from catalog.forms import (BlueprintAdminForm, BlueprintGroupPermissionsForm, BlueprintUserPermissionsForm, EntityAdminForm,
-                           TeamAdminForm)
-from catalog.models import Blueprint, Entity, SavedView, Team
+                           IntegrationAdminForm, TeamAdminForm)
+from catalog.integration_admin import IntegrationAdminPanels
+from catalog.models import Blueprint, Entity, Integration, SavedView, Team
 from catalog.services.blueprints import blueprint_create, blueprint_delete, blueprint_update
 from catalog.services.entities import entities_delete, entity_write_one
+from catalog.services.integrations import integration_resync_request, integration_update
 from catalog.services.saved_views import saved_view_delete
 from catalog.services.teams import team_create, team_delete, team_update
 from portal.actor import Actor
 from portal.errors import PortalError
+from portal.retry import retry_on_conflict
 
 
 def admin_actor(request):
@@ -34,24 +37,32 @@ def _copy_saved(saved, obj):
 
 class ServiceAdmin(admin.ModelAdmin):
     """Hands the request's actor to the form, and turns a service's refusal of a delete into an error
-    message (nothing deleted) instead of a server error."""
+    message (nothing deleted) instead of a server error. The admin's views run the services inside their own
+    transaction, so the views are the boundary that retries a deadlock (portal/retry.py)."""
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
         return type(form.__name__, (form,), {"actor": admin_actor(request)})
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return retry_on_conflict(super().changeform_view)(request, object_id, form_url, extra_context)
+
     def delete_view(self, request, object_id, extra_context=None):
         try:
-            return super().delete_view(request, object_id, extra_context)
+            return retry_on_conflict(super().delete_view)(request, object_id, extra_context)
         except PortalError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             opts = self.opts
             return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id]))
 
     def response_action(self, request, queryset):
+        @retry_on_conflict
+        @transaction.atomic
+        def act():
+            return super(ServiceAdmin, self).response_action(request, queryset)
+
         try:
-            with transaction.atomic():
-                return super().response_action(request, queryset)
+            return act()
         except PortalError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
@@ -230,3 +241,44 @@ class SavedViewAdmin(ServiceAdmin):
     def delete_queryset(self, request, queryset):
         for view in queryset.select_related("blueprint", "owner"):
             saved_view_delete(actor=admin_actor(request), view=view)
+
+
+@admin.register(Integration)
+class IntegrationAdmin(IntegrationAdminPanels, ServiceAdmin):
+    """Ocean integrations register themselves; here the platform team edits the mapping (validated and audited
+    by the service), asks for a resync, and reads the resync history, recent log lines and kind examples."""
+
+    form = IntegrationAdminForm
+    list_display = ("identifier", "installation_app_type", "version", "resync_status", "last_resync_start",
+                    "last_resync_end", "resync_requested_at")
+    search_fields = ("identifier", "installation_app_type")
+    ordering = ("identifier",)
+    show_full_result_count = False
+    actions = ["resync_now"]
+    readonly_fields = ("identifier", "installation_app_type", "version", "resync_status", "last_resync_start",
+                       "last_resync_end", "next_resync", "resync_requested_at", "recent_resyncs", "kind_examples",
+                       "recent_logs", "created_by", "updated_by", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("identifier", "installation_app_type", "version")}),
+        ("Mapping", {"fields": ("config", "kind_examples")}),
+        ("Resyncs", {"fields": ("resync_status", "last_resync_start", "last_resync_end", "next_resync",
+                                "resync_requested_at", "recent_resyncs")}),
+        ("Recent log lines", {"fields": ("recent_logs",)}),
+        ("History", {"fields": ("created_by", "updated_by", "updated_at"), "classes": ("collapse",)}),
+    )
+
+    def has_add_permission(self, request):
+        return False  # an integration registers itself on its first run (POST /v1/integration)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        saved = integration_update(actor=admin_actor(request), integration=obj, data={"config": form.cleaned_data["config"]})
+        _copy_saved(saved, obj)
+
+    @admin.action(description="Resync now (POLLING integrations pick it up at their next poll)", permissions=["change"])
+    def resync_now(self, request, queryset):
+        for integration in queryset:
+            integration_resync_request(actor=admin_actor(request), integration=integration)
+        self.message_user(request, f"Asked {queryset.count()} integration(s) to resync.", messages.SUCCESS)

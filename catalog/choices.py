@@ -1,3 +1,5 @@
+from django.db import models
+
 from portal.roles import ADMINS_TEAM  # noqa: F401 (re-exported: the catalog's Admin role)
 
 PROPERTY_TYPES = ("string", "number", "boolean", "object", "array")
@@ -31,3 +33,17 @@ MODERATE_CODENAME = "moderate_blueprint"
 ROLE_ADMIN = "Admin"
 ROLE_MEMBER = "Member"
 MEMBERS_GROUP = "Members"  # the guardian group that holds grants to the Member role (every signed-in user)
+
+
+class ResyncStatus(models.TextChoices):
+    """An integration's resync state (Ocean's IntegrationStateStatus)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+
+RESYNC_FINAL_STATUSES = frozenset({ResyncStatus.COMPLETED, ResyncStatus.FAILED, ResyncStatus.ABORTED})
+INTEGRATION_LOG_LINES_KEPT = 500
+INTEGRATION_KIND_EXAMPLES_KEPT = 10

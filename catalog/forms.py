@@ -319,3 +319,28 @@ class BlueprintGroupPermissionsForm(_BlueprintPermissionsForm, GroupObjectPermis
             grants = self._entity_grants(added, removed, "teams", self.group.name)
         if grants:
             blueprint_permissions_update(actor=self.actor, blueprint=self.obj, data={"entities": grants})
+
+
+class IntegrationAdminForm(ServiceForm, forms.ModelForm):
+    """An integration's mapping config as JSON, checked by `integration_update` (jq that compiles, blueprints
+    that exist), its error on the field."""
+
+    config = PrettyJSONField(rows=24, help_text="Port's mapping: resources [kind, selector.query, port.entity.mappings], "
+                                                "deleteDependentEntities, createMissingRelatedEntities, enableMergeEntity, "
+                                                "entityDeletionThreshold.")
+    field_by_key = {"config": "config"}
+
+    class Meta:
+        from catalog.models import Integration
+
+        model = Integration
+        fields = ("config",)
+
+    def clean(self):
+        from catalog.services.integrations import integration_update
+
+        cleaned = super().clean()
+        if self.instance.pk is not None:
+            self._validate_with(lambda: integration_update(actor=self.actor, integration=self.instance,
+                                                           data={"config": cleaned.get("config")}))
+        return cleaned

@@ -73,6 +73,9 @@ class Entity(models.Model):
     run_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
     # True for targets created by create_missing_related_entities.
     is_stub = models.BooleanField(default=False)
+    # Who last wrote it: an Ocean integration's User-Agent (port-ocean/<type>/<version>/<id>/exporter), else ''.
+    # An integration deletes only entities whose datasource is its own (datasource-entities, `$datasource`).
+    datasource = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
         verbose_name_plural = "entities"
@@ -87,6 +90,8 @@ class Entity(models.Model):
             models.Index(fields=["blueprint", "created_at"], name="entity_bp_created"),
             models.Index(fields=["blueprint", "updated_at"], name="entity_bp_updated"),
             models.Index(fields=["blueprint", "id"], name="entity_bp_id"),
+            # Prefix matches (LIKE 'port-ocean/<type>/%') whatever the database's collation.
+            models.Index(OpClass("datasource", name="varchar_pattern_ops"), "updated_at", name="entity_datasource"),
         ]
 
     def __str__(self):
@@ -148,3 +153,77 @@ class SavedView(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.blueprint.identifier})"
+
+
+class Integration(models.Model):
+    """An Ocean integration (Port's `integration` resource): what it is, the mapping config it reads, and
+    where its last resync stands. Written by catalog.services.integrations only."""
+
+    identifier = models.CharField(max_length=200, unique=True)  # Ocean's installationId
+    installation_app_type = models.CharField(max_length=100, blank=True, default="")
+    version = models.CharField(max_length=100, blank=True, default="")
+    config = models.JSONField(default=dict, blank=True)
+    changelog_destination = models.JSONField(null=True, blank=True)
+    # Ocean's other integration keys (processingMode, actionsProcessingEnabled, arePortResourcesInitialized,
+    # spec, ...): kept and returned as sent, since Ocean compares them on start.
+    attributes = models.JSONField(default=dict, blank=True)
+    resync_status = models.CharField(max_length=16, blank=True, default="")
+    last_resync_start = models.DateTimeField(null=True, blank=True)
+    last_resync_end = models.DateTimeField(null=True, blank=True)
+    next_resync = models.DateTimeField(null=True, blank=True)
+    resync_interval_minutes = models.PositiveIntegerField(null=True, blank=True)
+    resync_state_updated_at = models.DateTimeField(null=True, blank=True)
+    # Set by "Resync now"; served to POLLING integrations through GET .../resync-request.
+    resync_requested_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.CharField(max_length=254, blank=True, default="")
+    updated_by = models.CharField(max_length=254, blank=True, default="")
+
+    class Meta:
+        ordering = ["identifier"]
+
+    def __str__(self):
+        return self.identifier
+
+
+class IntegrationResync(models.Model):
+    """One resync of an integration, opened by its `running` resync-state and closed by the next final one;
+    `metrics` holds what Ocean reported per kind during it."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="resyncs")
+    status = models.CharField(max_length=16)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["integration", "-started_at"], name="integration_resync_recent")]
+
+
+class IntegrationLog(models.Model):
+    """A log line an integration sent to its log ingest URL; only the most recent lines are kept."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="logs")
+    at = models.DateTimeField()
+    level = models.CharField(max_length=16, blank=True, default="")
+    message = models.TextField()
+    extra = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["integration", "-id"], name="integration_log_recent")]
+
+
+class IntegrationKindExample(models.Model):
+    """The raw objects an integration last saw for a kind, to write a mapping against real data."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="kind_examples")
+    kind = models.CharField(max_length=200)
+    examples = models.JSONField(default=list)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind"]
+        constraints = [models.UniqueConstraint(fields=["integration", "kind"], name="integration_kind_example_unique")]

@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 
 from audit.choices import AuditOrigin
 from portal.actor import Actor
-from portal.models import ApiClient
+from portal.models import ApiClient, OutboxMessage
 from portal.services.api_clients import api_client_deactivate
 
 
@@ -38,3 +38,23 @@ class ApiClientAdmin(admin.ModelAdmin):
             api_client_deactivate(actor=actor, client=client)
             changed += 1
         self.message_user(request, f"Deactivated {changed} API credential{'s' if changed != 1 else ''}.", messages.SUCCESS)
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    """Runtime rows: read-only, for the platform team to see what is pending, retried or failed."""
+
+    list_display = ("id", "task", "args", "not_before", "attempts", "published_at", "lease_until", "done_at",
+                    "failed_at", "last_error")
+    list_filter = (("done_at", admin.EmptyFieldListFilter), ("failed_at", admin.EmptyFieldListFilter), "task")
+    ordering = ("-id",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -10,11 +10,13 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 
 from portal.api.errors import failure_answer
+from portal.errors import Busy
 from portal.middleware import current_request_id, envelope_response
 
 API_PREFIX = "/v1/"
 HEADINGS = {400: "Bad request", 403: "Not allowed", 404: "Page not found", 422: "Bad request",
             500: "Something went wrong", 503: "The portal is unavailable"}
+BUSY_HEADING = "The portal is busy"
 PAGE_MESSAGES = {
     403: "You do not have permission to see this page.",
     404: "There is nothing at this address. The link may be out of date, or the item was deleted or renamed.",
@@ -42,8 +44,13 @@ def permission_denied(request, exception):
 
 def page_not_found(request, exception):
     if _is_api(request):
-        return envelope_response(404, "not_found", f"No API route {request.method} {request.path}.")
+        return api_route_missing(request)
     return render(request, "error.html", {"heading": HEADINGS[404], "message": PAGE_MESSAGES[404]}, status=404)
+
+
+def api_route_missing(request, *args, **kwargs):
+    """The last /v1 route: an unknown path answers the 404 envelope whatever DEBUG says."""
+    return envelope_response(404, "not_found", f"No API route {request.method} {request.path}.")
 
 
 def server_error(request):
@@ -51,7 +58,8 @@ def server_error(request):
     status, code, message, headers = failure_answer(sys.exc_info()[1])
     if _is_api(request):
         return envelope_response(status, code, message, headers)
-    page = {"heading": HEADINGS[status], "message": PAGE_MESSAGES.get(status, message),
+    busy = code == Busy.code  # the message says to try again, not that the database is down
+    page = {"heading": BUSY_HEADING if busy else HEADINGS[status], "message": message if busy else PAGE_MESSAGES.get(status, message),
             "request_id": current_request_id() if status == 500 else ""}
     try:
         body = render_to_string("error.html", page)

@@ -5,10 +5,9 @@ class PortalError(Exception):
     status = 400
     code = "invalid_request"
 
-    def __init__(self, message, *, code=None, status=None, details=None, headers=None):
+    def __init__(self, message, *, code=None, status=None, details=None):
         super().__init__(message)
         self.message = message
-        self.headers = headers or {}
         if code:
             self.code = code
         if status:
@@ -36,3 +35,12 @@ class Conflict(PortalError):
 class Forbidden(PortalError):
     status = 403
     code = "forbidden"
+
+
+class Busy(PortalError):
+    """A write lost to concurrent writers (deadlock or serialization failure) on every attempt: 503 with
+    Retry-After, so a client tries again shortly."""
+
+    status = 503
+    code = "busy"
+    retry_after_seconds = 1

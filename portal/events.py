@@ -1,24 +1,39 @@
 """The explicit event hook between apps: `catalog` announces, `actions` subscribes.
 
-Announcements are made from `transaction.on_commit`, so subscribers only see committed changes.
+A writer announces inside its transaction. Subscribers registered `in_transaction` run then: they queue work
+(outbox rows, portal/outbox.py) in the writer's transaction, so the work exists exactly when the change does,
+and their error fails the write rather than losing the work. The others run after commit, in this process,
+and only see committed changes; their failure is logged and does not undo the change.
 """
 import logging
 from collections import defaultdict
 
+from django.db import transaction
+
 logger = logging.getLogger(__name__)
-_subscribers = defaultdict(list)
+_subscribers = defaultdict(list)  # after commit
+_in_transaction = defaultdict(list)
 
 ENTITY_CHANGED = "entity.changed"
 # {"action": "CREATE"|"UPDATE", "runId", "actionIdentifier", "before": run snapshot (None on CREATE), "after": run JSON}
 RUN_CHANGED = "run.changed"
 
 
-def subscribe(kind, callback):
-    if callback not in _subscribers[kind]:
-        _subscribers[kind].append(callback)
+def subscribe(kind, callback, *, in_transaction=False):
+    subscribers = (_in_transaction if in_transaction else _subscribers)[kind]
+    if callback not in subscribers:
+        subscribers.append(callback)
 
 
 def announce(kind, event):
+    """Called by the writer inside its transaction (see the module's docstring)."""
+    for callback in list(_in_transaction[kind]):
+        callback(event)
+    if _subscribers[kind]:
+        transaction.on_commit(lambda: _announce_committed(kind, event))
+
+
+def _announce_committed(kind, event):
     for callback in list(_subscribers[kind]):
         try:
             callback(event)

@@ -16,3 +16,30 @@ class ApiClient(models.Model):
 
     def __str__(self):
         return f"{self.client_id} ({self.user})"
+
+
+class OutboxMessage(models.Model):
+    """Work to do after a commit (portal/outbox.py): written in the transaction that calls for it, published to
+    Celery after commit, claimed by the worker that runs it, re-published by beat until it is done."""
+
+    task = models.CharField(max_length=200)  # a registered Celery task's name
+    args = models.JSONField(default=list)
+    not_before = models.DateTimeField()  # the countdown's end: not run earlier
+    attempts = models.PositiveIntegerField(default=0)  # claims so far
+    published_at = models.DateTimeField(null=True, blank=True)  # last handed to the broker (None: never)
+    lease_until = models.DateTimeField(null=True, blank=True)  # a worker's claim; expired: that worker died
+    done_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)  # given up after OUTBOX_MAX_ATTEMPTS
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["not_before"], name="outbox_pending", condition=models.Q(done_at__isnull=True,
+                                                                                          failed_at__isnull=True)),
+            models.Index(fields=["done_at"], name="outbox_done", condition=models.Q(done_at__isnull=False)),
+        ]
+
+    def __str__(self):
+        return f"{self.task}{tuple(self.args)!r}"

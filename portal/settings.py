@@ -113,6 +113,10 @@ if "host" in DATABASES["default"].get("OPTIONS", {}):  # a unix-socket URL (?hos
     DATABASES["default"]["HOST"] = DATABASES["default"]["OPTIONS"].pop("host")
 DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME", "test_portal")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The role every connection switches to (SET ROLE): all tables, but only SELECT and INSERT on the audit log.
+# Migrations run as the role in DATABASE_URL (audit/database_role.py). Empty: stay as that role.
+PORTAL_DB_APP_ROLE = os.environ.get("PORTAL_DB_APP_ROLE", "portal_app")
+AUDIT_FLUSH_ALLOWED = False  # manage.py flush may empty the audit log: the test suite only (tests/settings.py)
 
 REDIS_URL = os.environ.get("REDIS_URL") or embedded_redis_url()
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -222,15 +226,32 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 DEMO_RECEIVER_ENABLED = env_bool("PORTAL_DEMO_RECEIVER", False)
 DEMO_RECEIVER_DELAY_SECONDS = float(os.environ.get("PORTAL_DEMO_RECEIVER_DELAY", "3"))
 CELERY_BEAT_SCHEDULE = {
-    "actions-run-redispatch": {"task": "actions.tasks.run_redispatch_task", "schedule": 30.0},
     "actions-approvals-expire": {"task": "actions.tasks.run_approvals_expire_task", "schedule": 30.0},
     "actions-run-timeouts": {"task": "actions.tasks.run_timeouts_task", "schedule": 60.0},
+    "actions-run-delivery-leases": {"task": "actions.tasks.run_delivery_leases_task", "schedule": 5.0},
 }
 
 # Automations, timers and TTL (actions/services/automations.py, timers.py, ttl.py)
 AUTOMATION_MAX_DEPTH = int(os.environ.get("AUTOMATION_MAX_DEPTH", "3"))  # automations fired by automations' runs, at most this deep
 CELERY_BEAT_SCHEDULE["actions-timers-sweep"] = {"task": "actions.tasks.timers_sweep_task", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["actions-ttl-warnings"] = {"task": "actions.tasks.ttl_warnings_task", "schedule": 60.0}
+
+# The audit chain (audit/chain.py): events are sealed after their commit; beat seals what that missed, and
+# writes a signed checkpoint of the chain's head outside the database every minute (audit/checkpoints.py).
+CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.tasks.audit_seal_task", "schedule": 5.0}
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "audit.tasks.audit_checkpoint_task", "schedule": 60.0}
+AUDIT_CHECKPOINT_FILE = os.environ.get("AUDIT_CHECKPOINT_FILE") or str(PORTAL_HOME / "audit-checkpoints.jsonl")
+
+# The transactional outbox (portal/outbox.py) and the delivery lease of runs (actions/services/runs.py)
+OUTBOX_PUBLISH_TIMEOUT_SECONDS = float(os.environ.get("OUTBOX_PUBLISH_TIMEOUT_SECONDS", "1"))  # fail fast, then the sweep
+OUTBOX_LEASE_SECONDS = float(os.environ.get("OUTBOX_LEASE_SECONDS", "120"))  # a worker's claim on a message
+OUTBOX_REPUBLISH_SECONDS = float(os.environ.get("OUTBOX_REPUBLISH_SECONDS", "30"))  # due, published, unclaimed: lost
+OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "10"))
+OUTBOX_KEEP_DONE_DAYS = int(os.environ.get("OUTBOX_KEEP_DONE_DAYS", "7"))
+OUTBOX_SWEEP_SECONDS = float(os.environ.get("OUTBOX_SWEEP_SECONDS", "5"))
+DELIVERY_LEASE_SECONDS = float(os.environ.get("DELIVERY_LEASE_SECONDS", "300"))  # one delivery attempt's deadline
+CELERY_BEAT_SCHEDULE["portal-outbox-sweep"] = {"task": "portal.outbox_sweep", "schedule": OUTBOX_SWEEP_SECONDS}
+CELERY_BEAT_SCHEDULE["portal-outbox-purge"] = {"task": "portal.outbox_purge", "schedule": 3600.0}
 
 LOGGING = {
     "version": 1,

@@ -1,12 +1,13 @@
 """The only module that sees every app."""
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
 
 from actions import demo_receiver
 from actions.api.agent import OrganizationView, WorkflowRunsClaimView
 from portal.api.views import AccessTokenView, healthz
+from portal.errorpages import api_route_missing
 
 v1 = [
     path("auth/access_token", AccessTokenView.as_view()),
@@ -17,6 +18,9 @@ v1 = [
     path("", include("actions.api.urls")),
     path("", include("catalog.api.urls")),
     path("", include("audit.api.urls")),
+    # Last: what no route above matched answers the 404 envelope, also with DEBUG on (Django's debug 404 page
+    # is HTML, and Port's clients decode every answer as JSON).
+    re_path(r"", api_route_missing),
 ]
 
 urlpatterns = [

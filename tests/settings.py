@@ -8,3 +8,5 @@ if not os.environ.get("SECRET_KEY"):
     os.environ["SECRET_KEY"] = "tests-" + secrets.token_urlsafe(50)
 
 from portal.settings import *  # noqa: E402,F403
+
+AUDIT_FLUSH_ALLOWED = True  # pytest-django's transactional tests flush every table, the audit log's included

@@ -4,12 +4,19 @@ Agents authenticate with an admin's machine credential; a user's session or a pe
 Unknown body keys are ignored here (Port's agent sends `invocationMethod` with its claims, and may send
 more as it evolves).
 """
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+
 from actions.models import Run
 from catalog.access import is_admin
 from portal.api.base import ApiView, ok, require
+from portal.api.schema import refusal
 from portal.errors import NotFound, ValidationFailed
 
 AGENT_ONLY = "Only an admin's machine credential (an execution agent) may use this route."
+UNAUTHORIZED = refusal("No or an invalid access token.")
+FORBIDDEN = refusal(AGENT_ONLY)
+INVALID = refusal("A bad field; the message starts with its name.")
 
 
 class AgentView(ApiView):
@@ -41,12 +48,19 @@ class RunsClaimView(AgentView):
 
 
 class RunsAckView(AgentView):
-    """PATCH /v1/actions/runs/ack {runIds} → {ok, ackedCount}."""
+    """PATCH /v1/actions/runs/ack {runIds: [...]} or {runId} (Ocean's action processor acks one run) →
+    {ok, ackedCount}."""
 
     def patch(self, request):
         from actions.services.agent import agent_runs_ack
 
-        return ok(ackedCount=agent_runs_ack(actor=self.actor(), run_ids=self.body().get("runIds")))
+        body = self.body()
+        run_ids = body.get("runIds")
+        if run_ids is None and "runId" in body:
+            if not isinstance(body["runId"], str) or not body["runId"]:
+                raise ValidationFailed("runId: must be a run id")
+            run_ids = [body["runId"]]
+        return ok(ackedCount=agent_runs_ack(actor=self.actor(), run_ids=run_ids))
 
 
 class RunResponseView(AgentView):
@@ -74,14 +88,29 @@ class WorkflowRunsClaimView(AgentView):
         return ok(nodeRuns=[])
 
 
-class OrganizationView(AgentView):
-    """PATCH /v1/organization {settings} → {ok, organization}. Agents announce themselves here on start
-    (`{"settings": {"portAgentStreamerName": "POLLING"}}`); the portal has one organization and nothing of
-    its behaviour depends on these settings, so they are acknowledged, not stored."""
+ORGANIZATION = {"id": "portal", "name": "Portal", "featureFlags": [], "isBlocked": False}
 
+
+class OrganizationView(AgentView):
+    """GET /v1/organization → {ok, organization} for any caller (Ocean integrations read `featureFlags` and
+    `isBlocked` on start); PATCH {settings} → {ok, organization} for agents, which announce themselves there
+    (`{"settings": {"portAgentStreamerName": "POLLING"}}`). The portal has one organization and nothing of its
+    behaviour depends on these settings, so they are acknowledged, not stored."""
+
+    def initial(self, request, *args, **kwargs):
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return ApiView.initial(self, request, *args, **kwargs)
+        return super().initial(request, *args, **kwargs)
+
+    @extend_schema(summary="The organization", responses={200: OpenApiTypes.OBJECT, 401: UNAUTHORIZED})
+    def get(self, request):
+        return ok(organization={**ORGANIZATION, "settings": {}})
+
+    @extend_schema(summary="Acknowledge an execution agent's settings",
+                   responses={200: OpenApiTypes.OBJECT, 403: FORBIDDEN, 422: INVALID})
     def patch(self, request):
         body = self.body()
         org_settings = body.get("settings", {})
         if not isinstance(org_settings, dict):
             raise ValidationFailed("settings: must be an object")
-        return ok(organization={"id": "portal", "name": "Portal", "settings": org_settings})
+        return ok(organization={**ORGANIZATION, "settings": org_settings})

@@ -11,6 +11,7 @@ from actions.backends.upsert_entity import upsert_entity_run
 from actions.slack import slack_configured
 from actions.backends.webhook import webhook_deliver_task, webhook_run  # noqa: F401 — registers the Celery task
 from actions.choices import RunStatus
+from django.conf import settings
 
 BACKENDS = {
     "WEBHOOK": webhook_run,
@@ -34,6 +35,8 @@ def backend_unavailable(action) -> str | None:
 
 
 def backend_dispatch(run_id: str) -> None:
+    from actions.services.runs import run_delivery_settled
+
     run = backend_run_load(run_id)
     if run is None or run.status != RunStatus.IN_PROGRESS:
         return
@@ -43,3 +46,25 @@ def backend_dispatch(run_id: str) -> None:
         run_end(run, RunStatus.FAILURE, f"The {kind} backend is not configured on this portal yet.")
         return
     backend(run)
+    run_delivery_settled(run_id=run.id, attempt=1)  # the claim's attempt returned: its lease ends
+
+
+def delivery_max_attempts(action) -> int:
+    """How many attempts a run of `action` gets to be delivered (what `waitingFor` counts against)."""
+    kind = action.invocation.get("type")
+    if kind == "WEBHOOK":
+        return max(1, int(settings.WEBHOOK_MAX_ATTEMPTS))
+    if kind in ("GITHUB", "GITLAB"):
+        return max(1, int(settings.CI_DISPATCH_MAX_ATTEMPTS))
+    return 1
+
+
+def redelivery(run):
+    """(task, countdown) that tries `run` again after its delivery lease expired, or None when its backend cannot
+    be tried again safely (a CI dispatch or a catalog write may have happened: the run ends instead)."""
+    invocation = run.action.invocation
+    if invocation.get("type") == "WEBHOOK" and not invocation.get("agent"):
+        from actions.backends.webhook import retry_delay
+
+        return webhook_deliver_task, retry_delay(run.attempts)
+    return None

@@ -38,10 +38,12 @@ from actions.choices import RunStatus
 from actions.models import Run
 from actions.credentials import write_only
 from actions.templating import Rendered, TemplateError, TemplateRenderer, run_template_context
-from actions.backends.outcome import backoff_seconds, backend_run_load, run_log_system, run_fail_logged
+from actions.backends.outcome import (backoff_seconds, backend_run_load, delivery_retry_run, run_fail_logged,
+                                      run_log_system)
 from portal.actor import Actor
 from portal.datetimes import instant_of
 from portal.outbound import OutboundRefused, outbound_session
+from portal.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
 API_VERSION = "2022-11-28"
@@ -349,7 +351,7 @@ def github_dispatch(run_id, attempt: int) -> None:
     run = backend_run_load(run_id)
     if run is None or run.status != RunStatus.IN_PROGRESS:
         return
-    from actions.services.runs import run_attempt_count, run_record_response
+    from actions.services.runs import run_record_response
 
     try:
         request = dispatch_build(run, run_template_context(run))
@@ -358,7 +360,6 @@ def github_dispatch(run_id, attempt: int) -> None:
         return
     # Recorded before the first send: a run that may have been dispatched is never claimed again.
     run_record_response(run=run, response=None, payload=request.payload(), revealed=request.revealed)
-    run_attempt_count(run=run, attempt=attempt)
     dispatched_at = timezone.now()
     try:
         token = github_token(request.org, request.repo)
@@ -378,7 +379,7 @@ def github_dispatch(run_id, attempt: int) -> None:
     run_log_system(run, f"Dispatched {where}.")
     if details:
         run = _link(run, details["workflow_run_id"], details.get("html_url"))
-    github_poll_task.apply_async(args=[run.id, 1, dispatched_at.isoformat()], countdown=poll_delay(1))
+    outbox_enqueue(github_poll_task, [run.id, 1, dispatched_at.isoformat()], countdown=poll_delay(1))
 
 
 def _dispatch_retry_or_fail(run, attempt, label):
@@ -388,7 +389,9 @@ def _dispatch_retry_or_fail(run, attempt, label):
         return
     delay = dispatch_retry_delay(attempt)
     logger.info("run %s: %s; try %d of %d in %.2fs", run.id, label, attempt + 1, max_attempts, delay)
-    github_dispatch_task.apply_async(args=[run.id, attempt + 1], countdown=delay)
+    from actions.services.runs import run_delivery_retry
+
+    run_delivery_retry(run=run, attempt=attempt, countdown=delay, task=github_dispatch_task)
 
 
 def workflow_run_find(run, org, repo, workflow, dispatched_at, token) -> dict | None:
@@ -449,12 +452,12 @@ def github_poll(run_id, attempt: int, dispatched_at: str) -> None:
         workflow_run = None
     if workflow_run is not None and _conclude(run, workflow_run):
         return
-    github_poll_task.apply_async(args=[run.id, attempt + 1, dispatched_at], countdown=poll_delay(attempt + 1))
+    outbox_enqueue(github_poll_task, [run.id, attempt + 1, dispatched_at], countdown=poll_delay(attempt + 1))
 
 
 @shared_task(name="actions.github_dispatch", ignore_result=True)
 def github_dispatch_task(run_id, attempt):
-    github_dispatch(run_id, attempt)
+    delivery_retry_run(run_id, attempt, github_dispatch)
 
 
 @shared_task(name="actions.github_poll", ignore_result=True)

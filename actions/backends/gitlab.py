@@ -29,9 +29,11 @@ from actions.backends.github import rendered_name, string_values
 from actions.credentials import write_only
 from actions.secrets import secret_value
 from actions.templating import Rendered, TemplateError, TemplateRenderer, run_template_context
-from actions.backends.outcome import backoff_seconds, backend_run_load, run_log_system, run_fail_logged
+from actions.backends.outcome import (backoff_seconds, backend_run_load, delivery_retry_run, run_fail_logged,
+                                      run_log_system)
 from portal.actor import Actor
 from portal.outbound import OutboundRefused, outbound_session
+from portal.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
 USER_AGENT = "portal-gitlab/1"
@@ -141,7 +143,7 @@ def gitlab_trigger(run_id, attempt: int) -> None:
     run = backend_run_load(run_id)
     if run is None or run.status != RunStatus.IN_PROGRESS:
         return
-    from actions.services.runs import run_attempt_count, run_record_response, run_update
+    from actions.services.runs import run_record_response, run_update
 
     try:
         trigger = trigger_build(run, run_template_context(run))
@@ -156,7 +158,6 @@ def gitlab_trigger(run_id, attempt: int) -> None:
         return
     # Recorded before the first send: a run that may have been triggered is never claimed again.
     run_record_response(run=run, response=None, payload=trigger.payload(), revealed=trigger.revealed)
-    run_attempt_count(run=run, attempt=attempt)
     form = {"token": token, "ref": trigger.ref,
             **{f"variables[{key}]": value for key, value in trigger.variables.value.items()}}
     try:
@@ -188,7 +189,7 @@ def gitlab_trigger(run_id, attempt: int) -> None:
     run_log_system(run, f"Triggered {where}.")
     if _conclude(run, pipeline):
         return
-    gitlab_poll_task.apply_async(args=[run.id, 1], countdown=poll_delay(1))
+    outbox_enqueue(gitlab_poll_task, [run.id, 1], countdown=poll_delay(1))
 
 
 def _refused(response, trigger) -> GitLabFailed:
@@ -208,7 +209,9 @@ def _retry_or_fail(run, attempt, label):
         return
     delay = backoff_seconds(attempt, base=settings.CI_RETRY_BASE_SECONDS, cap=settings.CI_POLL_MAX_SECONDS)
     logger.info("run %s: %s; try %d of %d in %.2fs", run.id, label, attempt + 1, max_attempts, delay)
-    gitlab_trigger_task.apply_async(args=[run.id, attempt + 1], countdown=delay)
+    from actions.services.runs import run_delivery_retry
+
+    run_delivery_retry(run=run, attempt=attempt, countdown=delay, task=gitlab_trigger_task)
 
 
 def _conclude(run, pipeline) -> bool:
@@ -251,12 +254,12 @@ def gitlab_poll(run_id, attempt: int) -> None:
         pipeline = {}
     if isinstance(pipeline, dict) and _conclude(run, pipeline):
         return
-    gitlab_poll_task.apply_async(args=[run.id, attempt + 1], countdown=poll_delay(attempt + 1))
+    outbox_enqueue(gitlab_poll_task, [run.id, attempt + 1], countdown=poll_delay(attempt + 1))
 
 
 @shared_task(name="actions.gitlab_trigger", ignore_result=True)
 def gitlab_trigger_task(run_id, attempt):
-    gitlab_trigger(run_id, attempt)
+    delivery_retry_run(run_id, attempt, gitlab_trigger)
 
 
 @shared_task(name="actions.gitlab_poll", ignore_result=True)

@@ -1,8 +1,12 @@
 """How a backend loads its run and reports on it: every backend goes through these (system actor), so
 the run services (actions.services.runs) stay the only writers of runs."""
+import logging
+
 from actions.choices import RunStatus
 from actions.models import Run
 from portal.actor import Actor
+
+logger = logging.getLogger(__name__)
 
 
 def backend_run_load(run_id):
@@ -26,6 +30,18 @@ def run_fail_logged(run, label):
     """FAILURE with the reason both in the label and as a run log line."""
     run_log_system(run, label)
     return run_end(run, RunStatus.FAILURE, label)
+
+
+def delivery_retry_run(run_id, attempt, deliver):
+    """Retry `attempt` of `run_id` through `deliver(run_id, attempt)`, begun once (actions.services.runs
+    run_delivery_begin): a retry delivered twice, or one for an attempt the run has gone past, sends nothing."""
+    from actions.services.runs import run_delivery_begin, run_delivery_settled
+
+    if not run_delivery_begin(run_id=run_id, attempt=attempt):
+        logger.info("run %s: try %d already begun, or the run moved on: not sent", run_id, attempt)
+        return
+    deliver(run_id, attempt)
+    run_delivery_settled(run_id=run_id, attempt=attempt)
 
 
 def backoff_seconds(attempt, *, base, cap):

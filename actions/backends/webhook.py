@@ -3,7 +3,11 @@
 Delivery goes through portal.outbound (private addresses refused at connect time, no redirects, a
 timeout). Connection errors, timeouts, 429 (honouring Retry-After) and 5xx are retried with exponential
 backoff by re-scheduling `webhook_deliver_task` up to WEBHOOK_MAX_ATTEMPTS tries in all; any other answer,
-a refusal or a template error ends the run as FAILURE with a label saying why. `synchronized: true` ends
+a refusal or a template error ends the run as FAILURE with a label saying why. Each try holds the run's delivery
+lease (actions/services/runs.py): a worker killed or hung mid-try is noticed when it expires, and the run is
+tried again (or ends) from there. A try is begun once (`run_delivery_begin`), so a retry delivered twice sends
+once; a try cut short mid-send is sent again with the same body, runId included, which is what receivers
+de-duplicate on. `synchronized: true` ends
 the run from the HTTP status and stores the response; otherwise a 2xx leaves the run IN_PROGRESS for the
 receiver to report back. `agent: true` runs are not pushed: an agent pulls them (issue 4).
 
@@ -27,7 +31,7 @@ from actions.choices import RunStatus
 from actions.credentials import invocation_masked, write_only
 from actions.secrets import redact_secrets
 from actions.templating import Rendered, TemplateError, TemplateRenderer, run_template_context, user_json
-from actions.backends.outcome import backoff_seconds, backend_run_load, run_end
+from actions.backends.outcome import backoff_seconds, backend_run_load, delivery_retry_run, run_end
 from portal.outbound import OutboundRefused, outbound_session
 from portal.datetimes import instant_text
 
@@ -132,16 +136,12 @@ def webhook_deliver(run_id, attempt: int) -> None:
     run = backend_run_load(run_id)
     if run is None or run.status != RunStatus.IN_PROGRESS:
         return  # reported back, timed out or deleted meanwhile: nothing left to deliver
-    from actions.services.runs import run_attempt_count
-
     try:
         request = webhook_request_build(run, run_template_context(run))
     except TemplateError as exc:
         run_end(run, RunStatus.FAILURE, f"Template error in {exc}")
         return
-    # Recorded before the first send: a run that may have been sent is never claimed again.
     _record(run, request, payload=request.payload(stored=True))
-    run_attempt_count(run=run, attempt=attempt)
 
     body = request.body.value
     raw = body_bytes(body) if body is not None else b""
@@ -181,9 +181,11 @@ def _retry_or_fail(run, attempt, label, *, retry_after=None):
     if attempt >= max_attempts:
         run_end(run, RunStatus.FAILURE, f"{label} after {attempt} attempt{'s' if attempt != 1 else ''}")
         return
+    from actions.services.runs import run_delivery_retry
+
     delay = retry_delay(attempt, retry_after)
     logger.info("run %s: %s; try %d of %d in %.2fs", run.id, label, attempt + 1, max_attempts, delay)
-    webhook_deliver_task.apply_async(args=[run.id, attempt + 1], countdown=delay)
+    run_delivery_retry(run=run, attempt=attempt, countdown=delay, task=webhook_deliver_task)
 
 
 def retry_delay(attempt: int, retry_after: float | None = None) -> float:
@@ -232,4 +234,4 @@ def _error_summary(exc):
 
 @shared_task(name="actions.webhook_deliver", ignore_result=True)
 def webhook_deliver_task(run_id, attempt):
-    webhook_deliver(run_id, attempt)
+    delivery_retry_run(run_id, attempt, webhook_deliver)

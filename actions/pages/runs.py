@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 from actions.choices import RunStatus
 from actions.models import Run
 from actions.selectors import approvals_waiting_on, runs_visible_to
+from actions.serializers import run_waiting_for
 from actions.services.approvals import approval_mode
 from actions.state import TERMINAL
 from catalog.pages.columns import entity_url
@@ -104,6 +105,7 @@ def _live_context(run, user):
     logs = list(run.logs.order_by("-id")[:LOG_LIMIT + 1])
     return {
         "run": run, "following": run.status in LIVE_STATUSES, "approval": approval_state(run, decisions),
+        "waiting_for": run_waiting_for(run),
         "links": run_links(run), "logs": list(reversed(logs[:LOG_LIMIT])), "logs_cut": len(logs) > LOG_LIMIT,
         "result_url": entity_url(run.result_entity.blueprint.identifier, run.result_entity.identifier)
         if run.result_entity_id else "",

@@ -215,12 +215,13 @@ def automations_fire(*, event, automations=None, entity=None, terminates_entity=
     return runs
 
 
-# --- portal.events subscribers (after commit): queue, never fire inline ------------------------------------
+# --- portal.events subscribers (in the writer's transaction): queue, never fire inline ------------------------
 
 def _queue(event):
     from actions.tasks import automations_fire_task
+    from portal.outbox import outbox_enqueue
 
-    automations_fire_task.delay(event)
+    outbox_enqueue(automations_fire_task, [event])
 
 
 def entity_changes_queue_automations(changes):

@@ -1,7 +1,8 @@
-"""Every write to runs: request, report back (PATCH, logs), backend outcomes, timeouts, dispatch claims.
+"""Every write to runs: request, report back (PATCH, logs), backend outcomes, timeouts, dispatch claims and
+delivery attempts.
 
 Each function locks the run row it changes, moves its status through `actions.state.transition`,
-records its audit event in the same transaction and queues side effects on commit.
+records its audit event in the same transaction and queues side effects as outbox rows in it (portal/outbox.py).
 """
 import logging
 import secrets
@@ -9,7 +10,7 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from actions.access import can_execute
@@ -17,21 +18,19 @@ from actions.choices import DEFAULT_RUN_TIMEOUT_SECONDS, Operation, RunOrigin, R
 from actions.models import Run, RunLog
 from actions.secrets import secrets_scrub
 from actions.services.quotas import QuotaExceeded, quota_check
-from actions.state import transition
+from actions.state import is_repeat, transition
 from audit import choices as audit_choices
 from audit.services import audit_record, audit_record_failure
 from catalog.access import is_admin
 from catalog.models import Entity
 from portal.actor import Actor
 from portal.errors import Forbidden, PortalError, ValidationFailed
+from portal.outbox import outbox_enqueue
 from portal.strictjson import storable
 
 logger = logging.getLogger(__name__)
 REPORTED_STATUSES = (RunStatus.SUCCESS, RunStatus.FAILURE)
-# A claim older than this with nothing recorded (no payload, no response) is taken to be a worker
-# that died between claiming and delivering: the run may be claimed again.
-CLAIM_VISIBILITY = timedelta(minutes=10)
-REDISPATCH_AFTER = timedelta(seconds=30)
+SWEEP_LIMIT = 500
 
 
 class BackendNotConfigured(PortalError):
@@ -71,13 +70,14 @@ def run_audit(*, actor, run, verb, action=audit_choices.AuditAction.UPDATE, befo
 
 
 def _run_changed_announce(run, *, created, before):
-    """Every run creation and change is audited through run_audit; announce it after commit (notifications, automations)."""
+    """Every run creation and change is audited through run_audit; announce it in the transaction (notifications,
+    automations and teardowns queue their work as outbox rows)."""
     from actions.serializers import run_json
     from portal import events
 
     event = {"action": "CREATE" if created else "UPDATE", "runId": run.id, "actionIdentifier": run.action.identifier,
              "before": None if created else before, "after": run_json(run)}
-    transaction.on_commit(lambda: events.announce(events.RUN_CHANGED, event))
+    events.announce(events.RUN_CHANGED, event)
 
 
 def _stored(value, revealed=()):
@@ -154,13 +154,6 @@ def _target_entity(action, entity_identifier, requester):
     return entity
 
 
-def queue_after_commit(task, *args):
-    """Queue a Celery task once the transaction commits. Robust: with the broker down, the request whose
-    run is committed still succeeds (the error is logged), and run_redispatch_task sends a run that was
-    never dispatched once the broker is back — failing the request would only invite a duplicate run."""
-    transaction.on_commit(lambda: task.delay(*args), robust=True)
-
-
 def run_started(run, now=None):
     """A run that just became IN_PROGRESS: its timeout starts, and it is dispatched after commit."""
     now = now or timezone.now()
@@ -168,7 +161,9 @@ def run_started(run, now=None):
     run.timeout_at = (run.started_at or now) + timedelta(seconds=seconds)
     from actions.tasks import run_dispatch_task
 
-    queue_after_commit(run_dispatch_task, run.id)
+    # An outbox row in the run's transaction: with the broker down the request still answers 202, and the
+    # run is dispatched once when the broker is back.
+    outbox_enqueue(run_dispatch_task, [run.id])
 
 
 @transaction.atomic
@@ -231,7 +226,7 @@ def _run_request(*, actor, action, properties, entity_identifier, run_as, origin
     if waiting and _notification_webhook(action):
         from actions.tasks import run_approval_notify_task
 
-        queue_after_commit(run_approval_notify_task, run.id)
+        outbox_enqueue(run_approval_notify_task, [run.id])
     return run
 
 
@@ -296,7 +291,10 @@ def run_update(*, actor, run, status=None, status_label=None, link=None, summary
     if status is not None:
         if status not in REPORTED_STATUSES:
             raise ValidationFailed(f"status: must be SUCCESS or FAILURE, got {status!r}")
-        transition(run, status)
+        if is_repeat(run, status):
+            status = None  # already there: nothing to move, nothing to end again
+        else:
+            transition(run, status)
     if status_label is not None:
         if not isinstance(status_label, str):
             raise ValidationFailed("statusLabel: must be a string")
@@ -313,8 +311,11 @@ def run_update(*, actor, run, status=None, status_label=None, link=None, summary
         run.external_run_id = external_run_id
     if status is not None:
         _ended(run)
+    after = run_snapshot(run)
+    if after == before:  # e.g. the same final status reported again
+        return run
     run.save()
-    run_audit(actor=actor, run=run, verb=audit_choices.RUN_UPDATED, before=before, after=run_snapshot(run))
+    run_audit(actor=actor, run=run, verb=audit_choices.RUN_UPDATED, before=before, after=after)
     return run
 
 
@@ -365,10 +366,75 @@ def run_finish(*, actor, run, status, label) -> Run:
     return run
 
 
-def run_attempt_count(*, run, attempt) -> None:
-    """A backend's retry is one more attempt (the dispatch claim counted the first); bookkeeping, not audited."""
-    if attempt > 1:
-        Run.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+# --- delivery attempts and their lease ---------------------------------------------------------------
+# An attempt to deliver a run holds a lease of DELIVERY_LEASE_SECONDS (much shorter than the run's timeout): the
+# dispatch claim takes it for attempt 1, `run_delivery_begin` for a retry. It ends when the attempt's call returns
+# (`run_delivery_settled`) or schedules the next one (`run_delivery_retry`). A lease that expires means the worker
+# died or hung mid-attempt: `run_delivery_leases_expire` tries again while attempts remain, else ends the run.
+# Bookkeeping of delivery, not audited; what it ends in is.
+
+def _lease_end():
+    from django.conf import settings
+
+    return timezone.now() + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+
+
+def run_delivery_begin(*, run_id, attempt) -> bool:
+    """Begin retry `attempt` (> 1) of an IN_PROGRESS run: one UPDATE, and only from the attempt before it, so a
+    retry delivered twice (a redelivered message, a lease expiry racing a late worker) is begun once."""
+    return Run.objects.filter(pk=run_id, status=RunStatus.IN_PROGRESS, attempts=attempt - 1).update(
+        attempts=attempt, delivery_lease_until=_lease_end(), next_attempt_at=None) == 1
+
+
+def run_delivery_settled(*, run_id, attempt) -> None:
+    """Attempt `attempt`'s call returned (sent, retry scheduled or run ended): its lease ends."""
+    Run.objects.filter(pk=run_id, attempts=attempt).update(delivery_lease_until=None)
+
+
+@transaction.atomic
+def run_delivery_retry(*, run, attempt, countdown, task, args=()) -> bool:
+    """Attempt `attempt` failed: queue `task(run.id, attempt + 1, *args)` in `countdown` seconds (an outbox row in
+    this transaction). Refused (False) when the run moved on meanwhile: ended, or another attempt began."""
+    locked = Run.objects.select_for_update().filter(pk=run.pk, status=RunStatus.IN_PROGRESS, attempts=attempt).first()
+    if locked is None:
+        return False
+    locked.delivery_lease_until = None
+    locked.next_attempt_at = timezone.now() + timedelta(seconds=countdown)
+    locked.save(update_fields=["delivery_lease_until", "next_attempt_at", "updated_at"])
+    outbox_enqueue(task, [run.id, attempt + 1, *args], countdown=countdown)
+    return True
+
+
+def run_delivery_leases_expire(*, limit=SWEEP_LIMIT) -> int:
+    """Beat: runs whose delivery lease expired are tried again while attempts remain (webhooks; see
+    actions.backends.redelivery_task), else end FAILURE "Delivery lease expired after N attempts"."""
+    due = list(Run.objects.filter(status=RunStatus.IN_PROGRESS, delivery_lease_until__lt=timezone.now())
+               .order_by("delivery_lease_until").values_list("id", flat=True)[:limit])
+    return sum(1 for run_id in due if _delivery_lease_expire(run_id))
+
+
+def _delivery_lease_expire(run_id) -> bool:
+    from actions.backends import delivery_max_attempts, redelivery
+
+    with transaction.atomic():
+        run = (Run.objects.select_for_update(skip_locked=True, of=("self",)).select_related("action", "requested_by")
+               .filter(pk=run_id, status=RunStatus.IN_PROGRESS, delivery_lease_until__lt=timezone.now()).first())
+        if run is None:
+            return False
+        retry = redelivery(run)
+        if retry is not None and run.attempts < delivery_max_attempts(run.action):
+            task, countdown = retry
+            logger.warning("run %s: the delivery lease of attempt %d expired; try %d in %.2fs", run.id, run.attempts,
+                           run.attempts + 1, countdown)
+            return run_delivery_retry(run=run, attempt=run.attempts, countdown=countdown, task=task)
+        before = run_snapshot(run)
+        attempts = f"{run.attempts} attempt{'s' if run.attempts != 1 else ''}"
+        transition(run, RunStatus.FAILURE, label=f"Delivery lease expired after {attempts}")
+        run.delivery_lease_until = None
+        _ended(run)
+        run.save()
+        run_audit(actor=Actor.system(), run=run, verb=audit_choices.RUN_UPDATED, before=before, after=run_snapshot(run))
+        return True
 
 
 @transaction.atomic
@@ -406,27 +472,11 @@ def run_time_out(*, run_id) -> Run | None:
 # --- dispatch ------------------------------------------------------------------------------------
 
 def run_dispatch_claim(*, run_id) -> bool:
-    """Claim an IN_PROGRESS run for delivery: one UPDATE, so of two concurrent claims one wins.
-
-    A run is claimable when never claimed, or when its claim is older than CLAIM_VISIBILITY and the
-    backend recorded nothing (no payload, no response) — the worker died between claim and delivery,
-    and acks_late (or the re-dispatch sweep) brought the task back. Backends record the payload
-    before the first send, so a run that may have been sent is never claimed again; one whose worker
-    died after recording is ended by the run timeout instead of being sent twice."""
-    now = timezone.now()
-    claimable = Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - CLAIM_VISIBILITY, payload__isnull=True,
-                                                   response__isnull=True)
-    return Run.objects.filter(claimable, pk=run_id, status=RunStatus.IN_PROGRESS).update(
-        dispatched_at=now, attempts=F("attempts") + 1) == 1
-
-
-def runs_to_redispatch(limit=500):
-    """IN_PROGRESS runs committed but never picked up (older than REDISPATCH_AFTER), or whose claim went stale."""
-    now = timezone.now()
-    never = Q(dispatched_at__isnull=True, started_at__lt=now - REDISPATCH_AFTER)
-    stale = Q(dispatched_at__lt=now - CLAIM_VISIBILITY, payload__isnull=True, response__isnull=True)
-    return list(Run.objects.filter(never | stale, status=RunStatus.IN_PROGRESS)
-                .order_by("started_at").values_list("id", flat=True)[:limit])
+    """Claim an IN_PROGRESS run for delivery: one UPDATE, so of two concurrent claims one wins, and a run is
+    claimed once. The claim begins attempt 1 and its delivery lease: a worker that dies after claiming is
+    found by `run_delivery_leases_expire`, never by claiming again."""
+    return Run.objects.filter(pk=run_id, status=RunStatus.IN_PROGRESS, dispatched_at__isnull=True).update(
+        dispatched_at=timezone.now(), attempts=F("attempts") + 1, delivery_lease_until=_lease_end()) == 1
 
 
 # --- the run_id link from the catalog ------------------------------------------------------------

@@ -196,17 +196,12 @@ def ttl_extend(*, actor, entity) -> dict:
 # --- warn ----------------------------------------------------------------------------------------------------
 
 def _notify(task_name, *args):
-    """Queue the Slack notification task `actions.tasks.<task_name>` (actions/notifications.py) if installed."""
+    """Queue the Slack notification task `actions.tasks.<task_name>` (actions/notifications.py) in the caller's
+    transaction (an outbox row)."""
     from actions import tasks
+    from portal.outbox import outbox_enqueue
 
-    task = getattr(tasks, task_name, None)
-    if task is None:
-        logger.info("%s%s: no notifier installed", task_name, args)
-        return
-    try:
-        task.delay(*args)
-    except Exception:  # a notification that cannot be queued must not undo the committed change
-        logger.exception("%s%s could not be queued", task_name, args)
+    outbox_enqueue(getattr(tasks, task_name), list(args))
 
 
 def _policy_timers():
@@ -238,7 +233,7 @@ def ttl_warnings_send(*, batch_size=WARNING_BATCH) -> int:
                                       message=f"Owner warned: {t.property} expires at {instant_text(t.expires_at)}.")
                            for t in timers])
         for timer in timers:
-            transaction.on_commit(lambda t=timer: _notify("ttl_warning_notify_task", t.entity_id, t.property))
+            _notify("ttl_warning_notify_task", timer.entity_id, timer.property)
     return len(timers)
 
 
@@ -257,14 +252,16 @@ def ttl_termination_unhandled(*, timer):
 
 
 def run_changes_settle_termination(change):
-    """RUN_CHANGED subscriber: an automation run that just ended may be a teardown; settle it in Celery."""
+    """RUN_CHANGED subscriber (in the transaction): an automation run that just ended may be a teardown; settle it
+    in Celery (an outbox row)."""
     before, after = change.get("before") or {}, change.get("after") or {}
     ended = (RunStatus.SUCCESS, RunStatus.FAILURE)
     if after.get("source") == "AUTOMATION" and after.get("status") in ended and before.get("status") not in ended:
         if Run.objects.filter(pk=change["runId"], terminates_entity__isnull=False).exists():
             from actions.tasks import ttl_termination_settle_task
+            from portal.outbox import outbox_enqueue
 
-            ttl_termination_settle_task.delay(change["runId"])
+            outbox_enqueue(ttl_termination_settle_task, [change["runId"]])
 
 
 def ttl_termination_settle(*, run_id) -> str | None:
@@ -302,5 +299,5 @@ def ttl_termination_settle(*, run_id) -> str | None:
                                       after={"property": prop, "terminationFailedAt": instant_text(now)},
                                       message=f"Not removed from the catalog: {reason}.")])
         entity_id = entity.pk
-        transaction.on_commit(lambda: _notify("termination_failed_notify_task", entity_id, run_id))
+        _notify("termination_failed_notify_task", entity_id, run_id)
         return "kept"

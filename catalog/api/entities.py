@@ -135,6 +135,8 @@ class EntityBulkDeleteView(ApiView):
             raise NotFound(f"Entity {unseen[0]!r} of blueprint {bp.identifier!r} was not found.")
         require(blueprint_access(request.user, bp).full or blueprint_access(request.user, bp).owned,
                 f"You may not delete entities of blueprint {bp.identifier!r}.")
-        deleted, dependents = service.entities_delete(actor=self.actor(), blueprint=bp, identifiers=identifiers,
-                                                      delete_dependents=query_bool(request, "delete_dependents"))
+        actor = self.actor()
+        deleted, dependents = service.entities_delete(actor=actor, blueprint=bp, identifiers=identifiers,
+                                                      delete_dependents=query_bool(request, "delete_dependents"),
+                                                      owned_only=bool(actor.datasource))
         return ok(deletedEntities=deleted + dependents)

@@ -1,6 +1,7 @@
 """The catalog's operations in the OpenAPI document (completed by portal/api/openapi.py, which explains the
 choice of open and closed bodies). Deployment routes describe themselves with extend_schema
 (catalog/api/deployments.py)."""
+from catalog.api.datasources import LIMIT_MAX as DATASOURCE_LIMIT_MAX
 from catalog.api.deployments import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
 from catalog.api.entities import BULK_MAX
 from catalog.api.search import PAGE_LIMIT_MAX, SEARCH_LIMIT_MAX
@@ -99,6 +100,13 @@ OPERATIONS = {
     **{f"{method} /v1/blueprints/{{blueprint}}/entities/search": spec for method, spec in ENTITY_DETAIL.items()},
     "GET /v1/deployments": {"parameters": [query("limit", {"type": "integer", "minimum": 1, "maximum": LIST_LIMIT_MAX},
                                                  f"Default {LIST_LIMIT_DEFAULT}.")]},
+    "POST /v1/blueprints/entities/datasource-entities": {
+        "body": closed({"datasource_prefix": {"type": "string", "minLength": 1},
+                        "datasource_suffix": {"type": "string", "minLength": 1},
+                        "limit": {"type": "integer", "minimum": 1, "maximum": DATASOURCE_LIMIT_MAX},
+                        "before": {"type": "string", "nullable": True, "description": "An ISO date-time."},
+                        "from": {**NEXT, "nullable": True}}, required=["datasource_prefix", "datasource_suffix"]),
+        "responses": {200: envelope(entities=OBJECTS, next={**NEXT, "nullable": True})}},
     "GET /v1/teams": {"responses": {200: envelope(teams=OBJECTS)}},
     "POST /v1/teams": {"body": closed(TEAM_FIELDS, required=["name"]), "responses": {201: envelope(team=OBJECT)}},
     "GET /v1/teams/{name}": {"responses": {200: envelope(team=OBJECT)}},

@@ -1,12 +1,14 @@
 from django.urls import path
 
 from catalog.api import blueprints, entities
-from catalog.api import deployments
+from catalog.api import datasources, deployments
+from catalog.api import integrations
 from catalog.api import search
 from catalog.api import teams, users
 
 urlpatterns = [
     path("blueprints", blueprints.BlueprintListView.as_view()),
+    path("blueprints/entities/datasource-entities", datasources.DatasourceEntitiesView.as_view()),
     path("blueprints/<str:identifier>", blueprints.BlueprintDetailView.as_view()),
     path("blueprints/<str:identifier>/entities-count", blueprints.BlueprintEntitiesCountView.as_view()),
     path("blueprints/<str:identifier>/permissions", blueprints.BlueprintPermissionsView.as_view()),
@@ -24,4 +26,16 @@ urlpatterns = [
     path("locks/<str:service>/<str:environment>", deployments.LockView.as_view()),
     path("running-services", deployments.RunningServiceListView.as_view()),
     path("dora", deployments.DoraView.as_view()),
+    path("integration", integrations.IntegrationListView.as_view()),
+    path("integration/provision-enabled", integrations.IntegrationProvisionEnabledView.as_view()),
+    path("integration/<str:identifier>", integrations.IntegrationDetailView.as_view()),
+    path("integration/<str:identifier>/config", integrations.IntegrationConfigView.as_view()),
+    path("integration/<str:identifier>/resync-state", integrations.IntegrationResyncStateView.as_view()),
+    path("integration/<str:identifier>/resync-request", integrations.IntegrationResyncRequestView.as_view()),
+    path("integration/<str:identifier>/logs", integrations.IntegrationLogsView.as_view()),
+    path("integration/<str:identifier>/metrics/syncMetrics", integrations.IntegrationSyncMetricsView.as_view()),
+    path("integration/<str:identifier>/metrics/heartbeat", integrations.IntegrationHeartbeatView.as_view()),
+    path("integration/<str:identifier>/metrics/syncMetrics/resync/<str:event_id>/kind/<path:kind>",
+         integrations.IntegrationKindMetricsView.as_view()),
+    path("integration/<str:identifier>/kinds/<path:kind>/examples", integrations.IntegrationKindExamplesView.as_view()),
 ]

@@ -3,9 +3,10 @@
 (actions/pages/entity_urls.py): catalog never imports actions."""
 from django.urls import path
 
-from catalog.pages import blueprints, table
+from catalog.pages import blueprints, integrations, table
 
 urlpatterns: list = [
     path("catalog/", blueprints.blueprint_list, name="catalog"),
     path("catalog/<str:blueprint>/", table.entity_table, name="catalog-table"),
+    path("integrations/", integrations.integration_list, name="integrations"),
 ]

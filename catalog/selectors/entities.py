@@ -233,3 +233,12 @@ def select_paths(document, include=(), exclude=()):
         if isinstance(node, dict):
             node.pop(parts[-1], None)
     return document
+
+
+def entities_of_datasource_visible_to(user, *, prefix, suffix, before=None):
+    """Entities whose datasource starts with `prefix` and ends with `suffix` (an Ocean integration's own:
+    `port-ocean/<type>/` … `/<installationId>/exporter`), last written before `before` when given."""
+    queryset = Entity.objects.filter(datasource__startswith=prefix, datasource__endswith=suffix).exclude(datasource="")
+    if before is not None:
+        queryset = queryset.filter(updated_at__lt=before)
+    return entities_visible_to(user, queryset.select_related("blueprint"))

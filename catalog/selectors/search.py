@@ -160,7 +160,7 @@ DATE_FORMATS = {"date-time", "timer"}
 DATE_OPERATORS = {">", ">=", "<", "<=", "between"}
 
 TEXT_META = {"$identifier": "identifier", "$title": "title", "$icon": "icon", "$createdBy": "created_by",
-             "$updatedBy": "updated_by"}
+             "$updatedBy": "updated_by", "$datasource": "datasource"}
 DATE_META = {"$createdAt": "created_at", "$updatedAt": "updated_at"}
 META_PROPERTIES = (*TEXT_META, *DATE_META, "$team", "$blueprint")
 TEXT_META_OPERATORS = {"=", "in", "contains", "beginsWith", "endsWith", "isNotEmpty"}

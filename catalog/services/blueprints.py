@@ -1,5 +1,9 @@
 """Blueprint create/update/delete. A change that would leave invalid entities is refused, naming how
-many entities block it; removed properties and relations are migrated (their values dropped)."""
+many entities block it; removed properties and relations are migrated (their values dropped).
+
+Lock order (catalog/services/row_locks.py): the definition advisory lock ('catalog.blueprints'), then the
+blueprint row FOR UPDATE, which waits for the entity writers holding it FOR SHARE and holds off new ones,
+so the migration of its entities meets no writer holding their rows; the audit last."""
 from django.db import connection, transaction
 
 from audit import choices as audit_choices
@@ -11,6 +15,7 @@ from catalog.services.permissions import blueprint_permissions_initialize
 from catalog.validation import property_json_schema, property_value_errors
 from portal import events
 from portal.errors import Conflict, ValidationFailed
+from portal.retry import retry_on_conflict
 
 
 def _apply(blueprint, clean):
@@ -25,6 +30,7 @@ def _dependents(identifier, definitions):
             if bp != identifier and (d.get("mirrorProperties") or d.get("aggregationProperties"))}
 
 
+@retry_on_conflict
 @transaction.atomic
 def blueprint_create(*, actor, data):
     with connection.cursor() as cursor:  # serialise definition changes: they validate against each other
@@ -44,6 +50,7 @@ def blueprint_create(*, actor, data):
     return blueprint
 
 
+@retry_on_conflict
 @transaction.atomic
 def blueprint_update(*, actor, blueprint, data, partial=False):
     """PUT (partial=False) replaces the definition; PATCH merges top-level keys into it."""
@@ -149,6 +156,7 @@ def _timers_rebuild(blueprint, clean):
             )
 
 
+@retry_on_conflict
 @transaction.atomic
 def blueprint_delete(*, actor, blueprint, delete_entities=False):
     blueprint = Blueprint.objects.select_for_update().get(pk=blueprint.pk)

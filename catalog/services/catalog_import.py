@@ -4,6 +4,7 @@ from django.db import transaction
 from catalog.models import Blueprint
 from catalog.services.blueprints import blueprint_create, blueprint_update
 from catalog.services.entities import UPSERT, entities_write
+from portal.retry import retry_on_conflict
 
 # Keys that may point at blueprints not created yet; applied in a second pass.
 LATE_KEYS = ("relations", "mirrorProperties", "aggregationProperties", "ownership")
@@ -11,6 +12,7 @@ LATE_KEYS = ("relations", "mirrorProperties", "aggregationProperties", "ownershi
 LAST_KEYS = ("mirrorProperties", "aggregationProperties")
 
 
+@retry_on_conflict
 @transaction.atomic
 def catalog_import(*, actor, document):
     """Create or update every blueprint, then upsert every entity. Idempotent; returns counts."""

@@ -1,8 +1,8 @@
 """CI deployment reports: check the locks and record the deployment as one atomic step.
 
 A deployment is refused (423) when the environment or the running service `<service>-<environment>` is
-locked. The check and the record happen in one transaction holding row locks that conflict with the
-`select_for_update` every entity write takes, so a lock that commits while deploys are in flight never
+locked. The check and the record happen in one transaction holding row locks that conflict with the row
+lock every entity write of the environment or running service takes (catalog/services/row_locks.py), so a lock that commits while deploys are in flight never
 lets a later deploy through: deploys already past the check commit before the lock can, the others see it.
 """
 import secrets
@@ -16,11 +16,13 @@ from audit import choices as audit_choices
 from audit.services import audit_record_failure
 from catalog.access import blueprint_access
 from catalog.identifiers import check_entity_identifier
-from catalog.models import Blueprint, Entity
+from catalog.models import Entity
 from catalog.services.entities import CREATE, UPSERT_MERGE, entity_write_one
+from catalog.services.row_locks import KEY_SHARE, NO_KEY_UPDATE, blueprints_lock, entity_rows_lock
 from catalog.validation import format_checker
-from portal.errors import Conflict, Forbidden, NotFound, PortalError, ValidationFailed
+from portal.errors import Forbidden, NotFound, PortalError, ValidationFailed
 from portal.datetimes import instant_field, instant_text
+from portal.retry import retry_on_conflict
 
 ENVIRONMENT, RUNNING_SERVICE, DEPLOYMENT, COMPONENT = "environment", "runningService", "deployment", "Component"
 STATUSES = ("success", "failure")
@@ -88,14 +90,16 @@ def _parse(data, actor):
     return {**data, "commitTime": commit_time, "status": status, "deployedBy": data.get("deployedBy") or actor.label}
 
 
-def _blueprints():
-    found = {bp.identifier: bp for bp in Blueprint.objects.filter(identifier__in=[ENVIRONMENT, RUNNING_SERVICE, DEPLOYMENT, COMPONENT])}
+def _blueprints_lock():
+    """The four blueprints a report writes or relates to, FOR SHARE (step 2 of row_locks.py's order)."""
+    found = blueprints_lock([ENVIRONMENT, RUNNING_SERVICE, DEPLOYMENT, COMPONENT])
     for identifier in (ENVIRONMENT, RUNNING_SERVICE, DEPLOYMENT, COMPONENT):
         if identifier not in found:
             raise NotFound(f"Blueprint {identifier!r} is not in the catalog; install the starter catalog first.")
     return found
 
 
+@retry_on_conflict
 def deployment_record(*, actor, data):
     """Record one CI deployment report; returns (deployment entity, running service entity).
     Raises Locked (423) when the environment or the running service is locked; the refusal is audited."""
@@ -113,62 +117,49 @@ def deployment_record(*, actor, data):
         raise
 
 
-def _lock_environment(blueprint, identifier):
-    # FOR NO KEY UPDATE, not FOR SHARE: PostgreSQL lets a new share locker past a transaction queued for
-    # FOR UPDATE, so under a continuous stream of reports a lock change would wait until the stream stops.
-    # An exclusive row lock queues reports and lock changes fairly; reports to one environment are serialized
-    # by the audit chain's lock anyway.
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {LOCK_COLUMNS.format(t='catalog_entity')} FROM catalog_entity "
-                       "WHERE blueprint_id = %s AND identifier = %s FOR NO KEY UPDATE", [blueprint.pk, identifier])
-        row = cursor.fetchone()
-    if row is None:
-        raise NotFound(f"environment: {identifier!r} is not an environment in the catalog")
-    return _lock_properties(row)
-
-
-def _lock_running_service(blueprint, identifier):
-    return Entity.objects.select_for_update().filter(blueprint=blueprint, identifier=identifier).first()
+def _entity_properties(ids, key):
+    return Entity.objects.filter(pk=ids[key]).values_list("properties", flat=True).get() if key in ids else None
 
 
 @transaction.atomic
 def _record(actor, data):
-    blueprints = _blueprints()
+    # Lock order (row_locks.py): the blueprints FOR SHARE; the Component FOR KEY SHARE and the environment FOR
+    # NO KEY UPDATE in one sorted pass; then the running service. The environment row serializes the reports
+    # to one environment (a first report of a running service included) and queues lock changes fairly: FOR
+    # NO KEY UPDATE, not FOR SHARE, as PostgreSQL lets a new share locker past a transaction queued for FOR
+    # UPDATE, so under a continuous stream of reports a lock change would wait until the stream stops.
+    blueprints = _blueprints_lock()
     if actor.user is not None and not blueprint_access(actor.user, blueprints[DEPLOYMENT]).allows("register"):
         raise Forbidden("You may not report deployments (register permission on blueprint 'deployment').")
     # Permission was checked once above; the entity writes below run on the caller's behalf (attributed to
     # them in the audit log) without needing separate grants on runningService.
     writer = replace(actor, user=None, client_id=actor.label)
     service, environment = data["service"], data["environment"]
-    # Lock order: environment, then running service — the same order everywhere, so no deadlock.
-    environment_properties = _lock_environment(blueprints[ENVIRONMENT], environment)
+    ids = entity_rows_lock({(COMPONENT, service): KEY_SHARE, (ENVIRONMENT, environment): NO_KEY_UPDATE},
+                           blueprints=blueprints)
+    environment_properties = _entity_properties(ids, (ENVIRONMENT, environment))
+    if environment_properties is None:
+        raise NotFound(f"environment: {environment!r} is not an environment in the catalog")
     if environment_properties.get("locked") is True:
         raise locked_error("environment", environment, environment_properties)
-    if not Entity.objects.filter(blueprint=blueprints[COMPONENT], identifier=service).exists():
+    if (COMPONENT, service) not in ids:
         raise NotFound(f"service: {service!r} is not a Component in the catalog")
 
     rs_identifier = running_service_identifier(service, environment)
     check_entity_identifier(rs_identifier, "service")
-    # Serializes first deploys of a new running service: the second waits here and then finds the row.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{RUNNING_SERVICE}:{rs_identifier}"])
     now = instant_text(timezone.now())
     running = {"identifier": rs_identifier, "relations": {"service": service, "environment": environment}, "properties": {}}
     if data["status"] == "success":
         running["properties"] = {"version": data["version"], "commitSha": data["commitSha"], "jobUrl": data["jobUrl"],
                                  "deployedBy": data["deployedBy"], "deployedAt": now}
-    existing = _lock_running_service(blueprints[RUNNING_SERVICE], rs_identifier)
-    if existing is not None and existing.properties.get("locked") is True:
-        raise locked_error("service", rs_identifier, existing.properties)
-    try:
-        running_write = entity_write_one(actor=writer, blueprint=blueprints[RUNNING_SERVICE], data=running,
-                                         mode=UPSERT_MERGE if existing is not None else CREATE)
-    except Conflict:
-        # Created meanwhile by a writer that does not take the advisory lock (the entity API): lock and check it.
-        existing = _lock_running_service(blueprints[RUNNING_SERVICE], rs_identifier)
-        if existing.properties.get("locked") is True:
-            raise locked_error("service", rs_identifier, existing.properties)
-        running_write = entity_write_one(actor=writer, blueprint=blueprints[RUNNING_SERVICE], data=running, mode=UPSERT_MERGE)
+    rs_key = (RUNNING_SERVICE, rs_identifier)
+    running_properties = _entity_properties(entity_rows_lock({rs_key: NO_KEY_UPDATE}, blueprints=blueprints), rs_key)
+    if running_properties is not None and running_properties.get("locked") is True:
+        raise locked_error("service", rs_identifier, running_properties)
+    # A running service the entity API creates meanwhile is merged into: the write locks it before reading.
+    running_write = entity_write_one(actor=writer, blueprint=blueprints[RUNNING_SERVICE], data=running, mode=UPSERT_MERGE)
+    if running_write.created is False and running_properties is None and running_write.before["properties"].get("locked") is True:
+        raise locked_error("service", rs_identifier, running_write.before["properties"])
 
     stamp = int(datetime.now().timestamp() * 1000)
     deployment = {

@@ -3,23 +3,37 @@
 One code path for one entity or twenty: inputs are parsed and validated first (per index, so a bulk
 request reports each failure), then written with a fixed number of statements, audited in the same
 transaction, and announced after commit.
+
+Lock order (every write path here; the full order, with deployments and blueprints, is in row_locks.py):
+the blueprint rows FOR SHARE (the written blueprint and its relations' targets, sorted by identifier); then
+new rows — the entities a create/upsert may create and the placeholders of create_missing_related_entities —
+inserted sorted by (blueprint, identifier) with INSERT … ON CONFLICT DO NOTHING; then one sorted pass over
+(blueprint, identifier) locking the written rows FOR NO KEY UPDATE and the relation targets the request
+names FOR KEY SHARE (a delete: its rows FOR UPDATE, the sources whose relations it clears FOR NO KEY
+UPDATE); then relations, teams and timers of the locked rows; the audit last. Rows inserted for writes
+that were refused, or for targets only those named, are deleted before commit. A deadlock or
+serialization failure left over is retried by `retry_on_conflict` when the service is the outermost
+transaction.
 """
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from audit import choices as audit_choices
 from audit.services import audit_event_build, audit_record_many
 from catalog.access import blueprint_access
 from catalog.identifiers import check_entity_identifier
-from catalog.models import Blueprint, Entity, Relation, Team, Timer
+from catalog.models import Entity, Relation, Team, Timer
+from catalog.services.row_locks import (KEY_SHARE, NO_KEY_UPDATE, STRENGTH, UPDATE, blueprints_lock,
+                                        entity_rows_insert, entity_rows_lock, strongest)
 from catalog.validation import properties_canonical, properties_errors
 from portal import events, strictjson
 from portal.datetimes import instant_of
 from portal.errors import Conflict, Forbidden, NotFound, PortalError, ValidationFailed
+from portal.retry import retry_on_conflict
 
 CREATE, UPSERT, UPSERT_MERGE, REPLACE, PATCH = "create", "upsert", "upsert_merge", "replace", "patch"
 ENTITY_KEYS = {"identifier", "title", "icon", "blueprint", "team", "properties", "relations", "scorecards",
@@ -178,23 +192,44 @@ def _timer_values(blueprint, properties):
     return timers
 
 
+@retry_on_conflict
 def entities_write(*, actor, blueprint, items, mode=CREATE, create_missing_related=False, validation_only=False, run_id="",
                    identifier=None):
     """Validate and write `items` (entity JSON dicts) of one blueprint. Returns one EntityWrite per item;
     those with `error` set were refused and wrote nothing. `identifier` names the entity for PUT/PATCH."""
+    return _entities_write(actor=actor, blueprint=blueprint, items=items, mode=mode, identifier=identifier,
+                           create_missing_related=create_missing_related, validation_only=validation_only, run_id=run_id)
+
+
+def _writer_blueprints_lock(blueprint):
+    """Step 2 of the lock order: the written blueprint and the blueprints its relations target, FOR SHARE.
+    Returns them as stored now (a definition changed since `blueprint` was read is the one validated)."""
+    targets = {d["target"] for d in blueprint.relations.values()}
+    blueprints = blueprints_lock({blueprint.identifier, *targets})
+    if blueprint.identifier not in blueprints:
+        raise NotFound(f"Blueprint {blueprint.identifier!r} was not found.")
+    added = {d["target"] for d in blueprints[blueprint.identifier].relations.values()} - set(blueprints)
+    if added:  # a relation added meanwhile: its target blueprint is locked now, after the others
+        blueprints.update(blueprints_lock(added))
+    return blueprints
+
+
+def _named_targets(blueprint, data):
+    """(blueprint identifier, identifier) of the relation targets a body names; a malformed relations value
+    names none here (its write is refused by _prepare)."""
     try:
-        return _entities_write(actor=actor, blueprint=blueprint, items=items, mode=mode, identifier=identifier,
-                               create_missing_related=create_missing_related, validation_only=validation_only, run_id=run_id)
-    except IntegrityError:
-        # A concurrent writer created one of these identifiers first: go again, now seeing it.
-        return _entities_write(actor=actor, blueprint=blueprint, items=items, mode=mode, identifier=identifier,
-                               create_missing_related=create_missing_related, validation_only=validation_only, run_id=run_id)
+        relations = _parse_relations(blueprint, data.get("relations")) if isinstance(data, dict) else {}
+    except PortalError:
+        return set()
+    return {(blueprint.relations[key]["target"], target) for key, targets in relations.items() for target in targets}
 
 
 @transaction.atomic
 def _entities_write(*, actor, blueprint, items, mode, create_missing_related, validation_only, run_id, identifier):
     if run_id:
         events.run_checks(events.RUN_REFERENCE, run_id)
+    blueprints = _writer_blueprints_lock(blueprint)
+    blueprint = blueprints[blueprint.identifier]
     access = blueprint_access(actor.user, blueprint) if actor.user is not None else None
     writes = [EntityWrite(index=i, data=item) for i, item in enumerate(items)]
     for write in writes:
@@ -217,13 +252,29 @@ def _entities_write(*, actor, blueprint, items, mode, create_missing_related, va
             write.error = ValidationFailed(f"identifier: {write.identifier!r} appears more than once in the request")
         seen.add(write.identifier)
 
-    wanted = [w.identifier for w in writes if w.error is None]
-    existing = {e.identifier: e for e in Entity.objects.select_for_update().filter(blueprint=blueprint, identifier__in=wanted)}
+    # Steps 3 and 4 of the lock order (row_locks.py): insert what may be new, then lock every row, sorted.
+    own_keys = {(blueprint.identifier, w.identifier) for w in writes if w.error is None}
+    target_keys = set().union(*(_named_targets(blueprint, w.data) for w in writes if w.error is None))
+    now = timezone.now()
+    inserted = {}
+    if not validation_only:
+        creating = own_keys if mode in (CREATE, UPSERT, UPSERT_MERGE) else set()
+        stubs = target_keys - own_keys if create_missing_related else set()
+        inserted = entity_rows_insert(creating | stubs, blueprints=blueprints, stub_keys=stubs, by=actor.label,
+                                      run_id=run_id, now=now)
+    locks = strongest(strongest({}, target_keys, KEY_SHARE), own_keys, NO_KEY_UPDATE)
+    ids = entity_rows_lock(locks, blueprints=blueprints)
+    existing = {e.identifier: e for e in Entity.objects.filter(
+        pk__in=[ids[key] for key in own_keys if key in ids and key not in inserted])}
+    for entity in existing.values():
+        entity.blueprint = blueprint
     existing_ids = [e.pk for e in existing.values()]
     existing_relations = defaultdict(lambda: defaultdict(list))
-    for source_id, relation, target in (Relation.objects.filter(source_id__in=existing_ids).order_by("position", "id")
-                                        .values_list("source_id", "relation", "target__identifier")):
+    kept_target_ids = defaultdict(dict)  # source id -> {(relation, target identifier): target id}
+    for source_id, relation, target, target_id in (Relation.objects.filter(source_id__in=existing_ids).order_by("position", "id")
+                                                   .values_list("source_id", "relation", "target__identifier", "target_id")):
         existing_relations[source_id][relation].append(target)
+        kept_target_ids[source_id][(relation, target)] = target_id
     existing_team_ids = defaultdict(set)
     for entity_id, team_id in Entity.teams.through.objects.filter(entity_id__in=existing_ids).values_list("entity_id", "team_id"):
         existing_team_ids[entity_id].add(team_id)
@@ -257,101 +308,106 @@ def _entities_write(*, actor, blueprint, items, mode, create_missing_related, va
         except PortalError as exc:
             write.error = exc
 
-    _resolve_targets(blueprint, [w for w in writes if w.error is None], create_missing_related, validation_only, actor)
     accepted = [w for w in writes if w.error is None]
-    if validation_only or not accepted:
+    _resolve_targets(blueprint, accepted, ids, inserted, kept_target_ids, create_missing_related)
+    accepted = [w for w in writes if w.error is None]
+    if validation_only:
         return writes
-    _store(actor, blueprint, accepted, team_ids_by_name, run_id)
+    stubs = _placeholders_settle(blueprint, accepted, inserted)
+    if accepted:
+        _store(actor, blueprint, accepted, inserted, team_ids_by_name, run_id, now, stubs)
     return writes
 
 
-def _resolve_targets(blueprint, writes, create_missing, validation_only, actor):
-    """Map relation target identifiers to entity ids, creating stubs when asked; errors per write."""
-    wanted = defaultdict(set)
-    for write in writes:
-        for key, targets in write.relations.items():
-            wanted[blueprint.relations[key]["target"]].update(targets)
-    target_blueprints = {bp.identifier: bp for bp in Blueprint.objects.filter(identifier__in=list(wanted))}
-    found = {}
-    for bp_identifier, identifiers in wanted.items():
-        rows = Entity.objects.filter(blueprint=target_blueprints[bp_identifier], identifier__in=identifiers)
-        found.update({(bp_identifier, ident): pk for ident, pk in rows.values_list("identifier", "id")})
-    # Targets written in this same request (self-relations in a bulk).
-    missing = defaultdict(set)
-    for write in writes:
-        for key, targets in write.relations.items():
-            bp_identifier = blueprint.relations[key]["target"]
-            for target in targets:
-                if (bp_identifier, target) in found:
-                    continue
-                if bp_identifier == blueprint.identifier and any(w.identifier == target for w in writes):
-                    continue
-                if create_missing:
-                    missing[bp_identifier].add(target)
-                else:
-                    write.error = NotFound(f"relations.{key}: target entity {target!r} of blueprint {bp_identifier!r} does not exist "
-                                           "(create it first, or pass create_missing_related_entities=true)")
-    if missing and not validation_only:
-        stubs = [Entity(blueprint=target_blueprints[bp], identifier=ident, title=ident, is_stub=True,
-                        created_by=actor.label, updated_by=actor.label)
-                 for bp, identifiers in missing.items() for ident in sorted(identifiers)]
-        Entity.objects.bulk_create(stubs, ignore_conflicts=True)
-        for bp, identifiers in missing.items():
-            rows = Entity.objects.filter(blueprint=target_blueprints[bp], identifier__in=identifiers).values_list("identifier", "id")
-            found.update({(bp, ident): pk for ident, pk in rows})
-        audit_record_many([
-            audit_event_build(actor=actor, verb=audit_choices.ENTITY_CREATED, action=audit_choices.AuditAction.CREATE,
-                              resource_type="entity", identifier=stub.identifier, blueprint=stub.blueprint.identifier,
-                              after={"identifier": stub.identifier, "blueprint": stub.blueprint.identifier},
-                              message="Created as a stub by create_missing_related_entities.")
-            for stub in stubs
-        ])
-    for write in writes:
-        write.target_ids = found
+def _resolve_targets(blueprint, writes, ids, inserted, kept_target_ids, create_missing):
+    """Map each write's relation targets to entity ids (`write.target_ids`); a target that does not exist
+    refuses its write (unless create_missing: its placeholder was inserted, or would be). A row this request
+    inserted for a write that was refused does not count, so refusals repeat until none is added."""
+    while True:
+        accepted = {(blueprint.identifier, w.identifier) for w in writes if w.error is None}
+        refused = False
+        for write in writes:
+            if write.error is not None:
+                continue
+            kept = kept_target_ids[write.existing.pk] if write.existing is not None else {}
+            write.target_ids = {}
+            for key, targets in write.relations.items():
+                bp_identifier = blueprint.relations[key]["target"]
+                for target in targets:
+                    target_key = (bp_identifier, target)
+                    if (key, target) in kept:
+                        write.target_ids[target_key] = kept[(key, target)]
+                    elif target_key in accepted or create_missing or (target_key in ids and target_key not in inserted):
+                        write.target_ids[target_key] = ids.get(target_key)
+                    elif write.error is None:
+                        write.error = NotFound(f"relations.{key}: target entity {target!r} of blueprint {bp_identifier!r} does "
+                                               "not exist (create it first, or pass create_missing_related_entities=true)")
+                        refused = True
+        if not refused:
+            return
 
 
-def _store(actor, blueprint, writes, team_ids_by_name, run_id):
-    now = timezone.now()
+def _placeholders_settle(blueprint, accepted, inserted):
+    """Of the rows this request inserted: keep those of accepted writes, keep as stubs the targets the
+    accepted writes relate to, delete the rest (rows of refused writes, targets only they named).
+    Returns the stub keys, for the audit."""
+    own = {(blueprint.identifier, w.identifier) for w in accepted}
+    related = {key for w in accepted for key in w.target_ids}
+    stubs = sorted(key for key in inserted if key not in own and key in related)
+    unused = [pk for key, pk in inserted.items() if key not in own and key not in related]
+    if unused:
+        Entity.objects.filter(pk__in=unused).delete()
+    if stubs:  # a row inserted for a refused write of this request, that another one relates to
+        Entity.objects.filter(pk__in=[inserted[key] for key in stubs]).update(is_stub=True)
+    return stubs
+
+
+def _unchanged(write, actor, run_id):
+    """An update that would change nothing, by the same writer: it is not written (updatedAt stays, no audit
+    event, no automation). Ocean upserts everything it sees on each resync and then asks for its entities last
+    written before the resync began (datasource-entities `before`): an entity it saw again unchanged must still
+    be among them, or the share it would delete looks larger than it is."""
+    entity = write.existing
+    return (entity is not None and write.before == write.after and not entity.is_stub
+            and entity.datasource == actor.datasource and (not run_id or entity.run_id == run_id))
+
+
+def _store(actor, blueprint, writes, inserted, team_ids_by_name, run_id, now, stubs):
+    for write in writes:
+        if _unchanged(write, actor, run_id):
+            write.entity = write.existing
+    writes = [w for w in writes if w.entity is None]
     new = [w for w in writes if w.existing is None]
-    updated = [w for w in writes if w.existing is not None]
-    created_entities = Entity.objects.bulk_create([
-        Entity(blueprint=blueprint, identifier=w.identifier, title=w.title, icon=w.icon, properties=w.properties,
-               created_by=actor.label, updated_by=actor.label, run_id=run_id or "", created_at=now, updated_at=now)
-        for w in new
-    ])
-    for write, entity in zip(new, created_entities):
-        write.entity = entity
-    for write in updated:
-        entity = write.existing
+    for write in new:
+        write.entity = Entity(pk=inserted[(blueprint.identifier, write.identifier)], blueprint=blueprint,
+                              identifier=write.identifier, created_by=actor.label, created_at=now)
+    for write in writes:
+        entity = write.entity = write.existing or write.entity
         entity.title, entity.icon, entity.properties = write.title, write.icon, write.properties
         entity.updated_by, entity.updated_at, entity.is_stub = actor.label, now, False
-        if run_id:
-            entity.run_id = run_id
-        write.entity = entity
-    if updated:
-        Entity.objects.bulk_update([w.entity for w in updated],
-                                   ["title", "icon", "properties", "updated_by", "updated_at", "is_stub", "run_id"])
+        entity.datasource = actor.datasource  # the last writer owns it: an integration removes only its own
+        if run_id or write.existing is None:
+            entity.run_id = run_id or ""
+    Entity.objects.bulk_update([w.entity for w in writes],
+                               ["title", "icon", "properties", "updated_by", "updated_at", "is_stub", "run_id", "datasource"])
     entity_ids = [w.entity.pk for w in writes]
     ids_by_identifier = {w.identifier: w.entity.pk for w in writes}
+    _relations_store(blueprint, writes, ids_by_identifier)
 
-    Relation.objects.filter(source_id__in=[w.entity.pk for w in updated]).delete()
-    relation_rows = []
-    for write in writes:
-        for key, targets in write.relations.items():
-            bp_identifier = blueprint.relations[key]["target"]
-            for position, target in enumerate(targets):
-                target_id = write.target_ids.get((bp_identifier, target))
-                if target_id is None and bp_identifier == blueprint.identifier:
-                    target_id = ids_by_identifier[target]
-                relation_rows.append(Relation(source_id=write.entity.pk, relation=key, target_id=target_id, position=position))
-    Relation.objects.bulk_create(relation_rows)
-
+    updated = [w for w in writes if w.existing is not None]
     through = Entity.teams.through
     through.objects.filter(entity_id__in=[w.entity.pk for w in updated]).delete()
     through.objects.bulk_create([through(entity_id=w.entity.pk, team_id=team_ids_by_name[name]) for w in writes for name in w.teams])
 
     _timers_sync(blueprint, writes)
+    # Step 6 of the lock order: the audit, last.
     audit_record_many([
+        audit_event_build(actor=actor, verb=audit_choices.ENTITY_CREATED, action=audit_choices.AuditAction.CREATE,
+                          resource_type="entity", identifier=identifier, blueprint=bp_identifier,
+                          after={"identifier": identifier, "blueprint": bp_identifier},
+                          message="Created as a stub by create_missing_related_entities.")
+        for bp_identifier, identifier in stubs
+    ] + [
         audit_event_build(
             actor=actor,
             verb=audit_choices.ENTITY_CREATED if w.created else audit_choices.ENTITY_UPDATED,
@@ -361,8 +417,34 @@ def _store(actor, blueprint, writes, team_ids_by_name, run_id):
         )
         for w in writes
     ])
-    _announce_after_commit(actor, blueprint, [(("CREATE" if w.created else "UPDATE"), w.identifier, w.before, w.after) for w in writes], run_id)
+    _announce_changes(actor, blueprint, [(("CREATE" if w.created else "UPDATE"), w.identifier, w.before, w.after) for w in writes], run_id)
     return entity_ids
+
+
+def _relations_store(blueprint, writes, ids_by_identifier):
+    """Make the relation rows of `writes` what they say: rows that stay are kept (their target needs no lock),
+    removed ones deleted, new ones inserted (their targets were locked in order), moved ones renumbered."""
+    wanted = {}  # (source id, relation, target id) -> position
+    for write in writes:
+        for key, targets in write.relations.items():
+            bp_identifier = blueprint.relations[key]["target"]
+            for position, target in enumerate(targets):
+                target_id = write.target_ids.get((bp_identifier, target))
+                if target_id is None and bp_identifier == blueprint.identifier:
+                    target_id = ids_by_identifier[target]
+                wanted[(write.entity.pk, key, target_id)] = position
+    current = {(r.source_id, r.relation, r.target_id): r
+               for r in Relation.objects.filter(source_id__in=[w.entity.pk for w in writes if w.existing is not None])}
+    Relation.objects.filter(pk__in=[r.pk for edge, r in current.items() if edge not in wanted]).delete()
+    moved = []
+    for edge, row in current.items():
+        if edge in wanted and row.position != wanted[edge]:
+            row.position = wanted[edge]
+            moved.append(row)
+    Relation.objects.bulk_update(moved, ["position"])
+    Relation.objects.bulk_create([Relation(source_id=source_id, relation=relation, target_id=target_id, position=position)
+                                  for (source_id, relation, target_id), position in wanted.items()
+                                  if (source_id, relation, target_id) not in current])
 
 
 def _timers_sync(blueprint, writes):
@@ -386,13 +468,13 @@ def _timers_sync(blueprint, writes):
                               update_fields=["expires_at", "fired_at", "warned_at", "termination_failed_at"])
 
 
-def _announce_after_commit(actor, blueprint, changes, run_id):
+def _announce_changes(actor, blueprint, changes, run_id):
     payload = [
         {"action": action, "blueprint": blueprint.identifier, "identifier": identifier, "before": before, "after": after,
          "by": actor.label, "origin": actor.origin, "runId": run_id or None}
         for action, identifier, before, after in changes
     ]
-    transaction.on_commit(lambda: events.announce(events.ENTITY_CHANGED, payload))
+    events.announce(events.ENTITY_CHANGED, payload)
 
 
 def entity_write_one(*, actor, blueprint, data, mode=CREATE, identifier=None, **options):
@@ -403,41 +485,47 @@ def entity_write_one(*, actor, blueprint, data, mode=CREATE, identifier=None, **
     return write
 
 
+@retry_on_conflict
 @transaction.atomic
-def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, run_id=""):
-    """Delete entities of one blueprint. Entities others relate to are refused (409 naming them) unless
-    `delete_dependents`, which deletes dependents whose relation is required and clears optional ones."""
+def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, run_id="", owned_only=False):
+    """Delete entities of one blueprint. Entities others require (a required relation) are refused (409 naming
+    them) unless `delete_dependents`, which deletes those dependents; optional relations to them are cleared.
+    `owned_only` (an Ocean integration's bulk delete): only those whose datasource is the actor's are deleted,
+    the others are left as they are and not reported, so an integration never removes what others wrote."""
     if run_id:
         events.run_checks(events.RUN_REFERENCE, run_id)
     identifiers = list(dict.fromkeys(identifiers))
-    roots = list(Entity.objects.select_for_update().select_related("blueprint").filter(blueprint=blueprint, identifier__in=identifiers))
+    roots = list(Entity.objects.select_related("blueprint").filter(blueprint=blueprint, identifier__in=identifiers))
     missing = set(identifiers) - {e.identifier for e in roots}
     if missing:
         raise NotFound(f"Entity {sorted(missing)[0]!r} of blueprint {blueprint.identifier!r} was not found.")
+    if owned_only:
+        roots = [e for e in roots if e.datasource == actor.datasource]
+        if not roots:
+            return [], []
     # Refuse what the caller may not delete before looking at dependents (their names are not theirs to learn).
     _check_unregister(actor, roots)
-    doomed = {e.pk: e for e in roots}
-    cleared = {}  # source entity id -> [(relation, target id)]
-    frontier = list(doomed)
-    while frontier:
-        incoming = (Relation.objects.filter(target_id__in=frontier).exclude(source_id__in=list(doomed))
-                    .select_related("source__blueprint", "target"))
-        incoming = list(incoming)
-        if incoming and not delete_dependents:
-            names = sorted({f"{r.source.blueprint.identifier}:{r.source.identifier}" for r in incoming})
-            shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-            raise Conflict(f"Entities depend on {'these entities' if len(roots) > 1 else repr(roots[0].identifier)}: {shown}. "
-                           "Pass delete_dependents=true to delete those that require it and clear the other references.",
-                           details={"dependents": names})
-        frontier = []
-        for row in incoming:
-            required = row.source.blueprint.relations.get(row.relation, {}).get("required", False)
-            if required and row.source_id not in doomed:
-                doomed[row.source_id] = row.source
-                frontier.append(row.source_id)
-            elif not required:
-                cleared.setdefault(row.source_id, (row.source, []))[1].append(row.relation)
-    cleared = {k: v for k, v in cleared.items() if k not in doomed}
+    # The lock order (row_locks.py): find the dependents, lock their blueprints and then every row, sorted;
+    # look again holding the locks, and lock what a writer added meanwhile (out of order, but rare: retried).
+    doomed, cleared = _dependents_find(roots, delete_dependents)
+    blueprints = blueprints_lock({e.blueprint.identifier for e in [*doomed.values(), *(s for s, _ in cleared.values())]})
+    held = {}
+    while True:
+        locks = strongest({}, [(s.blueprint.identifier, s.identifier) for s, _ in cleared.values()], NO_KEY_UPDATE)
+        locks = strongest(locks, [(e.blueprint.identifier, e.identifier) for e in doomed.values()], UPDATE)
+        more = {key: strength for key, strength in locks.items() if STRENGTH[strength] > STRENGTH.get(held.get(key), -1)}
+        if not more:
+            break
+        unlocked_blueprints = {bp for bp, _ in more} - set(blueprints)
+        if unlocked_blueprints:
+            blueprints.update(blueprints_lock(unlocked_blueprints))
+        found = entity_rows_lock(more, blueprints=blueprints)
+        held.update(more)
+        gone = [key for key in more if key not in found and key[0] == blueprint.identifier and key[1] in identifiers]
+        if gone:  # deleted by another writer while we waited
+            raise NotFound(f"Entity {gone[0][1]!r} of blueprint {blueprint.identifier!r} was not found.")
+        roots = list(Entity.objects.select_related("blueprint").filter(pk__in=[e.pk for e in roots]))  # as locked
+        doomed, cleared = _dependents_find(roots, delete_dependents)
     _check_unregister(actor, doomed.values())
     before = _stored_snapshots(list(doomed.values()) + [source for source, _ in cleared.values()])
     Entity.objects.filter(pk__in=list(doomed)).delete()
@@ -460,8 +548,37 @@ def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, r
     audit_record_many(audit_events)
     payload = [{"action": a, "blueprint": bp, "identifier": i, "before": b, "after": af, "by": actor.label,
                 "origin": actor.origin, "runId": run_id or None} for a, bp, i, b, af in changes]
-    transaction.on_commit(lambda: events.announce(events.ENTITY_CHANGED, payload))
+    events.announce(events.ENTITY_CHANGED, payload)
     return [e.identifier for e in roots], [e.identifier for e in doomed.values() if e.pk not in {r.pk for r in roots}]
+
+
+def _dependents_find(roots, delete_dependents):
+    """({id: entity} to delete: the roots and, with delete_dependents, entities whose required relation
+    reaches them; {source id: (entity, [relations])} whose optional relations to them are cleared)."""
+    doomed = {e.pk: e for e in roots}
+    cleared = {}
+    frontier = list(doomed)
+    while frontier:
+        incoming = list(Relation.objects.filter(target_id__in=frontier).exclude(source_id__in=list(doomed))
+                        .select_related("source__blueprint", "target"))
+        # Only a required relation blocks (Port: delete_dependents is for required relations); an optional one
+        # pointing at a deleted entity is cleared.
+        blocking = [r for r in incoming if r.source.blueprint.relations.get(r.relation, {}).get("required", False)]
+        if blocking and not delete_dependents:
+            names = sorted({f"{r.source.blueprint.identifier}:{r.source.identifier}" for r in blocking})
+            shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+            raise Conflict(f"Entities require {'these entities' if len(roots) > 1 else repr(roots[0].identifier)}: {shown}. "
+                           "Pass delete_dependents=true to delete them too.",
+                           details={"dependents": names})
+        frontier = []
+        for row in incoming:
+            required = row.source.blueprint.relations.get(row.relation, {}).get("required", False)
+            if required and row.source_id not in doomed:
+                doomed[row.source_id] = row.source
+                frontier.append(row.source_id)
+            elif not required:
+                cleared.setdefault(row.source_id, (row.source, []))[1].append(row.relation)
+    return doomed, {k: v for k, v in cleared.items() if k not in doomed}
 
 
 def _check_unregister(actor, entities):

@@ -1,10 +1,12 @@
 """Every API error leaves in Port's envelope: {"ok": false, "error": <code>, "message": <text>}.
 
 Besides the errors we raise on purpose, `failure_answer` maps what escapes a view by accident, so that a
-client never gets Django's HTML 500: a database that is down → 503 `unavailable` with Retry-After; a value
-the database refused (DataError) or a number that overflowed → 422 (the request is at fault, and input
-validation should have named the field); anything else → 500 `internal_error` naming the request id, with
-the traceback logged. The page handlers (portal/errorpages.py) use the same mapping."""
+client never gets Django's HTML 500: a write that lost to concurrent writers (a deadlock or serialization
+failure, retried by portal/retry.py until it gave up: `Busy`) → 503 `busy` with Retry-After: 1; a database
+that is down → 503 `unavailable` with Retry-After; a value the database refused (DataError) or a number that
+overflowed → 422 (the request is at fault, and input validation should have named the field); anything else
+→ 500 `internal_error` naming the request id, with the traceback logged. The page handlers
+(portal/errorpages.py) use the same mapping."""
 import logging
 
 import psycopg
@@ -16,8 +18,9 @@ from django.http import Http404
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
-from portal.errors import PortalError
+from portal.errors import Busy, PortalError
 from portal.middleware import current_request_id
+from portal.retry import BUSY_MESSAGE, is_conflict
 
 logger = logging.getLogger(__name__)
 # Seconds a client should wait before retrying while the database is unreachable.
@@ -56,7 +59,7 @@ def error_response(status, code, message, headers=None):
 def exception_handler(exc, context):
     if isinstance(exc, PortalError):
         body = {"ok": False, "error": exc.code, "message": exc.message, **exc.details}
-        return Response(body, status=exc.status, headers=exc.headers or None)
+        return Response(body, status=exc.status, headers=_retry_after(exc))
     if isinstance(exc, Http404):
         return error_response(404, "not_found", str(exc) or "Not found.")
     if isinstance(exc, DjangoPermissionDenied):
@@ -82,8 +85,15 @@ def exception_handler(exc, context):
     return error_response(status, code, message, headers)
 
 
+def _retry_after(exc):
+    seconds = getattr(exc, "retry_after_seconds", None)
+    return {"Retry-After": str(seconds)} if seconds else None
+
+
 def failure_answer(exc):
     """(status, code, message, headers) for an exception nobody raised on purpose."""
+    if isinstance(exc, Busy) or is_conflict(exc):  # a conflict outside retry_on_conflict is as busy as one retried
+        return 503, Busy.code, BUSY_MESSAGE, {"Retry-After": str(Busy.retry_after_seconds)}
     if isinstance(exc, DATABASE_DOWN):
         return (503, "unavailable", "The portal cannot reach its database right now; try again shortly.",
                 {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)})

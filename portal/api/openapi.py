@@ -56,7 +56,7 @@ ERRORS = {
     "415": "`unsupported_media_type`: the body is not application/json.",
     "422": "`invalid_request`: a field or query parameter is invalid; the message starts with its name.",
     "429": "`too_many_requests`: the caller's rate limit is used up; `quota_exceeded`: the action's run quota.",
-    "503": "`unavailable`: the portal cannot reach its database; retry after Retry-After seconds.",
+    "503": "`unavailable`: the portal cannot reach its database; `busy`: a write lost to concurrent writers; retry after Retry-After seconds.",
 }
 
 

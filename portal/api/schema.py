@@ -35,3 +35,13 @@ class EnvelopeSchema(AutoSchema):
     def get_description(self):
         # Only a view's own docstring, not the one it inherits from ApiView.
         return (type(self.view).__dict__.get("__doc__") or "").strip()
+
+
+def refusal(description):
+    """Port's error envelope (the shared Error component), for a 4xx answer a view declares with
+    extend_schema(responses={...})."""
+    from drf_spectacular.utils import OpenApiResponse
+
+    from portal.api.openapi import ERROR
+
+    return OpenApiResponse(ERROR, description=description)

@@ -307,6 +307,22 @@ def test_ack_hands_the_run_over_and_is_audited(admin_api, admin_user, deploy, re
                                    "agentAckedAt": run.agent_acked_at.isoformat()}
 
 
+def test_ack_accepts_oceans_single_run_id(admin_api, deploy, requester):
+    """Ocean's action processor acks one run as {"runId"} (port_ocean/clients/port/mixins/actions.py)."""
+    run = agent_run(deploy, requester)
+    claim(admin_api)
+
+    response = admin_api.patch(ACK, {"runId": run.id}, format="json", **AGENT_HEADERS)
+    again = admin_api.patch(ACK, {"runId": run.id}, format="json", **AGENT_HEADERS)
+    bad = admin_api.patch(ACK, {"runId": 5}, format="json", **AGENT_HEADERS)
+
+    assert response.status_code == 200 and response.json() == {"ok": True, "ackedCount": 1}
+    run.refresh_from_db()
+    assert run.agent_acked_at is not None
+    assert again.status_code == 409 and again.json()["error"] == "already_acked"
+    assert bad.status_code == 422 and bad.json()["message"] == "runId: must be a run id"
+
+
 def test_a_second_ack_is_a_conflict(admin_api, deploy, requester):
     run = agent_run(deploy, requester)
     claim(admin_api)
@@ -396,7 +412,8 @@ def test_organization_patch_acknowledges_the_agent_settings(admin_api):
     response = admin_api.patch("/v1/organization", {"settings": {"portAgentStreamerName": "POLLING"}}, format="json")
 
     assert response.status_code == 200
-    assert response.json() == {"ok": True, "organization": {"id": "portal", "name": "Portal",
+    assert response.json() == {"ok": True, "organization": {"id": "portal", "name": "Portal", "featureFlags": [],
+                                                            "isBlocked": False,
                                                             "settings": {"portAgentStreamerName": "POLLING"}}}
     response = admin_api.patch("/v1/organization", {"settings": "POLLING"}, format="json")
     assert response.status_code == 422 and response.json()["message"] == "settings: must be an object"

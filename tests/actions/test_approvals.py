@@ -15,6 +15,7 @@ from audit import choices as audit_choices
 from audit.models import AuditEvent
 from portal.errors import Conflict, Forbidden
 from tests.actions.test_run_request import actor_of, catalog_setup, grant, make_action
+from tests.outbox import on_publish
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,7 @@ def users(db):
 @pytest.fixture
 def dispatched(monkeypatch):
     queued = []
-    monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: queued.append(run_id))
+    on_publish(monkeypatch, {run_dispatch_task: lambda args: queued.append(args[0])})
     return queued
 
 

@@ -3,6 +3,7 @@
 Also home of the small builders the timer and TTL tests import (`env_setup`, `automation`).
 """
 import pytest
+from django.db import transaction
 
 from actions.choices import RunOrigin, RunStatus
 from actions.models import Run
@@ -17,8 +18,10 @@ from catalog.models import Blueprint, Entity
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import PATCH, entities_delete, entity_write_one
 from portal.actor import Actor
+from portal.models import OutboxMessage
 from tests.actions.test_run_request import grant, make_action
 from tests.conftest import make_user
+from tests.outbox import on_publish
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +57,7 @@ def blueprint(db):
 @pytest.fixture
 def dispatched(monkeypatch):
     calls = []
-    monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: calls.append(run_id))
+    on_publish(monkeypatch, {run_dispatch_task: lambda args: calls.append(args[0])})
     return calls
 
 
@@ -127,7 +130,7 @@ def test_other_blueprints_and_unpublished_automations_do_not_fire(blueprint, eag
     off.publish = False
     off.save()
     queued = []
-    monkeypatch.setattr(automations_fire_task, "delay", lambda event: queued.append(event))
+    on_publish(monkeypatch, {automations_fire_task: lambda args: queued.append(args[0])})
     with django_capture_on_commit_callbacks(execute=True):
         write(blueprint, "env-1", {"tier": "dev"})
     assert queued == []  # nobody listens: nothing is even queued
@@ -137,7 +140,7 @@ def test_other_blueprints_and_unpublished_automations_do_not_fire(blueprint, eag
 def test_events_are_queued_to_celery_not_fired_inline(blueprint, dispatched, monkeypatch, django_capture_on_commit_callbacks):
     automation("on_create", {"type": "ENTITY_CREATED", "blueprintIdentifier": "devEnv"})
     queued = []
-    monkeypatch.setattr(automations_fire_task, "delay", lambda event: queued.append(event))
+    on_publish(monkeypatch, {automations_fire_task: lambda args: queued.append(args[0])})
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         write(blueprint, "env-1", {"tier": "dev"})
     assert queued == [] and Run.objects.count() == 0  # nothing before commit
@@ -147,6 +150,21 @@ def test_events_are_queued_to_celery_not_fired_inline(blueprint, dispatched, mon
     assert Run.objects.count() == 0  # the request only queued it
     automations_fire_task(queued[0])
     assert len(automation_runs("on_create")) == 1
+
+
+def test_the_event_is_an_outbox_row_of_the_writers_transaction(blueprint, dispatched):
+    automation("on_create", {"type": "ENTITY_CREATED", "blueprintIdentifier": "devEnv"})
+    def queued():
+        return OutboxMessage.objects.filter(task=automations_fire_task.name)
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        write(blueprint, "env-1", {"tier": "dev"})
+        (message,) = queued()  # written with the entity, before any commit
+        assert message.args[0]["context"]["entityIdentifier"] == "env-1" and message.published_at is None
+        raise RuntimeError("the request fails after the write")
+    assert not queued().exists() and not Entity.objects.filter(identifier="env-1").exists()  # gone together
+    write(blueprint, "env-2", {"tier": "dev"})
+    assert [m.args[0]["context"]["entityIdentifier"] for m in queued()] == ["env-2"]
 
 
 # --- conditions ----------------------------------------------------------------------------------------------

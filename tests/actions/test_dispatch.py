@@ -1,5 +1,5 @@
-"""Dispatch (idempotent claim, re-dispatch, stale claims), reporting back (run_update, run_log_add,
-run_finish), run timeouts, and the run_id link between runs and entities."""
+"""Dispatch (idempotent claim, delivery leases), reporting back (run_update, run_log_add, run_finish), run
+timeouts, and the run_id link between runs and entities."""
 from datetime import timedelta
 
 import pytest
@@ -8,15 +8,16 @@ from django.utils import timezone
 import actions.backends
 from actions.choices import RunStatus
 from actions.models import Run
-from actions.services.runs import (CLAIM_VISIBILITY, run_finish, run_log_add, run_record_response, run_request,
-                                   run_update)
-from actions.tasks import run_dispatch_task, run_redispatch_task, run_timeouts_task
+from actions.services.runs import (run_delivery_leases_expire, run_dispatch_claim, run_finish, run_log_add,
+                                   run_record_response, run_request, run_update)
+from actions.tasks import run_dispatch_task, run_timeouts_task
 from audit import choices as audit_choices
 from audit.models import AuditEvent
 from catalog.models import Blueprint, Entity
 from catalog.services.entities import entities_delete, entity_write_one
 from portal.actor import Actor
 from portal.errors import Conflict, Forbidden, ValidationFailed
+from portal.models import OutboxMessage
 from tests.actions.test_run_request import actor_of, catalog_setup, grant, make_action
 
 pytestmark = pytest.mark.django_db
@@ -31,13 +32,6 @@ def users(db):
 def delivered(monkeypatch):
     calls = []
     monkeypatch.setattr(actions.backends, "backend_dispatch", lambda run_id: calls.append(run_id), raising=False)
-    return calls
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    calls = []
-    monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: calls.append(run_id))
     return calls
 
 
@@ -70,29 +64,40 @@ def test_waiting_and_ended_runs_are_not_dispatched(users, delivered):
     assert delivered == []
 
 
-def test_stale_claim_with_nothing_recorded_is_claimed_again(users, delivered):
+def expire_lease(run):
+    Run.objects.filter(pk=run.pk).update(delivery_lease_until=timezone.now() - timedelta(seconds=1))
+
+
+def test_an_expired_webhook_lease_queues_the_next_attempt(users, settings):
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 2
     run = in_progress(users)
-    Run.objects.filter(pk=run.pk).update(dispatched_at=timezone.now() - CLAIM_VISIBILITY - timedelta(seconds=1))
-    assert run_dispatch_task(run.id) is True  # the worker that claimed it died before delivering
-    assert delivered == [run.id]
-    assert Run.objects.get(pk=run.pk).attempts == 1
+    live = in_progress(users, make_action("deploy_too"))
+    assert run_dispatch_claim(run_id=run.id) and run_dispatch_claim(run_id=live.id)  # … and the worker dies
+    run.refresh_from_db()
+    assert run.attempts == 1 and run.delivery_lease_until > timezone.now()
+    assert run_delivery_leases_expire() == 0  # a live lease is left alone
+    expire_lease(run)
+    assert run_delivery_leases_expire() == 1
+    run.refresh_from_db()
+    assert run.status == RunStatus.IN_PROGRESS and run.delivery_lease_until is None and run.attempts == 1
+    assert timedelta(seconds=1) < run.next_attempt_at - timezone.now() <= timedelta(seconds=2)
+    assert list(OutboxMessage.objects.filter(task="actions.webhook_deliver").values_list("args", flat=True)) == [
+        [run.id, 2]]
+    assert run_delivery_leases_expire() == 0  # taken care of once
 
 
-def test_stale_claim_with_a_recorded_payload_is_not_sent_again(users, delivered):
+def test_an_expired_lease_ends_a_run_whose_backend_cannot_be_sent_again(users):
     run = in_progress(users)
-    run_record_response(run=run, response=None, payload={"sent": True})
-    Run.objects.filter(pk=run.pk).update(dispatched_at=timezone.now() - CLAIM_VISIBILITY - timedelta(seconds=1))
-    assert run_dispatch_task(run.id) is False
-    assert delivered == []
-
-
-def test_redispatch_picks_up_runs_never_dispatched(users, queued):
-    run = in_progress(users)
-    assert run_redispatch_task() == 0  # too fresh: its on-commit dispatch may still be on the way
-    Run.objects.filter(pk=run.pk).update(started_at=timezone.now() - timedelta(minutes=1))
-    assert run_redispatch_task() == 1 and queued == [run.id]
-    Run.objects.filter(pk=run.pk).update(dispatched_at=timezone.now())
-    assert run_redispatch_task() == 0 and queued == [run.id]  # claimed meanwhile: left alone
+    run.action.invocation_method = {"type": "GITHUB", "org": "acme", "repo": "shop", "workflow": "deploy.yml"}
+    run.action.save()
+    assert run_dispatch_claim(run_id=run.id)
+    expire_lease(run)
+    assert run_delivery_leases_expire() == 1
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILURE and run.status_label == "Delivery lease expired after 1 attempt"
+    (ended,) = updates(run)
+    assert ended.actor_type == "system" and ended.diff["after"]["status"] == "FAILURE"
+    assert not OutboxMessage.objects.filter(task__startswith="actions.github").exists()
 
 
 def test_record_response_stores_payload_and_response(users):

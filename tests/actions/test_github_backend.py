@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from werkzeug.wrappers import Response
 
+import actions.services.runs
 from actions.backends import github
 from actions.choices import RunStatus
 from actions.models import Action, Run
@@ -109,11 +110,13 @@ def scheduled(monkeypatch):
     """The tasks the backend schedules, as (task name, args, countdown), instead of a broker."""
     queue = []
 
-    def recorder(name):
-        return lambda args, countdown: queue.append((name, list(args), countdown))
+    names = {github.github_poll_task.name: "poll", github.github_dispatch_task.name: "dispatch"}
 
-    monkeypatch.setattr(github.github_poll_task, "apply_async", recorder("poll"))
-    monkeypatch.setattr(github.github_dispatch_task, "apply_async", recorder("dispatch"))
+    def enqueue(task, args, countdown):
+        queue.append((names[task.name], list(args), countdown))
+
+    monkeypatch.setattr(github, "outbox_enqueue", enqueue)
+    monkeypatch.setattr(actions.services.runs, "outbox_enqueue", enqueue)  # dispatch retries (run_delivery_retry)
     return queue
 
 
@@ -123,7 +126,7 @@ def drain(queue, limit=20):
     while queue and len(countdowns) < limit:
         name, args, countdown = queue.pop(0)
         countdowns.append((name, countdown))
-        (github.github_poll if name == "poll" else github.github_dispatch)(*args)
+        (github.github_poll if name == "poll" else github.github_dispatch_task)(*args)
     return countdowns
 
 

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 from werkzeug.wrappers import Response
 
+import actions.services.runs
 from actions.backends import gitlab
 from actions.choices import RunStatus
 from actions.models import Action, Run
@@ -59,11 +60,13 @@ def fake(httpserver, settings):
 def scheduled(monkeypatch):
     queue = []
 
-    def recorder(name):
-        return lambda args, countdown: queue.append((name, list(args), countdown))
+    names = {gitlab.gitlab_poll_task.name: "poll", gitlab.gitlab_trigger_task.name: "trigger"}
 
-    monkeypatch.setattr(gitlab.gitlab_poll_task, "apply_async", recorder("poll"))
-    monkeypatch.setattr(gitlab.gitlab_trigger_task, "apply_async", recorder("trigger"))
+    def enqueue(task, args, countdown):
+        queue.append((names[task.name], list(args), countdown))
+
+    monkeypatch.setattr(gitlab, "outbox_enqueue", enqueue)
+    monkeypatch.setattr(actions.services.runs, "outbox_enqueue", enqueue)  # dispatch retries (run_delivery_retry)
     return queue
 
 
@@ -72,7 +75,7 @@ def drain(queue, limit=20):
     while queue and len(countdowns) < limit:
         name, args, countdown = queue.pop(0)
         countdowns.append((name, countdown))
-        (gitlab.gitlab_poll if name == "poll" else gitlab.gitlab_trigger)(*args)
+        (gitlab.gitlab_poll if name == "poll" else gitlab.gitlab_trigger_task)(*args)
     return countdowns
 
 

@@ -24,6 +24,7 @@ from portal.actor import Actor
 from portal.errors import ValidationFailed
 from portal.datetimes import instant_text
 from tests.actions.test_run_request import actor_of, catalog_setup, grant, make_action
+from tests.outbox import on_publish
 
 pytestmark = pytest.mark.django_db
 TOKEN = "xoxb-notify"
@@ -66,9 +67,8 @@ def slack(settings, httpserver):
 def queued(monkeypatch):
     """The notification tasks queued (by name, run id) instead of sent to the broker; `deliver()` runs them."""
     calls = []
-    for name, task in NOTIFY_TASKS.items():
-        monkeypatch.setattr(task, "delay", lambda run_id, name=name: calls.append((name, run_id)))
-    monkeypatch.setattr(tasks.run_dispatch_task, "delay", lambda run_id: None)
+    on_publish(monkeypatch, {task: (lambda args, name=name: calls.append((name, *args))) for name, task in NOTIFY_TASKS.items()})
+    on_publish(monkeypatch, {tasks.run_dispatch_task: lambda args: None})
     return calls
 
 

@@ -3,10 +3,12 @@
 Also home of the small builders the other run tests import (`catalog_setup`, `make_action`, `grant`).
 """
 import pytest
+from django.db import transaction
 from guardian.shortcuts import assign_perm
 
 from actions.choices import RunOrigin, RunStatus
 from actions.models import Action, Run
+from actions.serializers import run_json
 from actions.services.runs import run_request
 from audit import choices as audit_choices
 from audit.models import AuditEvent
@@ -15,7 +17,9 @@ from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from portal.errors import Forbidden, ValidationFailed
+from portal.models import OutboxMessage
 from tests.conftest import make_user
+from tests.outbox import on_publish
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +91,7 @@ def test_granted_member_requests_a_day2_run(users, django_capture_on_commit_call
     queued = []
     from actions.tasks import run_dispatch_task
 
-    monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: queued.append(run_id))
+    on_publish(monkeypatch, {run_dispatch_task: lambda args: queued.append(args[0])})
     with django_capture_on_commit_callbacks(execute=True):
         run = run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
 
@@ -106,6 +110,16 @@ def test_granted_member_requests_a_day2_run(users, django_capture_on_commit_call
     assert event.diff["after"]["status"] == "IN_PROGRESS" and event.diff["after"]["entity"] == "portal"
 
 
+def test_the_run_and_its_dispatch_are_committed_or_rolled_back_together(users):
+    action = make_action()
+    grant("execute", action, users=[users["dev"]])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        run = run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
+        assert list(OutboxMessage.objects.values_list("task", "args")) == [("actions.tasks.run_dispatch_task", [run.id])]
+        raise RuntimeError("a later step of the request fails")
+    assert not Run.objects.exists() and not OutboxMessage.objects.exists()
+
+
 def test_run_timeout_comes_from_the_action(users):
     action = make_action(run_timeout_seconds=120)
     grant("execute", action, users=[users["dev"]])
@@ -116,19 +130,20 @@ def test_run_timeout_comes_from_the_action(users):
 def test_approval_required_waits_and_is_not_dispatched(users, django_capture_on_commit_callbacks, monkeypatch):
     action = make_action(required_approval={"type": "ANY"}, approval_timeout_seconds=3600)
     grant("execute", action, users=[users["dev"]])
-    with django_capture_on_commit_callbacks() as callbacks:
+    from portal import events
+
+    announced = []
+    announce = events.announce
+    monkeypatch.setattr(events, "announce", lambda kind, event: announced.append(kind) or announce(kind, event))
+    with django_capture_on_commit_callbacks(execute=True):
         run = run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
     assert run.status == RunStatus.WAITING_FOR_APPROVAL
     assert run.required_approval == {"type": "ANY"}
     assert run.started_at is None and run.timeout_at is None and run.dispatched_at is None
     assert (run.approval_deadline - run.created_at).total_seconds() == pytest.approx(3600, abs=1)
-    from portal import events
-
-    announced = []
-    monkeypatch.setattr(events, "announce", lambda kind, event: announced.append(kind))
-    for callback in callbacks:
-        callback()
-    assert announced == [events.RUN_CHANGED]  # the change is announced; nothing dispatched, no notification configured
+    assert announced == [events.RUN_CHANGED]  # the change is announced
+    assert not OutboxMessage.objects.exists()  # nothing dispatched, no notification configured
+    assert run_json(run)["waitingFor"] == "approval"
 
 
 def test_approval_notification_webhook_is_queued_on_commit(users, django_capture_on_commit_callbacks, monkeypatch):
@@ -137,7 +152,7 @@ def test_approval_notification_webhook_is_queued_on_commit(users, django_capture
     from actions.tasks import run_approval_notify_task
 
     sent = []
-    monkeypatch.setattr(run_approval_notify_task, "delay", lambda run_id: sent.append(run_id))
+    on_publish(monkeypatch, {run_approval_notify_task: lambda args: sent.append(args[0])})
     with django_capture_on_commit_callbacks(execute=True):
         run = run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
     assert sent == [run.id]

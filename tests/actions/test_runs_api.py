@@ -4,6 +4,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from actions.models import Run
+from audit.models import AuditEvent
 from actions.services.runs import run_request
 from actions.tasks import run_dispatch_task
 from tests.actions.test_run_request import actor_of, catalog_setup, grant, make_action
@@ -91,6 +92,41 @@ def test_get_and_patch_a_run(users, action):
     response = api.patch(f"/v1/actions/runs/{run.id}", {"status": "FAILURE"}, format="json")
     assert response.status_code == 409 and response.json()["error"] == "illegal_transition"
     assert api.get("/v1/actions/runs/r_nope").status_code == 404
+
+
+def test_the_same_final_status_again_is_a_no_op(users, action):
+    """A client that lost the answer to its PATCH sends it again: 200 with the run as it is, no audit event."""
+    run = request_run(users, action)
+    api = api_for(users["dev"])
+    first = api.patch(f"/v1/actions/runs/{run.id}", {"status": "SUCCESS"}, format="json")
+    events = AuditEvent.objects.count()
+
+    again = api.patch(f"/v1/actions/runs/{run.id}", {"status": "SUCCESS"}, format="json")
+
+    assert first.status_code == 200 and again.status_code == 200, again.json()
+    assert again.json()["run"]["status"] == "SUCCESS"
+    assert again.json()["run"]["endedAt"] == first.json()["run"]["endedAt"]
+    assert AuditEvent.objects.count() == events
+
+
+def test_the_requester_cancels_a_run_waiting_for_approval(users):
+    action = make_action(required_approval={"type": "ANY"}, approval_timeout_seconds=3600)
+    grant("execute", action, users=[users["dev"]])
+    grant("approve", action, teams=["managers"])
+    run = request_run(users, action, branch="x")
+
+    response = api_for(users["dev"]).patch(f"/v1/actions/runs/{run.id}", {"status": "FAILURE",
+                                                                        "statusLabel": "cancelled"}, format="json")
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["run"]["status"] == "FAILURE" and response.json()["run"]["endedAt"] is not None
+    event = AuditEvent.objects.filter(verb="actions.run.updated", identifier=run.id).latest("id")
+    assert (event.diff["before"]["status"], event.diff["after"]["status"]) == ("WAITING_FOR_APPROVAL", "FAILURE")
+    approve = api_for(users["manager"]).patch(f"/v1/actions/runs/{run.id}/approval", {"status": "APPROVE"}, format="json")
+    assert approve.status_code == 409
+    success = request_run(users, action, branch="y")
+    refused = api_for(users["dev"]).patch(f"/v1/actions/runs/{success.id}", {"status": "SUCCESS"}, format="json")
+    assert refused.status_code == 409 and refused.json()["error"] == "illegal_transition"
 
 
 def test_logs(users, action):

@@ -14,6 +14,7 @@ from catalog.services.entities import PATCH, entity_write_one
 from portal.actor import Actor
 from portal.datetimes import instant_text
 from tests.actions.test_automations import automation, env_setup
+from tests.outbox import on_publish
 
 SYSTEM = Actor.system()
 
@@ -21,7 +22,7 @@ SYSTEM = Actor.system()
 @pytest.fixture
 def dispatched(monkeypatch):
     calls = []
-    monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: calls.append(run_id))
+    on_publish(monkeypatch, {run_dispatch_task: lambda args: calls.append(args[0])})
     return calls
 
 

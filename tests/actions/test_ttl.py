@@ -24,6 +24,7 @@ from portal.errors import Forbidden, ValidationFailed
 from tests.actions.test_automations import automation, env_setup
 from tests.actions.test_run_request import grant
 from tests.conftest import api_for, make_user
+from tests.outbox import on_publish
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system()
@@ -43,7 +44,7 @@ def parse(value):
 @pytest.fixture
 def dispatched(monkeypatch):
     calls = []
-    monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: calls.append(run_id))
+    on_publish(monkeypatch, {run_dispatch_task: lambda args: calls.append(args[0])})
     return calls
 
 

@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from django.test import TestCase
 from django.utils import timezone
 from werkzeug.wrappers import Response
 
@@ -15,12 +16,15 @@ from actions.backends.signing import signing_secret
 from actions.choices import RunStatus
 from actions.models import Action, Run
 from actions.secrets import secret_set
+from actions.serializers import run_json
 from actions.tasks import run_dispatch_task
+import portal.outbox
 from catalog.models import Blueprint
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from tests.conftest import make_user
+from tests.outbox import published
 
 pytestmark = pytest.mark.django_db
 SIGNING_KEY = "whsec_test_key"
@@ -58,8 +62,9 @@ def make_run(requester, invocation, *, properties=None, entity=None, operation="
 
 
 def dispatch(run):
-    """As a worker does: claim (the first try counts), then the backend."""
-    run_dispatch_task(run.id)
+    """As a worker does: claim (the first try counts), then the backend; retries are delivered after commit."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        run_dispatch_task(run.id)
     run.refresh_from_db()
     return run
 
@@ -201,6 +206,20 @@ def test_retries_until_the_receiver_recovers(requester, httpserver):
     assert len(bodies) == 1  # every try sends the same body
 
 
+def test_a_retry_delivered_twice_is_sent_once(requester, httpserver, monkeypatch):
+    received = recorded(httpserver, "/flaky", [(500, "boom", None), (200, "ok", None)])
+    retries = published(monkeypatch, webhook.webhook_deliver_task)  # queued, not run
+    run = dispatch(make_run(requester, {"url": httpserver.url_for("/flaky")}))
+    assert retries == [("actions.webhook_deliver", [run.id, 2])] and len(received) == 1
+    assert run_json(run)["waitingFor"].startswith("delivery (attempt 2 of 5, next at ")
+    webhook.webhook_deliver_task(run.id, 2)
+    webhook.webhook_deliver_task(run.id, 2)  # redelivered (a sweep, a lease expiry racing a late worker)
+    webhook.webhook_deliver_task(run.id, 1)  # an attempt the run has gone past
+    run.refresh_from_db()
+    assert len(received) == 2 and run.attempts == 2 and run.status == RunStatus.IN_PROGRESS
+    assert run.delivery_lease_until is None and run_json(run)["waitingFor"] == "the receiver's report"
+
+
 def test_gives_up_after_max_attempts(requester, httpserver, webhook_settings):
     webhook_settings.WEBHOOK_MAX_ATTEMPTS = 3
     received = recorded(httpserver, "/down", [(503, "down", None)])
@@ -222,11 +241,11 @@ def test_429_honours_retry_after_capped(requester, httpserver, monkeypatch, webh
                                                  (429, "slow down", {"Retry-After": "3600"}), (200, "", None)])
     countdowns = []
 
-    def apply_async(args, countdown):  # a fake scheduler: note the delay, run the next try now
-        countdowns.append(countdown)
-        webhook.webhook_deliver(*args)
+    def deliver(message):  # a fake broker: note the delay, run the next try now
+        countdowns.append(round((message.not_before - message.created_at).total_seconds()))
+        webhook.webhook_deliver_task(*message.args)
 
-    monkeypatch.setattr(webhook.webhook_deliver_task, "apply_async", apply_async)
+    monkeypatch.setattr(portal.outbox, "outbox_publish", deliver)
     run = dispatch(make_run(requester, {"url": httpserver.url_for("/limited")}))
     assert countdowns == [7.0, 30.0]
     assert len(received) == 3 and run.attempts == 3

@@ -1,25 +1,28 @@
-"""The audit log's hash chain and the redaction of secrets from what it records."""
+"""The audit log's hash chain (audit/chain.py) and the redaction of secrets from what it records."""
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from audit import choices as audit_choices
-from audit.models import AuditEvent
-from audit.services import REDACTED, audit_chain_verify, audit_record, audit_record_many, audit_event_build, event_hash, redact
+from audit.chain import audit_chain_verify, audit_seal, seal_hash
+from audit.models import AuditEvent, AuditSeal
+from audit.services import REDACTED, audit_event_build, audit_record, audit_record_many, redact
 from portal.actor import Actor
+from tests.audit.tampering import tamper
 
 pytestmark = pytest.mark.django_db
 
 
 def record(identifier, before=None, after=None, **extra):
     with transaction.atomic():
-        return audit_record(actor=Actor.system(), verb=audit_choices.ENTITY_UPDATED, action=audit_choices.AuditAction.UPDATE,
-                            resource_type="entity", identifier=identifier, blueprint="Service", before=before, after=after,
-                            **extra)
+        event = audit_record(actor=Actor.system(), verb=audit_choices.ENTITY_UPDATED, action=audit_choices.AuditAction.UPDATE,
+                             resource_type="entity", identifier=identifier, blueprint="Service", before=before, after=after,
+                             **extra)
+    audit_seal(wait=True)  # the test's transaction never commits, so no on-commit sealing: seal here
+    return event
 
 
-def raw_update(sql, params):
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+def seal_of(event):
+    return AuditSeal.objects.get(event=event)
 
 
 def test_events_chain_each_to_the_one_before():
@@ -31,12 +34,15 @@ def test_events_chain_each_to_the_one_before():
                               identifier=name, after={"v": 3})
             for name in ("c", "d")
         ])
-    assert first.previous_hash == ""
-    assert second.previous_hash == first.hash
-    assert third.previous_hash == second.hash and fourth.previous_hash == third.hash
-    assert len({first.hash, second.hash, third.hash, fourth.hash}) == 4
-    assert fourth.hash == event_hash(third.hash, AuditEvent.objects.get(pk=fourth.pk))  # as stored, re-read
-    assert audit_chain_verify() is None
+    assert audit_seal(wait=True) == 2
+    seals = [seal_of(event) for event in (first, second, third, fourth)]
+    assert [seal.position for seal in seals] == [1, 2, 3, 4]
+    assert seals[0].previous_hash == ""
+    assert all(later.previous_hash == earlier.hash for earlier, later in zip(seals, seals[1:]))
+    assert len({seal.hash for seal in seals}) == 4
+    assert seals[3].hash == seal_hash(seals[2].hash, AuditEvent.objects.get(pk=fourth.pk))  # as stored, re-read
+    verification = audit_chain_verify()
+    assert verification.fault is None and verification.length == 4 and verification.head_hash == seals[3].hash
 
 
 @pytest.mark.django_db(transaction=True)
@@ -57,27 +63,32 @@ def test_tampering_with_an_event_is_detected(sql, params):
     record("a", before=None, after={"replicas": 1})
     tampered = record("b", before={"replicas": 1}, after={"replicas": 2}, status=audit_choices.AuditStatus.FAILURE)
     record("c", after={"replicas": 3})
-    assert audit_chain_verify() is None
-    raw_update(sql, params)
-    assert audit_chain_verify() == tampered
+    assert audit_chain_verify().fault is None
+    tamper(sql, params)
+    fault = audit_chain_verify().fault
+    assert (fault.event_id, fault.position) == (tampered.pk, 2)
+    assert "no longer matches its seal" in fault.reason
 
 
 def test_rehashing_a_tampered_event_breaks_the_next_link():
     record("a", after={"replicas": 1})
     tampered = record("b", after={"replicas": 2})
     following = record("c", after={"replicas": 3})
-    raw_update("UPDATE audit_auditevent SET diff = jsonb_set(diff, '{after,replicas}', '9') WHERE id = %s", [tampered.pk])
+    tamper("UPDATE audit_auditevent SET diff = jsonb_set(diff, '{after,replicas}', '9') WHERE id = %s", [tampered.pk])
     forged = AuditEvent.objects.get(pk=tampered.pk)
-    raw_update("UPDATE audit_auditevent SET hash = %s WHERE id = %s", [event_hash(forged.previous_hash, forged), tampered.pk])
-    assert audit_chain_verify() == following
+    tamper("UPDATE audit_auditseal SET hash = %s WHERE event_id = %s", [seal_hash(seal_of(tampered).previous_hash, forged), tampered.pk])
+    fault = audit_chain_verify().fault
+    assert (fault.event_id, fault.position) == (following.pk, 3) and "previous_hash" in fault.reason
 
 
-def test_deleting_an_event_is_detected():
+def test_deleting_an_event_and_its_seal_is_detected():
     record("a")
     removed = record("b")
     following = record("c")
-    raw_update("DELETE FROM audit_auditevent WHERE id = %s", [removed.pk])
-    assert audit_chain_verify() == following
+    tamper("DELETE FROM audit_auditseal WHERE event_id = %s", [removed.pk])
+    tamper("DELETE FROM audit_auditevent WHERE id = %s", [removed.pk])
+    fault = audit_chain_verify().fault
+    assert (fault.event_id, fault.position) == (following.pk, 3) and "position 2 is missing" in fault.reason
 
 
 def test_redact_replaces_secret_looking_keys_at_any_depth():
@@ -111,7 +122,7 @@ def test_recorded_diffs_and_context_are_redacted_and_still_chain():
                            "after": {"webhookSecret": REDACTED, "url": "https://b"}}
     assert stored.context == {"authToken": REDACTED, "blueprintIdentifier": "Service"}
     assert "old" not in str(stored.diff) and "new" not in str(stored.diff)
-    assert audit_chain_verify() is None
+    assert audit_chain_verify().fault is None
 
 
 def test_api_client_secret_never_reaches_the_log(admin_user):

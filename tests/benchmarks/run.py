@@ -29,6 +29,7 @@ sys.path[:0] = [str(HERE), str(ROOT)]
 import psycopg  # noqa: E402
 
 import bench_catalog as catalog  # noqa: E402
+import bench_contention as contention  # noqa: E402
 import bench_deployments as deploys  # noqa: E402
 import bench_pages as pages  # noqa: E402
 import bench_queries as queries  # noqa: E402
@@ -40,7 +41,7 @@ BULK_SIZE = 20  # the API's maximum per bulk request
 EMAIL = "bench@example.com"
 TARGETS = {"search_p95_ms": 50, "ingest_per_s": 1000, "get_per_s": 650, "worker_rss_mb": 150,
            "lock_ratio": 0.5, "lock_p99_ms": 20}
-PARTS = ("ingest", "search", "upsert", "get", "pages", "locks", "deployments")
+PARTS = ("ingest", "search", "upsert", "get", "pages", "locks", "deployments", "contention")
 CATALOG_PARTS = {"ingest", "search", "upsert", "get", "pages"}  # the parts that need the synthetic catalog loaded
 
 
@@ -67,6 +68,8 @@ def parse_args(argv=None):
     parser.add_argument("--lock-requests", type=int, default=4000,
                         help=f"requests per lock-check throughput run (API and bare view, {deploys.LOCK_CONCURRENCY} clients)")
     parser.add_argument("--deploy-requests", type=int, default=300, help="sequential POST /v1/deployments reports")
+    parser.add_argument("--contention-requests", type=int, default=2000,
+                        help=f"overlapping upserts of the contention run ({contention.CONCURRENCY} clients)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--database", default="portal_bench", help="database name on the configured server")
@@ -86,7 +89,7 @@ def parse_args(argv=None):
     if args.entities < 100:
         parser.error("--entities must be at least 100")
     if min(args.requests, args.concurrency, args.get_requests, args.workers, args.threads, args.lock_requests,
-           args.deploy_requests) < 1:
+           args.deploy_requests, args.contention_requests) < 1:
         parser.error("counts must be positive")
     return args
 
@@ -463,6 +466,8 @@ def report(results):
     if deployment_lines and lines[-1]:
         lines.append("")
     lines.extend(deployment_lines)
+    if results.get("contention"):
+        lines.extend(["", *contention.report_lines(results["contention"])])
     memory = results.get("workers")
     if memory:
         worst = max(w["rss_mb"] for w in memory)
@@ -574,6 +579,10 @@ def main(argv=None):
         if "deployments" in parts:
             log(f"{args.deploy_requests} deployment reports, sequential")
             results["deployments"] = per_request_cpu(deploys.measure_deployments(client, args, meter)).summary()
+        if "contention" in parts:
+            log(f"{args.contention_requests} overlapping upserts from {contention.CONCURRENCY} clients")
+            contention.seed(client)
+            results["contention"] = per_request_cpu(contention.measure(client, args, meter)).summary()
         results["workers"] = [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in w.items()}
                               for w in server.worker_stats()]
     finally:

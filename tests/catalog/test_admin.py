@@ -250,21 +250,26 @@ def test_entity_add_of_an_existing_identifier_is_an_identifier_error(staff, serv
 
 
 def test_entity_delete_refused_for_dependents_then_deleted_through_the_service(staff, service):
+    """Only a required relation blocks a delete (an optional one is cleared)."""
+    deployment = blueprint_create(actor=Actor.system(), data={
+        "identifier": "Deployment", "title": "Deployment", "schema": {"properties": {}},
+        "relations": {"service": {"target": "Service", "many": False, "required": True}}})
     db = entity_write_one(actor=Actor.system(), blueprint=service, data={"identifier": "db"}).entity
-    entity_write_one(actor=Actor.system(), blueprint=service, data={"identifier": "app", "relations": {"dependsOn": ["db"]}})
+    app = entity_write_one(actor=Actor.system(), blueprint=deployment,
+                           data={"identifier": "app", "relations": {"service": "db"}}).entity
     response = staff.post(url(Entity, "delete", db.pk), {"post": "yes"}, follow=True)
     assert response.status_code == 200
-    assert any("Service:app" in str(m) for m in response.context["messages"])
+    assert any("Deployment:app" in str(m) for m in response.context["messages"])
     assert Entity.objects.filter(pk=db.pk).exists()
 
     # The bulk action: refused as a whole, then allowed once the dependent goes with it.
     changelist = url(Entity, "changelist")
     response = staff.post(changelist, {"action": "delete_selected", "_selected_action": [db.pk], "post": "yes"}, follow=True)
-    assert any("Service:app" in str(m) for m in response.context["messages"])
+    assert any("Deployment:app" in str(m) for m in response.context["messages"])
     assert Entity.objects.count() == 2
-    both = list(Entity.objects.values_list("pk", flat=True))
-    response = staff.post(changelist, {"action": "delete_selected", "_selected_action": both, "post": "yes"})
-    assert response.status_code == 302
+    for selected in (app.pk, db.pk):  # the dependent first, then what it required
+        response = staff.post(changelist, {"action": "delete_selected", "_selected_action": [selected], "post": "yes"})
+        assert response.status_code == 302
     assert not Entity.objects.exists()
     assert sorted(e.identifier for e in admin_events()) == ["app", "db"]
 

@@ -4,12 +4,11 @@
 that conflict with the lock change (catalog/services/deployments.py). So every report either commits
 before the lock does, or is refused with 423 and audited; none is recorded after the lock's commit.
 
-"Before the lock's commit" is read from PostgreSQL's own commit order, through the audit log: every
-audited transaction takes the hash chain's advisory lock (audit/services.py, CHAIN_LOCK) at its first
-event and keeps it until it commits, so audit event ids grow in commit order. A deployment whose
-`catalog.entity.created` event id is below the lock change's event id committed before the lock; one above
-it would be a deployment recorded after the lock. The intact hash chain at the end shows the chain really
-was written one transaction at a time.
+"Before the lock's commit" is read from the audit log: a report and the lock change hold conflicting row
+locks while they write their audit events, so whichever takes the rows second inserts its event (and draws
+its id) after the first committed. A deployment whose `catalog.entity.created` event id is below the lock
+change's event id committed before the lock; one above it would be a deployment recorded after the lock.
+The intact hash chain at the end shows every event was sealed once, in a chain without gaps.
 """
 import threading
 import time
@@ -20,7 +19,7 @@ from rest_framework.test import APIClient
 
 from audit import choices as audit_choices
 from audit.models import AuditEvent
-from audit.services import audit_chain_verify
+from audit.chain import audit_chain_verify, audit_seal
 from catalog.models import Entity
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
@@ -169,7 +168,8 @@ def check_race(results, state, *, scope, reason, seeded):
     assert len(refusals) == len(refused)
     assert sorted(e.diff["after"]["version"] for e in refusals) == sorted(body["version"] for body, _ in refused)
     assert all(e.id > lock_id and e.status == "FAILURE" and e.context["lock"]["scope"] == scope for e in refusals)
-    assert audit_chain_verify() is None
+    audit_seal(wait=True)
+    assert audit_chain_verify().fault is None
 
     return [body for body, json in sorted(recorded, key=lambda pair: created[pair[1]["deployment"]["identifier"]])]
 

@@ -154,6 +154,23 @@ def test_delete_with_dependents(admin_api, catalog):
     assert ("catalog.entity.updated", "svc") in verbs
 
 
+def test_delete_clears_optional_relations_without_delete_dependents(admin_api, catalog):
+    """Port: delete_dependents is for required relations; an optional relation to a deleted entity is cleared
+    (issue 13: before, any relation pointing at the entity refused the delete with 409)."""
+    post(admin_api, "Domain", {"identifier": "Orders"})
+    post(admin_api, "System", {"identifier": "Cart", "relations": {"domain": "Orders"}})
+    post(admin_api, "Service", {"identifier": "svc", "relations": {"system": "Cart"}})
+
+    response = admin_api.delete("/v1/blueprints/System/entities/Cart")
+
+    assert response.status_code == 200, response.json()
+    assert not Entity.objects.filter(identifier="Cart").exists()
+    assert admin_api.get("/v1/blueprints/Service/entities/svc").json()["entity"]["relations"]["system"] is None
+    cleared = AuditEvent.objects.get(verb="catalog.entity.updated", identifier="svc")
+    assert cleared.diff["before"]["relations"]["system"] == "Cart" and cleared.diff["after"]["relations"]["system"] is None
+    assert AuditEvent.objects.filter(verb="catalog.entity.deleted", identifier="Cart").count() == 1
+
+
 def test_bulk_delete(admin_api, catalog):
     for name in ("a", "b", "c"):
         post(admin_api, "Service", {"identifier": name})

@@ -276,4 +276,6 @@ def test_unregister_refusal_comes_before_dependents_are_named(admin_api, catalog
     assert response.status_code == 403, response.json()
     assert response.json()["error"] == "forbidden" and "orphan" not in response.json()["message"]
     assert "dependents" not in response.json()
-    assert admin_api.delete("/v1/blueprints/Domain/entities/shop").status_code == 409  # who may delete learns why not
+    # Who may delete does; the optional relation to it is cleared (only a required one would block).
+    assert admin_api.delete("/v1/blueprints/Domain/entities/shop").status_code == 200
+    assert admin_api.get("/v1/blueprints/Service/entities/orphan").json()["entity"]["relations"]["domain"] is None

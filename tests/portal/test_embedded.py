@@ -491,3 +491,29 @@ def test_start_failure_raises_with_log_tail(home):
         embedded.ensure_embedded_services()
     assert "portal_bogus_setting_xyz" in str(excinfo.value)
     assert _pids() == (None, None)  # nothing half-started left behind
+
+
+@servers
+def test_the_audit_log_walls_stand_on_the_embedded_postgres(home):
+    """migrate (audit only: fast) as the embedded superuser creates the app's role and the append-only triggers;
+    the portal then connects as that role."""
+    url = embedded.ensure_embedded_services()["DATABASE_URL"]
+    migrate = subprocess.run([sys.executable, "manage.py", "migrate", "audit", "-v0"], cwd=PROJECT_ROOT,
+                             env=_child_env(), capture_output=True, text=True, timeout=300)
+    assert migrate.returncode == 0, migrate.stderr
+    app = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c",
+         "from django.db import connection\n"
+         "cursor = connection.cursor()\n"
+         "cursor.execute('SELECT current_user')\n"
+         "print(cursor.fetchone()[0])\n"
+         "try:\n"
+         "    cursor.execute('DELETE FROM audit_auditevent')\n"
+         "except Exception as exc:\n"
+         "    print(exc)\n"],
+        cwd=PROJECT_ROOT, env=_child_env(), capture_output=True, text=True, timeout=120)
+    assert app.returncode == 0, app.stderr
+    assert app.stdout.splitlines() == ["portal_app", "permission denied for table audit_auditevent"]
+    # The owner (the embedded superuser) is refused by the trigger.
+    with pytest.raises(Exception, match="the audit log is append-only: UPDATE on audit_auditevent refused"):
+        _query(url, "UPDATE audit_auditevent SET message = 'rewritten'")

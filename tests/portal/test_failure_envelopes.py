@@ -57,6 +57,8 @@ def path_samples(world, route):
         "email": world["admin"].email,
         "service": world["component"],
         "environment": "production",
+        "kind": "service",
+        "event_id": "resync-1",
     }
     missing = [name for name in PARAM.findall(route) if name not in samples]
     assert not missing, f"add a sample value for {missing} (route {route})"

@@ -19,7 +19,7 @@ CLOSED = {
     "PATCH /v1/blueprints/{identifier}/permissions", "POST /v1/teams", "PUT /v1/teams/{name}", "PATCH /v1/teams/{name}",
     "PATCH /v1/users/{email}", "POST /v1/actions", "PUT /v1/actions/{identifier}",
     "PATCH /v1/actions/{identifier}/permissions", "POST /v1/actions/{identifier}/runs", "PATCH /v1/actions/runs/{run_id}",
-    "POST /v1/deployments",
+    "POST /v1/deployments", "POST /v1/blueprints/entities/datasource-entities",
 }
 # A body each closed route takes (with the seeded catalog), to which the tests add an unknown key.
 CLOSED_BODIES = {

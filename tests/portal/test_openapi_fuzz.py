@@ -44,6 +44,9 @@ POSITIVE_422 = {
     "GET /v1/audit-log": "`next` must be a cursor this API returned; from/to real instants, from before to",
     "GET /v1/deployments": "from/to must be real instants between 1970 and 2999, from before to",
     "GET /v1/dora": "as GET /v1/deployments, and the period at most two years",
+    "POST /v1/blueprints/entities/datasource-entities": "`from` must be a cursor this API returned, `before` an instant",
+    "POST /v1/integration": "an Ocean registration's fields are checked by integration_create; its body is not yet "
+                            "described field by field",
 }
 
 

@@ -121,8 +121,8 @@ def test_api_and_pages_keep_working_while_redis_is_down(redis_down, client):
     api.raise_request_exception = False
     assert api.get("/v1/blueprints").status_code == 200
 
-    # the run is committed before its dispatch task is queued: the request succeeds, the redispatch sweep
-    # sends the run once the broker is back (failing the request would invite a duplicate run)
+    # the run and its outbox row are committed together: the request succeeds, and the outbox sweep
+    # dispatches the run once the broker is back (failing the request would invite a duplicate run)
     response = api.post("/v1/actions/create_dev_env/runs", {"properties": {"branch": "main"}}, format="json")
     assert response.status_code == 202, response.content
     run = Run.objects.get(pk=response.json()["run"]["id"])

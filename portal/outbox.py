@@ -1,0 +1,161 @@
+"""The transactional outbox: work that must happen after a commit, never lost, never run twice.
+
+`outbox_enqueue(task, args, countdown)` writes an OutboxMessage in the caller's transaction, so the work exists
+exactly when the change that calls for it does. After commit the message is published to Celery, fail-fast: a
+broker that is down is logged, not raised (the request that committed still succeeds, and its message stays
+pending). The worker's `outbox_deliver` claims the message (SELECT … FOR UPDATE SKIP LOCKED, a lease of
+OUTBOX_LEASE_SECONDS), runs the task's function and marks it done; the claim is the guard against a message
+delivered twice (published again by the sweep, redelivered by the broker). Beat's `outbox_sweep` publishes again
+what is due and was never published, lost by the broker (Redis flushed or restarted without persistence) or held
+by a worker that died (its lease expired); a failing task is retried with backoff up to OUTBOX_MAX_ATTEMPTS
+claims, then marked failed with its error. Done messages are purged after OUTBOX_KEEP_DONE_DAYS.
+
+What a task sends outside may still go twice when a worker dies mid-send; receivers de-duplicate on what the
+task sends (a run's runId), see README.
+"""
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from portal.models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+SWEEP_LIMIT = 500
+BACKOFF_CAP_SECONDS = 300
+BROKER_DOWN_SECONDS = 5.0
+_broker_down_until = {}  # broker URL → time.monotonic() before which this process does not try it again
+
+
+def outbox_enqueue(task, args=(), *, countdown=0) -> OutboxMessage:
+    """Queue `task(*args)` to run after the caller's transaction commits (at once outside one), not before
+    `countdown` seconds from now. `task` is a Celery task; args must be JSON."""
+    message = OutboxMessage.objects.create(task=task.name, args=list(args),
+                                           not_before=timezone.now() + timedelta(seconds=max(0.0, float(countdown))))
+    transaction.on_commit(lambda: outbox_publish(message))
+    return message
+
+
+def outbox_publish(message) -> bool:
+    """Hand `message` to the broker now, failing fast: a broker error is logged and the message stays pending
+    for the sweep. After a failure this process does not try that broker again for BROKER_DOWN_SECONDS, so a
+    transaction that queued many messages waits for one connect timeout, not one each. True when the broker
+    took it."""
+    from portal.celery import app
+    from portal.tasks import outbox_deliver_task
+
+    broker = app.conf.broker_write_url or app.conf.broker_url
+    if time.monotonic() < _broker_down_until.get(broker, 0.0):
+        return False
+    countdown = max(0.0, (message.not_before - timezone.now()).total_seconds())
+    options = {"max_retries": 0, "socket_connect_timeout": settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS,
+               "socket_timeout": settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS}
+    try:
+        with app.connection_for_write(transport_options=options,
+                                      connect_timeout=settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS) as connection:
+            outbox_deliver_task.apply_async((message.id,), countdown=countdown, connection=connection, retry=False)
+    except Exception as exc:  # the broker is down or unreachable: the sweep publishes it once it is back
+        _broker_down_until[broker] = time.monotonic() + BROKER_DOWN_SECONDS
+        logger.warning("outbox message %s (%s) not published, it stays pending: %s", message.id, message.task, exc)
+        return False
+    now = timezone.now()
+    OutboxMessage.objects.filter(pk=message.pk).update(published_at=now)
+    # A republished message whose worker died: free it, so the next sweep does not publish it again.
+    OutboxMessage.objects.filter(pk=message.pk, lease_until__lt=now).update(lease_until=None)
+    return True
+
+
+def outbox_claim(*, message_id, due=True) -> OutboxMessage | None:
+    """Take `message_id` for OUTBOX_LEASE_SECONDS: pending, due (unless `due` is False), and not held by a live
+    claim. Of two claimers one wins; a message done, failed or held by a live lease is not claimed."""
+    now = timezone.now()
+    claimable = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    if due:
+        claimable &= Q(not_before__lte=now + timedelta(seconds=1))  # the broker's countdown may end a hair early
+    with transaction.atomic():
+        message = OutboxMessage.objects.select_for_update(skip_locked=True).filter(_pending(), claimable,
+                                                                                   pk=message_id).first()
+        if message is None:
+            return None
+        message.attempts += 1
+        message.lease_until = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+        message.save(update_fields=["attempts", "lease_until"])
+        return message
+
+
+def outbox_deliver(*, message_id) -> bool:
+    """The worker's half: claim the message, run its task's function here, mark it done (or schedule its retry).
+    False when the message was not claimable (done, failed, held, or not due)."""
+    from portal.celery import app
+
+    # Celery's eager mode (CELERY_TASK_ALWAYS_EAGER, tests) runs a task at once, its countdown ignored: so does this.
+    message = outbox_claim(message_id=message_id, due=not app.conf.task_always_eager)
+    if message is None:
+        logger.info("outbox message %s: not claimable (done, failed, held by another worker or not due)", message_id)
+        return False
+    try:
+        app.tasks[message.task](*message.args)
+    except Exception as exc:
+        outbox_failed(message=message, error=exc)
+        return True
+    OutboxMessage.objects.filter(pk=message.pk).update(done_at=timezone.now(), lease_until=None)
+    return True
+
+
+def outbox_failed(*, message, error) -> None:
+    """A claim whose task raised: retried after a backoff while claims remain, else failed for good (logged)."""
+    text = f"{type(error).__name__}: {error}"[:2000]
+    now = timezone.now()
+    if message.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+        OutboxMessage.objects.filter(pk=message.pk).update(failed_at=now, lease_until=None, last_error=text)
+        logger.error("outbox message %s (%s%r) failed after %d attempts: %s", message.id, message.task,
+                     tuple(message.args), message.attempts, text)
+        return
+    not_before = now + timedelta(seconds=outbox_backoff_seconds(message.attempts))
+    OutboxMessage.objects.filter(pk=message.pk).update(not_before=not_before, lease_until=None, published_at=None,
+                                                       last_error=text)
+    logger.warning("outbox message %s (%s) attempt %d failed, again at %s: %s", message.id, message.task,
+                   message.attempts, not_before.isoformat(), text)
+
+
+def outbox_backoff_seconds(attempts: int) -> float:
+    """Seconds before the claim after `attempts` failed ones: 2, 4, 8 … capped at BACKOFF_CAP_SECONDS."""
+    return float(min(2 ** attempts, BACKOFF_CAP_SECONDS))
+
+
+def outbox_sweep() -> int:
+    """Beat: publish again every due message that was never published, was published but not claimed within
+    OUTBOX_REPUBLISH_SECONDS of being due (the broker lost it), or whose worker's lease expired. A message whose
+    lease expired on its last allowed claim is failed instead. Returns how many were published."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.OUTBOX_REPUBLISH_SECONDS)
+    unclaimed = Q(lease_until__isnull=True) & (Q(published_at__isnull=True) |
+                                               Q(published_at__lt=stale, not_before__lt=stale))
+    expired = Q(lease_until__lt=now)
+    due = list(OutboxMessage.objects.filter(_pending(), unclaimed | expired, not_before__lte=now)
+               .order_by("not_before")[:SWEEP_LIMIT])
+    published = 0
+    for message in due:
+        if message.lease_until is not None and message.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+            outbox_failed(message=message, error=TimeoutError(
+                f"the worker's lease expired on attempt {message.attempts}, the last allowed"))
+            continue
+        if not outbox_publish(message):
+            break  # the broker is down: the rest waits for the next sweep
+        published += 1
+    return published
+
+
+def outbox_purge() -> int:
+    """Delete messages done more than OUTBOX_KEEP_DONE_DAYS ago; failed ones stay for the admin to see."""
+    cutoff = timezone.now() - timedelta(days=settings.OUTBOX_KEEP_DONE_DAYS)
+    deleted, _ = OutboxMessage.objects.filter(done_at__lt=cutoff).delete()
+    return deleted
+
+
+def _pending():
+    return Q(done_at__isnull=True, failed_at__isnull=True)

@@ -1,0 +1,197 @@
+"""The transactional outbox (portal/outbox.py): rows in the caller's transaction, an exclusive claim, backoff,
+the sweep, the purge, and its read-only admin page."""
+import threading
+from datetime import timedelta
+
+import pytest
+from celery import shared_task
+from django.db import connection, transaction
+from django.utils import timezone
+
+import portal.celery
+import portal.outbox
+from portal.models import OutboxMessage
+from portal.outbox import (outbox_backoff_seconds, outbox_claim, outbox_deliver, outbox_enqueue, outbox_publish,
+                           outbox_purge, outbox_sweep)
+from tests.conftest import make_user
+from tests.portal.processes import free_port
+
+CALLS = []
+
+
+@shared_task(name="tests.outbox_record")
+def record_task(*args):
+    CALLS.append(list(args))
+
+
+@shared_task(name="tests.outbox_fail")
+def fail_task(reason):
+    raise RuntimeError(reason)
+
+
+@pytest.fixture(autouse=True)
+def calls():
+    CALLS.clear()
+    yield CALLS
+    CALLS.clear()
+
+
+@pytest.fixture
+def dead_broker(settings):
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    return settings.CELERY_BROKER_URL
+
+
+def pending():
+    return OutboxMessage.objects.filter(done_at__isnull=True, failed_at__isnull=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_row_is_written_in_the_callers_transaction_and_rolled_back_with_it(dead_broker):
+    with transaction.atomic():
+        message = outbox_enqueue(record_task, ["kept"], countdown=30)
+        with pytest.raises(ZeroDivisionError), transaction.atomic():
+            outbox_enqueue(record_task, ["rolled back"])
+            1 / 0
+        assert OutboxMessage.objects.filter(pk=message.pk).exists()  # visible inside, before commit
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        outbox_enqueue(record_task, ["rolled back too"])
+        1 / 0
+    assert [m.args for m in OutboxMessage.objects.all()] == [["kept"]]
+    message.refresh_from_db()
+    assert message.task == "tests.outbox_record" and message.attempts == 0 and message.published_at is None
+    assert timedelta(seconds=25) < message.not_before - message.created_at <= timedelta(seconds=31)
+
+
+def test_after_commit_it_is_published_and_run_once(db, settings, django_capture_on_commit_callbacks):
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the broker's delivery, in this process
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        message = outbox_enqueue(record_task, ["a", 1])
+    assert CALLS == []  # nothing before the commit
+    for callback in callbacks:
+        callback()
+    message.refresh_from_db()
+    assert CALLS == [["a", 1]] and message.done_at is not None and message.attempts == 1
+    assert outbox_deliver(message_id=message.pk) is False  # delivered again: the claim refuses, nothing runs
+    assert CALLS == [["a", 1]]
+
+
+def test_a_broker_down_is_logged_not_raised_and_the_sweep_publishes_later(db, settings, dead_broker, caplog,
+                                                                          monkeypatch):
+    message, second = outbox_enqueue(record_task, ["later"]), outbox_enqueue(record_task, ["later too"])
+    assert outbox_publish(message) is False
+    message.refresh_from_db()
+    assert message.published_at is None and "not published, it stays pending" in caplog.text
+    connects = []
+    monkeypatch.setattr(portal.celery.app, "connection_for_write", lambda **options: connects.append(options))
+    assert outbox_publish(second) is False and connects == []  # the broker just failed: not tried again at once
+    monkeypatch.undo()
+    monkeypatch.setitem(portal.outbox._broker_down_until, dead_broker, 0.0)  # … until BROKER_DOWN_SECONDS passed
+    assert outbox_sweep() == 0  # still down
+    settings.CELERY_BROKER_URL = settings.REDIS_URL.replace("unix://", "redis+socket://")  # the broker is back
+    assert outbox_sweep() == 2
+    message.refresh_from_db()
+    assert message.published_at is not None and message.done_at is None
+    assert outbox_sweep() == 0  # published and not yet due for re-publishing
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_two_concurrent_claimers_one_wins(dead_broker):
+    message = outbox_enqueue(record_task, ["once"])
+    barrier = threading.Barrier(2)
+    claims = []
+
+    def claimer():
+        try:
+            barrier.wait()
+            with transaction.atomic():
+                claims.append(outbox_claim(message_id=message.pk))
+                barrier.wait()  # both hold their transaction at once
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claimer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claim is not None for claim in claims) == [False, True]
+    message.refresh_from_db()
+    assert message.attempts == 1 and message.lease_until > timezone.now()
+    assert outbox_deliver(message_id=message.pk) is False and CALLS == []  # held by the live lease
+
+
+def test_a_failing_task_backs_off_then_fails_with_its_error(db, settings, dead_broker, caplog):
+    settings.OUTBOX_MAX_ATTEMPTS = 3
+    message = outbox_enqueue(fail_task, ["receiver down"])
+    for attempt in (1, 2):
+        assert outbox_deliver(message_id=message.pk) is True
+        message.refresh_from_db()
+        assert message.attempts == attempt and message.lease_until is None and message.failed_at is None
+        assert message.last_error == "RuntimeError: receiver down"
+        assert message.not_before > timezone.now() + timedelta(seconds=outbox_backoff_seconds(attempt) - 2)
+        assert outbox_deliver(message_id=message.pk) is False  # not due before its backoff
+        OutboxMessage.objects.filter(pk=message.pk).update(not_before=timezone.now())
+    assert outbox_deliver(message_id=message.pk) is True
+    message.refresh_from_db()
+    assert message.attempts == 3 and message.failed_at is not None and message.done_at is None
+    assert "failed after 3 attempts: RuntimeError: receiver down" in caplog.text
+    assert outbox_deliver(message_id=message.pk) is False
+    assert [outbox_backoff_seconds(n) for n in (1, 2, 3, 8, 9, 20)] == [2, 4, 8, 256, 300, 300]
+
+
+def test_the_sweep_takes_back_a_dead_workers_message_and_fails_it_on_its_last_attempt(db, settings, dead_broker):
+    settings.OUTBOX_MAX_ATTEMPTS = 2
+    message = outbox_enqueue(record_task, ["x"])
+    assert outbox_claim(message_id=message.pk) is not None  # … and the worker dies
+    live = outbox_enqueue(record_task, ["held"])
+    outbox_claim(message_id=live.pk)
+    OutboxMessage.objects.filter(pk=message.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert outbox_deliver(message_id=message.pk) is True and CALLS == [["x"]]  # an expired lease is claimable
+    message.refresh_from_db()
+    assert message.attempts == 2 and message.done_at is not None
+
+    last = outbox_enqueue(record_task, ["y"])
+    outbox_claim(message_id=last.pk)
+    outbox_claim(message_id=last.pk)
+    OutboxMessage.objects.filter(pk=last.pk).update(attempts=2, lease_until=timezone.now() - timedelta(seconds=1))
+    assert outbox_sweep() == 0  # the dead broker is not reached: the last attempt's expiry fails it first
+    last.refresh_from_db()
+    assert last.failed_at is not None and "lease expired on attempt 2" in last.last_error
+    live.refresh_from_db()
+    assert live.failed_at is None and live.lease_until > timezone.now()
+
+
+def test_done_messages_are_purged_after_seven_days(db, dead_broker):
+    old, recent, failed, waiting = (outbox_enqueue(record_task, [n]) for n in range(4))
+    now = timezone.now()
+    OutboxMessage.objects.filter(pk=old.pk).update(done_at=now - timedelta(days=7, minutes=1))
+    OutboxMessage.objects.filter(pk=recent.pk).update(done_at=now - timedelta(days=6))
+    OutboxMessage.objects.filter(pk=failed.pk).update(failed_at=now - timedelta(days=30))
+    assert outbox_purge() == 1
+    assert sorted(OutboxMessage.objects.values_list("pk", flat=True)) == sorted([recent.pk, failed.pk, waiting.pk])
+
+
+def test_the_admin_lists_messages_read_only(db, client, dead_broker):
+    message = outbox_enqueue(record_task, ["shown"])
+    client.force_login(make_user("root@example.com", admin=True))
+    listing = client.get("/admin/portal/outboxmessage/")
+    assert listing.status_code == 200 and "tests.outbox_record" in listing.content.decode()
+    detail = client.get(f"/admin/portal/outboxmessage/{message.pk}/change/")
+    assert detail.status_code == 200 and b'name="_save"' not in detail.content  # view only
+    assert client.get("/admin/portal/outboxmessage/add/").status_code == 403
+    assert client.post(f"/admin/portal/outboxmessage/{message.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.post(f"/admin/portal/outboxmessage/{message.pk}/change/", {"task": "x"}).status_code == 403
+    assert pending().filter(pk=message.pk, task="tests.outbox_record").exists()
+
+
+def test_beat_sweeps_every_five_seconds_and_purges_hourly(settings):
+    from portal.celery import app
+
+    schedule = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert schedule["portal.outbox_sweep"] == 5.0 and schedule["portal.outbox_purge"] == 3600.0
+    assert schedule["actions.tasks.run_delivery_leases_task"] == 5.0
+    assert "actions.tasks.run_redispatch_task" not in schedule  # the outbox re-delivers what was never dispatched
+    app.loader.import_default_modules()
+    assert {"portal.outbox_deliver", "portal.outbox_sweep", "portal.outbox_purge",
+            "actions.tasks.run_delivery_leases_task"} <= set(app.tasks)
