@@ -4,7 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: install chromium ocean-venv demo test bench stop clean
+.PHONY: install chromium ocean-venv demo test bench fuzz stop clean
+FUZZ_EXAMPLES ?= 100
+FUZZ_SEED ?= 20261204
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(VENV)/.installed: pyproject.toml
@@ -30,6 +32,10 @@ demo: install
 
 test: install chromium ocean-venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The schemathesis run of `make test` (tests/portal/test_openapi_fuzz.py) with many more examples per operation.
+fuzz: install
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) $(PY) -m pytest -q tests/portal/test_openapi_fuzz.py $(PYTEST_ARGS)
 
 bench: install
 	$(PY) tests/benchmarks/run.py $(BENCH_ARGS)

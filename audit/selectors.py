@@ -54,7 +54,7 @@ def audit_filters_parse(params):
     for raw in params.getlist("resources") + params.getlist("resources[]"):
         resources += [part.strip().lower() for part in raw.split(",") if part.strip()]
     for resource in resources:
-        if not resource.replace("_", "").isalpha():
+        if not (resource.isascii() and resource.replace("_", "").isalpha()):
             raise ValidationFailed(f"resources: unknown resource type {resource!r} (one of {list(PORT_RESOURCES)})")
     limit_raw = one("limit")
     limit = DEFAULT_LIMIT

@@ -120,8 +120,9 @@ _validators = {}
 
 
 def properties_validator(blueprint):
-    """Compiled once per (blueprint, version); a definition change bumps the version."""
-    key = (blueprint.pk, blueprint.version)
+    """Compiled once per (blueprint, version, updated_at): a definition change bumps the version, and a row
+    written around the service (a fixture, a restored backup) still changes updated_at."""
+    key = (blueprint.pk, blueprint.version, blueprint.updated_at)
     validator = _validators.get(key)
     if validator is None:
         if len(_validators) > 1024:

@@ -26,7 +26,7 @@ class ActionListView(ApiView):
         queryset = Action.objects.order_by("identifier")
         for param, (field, allowed) in FILTERS.items():
             value = request.query_params.get(param)
-            if value is None:
+            if not value:  # an empty value is no filter, as on every other route
                 continue
             if allowed is not None and value not in allowed:
                 raise ValidationFailed(f"{param}: must be one of {list(allowed)}, got {value!r}")

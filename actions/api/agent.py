@@ -39,11 +39,9 @@ class RunsClaimView(AgentView):
         from actions.services.agent import agent_runs_claim
 
         body = self.body()
-        method = body.get("invocationMethod")
-        if method not in (None, "WEBHOOK"):
-            return ok(runs=[])  # only WEBHOOK runs are pulled by agents here
         claimed = agent_runs_claim(actor=self.actor(), installation_id=body.get("installationId"),
-                                   limit=body.get("limit"), visibility_timeout_ms=body.get("visibilityTimeoutMs"))
+                                   limit=body.get("limit"), visibility_timeout_ms=body.get("visibilityTimeoutMs"),
+                                   invocation_method=body.get("invocationMethod"))
         runs = [run for run, _ in claimed]
         return ok(runs=[{**document, "payload": payload}
                         for document, (_, payload) in zip(_runs_json(runs), claimed)])
@@ -86,6 +84,7 @@ class WorkflowRunsClaimView(AgentView):
     poll this route and back off when it is missing."""
 
     def post(self, request):
+        self.body()  # a JSON object, as on every route that takes one
         return ok(nodeRuns=[])
 
 

@@ -92,8 +92,9 @@ def _template_contexts(runs, secrets) -> dict:
 
 
 @transaction.atomic
-def agent_runs_claim(*, actor, installation_id, limit=None, visibility_timeout_ms=None) -> list:
-    """Claim up to `limit` pending agent runs for `installation_id`: [(run, payload)], oldest first.
+def agent_runs_claim(*, actor, installation_id, limit=None, visibility_timeout_ms=None, invocation_method=None) -> list:
+    """Claim up to `limit` pending agent runs for `installation_id`: [(run, payload)], oldest first. Agents pull
+    only WEBHOOK runs here: a claim for another invocation method gets none, once its fields are checked.
 
     `SELECT ... FOR UPDATE SKIP LOCKED`: two agents claiming at once lock disjoint rows, and a run one of
     them claimed is invisible to the other until its claim expires unacked. The payload is rendered now,
@@ -109,6 +110,10 @@ def agent_runs_claim(*, actor, installation_id, limit=None, visibility_timeout_m
     limit = _int_field(limit, "limit", DEFAULT_CLAIM_LIMIT, 1, MAX_CLAIM_LIMIT)
     visibility_ms = _int_field(visibility_timeout_ms, "visibilityTimeoutMs", DEFAULT_VISIBILITY_MS,
                                MIN_VISIBILITY_MS, MAX_VISIBILITY_MS)
+    if invocation_method is not None and not isinstance(invocation_method, str):
+        raise ValidationFailed("invocationMethod: must be a string")
+    if invocation_method not in (None, "WEBHOOK"):
+        return []
     now = timezone.now()
     runs = list(
         agent_runs()

@@ -14,6 +14,7 @@ by any member of that team); a requester without teams has no team quota. `liveE
 plus the user's CREATE runs of this action still waiting or in progress without a result entity yet.
 """
 import hashlib
+import math
 from datetime import timedelta
 
 from django.db import connection
@@ -53,11 +54,13 @@ def _window_check(action, runs, limit, period, who):
     if len(created) < limit:
         return
     frees_at = created[0] + window
-    raise QuotaExceeded(
+    refusal = QuotaExceeded(
         f"quota.{who}: action {action.identifier!r} allows at most {limit} run{'s' if limit != 1 else ''} "
         f"{'per user' if who == 'perUser' else 'per team'} per {period}; the next frees up at {instant_text(frees_at)}.",
         details={"limit": limit, "period": period, "freesUpAt": instant_text(frees_at)},
     )
+    refusal.retry_after_seconds = max(1, math.ceil((frees_at - timezone.now()).total_seconds()))  # Retry-After
+    raise refusal
 
 
 def live_entities_of(action, user) -> tuple[int, int]:

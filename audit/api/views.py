@@ -29,6 +29,8 @@ def audit_event_json(event):
 
 
 class AuditLogView(ApiView):
+    repeatable_query = ("resources", "resources[]")
+
     def get(self, request):
         filters = audit_filters_parse(request.query_params)
         events, next_cursor = audit_events_list(request.user, filters)

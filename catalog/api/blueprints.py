@@ -35,8 +35,8 @@ class BlueprintDetailView(ApiView):
     def delete(self, request, identifier):
         blueprint = blueprint_get(identifier)
         require(is_admin(request.user), "Only admins may delete blueprints.")
-        blueprint_delete(actor=self.actor(), blueprint=blueprint,
-                         delete_entities=query_bool(request, "delete_entities") or query_bool(request, "delete_dependents"))
+        delete_entities, delete_dependents = query_bool(request, "delete_entities"), query_bool(request, "delete_dependents")
+        blueprint_delete(actor=self.actor(), blueprint=blueprint, delete_entities=delete_entities or delete_dependents)
         return ok()
 
 

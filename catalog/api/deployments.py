@@ -9,6 +9,7 @@ from catalog.selectors import deployments as selectors
 from catalog.selectors.entities import entities_json
 from catalog.services import deployments as recording
 from portal.api.base import ApiView, ok, query_int
+from portal.api.openapi import ERROR, ERROR_SCHEMA
 from portal.errors import Forbidden
 
 LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 1000
@@ -24,15 +25,12 @@ def _envelope(properties, required=()):
             "properties": {"ok": {"type": "boolean", "enum": [True]}, **properties}}
 
 
-ERROR = {"type": "object", "required": ["ok", "error", "message"], "properties": {
-    "ok": {"type": "boolean", "enum": [False]}, "error": STRING,
-    "message": {"type": "string", "description": "Starts with the parameter or field at fault, e.g. `from: ...`."}}}
 LOCK = {"type": "object", "required": ["scope", "reason", "by", "at"], "properties": {
     "scope": {"type": "string", "enum": ["environment", "service"],
               "description": "What refused: the environment (wins when both are locked) or the running service."},
     "reason": NULLABLE_STRING, "by": NULLABLE_STRING, "at": DATE_TIME}}
 LOCKED = {"type": "object", "required": ["ok", "error", "message", "lock"], "properties": {
-    **ERROR["properties"], "error": {"type": "string", "enum": ["locked"]}, "lock": LOCK}}
+    **ERROR_SCHEMA["properties"], "error": {"type": "string", "enum": ["locked"]}, "lock": LOCK}}
 ENTITY = {"type": "object", "description": "Entity JSON, as GET /v1/blueprints/{blueprint}/entities/{identifier} returns it.",
           "additionalProperties": True}
 ENTITY_LOCK = {"type": "object", "properties": {"locked": {"type": "boolean"}, "reason": NULLABLE_STRING,

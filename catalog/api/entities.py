@@ -23,9 +23,10 @@ def _write_options(request):
 
 
 def _create_mode(request):
-    if not query_bool(request, "upsert"):
+    upsert, merge = query_bool(request, "upsert"), query_bool(request, "merge")  # both checked, used or not
+    if not upsert:
         return service.CREATE
-    return service.UPSERT_MERGE if query_bool(request, "merge") else service.UPSERT
+    return service.UPSERT_MERGE if merge else service.UPSERT
 
 
 def _render_one(request, entity):
@@ -34,7 +35,17 @@ def _render_one(request, entity):
     return entities_json([entity], user=request.user, include=include, exclude=exclude)[0]
 
 
+def _only_entities(body):
+    """The `entities` of a bulk body, which holds nothing else."""
+    unknown = sorted(set(body) - {"entities"})
+    if unknown:
+        raise ValidationFailed(f"{unknown[0]}: is not a field of a bulk request (entities)")
+    return body.get("entities")
+
+
 class EntityListView(ApiView):
+    repeatable_query = ("include", "exclude")
+
     def get(self, request, blueprint):
         bp = blueprint_get(blueprint)
         include, exclude = _paths(request)
@@ -61,7 +72,7 @@ class EntityListView(ApiView):
 class EntityBulkView(ApiView):
     def post(self, request, blueprint):
         bp = blueprint_get(blueprint)
-        items = self.body().get("entities")
+        items = _only_entities(self.body())
         if not isinstance(items, list) or not 1 <= len(items) <= BULK_MAX:
             raise ValidationFailed(f"entities: must be a list of 1 to {BULK_MAX} entities")
         writes = service.entities_write(actor=self.actor(), blueprint=bp, items=items, mode=_create_mode(request),
@@ -74,6 +85,8 @@ class EntityBulkView(ApiView):
 
 
 class EntityDetailView(ApiView):
+    repeatable_query = ("include", "exclude")
+
     def get(self, request, blueprint, identifier):
         include, exclude = _paths(request)
         entity = entity_get_by_identifiers(blueprint, identifier, user=request.user)
@@ -108,7 +121,7 @@ class EntityDetailView(ApiView):
 class EntityBulkDeleteView(ApiView):
     def post(self, request, blueprint):
         bp = blueprint_get(blueprint)
-        identifiers = self.body().get("entities")
+        identifiers = _only_entities(self.body())
         if not isinstance(identifiers, list) or not identifiers or not all(isinstance(i, str) for i in identifiers):
             raise ValidationFailed("entities: must be a non-empty list of entity identifiers")
         if len(identifiers) > 100:

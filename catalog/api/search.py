@@ -25,6 +25,8 @@ class EntitySearchView(ApiView):
     (default 1000, at most 10000) ordered by creation (id). It has no cursor, as in Port; a caller
     that needs every match of a large result pages with `POST /v1/blueprints/{bp}/entities/search`."""
 
+    repeatable_query = ("include", "exclude")
+
     def post(self, request):
         rule_set = self.body()
         limit = query_int(request, "limit", SEARCH_LIMIT_DEFAULT, minimum=1, maximum=SEARCH_LIMIT_MAX)
@@ -41,6 +43,8 @@ class BlueprintEntitySearchView(ApiView):
     is an optional rule set (absent: every entity of the blueprint), `limit` defaults to 200 (at most
     1000), `from` is the `next` cursor of the previous page. Pages are keyset-paginated by id, so
     entities created between two requests never shift or repeat the rows of later pages."""
+
+    repeatable_query = ("include", "exclude")
 
     def post(self, request, blueprint):
         bp = blueprint_get(blueprint)

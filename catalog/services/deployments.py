@@ -84,7 +84,7 @@ def _parse(data, actor):
     commit_time = data.get("commitTime")
     if commit_time is not None:
         commit_time = instant_text(instant_field(commit_time, "commitTime"))
-    status = data.get("status") or "success"
+    status = "success" if data.get("status") is None else data["status"]
     if status not in STATUSES:
         raise ValidationFailed(f"status: must be one of {', '.join(STATUSES)}, got {status!r}")
     return {**data, "commitTime": commit_time, "status": status, "deployedBy": data.get("deployedBy") or actor.label}

@@ -125,6 +125,9 @@ def blueprint_permissions_update(*, actor, blueprint, data):
     blueprint = Blueprint.objects.select_for_update().get(pk=blueprint.pk)
     if not isinstance(data, dict) or not isinstance(data.get("entities", {}), dict):
         raise ValidationFailed("entities: must be an object of permission grants")
+    unknown = sorted(set(data) - {"entities"})
+    if unknown:
+        raise ValidationFailed(f"{unknown[0]}: is not a field of blueprint permissions (entities)")
     entities = data.get("entities", {})
     unknown = set(entities) - set(choices.ENTITY_PERMISSION_VERBS) - {"updateProperties", "updateRelations"}
     if unknown:

@@ -47,10 +47,16 @@ def require(condition, message):
 
 
 class ApiView(APIView):
-    """Base for /v1 views: the actor of API requests is the caller, origin API."""
+    """Base for /v1 views: the actor of API requests is the caller, origin API. A query parameter given twice
+    is refused (which one would count?) unless the view reads it as a list (`repeatable_query`)."""
+
+    repeatable_query = ()
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        for name, values in request.query_params.lists():
+            if len(values) > 1 and name not in self.repeatable_query:
+                raise ValidationFailed(f"{name}: may be given once, got {len(values)} values")
         if request.method in BODY_METHODS:
             request.data  # noqa: B018 -- parse now: a malformed body is refused, even where the route ignores it
 

@@ -15,8 +15,10 @@ class BoundedJSONParser(JSONParser):
         raw = stream.read(settings.API_MAX_BODY_BYTES + 1) if stream else b""
         if len(raw) > settings.API_MAX_BODY_BYTES:
             raise PortalError("Request body exceeds 1 MiB.", code="payload_too_large", status=413)
+        if not raw:
+            return {}  # no body: a route that needs fields names the first one missing
         if not raw.strip():
-            return {}
+            raise ParseError("Malformed JSON: the body is only whitespace.")
         try:
             data = strictjson.loads(raw)
         except RecursionError:

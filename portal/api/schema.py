@@ -37,12 +37,11 @@ class EnvelopeSchema(AutoSchema):
         return (type(self.view).__dict__.get("__doc__") or "").strip()
 
 
-# Port's error envelope, for the 4xx answers a view declares with extend_schema(responses={...}).
-ERROR_ENVELOPE = {"type": "object", "required": ["ok", "error", "message"], "properties": {
-    "ok": {"type": "boolean", "enum": [False]}, "error": {"type": "string"}, "message": {"type": "string"}}}
-
-
 def refusal(description):
+    """Port's error envelope (the shared Error component), for a 4xx answer a view declares with
+    extend_schema(responses={...})."""
     from drf_spectacular.utils import OpenApiResponse
 
-    return OpenApiResponse(ERROR_ENVELOPE, description=description)
+    from portal.api.openapi import ERROR
+
+    return OpenApiResponse(ERROR, description=description)

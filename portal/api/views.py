@@ -9,8 +9,9 @@ from portal.services.api_clients import access_token_issue
 
 
 class AccessTokenInput(serializers.Serializer):
-    clientId = serializers.CharField()
-    clientSecret = serializers.CharField()
+    # Credentials are compared as sent: trimming would turn a control character into a 422 for a blank field.
+    clientId = serializers.CharField(trim_whitespace=False)
+    clientSecret = serializers.CharField(trim_whitespace=False)
 
 
 class AccessTokenView(APIView):

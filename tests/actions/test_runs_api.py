@@ -58,6 +58,7 @@ def test_quota_refusal_envelope(users):
     assert response.status_code == 429
     body = response.json()
     assert body["ok"] is False and body["error"] == "quota_exceeded"
+    assert 86000 < int(response["Retry-After"]) <= 86400  # the first run's slot frees up in a day
     assert body["message"].startswith("quota.perUser: action 'deploy' allows at most 1 run per user per day; the next frees up at ")
 
 
