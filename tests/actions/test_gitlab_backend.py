@@ -16,7 +16,7 @@ from actions.models import Action, Run
 from actions.secrets import secret_set
 from actions.tasks import run_dispatch_task
 from portal.actor import Actor
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 TRIGGER_PATH = "/api/v4/projects/platform/billing/trigger/pipeline"  # as the server decodes %2F
@@ -81,7 +81,7 @@ def drain(queue, limit=20):
 
 @pytest.fixture
 def requester(db):
-    return make_user("dev@example.com")
+    return UserFactory(email="dev@example.com")
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from portal.errors import ValidationFailed
 from portal.datetimes import instant_text
-from tests.actions.test_run_request import actor_of, catalog_setup, grant, make_action
+from tests.factories import ActionFactory
 from tests.outbox import on_publish
+from tests.support.runs import actor_of, grant
 
 pytestmark = pytest.mark.django_db
 TOKEN = "xoxb-notify"
@@ -76,13 +77,8 @@ def deliver(calls):
     return [NOTIFY_TASKS[name](run_id) for name, run_id in calls]
 
 
-@pytest.fixture
-def users(db):
-    return catalog_setup()
-
-
 def waiting_run(users, capture, **fields):
-    action = make_action(required_approval=True, inputs={"branch": {"type": "string"}, "replicas": {"type": "number"}},
+    action = ActionFactory(required_approval=True, inputs={"branch": {"type": "string"}, "replicas": {"type": "number"}},
                          **fields)
     grant("execute", action, users=[users["dev"]])
     grant("approve", action, teams=["managers"])
@@ -92,7 +88,7 @@ def waiting_run(users, capture, **fields):
 
 
 def started_run(users, capture, **fields):
-    action = make_action(**fields)
+    action = ActionFactory(**fields)
     grant("execute", action, users=[users["dev"]])
     with capture(execute=True):
         return run_request(actor=actor_of(users["dev"]), action=action, properties={"branch": "main"},
@@ -150,7 +146,7 @@ def test_nothing_is_queued_while_slack_is_not_configured(users, settings, queued
 
 
 def test_nothing_is_queued_before_commit(users, slack, queued, django_capture_on_commit_callbacks):
-    action = make_action(required_approval=True)
+    action = ActionFactory(required_approval=True)
     grant("execute", action, users=[users["dev"]])
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
@@ -176,7 +172,7 @@ def test_a_run_ending_tells_the_requester_by_direct_message_once(users, slack, q
 
 def test_a_requester_unknown_to_slack_is_named_in_the_default_channel(users, slack, queued,
                                                                       django_capture_on_commit_callbacks):
-    action = make_action()
+    action = ActionFactory()
     grant("execute", action, users=[users["other"]])
     with django_capture_on_commit_callbacks(execute=True):
         run = run_request(actor=actor_of(users["other"]), action=action, properties={}, entity_identifier="portal")
@@ -246,10 +242,10 @@ def environment(db):
     system = Actor.system()
     blueprint_create(actor=system, data={"identifier": "devEnv", "title": "Dev environment",
                                          "schema": {"properties": {"expiresAt": {"type": "string", "format": "timer"}}}})
-    from tests.conftest import make_user
+    from tests.factories import UserFactory
 
-    owner = make_user("dev@example.com")
-    action = make_action("create_env", operation="CREATE", blueprint="devEnv",
+    owner = UserFactory(email="dev@example.com")
+    action = ActionFactory(identifier="create_env", operation="CREATE", blueprint="devEnv",
                          ttl={"property": "expiresAt", "default": "P5D"})
     expires = timezone.now() + timedelta(hours=20)
     entity = entity_write_one(actor=system, blueprint=Blueprint.objects.get(identifier="devEnv"),

@@ -16,7 +16,7 @@ from actions.tasks import run_dispatch_task
 from audit import choices as audit_choices
 from audit.models import AuditEvent
 from portal.actor import Actor
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 TOKEN = "xoxb-test-token"
@@ -34,7 +34,7 @@ def slack(settings, httpserver):
 
 @pytest.fixture
 def requester(db):
-    return make_user("dev@example.com")
+    return UserFactory(email="dev@example.com")
 
 
 def make_run(requester, *, channel="{{ .inputs.channel }}",

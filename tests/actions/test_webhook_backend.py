@@ -23,7 +23,7 @@ from catalog.models import Blueprint
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
-from tests.conftest import make_user
+from tests.factories import UserFactory
 from tests.outbox import published
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +42,7 @@ def webhook_settings(settings):
 
 @pytest.fixture
 def requester(db):
-    user = make_user("dev@example.com")
+    user = UserFactory(email="dev@example.com")
     user.first_name, user.last_name = "Dee", "Veloper"
     user.save()
     return user

@@ -14,7 +14,8 @@ from catalog.services.permissions import blueprint_permissions_update
 from catalog.services.teams import team_create
 from portal.actor import Actor
 from tests.audit.tampering import tamper
-from tests.conftest import api_for, make_user
+from tests.factories import UserFactory
+from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
 
@@ -199,7 +200,7 @@ def test_owned_by_team_read_shows_only_their_teams_entities(admin_user, catalog)
     entity_write_one(actor=admin, blueprint=vault, data={"identifier": "ours", "team": ["alpha"]})
     entity_write_one(actor=admin, blueprint=vault, data={"identifier": "theirs", "team": ["beta"]})
     entity_write_one(actor=admin, blueprint=vault, data={"identifier": "ours", "team": []}, mode=UPSERT)  # given away
-    api = api_for(make_user("alpha@example.com", teams=["alpha"]))
+    api = api_for(UserFactory(email="alpha@example.com", teams=["alpha"]))
     audits = audit_log(api, "?blueprint=Vault&resources=entity")["audits"]
     assert [(a["identifier"], a["action"]) for a in audits] == [("ours", "UPDATE"), ("ours", "CREATE")]
 
