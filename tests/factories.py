@@ -3,7 +3,7 @@ its audit event) create through that service."""
 import factory
 from factory.django import DjangoModelFactory, Password
 
-from actions.models import Action
+from actions.models import Action, Run
 from catalog.models import Team
 from catalog.services.teams import team_create
 from portal.actor import Actor
@@ -69,3 +69,13 @@ class ActionFactory(DjangoModelFactory):
         if self.condition is not None:
             trigger["condition"] = self.condition
         return trigger
+
+
+class RunFactory(DjangoModelFactory):
+    """A run as a backend or page finds it; tests give the status and whatever else they look at."""
+
+    class Meta:
+        model = Run
+
+    id = factory.Sequence(lambda n: f"r_factory{n:04d}")
+    action = factory.SubFactory(ActionFactory)

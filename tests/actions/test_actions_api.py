@@ -10,7 +10,7 @@ from django.urls import reverse
 from actions.models import Action, Run
 from audit import choices as audit_choices
 from audit.models import AuditEvent
-from tests.factories import UserFactory
+from tests.factories import RunFactory, UserFactory
 from tests.support.action_definitions import DAY2, DEV_ENV as DEV_ENV_WITH_TTL, catalog_setup
 from tests.support.api import api_for
 
@@ -100,7 +100,7 @@ def test_delete_is_refused_while_runs_exist(admin_api, world):
     create(admin_api)
     action = Action.objects.get()
     for i in range(2):
-        Run.objects.create(id=f"r_{i}", action=action, status="SUCCESS")
+        RunFactory(id=f"r_{i}", action=action, status="SUCCESS")
     response = admin_api.delete("/v1/actions/spin_up_dev_env")
     assert response.status_code == 409
     assert response.json()["message"].startswith("Action 'spin_up_dev_env' has 2 runs;")
@@ -281,7 +281,7 @@ def test_admin_validates_at_the_field_and_saves_through_the_service(client, admi
     [event] = AuditEvent.objects.filter(verb=audit_choices.ACTION_CREATED, identifier="spin_up_dev_env")
     assert event.origin == "ADMIN" and event.actor == "admin@example.com"
 
-    Run.objects.create(id="r_1", action=action, status="SUCCESS")
+    RunFactory(id="r_1", action=action, status="SUCCESS")
     response = client.post(reverse("admin:actions_action_delete", args=[action.pk]), {"post": "yes"}, follow=True)
     assert Action.objects.filter(pk=action.pk).exists()
     assert "has 1 run;" in " ".join(str(m) for m in response.context["messages"])
@@ -326,7 +326,7 @@ def test_run_json_shape_and_constant_queries_for_lists(world):
                            data={"identifier": "env-1", "title": "Env 1"}).entity
 
     def add_run(i, **fields):
-        run = Run.objects.create(id=f"r_{i}", action=action, blueprint_identifier="Environment", requested_by=dev,
+        run = RunFactory(id=f"r_{i}", action=action, blueprint_identifier="Environment", requested_by=dev,
                                  properties={"branch": "main"}, origin="API", required_approval={"type": "ANY"}, **fields)
         run.approvals.create(approver=boss, decision="APPROVE", description="ok")
         return run

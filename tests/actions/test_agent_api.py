@@ -19,7 +19,7 @@ from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from portal.services.api_clients import access_token_issue, api_client_create
-from tests.factories import UserFactory
+from tests.factories import RunFactory, UserFactory
 from tests.support.agent import ACK, AGENT_HEADERS, CLAIM, ack, agent_action, agent_run, claim
 from tests.support.api import api_for
 
@@ -86,7 +86,7 @@ def test_claim_takes_only_pending_agent_runs_oldest_first_up_to_the_limit(admin_
     Run.objects.filter(pk=ended.pk).update(status=RunStatus.FAILURE)
     pushed = Action.objects.create(identifier="pushed", title="Pushed", trigger_type="self-service", operation="DAY-2",
                                    invocation_method={"type": "WEBHOOK", "url": "http://x.example/"})
-    Run.objects.create(id="r_pushed", action=pushed, status=RunStatus.IN_PROGRESS, requested_by=requester,
+    RunFactory(id="r_pushed", action=pushed, status=RunStatus.IN_PROGRESS, requested_by=requester,
                        dispatched_at=timezone.now(), payload={"type": "WEBHOOK"})
 
     first = claim(admin_api, limit=2).json()["runs"]

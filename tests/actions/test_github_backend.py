@@ -24,7 +24,7 @@ from catalog.models import Blueprint
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
-from tests.factories import UserFactory
+from tests.factories import RunFactory, UserFactory
 from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
@@ -142,7 +142,7 @@ def make_run(requester, *, properties=None, **invocation):
         blueprint_identifier="service",
         trigger={"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": "service"},
         invocation_method={"type": "GITHUB", "org": ORG, "repo": REPO, "workflow": WORKFLOW, **invocation})
-    return Run.objects.create(
+    return RunFactory(
         id=f"r_gh{Run.objects.count():04d}", action=action, blueprint_identifier="service", status=RunStatus.IN_PROGRESS,
         requested_by=requester, origin="UI", properties=properties or {}, started_at=timezone.now(),
         timeout_at=timezone.now() + timedelta(hours=1), entity_identifier="checkout")

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from actions import tasks
 from actions.choices import RunStatus
-from actions.models import Action, NotificationSettings, Run
+from actions.models import Action, NotificationSettings
 from actions.notifications import notification_settings_update, notify_termination_failed, notify_ttl_warning
 from actions.services.actions import action_create
 from actions.services.approvals import approval_decide
@@ -23,7 +23,7 @@ from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from portal.errors import ValidationFailed
 from portal.datetimes import instant_text
-from tests.factories import ActionFactory
+from tests.factories import ActionFactory, RunFactory
 from tests.outbox import on_publish
 from tests.support.runs import actor_of, grant
 
@@ -252,7 +252,7 @@ def environment(db):
                               data={"identifier": "dev-feat/x", "title": "feat x",
                                     "properties": {"expiresAt": expires.isoformat()}})
     entity = Entity.objects.get(identifier="dev-feat/x")
-    Run.objects.create(id="r_create_env", action=action, blueprint_identifier="devEnv", status=RunStatus.SUCCESS,
+    RunFactory(id="r_create_env", action=action, blueprint_identifier="devEnv", status=RunStatus.SUCCESS,
                        requested_by=owner, result_entity=entity)
     assert Timer.objects.filter(entity=entity, property="expiresAt").exists()
     return entity
@@ -287,7 +287,7 @@ def test_ttl_warning_for_a_vanished_entity_sends_nothing(slack, environment):
 def test_failed_teardown_tells_the_owner_and_the_platform_channel(slack, environment):
     notification_settings_update(actor=Actor.system(), values={"platform_channel": "#platform",
                                                                "ttl_warning": False, "run_ended": False})
-    teardown = Run.objects.create(id="r_teardown", action=Action.objects.get(identifier="create_env"),
+    teardown = RunFactory(id="r_teardown", action=Action.objects.get(identifier="create_env"),
                                   blueprint_identifier="devEnv", status=RunStatus.FAILURE,
                                   status_label="terraform destroy failed", terminates_entity=environment)
     assert tasks.termination_failed_notify_task(environment.pk, teardown.id) is True

@@ -14,7 +14,7 @@ from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from portal.actor import Actor
-from tests.factories import UserFactory
+from tests.factories import RunFactory, UserFactory
 from tests.support.environments import dev_environment, ttl_world
 from tests.support.locks import deploy_catalog, lock, running_service
 
@@ -45,7 +45,7 @@ def service(identifier, team):
 
 
 def run_of(world, requester, *, status=RunStatus.SUCCESS, n=0):
-    return Run.objects.create(id=f"r_home{requester.pk}_{n}_{status[:3]}", action=world["actions"]["provision"],
+    return RunFactory(id=f"r_home{requester.pk}_{n}_{status[:3]}", action=world["actions"]["provision"],
                               blueprint_identifier="Service", requested_by=requester, status=status)
 
 

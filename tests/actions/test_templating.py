@@ -12,7 +12,7 @@ from catalog.models import Blueprint
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
-from tests.factories import UserFactory
+from tests.factories import RunFactory, UserFactory
 
 CONTEXT = {"inputs": {"branch": "main", "replicas": 3, "tags": ["a", "b"], "extra": {"x": 1, "y": "two"}, "none": None},
            "secrets": {"TOKEN": "s3cr3t"}}
@@ -96,7 +96,7 @@ def test_run_template_context():
     secret_set(actor=system, name="API_TOKEN", value="t0ken")
     action = Action.objects.create(identifier="deploy", title="Deploy", trigger_type="self-service", operation="DAY-2",
                                    blueprint_identifier="Service", invocation_method={"type": "WEBHOOK", "url": "http://x"})
-    run = Run.objects.create(id="r_ctx", action=action, status=RunStatus.IN_PROGRESS, requested_by=user, origin="UI",
+    run = RunFactory(id="r_ctx", action=action, status=RunStatus.IN_PROGRESS, requested_by=user, origin="UI",
                              properties={"branch": "main"}, entity_id=Blueprint.objects.get().entities.get().pk,
                              entity_identifier="portal", started_at=timezone.now())
     run = Run.objects.select_related("action", "requested_by", "entity__blueprint").get(pk=run.pk)

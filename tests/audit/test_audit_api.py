@@ -14,7 +14,7 @@ from catalog.services.permissions import blueprint_permissions_update
 from catalog.services.teams import team_create
 from portal.actor import Actor
 from tests.audit.tampering import tamper
-from tests.factories import UserFactory
+from tests.factories import RunFactory, UserFactory
 from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
@@ -37,11 +37,11 @@ def catalog(admin_user):
 
 def in_progress_run(run_id):
     """A real run for entity writes to reference (run_id must name an IN_PROGRESS run)."""
-    from actions.models import Action, Run
+    from actions.models import Action
 
     action, _ = Action.objects.get_or_create(identifier="audit_test", defaults={
         "title": "Audit test", "trigger": {"type": "self-service", "operation": "DAY-2"}, "trigger_type": "self-service"})
-    return Run.objects.create(id=run_id, action=action, status="IN_PROGRESS")
+    return RunFactory(id=run_id, action=action, status="IN_PROGRESS")
 
 
 def audit_log(api, query=""):

@@ -8,6 +8,7 @@ from django.utils import timezone
 from actions.choices import RunStatus
 from actions.models import Action, Run
 from actions.tasks import run_dispatch_task
+from tests.factories import RunFactory
 
 CLAIM, ACK = "/v1/actions/runs/claim-pending", "/v1/actions/runs/ack"
 AGENT_HEADERS = {"HTTP_X_PORT_RESERVED_USAGE": "true"}
@@ -30,7 +31,7 @@ def agent_action(identifier="deploy", **invocation):
 
 
 def agent_run(action, requester, *, branch="main", entity=None, dispatch=True, minutes_ago=0):
-    run = Run.objects.create(
+    run = RunFactory(
         id=f"r_{Run.objects.count():04d}", action=action, blueprint_identifier="Service", status=RunStatus.IN_PROGRESS,
         requested_by=requester, origin="API", properties={"branch": branch}, started_at=timezone.now(),
         entity=entity, entity_identifier=entity.identifier if entity else "")

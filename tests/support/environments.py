@@ -5,13 +5,14 @@ from datetime import timedelta
 from django.utils import timezone
 
 from actions.choices import RunStatus
-from actions.models import Action, Run
+from actions.models import Action
 from actions.services.actions import action_create, action_permissions_update
 from catalog.models import Blueprint, Entity
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from portal.datetimes import instant_text
+from tests.factories import RunFactory
 
 SYSTEM = Actor.system()
 
@@ -59,7 +60,7 @@ def dev_environment(owner, identifier, *, expires_in=timedelta(days=5), url="htt
     if created_ago is not None:
         Entity.objects.filter(pk=entity.pk).update(created_at=timezone.now() - created_ago)
         entity.refresh_from_db()
-    Run.objects.create(id=f"r_{identifier}", action=Action.objects.get(identifier="create_dev_env"),
+    RunFactory(id=f"r_{identifier}", action=Action.objects.get(identifier="create_dev_env"),
                        blueprint_identifier="devEnvironment", result_entity=entity, requested_by=owner,
                        status=RunStatus.SUCCESS, properties={"branch": "main"})
     return entity

@@ -4,6 +4,7 @@ from django.utils import timezone
 from actions.choices import RunStatus
 from actions.models import Action, Run
 from actions.tasks import run_dispatch_task
+from tests.factories import RunFactory
 
 
 ENV = {"identifier": "Env", "title": "Environment",
@@ -18,7 +19,7 @@ def make_run(requester, *, mapping=MAPPING, properties, operation="CREATE", blue
         identifier=f"upsert_{Action.objects.count()}", title="Lock", trigger_type="self-service", operation=operation,
         blueprint_identifier="Env", invocation_method={"type": "UPSERT_ENTITY", "blueprintIdentifier": blueprint,
                                                         "mapping": mapping})
-    return Run.objects.create(id=f"r_up{Run.objects.count()}", action=action, blueprint_identifier="Env",
+    return RunFactory(id=f"r_up{Run.objects.count()}", action=action, blueprint_identifier="Env",
                               status=RunStatus.IN_PROGRESS, requested_by=requester, properties=properties,
                               started_at=timezone.now())
 
