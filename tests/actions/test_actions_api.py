@@ -10,9 +10,9 @@ from django.urls import reverse
 from actions.models import Action, Run
 from audit import choices as audit_choices
 from audit.models import AuditEvent
-from tests.actions.test_action_definitions import DAY2, catalog_setup
-from tests.actions.test_action_definitions import DEV_ENV as DEV_ENV_WITH_TTL
-from tests.conftest import api_for, make_user
+from tests.factories import RunFactory, UserFactory
+from tests.support.action_definitions import DAY2, DEV_ENV as DEV_ENV_WITH_TTL, catalog_setup
+from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
 
@@ -100,7 +100,7 @@ def test_delete_is_refused_while_runs_exist(admin_api, world):
     create(admin_api)
     action = Action.objects.get()
     for i in range(2):
-        Run.objects.create(id=f"r_{i}", action=action, status="SUCCESS")
+        RunFactory(id=f"r_{i}", action=action, status="SUCCESS")
     response = admin_api.delete("/v1/actions/spin_up_dev_env")
     assert response.status_code == 409
     assert response.json()["message"].startswith("Action 'spin_up_dev_env' has 2 runs;")
@@ -124,7 +124,7 @@ def test_a_ttl_brings_the_built_in_extend_ttl_action(admin_api, world):
     body = extend.json()["action"]
     assert (body["trigger"]["operation"], body["trigger"]["blueprintIdentifier"]) == ("DAY-2", "Environment")
     assert body["invocationMethod"] == {"type": "EXTEND_TTL"}
-    member = api_for(make_user("member@example.com"))
+    member = api_for(UserFactory(email="member@example.com"))
     assert "extend_ttl_Environment" in [a["identifier"] for a in member.get("/v1/actions").json()["actions"]]
     created = AuditEvent.objects.filter(verb=audit_choices.ACTION_CREATED).values_list("identifier", flat=True)
     assert sorted(created) == ["extend_ttl_Environment", "spin_up_dev_env"]
@@ -156,8 +156,8 @@ def test_members_see_actions_granted_to_them_their_team_or_the_member_role(admin
     create(admin_api)
     create(admin_api, DAY2)
     create(admin_api, {**DAY2, "identifier": "restart", "title": "Restart"})
-    dev = api_for(make_user("dev@example.com", teams=["platform"]))
-    other = api_for(make_user("other@example.com"))
+    dev = api_for(UserFactory(email="dev@example.com", teams=["platform"]))
+    other = api_for(UserFactory(email="other@example.com"))
 
     def listed(api):
         return [a["identifier"] for a in api.get("/v1/actions").json()["actions"]]
@@ -183,7 +183,7 @@ def test_members_see_actions_granted_to_them_their_team_or_the_member_role(admin
 def test_unpublished_actions_are_hidden_from_members(admin_api, world):
     create(admin_api, {**DAY2, "identifier": "restart", "title": "Restart"})
     admin_api.patch("/v1/actions/restart/permissions", {"execute": {"roles": ["Member"]}}, format="json")
-    member = api_for(make_user("other@example.com"))
+    member = api_for(UserFactory(email="other@example.com"))
     assert [a["identifier"] for a in member.get("/v1/actions").json()["actions"]] == ["restart"]
     assert admin_api.put("/v1/actions/restart", {**DAY2, "identifier": "restart", "publish": False}, format="json").status_code == 200
     assert member.get("/v1/actions").json()["actions"] == []
@@ -193,8 +193,8 @@ def test_unpublished_actions_are_hidden_from_members(admin_api, world):
 
 def test_permissions_round_trip(admin_api, world):
     create(admin_api)
-    make_user("dev@example.com", teams=["platform"])
-    make_user("boss@example.com")
+    UserFactory(email="dev@example.com", teams=["platform"])
+    UserFactory(email="boss@example.com")
     url = "/v1/actions/spin_up_dev_env/permissions"
     nobody = {"roles": ["Admin"], "users": [], "teams": [], "ownedByTeam": False, "policy": None}
     assert admin_api.get(url).json() == {"ok": True, "permissions": {"execute": nobody, "approve": nobody}}
@@ -235,7 +235,7 @@ def test_list_query_count_does_not_grow(admin_api, world, who):
     from actions.services.actions import action_create, action_permissions_update
     from portal.actor import Actor
 
-    member = make_user("dev@example.com", teams=["platform"])
+    member = UserFactory(email="dev@example.com", teams=["platform"])
     api = admin_api if who == "admin" else api_for(member)
 
     def add(n):
@@ -281,7 +281,7 @@ def test_admin_validates_at_the_field_and_saves_through_the_service(client, admi
     [event] = AuditEvent.objects.filter(verb=audit_choices.ACTION_CREATED, identifier="spin_up_dev_env")
     assert event.origin == "ADMIN" and event.actor == "admin@example.com"
 
-    Run.objects.create(id="r_1", action=action, status="SUCCESS")
+    RunFactory(id="r_1", action=action, status="SUCCESS")
     response = client.post(reverse("admin:actions_action_delete", args=[action.pk]), {"post": "yes"}, follow=True)
     assert Action.objects.filter(pk=action.pk).exists()
     assert "has 1 run;" in " ".join(str(m) for m in response.context["messages"])
@@ -309,7 +309,7 @@ def test_admin_edits_who_may_run_and_approve(client, admin_user, world):
     assert "Member" in permissions["execute"]["roles"] and permissions["approve"]["users"] == ["admin@example.com"]
     [event] = AuditEvent.objects.filter(verb=audit_choices.ACTION_PERMISSIONS_UPDATED)
     assert event.origin == "ADMIN"
-    member = api_for(make_user("member@example.com"))
+    member = api_for(UserFactory(email="member@example.com"))
     assert [a["identifier"] for a in member.get("/v1/actions").json()["actions"]] == ["spin_up_dev_env"]
 
 
@@ -321,12 +321,12 @@ def test_run_json_shape_and_constant_queries_for_lists(world):
     from portal.actor import Actor
 
     action = action_create(actor=Actor.system(), data=DEV_ENV)
-    dev, boss = make_user("dev@example.com"), make_user("boss@example.com")
+    dev, boss = UserFactory(email="dev@example.com"), UserFactory(email="boss@example.com")
     env = entity_write_one(actor=Actor.system(), blueprint=Blueprint.objects.get(identifier="Environment"),
                            data={"identifier": "env-1", "title": "Env 1"}).entity
 
     def add_run(i, **fields):
-        run = Run.objects.create(id=f"r_{i}", action=action, blueprint_identifier="Environment", requested_by=dev,
+        run = RunFactory(id=f"r_{i}", action=action, blueprint_identifier="Environment", requested_by=dev,
                                  properties={"branch": "main"}, origin="API", required_approval={"type": "ANY"}, **fields)
         run.approvals.create(approver=boss, decision="APPROVE", description="ok")
         return run

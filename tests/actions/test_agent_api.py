@@ -1,6 +1,5 @@
 """The execution agent's routes: claim-pending, ack, response, the workflows claim and the organization PATCH
 (PORT_API.md "Execution agent"), who may call them, visibility timeouts and two agents claiming at once."""
-import json
 import threading
 from datetime import timedelta
 
@@ -14,19 +13,18 @@ from actions.choices import RunStatus
 from actions.models import Action, Run
 from actions.secrets import secret_set
 from actions.services.agent import RUN_AGENT_ACKED, RUN_RESPONSE_RECORDED, agent_runs_claim
-from actions.tasks import run_dispatch_task
 from audit.models import AuditEvent
 from catalog.models import Blueprint
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from portal.services.api_clients import access_token_issue, api_client_create
-from tests.conftest import api_for, make_user
+from tests.factories import RunFactory, UserFactory
+from tests.support.agent import ACK, AGENT_HEADERS, CLAIM, ack, agent_action, agent_run, claim
+from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
 SECRET_VALUE = "tok-Very-Secret"
-CLAIM, ACK = "/v1/actions/runs/claim-pending", "/v1/actions/runs/ack"
-AGENT_HEADERS = {"HTTP_X_PORT_RESERVED_USAGE": "true"}
 
 
 @pytest.fixture(autouse=True)
@@ -37,49 +35,13 @@ def agent_settings(settings):
 
 @pytest.fixture
 def requester(db):
-    return make_user("dev@example.com")
-
-
-def agent_action(identifier="deploy", **invocation):
-    action = Action(
-        identifier=identifier, title="Deploy", trigger_type="self-service", operation="DAY-2", blueprint_identifier="Service",
-        trigger={"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": "Service",
-                 "userInputs": {"properties": {}, "required": []}},
-        invocation_method={"type": "WEBHOOK", "agent": True, "url": "http://deployer.internal/hooks/{{ .inputs.branch }}",
-                           "method": "POST", "synchronized": True,
-                           "headers": {"X-Token": "{{ .secrets.DEPLOY_TOKEN }}"},
-                           "body": {"branch": "{{ .inputs.branch }}", "token": "{{ .secrets.DEPLOY_TOKEN }}",
-                                    "entity": "{{ .entity.identifier }}", "runId": "{{ .run.id }}"},
-                           **invocation})
-    action.invocation_method_text = json.dumps(action.invocation_method)  # as action_create keeps it: in order
-    action.save()
-    return action
-
-
-def agent_run(action, requester, *, branch="main", entity=None, dispatch=True, minutes_ago=0):
-    run = Run.objects.create(
-        id=f"r_{Run.objects.count():04d}", action=action, blueprint_identifier="Service", status=RunStatus.IN_PROGRESS,
-        requested_by=requester, origin="API", properties={"branch": branch}, started_at=timezone.now(),
-        entity=entity, entity_identifier=entity.identifier if entity else "")
-    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=minutes_ago))
-    if dispatch:
-        run_dispatch_task(run.id)  # the webhook backend records the redacted payload and leaves it for an agent
-    run.refresh_from_db()
-    return run
+    return UserFactory(email="dev@example.com")
 
 
 @pytest.fixture
 def deploy(requester):
     secret_set(actor=Actor.system(), name="DEPLOY_TOKEN", value=SECRET_VALUE)
     return agent_action()
-
-
-def claim(api, installation="agent-a", **body):
-    return api.post(CLAIM, {"installationId": installation, "limit": 10, **body}, format="json", **AGENT_HEADERS)
-
-
-def ack(api, *run_ids):
-    return api.patch(ACK, {"runIds": list(run_ids)}, format="json", **AGENT_HEADERS)
 
 
 # --- claim ---------------------------------------------------------------------------------------
@@ -124,7 +86,7 @@ def test_claim_takes_only_pending_agent_runs_oldest_first_up_to_the_limit(admin_
     Run.objects.filter(pk=ended.pk).update(status=RunStatus.FAILURE)
     pushed = Action.objects.create(identifier="pushed", title="Pushed", trigger_type="self-service", operation="DAY-2",
                                    invocation_method={"type": "WEBHOOK", "url": "http://x.example/"})
-    Run.objects.create(id="r_pushed", action=pushed, status=RunStatus.IN_PROGRESS, requested_by=requester,
+    RunFactory(id="r_pushed", action=pushed, status=RunStatus.IN_PROGRESS, requested_by=requester,
                        dispatched_at=timezone.now(), payload={"type": "WEBHOOK"})
 
     first = claim(admin_api, limit=2).json()["runs"]
@@ -199,7 +161,7 @@ def test_claim_query_count_does_not_grow_with_runs(admin_api, deploy, requester)
 # --- two agents at once --------------------------------------------------------------------------
 
 def _agent_actor(email):
-    user = make_user(email, admin=True)
+    user = UserFactory(email=email, admin=True)
     client, _ = api_client_create(actor=Actor.system(), user=user)
     return Actor(user=user, origin="API", client_id=client.client_id)
 
@@ -443,7 +405,7 @@ def test_only_an_admins_machine_credential_may_call_agent_routes(method, path, b
     run = agent_run(deploy, requester)
     Run.objects.filter(pk=run.pk).update(agent_claim_expires_at=timezone.now() + timedelta(minutes=1),
                                          agent_installation_id="a")
-    member_machine = api_for(make_user("member@example.com"))
+    member_machine = api_for(UserFactory(email="member@example.com"))
     admin_session = APIClient()
     admin_session.force_login(admin_user)
     callers = {"member machine token": member_machine, "admin personal token": _human_token_api(admin_user),

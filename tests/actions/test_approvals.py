@@ -14,15 +14,11 @@ from actions.tasks import run_approvals_expire_task, run_dispatch_task
 from audit import choices as audit_choices
 from audit.models import AuditEvent
 from portal.errors import Conflict, Forbidden
-from tests.actions.test_run_request import actor_of, catalog_setup, grant, make_action
+from tests.factories import ActionFactory
 from tests.outbox import on_publish
+from tests.support.runs import actor_of, catalog_setup, grant
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def users(db):
-    return catalog_setup()
 
 
 @pytest.fixture
@@ -33,7 +29,7 @@ def dispatched(monkeypatch):
 
 
 def waiting_run(users, approval, **fields):
-    action = make_action(required_approval=approval, **fields)
+    action = ActionFactory(required_approval=approval, **fields)
     grant("execute", action, users=[users["dev"]])
     grant("approve", action, teams=["managers"])
     return run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")

@@ -1,52 +1,29 @@
-"""Automations: entity and run events (with and without jq conditions), the runs they create, and the loop guard.
-
-Also home of the small builders the timer and TTL tests import (`env_setup`, `automation`).
-"""
+"""Automations: entity and run events (with and without jq conditions), the runs they create, and the loop guard."""
 import pytest
 from django.db import transaction
 
 from actions.choices import RunOrigin, RunStatus
 from actions.models import Run
-from actions.services.actions import action_create, action_update
+from actions.services.actions import action_update
 from actions.services.automations import (AUTOMATION_CONDITION_FAILED, AUTOMATION_REFUSED, automation_run_create,
                                           automations_fire)
 from actions.services.runs import run_request, run_update
 from actions.tasks import automations_fire_task, run_dispatch_task
 from audit import choices as audit_choices
 from audit.models import AuditEvent
-from catalog.models import Blueprint, Entity
+from catalog.models import Entity
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import PATCH, entities_delete, entity_write_one
 from portal.actor import Actor
 from portal.models import OutboxMessage
-from tests.actions.test_run_request import grant, make_action
-from tests.conftest import make_user
+from tests.factories import ActionFactory, UserFactory
 from tests.outbox import on_publish
+from tests.support.automations import automation, env_setup
+from tests.support.runs import grant
 
 pytestmark = pytest.mark.django_db
 
 SYSTEM = Actor.system()
-ENV = {
-    "identifier": "devEnv",
-    "title": "Developer environment",
-    "schema": {"properties": {"tier": {"type": "string"}, "n": {"type": "number"},
-                              "ttl": {"type": "string", "format": "timer"},
-                              "certExpiry": {"type": "string", "format": "timer"}}},
-}
-
-
-def env_setup():
-    blueprint_create(actor=SYSTEM, data=ENV)
-    return Blueprint.objects.get(identifier="devEnv")
-
-
-def automation(identifier, event, *, condition=None, invocation=None):
-    data = {"identifier": identifier, "title": identifier,
-            "trigger": {"type": "automation", "event": event},
-            "invocationMethod": invocation or {"type": "WEBHOOK", "url": "http://127.0.0.1:9/hook"}}
-    if condition is not None:
-        data["trigger"]["condition"] = condition
-    return action_create(actor=SYSTEM, data=data)
 
 
 @pytest.fixture
@@ -199,8 +176,8 @@ def test_failing_condition_does_not_fire_and_is_audited(blueprint, eager, dispat
 
 @pytest.fixture
 def self_service(blueprint):
-    dev = make_user("dev@example.com")
-    action = make_action("deploy_env", blueprint="devEnv", inputs={})
+    dev = UserFactory(email="dev@example.com")
+    action = ActionFactory(identifier="deploy_env", blueprint="devEnv", inputs={})
     grant("execute", action, users=[dev])
     write(blueprint, "env-1", {"tier": "dev"})
     return dev, action

@@ -30,7 +30,8 @@ from portal.actor import Actor
 from portal.management.commands.demo import serve_commands
 from portal.models import OutboxMessage
 from portal.outbox import outbox_sweep
-from tests.conftest import api_for, make_user
+from tests.factories import UserFactory
+from tests.support.api import api_for
 from tests.outbox import on_publish
 from tests.portal.processes import ThrowawayRedis, free_port, portal_env, start, wait_for_line
 
@@ -150,7 +151,7 @@ def webhook_action(url):
 
 
 def request_run(action):
-    admin = make_user("admin@example.com", admin=True)
+    admin = UserFactory(email="admin@example.com", admin=True)
     return run_request(actor=Actor(user=admin, origin="API"), action=action, properties={})
 
 
@@ -214,7 +215,7 @@ def test_a_retry_pending_when_redis_restarts_still_happens(fast, receivers, work
 def test_a_run_requested_while_the_broker_is_down_answers_202_and_runs_once_when_it_is_back(fast, receivers, workers):
     receiver = receivers([200])
     webhook_action(receiver.url)
-    api = api_for(make_user("root@example.com", admin=True))
+    api = api_for(UserFactory(email="root@example.com", admin=True))
     broker = fast.CELERY_BROKER_URL
     fast.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
 

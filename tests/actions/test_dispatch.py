@@ -18,14 +18,10 @@ from catalog.services.entities import entities_delete, entity_write_one
 from portal.actor import Actor
 from portal.errors import Conflict, Forbidden, ValidationFailed
 from portal.models import OutboxMessage
-from tests.actions.test_run_request import actor_of, catalog_setup, grant, make_action
+from tests.factories import ActionFactory
+from tests.support.runs import actor_of, grant
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def users(db):
-    return catalog_setup()
 
 
 @pytest.fixture
@@ -36,7 +32,7 @@ def delivered(monkeypatch):
 
 
 def in_progress(users, action=None, entity="portal"):
-    action = action or make_action()
+    action = action or ActionFactory()
     grant("execute", action, users=[users["dev"]])
     return run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier=entity)
 
@@ -58,7 +54,7 @@ def test_dispatch_twice_delivers_once(users, delivered):
 
 
 def test_waiting_and_ended_runs_are_not_dispatched(users, delivered):
-    action = make_action(required_approval=True)
+    action = ActionFactory(required_approval=True)
     run = in_progress(users, action)
     assert run_dispatch_task(run.id) is False
     assert delivered == []
@@ -71,7 +67,7 @@ def expire_lease(run):
 def test_an_expired_webhook_lease_queues_the_next_attempt(users, settings):
     settings.WEBHOOK_RETRY_BASE_SECONDS = 2
     run = in_progress(users)
-    live = in_progress(users, make_action("deploy_too"))
+    live = in_progress(users, ActionFactory(identifier="deploy_too"))
     assert run_dispatch_claim(run_id=run.id) and run_dispatch_claim(run_id=live.id)  # … and the worker dies
     run.refresh_from_db()
     assert run.attempts == 1 and run.delivery_lease_until > timezone.now()
@@ -200,7 +196,7 @@ def test_runs_time_out(users):
 # --- the run_id link ------------------------------------------------------------------------------
 
 def test_successful_delete_run_removes_its_entity(users):
-    action = make_action("delete_service", operation="DELETE")
+    action = ActionFactory(identifier="delete_service", operation="DELETE")
     run = in_progress(users, action)
     run = run_update(actor=actor_of(users["dev"]), run=run, status="SUCCESS")
     assert not Entity.objects.filter(identifier="portal").exists()
@@ -211,7 +207,7 @@ def test_successful_delete_run_removes_its_entity(users):
 
 
 def test_failed_delete_run_keeps_its_entity(users):
-    action = make_action("delete_service", operation="DELETE")
+    action = ActionFactory(identifier="delete_service", operation="DELETE")
     run = in_progress(users, action)
     run_log_add(actor=actor_of(users["dev"]), run=run, message="no", termination_status="FAILURE")
     assert Entity.objects.filter(identifier="portal").exists()
@@ -232,7 +228,7 @@ def test_entities_are_written_only_for_runs_in_progress(users):
 
 
 def test_create_run_links_its_result_entity(users, django_capture_on_commit_callbacks):
-    action = make_action("create_env", operation="CREATE", blueprint="Env")
+    action = ActionFactory(identifier="create_env", operation="CREATE", blueprint="Env")
     grant("execute", action, users=[users["dev"]])
     run = run_request(actor=actor_of(users["dev"]), action=action, properties={})
     env = Blueprint.objects.get(identifier="Env")

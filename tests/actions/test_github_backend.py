@@ -24,7 +24,8 @@ from catalog.models import Blueprint
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
-from tests.conftest import api_for, make_user
+from tests.factories import RunFactory, UserFactory
+from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
 ORG, REPO, WORKFLOW = "acme", "shop", "deploy.yml"
@@ -132,7 +133,7 @@ def drain(queue, limit=20):
 
 @pytest.fixture
 def requester(db):
-    return make_user("dev@example.com")
+    return UserFactory(email="dev@example.com")
 
 
 def make_run(requester, *, properties=None, **invocation):
@@ -141,7 +142,7 @@ def make_run(requester, *, properties=None, **invocation):
         blueprint_identifier="service",
         trigger={"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": "service"},
         invocation_method={"type": "GITHUB", "org": ORG, "repo": REPO, "workflow": WORKFLOW, **invocation})
-    return Run.objects.create(
+    return RunFactory(
         id=f"r_gh{Run.objects.count():04d}", action=action, blueprint_identifier="service", status=RunStatus.IN_PROGRESS,
         requested_by=requester, origin="UI", properties=properties or {}, started_at=timezone.now(),
         timeout_at=timezone.now() + timedelta(hours=1), entity_identifier="checkout")
@@ -386,8 +387,8 @@ def test_an_unusable_private_key_fails_the_run(fake, scheduled, requester, setti
 
 def test_deploy_through_the_api_ends_success_from_the_workflow_conclusion(fake, settings, django_capture_on_commit_callbacks):
     settings.CELERY_TASK_ALWAYS_EAGER = True  # scheduled polls run at once (countdowns are ignored)
-    platform = api_for(make_user("platform@example.com", admin=True))
-    developer = api_for(make_user("dev@example.com", teams=["Checkout"]))
+    platform = api_for(UserFactory(email="platform@example.com", admin=True))
+    developer = api_for(UserFactory(email="dev@example.com", teams=["Checkout"]))
     blueprint_create(actor=Actor.system(), data={"identifier": "service", "title": "Service", "schema": {"properties": {}}})
     entity_write_one(actor=Actor.system(), blueprint=Blueprint.objects.get(identifier="service"),
                      data={"identifier": "checkout", "title": "Checkout"})

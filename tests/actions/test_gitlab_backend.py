@@ -16,7 +16,7 @@ from actions.models import Action, Run
 from actions.secrets import secret_set
 from actions.tasks import run_dispatch_task
 from portal.actor import Actor
-from tests.conftest import make_user
+from tests.factories import RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 TRIGGER_PATH = "/api/v4/projects/platform/billing/trigger/pipeline"  # as the server decodes %2F
@@ -81,7 +81,7 @@ def drain(queue, limit=20):
 
 @pytest.fixture
 def requester(db):
-    return make_user("dev@example.com")
+    return UserFactory(email="dev@example.com")
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def make_run(requester, *, properties=None, **invocation):
         blueprint_identifier="service",
         trigger={"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": "service"},
         invocation_method={"type": "GITLAB", "groupName": "platform", "projectName": "billing", **invocation})
-    return Run.objects.create(
+    return RunFactory(
         id=f"r_gl{Run.objects.count():04d}", action=action, blueprint_identifier="service", status=RunStatus.IN_PROGRESS,
         requested_by=requester, origin="UI", properties=properties or {}, started_at=timezone.now(),
         timeout_at=timezone.now() + timedelta(hours=1))

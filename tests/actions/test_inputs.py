@@ -13,8 +13,8 @@ from catalog.services.entities import entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from portal.actor import Actor
 from portal.errors import ValidationFailed
-from tests.actions.test_action_definitions import DEV_ENV, catalog_setup
-from tests.conftest import make_user
+from tests.factories import UserFactory
+from tests.support.action_definitions import DEV_ENV, catalog_setup
 
 pytestmark = pytest.mark.django_db
 
@@ -44,10 +44,10 @@ def world(db):
     `hidden` (tier web, owned by payments). Members read only entities their team owns."""
     catalog_setup()
     system = Actor.system()
-    dev = make_user("dev@example.com", teams=["platform"])
-    make_user("owner@example.com")
-    make_user("gone@example.com").__class__.objects.filter(email="gone@example.com").update(is_active=False)
-    make_user("pay@example.com", teams=["payments"])
+    dev = UserFactory(email="dev@example.com", teams=["platform"])
+    UserFactory(email="owner@example.com")
+    UserFactory(email="gone@example.com").__class__.objects.filter(email="gone@example.com").update(is_active=False)
+    UserFactory(email="pay@example.com", teams=["payments"])
     service = Blueprint.objects.get(identifier="Service")
     for identifier, tier, team in (("web", "web", "platform"), ("api", "web", "platform"), ("batch", "batch", "platform"),
                                    ("hidden", "web", "payments")):

@@ -10,9 +10,10 @@ from actions.services.runs import run_request
 from actions.tasks import run_dispatch_task
 from catalog.models import Entity
 from portal.actor import Actor
-from tests.actions.test_run_request import grant, make_action
-from tests.catalog.test_mirror_permissions import HIDDEN_REGION, SECRET, mirror_catalog
-from tests.conftest import api_for
+from tests.factories import ActionFactory
+from tests.support.api import api_for
+from tests.support.mirrors import HIDDEN_REGION, SECRET, mirror_catalog
+from tests.support.runs import grant
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +61,7 @@ def hook(httpserver, settings):
 def run_on_checkout(requester, url, monkeypatch):
     """A member-runnable DAY-2 action with the classic envelope (the entity JSON in `payload.entity`), requested and
     delivered as a worker would."""
-    action = make_action("rotate", inputs={})
+    action = ActionFactory(identifier="rotate", inputs={})
     action.invocation_method = {"type": "WEBHOOK", "url": url}
     action.save()
     grant("execute", action, teams=["platform", "security"])
@@ -95,7 +96,7 @@ def test_run_payload_of_a_reader_of_the_target_holds_the_value(catalog, hook, mo
 
 def test_agent_claims_render_each_run_for_its_requester(catalog):
     """Claimed runs are rendered in batches; each run's entity still reads as its own requester may read it."""
-    from tests.actions.test_agent_api import agent_action, agent_run, claim
+    from tests.support.agent import agent_action, agent_run, claim
 
     action = agent_action(body={"key": "{{ .entity.properties.credentialKey }}", "entity": "{{ .entity.identifier }}"})
     checkout = Entity.objects.get(identifier="checkout")

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from actions import tasks
 from actions.choices import RunStatus
-from actions.models import Action, NotificationSettings, Run
+from actions.models import Action, NotificationSettings
 from actions.notifications import notification_settings_update, notify_termination_failed, notify_ttl_warning
 from actions.services.actions import action_create
 from actions.services.approvals import approval_decide
@@ -23,8 +23,9 @@ from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from portal.errors import ValidationFailed
 from portal.datetimes import instant_text
-from tests.actions.test_run_request import actor_of, catalog_setup, grant, make_action
+from tests.factories import ActionFactory, RunFactory
 from tests.outbox import on_publish
+from tests.support.runs import actor_of, grant
 
 pytestmark = pytest.mark.django_db
 TOKEN = "xoxb-notify"
@@ -76,13 +77,8 @@ def deliver(calls):
     return [NOTIFY_TASKS[name](run_id) for name, run_id in calls]
 
 
-@pytest.fixture
-def users(db):
-    return catalog_setup()
-
-
 def waiting_run(users, capture, **fields):
-    action = make_action(required_approval=True, inputs={"branch": {"type": "string"}, "replicas": {"type": "number"}},
+    action = ActionFactory(required_approval=True, inputs={"branch": {"type": "string"}, "replicas": {"type": "number"}},
                          **fields)
     grant("execute", action, users=[users["dev"]])
     grant("approve", action, teams=["managers"])
@@ -92,7 +88,7 @@ def waiting_run(users, capture, **fields):
 
 
 def started_run(users, capture, **fields):
-    action = make_action(**fields)
+    action = ActionFactory(**fields)
     grant("execute", action, users=[users["dev"]])
     with capture(execute=True):
         return run_request(actor=actor_of(users["dev"]), action=action, properties={"branch": "main"},
@@ -150,7 +146,7 @@ def test_nothing_is_queued_while_slack_is_not_configured(users, settings, queued
 
 
 def test_nothing_is_queued_before_commit(users, slack, queued, django_capture_on_commit_callbacks):
-    action = make_action(required_approval=True)
+    action = ActionFactory(required_approval=True)
     grant("execute", action, users=[users["dev"]])
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
@@ -176,7 +172,7 @@ def test_a_run_ending_tells_the_requester_by_direct_message_once(users, slack, q
 
 def test_a_requester_unknown_to_slack_is_named_in_the_default_channel(users, slack, queued,
                                                                       django_capture_on_commit_callbacks):
-    action = make_action()
+    action = ActionFactory()
     grant("execute", action, users=[users["other"]])
     with django_capture_on_commit_callbacks(execute=True):
         run = run_request(actor=actor_of(users["other"]), action=action, properties={}, entity_identifier="portal")
@@ -246,17 +242,17 @@ def environment(db):
     system = Actor.system()
     blueprint_create(actor=system, data={"identifier": "devEnv", "title": "Dev environment",
                                          "schema": {"properties": {"expiresAt": {"type": "string", "format": "timer"}}}})
-    from tests.conftest import make_user
+    from tests.factories import UserFactory
 
-    owner = make_user("dev@example.com")
-    action = make_action("create_env", operation="CREATE", blueprint="devEnv",
+    owner = UserFactory(email="dev@example.com")
+    action = ActionFactory(identifier="create_env", operation="CREATE", blueprint="devEnv",
                          ttl={"property": "expiresAt", "default": "P5D"})
     expires = timezone.now() + timedelta(hours=20)
     entity = entity_write_one(actor=system, blueprint=Blueprint.objects.get(identifier="devEnv"),
                               data={"identifier": "dev-feat/x", "title": "feat x",
                                     "properties": {"expiresAt": expires.isoformat()}})
     entity = Entity.objects.get(identifier="dev-feat/x")
-    Run.objects.create(id="r_create_env", action=action, blueprint_identifier="devEnv", status=RunStatus.SUCCESS,
+    RunFactory(id="r_create_env", action=action, blueprint_identifier="devEnv", status=RunStatus.SUCCESS,
                        requested_by=owner, result_entity=entity)
     assert Timer.objects.filter(entity=entity, property="expiresAt").exists()
     return entity
@@ -291,7 +287,7 @@ def test_ttl_warning_for_a_vanished_entity_sends_nothing(slack, environment):
 def test_failed_teardown_tells_the_owner_and_the_platform_channel(slack, environment):
     notification_settings_update(actor=Actor.system(), values={"platform_channel": "#platform",
                                                                "ttl_warning": False, "run_ended": False})
-    teardown = Run.objects.create(id="r_teardown", action=Action.objects.get(identifier="create_env"),
+    teardown = RunFactory(id="r_teardown", action=Action.objects.get(identifier="create_env"),
                                   blueprint_identifier="devEnv", status=RunStatus.FAILURE,
                                   status_label="terraform destroy failed", terminates_entity=environment)
     assert tasks.termination_failed_notify_task(environment.pk, teardown.id) is True

@@ -1,9 +1,5 @@
-"""/actions/ and /actions/<identifier>/run: the list of runnable actions and the form generated from userInputs.
-
-Also home of the small HTML readers the other page tests import (`Page`).
-"""
+"""/actions/ and /actions/<identifier>/run: the list of runnable actions and the form generated from userInputs."""
 import re
-from html.parser import HTMLParser
 
 import pytest
 from django.db import connection
@@ -15,98 +11,21 @@ from actions.services.actions import action_create
 from audit.models import AuditEvent
 from catalog.models import Entity
 from portal.actor import Actor
-from tests.actions.test_run_request import catalog_setup, grant, make_action
-from tests.conftest import make_user
+from tests.factories import ActionFactory, UserFactory
+from tests.support.action_form import EVERY_INPUT, ORDER, TIER_ONE
+from tests.support.pages import Page, get
+from tests.support.runs import grant
 
 pytestmark = pytest.mark.django_db
 
-TIER_ONE = {"combinator": "and", "rules": [{"property": "tier", "operator": "=", "value": "1"}]}
-EVERY_INPUT = {
-    "name": {"type": "string", "title": "Name", "description": "Lowercase letters and digits.",
-             "pattern": "^[a-z][a-z0-9]*$", "minLength": 3, "maxLength": 20, "placeholder": "myenv"},
-    "tier": {"type": "string", "title": "Tier", "enum": ["gold", "silver"],
-             "enumColors": {"gold": "orange", "silver": "lightGray"}, "default": "silver"},
-    "region": {"type": "string", "title": "Region", "enum": ["eu", "us"]},
-    "replicas": {"type": "number", "title": "Replicas", "minimum": 1, "maximum": 5, "default": 2},
-    "size": {"type": "number", "title": "Size", "enum": [1, 2, 4]},
-    "debug": {"type": "boolean", "title": "Debug", "default": True},
-    "config": {"type": "object", "title": "Config"},
-    "expires": {"type": "string", "format": "date-time", "title": "Expires", "default": "2030-01-02T03:04:00+02:00"},
-    "docs": {"type": "string", "format": "url", "title": "Docs"},
-    "contact": {"type": "string", "format": "email", "title": "Contact"},
-    "notes": {"type": "string", "format": "multi-line", "title": "Notes"},
-    "readme": {"type": "string", "format": "markdown", "title": "Readme"},
-    "values": {"type": "string", "format": "yaml", "title": "Values"},
-    "ip4": {"type": "string", "format": "ipv4", "title": "IPv4"},
-    "ip6": {"type": "string", "format": "ipv6", "title": "IPv6"},
-    "owner": {"type": "string", "format": "user", "title": "Owner"},
-    "team": {"type": "string", "format": "team", "title": "Team"},
-    "service": {"type": "string", "format": "entity", "title": "Service", "blueprint": "Service", "dataset": TIER_ONE},
-    "services": {"type": "array", "title": "Services", "items": {"type": "string", "format": "entity", "blueprint": "Service"}},
-    "flavours": {"type": "array", "title": "Flavours",
-                 "items": {"type": "string", "enum": ["a", "b"], "enumColors": {"a": "green", "b": "red"}}},
-    "tags": {"type": "array", "title": "Tags", "items": {"type": "string"}},
-    "ports": {"type": "array", "title": "Ports", "items": {"type": "number"}},
-    "secret_default": {"type": "string", "title": "Hidden", "visible": False, "default": "kept"},
-    "fixed": {"type": "string", "title": "Fixed", "disabled": True, "default": "locked-in"},
-}
-ORDER = ["name", "service", "tier", "region", "replicas", "size", "debug", "config", "expires", "docs", "contact", "notes",
-         "readme", "values", "ip4", "ip6", "owner", "team", "services", "flavours", "tags", "ports", "fixed"]
 VALID = {"properties.name": "myenv", "properties.service": "portal", "properties.tier": "gold",
          "properties.replicas": "3", "properties.debug": "on"}
-
-
-class Page(HTMLParser):
-    """The elements of a rendered page by id, and the text inside each element with an id (enough to assert on)."""
-
-    def __init__(self, html):
-        super().__init__(convert_charrefs=True)
-        self.html = html
-        self.elements = []  # (tag, attrs)
-        self.by_id = {}
-        self._open = []  # [id or None] per open element
-        self.text_by_id = {}
-        self.feed(html)
-
-    VOID = {"input", "br", "img", "meta", "link", "hr", "source", "area", "col", "wbr"}
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        self.elements.append((tag, attrs))
-        if "id" in attrs:
-            self.by_id[attrs["id"]] = (tag, attrs)
-            self.text_by_id.setdefault(attrs["id"], "")
-        if tag not in self.VOID:
-            self._open.append(attrs.get("id"))
-
-    def handle_endtag(self, tag):
-        if tag not in self.VOID and self._open:
-            self._open.pop()
-
-    def handle_data(self, data):
-        for open_id in self._open:
-            if open_id is not None:
-                self.text_by_id[open_id] += data
-
-    def text(self, element_id):
-        return re.sub(r"\s+", " ", self.text_by_id.get(element_id, "")).strip()
-
-    def attrs(self, element_id):
-        return self.by_id[element_id][1]
-
-    def all(self, tag, **match):
-        return [a for t, a in self.elements if t == tag and all(a.get(k.replace("_", "-")) == v for k, v in match.items())]
 
 
 def field_order(page):
     return [a["name"].removeprefix("properties.") for t, a in page.elements
             if t in ("input", "select", "textarea") and a.get("name", "").startswith("properties.")
             and a.get("type") != "hidden"]
-
-
-@pytest.fixture
-def users(db):
-    return catalog_setup()
 
 
 @pytest.fixture
@@ -121,20 +40,13 @@ def every_input(users):
     return action
 
 
-def get(client, user, url, status=200):
-    client.force_login(user)
-    response = client.get(url)
-    assert response.status_code == status, response.content[:2000]
-    return Page(response.content.decode())
-
-
 # --- /actions/ ----------------------------------------------------------------------------------------------
 
 def test_action_list_groups_runnable_actions_by_blueprint(client, users, every_input):
-    day2 = make_action("restart", inputs={})
+    day2 = ActionFactory(identifier="restart", inputs={})
     grant("execute", day2, users=[users["dev"]])
-    make_action("hidden_from_dev", operation="CREATE", blueprint="Env")  # no grant
-    unpublished = make_action("draft", operation="CREATE", blueprint="Env", publish=False)
+    ActionFactory(identifier="hidden_from_dev", operation="CREATE", blueprint="Env")  # no grant
+    unpublished = ActionFactory(identifier="draft", operation="CREATE", blueprint="Env", publish=False)
     grant("execute", unpublished, users=[users["dev"]])
     page = get(client, users["dev"], "/actions/")
     headings = [page.text(a["id"]) for t, a in page.elements if t == "h2" and a.get("id", "").startswith("group-")]
@@ -148,7 +60,7 @@ def test_action_list_groups_runnable_actions_by_blueprint(client, users, every_i
 def test_action_list_query_count_is_constant(client, users, django_assert_max_num_queries):
     def count(n):
         for i in range(n):
-            grant("execute", make_action(f"a{Action.objects.count()}", operation="CREATE", blueprint="Env"), users=[users["dev"]])
+            grant("execute", ActionFactory(identifier=f"a{Action.objects.count()}", operation="CREATE", blueprint="Env"), users=[users["dev"]])
         client.force_login(users["dev"])
         with CaptureQueriesContext(connection) as queries:
             assert client.get("/actions/").status_code == 200
@@ -160,7 +72,7 @@ def test_action_list_query_count_is_constant(client, users, django_assert_max_nu
 # --- the form -----------------------------------------------------------------------------------------------
 
 def test_every_input_type_renders_with_its_browser_checks(client, users, every_input):
-    make_user("zoe@example.com")
+    UserFactory(email="zoe@example.com")
     page = get(client, users["dev"], "/actions/provision/run")
     assert list(dict.fromkeys(field_order(page))) == ORDER  # userInputs.order; the hidden input is not rendered
     assert "secret_default" not in page.html
@@ -273,7 +185,7 @@ def test_server_errors_show_at_the_field_with_the_input_kept(client, users, ever
 
 
 def test_a_quota_refusal_shows_at_the_top(client, users):
-    action = make_action("create_env", operation="CREATE", blueprint="Env", inputs={"branch": {"type": "string"}},
+    action = ActionFactory(identifier="create_env", operation="CREATE", blueprint="Env", inputs={"branch": {"type": "string"}},
                          quota={"perUser": {"limit": 1, "period": "day"}})
     grant("execute", action, users=[users["dev"]])
     client.force_login(users["dev"])
@@ -295,7 +207,7 @@ def test_the_form_tells_how_many_live_entities_the_user_has(client, users, when_
     from catalog.services.entities import entity_write_one
 
     quota = {"liveEntitiesPerUser": 1} | ({"whenExceeded": when_exceeded} if when_exceeded else {})
-    action = make_action("create_env", operation="CREATE", blueprint="Env", inputs={"branch": {"type": "string"}},
+    action = ActionFactory(identifier="create_env", operation="CREATE", blueprint="Env", inputs={"branch": {"type": "string"}},
                          quota=quota)
     grant("execute", action, users=[users["dev"]])
     assert "At most 1 live at a time per person. You have 0." in get(client, users["dev"], "/actions/create_env/run").html
@@ -307,7 +219,7 @@ def test_the_form_tells_how_many_live_entities_the_user_has(client, users, when_
 
 def test_an_action_whose_backend_is_not_configured_says_so_instead_of_a_form(client, users, settings):
     settings.GITHUB_TOKEN, settings.GITHUB_APP_ID = "", ""
-    action = make_action("ship", operation="CREATE", blueprint="Env")
+    action = ActionFactory(identifier="ship", operation="CREATE", blueprint="Env")
     action.invocation_method = {"type": "GITHUB", "org": "acme", "repo": "svc", "workflow": "deploy.yml"}
     action.save()
     grant("execute", action, users=[users["dev"]])
@@ -324,12 +236,12 @@ def test_an_action_whose_backend_is_not_configured_says_so_instead_of_a_form(cli
 
 
 def test_no_form_for_an_action_the_user_may_not_run(client, users):
-    action = make_action("create_env", operation="CREATE", blueprint="Env")
+    action = ActionFactory(identifier="create_env", operation="CREATE", blueprint="Env")
     grant("execute", action, users=[users["dev"]])
     get(client, users["other"], "/actions/create_env/run", status=404)  # not granted: as if it did not exist
     client.force_login(users["other"])
     assert client.post("/actions/create_env/run", {"properties.branch": "x"}).status_code == 404
-    draft = make_action("draft", operation="CREATE", blueprint="Env", publish=False)
+    draft = ActionFactory(identifier="draft", operation="CREATE", blueprint="Env", publish=False)
     grant("execute", draft, users=[users["dev"]])
     get(client, users["dev"], "/actions/draft/run", status=404)
     get(client, users["admin"], "/actions/draft/run", status=404)  # unpublished: not offered, not even to admins
@@ -337,7 +249,7 @@ def test_no_form_for_an_action_the_user_may_not_run(client, users):
 
 
 def test_owned_by_team_execute_needs_an_entity_of_the_team(client, users):
-    action = make_action(inputs={}, permission_settings={"ownedByTeam": {"execute": True}})
+    action = ActionFactory(inputs={}, permission_settings={"ownedByTeam": {"execute": True}})
     page = get(client, users["pay"], "/actions/deploy/run?entity=portal", status=403)  # portal is platform's
     assert page.text("form-error") == "You may not run Deploy on portal."
     assert not page.all("button", type="submit", **{"class": "primary"})
@@ -351,7 +263,7 @@ def test_day2_form_shows_its_entity_and_runs_on_it(client, users, monkeypatch):
     from actions.tasks import run_dispatch_task
 
     monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: None)
-    action = make_action(inputs={"branch": {"type": "string", "default": "main"}}, condition=TIER_ONE)
+    action = ActionFactory(inputs={"branch": {"type": "string", "default": "main"}}, condition=TIER_ONE)
     grant("execute", action, users=[users["dev"]])
     page = get(client, users["dev"], "/actions/deploy/run?entity=portal")
     assert page.text("target-title") == "Runs on"
@@ -370,7 +282,7 @@ def test_day2_form_shows_its_entity_and_runs_on_it(client, users, monkeypatch):
 
 
 def test_day2_form_without_an_entity_offers_a_picker(client, users):
-    action = make_action(inputs={}, condition=TIER_ONE)
+    action = ActionFactory(inputs={}, condition=TIER_ONE)
     grant("execute", action, users=[users["dev"]])
     page = get(client, users["dev"], "/actions/deploy/run")
     options = re.findall(r'<option value="([^"]*)"', page.html.split('id="input-entity"')[1].split("</select>")[0])

@@ -12,8 +12,9 @@ from actions.models import Approval, Run
 from actions.services.approvals import approval_decide
 from actions.services.runs import run_request
 from audit.models import AuditEvent
-from tests.actions.test_pages_actions import Page, get
-from tests.actions.test_run_request import actor_of, catalog_setup, grant, make_action
+from tests.factories import ActionFactory
+from tests.support.pages import Page, get
+from tests.support.runs import actor_of, catalog_setup, grant
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,7 @@ def users(db, monkeypatch):
 
 @pytest.fixture
 def action(users):
-    action = make_action(inputs={"branch": {"type": "string", "title": "Branch"}}, required_approval=True,
+    action = ActionFactory(inputs={"branch": {"type": "string", "title": "Branch"}}, required_approval=True,
                          approval_timeout_seconds=3 * 3600)
     grant("execute", action, users=[users["dev"], users["pay"]])
     grant("approve", action, teams=["managers"])

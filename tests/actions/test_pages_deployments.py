@@ -25,8 +25,8 @@ from catalog.models import Blueprint
 from catalog.services.entities import entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from portal.actor import Actor
-from tests.actions.test_pages_locks import deploy_catalog, lock, lock_actions_install, running_service
-from tests.conftest import make_user
+from tests.factories import UserFactory
+from tests.support.locks import deploy_catalog, lock, lock_actions_install, running_service
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system()
@@ -56,7 +56,7 @@ def world(db):
     deployment("d3", "CartService-production", "success", "2025-03-03T12:30:00.000Z", "2025-03-03T06:30:00.000Z")
     deployment("d4", "CartService-production", "success", "2025-03-05T09:00:00.000Z", "2025-03-05T05:00:00.000Z", version="2.4.1")
     deployment("d5", "PaymentService-staging", "failure", "2025-03-05T10:00:00.000Z")
-    return {"blueprints": blueprints, "dev": make_user("dev@example.com")}
+    return {"blueprints": blueprints, "dev": UserFactory(email="dev@example.com")}
 
 
 def text(response):

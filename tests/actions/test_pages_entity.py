@@ -15,8 +15,8 @@ from catalog.services.deployments import deployment_record
 from catalog.services.entities import UPSERT_MERGE, entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from portal.actor import Actor
-from tests.actions.test_run_request import grant, make_action
-from tests.conftest import make_user
+from tests.factories import ActionFactory, UserFactory
+from tests.support.runs import grant
 
 pytestmark = pytest.mark.django_db
 
@@ -52,9 +52,9 @@ def write(blueprint_identifier, identifier, *, mode=None, **data):
 def catalog(db):
     """Services checkout → ledger (dependsOn), checkout → payments (domain), billing → checkout; a Secret blueprint
     nobody but admins reads; dev@ in platform, pay@ in payments."""
-    make_user("dev@example.com", teams=["platform"])
-    make_user("pay@example.com", teams=["payments"])
-    make_user("admin@example.com", admin=True)
+    UserFactory(email="dev@example.com", teams=["platform"])
+    UserFactory(email="pay@example.com", teams=["payments"])
+    UserFactory(email="admin@example.com", admin=True)
     blueprint_create(actor=SYSTEM, data={"identifier": "Domain", "title": "Domain", "schema": {"properties": {
         "tier": {"type": "string", "enum": ["gold", "silver"], "enumColors": {"gold": "orange"}}}}})
     blueprint_create(actor=SYSTEM, data={"identifier": "Secret", "title": "Secret", "schema": {"properties": {}}})
@@ -183,19 +183,19 @@ def action_buttons(html):
 
 
 def test_actions_offered_are_the_day2_and_delete_ones_the_user_may_run(client, catalog):
-    restart = make_action("restart", blueprint="Service")
+    restart = ActionFactory(identifier="restart", blueprint="Service")
     grant("execute", restart, teams=["platform"])
-    retire = make_action("retire", operation="DELETE", blueprint="Service")
+    retire = ActionFactory(identifier="retire", operation="DELETE", blueprint="Service")
     grant("execute", retire, teams=["platform"])
-    create = make_action("create_service", operation="CREATE", blueprint="Service")
+    create = ActionFactory(identifier="create_service", operation="CREATE", blueprint="Service")
     grant("execute", create, teams=["platform"])
-    grant("execute", make_action("not_granted", blueprint="Service"), teams=["payments"])
-    grant("execute", make_action("other_blueprint", blueprint="Domain"), teams=["platform"])
-    grant("execute", make_action("hidden", blueprint="Service", publish=False), teams=["platform"])
-    grant("execute", make_action("python_only", blueprint="Service",
+    grant("execute", ActionFactory(identifier="not_granted", blueprint="Service"), teams=["payments"])
+    grant("execute", ActionFactory(identifier="other_blueprint", blueprint="Domain"), teams=["platform"])
+    grant("execute", ActionFactory(identifier="hidden", blueprint="Service", publish=False), teams=["platform"])
+    grant("execute", ActionFactory(identifier="python_only", blueprint="Service",
                                  condition={"combinator": "and", "rules": [
                                      {"property": "language", "operator": "=", "value": "Python"}]}), teams=["platform"])
-    grant("execute", make_action("go_only", blueprint="Service",
+    grant("execute", ActionFactory(identifier="go_only", blueprint="Service",
                                  condition={"combinator": "and", "rules": [
                                      {"property": "language", "operator": "=", "value": "Go"}]}), teams=["platform"])
     html = page(signed_in(client, "dev@example.com"))
@@ -205,7 +205,7 @@ def test_actions_offered_are_the_day2_and_delete_ones_the_user_may_run(client, c
 
 
 def test_owned_by_team_actions_are_offered_on_the_teams_entities_only(client, catalog):
-    action = make_action("scale", blueprint="Service", permission_settings={"ownedByTeam": {"execute": True}})
+    action = ActionFactory(identifier="scale", blueprint="Service", permission_settings={"ownedByTeam": {"execute": True}})
     assert action.pk
     client = signed_in(client, "pay@example.com")
     assert action_buttons(page(client)) == ["/actions/scale/run?entity=checkout"]  # payments owns checkout
@@ -216,7 +216,7 @@ def test_owned_by_team_actions_are_offered_on_the_teams_entities_only(client, ca
 def test_runs_of_the_entity_are_listed_newest_first(dev, catalog):
     from django.contrib.auth import get_user_model
 
-    action = make_action("restart", blueprint="Service")
+    action = ActionFactory(identifier="restart", blueprint="Service")
     grant("execute", action, teams=["platform", "payments"])
     pay = get_user_model().objects.get(email="pay@example.com")
     first = run_request(actor=Actor(user=pay, origin="API"), action=action, properties={}, entity_identifier="checkout")
@@ -230,7 +230,7 @@ def test_runs_of_the_entity_are_listed_newest_first(dev, catalog):
 def test_runs_the_user_may_not_see_are_not_listed(client, catalog):
     from django.contrib.auth import get_user_model
 
-    action = make_action("restart", blueprint="Service")
+    action = ActionFactory(identifier="restart", blueprint="Service")
     grant("execute", action, teams=["platform"])
     dev = get_user_model().objects.get(email="dev@example.com")
     run_request(actor=Actor(user=dev, origin="API"), action=action, properties={}, entity_identifier="billing")
@@ -332,10 +332,10 @@ def queries(client, url):
 def test_query_count_does_not_grow_with_relations_runs_audit_events_or_deployments(dev, deployments):
     from django.contrib.auth import get_user_model
 
-    action = make_action("restart", blueprint="Service")
+    action = ActionFactory(identifier="restart", blueprint="Service")
     grant("execute", action, teams=["platform"])
     dev_user = get_user_model().objects.get(email="dev@example.com")
-    grant("execute", make_action("go_only", blueprint="Service", condition={
+    grant("execute", ActionFactory(identifier="go_only", blueprint="Service", condition={
         "combinator": "and", "rules": [{"property": "language", "operator": "=", "value": "Go"}]}), teams=["platform"])
     deploy("0.1")
     run_request(actor=Actor(user=dev_user, origin="API"), action=action, properties={}, entity_identifier="checkout")

@@ -1,6 +1,4 @@
-"""/environments/: my entities with a TTL, extend (ttl_extend) within the maximum, terminate (the DELETE action).
-
-Also home of the builders other page tests import (`ttl_world`, `dev_environment`)."""
+"""/environments/: my entities with a TTL, extend (ttl_extend) within the maximum, terminate (the DELETE action)."""
 import re
 from datetime import timedelta
 
@@ -9,73 +7,28 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from actions.choices import RunOrigin, RunStatus
+from actions.choices import RunOrigin
 from actions.models import Action, Run
-from actions.services.actions import action_create, action_permissions_update
+from actions.services.actions import action_permissions_update
 from actions.services.ttl import TTL_EXTENDED
 from audit.models import AuditEvent
 from catalog.models import Blueprint, Entity, Timer
-from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from portal.actor import Actor
 from portal.datetimes import instant_text
-from tests.conftest import make_user
+from tests.factories import UserFactory
+from tests.support.environments import TERMINATE, dev_environment, ttl_world
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system()
-DEV_ENV = {"identifier": "devEnvironment", "title": "Developer environment", "schema": {"properties": {
-    "branch": {"type": "string"}, "url": {"type": "string", "format": "url"}, "ttl": {"type": "string", "format": "timer"}}}}
-CREATE = {
-    "identifier": "create_dev_env", "title": "Spin up a developer environment",
-    "trigger": {"type": "self-service", "operation": "CREATE", "blueprintIdentifier": "devEnvironment",
-                "userInputs": {"properties": {"branch": {"type": "string"}}, "required": ["branch"]}},
-    "invocationMethod": {"type": "WEBHOOK", "url": "http://127.0.0.1:9/hook"},
-    "ttl": {"property": "ttl", "default": "P5D", "maximum": "P14D", "extendBy": "P3D"},
-}
-TERMINATE = {
-    "identifier": "terminate_dev_env", "title": "Terminate environment",
-    "trigger": {"type": "self-service", "operation": "DELETE", "blueprintIdentifier": "devEnvironment",
-                "userInputs": {"properties": {}, "required": []}},
-    "invocationMethod": {"type": "WEBHOOK", "url": "http://127.0.0.1:9/hook"},
-}
-
-
-def ttl_world(*, terminate=True):
-    """The devEnvironment blueprint, its CREATE action with a TTL policy (5 days, at most 14, +3 per extension)
-    and, with `terminate`, its DELETE action; members may run both."""
-    blueprint_create(actor=SYSTEM, data=DEV_ENV)
-    create = action_create(actor=SYSTEM, data=CREATE)
-    action_permissions_update(actor=SYSTEM, action=create, data={"execute": {"roles": ["Member"]}})
-    actions = {"create": create}
-    if terminate:
-        actions["terminate"] = action_create(actor=SYSTEM, data=TERMINATE)
-        action_permissions_update(actor=SYSTEM, action=actions["terminate"], data={"execute": {"roles": ["Member"]}})
-    return actions
-
-
-def dev_environment(owner, identifier, *, expires_in=timedelta(days=5), url="https://env.example.com", created_ago=None):
-    """A devEnvironment created by a run of create_dev_env that `owner` requested, expiring in `expires_in`."""
-    blueprint = Blueprint.objects.get(identifier="devEnvironment")
-    properties = {"branch": "main", "ttl": instant_text(timezone.now() + expires_in)}
-    if url:
-        properties["url"] = url
-    entity = entity_write_one(actor=SYSTEM, blueprint=blueprint,
-                              data={"identifier": identifier, "title": f"Env {identifier}", "properties": properties}).entity
-    if created_ago is not None:
-        Entity.objects.filter(pk=entity.pk).update(created_at=timezone.now() - created_ago)
-        entity.refresh_from_db()
-    Run.objects.create(id=f"r_{identifier}", action=Action.objects.get(identifier="create_dev_env"),
-                       blueprint_identifier="devEnvironment", result_entity=entity, requested_by=owner,
-                       status=RunStatus.SUCCESS, properties={"branch": "main"})
-    return entity
 
 
 @pytest.fixture
 def world(db):
     actions = ttl_world()
-    users = {"dev": make_user("dev@example.com"), "other": make_user("other@example.com"),
-             "admin": make_user("admin@example.com", admin=True)}
+    users = {"dev": UserFactory(email="dev@example.com"), "other": UserFactory(email="other@example.com"),
+             "admin": UserFactory(email="admin@example.com", admin=True)}
     return {"actions": actions, **users}
 
 

@@ -14,9 +14,9 @@ from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from portal.actor import Actor
-from tests.actions.test_pages_environments import dev_environment, ttl_world
-from tests.actions.test_pages_locks import deploy_catalog, lock, running_service
-from tests.conftest import make_user
+from tests.factories import RunFactory, UserFactory
+from tests.support.environments import dev_environment, ttl_world
+from tests.support.locks import deploy_catalog, lock, running_service
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system()
@@ -32,8 +32,8 @@ def world(db):
         "trigger": {"type": "self-service", "operation": "CREATE", "blueprintIdentifier": "Service",
                     "userInputs": {"properties": {}, "required": []}},
         "invocationMethod": {"type": "WEBHOOK", "url": "http://127.0.0.1:9/hook"}, "requiredApproval": True})
-    users = {"dev": make_user("dev@example.com", teams=["platform"]), "manager": make_user("boss@example.com", teams=["Managers"]),
-             "other": make_user("other@example.com", teams=["payments"])}
+    users = {"dev": UserFactory(email="dev@example.com", teams=["platform"]), "manager": UserFactory(email="boss@example.com", teams=["Managers"]),
+             "other": UserFactory(email="other@example.com", teams=["payments"])}
     action_permissions_update(actor=SYSTEM, action=approve, data={"execute": {"roles": ["Member"]},
                                                                   "approve": {"teams": ["Managers"]}})
     return {"actions": {**actions, "provision": approve}, **users}
@@ -45,7 +45,7 @@ def service(identifier, team):
 
 
 def run_of(world, requester, *, status=RunStatus.SUCCESS, n=0):
-    return Run.objects.create(id=f"r_home{requester.pk}_{n}_{status[:3]}", action=world["actions"]["provision"],
+    return RunFactory(id=f"r_home{requester.pk}_{n}_{status[:3]}", action=world["actions"]["provision"],
                               blueprint_identifier="Service", requested_by=requester, status=status)
 
 
@@ -76,7 +76,7 @@ def test_every_section_has_an_empty_state(client, world):
 def test_my_entities_are_those_of_my_teams_or_created_by_me_newest_first(client, world):
     service("portal", "platform")
     service("ledger", "payments")
-    entity_write_one(actor=Actor(user=make_user("root@example.com", admin=True)), blueprint=Blueprint.objects.get(identifier="Service"),
+    entity_write_one(actor=Actor(user=UserFactory(email="root@example.com", admin=True)), blueprint=Blueprint.objects.get(identifier="Service"),
                      data={"identifier": "by-root"})
     service("gateway", "platform")
     mine = section(home(client, world["dev"]), "My entities")

@@ -1,9 +1,4 @@
-"""/locks/: every service × environment with its lock, and lock/unlock through runs of the lock actions.
-
-Also home of the builders the other page tests import (`deploy_catalog`, `running_service`, `lock_actions_install`):
-the starter blueprints' contract and lock actions of the starter's shape (DAY-2, `reason` required, optional
-`until`, UPSERT_ENTITY setting locked/lockReason/lockedBy/lockedAt), built here so the tests do not depend on
-the starter fixture's details."""
+"""/locks/: every service × environment with its lock, and lock/unlock through runs of the lock actions."""
 import re
 from datetime import timedelta
 
@@ -14,70 +9,15 @@ from django.utils import timezone
 
 from actions.choices import RunOrigin, RunStatus
 from actions.models import Action, Run
-from actions.services.actions import action_create, action_permissions_update
-from catalog.models import Blueprint, Entity, Team
-from catalog.services.entities import UPSERT_MERGE, entity_write_one
+from actions.services.actions import action_permissions_update
+from catalog.models import Entity, Team
 from catalog.services.permissions import blueprint_permissions_update
-from catalog.services.teams import team_create
 from portal.actor import Actor
-from tests.catalog.deployment_contract import deployment_blueprints_install
-from tests.conftest import make_user
+from tests.factories import UserFactory
+from tests.support.locks import deploy_catalog, lock, lock_actions_install, running_service
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system()
-def deploy_catalog():
-    """Component, environment, runningService, deployment; environments production, staging, development."""
-    blueprints = deployment_blueprints_install(SYSTEM)
-    for name in ("production", "staging", "development"):
-        entity_write_one(actor=SYSTEM, blueprint=blueprints["environment"],
-                         data={"identifier": name, "title": name.title(), "properties": {"type": name, "locked": False}})
-    return blueprints
-
-
-def running_service(service, environment, *, version="1.0.0", team=None, **properties):
-    """The Component (if missing) and its running service `<service>-<environment>`."""
-    blueprints = {b.identifier: b for b in Blueprint.objects.filter(identifier__in=["Component", "runningService"])}
-    if team and not Team.objects.filter(name=team).exists():
-        team_create(actor=SYSTEM, data={"name": team})
-    if not Entity.objects.filter(blueprint=blueprints["Component"], identifier=service).exists():
-        entity_write_one(actor=SYSTEM, blueprint=blueprints["Component"],
-                         data={"identifier": service, "title": service, **({"team": [team]} if team else {})})
-    return entity_write_one(actor=SYSTEM, blueprint=blueprints["runningService"], mode=UPSERT_MERGE, data={
-        "identifier": f"{service}-{environment}", **({"team": [team]} if team else {}),
-        "relations": {"service": service, "environment": environment},
-        "properties": {"version": version, "commitSha": "abc1234def", "jobUrl": "https://ci.example.com/jobs/1",
-                       "deployedBy": "ci@example.com", "deployedAt": "2025-01-01T10:00:00.000Z", **properties}}).entity
-
-
-def lock_action(identifier, blueprint, *, lock):
-    inputs = {"reason": {"type": "string", "title": "Reason", "maxLength": 500}}
-    properties = {"locked": lock, "lockReason": "{{ .inputs.reason }}", "lockedBy": "{{ .trigger.by.user.email }}",
-                  "lockedAt": "{{ .trigger.at }}"}
-    if lock:
-        inputs["until"] = {"type": "string", "format": "date-time", "title": "Unlock automatically at"}
-    action = action_create(actor=SYSTEM, data={
-        "identifier": identifier, "title": identifier.replace("_", " ").capitalize(),
-        "trigger": {"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": blueprint,
-                    "userInputs": {"properties": inputs, "required": ["reason"]}},
-        "invocationMethod": {"type": "UPSERT_ENTITY", "blueprintIdentifier": blueprint,
-                             "mapping": {"identifier": "{{ .entity.identifier }}", "properties": properties}},
-    })
-    action_permissions_update(actor=SYSTEM, action=action, data={"execute": {"roles": ["Member"]}})
-    return action
-
-
-def lock_actions_install():
-    return {identifier: lock_action(identifier, blueprint, lock=identifier.startswith("lock"))
-            for identifier, blueprint in (("lock_service", "runningService"), ("unlock_service", "runningService"),
-                                          ("lock_environment", "environment"), ("unlock_environment", "environment"))}
-
-
-def lock(blueprint, identifier, reason="release freeze", by="sre@example.com", until=None):
-    properties = {"locked": True, "lockReason": reason, "lockedBy": by, "lockedAt": "2025-01-01T00:00:00.000Z"}
-    if until:
-        properties["lockedUntil"] = until
-    entity_write_one(actor=SYSTEM, blueprint=Blueprint.objects.get(identifier=blueprint), mode=UPSERT_MERGE,
-                     data={"identifier": identifier, "properties": properties})
 
 
 @pytest.fixture
@@ -87,7 +27,7 @@ def world(db):
     running_service("CartService", "production", version="2.4.1")
     running_service("CartService", "staging", version="2.5.0-rc1")
     running_service("PaymentService", "production", version="9.0.0")
-    return {"blueprints": blueprints, "actions": actions, "dev": make_user("dev@example.com")}
+    return {"blueprints": blueprints, "actions": actions, "dev": UserFactory(email="dev@example.com")}
 
 
 def page(client, user):
@@ -145,7 +85,7 @@ def test_only_running_services_the_user_may_read_are_shown(client, world):
     blueprint_permissions_update(actor=SYSTEM, blueprint=world["blueprints"]["runningService"],
                                  data={"entities": {"read": {"roles": [], "ownedByTeam": True}}})
     running_service("Ledger", "production", team="payments")
-    payer = make_user("pay@example.com", teams=["payments"])
+    payer = UserFactory(email="pay@example.com", teams=["payments"])
     assert "Ledger" not in text(page(client, world["dev"]))
     assert "CartService" not in text(page(client, world["dev"]))
     html = text(page(client, payer))
@@ -262,7 +202,7 @@ def queries_for(client, user):
 
 
 def test_query_count_does_not_grow_with_services(client, world):
-    make_user("platform@example.com", teams=["platform"])
+    UserFactory(email="platform@example.com", teams=["platform"])
     world["dev"].groups.add(Team.objects.get(name="platform").group)
     few = queries_for(client, world["dev"])
     for i in range(12):

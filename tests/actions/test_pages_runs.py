@@ -12,8 +12,9 @@ from actions.services.runs import run_link_entity, run_log_add, run_request, run
 from catalog.models import Blueprint
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
-from tests.actions.test_pages_actions import get
-from tests.actions.test_run_request import actor_of, catalog_setup, grant, make_action
+from tests.factories import ActionFactory
+from tests.support.pages import get
+from tests.support.runs import actor_of, catalog_setup, grant
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,7 @@ def users(db, monkeypatch):
 
 
 def deploy_run(users, **fields):
-    action = make_action(inputs={"branch": {"type": "string", "title": "Branch"},
+    action = ActionFactory(inputs={"branch": {"type": "string", "title": "Branch"},
                                  "target": {"type": "string", "format": "entity", "blueprint": "Service",
                                             "title": "Target"}}, **fields)
     grant("execute", action, users=[users["dev"]])
@@ -39,7 +40,7 @@ def deploy_run(users, **fields):
 def create_run(users, requester="dev", identifier="create_env"):
     from actions.models import Action
 
-    action = Action.objects.filter(identifier=identifier).first() or make_action(identifier, operation="CREATE", blueprint="Env")
+    action = Action.objects.filter(identifier=identifier).first() or ActionFactory(identifier=identifier, operation="CREATE", blueprint="Env")
     grant("execute", action, users=[users[requester]])
     return run_request(actor=actor_of(users[requester]), action=action, properties={"branch": "b"})
 

@@ -16,15 +16,10 @@ from catalog.models import Blueprint, Entity
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from portal.errors import PortalError
-from tests.actions.test_run_request import actor_of, catalog_setup, grant, make_action
-from tests.conftest import make_user
+from tests.factories import ActionFactory, UserFactory
+from tests.support.runs import actor_of, catalog_setup, grant
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def users(db):
-    return catalog_setup()
 
 
 def request(user, action, entity="portal"):
@@ -32,7 +27,7 @@ def request(user, action, entity="portal"):
 
 
 def test_per_user_limit_refuses_and_says_when_it_frees_up(users):
-    action = make_action(quota={"perUser": {"limit": 2, "period": "day"}})
+    action = ActionFactory(quota={"perUser": {"limit": 2, "period": "day"}})
     grant("execute", action, users=[users["dev"], users["pay"]])
     first = request(users["dev"], action)
     request(users["dev"], action)
@@ -52,7 +47,7 @@ def test_per_user_limit_refuses_and_says_when_it_frees_up(users):
 
 
 def test_rolling_window_frees_up(users):
-    action = make_action(quota={"perUser": {"limit": 1, "period": "hour"}})
+    action = ActionFactory(quota={"perUser": {"limit": 1, "period": "hour"}})
     grant("execute", action, users=[users["dev"]])
     run = request(users["dev"], action)
     with pytest.raises(QuotaExceeded):
@@ -62,8 +57,8 @@ def test_rolling_window_frees_up(users):
 
 
 def test_per_team_limit_counts_every_member(users):
-    action = make_action(quota={"perTeam": {"limit": 1, "period": "week"}})
-    teammate = make_user("dev2@example.com", teams=["platform"])
+    action = ActionFactory(quota={"perTeam": {"limit": 1, "period": "week"}})
+    teammate = UserFactory(email="dev2@example.com", teams=["platform"])
     grant("execute", action, teams=["platform", "payments"])
     request(users["dev"], action)
     with pytest.raises(QuotaExceeded, match="^quota.perTeam: action 'deploy' allows at most 1 run per team per week"):
@@ -72,7 +67,7 @@ def test_per_team_limit_counts_every_member(users):
 
 
 def test_live_entities_per_user(users):
-    action = make_action("create_env", operation="CREATE", blueprint="Env", quota={"liveEntitiesPerUser": 2})
+    action = ActionFactory(identifier="create_env", operation="CREATE", blueprint="Env", quota={"liveEntitiesPerUser": 2})
     grant("execute", action, users=[users["dev"]])
     env = Blueprint.objects.get(identifier="Env")
     entity_write_one(actor=Actor.system(), blueprint=env, data={"identifier": "mine-1"})
@@ -94,7 +89,7 @@ def test_live_entities_per_user(users):
 def test_concurrent_requests_cannot_squeeze_under_the_limit(monkeypatch):
     users = catalog_setup()
     monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: None)
-    action = make_action(quota={"perUser": {"limit": 2, "period": "day"}})
+    action = ActionFactory(quota={"perUser": {"limit": 2, "period": "day"}})
     grant("execute", action, users=[users["dev"]])
     threads_count = 6
     barrier = threading.Barrier(threads_count)
@@ -124,7 +119,7 @@ def test_concurrent_requests_cannot_squeeze_under_the_limit(monkeypatch):
 def test_concurrent_creates_respect_live_entities(monkeypatch):
     users = catalog_setup()
     monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: None)
-    action = make_action("create_env", operation="CREATE", blueprint="Env", quota={"liveEntitiesPerUser": 1})
+    action = ActionFactory(identifier="create_env", operation="CREATE", blueprint="Env", quota={"liveEntitiesPerUser": 1})
     grant("execute", action, users=[users["dev"]])
     barrier = threading.Barrier(4)
     outcomes = []

@@ -12,8 +12,9 @@ from rest_framework.test import APIClient
 from actions.services.runs import run_request
 from actions.tasks import run_dispatch_task
 from catalog.models import Blueprint
-from tests.actions.test_run_request import actor_of, catalog_setup, grant, make_action
-from tests.conftest import api_for, make_user
+from tests.factories import ActionFactory, UserFactory
+from tests.support.api import api_for
+from tests.support.runs import actor_of, catalog_setup, grant
 
 pytestmark = pytest.mark.django_db
 
@@ -33,11 +34,11 @@ EXPECTED = {
 def world(db, monkeypatch):
     monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: None)
     users = catalog_setup()
-    users["granted"] = make_user("granted@example.com")
+    users["granted"] = UserFactory(email="granted@example.com")
     users["team"] = users["dev"]  # platform
     users["ungranted"] = users["other"]
-    action = make_action()
-    gated = make_action("gated", required_approval=True)
+    action = ActionFactory()
+    gated = ActionFactory(identifier="gated", required_approval=True)
     for each in (action, gated):
         grant("execute", each, users=[users["granted"], users["pay"]], teams=["platform"])
         grant("approve", each, users=[users["granted"]], teams=["platform"])

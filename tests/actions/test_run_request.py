@@ -1,10 +1,6 @@
-"""run_request: who may run what, on which entity, with which inputs; run_as; the run it creates.
-
-Also home of the small builders the other run tests import (`catalog_setup`, `make_action`, `grant`).
-"""
+"""run_request: who may run what, on which entity, with which inputs; run_as; the run it creates."""
 import pytest
 from django.db import transaction
-from guardian.shortcuts import assign_perm
 
 from actions.choices import RunOrigin, RunStatus
 from actions.models import Action, Run
@@ -12,72 +8,14 @@ from actions.serializers import run_json
 from actions.services.runs import run_request
 from audit import choices as audit_choices
 from audit.models import AuditEvent
-from catalog.models import Blueprint, Team
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import entity_write_one
-from portal.actor import Actor
+from catalog.models import Blueprint
 from portal.errors import Forbidden, ValidationFailed
 from portal.models import OutboxMessage
-from tests.conftest import make_user
+from tests.factories import ActionFactory
 from tests.outbox import on_publish
+from tests.support.runs import actor_of, grant
 
 pytestmark = pytest.mark.django_db
-
-SERVICE = {
-    "identifier": "Service",
-    "title": "Service",
-    "schema": {"properties": {"tier": {"type": "string"}, "language": {"type": "string"}}},
-}
-ENV = {"identifier": "Env", "title": "Environment", "schema": {"properties": {"branch": {"type": "string"}}}}
-
-
-def catalog_setup():
-    """Blueprints Service and Env; teams platform (dev@) and payments (pay@); services owned by each."""
-    system = Actor.system()
-    blueprint_create(actor=system, data=SERVICE)
-    blueprint_create(actor=system, data=ENV)
-    users = {
-        "admin": make_user("admin@example.com", admin=True),
-        "dev": make_user("dev@example.com", teams=["platform"]),
-        "pay": make_user("pay@example.com", teams=["payments"]),
-        "other": make_user("other@example.com"),
-        "manager": make_user("manager@example.com", teams=["managers"]),
-        "manager2": make_user("manager2@example.com", teams=["managers"]),
-    }
-    service = Blueprint.objects.get(identifier="Service")
-    for identifier, teams, tier in (("portal", ["platform"], "1"), ("checkout", ["payments"], "2")):
-        entity_write_one(actor=system, blueprint=service,
-                         data={"identifier": identifier, "team": teams, "properties": {"tier": tier}})
-    return users
-
-
-def make_action(identifier="deploy", *, operation="DAY-2", blueprint="Service", inputs=None, required=(), **fields):
-    trigger = {"type": "self-service", "operation": operation, "blueprintIdentifier": blueprint,
-               "userInputs": {"properties": inputs if inputs is not None else {"branch": {"type": "string"}},
-                              "required": list(required)}}
-    if "condition" in fields:
-        trigger["condition"] = fields.pop("condition")
-    return Action.objects.create(
-        identifier=identifier, title=identifier.replace("_", " ").title(), trigger=trigger,
-        invocation_method={"type": "WEBHOOK", "url": "http://127.0.0.1:9/hook"}, trigger_type="self-service",
-        operation=operation, blueprint_identifier=blueprint, **fields)
-
-
-def grant(verb, action, *, users=(), teams=()):
-    codename = {"execute": "actions.execute_action", "approve": "actions.approve_action"}[verb]
-    for user in users:
-        assign_perm(codename, user, action)
-    for name in teams:
-        assign_perm(codename, Team.objects.get(name=name).group, action)
-
-
-def actor_of(user):
-    return Actor(user=user, origin="API")
-
-
-@pytest.fixture
-def users(db):
-    return catalog_setup()
 
 
 def run_audits(verb=None):
@@ -86,7 +24,7 @@ def run_audits(verb=None):
 
 
 def test_granted_member_requests_a_day2_run(users, django_capture_on_commit_callbacks, monkeypatch):
-    action = make_action(inputs={"branch": {"type": "string", "default": "main"}})
+    action = ActionFactory(inputs={"branch": {"type": "string", "default": "main"}})
     grant("execute", action, users=[users["dev"]])
     queued = []
     from actions.tasks import run_dispatch_task
@@ -111,7 +49,7 @@ def test_granted_member_requests_a_day2_run(users, django_capture_on_commit_call
 
 
 def test_the_run_and_its_dispatch_are_committed_or_rolled_back_together(users):
-    action = make_action()
+    action = ActionFactory()
     grant("execute", action, users=[users["dev"]])
     with pytest.raises(RuntimeError), transaction.atomic():
         run = run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
@@ -121,14 +59,14 @@ def test_the_run_and_its_dispatch_are_committed_or_rolled_back_together(users):
 
 
 def test_run_timeout_comes_from_the_action(users):
-    action = make_action(run_timeout_seconds=120)
+    action = ActionFactory(run_timeout_seconds=120)
     grant("execute", action, users=[users["dev"]])
     run = run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
     assert (run.timeout_at - run.started_at).total_seconds() == 120
 
 
 def test_approval_required_waits_and_is_not_dispatched(users, django_capture_on_commit_callbacks, monkeypatch):
-    action = make_action(required_approval={"type": "ANY"}, approval_timeout_seconds=3600)
+    action = ActionFactory(required_approval={"type": "ANY"}, approval_timeout_seconds=3600)
     grant("execute", action, users=[users["dev"]])
     from portal import events
 
@@ -147,7 +85,7 @@ def test_approval_required_waits_and_is_not_dispatched(users, django_capture_on_
 
 
 def test_approval_notification_webhook_is_queued_on_commit(users, django_capture_on_commit_callbacks, monkeypatch):
-    action = make_action(required_approval=True, approval_notification={"type": "webhook", "url": "http://127.0.0.1:9/n"})
+    action = ActionFactory(required_approval=True, approval_notification={"type": "webhook", "url": "http://127.0.0.1:9/n"})
     grant("execute", action, users=[users["dev"]])
     from actions.tasks import run_approval_notify_task
 
@@ -160,7 +98,7 @@ def test_approval_notification_webhook_is_queued_on_commit(users, django_capture
 
 def test_approval_notification_posts_the_run_json(users, httpserver, settings):
     settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
-    action = make_action(required_approval=True,
+    action = ActionFactory(required_approval=True,
                          approval_notification={"type": "webhook", "url": httpserver.url_for("/approvals")})
     grant("execute", action, users=[users["dev"]])
     run = run_request(actor=actor_of(users["dev"]), action=action, properties={"branch": "x"}, entity_identifier="portal")
@@ -175,7 +113,7 @@ def test_approval_notification_posts_the_run_json(users, httpserver, settings):
 
 
 def test_create_takes_no_entity(users):
-    action = make_action("create_env", operation="CREATE", blueprint="Env")
+    action = ActionFactory(identifier="create_env", operation="CREATE", blueprint="Env")
     grant("execute", action, users=[users["dev"]])
     with pytest.raises(ValidationFailed, match="^entity: action 'create_env' creates an entity"):
         run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
@@ -184,7 +122,7 @@ def test_create_takes_no_entity(users):
 
 
 def test_day2_needs_an_entity(users):
-    action = make_action()
+    action = ActionFactory()
     grant("execute", action, users=[users["dev"]])
     with pytest.raises(ValidationFailed, match="^entity: is required by DAY-2 action 'deploy'"):
         run_request(actor=actor_of(users["dev"]), action=action, properties={})
@@ -198,7 +136,7 @@ def test_entity_must_be_visible_to_the_requester(users):
     from guardian.models import GroupObjectPermission
 
     GroupObjectPermission.objects.filter(object_pk=str(service.pk)).delete()  # members no longer read services
-    action = make_action()
+    action = ActionFactory()
     grant("execute", action, users=[users["dev"]])
     with pytest.raises(ValidationFailed, match="^entity: entity 'portal' of blueprint 'Service' was not found"):
         run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
@@ -206,7 +144,7 @@ def test_entity_must_be_visible_to_the_requester(users):
 
 def test_entity_must_match_the_condition(users):
     condition = {"combinator": "and", "rules": [{"property": "tier", "operator": "=", "value": "1"}]}
-    action = make_action(condition=condition)
+    action = ActionFactory(condition=condition)
     grant("execute", action, users=[users["dev"]])
     with pytest.raises(ValidationFailed, match="^entity: entity 'checkout' does not match the condition"):
         run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="checkout")
@@ -214,14 +152,14 @@ def test_entity_must_match_the_condition(users):
 
 
 def test_ungranted_member_is_refused(users):
-    action = make_action()
+    action = ActionFactory()
     with pytest.raises(Forbidden, match="You may not run action 'deploy'"):
         run_request(actor=actor_of(users["other"]), action=action, properties={}, entity_identifier="portal")
     assert not Run.objects.exists() and not run_audits()
 
 
 def test_owned_by_team_executes_only_on_owned_entities(users):
-    action = make_action(permission_settings={"ownedByTeam": {"execute": True}})
+    action = ActionFactory(permission_settings={"ownedByTeam": {"execute": True}})
     run = run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal")
     assert run.requested_by == users["dev"]
     with pytest.raises(Forbidden):
@@ -229,7 +167,7 @@ def test_owned_by_team_executes_only_on_owned_entities(users):
 
 
 def test_inputs_are_validated(users):
-    action = make_action(inputs={"replicas": {"type": "number", "minimum": 1}}, required=["replicas"])
+    action = ActionFactory(inputs={"replicas": {"type": "number", "minimum": 1}}, required=["replicas"])
     grant("execute", action, users=[users["dev"]])
     with pytest.raises(ValidationFailed, match="properties.replicas"):
         run_request(actor=actor_of(users["dev"]), action=action, properties={"replicas": 0}, entity_identifier="portal")
@@ -238,7 +176,7 @@ def test_inputs_are_validated(users):
 
 
 def test_unpublished_and_automation_actions_cannot_be_requested(users):
-    unpublished = make_action(publish=False)
+    unpublished = ActionFactory(publish=False)
     with pytest.raises(ValidationFailed, match="^action: 'deploy' is not published"):
         run_request(actor=actor_of(users["admin"]), action=unpublished, properties={}, entity_identifier="portal")
     automation = Action.objects.create(identifier="auto", title="Auto", trigger={"type": "automation", "event": {}},
@@ -248,7 +186,7 @@ def test_unpublished_and_automation_actions_cannot_be_requested(users):
 
 
 def test_admin_runs_as_another_user(users):
-    action = make_action()
+    action = ActionFactory()
     grant("execute", action, users=[users["dev"]])
     run = run_request(actor=actor_of(users["admin"]), action=action, properties={}, entity_identifier="portal",
                       run_as="dev@example.com")
@@ -260,14 +198,14 @@ def test_admin_runs_as_another_user(users):
 
 
 def test_run_as_is_checked_against_the_requester(users):
-    action = make_action()  # dev has no grant: the admin cannot lend their own permission
+    action = ActionFactory()  # dev has no grant: the admin cannot lend their own permission
     with pytest.raises(Forbidden):
         run_request(actor=actor_of(users["admin"]), action=action, properties={}, entity_identifier="portal",
                     run_as="dev@example.com")
 
 
 def test_only_admins_may_run_as(users):
-    action = make_action()
+    action = ActionFactory()
     grant("execute", action, users=[users["dev"]])
     with pytest.raises(Forbidden, match="^run_as: only admins"):
         run_request(actor=actor_of(users["dev"]), action=action, properties={}, entity_identifier="portal",

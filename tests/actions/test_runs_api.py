@@ -7,8 +7,9 @@ from actions.models import Run
 from audit.models import AuditEvent
 from actions.services.runs import run_request
 from actions.tasks import run_dispatch_task
-from tests.actions.test_run_request import actor_of, catalog_setup, grant, make_action
-from tests.conftest import api_for
+from tests.factories import ActionFactory
+from tests.support.api import api_for
+from tests.support.runs import actor_of, catalog_setup, grant
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +22,7 @@ def users(db, monkeypatch):
 
 @pytest.fixture
 def action(users):
-    action = make_action(inputs={"branch": {"type": "string"}}, required=["branch"])
+    action = ActionFactory(inputs={"branch": {"type": "string"}}, required=["branch"])
     grant("execute", action, users=[users["dev"]])
     return action
 
@@ -50,7 +51,7 @@ def test_request_errors_name_the_field(users, action):
 
 
 def test_quota_refusal_envelope(users):
-    action = make_action(quota={"perUser": {"limit": 1, "period": "day"}})
+    action = ActionFactory(quota={"perUser": {"limit": 1, "period": "day"}})
     grant("execute", action, users=[users["dev"]])
     api = api_for(users["dev"])
     assert api.post("/v1/actions/deploy/runs", {"entity": "portal"}, format="json").status_code == 202
@@ -110,7 +111,7 @@ def test_the_same_final_status_again_is_a_no_op(users, action):
 
 
 def test_the_requester_cancels_a_run_waiting_for_approval(users):
-    action = make_action(required_approval={"type": "ANY"}, approval_timeout_seconds=3600)
+    action = ActionFactory(required_approval={"type": "ANY"}, approval_timeout_seconds=3600)
     grant("execute", action, users=[users["dev"]])
     grant("approve", action, teams=["managers"])
     run = request_run(users, action, branch="x")
@@ -148,7 +149,7 @@ def test_logs(users, action):
 
 
 def test_approval_and_approvers(users):
-    action = make_action(required_approval={"type": "ALL"}, approval_timeout_seconds=3600)
+    action = ActionFactory(required_approval={"type": "ALL"}, approval_timeout_seconds=3600)
     grant("execute", action, users=[users["dev"]])
     grant("approve", action, teams=["managers"])
     run = request_run(users, action, branch="x")
@@ -171,7 +172,7 @@ def test_approval_and_approvers(users):
 
 
 def test_approval_queue(users):
-    action = make_action(required_approval=True, approval_timeout_seconds=3600)
+    action = ActionFactory(required_approval=True, approval_timeout_seconds=3600)
     grant("execute", action, users=[users["dev"], users["pay"]])
     grant("approve", action, teams=["managers"])
     first = request_run(users, action, branch="one")
@@ -190,7 +191,7 @@ def test_approval_queue(users):
 
 
 def test_list_filters(users, action):
-    other = make_action("restart")
+    other = ActionFactory(identifier="restart")
     grant("execute", other, users=[users["dev"]])
     deploy = request_run(users, action)
     restart = request_run(users, other, entity="checkout", branch="b")
@@ -233,7 +234,7 @@ def test_list_query_count_does_not_grow(users, action):
 
 
 def test_approval_queue_query_count_does_not_grow(users):
-    action = make_action(required_approval=True)
+    action = ActionFactory(required_approval=True)
     grant("execute", action, users=[users["dev"]])
     grant("approve", action, teams=["managers"])
     api = api_for(users["manager"])

@@ -13,7 +13,7 @@ from audit import choices as audit_choices
 from audit.models import AuditEvent
 from portal.actor import Actor
 from portal.errors import ValidationFailed
-from tests.actions.test_action_definitions import catalog_setup
+from tests.support.action_definitions import catalog_setup
 
 pytestmark = pytest.mark.django_db
 LITERAL = "Bearer literal-abc123-XYZ"

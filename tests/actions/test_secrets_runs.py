@@ -11,9 +11,9 @@ from actions.secrets import secret_set
 from actions.tasks import run_dispatch_task
 from audit.models import AuditEvent
 from portal.actor import Actor
-from tests.actions.test_action_definitions import catalog_setup
-from tests.actions.test_agent_api import AGENT_HEADERS, CLAIM, agent_action, agent_run
-from tests.conftest import make_user
+from tests.factories import UserFactory
+from tests.support.action_definitions import catalog_setup
+from tests.support.agent import AGENT_HEADERS, CLAIM, agent_action, agent_run
 
 pytestmark = pytest.mark.django_db
 SECRET = "tok-Very-Secret-42"
@@ -105,7 +105,7 @@ def test_an_agent_claims_the_real_request_and_the_run_stores_the_mask(admin_api,
     secret_set(actor=Actor.system(), name="DEPLOY_TOKEN", value=SECRET)
     action = agent_action(headers={"Authorization": LITERAL, "X-Sig": "{{ .secrets.DEPLOY_TOKEN | @base64 }}"},
                           body={"token": "{{ .secrets.DEPLOY_TOKEN | ascii_downcase }}"})
-    run = agent_run(action, make_user("dev@example.com"))
+    run = agent_run(action, UserFactory(email="dev@example.com"))
     assert run.payload["headers"] == {"Authorization": "[redacted]", "X-Sig": "[redacted]"}
     assert run.payload["body"] == {"token": "[redacted]"}
 

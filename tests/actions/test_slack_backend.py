@@ -16,7 +16,7 @@ from actions.tasks import run_dispatch_task
 from audit import choices as audit_choices
 from audit.models import AuditEvent
 from portal.actor import Actor
-from tests.conftest import make_user
+from tests.factories import RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 TOKEN = "xoxb-test-token"
@@ -34,7 +34,7 @@ def slack(settings, httpserver):
 
 @pytest.fixture
 def requester(db):
-    return make_user("dev@example.com")
+    return UserFactory(email="dev@example.com")
 
 
 def make_run(requester, *, channel="{{ .inputs.channel }}",
@@ -42,7 +42,7 @@ def make_run(requester, *, channel="{{ .inputs.channel }}",
     action = Action.objects.create(
         identifier=f"announce_{Action.objects.count()}", title="Announce", trigger_type="self-service", operation="DAY-2",
         blueprint_identifier="Service", invocation_method={"type": "SLACK", "channel": channel, "text": text})
-    return Run.objects.create(
+    return RunFactory(
         id=f"r_slack{Run.objects.count()}", action=action, blueprint_identifier="Service", status=RunStatus.IN_PROGRESS,
         requested_by=requester, properties=properties if properties is not None else {"channel": "#deploys", "version": "1.2.3"},
         started_at=timezone.now())

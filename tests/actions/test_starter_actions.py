@@ -2,13 +2,11 @@
 under test serves itself on `live_server`) and a fake Slack on loopback: developer environments with quota →
 approval, TTL extension and termination; service and environment locks with Slack, audit and auto-unlock;
 deploy off until GitHub is configured; cloud resources and temporary access behind approvals."""
-import json
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
-from werkzeug.wrappers import Response
 
 from actions.choices import RunStatus
 from actions.models import Action, NotificationSettings, Run
@@ -16,7 +14,9 @@ from actions.services.timers import timers_sweep
 from audit.models import AuditEvent
 from catalog.models import Entity, Timer
 from portal.datetimes import instant_text
-from tests.conftest import api_for, make_user
+from tests.factories import UserFactory
+from tests.support.api import api_for
+from tests.support.slack import FakeSlack
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,20 +24,6 @@ STARTER_ACTIONS = {"create_dev_env", "extend_ttl", "terminate_dev_env", "lock_se
                    "lock_environment", "unlock_environment", "deploy", "provision_cloud_resource",
                    "request_temporary_access"}
 PLATFORM_CHANNEL = "#platform-locks"
-
-
-class FakeSlack:
-    def __init__(self, httpserver):
-        self.messages = []
-        httpserver.expect_request("/api/chat.postMessage").respond_with_handler(self._post)
-        httpserver.expect_request("/api/users.lookupByEmail").respond_with_json({"ok": False, "error": "users_not_found"})
-
-    def _post(self, request):
-        self.messages.append(json.loads(request.get_data()))
-        return Response(json.dumps({"ok": True, "channel": "C1", "ts": "1.1"}), content_type="application/json")
-
-    def to(self, channel):
-        return [m for m in self.messages if m["channel"] == channel]
 
 
 @pytest.fixture
@@ -58,12 +44,12 @@ def portal(live_server, settings, httpserver):
 
 @pytest.fixture
 def developer(portal):
-    return api_for(make_user("dev@example.com", teams=["Checkout"]))
+    return api_for(UserFactory(email="dev@example.com", teams=["Checkout"]))
 
 
 @pytest.fixture
 def manager(portal):
-    return api_for(make_user("boss@example.com", teams=["Managers"]))
+    return api_for(UserFactory(email="boss@example.com", teams=["Managers"]))
 
 
 def request_run(api, action, properties=None, entity=None, status=202):
@@ -146,7 +132,7 @@ def lock_audit_events(identifier):
 
 
 def test_locking_a_service_refuses_its_deploys_posts_once_to_slack_and_is_audited_once(portal, developer):
-    ci = api_for(make_user("ci@example.com", admin=True))
+    ci = api_for(UserFactory(email="ci@example.com", admin=True))
     assert deploy(ci, "CartService").status_code == 201
     audited_before = len(lock_audit_events("CartService-production"))
     # unlock is offered only on what is locked (its trigger.condition)
@@ -174,7 +160,7 @@ def test_locking_a_service_refuses_its_deploys_posts_once_to_slack_and_is_audite
 
     refused = deploy(ci, "CartService")
     assert refused.status_code == 423 and refused.json()["lock"]["reason"] == "Black Friday freeze"
-    assert api_for(make_user("reader@example.com", admin=True)).get(
+    assert api_for(UserFactory(email="reader@example.com", admin=True)).get(
         "/v1/locks/CartService/production").status_code == 423
 
     unlocked = run_of(request_run(developer, "unlock_service", {"reason": "Freeze over"}, entity="CartService-production"))
@@ -187,7 +173,7 @@ def test_locking_a_service_refuses_its_deploys_posts_once_to_slack_and_is_audite
 
 
 def test_a_lock_with_an_unlock_time_is_lifted_by_the_timer(portal, developer):
-    ci = api_for(make_user("ci@example.com", admin=True))
+    ci = api_for(UserFactory(email="ci@example.com", admin=True))
     assert deploy(ci, "CartService", "staging").status_code == 201
     request_run(developer, "lock_service", {"reason": "QA in progress", "until": instant_text(timezone.now() + timedelta(hours=1))},
                 entity="CartService-staging")
@@ -204,7 +190,7 @@ def test_a_lock_with_an_unlock_time_is_lifted_by_the_timer(portal, developer):
 
 
 def test_an_environment_lock_refuses_every_service(portal, developer):
-    ci = api_for(make_user("ci@example.com", admin=True))
+    ci = api_for(UserFactory(email="ci@example.com", admin=True))
     locked = run_of(request_run(developer, "lock_environment", {"reason": "Incident 42"}, entity="production"))
     assert locked.status == RunStatus.SUCCESS, locked.status_label
     for service in ("CartService", "ProductsService"):
@@ -217,7 +203,7 @@ def test_an_environment_lock_refuses_every_service(portal, developer):
 
 
 def test_deploy_is_off_until_github_is_configured(portal, developer, settings):
-    ci = api_for(make_user("ci@example.com", admin=True))
+    ci = api_for(UserFactory(email="ci@example.com", admin=True))
     assert deploy(ci, "CartService").status_code == 201
     refused = request_run(developer, "deploy", {"version": "1.2.3"}, entity="CartService-production", status=409)
     assert refused["error"] == "backend_not_configured"

@@ -9,7 +9,8 @@ from werkzeug.wrappers import Response
 
 from audit.models import AuditEvent
 from catalog.models import Entity
-from tests.conftest import api_for, make_user
+from tests.factories import UserFactory
+from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,9 +24,9 @@ def signing_secret():
 def test_spin_up_a_developer_environment(httpserver, settings, django_capture_on_commit_callbacks):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
-    platform = api_for(make_user("platform@example.com", admin=True))
-    developer_user = make_user("dev@example.com", teams=["Checkout"])
-    manager_user = make_user("manager@example.com", teams=["Managers"])
+    platform = api_for(UserFactory(email="platform@example.com", admin=True))
+    developer_user = UserFactory(email="dev@example.com", teams=["Checkout"])
+    manager_user = UserFactory(email="manager@example.com", teams=["Managers"])
     developer, manager = api_for(developer_user), api_for(manager_user)
 
     assert platform.post("/v1/blueprints", {

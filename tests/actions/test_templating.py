@@ -12,7 +12,7 @@ from catalog.models import Blueprint
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
-from tests.conftest import make_user
+from tests.factories import RunFactory, UserFactory
 
 CONTEXT = {"inputs": {"branch": "main", "replicas": 3, "tags": ["a", "b"], "extra": {"x": 1, "y": "two"}, "none": None},
            "secrets": {"TOKEN": "s3cr3t"}}
@@ -90,13 +90,13 @@ def test_run_template_context():
                                          "schema": {"properties": {"tier": {"type": "string"}}}})
     entity_write_one(actor=system, blueprint=Blueprint.objects.get(identifier="Service"),
                      data={"identifier": "portal", "title": "Portal", "properties": {"tier": "1"}})
-    user = make_user("dev@example.com")
+    user = UserFactory(email="dev@example.com")
     user.first_name, user.last_name = "Dee", "Veloper"
     user.save()
     secret_set(actor=system, name="API_TOKEN", value="t0ken")
     action = Action.objects.create(identifier="deploy", title="Deploy", trigger_type="self-service", operation="DAY-2",
                                    blueprint_identifier="Service", invocation_method={"type": "WEBHOOK", "url": "http://x"})
-    run = Run.objects.create(id="r_ctx", action=action, status=RunStatus.IN_PROGRESS, requested_by=user, origin="UI",
+    run = RunFactory(id="r_ctx", action=action, status=RunStatus.IN_PROGRESS, requested_by=user, origin="UI",
                              properties={"branch": "main"}, entity_id=Blueprint.objects.get().entities.get().pk,
                              entity_identifier="portal", started_at=timezone.now())
     run = Run.objects.select_related("action", "requested_by", "entity__blueprint").get(pk=run.pk)

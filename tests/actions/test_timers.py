@@ -13,8 +13,8 @@ from catalog.models import Entity, Timer
 from catalog.services.entities import PATCH, entity_write_one
 from portal.actor import Actor
 from portal.datetimes import instant_text
-from tests.actions.test_automations import automation, env_setup
 from tests.outbox import on_publish
+from tests.support.automations import automation, env_setup
 
 SYSTEM = Actor.system()
 

@@ -21,10 +21,11 @@ from catalog.models import Entity, Timer
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from portal.errors import Forbidden, ValidationFailed
-from tests.actions.test_automations import automation, env_setup
-from tests.actions.test_run_request import grant
-from tests.conftest import api_for, make_user
+from tests.factories import UserFactory
 from tests.outbox import on_publish
+from tests.support.api import api_for
+from tests.support.automations import automation, env_setup
+from tests.support.runs import grant
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system()
@@ -61,7 +62,7 @@ def notified(monkeypatch, settings):
 @pytest.fixture
 def world(db, dispatched):
     blueprint = env_setup()
-    dev = make_user("dev@example.com")
+    dev = UserFactory(email="dev@example.com")
     action = action_create(actor=SYSTEM, data=CREATE_ENV)
     grant("execute", action, users=[dev])
     return {"blueprint": blueprint, "dev": dev, "action": action}
@@ -159,7 +160,7 @@ def test_an_extend_ttl_action(world, django_capture_on_commit_callbacks):
         "trigger": {"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": "devEnv",
                     "userInputs": {"properties": {}, "required": []}},
         "invocationMethod": {"type": "EXTEND_TTL"}})
-    grant("execute", extend, users=[world["dev"], make_user("stranger@example.com")])
+    grant("execute", extend, users=[world["dev"], UserFactory(email="stranger@example.com")])
     _, entity = create_env(world, django_capture_on_commit_callbacks)
     start = expires(entity)
     run = run_request(actor=Actor(user=world["dev"], origin="API"), action=extend, properties={},
@@ -181,7 +182,7 @@ def test_an_extend_ttl_action(world, django_capture_on_commit_callbacks):
 
 def test_only_the_owner_or_executors_may_extend(world, django_capture_on_commit_callbacks):
     _, entity = create_env(world, django_capture_on_commit_callbacks)
-    stranger = make_user("stranger@example.com")
+    stranger = UserFactory(email="stranger@example.com")
     with pytest.raises(Forbidden):
         ttl_extend(actor=Actor(user=stranger, origin="API"), entity=entity)
     grant("execute", world["action"], users=[stranger])
@@ -214,7 +215,7 @@ def test_extend_api(world, django_capture_on_commit_callbacks):
     assert refused.json()["ok"] is False and "maximum of P10D" in refused.json()["message"]
     missing = api.post("/v1/blueprints/devEnv/entities/nope/ttl/extend")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
-    stranger = api_for(make_user("stranger@example.com")).post("/v1/blueprints/devEnv/entities/env-1/ttl/extend")
+    stranger = api_for(UserFactory(email="stranger@example.com")).post("/v1/blueprints/devEnv/entities/env-1/ttl/extend")
     assert stranger.status_code == 403
 
 
@@ -293,8 +294,8 @@ def test_an_environment_is_warned_extended_and_torn_down(httpserver, settings):
     settings.SLACK_BOT_TOKEN = "xoxb-test"
     settings.SLACK_API_URL = httpserver.url_for("/slack/")
     settings.SLACK_DEFAULT_CHANNEL = "#platform"
-    platform = api_for(make_user("platform@example.com", admin=True))
-    developer_user = make_user("dev@example.com")
+    platform = api_for(UserFactory(email="platform@example.com", admin=True))
+    developer_user = UserFactory(email="dev@example.com")
     developer = api_for(developer_user)
 
     hooks, slack = [], []

@@ -1,44 +1,22 @@
 """The UPSERT_ENTITY backend: the mapped entity is merged into the catalog with the run's id."""
 import pytest
-from django.utils import timezone
 
 from actions.choices import RunStatus
-from actions.models import Action, Run
-from actions.tasks import run_dispatch_task
 from audit.models import AuditEvent
 from catalog.models import Blueprint, Entity
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
-from tests.conftest import make_user
+from tests.factories import UserFactory
+from tests.support.upsert_entity import ENV, dispatch, make_run
 
 pytestmark = pytest.mark.django_db
-ENV = {"identifier": "Env", "title": "Environment",
-       "schema": {"properties": {"branch": {"type": "string"}, "locked": {"type": "boolean"}, "owner": {"type": "string"}}}}
-MAPPING = {"identifier": "{{ .inputs.name }}", "title": "Env {{ .inputs.name }}",
-           "properties": {"branch": "{{ .inputs.branch }}", "locked": True, "owner": "{{ .trigger.by.user.email }}"}}
 
 
 @pytest.fixture
 def requester(db):
     blueprint_create(actor=Actor.system(), data=ENV)
-    return make_user("dev@example.com")
-
-
-def make_run(requester, *, mapping=MAPPING, properties, operation="CREATE", blueprint="Env"):
-    action = Action.objects.create(
-        identifier=f"upsert_{Action.objects.count()}", title="Lock", trigger_type="self-service", operation=operation,
-        blueprint_identifier="Env", invocation_method={"type": "UPSERT_ENTITY", "blueprintIdentifier": blueprint,
-                                                        "mapping": mapping})
-    return Run.objects.create(id=f"r_up{Run.objects.count()}", action=action, blueprint_identifier="Env",
-                              status=RunStatus.IN_PROGRESS, requested_by=requester, properties=properties,
-                              started_at=timezone.now())
-
-
-def dispatch(run):
-    run_dispatch_task(run.id)
-    run.refresh_from_db()
-    return run
+    return UserFactory(email="dev@example.com")
 
 
 def test_creates_the_entity_with_the_run_id(requester, django_capture_on_commit_callbacks):

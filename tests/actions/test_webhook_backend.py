@@ -23,7 +23,7 @@ from catalog.models import Blueprint
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
-from tests.conftest import make_user
+from tests.factories import RunFactory, UserFactory
 from tests.outbox import published
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +42,7 @@ def webhook_settings(settings):
 
 @pytest.fixture
 def requester(db):
-    user = make_user("dev@example.com")
+    user = UserFactory(email="dev@example.com")
     user.first_name, user.last_name = "Dee", "Veloper"
     user.save()
     return user
@@ -55,7 +55,7 @@ def make_run(requester, invocation, *, properties=None, entity=None, operation="
         trigger={"type": "self-service", "operation": operation, "blueprintIdentifier": "Service",
                  "userInputs": {"properties": {}, "required": []}},
         invocation_method={"type": "WEBHOOK", **invocation})
-    return Run.objects.create(
+    return RunFactory(
         id=f"r_{Run.objects.count():04d}", action=action, blueprint_identifier="Service", status=RunStatus.IN_PROGRESS,
         requested_by=requester, origin="UI", properties=properties or {}, started_at=timezone.now(),
         entity=entity, entity_identifier=entity.identifier if entity else "")
@@ -181,7 +181,7 @@ def test_body_keeps_the_template_order_through_the_database(requester, httpserve
     action.refresh_from_db()
     assert list(action.invocation_method["body"]) != ["zeta", "alpha", "mid", "aa"]  # what jsonb did to it
     received = recorded(httpserver, "/ordered", [(200, "{}", None)])
-    run = Run.objects.create(id="r_order", action=action, blueprint_identifier="Service", status=RunStatus.IN_PROGRESS,
+    run = RunFactory(id="r_order", action=action, blueprint_identifier="Service", status=RunStatus.IN_PROGRESS,
                              requested_by=requester, origin="API", started_at=timezone.now())
     dispatch(run)
     assert received[0].get_data() == b'{"zeta":1,"alpha":2,"mid":"r_order","aa":3}'

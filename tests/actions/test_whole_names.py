@@ -9,7 +9,7 @@ from actions.secrets import secret_set
 from actions.templating import TemplateError, render_template
 from catalog.identifiers import check_key
 from portal.errors import ValidationFailed
-from tests.actions.test_action_definitions import INPUTS, _set, blueprints, with_change  # noqa: F401 (a fixture)
+from tests.support.action_definitions import INPUTS, _set, with_change
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,8 @@ from catalog.services.permissions import blueprint_permissions_update
 from catalog.services.teams import team_create
 from portal.actor import Actor
 from tests.audit.tampering import tamper
-from tests.conftest import api_for, make_user
+from tests.factories import RunFactory, UserFactory
+from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
 
@@ -36,11 +37,11 @@ def catalog(admin_user):
 
 def in_progress_run(run_id):
     """A real run for entity writes to reference (run_id must name an IN_PROGRESS run)."""
-    from actions.models import Action, Run
+    from actions.models import Action
 
     action, _ = Action.objects.get_or_create(identifier="audit_test", defaults={
         "title": "Audit test", "trigger": {"type": "self-service", "operation": "DAY-2"}, "trigger_type": "self-service"})
-    return Run.objects.create(id=run_id, action=action, status="IN_PROGRESS")
+    return RunFactory(id=run_id, action=action, status="IN_PROGRESS")
 
 
 def audit_log(api, query=""):
@@ -199,7 +200,7 @@ def test_owned_by_team_read_shows_only_their_teams_entities(admin_user, catalog)
     entity_write_one(actor=admin, blueprint=vault, data={"identifier": "ours", "team": ["alpha"]})
     entity_write_one(actor=admin, blueprint=vault, data={"identifier": "theirs", "team": ["beta"]})
     entity_write_one(actor=admin, blueprint=vault, data={"identifier": "ours", "team": []}, mode=UPSERT)  # given away
-    api = api_for(make_user("alpha@example.com", teams=["alpha"]))
+    api = api_for(UserFactory(email="alpha@example.com", teams=["alpha"]))
     audits = audit_log(api, "?blueprint=Vault&resources=entity")["audits"]
     assert [(a["identifier"], a["action"]) for a in audits] == [("ours", "UPDATE"), ("ours", "CREATE")]
 

@@ -6,7 +6,6 @@ import pytest
 from django.contrib import admin
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
 from guardian.shortcuts import get_user_perms
 from rest_framework.test import APIClient
 
@@ -21,20 +20,10 @@ from catalog.services.teams import team_create
 from portal.actor import Actor
 from portal.models import ApiClient
 from portal.services.api_clients import access_token_issue, api_client_create
-from tests.conftest import make_user
+from tests.factories import UserFactory
+from tests.support.admin import SERVICE, blueprint_form, form_errors, url
 
 pytestmark = pytest.mark.django_db
-
-SERVICE = {"identifier": "Service", "title": "Service",
-           "schema": {"properties": {"replicas": {"type": "number", "minimum": 1}, "language": {"type": "string"}},
-                      "required": []},
-           "relations": {"dependsOn": {"target": "Service", "many": True, "required": False}}}
-
-
-@pytest.fixture
-def staff(client, admin_user):
-    client.force_login(admin_user)
-    return client
 
 
 @pytest.fixture
@@ -42,29 +31,11 @@ def service(db):
     return blueprint_create(actor=Actor.system(), data=SERVICE)
 
 
-def url(model, view, *args):
-    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
-
-
-def blueprint_form(**overrides):
-    data = {"identifier": "Service", "title": "Service", "icon": "", "description": "",
-            "schema": SERVICE["schema"], "relations": {}, "mirror_properties": {}, "calculation_properties": {},
-            "aggregation_properties": {}, "formula_properties": {}, "ownership": None, "changelog_destination": None}
-    data.update(overrides)
-    return {key: (value if isinstance(value, str) else ("" if value is None else json.dumps(value)))
-            for key, value in data.items()}
-
-
 def entity_form(blueprint, **overrides):
     data = {"blueprint": str(blueprint.pk), "identifier": "checkout", "title": "Checkout", "icon": "",
             "properties": {"replicas": 2}, "relations": {}, "team": []}
     data.update(overrides)
     return {key: (value if isinstance(value, str) else json.dumps(value)) for key, value in data.items()}
-
-
-def form_errors(response):
-    assert response.status_code == 200, response.status_code  # re-rendered form, not a redirect or a 500
-    return response.context["adminform"].form.errors
 
 
 def admin_events():
@@ -170,7 +141,7 @@ def test_blueprint_delete_refusal_is_a_message_and_delete_goes_through_the_servi
 
 
 def test_blueprint_object_permissions_pages_save_through_the_audited_services(staff, service):
-    dev = make_user("dev@example.com")
+    dev = UserFactory(email="dev@example.com")
     team = team_create(actor=Actor.system(), data={"name": "platform"})
     base = url(Blueprint, "change", service.pk).rstrip("/").rsplit("/", 1)[0]
     user_page = f"{base}/permissions/user-manage/{dev.pk}/"
@@ -277,7 +248,7 @@ def test_entity_delete_refused_for_dependents_then_deleted_through_the_service(s
 # --- teams --------------------------------------------------------------------------------------------------
 
 def test_team_add_change_delete_through_the_services(staff):
-    ann, bob = make_user("ann@example.com"), make_user("bob@example.com")
+    ann, bob = UserFactory(email="ann@example.com"), UserFactory(email="bob@example.com")
     response = staff.post(url(Team, "add"), {"name": "platform", "description": "infra", "members": [ann.pk, bob.pk]})
     assert response.status_code == 302, form_errors(response)
     team = Team.objects.get(name="platform")
@@ -384,14 +355,14 @@ def test_changelist_query_counts_do_not_grow_with_rows(staff, service):
              url(Entity, "changelist") + f"?team={team.pk}&blueprint__id__exact={service.pk}",
              url(AuditEvent, "changelist") + "?resource_type=entity&action=CREATE&status=SUCCESS"]
     entity_write_one(actor=Actor.system(), blueprint=service, data={"identifier": "e1", "team": ["platform"]})
-    api_client_create(actor=Actor.system(), user=make_user("ci-0@example.com"))
+    api_client_create(actor=Actor.system(), user=UserFactory(email="ci-0@example.com"))
     few = [_queries(staff, page) for page in pages]
     for i in range(2, 31):
         entity_write_one(actor=Actor.system(), blueprint=service,
                          data={"identifier": f"e{i}", "team": ["platform"], "relations": {"dependsOn": ["e1"]}})
         team_create(actor=Actor.system(), data={"name": f"team-{i}", "users": ["ci-0@example.com"]})
         blueprint_create(actor=Actor.system(), data={"identifier": f"bp{i}", "title": "x", "schema": {"properties": {}}})
-        api_client_create(actor=Actor.system(), user=make_user(f"ci-{i}@example.com"))
+        api_client_create(actor=Actor.system(), user=UserFactory(email=f"ci-{i}@example.com"))
     many = [_queries(staff, page) for page in pages]
     assert [count for count, _ in many] == [count for count, _ in few]
     assert [rows for _, rows in few] == [1, 1, 1, 1, few[4][1], 1, 1, 1]

@@ -23,12 +23,6 @@ def mapping(blueprint, identifier=".id"):
 
 
 @pytest.fixture
-def staff(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
 def integration(db):
     blueprint_create(actor=Actor.system(), data={"identifier": "service", "title": "Service", "schema": {"properties": {}}})
     integration = integration_create(actor=Actor.system(), data={

@@ -9,7 +9,7 @@ import pytest
 
 from audit.models import AuditEvent
 from catalog.models import Blueprint, Entity, Team
-from tests.catalog.test_admin import blueprint_form, form_errors, staff, url  # noqa: F401 (staff: a fixture)
+from tests.support.admin import blueprint_form, form_errors, url
 
 pytestmark = pytest.mark.django_db
 

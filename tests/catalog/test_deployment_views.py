@@ -4,40 +4,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog.services.entities import UPSERT_MERGE, entity_write_one
-from catalog.services.permissions import blueprint_permissions_update
 from catalog.services.teams import team_create
 from tests.catalog.deployment_contract import deployment_blueprints_install
-from tests.conftest import api_for, make_user
+from tests.factories import UserFactory
+from tests.support.api import api_for
+from tests.support.deployments import add_deployment, add_environment, add_running_service, add_service, restrict_read
 
 pytestmark = pytest.mark.django_db
-
-
-def add_service(system, bp, identifier, *, team=None, title=None):
-    data = {"identifier": identifier, "title": title or identifier}
-    if team:
-        data["team"] = [team]
-    return entity_write_one(actor=system, blueprint=bp["Component"], data=data).entity
-
-
-def add_environment(system, bp, identifier, kind):
-    return entity_write_one(actor=system, blueprint=bp["environment"],
-                            data={"identifier": identifier, "properties": {"type": kind}}).entity
-
-
-def add_running_service(system, bp, service, environment, **properties):
-    return entity_write_one(actor=system, blueprint=bp["runningService"], data={
-        "identifier": f"{service}-{environment}", "relations": {"service": service, "environment": environment},
-        "properties": properties}).entity
-
-
-def add_deployment(system, bp, running_service, identifier, *, finished, status="success", commit=None, version="1.0.0"):
-    """A deployment entity with explicit timestamps (the CI endpoint stamps `now`)."""
-    properties = {"version": version, "commitSha": f"sha-{identifier}", "jobUrl": f"https://ci.example.com/{identifier}",
-                  "status": status, "deployedBy": "ci@example.com", "startedAt": finished, "finishedAt": finished}
-    if commit is not None:
-        properties["commitTime"] = commit
-    return entity_write_one(actor=system, blueprint=bp["deployment"], data={
-        "identifier": identifier, "relations": {"runningService": running_service}, "properties": properties}).entity
 
 
 def lock(system, bp, blueprint, identifier, reason, until=None):
@@ -129,14 +102,9 @@ def test_unknown_filter_values_are_404_naming_the_parameter(admin_api, landscape
     assert response.json() == {"ok": False, "error": "not_found", "message": message}
 
 
-def restrict_read(system, bp, blueprint, **grant):
-    """Members no longer read `blueprint`; `grant` says who does instead."""
-    blueprint_permissions_update(actor=system, blueprint=bp[blueprint], data={"entities": {"read": {"roles": [], **grant}}})
-
-
 def test_running_services_hide_what_the_user_may_not_read(landscape, system):
-    payments_dev = make_user("pay@example.com", teams=["payments"])
-    outsider = make_user("outsider@example.com")
+    payments_dev = UserFactory(email="pay@example.com", teams=["payments"])
+    outsider = UserFactory(email="outsider@example.com")
     restrict_read(system, landscape, "Component", ownedByTeam=True)
     rows = api_for(payments_dev).get("/v1/running-services").json()["runningServices"]
     assert identifiers(rows) == ["PaymentService-production"]
@@ -157,7 +125,7 @@ def test_anonymous_callers_are_refused(landscape, anon_api):
 
 def test_running_services_query_count_does_not_grow_with_rows(db, system):
     bp = deployment_blueprints_install(system)
-    member = make_user("dev@example.com", teams=["checkout"])
+    member = UserFactory(email="dev@example.com", teams=["checkout"])
     api = api_for(member)
     add_environment(system, bp, "production", "production")
     add_service(system, bp, "S0", team="checkout")
@@ -249,7 +217,7 @@ def test_deployments_bad_parameters_are_422(admin_api, history, query, field):
 
 
 def test_deployments_hide_what_the_user_may_not_read(history, system):
-    payments_dev = make_user("pay@example.com", teams=["payments"])
+    payments_dev = UserFactory(email="pay@example.com", teams=["payments"])
     api = api_for(payments_dev)
     assert identifiers(api.get("/v1/deployments").json()["deployments"]) == ["pay-1", "cart-2", "cart-s1", "cart-1"]
     restrict_read(system, history, "Component", ownedByTeam=True)
@@ -259,11 +227,11 @@ def test_deployments_hide_what_the_user_may_not_read(history, system):
     restrict_read(system, history, "deployment")
     assert api.get("/v1/deployments").json() == {"ok": True, "deployments": []}
     # Admins see everything whatever the grants.
-    assert len(api_for(make_user("root@example.com", admin=True)).get("/v1/deployments").json()["deployments"]) == 4
+    assert len(api_for(UserFactory(email="root@example.com", admin=True)).get("/v1/deployments").json()["deployments"]) == 4
 
 
 def test_deployments_query_count_does_not_grow_with_rows(landscape, system):
-    api = api_for(make_user("dev@example.com", teams=["checkout"]))
+    api = api_for(UserFactory(email="dev@example.com", teams=["checkout"]))
     restrict_read(system, landscape, "Component", ownedByTeam=True)  # the team-owned path of the permission filter
     add_deployment(system, landscape, "CartService-production", "d-0", finished="2025-03-01T00:00:00Z")
     api.get("/v1/deployments")  # warm caches (content types)

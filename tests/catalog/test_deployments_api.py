@@ -3,45 +3,17 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
-from catalog.models import Blueprint, Entity
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import UPSERT_MERGE, entity_write_one
+from catalog.models import Entity
 from catalog.services.permissions import blueprint_permissions_update
-from tests.catalog.deployment_contract import deployment_blueprints_install
-from tests.conftest import api_for
+from tests.support.api import api_for
+from tests.support.deployments import install_contract, lock, report
 
 pytestmark = pytest.mark.django_db
-
-def install_contract(system):
-    """The starter blueprints' contract, devEnvironment too, with two services and two environments."""
-    deployment_blueprints_install(system, mirrors=True)
-    blueprint_create(actor=system, data={"identifier": "devEnvironment", "title": "Developer environment", "schema": {"properties": {
-        "owner": {"type": "string", "format": "user"}, "branch": {"type": "string"}, "url": {"type": "string", "format": "url"},
-        "ttl": {"type": "string", "format": "timer"}}}})
-    bp = {b.identifier: b for b in Blueprint.objects.all()}
-    for name in ("CartService", "PaymentService"):
-        entity_write_one(actor=system, blueprint=bp["Component"], data={"identifier": name, "title": name})
-    for name, kind in (("production", "production"), ("staging", "staging")):
-        entity_write_one(actor=system, blueprint=bp["environment"], data={"identifier": name, "properties": {"type": kind}})
-    return bp
 
 
 @pytest.fixture
 def catalog(db, system):
     return install_contract(system)
-
-
-def report(**overrides):
-    body = {"service": "CartService", "environment": "production", "version": "1.2.3", "commitSha": "abc123",
-            "jobUrl": "https://ci.example.com/jobs/1"}
-    body.update(overrides)
-    return {k: v for k, v in body.items() if v is not None}
-
-
-def lock(system, bp, blueprint, identifier, reason="freeze", by="sre@example.com"):
-    return entity_write_one(actor=system, blueprint=bp[blueprint], mode=UPSERT_MERGE, data={
-        "identifier": identifier, "properties": {"locked": True, "lockReason": reason, "lockedBy": by,
-                                                 "lockedAt": "2025-01-01T00:00:00.000Z"}})
 
 
 def post(api, body):

@@ -24,8 +24,8 @@ from catalog.models import Entity
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from portal.services.api_clients import access_token_issue, api_client_create
-from tests.catalog.test_deployments_api import install_contract, lock, report
-from tests.conftest import make_user
+from tests.factories import UserFactory
+from tests.support.deployments import install_contract, lock, report
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -185,7 +185,7 @@ def assert_lock_not_overtaken(in_commit_order, state):
 def test_service_lock_taken_midway_lets_no_later_report_through(system):
     """100 reports of one service to one environment; its running service is locked midway."""
     bp = install_contract(system)
-    token = bearer_token(make_user("ci@example.com", admin=True))
+    token = bearer_token(UserFactory(email="ci@example.com", admin=True))
     # The running service exists before the race (its creation is covered by the API tests).
     assert APIClient(HTTP_AUTHORIZATION=f"Bearer {token}").post(
         "/v1/deployments", report(version="0.0.1"), format="json").status_code == 201
@@ -211,7 +211,7 @@ def test_environment_lock_taken_midway_refuses_every_service(system):
     services = ["CartService", "PaymentService", "SearchService", "MailService", "AuthService"]
     for name in services[2:]:
         entity_write_one(actor=system, blueprint=bp["Component"], data={"identifier": name, "title": name})
-    token = bearer_token(make_user("ci@example.com", admin=True))
+    token = bearer_token(UserFactory(email="ci@example.com", admin=True))
     seed = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
     for name in services:
         assert seed.post("/v1/deployments", report(service=name, version="0.0.1"), format="json").status_code == 201

@@ -7,9 +7,9 @@ from django.test.utils import CaptureQueriesContext
 
 from catalog.selectors.deployments import dora_metrics
 from tests.catalog.deployment_contract import deployment_blueprints_install
-from tests.catalog.test_deployment_views import (add_deployment, add_environment, add_running_service, add_service,
-                                                 restrict_read)
-from tests.conftest import api_for, make_user
+from tests.factories import UserFactory
+from tests.support.api import api_for
+from tests.support.deployments import add_deployment, add_environment, add_running_service, add_service, restrict_read
 
 pytestmark = pytest.mark.django_db
 
@@ -232,7 +232,7 @@ def test_bad_periods_are_422_naming_the_parameter(admin_api, catalog, query, fie
 
 
 def test_dora_counts_only_what_the_user_may_read(catalog, system):
-    payments_dev = make_user("pay@example.com", teams=["payments"])
+    payments_dev = UserFactory(email="pay@example.com", teams=["payments"])
     api = api_for(payments_dev)
     assert metrics(api.get(f"/v1/dora?{PERIOD}").json()["dora"]) == ALL  # Members read every blueprint by default
     restrict_read(system, catalog, "Component", ownedByTeam=True)
@@ -253,7 +253,7 @@ def test_selector_takes_the_user_first(catalog, admin_user):
 
 def test_dora_query_count_does_not_grow_with_rows(db, system):
     bp = deployment_blueprints_install(system)
-    api = api_for(make_user("dev@example.com", teams=["checkout"]))
+    api = api_for(UserFactory(email="dev@example.com", teams=["checkout"]))
     restrict_read(system, bp, "Component", ownedByTeam=True)
     add_service(system, bp, "CartService", team="checkout")
     add_environment(system, bp, "production", "production")

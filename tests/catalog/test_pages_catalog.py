@@ -4,89 +4,22 @@ import re
 from html import unescape
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
-from catalog.models import Blueprint
-from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from portal.actor import Actor
-from tests.conftest import make_user
+from tests.factories import UserFactory
+from tests.support.catalog_pages import _queries, blueprint, headers, service, table_rows
 
 pytestmark = pytest.mark.django_db
 
 SYSTEM = Actor.system()
-DOMAIN = {
-    "identifier": "Domain", "title": "Domain", "description": "A business domain.",
-    "schema": {"properties": {"tier": {"type": "string", "title": "Tier", "enum": ["gold", "silver"],
-                                       "enumColors": {"gold": "orange", "silver": "lightGray"}}}},
-}
-SERVICE = {
-    "identifier": "Service", "title": "Service", "description": "A deployable service.",
-    "schema": {"properties": {
-        "language": {"type": "string", "title": "Language", "enum": ["Go", "Python", "Rust"],
-                     "enumColors": {"Go": "blue", "Python": "green", "Rust": "red"}},
-        "replicas": {"type": "number", "title": "Replicas"},
-        "public": {"type": "boolean", "title": "Public"},
-        "repo": {"type": "string", "title": "Repository", "format": "url"},
-        "releasedAt": {"type": "string", "title": "Released", "format": "date-time"},
-        "notes": {"type": "string", "title": "Notes"},
-        "owner": {"type": "string", "title": "Owner", "format": "user"},
-    }},
-    "relations": {"domain": {"title": "Domain", "target": "Domain", "many": False}},
-    "mirrorProperties": {"domainTier": {"title": "Domain tier", "path": "domain.tier"}},
-    "calculationProperties": {"label": {"title": "Label", "type": "string",
-                                        "calculation": '.identifier + " on " + (.properties.language // "?")'}},
-}
-
-
-def blueprint(identifier):
-    return Blueprint.objects.get(identifier=identifier)
-
-
-def service(identifier, *, teams=(), title=None, **properties):
-    data = {"identifier": identifier, "team": list(teams), "properties": properties, "relations": {"domain": "payments"}}
-    if title is not None:
-        data["title"] = title
-    return entity_write_one(actor=SYSTEM, blueprint=blueprint("Service"), data=data).entity
-
-
-@pytest.fixture
-def catalog(db):
-    make_user("dev@example.com", teams=["platform"])
-    make_user("pay@example.com", teams=["payments"])
-    blueprint_create(actor=SYSTEM, data=DOMAIN)
-    blueprint_create(actor=SYSTEM, data=SERVICE)
-    blueprint_create(actor=SYSTEM, data={"identifier": "Secret", "title": "Secret things", "schema": {"properties": {}}})
-    # Nobody but admins reads Secret.
-    blueprint_permissions_update(actor=SYSTEM, blueprint=blueprint("Secret"), data={"entities": {"read": {"roles": []}}})
-    entity_write_one(actor=SYSTEM, blueprint=blueprint("Domain"), data={"identifier": "payments", "title": "Payments",
-                                                                       "properties": {"tier": "gold"}})
-    entity_write_one(actor=SYSTEM, blueprint=blueprint("Secret"), data={"identifier": "vault"})
-    service("checkout", teams=["payments"], title="Checkout", language="Go", replicas=3, public=True,
-            repo="https://git.example.com/checkout", releasedAt="2025-03-01T10:30:00Z", notes="Takes the money",
-            owner="pay@example.com")
-    service("billing", teams=["payments"], title="Billing", language="Python", replicas=1, public=False)
-    service("portal", teams=["platform"], title="Portal", language="Rust", replicas=2)
-    return blueprint("Service")
-
-
-@pytest.fixture
-def dev(client, catalog):
-    client.login(username="dev@example.com", password="pw")
-    return client
 
 
 def text(response):
     """The page's visible text, roughly: tags dropped, whitespace squeezed."""
     body = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", response.content.decode(), flags=re.S)
     return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", body))).strip()
-
-
-def table_rows(response):
-    """Identifiers of the table rows, in order."""
-    return re.findall(r'<div class="muted ident">([^<]+)</div>', response.content.decode())
 
 
 # -- /catalog/ ---------------------------------------------------------------------------------------------
@@ -116,10 +49,6 @@ def test_pages_ask_for_a_sign_in(client, catalog):
 
 
 # -- the table ---------------------------------------------------------------------------------------------
-
-
-def headers(response):
-    return [h.strip() for h in re.findall(r'<th scope="col"[^>]*>\s*(?:<a [^>]*>)?([^<]+)', response.content.decode())]
 
 
 def test_table_shows_title_and_the_first_six_columns_by_default(dev, catalog):
@@ -291,17 +220,10 @@ def test_owned_by_team_read_shows_only_the_teams_entities(client, catalog):
 
 
 def test_admins_read_everything(client, catalog):
-    make_user("admin@example.com", admin=True)
+    UserFactory(email="admin@example.com", admin=True)
     client.login(username="admin@example.com", password="pw")
     assert "Secret things" in text(client.get("/catalog/"))
     assert table_rows(client.get("/catalog/Secret/")) == ["vault"]
-
-
-def _queries(client, url):
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
-    assert response.status_code == 200
-    return len(queries)
 
 
 def test_query_counts_do_not_grow_with_the_rows(dev, catalog):

@@ -10,7 +10,7 @@ from catalog.models import Integration
 from catalog.services.integrations import (integration_create, integration_kind_metrics_record,
                                            integration_resync_state_update)
 from portal.actor import Actor
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +56,7 @@ def test_resync_now_is_served_to_polling_integrations(admin_client, admin_api):
 
 
 def test_only_admins_see_integrations(client):
-    client.force_login(make_user("dev@example.com"))
+    client.force_login(UserFactory(email="dev@example.com"))
 
     assert client.get("/integrations/").status_code == 403
     assert client.post("/integrations/", {"resync": "x"}).status_code == 403

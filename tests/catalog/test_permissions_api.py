@@ -8,7 +8,8 @@ from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from catalog.services.users import user_update
 from portal.actor import Actor
-from tests.conftest import api_for, make_user
+from tests.factories import UserFactory
+from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
 
@@ -28,9 +29,9 @@ def catalog(db):
     system = Actor.system()
     blueprint_create(actor=system, data={"identifier": "Domain", "title": "Domain", "schema": {"properties": {}}})
     blueprint_create(actor=system, data=SERVICE)
-    make_user("dev@example.com", teams=["platform"])
-    make_user("pay@example.com", teams=["payments"])
-    make_user("other@example.com")
+    UserFactory(email="dev@example.com", teams=["platform"])
+    UserFactory(email="pay@example.com", teams=["payments"])
+    UserFactory(email="other@example.com")
     service = blueprint("Service")
     for identifier, teams in (("checkout", ["payments"]), ("portal", ["platform"]), ("orphan", [])):
         entity_write_one(actor=system, blueprint=service,

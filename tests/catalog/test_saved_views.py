@@ -6,8 +6,8 @@ import pytest
 
 from audit.models import AuditEvent
 from catalog.models import SavedView
-from tests.catalog.test_pages_catalog import _queries, catalog, dev, headers, service, table_rows  # noqa: F401
-from tests.conftest import make_user
+from tests.factories import UserFactory
+from tests.support.catalog_pages import _queries, headers, table_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -71,7 +71,7 @@ def test_shared_views_are_listed_to_others_and_only_the_owner_deletes(client, ca
     client.login(username="dev@example.com", password="pw")
     client.post("/catalog/Service/?f.language=Go", {"name": "Go, shared", "shared": "on"})
     client.post("/catalog/Service/?f.language=Rust", {"name": "Rust, mine"})
-    make_user("other@example.com", teams=["platform"])
+    UserFactory(email="other@example.com", teams=["platform"])
     client.login(username="other@example.com", password="pw")
     page = client.get("/catalog/Service/")
     assert [name for name, _ in saved_links(page)] == ["Go, shared"]
@@ -95,7 +95,7 @@ def test_views_are_per_blueprint_and_the_list_costs_no_query_per_view(dev):
     dev.post(url, {"name": "one", "shared": "on"})
     first = _queries(dev, url)
     for i in range(10):
-        make_user(f"u{i}@example.com", teams=["platform"])
+        UserFactory(email=f"u{i}@example.com", teams=["platform"])
         dev.post(f"{url}?f.replicas={i}", {"name": f"view {i}", "shared": "on"})
     assert len(saved_links(dev.get(url))) == 11
     assert _queries(dev, url) == first
@@ -104,7 +104,7 @@ def test_views_are_per_blueprint_and_the_list_costs_no_query_per_view(dev):
 def test_the_platform_team_lists_and_removes_views_in_the_admin(client, catalog):
     client.login(username="dev@example.com", password="pw")
     client.post("/catalog/Service/?f.language=Go", {"name": "Stale"})
-    make_user("admin@example.com", admin=True)
+    UserFactory(email="admin@example.com", admin=True)
     client.login(username="admin@example.com", password="pw")
     listing = client.get("/admin/catalog/savedview/")
     assert listing.status_code == 200 and "Stale" in listing.content.decode()

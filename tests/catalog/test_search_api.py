@@ -10,7 +10,8 @@ from catalog.services.entities import entities_write, entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from catalog.services.teams import team_create
 from portal.actor import Actor
-from tests.conftest import api_for, make_user
+from tests.factories import UserFactory
+from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
 
@@ -114,7 +115,7 @@ def test_search_requires_authentication(anon_api, catalog):
 def test_search_filters_by_permission(catalog):
     services({"identifier": "cart-api", "team": ["Platform"], "properties": {"language": "Go"}},
              {"identifier": "other", "properties": {"language": "Go"}})
-    member = make_user("dev@example.com", teams=["Platform"])
+    member = UserFactory(email="dev@example.com", teams=["Platform"])
     blueprint_permissions_update(actor=SYSTEM, blueprint=Blueprint.objects.get(identifier="Service"),
                                  data={"entities": {"read": {"roles": [], "ownedByTeam": True}}})
     api = api_for(member)
@@ -122,7 +123,7 @@ def test_search_filters_by_permission(catalog):
     assert [e["identifier"] for e in page(api, {}).json()["entities"]] == ["cart-api"]
     blueprint_permissions_update(actor=SYSTEM, blueprint=Blueprint.objects.get(identifier="Service"),
                                  data={"entities": {"read": {"ownedByTeam": False}}})
-    api = api_for(make_user("late@example.com", teams=["Platform"]))
+    api = api_for(UserFactory(email="late@example.com", teams=["Platform"]))
     assert search(api, GO).json()["entities"] == [] and page(api, {}).json()["entities"] == []
 
 
@@ -196,7 +197,7 @@ def _count_queries(api, method):
 
 @pytest.mark.parametrize("route", ["search", "page"])
 def test_query_count_does_not_grow_with_rows(catalog, route):
-    api = api_for(make_user("dev@example.com", teams=["Platform"]))
+    api = api_for(UserFactory(email="dev@example.com", teams=["Platform"]))
     rules = {"combinator": "and", "rules": [{"property": "$blueprint", "operator": "=", "value": "Service"},
                                             {"property": "language", "operator": "=", "value": "Go"},
                                             {"property": "systemTier", "operator": "=", "value": 1}]}
@@ -216,7 +217,7 @@ def test_query_count_does_not_grow_with_rows(catalog, route):
 def test_a_search_filters_in_exactly_one_query(catalog):
     services({"identifier": "a", "properties": {"language": "Go"}, "relations": {"system": "Cart"}},
              {"identifier": "b", "properties": {"language": "Go"}})
-    member = make_user("dev@example.com")
+    member = UserFactory(email="dev@example.com")
     queryset = search_queryset({"combinator": "and", "rules": [
         {"property": "language", "operator": "=", "value": "Go"},
         {"property": "systemTier", "operator": "=", "value": 1},

@@ -16,7 +16,7 @@ from catalog.services.permissions import blueprint_permissions_update
 from catalog.services.teams import team_create
 from portal.actor import Actor
 from portal.errors import ValidationFailed
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -361,13 +361,13 @@ def test_related_to_combines_with_other_rules(graph):
 
 
 def test_context_values(catalog):
-    member = make_user("dev@example.com", teams=["Platform"])
+    member = UserFactory(email="dev@example.com", teams=["Platform"])
     assert find([rule("owner", "=", {"context": "user", "property": "$identifier"})], user=member) == {"cart-api"}
     assert find([rule("owner", "!=", {"context": "user", "property": "$identifier"})], user=member) == \
         services_except("cart-api")
     assert find([rule("$team", "in", {"context": "userTeams", "property": "$identifier"})], user=member) == {"cart-api"}
     assert find([rule("$team", "=", {"context": "user", "property": "$team"})], user=member) == {"cart-api"}
-    loner = make_user("loner@example.com")
+    loner = UserFactory(email="loner@example.com")
     assert find([rule("$team", "in", {"context": "userTeams"})], user=loner) == set()
     assert find([rule("$team", "notIn", {"context": "userTeams"})], user=loner) == SERVICES
     # No caller (system use): the context is empty.
@@ -375,12 +375,12 @@ def test_context_values(catalog):
 
 
 def test_member_without_read_grant_gets_nothing_from_that_blueprint(catalog):
-    member = make_user("dev@example.com", teams=["Platform"])
+    member = UserFactory(email="dev@example.com", teams=["Platform"])
     everything = {"combinator": "and", "rules": []}
     assert find(everything, user=member) == SERVICES
     blueprint_permissions_update(actor=SYSTEM, blueprint=Blueprint.objects.get(identifier="Service"),
                                  data={"entities": {"read": {"roles": [], "ownedByTeam": False}}})
-    member = make_user("other@example.com", teams=["Platform"])  # fresh object: access is cached per user object
+    member = UserFactory(email="other@example.com", teams=["Platform"])  # fresh object: access is cached per user object
     assert find(everything, user=member) == set()
     assert find([rule("language", "=", "Go")], user=member, blueprint=None) == {"lib-a"}
 
@@ -388,10 +388,10 @@ def test_member_without_read_grant_gets_nothing_from_that_blueprint(catalog):
 def test_owned_by_team_read_grant(catalog):
     blueprint_permissions_update(actor=SYSTEM, blueprint=Blueprint.objects.get(identifier="Service"),
                                  data={"entities": {"read": {"roles": [], "ownedByTeam": True}}})
-    member = make_user("dev@example.com", teams=["Platform"])
+    member = UserFactory(email="dev@example.com", teams=["Platform"])
     assert find({"combinator": "and", "rules": []}, user=member) == {"cart-api"}
     assert find([rule("language", "!=", "Go")], user=member) == {"cart-api"}
-    admin = make_user("root@example.com", admin=True)
+    admin = UserFactory(email="root@example.com", admin=True)
     assert find([rule("language", "!=", "Go")], user=admin) == services_except("cart-worker", "next-svc")
 
 
@@ -399,7 +399,7 @@ def test_owned_by_team_read_grant(catalog):
 
 
 def test_a_search_is_one_sql_query(catalog):
-    member = make_user("dev@example.com", teams=["Platform"])
+    member = UserFactory(email="dev@example.com", teams=["Platform"])
     rule_set = {"combinator": "and", "rules": [
         rule("language", "in", ["Python", "Go"]),
         rule("domainName", "=", "Orders"),

@@ -9,7 +9,7 @@ from audit.models import AuditEvent
 from catalog.models import Team
 from catalog.services.teams import team_create
 from portal.actor import Actor
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +19,8 @@ def team_events(verb):
 
 
 def test_admin_creates_reads_and_lists_a_team(admin_api):
-    make_user("ann@example.com")
-    make_user("bob@example.com")
+    UserFactory(email="ann@example.com")
+    UserFactory(email="bob@example.com")
     response = admin_api.post("/v1/teams", {"name": "platform", "description": "Platform team",
                                             "users": ["bob@example.com", "ann@example.com"]}, format="json")
     assert response.status_code == 201, response.json()
@@ -67,8 +67,8 @@ def test_anonymous_gets_401(anon_api):
 
 
 def test_patch_changes_only_what_is_given_and_audits_the_diff(admin_api):
-    make_user("ann@example.com")
-    make_user("bob@example.com")
+    UserFactory(email="ann@example.com")
+    UserFactory(email="bob@example.com")
     team_create(actor=Actor.system(), data={"name": "platform", "description": "old", "users": ["ann@example.com"]})
     response = admin_api.patch("/v1/teams/platform", {"users": ["bob@example.com"]}, format="json")
     assert response.status_code == 200, response.json()
@@ -94,7 +94,7 @@ def test_patch_renames_the_team_and_its_group(admin_api):
 
 
 def test_put_replaces_description_and_members_and_keeps_the_path_name(admin_api):
-    make_user("ann@example.com")
+    UserFactory(email="ann@example.com")
     team_create(actor=Actor.system(), data={"name": "platform", "description": "old", "users": ["ann@example.com"]})
     response = admin_api.put("/v1/teams/platform", {"description": "new"}, format="json")
     assert response.status_code == 200, response.json()
@@ -105,7 +105,7 @@ def test_put_replaces_description_and_members_and_keeps_the_path_name(admin_api)
 
 
 def test_delete_removes_team_and_group(admin_api):
-    make_user("ann@example.com")
+    UserFactory(email="ann@example.com")
     team_create(actor=Actor.system(), data={"name": "platform", "users": ["ann@example.com"]})
     response = admin_api.delete("/v1/teams/platform")
     assert response.status_code == 200 and response.json() == {"ok": True}
@@ -162,7 +162,7 @@ def test_bad_team_bodies_are_422_naming_the_field(admin_api, body, path):
 
 
 def test_patch_with_unknown_member_writes_nothing(admin_api):
-    make_user("ann@example.com")
+    UserFactory(email="ann@example.com")
     team_create(actor=Actor.system(), data={"name": "platform", "users": ["ann@example.com"]})
     response = admin_api.patch("/v1/teams/platform", {"description": "d", "users": ["ghost@example.com"]}, format="json")
     assert response.status_code == 422
@@ -181,7 +181,7 @@ def _list_queries(api):
 
 def test_team_list_query_count_does_not_grow(member_api):
     for i in range(3):
-        make_user(f"u{i}@example.com")
+        UserFactory(email=f"u{i}@example.com")
     team_create(actor=Actor.system(), data={"name": "t00", "users": ["u0@example.com"]})
     member_api.get("/v1/teams")  # warm per-process caches (content types)
     one, teams = _list_queries(member_api)

@@ -14,7 +14,8 @@ from catalog.services.teams import team_create
 from catalog.services.users import user_ensure, user_update
 from portal.actor import Actor
 from portal.errors import ValidationFailed
-from tests.conftest import api_for, make_user
+from tests.factories import UserFactory
+from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
 
@@ -40,8 +41,8 @@ def names(items):
 
 
 def test_list_and_get_render_roles_teams_and_status(member_api):
-    make_user("boss@example.com", admin=True, teams=["platform"])
-    gone = make_user("gone@example.com")
+    UserFactory(email="boss@example.com", admin=True, teams=["platform"])
+    gone = UserFactory(email="gone@example.com")
     gone.is_active = False
     gone.first_name, gone.last_name = "Gone", "Away"
     gone.save()
@@ -103,7 +104,7 @@ def test_granting_admin_creates_the_admins_team_and_makes_the_user_an_admin(admi
 
 
 def test_granting_admin_uses_an_existing_admins_team(admin_api, member_user):
-    make_user("boss@example.com", teams=["Admins"])
+    UserFactory(email="boss@example.com", teams=["Admins"])
     created_before = AuditEvent.objects.filter(verb="catalog.team.created").count()
     assert admin_api.patch("/v1/users/dev@example.com", {"roles": ["Admin", "Member"]}, format="json").status_code == 200
     assert sorted(Team.objects.get(name="Admins").group.user_set.values_list("email", flat=True)) == [
@@ -167,7 +168,7 @@ def test_teams_replace_membership(admin_api, member_user):
 
 def test_a_get_can_be_sent_back_unchanged(admin_api, member_user):
     blueprint("Service")
-    make_user("x@example.com", teams=["platform"])
+    UserFactory(email="x@example.com", teams=["platform"])
     user_update(actor=Actor.system(), user=member_user, data={"roles": ["Service-moderator"], "teams": ["platform"]})
     before_events = AuditEvent.objects.count()
     shown = admin_api.get("/v1/users/dev@example.com").json()["user"]
@@ -237,7 +238,7 @@ def test_user_list_query_count_does_not_grow(admin_user, admin_api):
     one, users = _list_queries(admin_api)
     assert len(users) == 1
     for i in range(19):
-        user = make_user(f"u{i:02d}@example.com", teams=["platform", "search"][: i % 3])
+        user = UserFactory(email=f"u{i:02d}@example.com", teams=["platform", "search"][: i % 3])
         user_update(actor=Actor.system(), user=user, data={"roles": [f"{bp}-moderator" for bp in "ABC"[: i % 4]]})
     many, users = _list_queries(admin_api)
     assert len(users) == 20

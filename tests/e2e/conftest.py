@@ -18,8 +18,8 @@ from actions.models import NotificationSettings
 from catalog.services.deployments import deployment_record
 from portal.actor import Actor
 from portal.datetimes import instant_text
-from tests.actions.test_starter_actions import FakeSlack
-from tests.conftest import make_user
+from tests.factories import UserFactory
+from tests.support.slack import FakeSlack
 
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -121,5 +121,5 @@ def starter_portal(live_server, settings, httpserver):
         deployment_record(actor=Actor.system(), data={
             "service": "CartService", "environment": environment, "version": version, "commitSha": "9f8e7d6c5b",
             "jobUrl": "https://ci.example.com/jobs/7", "commitTime": instant_text(timezone.now() - timedelta(hours=2))})
-    make_user("manager@example.com", teams=["Managers"])
+    UserFactory(email="manager@example.com", teams=["Managers"])
     return slack

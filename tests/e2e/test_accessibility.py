@@ -6,7 +6,7 @@ node it compares the text colour with the first opaque background behind it.
 """
 import pytest
 
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +50,7 @@ FINDINGS = """() => {
 
 @pytest.mark.parametrize("width", [1366, 390])
 def test_pages_have_contrast_and_labels(live_server, browser, sign_in, screenshot, starter_portal, width):
-    make_user("developer@example.com", teams=["Checkout"])
+    UserFactory(email="developer@example.com", teams=["Checkout"])
     check = browser.new_page()  # the check itself finds what it should
     check.set_content('<p style="color:#bbb">faint</p><p style="color:#444">dark</p><input name="q"><label>ok <input name="ok"></label>')
     assert check.evaluate(FINDINGS) == ['contrast 1.92 < 4.5: "faint" (rgb(187, 187, 187) on 255,255,255)', 'no label: <input name="q">']

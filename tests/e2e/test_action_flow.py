@@ -10,7 +10,7 @@ import pytest
 from actions.services.actions import action_create, action_permissions_update
 from catalog.services.blueprints import blueprint_create
 from portal.actor import Actor
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,8 +42,8 @@ def story(db, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     system = Actor.system()
     blueprint_create(actor=system, data=SANDBOX)
-    make_user("dev@example.com", teams=["platform"])
-    make_user("manager@example.com", teams=["managers"])
+    UserFactory(email="dev@example.com", teams=["platform"])
+    UserFactory(email="manager@example.com", teams=["managers"])
     action = action_create(actor=system, data=SPIN_UP)
     action_permissions_update(actor=system, action=action, data={"execute": {"users": ["dev@example.com"]},
                                                                  "approve": {"teams": ["managers"]}})
@@ -170,8 +170,8 @@ def test_entity_picker_narrows_its_choices_as_you_type(live_server, page, sign_i
 
 def test_every_input_type_in_the_browser(live_server, page, sign_in, screenshot):
     """The form of every input type, as the browser sees it: its own checks follow the definition."""
-    from tests.actions.test_pages_actions import EVERY_INPUT, ORDER
-    from tests.actions.test_run_request import catalog_setup
+    from tests.support.action_form import EVERY_INPUT, ORDER
+    from tests.support.runs import catalog_setup
 
     catalog_setup()
     action = action_create(actor=Actor.system(), data={

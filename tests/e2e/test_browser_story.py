@@ -18,7 +18,7 @@ from actions.models import Action, Run
 from actions.services.runs import run_request
 from catalog.models import Entity, Timer
 from portal.actor import Actor
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,7 +40,7 @@ def request_environment(page, live_server, branch):
 
 
 def test_developer_manager_developer_story(live_server, browser, page, sign_in, screenshot, starter_portal):
-    developer = make_user("developer@example.com", teams=["Checkout"])
+    developer = UserFactory(email="developer@example.com", teams=["Checkout"])
     browser_errors = []  # script errors and console errors (an invalid `pattern` is one) on the developer's pages
     page.on("pageerror", lambda error: browser_errors.append(str(error)))
     page.on("console", lambda message: message.type == "error" and browser_errors.append(message.text))

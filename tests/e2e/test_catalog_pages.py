@@ -8,7 +8,7 @@ from catalog.models import Blueprint
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,7 +43,7 @@ SERVICES = (
 
 @pytest.fixture
 def catalog(db):
-    make_user("dev@example.com", teams=["platform"])
+    UserFactory(email="dev@example.com", teams=["platform"])
     blueprint_create(actor=SYSTEM, data=DOMAIN)
     blueprint_create(actor=SYSTEM, data=SERVICE)
     domain, service = Blueprint.objects.get(identifier="Domain"), Blueprint.objects.get(identifier="Service")

@@ -13,9 +13,9 @@ from catalog.models import Entity, Timer
 from catalog.services.deployments import deployment_record
 from portal.actor import Actor
 from portal.datetimes import instant_text
-from tests.actions.test_pages_environments import dev_environment, ttl_world
-from tests.actions.test_pages_locks import deploy_catalog, lock_actions_install, running_service
-from tests.conftest import make_user
+from tests.factories import UserFactory
+from tests.support.environments import dev_environment, ttl_world
+from tests.support.locks import deploy_catalog, lock_actions_install, running_service
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,7 +41,7 @@ def test_a_developer_locks_a_service_with_a_reason_and_sees_the_lock(live_server
             "service": "CartService", "environment": "production", "version": version, "commitSha": "9f8e7d6c5b",
             "jobUrl": "https://ci.example.com/jobs/7", "status": status,
             "commitTime": instant_text(timezone.now() - timedelta(hours=3))})
-    make_user("dev@example.com")
+    UserFactory(email="dev@example.com")
 
     sign_in(page, "dev@example.com")
     page.goto(f"{live_server.url}/locks/")
@@ -91,7 +91,7 @@ def test_a_refused_lock_shows_the_error_at_the_reason_field_without_javascript(l
     deploy_catalog()
     lock_actions_install()
     running_service("CartService", "production")
-    make_user("dev@example.com")
+    UserFactory(email="dev@example.com")
     context = browser.new_context(java_script_enabled=False, viewport={"width": 1366, "height": 860})
     try:
         page = context.new_page()
@@ -112,7 +112,7 @@ def test_a_refused_lock_shows_the_error_at_the_reason_field_without_javascript(l
 
 def test_a_developer_extends_an_environment(live_server, page, sign_in, screenshot):
     ttl_world()
-    dev = make_user("dev@example.com")
+    dev = UserFactory(email="dev@example.com")
     entity = dev_environment(dev, "feature-checkout", expires_in=timedelta(days=2, hours=4))
     dev_environment(dev, "old-branch", expires_in=timedelta(hours=20), url=None)
     before = Timer.objects.get(entity=entity).expires_at

@@ -1,13 +1,13 @@
 """Sign-in: the first page a new user meets."""
 import pytest
 
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_wrong_password_is_refused_and_the_right_one_signs_in(live_server, page, sign_in, screenshot):
-    make_user("dev@example.com")
+    UserFactory(email="dev@example.com")
     page.goto(f"{live_server.url}/")
     assert "/login/" in page.url  # every page asks for a sign-in first
     page.get_by_label("Email or username").fill("dev@example.com")

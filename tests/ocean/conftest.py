@@ -11,13 +11,11 @@ import pytest
 
 from portal.actor import Actor
 from portal.services.api_clients import api_client_create
-from tests.conftest import make_user
+from tests.factories import UserFactory
 from tests.ocean import ocean_venv
+from tests.support.ocean import INTEGRATION_ID
 
 INTEGRATION_DIR = Path(__file__).parent / "portal_fake"
-INTEGRATION_ID = "portal-fake-test"
-# What the integration's writes carry as User-Agent, hence as datasource.
-DATASOURCE = f"port-ocean/portal-fake/0.1.0/{INTEGRATION_ID}/exporter"
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +29,7 @@ def ocean_python():
 @pytest.fixture
 def credential(transactional_db):
     """The integration authenticates as an ordinary API client: an admin's machine credential."""
-    admin = make_user("ocean-admin@example.com", admin=True)
+    admin = UserFactory(email="ocean-admin@example.com", admin=True)
     client, secret = api_client_create(actor=Actor.system(), user=admin)
     return client.client_id, secret
 

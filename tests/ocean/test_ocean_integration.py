@@ -14,7 +14,7 @@ from catalog.services.entities import entity_write_one
 from catalog.services.integrations import integration_resync_request
 from catalog.selectors.blueprints import blueprint_get
 from portal.actor import Actor
-from tests.ocean.conftest import DATASOURCE, INTEGRATION_ID
+from tests.support.ocean import DATASOURCE, INTEGRATION_ID
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 ONCE_TIMEOUT = 180

@@ -16,7 +16,8 @@ from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from tests.catalog.deployment_contract import deployment_blueprints_install
-from tests.conftest import api_for, make_user
+from tests.factories import UserFactory
+from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system()
@@ -43,7 +44,7 @@ def starter(db):
 
 @pytest.mark.parametrize("until", [END_OF_TIME, START_OF_TIME, "2024-06-09T12:28:18", "next week"])
 def test_a_lock_until_the_end_of_time_is_refused_naming_properties_until(starter, until):
-    member = api_for(make_user("developer@example.com"))
+    member = api_for(UserFactory(email="developer@example.com"))
     runs, events = Run.objects.count(), AuditEvent.objects.count()
     response = member.post("/v1/actions/lock_service/runs", {
         "entity": "CartService-production", "properties": {"reason": "x", "until": until}}, format="json")
@@ -156,7 +157,7 @@ def written_before_the_rules(starter):
                                  "/catalog/deployment/", "/catalog/runningService/CartService-production/",
                                  "/catalog/deployment/d1/"])
 def test_pages_survive_date_times_stored_before_the_rules(client, written_before_the_rules, url):
-    for user in (make_user("dev@example.com"), make_user("root@example.com", admin=True)):
+    for user in (UserFactory(email="dev@example.com"), UserFactory(email="root@example.com", admin=True)):
         client.force_login(user)
         response = client.get(url)
         assert response.status_code == 200, (user.email, response.content[:500])

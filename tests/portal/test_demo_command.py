@@ -14,7 +14,8 @@ from actions.models import Run
 from catalog.models import Blueprint, Entity
 from portal.management.commands.demo import serve_environment
 from portal.models import ApiClient
-from tests.conftest import api_for, make_user
+from tests.factories import UserFactory
+from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +80,7 @@ def demo_portal(live_server, settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_in_the_demo_starter_webhooks_reach_the_demo_receiver_and_user_webhooks_no_loopback(demo_portal, httpserver):
-    developer = api_for(make_user("dev@example.com", teams=["Checkout"]))
+    developer = api_for(UserFactory(email="dev@example.com", teams=["Checkout"]))
     answer = developer.post("/v1/actions/create_dev_env/runs", {"properties": {"branch": "feature-a"}}, format="json")
     assert answer.status_code == 202, answer.json()
     run = Run.objects.get(pk=answer.json()["run"]["id"])
@@ -87,7 +88,7 @@ def test_in_the_demo_starter_webhooks_reach_the_demo_receiver_and_user_webhooks_
     assert Entity.objects.filter(blueprint__identifier="devEnvironment", identifier="feature-a-dev").exists()
 
     httpserver.expect_request("/hook").respond_with_data("reached")
-    admin = api_for(make_user("admin@example.com", admin=True))
+    admin = api_for(UserFactory(email="admin@example.com", admin=True))
     for identifier, url in (("notify_local", httpserver.url_for("/hook")), ("call_portal_api", f"{demo_portal.url}/v1/blueprints")):
         created = admin.post("/v1/actions", {
             "identifier": identifier, "title": identifier,

@@ -18,7 +18,8 @@ from actions.services.runs import run_request
 from catalog.models import Entity
 from catalog.services.deployments import deployment_record
 from portal.actor import Actor
-from tests.conftest import api_for, make_user
+from tests.factories import UserFactory
+from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,7 @@ def world(db):
     every route names something that exists, so a request gets past its 404 to the input it carries."""
     call_command("load_catalog", stdout=StringIO())
     call_command("load_starter", stdout=StringIO())
-    admin = make_user("root@example.com", admin=True, teams=["Platform"])
+    admin = UserFactory(email="root@example.com", admin=True, teams=["Platform"])
     actor = Actor(user=admin, origin="API")
     component = Entity.objects.filter(blueprint__identifier="Component").order_by("id").first()
     deployment_record(actor=actor, data={"service": component.identifier, "environment": "production", "version": "1.0.0",

@@ -113,10 +113,11 @@ def test_api_and_pages_keep_working_while_redis_is_down(redis_down, client):
     from django.core.management import call_command
 
     from actions.models import Run
-    from tests.conftest import api_for, make_user
+    from tests.factories import UserFactory
+    from tests.support.api import api_for
 
     call_command("load_starter", stdout=StringIO())
-    admin = make_user("root@example.com", admin=True)
+    admin = UserFactory(email="root@example.com", admin=True)
     api = api_for(admin)
     api.raise_request_exception = False
     assert api.get("/v1/blueprints").status_code == 200

@@ -13,7 +13,7 @@ import portal.outbox
 from portal.models import OutboxMessage
 from portal.outbox import (outbox_backoff_seconds, outbox_claim, outbox_deliver, outbox_enqueue, outbox_publish,
                            outbox_purge, outbox_sweep)
-from tests.conftest import make_user
+from tests.factories import UserFactory
 from tests.portal.processes import free_port
 
 CALLS = []
@@ -174,7 +174,7 @@ def test_done_messages_are_purged_after_seven_days(db, dead_broker):
 
 def test_the_admin_lists_messages_read_only(db, client, dead_broker):
     message = outbox_enqueue(record_task, ["shown"])
-    client.force_login(make_user("root@example.com", admin=True))
+    client.force_login(UserFactory(email="root@example.com", admin=True))
     listing = client.get("/admin/portal/outboxmessage/")
     assert listing.status_code == 200 and "tests.outbox_record" in listing.content.decode()
     detail = client.get(f"/admin/portal/outboxmessage/{message.pk}/change/")

@@ -16,7 +16,7 @@ from django.utils import timezone
 from werkzeug.wrappers import Response
 
 from actions.choices import RunStatus
-from actions.models import Action, Run
+from actions.models import Action
 from actions.secrets import secret_set
 from actions.services.agent import RUN_AGENT_ACKED, RUN_RESPONSE_RECORDED
 from actions.tasks import run_dispatch_task
@@ -24,7 +24,7 @@ from audit.models import AuditEvent
 from portal import agent as reference_agent
 from portal.actor import Actor
 from portal.services.api_clients import api_client_create
-from tests.conftest import make_user
+from tests.factories import RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SIGNING_KEY = "whsec_agent_test"
@@ -39,7 +39,7 @@ def agent_settings(settings):
 
 @pytest.fixture
 def credential(db):
-    admin = make_user("platform@example.com", admin=True)
+    admin = UserFactory(email="platform@example.com", admin=True)
     client, secret = api_client_create(actor=Actor.system(), user=admin)
     return client.client_id, secret
 
@@ -53,8 +53,8 @@ def agent_run(url, *, synchronized=True):
         identifier="deploy", title="Deploy", trigger_type="self-service", operation="DAY-2",
         trigger={"type": "self-service", "operation": "DAY-2", "userInputs": {"properties": {}, "required": []}},
         invocation_method=invocation, invocation_method_text=json.dumps(invocation))
-    run = Run.objects.create(id="r_agent1", action=action, status=RunStatus.IN_PROGRESS, origin="API",
-                             requested_by=make_user("dev@example.com"), properties={"branch": "main"},
+    run = RunFactory(id="r_agent1", action=action, status=RunStatus.IN_PROGRESS, origin="API",
+                             requested_by=UserFactory(email="dev@example.com"), properties={"branch": "main"},
                              started_at=timezone.now())
     run_dispatch_task(run.id)
     return run

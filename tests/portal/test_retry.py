@@ -22,8 +22,8 @@ from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import UPSERT, entities_write
 from portal.actor import Actor
 from portal.retry import ATTEMPTS
-from tests.actions import test_upsert_entity_backend as upsert_entity_backend
-from tests.conftest import make_user
+from tests.factories import UserFactory
+from tests.support.upsert_entity import ENV, dispatch, make_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -175,10 +175,10 @@ def test_a_page_that_loses_every_time_shows_the_busy_page(client, admin_user, se
                                   "try again shortly."),
 ])
 def test_an_upsert_entity_run_retries_its_write_at_the_task_boundary(deadlocking_store, failures, status, label):
-    blueprint_create(actor=Actor.system(), data=upsert_entity_backend.ENV)
-    requester = make_user("dev@example.com")
+    blueprint_create(actor=Actor.system(), data=ENV)
+    requester = UserFactory(email="dev@example.com")
     calls = deadlocking_store(failures=failures)
-    run = upsert_entity_backend.dispatch(upsert_entity_backend.make_run(requester, properties={"name": "dev-x", "branch": "b"}))
+    run = dispatch(make_run(requester, properties={"name": "dev-x", "branch": "b"}))
     assert (run.status, run.status_label) == (status, label)
     assert len(calls) == min(failures + 1, ATTEMPTS)
     written = status == RunStatus.SUCCESS

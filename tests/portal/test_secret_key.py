@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from portal.actor import Actor
 from portal.services.api_clients import api_client_create
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 PRINT_KEY = "import portal.settings as s; print(s.SECRET_KEY)"
 
@@ -89,7 +89,7 @@ def test_a_token_signed_with_the_old_predictable_key_is_refused(tmp_path, settin
     """The key a portal with nothing configured chooses does not verify a token forged from its PORTAL_HOME."""
     home = tmp_path / "home"
     settings.SECRET_KEY = run_python(PRINT_KEY, portal_env(home))
-    admin = make_user("root@example.com", admin=True)
+    admin = UserFactory(email="root@example.com", admin=True)
     client, _secret = api_client_create(actor=Actor.system(), user=admin)
     now = timezone.now()
     claims = {"sub": str(admin.pk), "email": admin.email, "clientId": client.client_id, "isMachine": True,

@@ -9,7 +9,7 @@ import sys
 import pytest
 from django.conf import settings
 
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 SECURITY_SETTINGS = ["SECURE_PROXY_SSL_HEADER", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY",
                      "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD",
@@ -78,7 +78,7 @@ def behind_https_proxy(settings):
 
 @pytest.mark.django_db
 def test_answers_behind_an_https_proxy_carry_the_security_headers_and_secure_cookies(behind_https_proxy, client):
-    make_user("dev@example.com")
+    UserFactory(email="dev@example.com")
     page = client.get("/login/", HTTP_X_FORWARDED_PROTO="https")
     assert page.status_code == 200
     assert page["X-Frame-Options"] == "DENY"
