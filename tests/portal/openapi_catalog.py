@@ -12,7 +12,7 @@ from catalog.services.entities import entity_write_one
 from catalog.services.teams import team_create
 from portal.actor import Actor
 from portal.services.api_clients import access_token_issue, api_client_create
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 SEED = "fuzz"
 RUN_ID = "r_fuzz"
@@ -23,7 +23,7 @@ PATH_PARAMETERS = {"identifier": SEED, "blueprint": SEED, "name": SEED, "email":
 
 def seed_catalog():
     """Creates the catalog; returns an admin machine credential's bearer token."""
-    admin = make_user(ADMIN_EMAIL, admin=True)
+    admin = UserFactory(email=ADMIN_EMAIL, admin=True)
     system = Actor.system()
     team_create(actor=system, data={"name": SEED})
     blueprint_create(actor=system, data={"identifier": SEED, "title": "Fuzz",
