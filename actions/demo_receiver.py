@@ -6,7 +6,7 @@ actions work end to end on a fresh portal (`make demo`) before GitHub, Slack or 
   later, which reports back the way an external receiver does: log lines, the entity it created (tagged with
   the run id) and a termination status.
 - `POST /demo/slack/<method>`: a fake Slack Web API (the demo points SLACK_API_URL here), keeping the last
-  messages in Redis; `GET /demo/slack/` shows them, so lock-change messages are visible without a workspace.
+  messages in Redis; `GET /demo/slack/` (web/demo_slack.py) shows them, so lock-change messages are visible without a workspace.
 
 Off unless PORTAL_DEMO_RECEIVER is set (the demo sets it): production portals do not expose it.
 """
@@ -17,10 +17,8 @@ import re
 import time
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.http import Http404, JsonResponse
-from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -177,7 +175,7 @@ def demo_slack_api(request, method):
     return JsonResponse({"ok": True, "channel": arguments["channel"], "ts": ts})
 
 
-@login_required
-def demo_slack_messages(request):
+def slack_messages_posted():
+    """The messages the demo Slack API received, newest first (shown by the page web/demo_slack.py)."""
     _enabled()
-    return render(request, "actions/demo_slack.html", {"messages_posted": cache.get(SLACK_MESSAGES_KEY) or []})
+    return cache.get(SLACK_MESSAGES_KEY) or []

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "audit",
     "catalog",
     "actions",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -86,14 +87,14 @@ WSGI_APPLICATION = "portal.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [],  # templates live in web/templates (APP_DIRS)
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "portal.pages.navigation",
+                "web.pages.navigation",
             ],
         },
     },

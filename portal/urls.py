@@ -1,13 +1,11 @@
 """The only module that sees every app."""
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
 
 from actions import demo_receiver
 from actions.api.agent import OrganizationView, WorkflowRunsClaimView
-from portal.api.views import AccessTokenView, healthz
-from portal.errorpages import api_route_missing
+from portal.api.views import AccessTokenView, api_route_missing, healthz
 
 v1 = [
     path("auth/access_token", AccessTokenView.as_view()),
@@ -28,17 +26,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("v1/", include(v1)),
     path("demo/receiver/<str:kind>", demo_receiver.demo_receiver_webhook),
-    path("demo/slack/", demo_receiver.demo_slack_messages, name="demo-slack"),
     path("demo/slack/<str:method>", demo_receiver.demo_slack_api),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    # The developer-facing pages (templates/ and each app's pages/).
-    path("", include("catalog.pages.urls")),
-    path("", include("actions.pages.urls")),
+    # Every server-rendered page (web/): sign-in, the catalog and action pages, the demo Slack page.
+    path("", include("web.urls")),
 ]
 
-# Errors outside DRF views: our envelope under /v1, a friendly page elsewhere (portal/errorpages.py).
-handler400 = "portal.errorpages.bad_request"
-handler403 = "portal.errorpages.permission_denied"
-handler404 = "portal.errorpages.page_not_found"
-handler500 = "portal.errorpages.server_error"
+# Errors outside DRF views: our envelope under /v1, a friendly page elsewhere (web/errorpages.py).
+handler400 = "web.errorpages.bad_request"
+handler403 = "web.errorpages.permission_denied"
+handler404 = "web.errorpages.page_not_found"
+handler500 = "web.errorpages.server_error"

@@ -6,7 +6,7 @@ failure, retried by portal/retry.py until it gave up: `Busy`) → 503 `busy` wit
 that is down → 503 `unavailable` with Retry-After; a value the database refused (DataError) or a number that
 overflowed → 422 (the request is at fault, and input validation should have named the field); anything else
 → 500 `internal_error` naming the request id, with the traceback logged. The page handlers
-(portal/errorpages.py) use the same mapping."""
+(web/errorpages.py) use the same mapping."""
 import logging
 
 import psycopg

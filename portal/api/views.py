@@ -5,6 +5,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.middleware import envelope_response
 from portal.services.api_clients import access_token_issue
 
 
@@ -44,3 +45,8 @@ def healthz(request):
         status["broker"] = f"down: {exc.__class__.__name__}"
     ok = all(value == "ok" for value in status.values())
     return JsonResponse({"ok": ok, **status}, status=200 if ok else 503)
+
+
+def api_route_missing(request, *args, **kwargs):
+    """The last /v1 route: an unknown path answers the 404 envelope whatever DEBUG says."""
+    return envelope_response(404, "not_found", f"No API route {request.method} {request.path}.")

@@ -321,7 +321,7 @@ def test_entity_picker_filter_narrows_the_choices(client, users, every_input):
 def test_html_patterns_are_escaped_for_the_browsers_v_flag(pattern, html, samples):
     """Browsers compile `pattern` with the `v` flag, which rejects `[a-z-]` that JSON Schema accepts; the form
     escapes the literal characters of classes so the pattern still works, matching exactly what it did."""
-    from actions.pages.forms import _html_pattern
+    from web.action_pages.forms import _html_pattern
 
     assert _html_pattern(pattern) == html
     for sample in samples:

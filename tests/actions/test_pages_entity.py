@@ -1,4 +1,4 @@
-"""The entity page /catalog/<blueprint>/<identifier>/ (actions/pages/entity.py): properties, relations both ways
+"""The entity page /catalog/<blueprint>/<identifier>/ (web/action_pages/entity.py): properties, relations both ways
 and their graph, deployments and locks of running services, runs, the audit trail, the actions offered — each
 only as far as the user may see or do it — in a constant number of queries."""
 import re

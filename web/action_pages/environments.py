@@ -1,0 +1,359 @@
+"""My environments (/environments/): every entity with a TTL timer that I own — the requester of the run that
+created it, or its creator, the owners actions/services/ttl.py lets extend — with its time left, "Extend"
+(ttl_extend) and "Terminate" (a run of the blueprint's DELETE action). Admins may list everyone's.
+
+A TTL timer is a Timer row of a (blueprint, property) some CREATE action's `ttl` policy governs; when it expires
+the sweeper fires the blueprint's TIMER_PROPERTY_EXPIRED automations as teardown runs and the entity leaves the
+catalog once one succeeds (a failed teardown keeps it, marked). "Terminate" does it now, through the blueprint's
+DELETE action (the starter `terminate_dev_env`), when there is one the user may run.
+"""
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Exists, OuterRef, Q
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_duration
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from actions.access import can_execute
+from actions.choices import Operation, RunOrigin, TriggerType
+from actions.models import Action, Run
+from actions.services.runs import run_request
+from actions.services.ttl import ttl_extend
+from audit.choices import AuditOrigin
+from catalog.access import is_admin, user_team_ids
+from catalog.models import Entity, Timer
+from web.catalog_pages.columns import entity_url
+from web.catalog_pages.values import time_left_text
+from catalog.selectors.entities import entities_visible_to, entity_get_by_identifiers
+from portal.actor import Actor
+from portal.datetimes import instant_of, instant_text
+from portal.errors import Forbidden, NotFound, PortalError
+from web.pages import page_size
+
+SOON = timedelta(hours=24)  # "expiring soon" badge
+
+
+# --- readable durations (shared by the home and deployments pages) ---------------------------------------------
+
+def duration_text(seconds) -> str:
+    """'2d 3h', '4h 12m', '12m 5s', '40s'; '—' for no value."""
+    if seconds is None:
+        return "—"
+    seconds = int(round(seconds))
+    days, hours, minutes = seconds // 86400, seconds % 86400 // 3600, seconds % 3600 // 60
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m {seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    return f"{seconds}s"
+
+
+def iso_duration_text(value) -> str:
+    """An ISO 8601 duration of a TTL policy ('P14D') in words ('14d')."""
+    parsed = parse_duration(value) if isinstance(value, str) else None
+    return duration_text(parsed.total_seconds()) if parsed is not None else str(value or "")
+
+
+# --- who may run an action on many rows, in a constant number of queries --------------------------------------
+
+class RunnableActions:
+    """can_execute for many rows: its answer depends only on the action and on whether the row's owning teams
+    meet the user's (ownedByTeam), so each (action, that bit) is asked once, whatever the number of rows."""
+
+    def __init__(self, user):
+        self.user = user
+        self.team_ids = user_team_ids(user)
+        self.answers = {}
+
+    def prime(self, actions):
+        """Ask up front for each action, both ways, so the number of queries depends on no row."""
+        for action in actions:
+            self.allows(action)
+            if self.team_ids:
+                self.allows(action, self.team_ids)
+
+    def allows(self, action, entity_team_ids=()) -> bool:
+        key = (action.pk, bool(self.team_ids & set(entity_team_ids)))
+        if key not in self.answers:
+            self.answers[key] = can_execute(self.user, action, entity_team_ids)
+        return self.answers[key]
+
+
+def entity_team_ids_by_entity(entity_ids) -> dict:
+    """{entity id: {team ids}} in one query."""
+    result = {}
+    for entity_id, team_id in Entity.teams.through.objects.filter(entity_id__in=list(entity_ids)).values_list(
+            "entity_id", "team_id"):
+        result.setdefault(entity_id, set()).add(team_id)
+    return result
+
+
+def needs_form(action) -> bool:
+    """True when the action has a required input without a default: a button alone cannot run it."""
+    inputs = (action.trigger.get("userInputs") or {})
+    properties = inputs.get("properties") or {}
+    return any("default" not in (properties.get(key) or {}) for key in inputs.get("required") or [])
+
+
+def action_form_url(action, entity_identifier):
+    return f"/actions/{action.identifier}/run?{urlencode({'entity': entity_identifier})}"
+
+
+def run_link(run):
+    return format_html('<a href="/runs/{}/">run {}</a>', run.id, run.id)
+
+
+# --- the selector of this page --------------------------------------------------------------------------------
+
+def ttl_policy_actions():
+    """The CREATE actions with a TTL policy, by (blueprint, timer property); the first by identifier wins, as
+    actions.services.ttl.ttl_policy_action picks."""
+    policies = {}
+    for action in (Action.objects.filter(operation=Operation.CREATE, ttl__isnull=False).exclude(blueprint_identifier="")
+                   .order_by("identifier")):
+        prop = (action.ttl or {}).get("property")
+        if prop:
+            policies.setdefault((action.blueprint_identifier, prop), action)
+    return policies
+
+
+def owned_by(user):
+    """Q over Timer: the entity's owner is the user — requester of the run that created it, or its creator."""
+    created = Run.objects.filter(result_entity_id=OuterRef("entity_id"), requested_by=user)
+    condition = Q(Exists(created))
+    label = user.email or user.get_username()
+    if label:
+        condition |= Q(entity__created_by=label)
+    return condition
+
+
+def ttl_timers_visible_to(user, *, everyone=False, policies=None, limit=None):
+    """TTL timers of entities the user may read and (unless `everyone`, for admins) owns; soonest expiry first."""
+    policies = ttl_policy_actions() if policies is None else policies
+    if not policies:
+        return Timer.objects.none()
+    governed = Q()
+    for blueprint_identifier, prop in policies:
+        governed |= Q(entity__blueprint__identifier=blueprint_identifier, property=prop)
+    timers = (Timer.objects.filter(governed, entity_id__in=entities_visible_to(user).values("pk"))
+              .select_related("entity__blueprint").order_by("expires_at", "id"))
+    if not (everyone and is_admin(user)):
+        timers = timers.filter(owned_by(user))
+    return timers[:limit] if limit else timers
+
+
+@dataclass
+class EnvironmentRow:
+    entity: Entity
+    timer: Timer
+    policy_action: Action | None
+    owner: str = ""
+    url: str = ""
+    state: str = "active"  # active | soon | expired | tearing_down | teardown_failed
+    state_text: str = ""
+    time_left: str = ""
+    maximum_text: str = ""
+    extend_by_text: str = ""
+    maximum_at: datetime | None = None
+    at_maximum: bool = False
+    capped: bool = False  # the next extension stops at the maximum
+    may_extend: bool = False
+    terminate_action: Action | None = None
+    terminate_form_url: str = ""
+    terminate_note: str = ""
+    error: str = ""
+
+    @property
+    def entity_url(self):
+        return entity_url(self.entity.blueprint.identifier, self.entity.identifier)
+
+    @property
+    def expires_iso(self):
+        return instant_text(self.timer.expires_at)
+
+
+def safe_url(value) -> str:
+    """A value to put in an href: only http(s) URLs (a stored `javascript:` value must not become a link)."""
+    return value if isinstance(value, str) and value.lower().startswith(("http://", "https://")) else ""
+
+
+def _first_url(entity):
+    for key, definition in (entity.blueprint.schema.get("properties") or {}).items():
+        if isinstance(definition, dict) and definition.get("format") == "url" and safe_url(entity.properties.get(key)):
+            return entity.properties[key]
+    return ""
+
+
+def _state(timer, now):
+    if timer.termination_failed_at is not None:
+        return "teardown_failed", "Teardown failed"
+    if timer.fired_at is not None:
+        return "tearing_down", "Expired: teardown under way"
+    if timer.expires_at <= now:
+        return "expired", "Expired"
+    if timer.expires_at - now <= SOON:
+        return "soon", "Expiring soon"
+    return "active", "Active"
+
+
+def environment_rows(user, *, everyone=False, limit=None):
+    """The rows of the page (and of the home page's section), in a constant number of queries."""
+    policies = ttl_policy_actions()
+    timers = list(ttl_timers_visible_to(user, everyone=everyone, policies=policies, limit=limit))
+    if not timers:
+        return []
+    entity_ids = [t.entity_id for t in timers]
+    creating = {}
+    for run in (Run.objects.filter(result_entity_id__in=entity_ids).select_related("action", "requested_by")
+                .order_by("-created_at")):
+        creating[run.result_entity_id] = run  # oldest last: the creating run wins
+    teams = entity_team_ids_by_entity(entity_ids)
+    blueprints = {t.entity.blueprint.identifier for t in timers}
+    deletes = {}
+    for action in (Action.objects.filter(operation=Operation.DELETE, trigger_type=TriggerType.SELF_SERVICE, publish=True,
+                                         blueprint_identifier__in=blueprints).order_by("identifier")):
+        deletes.setdefault(action.blueprint_identifier, []).append(action)
+    runnable = RunnableActions(user)
+    runnable.prime([a for group in deletes.values() for a in group] + list({a.pk: a for a in policies.values()}.values()))
+    admin = is_admin(user)
+    label = user.email or user.get_username()
+    now = timezone.now()
+    rows = []
+    for timer in timers:
+        entity = timer.entity
+        run = creating.get(entity.pk)
+        policy_action = policies.get((entity.blueprint.identifier, timer.property))
+        if run is not None and run.action.ttl and run.action.ttl.get("property") == timer.property:
+            policy_action = run.action
+        policy = (policy_action.ttl if policy_action else None) or {}
+        row = EnvironmentRow(entity=entity, timer=timer, policy_action=policy_action, url=_first_url(entity),
+                             owner=run.requested_by.email if run is not None and run.requested_by else entity.created_by)
+        row.state, row.state_text = _state(timer, now)
+        row.time_left = time_left_text(timer.expires_at, now)
+        entity_teams = teams.get(entity.pk, set())
+        row.extend_by_text = iso_duration_text(policy.get("extendBy") or policy.get("default"))
+        if policy.get("maximum") and parse_duration(policy["maximum"]) is not None:
+            row.maximum_text = iso_duration_text(policy["maximum"])
+            row.maximum_at = entity.created_at + parse_duration(policy["maximum"])
+            # ttl_extend refuses once the expiry (or now, if later) has reached created_at + maximum.
+            limit = row.maximum_at.replace(microsecond=row.maximum_at.microsecond // 1000 * 1000)
+            base = max(timer.expires_at, now)
+            row.at_maximum = base >= limit
+            step = parse_duration(policy.get("extendBy") or policy.get("default") or "")
+            row.capped = step is not None and base + step > limit
+        owner = admin or (run is not None and run.requested_by_id == user.pk) or (bool(label) and entity.created_by == label)
+        row.may_extend = bool(policy_action) and row.state != "tearing_down" and (
+            owner or runnable.allows(policy_action, entity_teams))
+        if row.state != "tearing_down":
+            _offer_terminate(row, deletes.get(entity.blueprint.identifier, []), runnable, entity_teams)
+        rows.append(row)
+    return rows
+
+
+def _offer_terminate(row, actions, runnable, entity_teams):
+    allowed = [a for a in actions if runnable.allows(a, entity_teams)]
+    if allowed:
+        action = allowed[0]
+        if needs_form(action):
+            row.terminate_form_url = action_form_url(action, row.entity.identifier)
+        row.terminate_action = action
+    elif actions:
+        row.terminate_note = (f"You may not run {actions[0].title!r}; it will be torn down when its time is up, "
+                              "or ask its owner or a platform admin.")
+    else:
+        row.terminate_note = ("No terminate action exists for this kind of environment: "
+                              "it is torn down automatically when its time is up.")
+
+
+# --- views ----------------------------------------------------------------------------------------------------
+
+def _everyone(request):
+    return is_admin(request.user) and request.GET.get("all", request.POST.get("all")) == "1"
+
+
+def _back(request):
+    return HttpResponseRedirect(reverse("environments") + ("?all=1" if _everyone(request) else ""))
+
+
+def _render(request, *, status=200, errors=None, top_error=""):
+    everyone = _everyone(request)
+    rows = environment_rows(request.user, everyone=everyone, limit=page_size(request, default=100, maximum=500))
+    errors = dict(errors or {})
+    for row in rows:
+        row.error = errors.pop(row.entity.pk, "")
+    top_error = " ".join([top_error, *errors.values()]).strip()  # a refusal about a row not listed goes on top
+    return render(request, "actions/environments.html", {
+        "rows": rows, "everyone": everyone, "is_admin": is_admin(request.user), "top_error": top_error,
+    }, status=status)
+
+
+@login_required
+def environments_page(request):
+    return _render(request)
+
+
+def _posted_entity(request):
+    """The entity a form names (blueprint + identifier), if the user may read it; NotFound otherwise."""
+    blueprint, identifier = request.POST.get("blueprint", ""), request.POST.get("entity", "")
+    if not blueprint or not identifier:
+        raise NotFound("entity: no environment named")
+    return entity_get_by_identifiers(blueprint, identifier, user=request.user)
+
+
+def _refused(request, exc, entity=None):
+    """Re-render the list with the service's message at the row (or at the top), with its status."""
+    errors = {entity.pk: exc.message} if entity is not None else None
+    return _render(request, status=exc.status, errors=errors, top_error="" if errors else exc.message)
+
+
+@login_required
+@require_POST
+def environment_extend(request):
+    entity = None
+    try:
+        entity = _posted_entity(request)
+        result = ttl_extend(actor=Actor(user=request.user, origin=AuditOrigin.UI), entity=entity)
+    except PortalError as exc:
+        return _refused(request, exc, entity)
+    expires = instant_of(result["expiresAt"])
+    messages.success(request, f"{entity.title or entity.identifier}: extended by {iso_duration_text(result['extendBy'])}, "
+                              f"now expires {expires:%Y-%m-%d %H:%M} UTC ({time_left_text(expires)}).")
+    return _back(request)
+
+
+@login_required
+@require_POST
+def environment_terminate(request):
+    entity = None
+    try:
+        entity = _posted_entity(request)
+        actions = list(Action.objects.filter(operation=Operation.DELETE, trigger_type=TriggerType.SELF_SERVICE,
+                                             publish=True, blueprint_identifier=entity.blueprint.identifier)
+                       .order_by("identifier"))
+        runnable = RunnableActions(request.user)
+        teams = entity_team_ids_by_entity([entity.pk]).get(entity.pk, set())
+        allowed = [a for a in actions if runnable.allows(a, teams)]
+        if not allowed:
+            row = EnvironmentRow(entity=entity, timer=None, policy_action=None)
+            _offer_terminate(row, actions, runnable, teams)
+            raise Forbidden(row.terminate_note)
+        action = allowed[0]
+        if needs_form(action):
+            return HttpResponseRedirect(action_form_url(action, entity.identifier))
+        run = run_request(actor=Actor(user=request.user, origin=AuditOrigin.UI), action=action, properties={},
+                          entity_identifier=entity.identifier, origin=RunOrigin.UI)
+    except PortalError as exc:
+        return _refused(request, exc, entity)
+    messages.success(request, format_html("{}: {} requested — follow {}.", entity.title or entity.identifier,
+                                          action.title, run_link(run)))
+    return _back(request)

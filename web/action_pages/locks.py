@@ -1,0 +1,259 @@
+"""Locks (/locks/): every service × environment with its lock state — rows are the Components that run
+somewhere, columns the environments (production, staging, development, then others) — and lock / unlock with
+a reason. A lock change is a run of the starter DAY-2 actions `lock_service` / `unlock_service` (on the running
+service `<service>-<environment>`) or `lock_environment` / `unlock_environment` (on the environment), requested
+through run_request like any other run, so it is permission-checked, audited and announced the same way; the
+buttons are offered only to those who may run them (actions.access.can_execute)."""
+import re
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from actions.choices import RunOrigin, RunStatus, TriggerType
+from actions.models import Action
+from web.action_pages.environments import RunnableActions, run_link
+from actions.services.runs import run_request
+from audit.choices import AuditOrigin
+from catalog.models import Entity
+from catalog.selectors.deployments import ENVIRONMENT, ENVIRONMENT_TYPES, RUNNING_SERVICE, running_services_visible_to
+from catalog.selectors.entities import entities_visible_to
+from catalog.services.deployments import running_service_identifier
+from portal.actor import Actor
+from portal.errors import Forbidden, NotFound, PortalError, ValidationFailed
+from portal.datetimes import instant_field, instant_of, instant_text
+
+LOCK_ACTIONS = {
+    ("service", "lock"): "lock_service",
+    ("service", "unlock"): "unlock_service",
+    ("environment", "lock"): "lock_environment",
+    ("environment", "unlock"): "unlock_environment",
+}
+LOCKS_IN_FORCE_SHOWN = 20
+RUN_STATE_WORDS = {RunStatus.SUCCESS: "is done", RunStatus.FAILURE: "failed", RunStatus.IN_PROGRESS: "is in progress",
+                   RunStatus.WAITING_FOR_APPROVAL: "waits for approval", RunStatus.DECLINED: "was declined"}
+
+
+# --- reads ----------------------------------------------------------------------------------------------------
+
+def lock_actions():
+    """{(scope, op): Action} of the published lock actions that exist."""
+    found = {a.identifier: a for a in Action.objects.filter(identifier__in=LOCK_ACTIONS.values(), publish=True,
+                                                            trigger_type=TriggerType.SELF_SERVICE)}
+    return {key: found[identifier] for key, identifier in LOCK_ACTIONS.items() if identifier in found}
+
+
+def environments_visible_to(user):
+    """Environment entities the user may read, production, staging, development first, then the others by name."""
+    queryset = Entity.objects.filter(blueprint__identifier=ENVIRONMENT)
+    rank = {kind: i for i, kind in enumerate(ENVIRONMENT_TYPES)}
+    environments = list(entities_visible_to(user, queryset).only("id", "identifier", "title", "properties"))
+    return sorted(environments, key=lambda e: (rank.get(e.properties.get("type"), len(rank)), e.identifier))
+
+
+def _team_ids_by_identifier(blueprint_identifier, identifiers):
+    result = {}
+    rows = Entity.teams.through.objects.filter(entity__blueprint__identifier=blueprint_identifier,
+                                               entity__identifier__in=list(identifiers))
+    for identifier, team_id in rows.values_list("entity__identifier", "team_id"):
+        result.setdefault(identifier, set()).add(team_id)
+    return result
+
+
+def lock_view(lock):
+    """A lock dict (the selectors' shape: locked, reason, by, at, until) with readable times added."""
+    at, until = instant_of(lock.get("at")), instant_of(lock.get("until"))
+    return {**lock, "locked": lock.get("locked") is True, "at_time": at, "until_time": until,
+            "until_iso": instant_text(until) if until else ""}
+
+
+def lock_of_properties(properties):
+    return lock_view({"locked": properties.get("locked"), "reason": properties.get("lockReason"),
+                      "by": properties.get("lockedBy"), "at": properties.get("lockedAt"),
+                      "until": properties.get("lockedUntil")})
+
+
+def locks_in_force(user, *, limit=LOCKS_IN_FORCE_SHOWN):
+    """Locked environments, then locked running services, that the user may read."""
+    queryset = (Entity.objects.filter(blueprint__identifier__in=[ENVIRONMENT, RUNNING_SERVICE], properties__contains={"locked": True})
+                .select_related("blueprint").order_by("blueprint__identifier", "identifier"))
+    entities = sorted(entities_visible_to(user, queryset)[:limit],
+                      key=lambda e: (e.blueprint.identifier != ENVIRONMENT, e.identifier))
+    return [{"scope": "environment" if e.blueprint.identifier == ENVIRONMENT else "service", "entity": e,
+             "name": e.title or e.identifier, **lock_of_properties(e.properties)} for e in entities]
+
+
+# --- the page's model ------------------------------------------------------------------------------------------
+
+@dataclass
+class LockForm:
+    """One lock/unlock form of a cell; `key` ties a refused POST back to the form it came from."""
+
+    scope: str
+    op: str
+    action: Action
+    service: str = ""
+    environment: str = ""
+    target_label: str = ""
+    reason: str = ""
+    until: str = ""
+    error: str = ""
+    reason_error: str = ""
+    until_error: str = ""
+
+    @property
+    def key(self):
+        return f"{self.op}:{self.scope}:{self.service}:{self.environment}"
+
+    @property
+    def dom_id(self):
+        return re.sub(r"[^A-Za-z0-9_-]", "_", self.key.replace(":", "-"))
+
+    @property
+    def with_until(self):
+        return "until" in ((self.action.trigger.get("userInputs") or {}).get("properties") or {})
+
+    @property
+    def is_open(self):
+        return bool(self.error or self.reason_error or self.until_error)
+
+
+def _forms(scope, lock, actions, runnable, team_ids, **target):
+    """The lock or unlock form a cell offers (the one that changes its state), if the user may run it."""
+    op = "unlock" if lock["locked"] else "lock"
+    action = actions.get((scope, op))
+    if action is None or not runnable.allows(action, team_ids):
+        return []
+    return [LockForm(scope=scope, op=op, action=action, **target)]
+
+
+def locks_board(user):
+    """(environment columns, service rows, whether any lock action is installed), in a constant number of queries.
+    A running service is listed only with its service and environment readable too (the selector's rule), so
+    every cell falls under a column."""
+    environments = environments_visible_to(user)
+    running = running_services_visible_to(user)
+    actions = lock_actions()
+    runnable = RunnableActions(user)
+    runnable.prime(actions.values())  # the number of queries then depends on no lock state
+    service_teams = _team_ids_by_identifier(RUNNING_SERVICE, {r["identifier"] for r in running})
+    environment_teams = _team_ids_by_identifier(ENVIRONMENT, [e.identifier for e in environments])
+    columns = []
+    for environment in environments:
+        lock = lock_of_properties(environment.properties)
+        columns.append({
+            "identifier": environment.identifier, "title": environment.title or environment.identifier,
+            "type": environment.properties.get("type"), "lock": lock,
+            "forms": _forms("environment", lock, actions, runnable, environment_teams.get(environment.identifier, set()),
+                            environment=environment.identifier,
+                            target_label=f"environment {environment.title or environment.identifier}"),
+        })
+    rows = {}
+    for item in running:
+        service = item["service"]
+        row = rows.setdefault(service["identifier"], {"identifier": service["identifier"],
+                                                      "title": service["title"] or service["identifier"], "cells": {}})
+        environment = item["environment"]["identifier"]
+        lock = lock_view(item["lock"])
+        row["cells"][environment] = {
+            "running": item, "lock": lock,
+            "forms": _forms("service", lock, actions, runnable, service_teams.get(item["identifier"], set()),
+                            service=service["identifier"], environment=environment,
+                            target_label=f"{row['title']} in {environment}"),
+        }
+    for row in rows.values():
+        row["cells"] = [{"environment": c, **row["cells"].get(c["identifier"], {"running": None, "forms": []})}
+                        for c in columns]
+    return columns, list(rows.values()), bool(actions)
+
+
+# --- views ----------------------------------------------------------------------------------------------------
+
+def _board_forms(columns, rows):
+    for column in columns:
+        yield from column["forms"]
+    for row in rows:
+        for cell in row["cells"]:
+            yield from cell["forms"]
+
+
+def _render(request, *, status=200, refused=None, top_error=""):
+    columns, rows, installed = locks_board(request.user)
+    if refused is not None:
+        for form in _board_forms(columns, rows):
+            if form.key == refused.key:
+                form.reason, form.until = refused.reason, refused.until
+                form.error, form.reason_error, form.until_error = refused.error, refused.reason_error, refused.until_error
+                break
+        else:
+            top_error = top_error or refused.error or refused.reason_error or refused.until_error
+    return render(request, "actions/locks.html", {
+        "columns": columns, "rows": rows, "installed": installed, "top_error": top_error,
+    }, status=status)
+
+
+def _until(raw):
+    """The form's datetime-local (UTC, as the label says) → an ISO date-time with Z; None when empty."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    moment = instant_field(raw, "properties.until", query=True)
+    if moment <= timezone.now():
+        raise ValidationFailed("properties.until: must be in the future")
+    return instant_text(moment)
+
+
+def _place(form, exc):
+    """Put the service's message at the field it names, else at the top of the form."""
+    message = exc.message
+    for name in ("reason", "until"):
+        if message.startswith((f"properties.{name}:", f"properties.{name}.", f"properties.{name}[")):
+            setattr(form, f"{name}_error", message.split(":", 1)[1].strip() if ":" in message else message)
+            return
+    form.error = message
+
+
+@login_required
+def locks_page(request):
+    if request.method != "POST":
+        return _render(request)
+    post = request.POST
+    scope, op = post.get("scope", ""), post.get("op", "")
+    form = LockForm(scope=scope, op=op, action=None, service=post.get("service", ""),
+                    environment=post.get("environment", ""), reason=post.get("reason", ""), until=post.get("until", ""))
+    try:
+        if (scope, op) not in LOCK_ACTIONS or not form.environment or (scope == "service" and not form.service):
+            raise ValidationFailed("scope: name a service and an environment, or an environment, to lock or unlock")
+        action = lock_actions().get((scope, op))
+        if action is None:
+            raise NotFound(f"action: {LOCK_ACTIONS[(scope, op)]!r} is not installed (manage.py load_starter adds it)")
+        inputs = (action.trigger.get("userInputs") or {}).get("properties") or {}
+        properties = {}
+        if "reason" in inputs:
+            properties["reason"] = form.reason.strip()
+            if not properties["reason"]:
+                del properties["reason"]  # the action's own `required` names it
+        if "until" in inputs:
+            until = _until(form.until)
+            if until is not None:
+                properties["until"] = until
+        entity = (running_service_identifier(form.service, form.environment) if scope == "service" else form.environment)
+        run = run_request(actor=Actor(user=request.user, origin=AuditOrigin.UI), action=action, properties=properties,
+                          entity_identifier=entity, origin=RunOrigin.UI)
+    except PortalError as exc:
+        _place(form, exc)
+        if isinstance(exc, Forbidden):
+            return _render(request, status=exc.status, top_error=exc.message)
+        return _render(request, status=exc.status, refused=form)
+    what = (f"{form.service} in {form.environment}" if scope == "service" else f"environment {form.environment}")
+    verb = "Lock" if op == "lock" else "Unlock"
+    run.refresh_from_db(fields=["status", "status_label"])  # a worker (or eager Celery) may have finished it already
+    report = messages.error if run.status in (RunStatus.FAILURE, RunStatus.DECLINED) else messages.success
+    report(request, format_html("{} of {} requested: {} {}.", verb, what, run_link(run),
+                                RUN_STATE_WORDS.get(run.status, run.status.lower())))
+    return HttpResponseRedirect(reverse("locks"))

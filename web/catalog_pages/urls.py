@@ -1,0 +1,12 @@
+"""Developer-facing pages of the catalog: the blueprint list and the blueprint tables. The entity page
+(`/catalog/<blueprint>/<identifier>/`) shows runs and actions too, so it lives with the action pages
+(web/action_pages/entity_urls.py)."""
+from django.urls import path
+
+from web.catalog_pages import blueprints, integrations, table
+
+urlpatterns: list = [
+    path("catalog/", blueprints.blueprint_list, name="catalog"),
+    path("catalog/<str:blueprint>/", table.entity_table, name="catalog-table"),
+    path("integrations/", integrations.integration_list, name="integrations"),
+]
