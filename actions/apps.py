@@ -17,14 +17,15 @@ class ActionsConfig(AppConfig):
 
         from actions.notifications import run_changed_notify
 
-        events.subscribe(events.RUN_CHANGED, run_changed_notify, in_transaction=True)
+        events.subscribe(events.RUN_CHANGED, run_changed_notify)
 
-        # Automations, TTL start and teardown settlement (actions/services/automations.py, ttl.py). Subscribers that
-        # queue Celery work run in the writer's transaction (outbox rows); the others after commit.
+        # Automations, TTL start and teardown settlement (actions/services/automations.py, ttl.py). Every subscriber
+        # runs in the writer's transaction (portal/events.py): linking a run's result and starting its TTL are part of
+        # the change; notifications, automations and teardowns queue their Celery work there as outbox rows.
         from actions.services.automations import entity_changes_queue_automations, run_changes_queue_automations
         from actions.services.ttl import run_changes_settle_termination, run_changes_start_ttl
 
-        events.subscribe(events.ENTITY_CHANGED, entity_changes_queue_automations, in_transaction=True)
+        events.subscribe(events.ENTITY_CHANGED, entity_changes_queue_automations)
         events.subscribe(events.RUN_CHANGED, run_changes_start_ttl)
-        events.subscribe(events.RUN_CHANGED, run_changes_settle_termination, in_transaction=True)
-        events.subscribe(events.RUN_CHANGED, run_changes_queue_automations, in_transaction=True)
+        events.subscribe(events.RUN_CHANGED, run_changes_settle_termination)
+        events.subscribe(events.RUN_CHANGED, run_changes_queue_automations)

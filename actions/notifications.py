@@ -12,8 +12,8 @@ The first three are switchable portal-wide (NotificationSettings, edited in the 
 (`notifications: {approvalWaiting, runEnded, ttlWarning}` in the action JSON; a key left out is on).
 A failed teardown is an alert, not a courtesy: only the global `slack_enabled` switch silences it.
 
-Nothing is sent from a request: `run_changed_notify` subscribes to portal.events RUN_CHANGED (announced after
-commit) and queues a Celery task; the tasks call the `notify_*` functions here, which re-read the run and the
+Nothing is sent from a request: `run_changed_notify` subscribes to portal.events RUN_CHANGED (announced in the
+writer's transaction) and queues a Celery task there (an outbox row); the tasks call the `notify_*` functions here, which re-read the run and the
 switches, so a message reflects what is true when it goes out (an approval already decided is not announced).
 """
 import json

@@ -132,7 +132,7 @@ def termination_failed_notify_task(entity_id, run_id):
 
 @shared_task
 def automations_fire_task(event):
-    """Fire the automations listening for an entity or run event (queued after commit by the subscribers)."""
+    """Fire the automations listening for an entity or run event (queued as outbox rows by the subscribers, in the writer's transaction)."""
     from actions.services.automations import automations_fire
 
     return [run.id for run in automations_fire(event=event)]

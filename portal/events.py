@@ -1,44 +1,30 @@
 """The explicit event hook between apps: `catalog` announces, `actions` subscribes.
 
-A writer announces inside its transaction. Subscribers registered `in_transaction` run then: they queue work
-(outbox rows, portal/outbox.py) in the writer's transaction, so the work exists exactly when the change does,
-and their error fails the write rather than losing the work. The others run after commit, in this process,
-and only see committed changes; their failure is logged and does not undo the change.
+One mechanism: a writer announces inside its transaction and every subscriber runs then, in that transaction.
+A subscriber either does its part of the change there (linking a run to the entity it wrote, starting the
+entity's TTL) or queues the slow or external work as an outbox row (portal/outbox.py: Celery tasks, delivered
+after commit by a worker, re-delivered by beat, failures kept on the row and shown in its admin). Either way
+the work exists exactly when the change does, and a subscriber's error fails the write (its envelope is the
+answer) rather than being logged and lost. Nothing runs after commit here.
 """
-import logging
 from collections import defaultdict
 
-from django.db import transaction
-
-logger = logging.getLogger(__name__)
-_subscribers = defaultdict(list)  # after commit
-_in_transaction = defaultdict(list)
+_subscribers = defaultdict(list)
 
 ENTITY_CHANGED = "entity.changed"
 # {"action": "CREATE"|"UPDATE", "runId", "actionIdentifier", "before": run snapshot (None on CREATE), "after": run JSON}
 RUN_CHANGED = "run.changed"
 
 
-def subscribe(kind, callback, *, in_transaction=False):
-    subscribers = (_in_transaction if in_transaction else _subscribers)[kind]
-    if callback not in subscribers:
-        subscribers.append(callback)
+def subscribe(kind, callback):
+    if callback not in _subscribers[kind]:
+        _subscribers[kind].append(callback)
 
 
 def announce(kind, event):
-    """Called by the writer inside its transaction (see the module's docstring)."""
-    for callback in list(_in_transaction[kind]):
-        callback(event)
-    if _subscribers[kind]:
-        transaction.on_commit(lambda: _announce_committed(kind, event))
-
-
-def _announce_committed(kind, event):
+    """Called by the writer inside its transaction: run every subscriber of `kind` there; an error propagates."""
     for callback in list(_subscribers[kind]):
-        try:
-            callback(event)
-        except Exception:  # one subscriber's failure must not undo a committed change
-            logger.exception("subscriber %s failed for %s", callback, kind)
+        callback(event)
 
 
 # Checks are the synchronous half: the catalog asks, inside its transaction, whether another app objects

@@ -1,8 +1,8 @@
 """Automations: actions with an automation trigger, fired by entity, run and timer events.
 
-Entity and run changes reach `entity_changes_queue_automations` / `run_changes_queue_automations` after commit
-(portal.events); when an automation listens, the event object (PORT_API.md) is queued to Celery
-(`automations_fire_task`), which matches automations, evaluates their jq conditions and creates one run per firing
+Entity and run changes reach `entity_changes_queue_automations` / `run_changes_queue_automations` in the writer's
+transaction (portal.events); when an automation listens, the event object (PORT_API.md) is queued to Celery
+(`automations_fire_task`, an outbox row of that transaction), which matches automations, evaluates their jq conditions and creates one run per firing
 (origin AUTOMATION, no requester), dispatched on commit like any run. Timer expiries are fired by the sweeper
 (actions/services/timers.py) inside its claim transaction, through the same `automations_fire`.
 

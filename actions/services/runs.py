@@ -507,7 +507,9 @@ def run_link_entity(*, run_id, blueprint_identifier, entity_identifier) -> Run |
 
 
 def entity_changes_link_runs(changes):
-    """portal.events subscriber (ENTITY_CHANGED, after commit): link CREATE runs to the entity they wrote."""
+    """portal.events subscriber (ENTITY_CHANGED, in the writer's transaction): link CREATE runs to the entity they wrote.
+    Part of the change: the link announces RUN_CHANGED, which starts the entity's TTL (actions/services/ttl.py) in the
+    same transaction, so an entity a run wrote never exists without its TTL, and a failure there fails the write."""
     for change in changes:
         if change.get("runId") and change.get("action") in ("CREATE", "UPDATE"):
             run_link_entity(run_id=change["runId"], blueprint_identifier=change["blueprint"],

@@ -1,8 +1,9 @@
 """TTL policies of CREATE actions (`ttl: {property, default, maximum, extendBy}`, ISO 8601 durations): start the
 created entity's timer, extend it, warn its owner ahead of expiry, and settle its teardown.
 
-- Start: when a CREATE run's result entity is linked (the RUN_CHANGED announcement of `run_link_entity`), the
-  entity's timer property is set to now + the requested TTL: the run's `ttl` input (an ISO duration) when the
+- Start: when a CREATE run's result entity is linked (the RUN_CHANGED announcement of `run_link_entity`, in the
+  transaction of the entity write that linked it: a TTL that cannot start fails that write), the entity's timer
+  property is set to now + the requested TTL: the run's `ttl` input (an ISO duration) when the
   action defines one, else the policy's default; never more than the maximum.
 - Extend (`ttl_extend`, exposed as POST /v1/blueprints/{bp}/entities/{id}/ttl/extend — the built-in "Extend
   TTL" day-2 operation of every blueprint with a TTL policy): moves the expiry by `extendBy` (else the default),
@@ -132,7 +133,7 @@ def ttl_start(*, run_id) -> Timer | None:
 
 
 def run_changes_start_ttl(change):
-    """RUN_CHANGED subscriber: the announcement of `run_link_entity` (its `before` names resultEntity None and its
+    """RUN_CHANGED subscriber (in the transaction): the announcement of `run_link_entity` (its `before` names resultEntity None and its
     `after` has the result) starts the TTL of the created entity, once per run."""
     before, after = change.get("before") or {}, change.get("after") or {}
     if "resultEntity" in before and before["resultEntity"] is None and after.get("result"):

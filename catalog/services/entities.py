@@ -2,7 +2,7 @@
 
 One code path for one entity or twenty: inputs are parsed and validated first (per index, so a bulk
 request reports each failure), then written with a fixed number of statements, audited in the same
-transaction, and announced after commit.
+transaction, and announced in it (portal/events.py: subscribers run there, their error fails the write).
 
 Lock order (every write path here; the full order, with deployments and blueprints, is in row_locks.py):
 the blueprint rows FOR SHARE (the written blueprint and its relations' targets, sorted by identifier); then

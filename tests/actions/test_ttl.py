@@ -4,6 +4,7 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 from werkzeug.wrappers import Response
 
@@ -123,6 +124,37 @@ def test_a_later_write_by_the_run_does_not_restart_the_ttl(world, django_capture
         entity_write_one(actor=SYSTEM, blueprint=world["blueprint"], data={"identifier": "env-1", "properties": {"tier": "x"}},
                          mode="upsert_merge", run_id=run.id)
     assert AuditEvent.objects.filter(verb=TTL_STARTED).count() == 1
+
+
+def test_the_ttl_is_written_in_the_transaction_of_the_entity(world, django_capture_on_commit_callbacks):
+    """Linking the run and starting its TTL are part of the entity write: before anything runs on commit, the same
+    connection sees the entity linked, its timer and the TTL's audit event."""
+    with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
+        run = run_request(actor=Actor(user=world["dev"], origin="API"), action=world["action"], properties={})
+        entity_write_one(actor=SYSTEM, blueprint=world["blueprint"], data={"identifier": "env-1"}, run_id=run.id)
+        entity = Entity.objects.get(identifier="env-1")
+        assert Run.objects.get(pk=run.id).result_entity_id == entity.pk
+        timer = Timer.objects.get(entity=entity, property="ttl")
+        assert parse(entity.properties["ttl"]) == timer.expires_at
+        assert AuditEvent.objects.filter(verb=TTL_STARTED, run_id=run.id, identifier="env-1").count() == 1
+
+
+def test_a_ttl_that_cannot_start_fails_the_entity_write_and_writes_nothing(world):
+    """The run asked for more than the maximum (capped, so accepted); the maximum was then removed from the action,
+    so the TTL the run asked for would expire past the portal's last date. The receiver's entity write is refused
+    with the TTL's envelope, and no entity exists without its TTL."""
+    run = run_request(actor=Actor(user=world["dev"], origin="API"), action=world["action"], properties={"ttl": "P365000D"})
+    world["action"].ttl = {"property": "ttl", "default": "P5D"}
+    world["action"].save()
+    platform = api_for(UserFactory(email="platform@example.com", admin=True))
+    events = AuditEvent.objects.count()
+    reported = platform.post(f"/v1/blueprints/devEnv/entities?run_id={run.id}", {"identifier": "env-1"}, format="json")
+    assert reported.status_code == 422, reported.json()
+    assert reported.json()["error"] == "invalid_request"
+    assert reported.json()["message"].startswith("properties.ttl: 'P365000D' would expire after")
+    assert not Entity.objects.filter(identifier="env-1").exists() and not Timer.objects.exists()
+    assert Run.objects.get(pk=run.id).result_entity_id is None
+    assert AuditEvent.objects.count() == events
 
 
 # --- extend --------------------------------------------------------------------------------------------------
