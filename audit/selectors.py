@@ -4,8 +4,9 @@ from datetime import datetime
 
 from django.db.models import Q
 
-from audit.choices import AuditAction, AuditOrigin, AuditStatus
+from audit.choices import AuditAction, AuditStatus
 from audit.models import AuditEvent
+from portal.actor import AuditOrigin
 from portal.api.pagination import cursor_decode, cursor_encode
 from portal.datetimes import instant_field
 from portal.errors import ValidationFailed

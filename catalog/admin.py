@@ -8,7 +8,6 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from guardian.admin import GuardedModelAdmin
 
-from audit.choices import AuditOrigin
 from catalog.forms import (BlueprintAdminForm, BlueprintGroupPermissionsForm, BlueprintUserPermissionsForm, EntityAdminForm,
                            IntegrationAdminForm, TeamAdminForm)
 from catalog.integration_admin import IntegrationAdminPanels
@@ -18,7 +17,7 @@ from catalog.services.entities import entities_delete, entity_write_one
 from catalog.services.integrations import integration_resync_request, integration_update
 from catalog.services.saved_views import saved_view_delete
 from catalog.services.teams import team_create, team_delete, team_update
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 from portal.errors import PortalError
 from portal.retry import retry_on_conflict
 

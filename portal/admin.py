@@ -2,8 +2,7 @@
 `api_client_deactivate`, which is audited."""
 from django.contrib import admin, messages
 
-from audit.choices import AuditOrigin
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 from portal.models import ApiClient, OutboxMessage
 from portal.services.api_clients import api_client_deactivate
 

@@ -17,7 +17,7 @@ from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from catalog.services.permissions import blueprint_permissions_json
 from catalog.services.teams import team_create
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 from portal.models import ApiClient
 from portal.services.api_clients import access_token_issue, api_client_create
 from tests.factories import UserFactory
@@ -39,7 +39,7 @@ def entity_form(blueprint, **overrides):
 
 
 def admin_events():
-    return list(AuditEvent.objects.filter(origin=audit_choices.AuditOrigin.ADMIN).order_by("id"))
+    return list(AuditEvent.objects.filter(origin=AuditOrigin.ADMIN).order_by("id"))
 
 
 # --- blueprints ---------------------------------------------------------------------------------------------
