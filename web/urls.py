@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
 
 from actions import demo_receiver
 from actions.api.agent import OrganizationView, WorkflowRunsClaimView
+from audit.api.views import AuditLogView
+from catalog.selectors.audit_events import audit_events_visible_to
 from portal.api.views import AccessTokenView, api_route_missing, healthz
 
 v1 = [
@@ -15,7 +17,7 @@ v1 = [
     path("workflows/runs/claim-pending", WorkflowRunsClaimView.as_view()),
     path("", include("actions.api.urls")),
     path("", include("catalog.api.urls")),
-    path("", include("audit.api.urls")),
+    path("audit-log", AuditLogView.as_view(events_visible_to=audit_events_visible_to)),
     # Last: what no route above matched answers the 404 envelope, also with DEBUG on (Django's debug 404 page
     # is HTML, and Port's clients decode every answer as JSON).
     re_path(r"", api_route_missing),
