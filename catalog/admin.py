@@ -10,6 +10,7 @@ from guardian.admin import GuardedModelAdmin
 
 from catalog.forms import (BlueprintAdminForm, BlueprintGroupPermissionsForm, BlueprintUserPermissionsForm, EntityAdminForm,
                            IntegrationAdminForm, TeamAdminForm)
+import catalog.api_client_admin  # noqa: F401 — the API credential admin (next to its services) registers itself
 from catalog.integration_admin import IntegrationAdminPanels
 from catalog.models import Blueprint, Entity, Integration, SavedView, Team
 from catalog.services.blueprints import blueprint_create, blueprint_delete, blueprint_update
