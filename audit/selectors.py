@@ -4,7 +4,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from audit.choices import AuditAction, AuditStatus
-from audit.models import AuditEvent
 from portal.actor import AuditOrigin
 from portal.api.pagination import cursor_decode, cursor_encode
 from portal.datetimes import instant_field
