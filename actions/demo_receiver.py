@@ -25,8 +25,7 @@ from django.views.decorators.http import require_POST
 from actions.backends.signing import signature, signing_secret
 from actions.choices import RunStatus
 from actions.models import Run
-from audit.choices import AuditOrigin
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 from portal.errors import PortalError
 
 RECEIVER = Actor(user=None, origin=AuditOrigin.API, client_id="demo-receiver")

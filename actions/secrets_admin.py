@@ -5,8 +5,7 @@ from django.contrib import admin
 
 from actions.models import Secret
 from actions.secrets import NAME_RE, secret_delete, secret_set
-from audit.choices import AuditOrigin
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 
 
 def _actor(request):

@@ -1,13 +1,6 @@
 from django.db import models
 
 
-class AuditOrigin(models.TextChoices):
-    API = "API"
-    UI = "UI"
-    ADMIN = "ADMIN"
-    SYSTEM = "SYSTEM"
-
-
 class AuditStatus(models.TextChoices):
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"

@@ -1,7 +1,8 @@
 """The append-only audit log. Rows are written by `audit.services.audit_record` and `audit.chain.audit_seal` only."""
 from django.db import models
 
-from audit.choices import AuditOrigin, AuditStatus
+from audit.choices import AuditStatus
+from portal.actor import AuditOrigin
 
 
 class AuditEvent(models.Model):

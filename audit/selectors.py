@@ -1,11 +1,10 @@
-"""Reads of the audit log: the permission-filtered, filtered, keyset-paged list the API serves."""
+"""Reads of the audit log: the filtered, keyset-paged list the API serves. Which events a user may see is the
+catalog's to answer (catalog/selectors/audit_events.py): the caller passes them in."""
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Q
-
-from audit.choices import AuditAction, AuditOrigin, AuditStatus
-from audit.models import AuditEvent
+from audit.choices import AuditAction, AuditStatus
+from portal.actor import AuditOrigin
 from portal.api.pagination import cursor_decode, cursor_encode
 from portal.datetimes import instant_field
 from portal.errors import ValidationFailed
@@ -79,41 +78,10 @@ def audit_filters_parse(params):
     return filters
 
 
-def audit_events_visible_to(user, queryset=None):
-    """Events the user may see, filtered in the query.
-
-    Admins see everything. Everyone else sees events about blueprints (whose definitions every signed-in
-    user may read through GET /v1/blueprints) and events about entities of blueprints whose entities they
-    may read — for `ownedByTeam` read grants, only events whose entity belonged to one of their teams
-    before or after the change. Team, user and credential events are for admins only.
-    """
-    # Imported here, not at module level: `catalog` depends on `audit` (it records into it), and audit must
-    # not import what it records at import time. Who may read which blueprint is catalog's to answer.
-    from catalog.access import readable_blueprint_ids, user_team_ids
-    from catalog.models import Blueprint, Team
-
-    queryset = AuditEvent.objects.all() if queryset is None else queryset
-    if user is None or not user.is_authenticated:
-        return queryset.none()
-    full, owned = readable_blueprint_ids(user)
-    if full is None:
-        return queryset
-    condition = Q(resource_type="blueprint")
-    if full:
-        condition |= Q(blueprint__in=Blueprint.objects.filter(id__in=full).values("identifier"))
-    team_ids = user_team_ids(user)
-    if owned and team_ids:
-        names = list(Team.objects.filter(id__in=team_ids).values_list("name", flat=True))
-        owned_by_team = Q()
-        for name in names:
-            owned_by_team |= Q(diff__after__team__contains=[name]) | Q(diff__before__team__contains=[name])
-        condition |= Q(blueprint__in=Blueprint.objects.filter(id__in=owned).values("identifier")) & owned_by_team
-    return queryset.filter(condition)
-
-
-def audit_events_list(user, filters):
-    """(events newest first, next cursor or None) for `user` under `filters`."""
-    queryset = audit_events_visible_to(user)
+def audit_events_list(visible, filters):
+    """(events newest first, next cursor or None) among `visible` (the AuditEvent queryset the asking user may
+    see) under `filters`."""
+    queryset = visible
     if filters.identifier:
         queryset = queryset.filter(identifier=filters.identifier)
     if filters.entity:

@@ -8,9 +8,9 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from guardian.admin import GuardedModelAdmin
 
-from audit.choices import AuditOrigin
 from catalog.forms import (BlueprintAdminForm, BlueprintGroupPermissionsForm, BlueprintUserPermissionsForm, EntityAdminForm,
                            IntegrationAdminForm, TeamAdminForm)
+import catalog.api_client_admin  # noqa: F401 — the API credential admin (next to its services) registers itself
 from catalog.integration_admin import IntegrationAdminPanels
 from catalog.models import Blueprint, Entity, Integration, SavedView, Team
 from catalog.services.blueprints import blueprint_create, blueprint_delete, blueprint_update
@@ -18,7 +18,7 @@ from catalog.services.entities import entities_delete, entity_write_one
 from catalog.services.integrations import integration_resync_request, integration_update
 from catalog.services.saved_views import saved_view_delete
 from catalog.services.teams import team_create, team_delete, team_update
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 from portal.errors import PortalError
 from portal.retry import retry_on_conflict
 

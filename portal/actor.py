@@ -2,7 +2,16 @@
 import re
 from dataclasses import dataclass
 
-from audit.choices import AuditOrigin
+from django.db import models
+
+
+class AuditOrigin(models.TextChoices):
+    """The door an actor comes through, recorded with every audit event."""
+    API = "API"
+    UI = "UI"
+    ADMIN = "ADMIN"
+    SYSTEM = "SYSTEM"
+
 
 # An Ocean integration names itself in its User-Agent: port-ocean/<type>/<version>/<installationId>, with
 # /<exporter|...> on its entity writes. That text is the datasource of what it writes (Port's `$datasource`);

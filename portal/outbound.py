@@ -230,7 +230,7 @@ class CheckedAdapter(DirectAdapter):
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_DEMO_RECEIVER_PATH = r"/demo/receiver/[A-Za-z0-9_-]+"  # portal/urls.py: demo/receiver/<kind>
+_DEMO_RECEIVER_PATH = r"/demo/receiver/[A-Za-z0-9_-]+"  # web/urls.py: demo/receiver/<kind>
 
 
 def _is_demo_receiver_url(url: str) -> bool:

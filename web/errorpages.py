@@ -1,4 +1,4 @@
-"""Django's error handlers (handler400/403/404/500 in portal/urls.py): what fails outside a DRF view (a
+"""Django's error handlers (handler400/403/404/500 in web/urls.py): what fails outside a DRF view (a
 middleware, an unknown route, a page) answers our JSON envelope under /v1 and a friendly page elsewhere,
 never Django's bare HTML. The 500/503 page renders without the request's context (no session, user or
 database), so it shows even while the database is down; if even that fails, a static page does."""

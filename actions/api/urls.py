@@ -1,4 +1,4 @@
-"""Every /v1 route of the actions app (included by portal/urls.py before the catalog's)."""
+"""Every /v1 route of the actions app (included by web/urls.py before the catalog's)."""
 from django.urls import path
 
 from actions.api import actions, agent, runs, ttl

@@ -2,8 +2,7 @@
 step, never past the maximum (actions.services.ttl.ttl_extend decides and audits)."""
 from actions.backends.outcome import run_end
 from actions.choices import RunStatus
-from audit.choices import AuditOrigin
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 from portal.errors import PortalError
 
 

@@ -1,6 +1,7 @@
 """The audit app's operation in the OpenAPI document (completed by portal/api/openapi.py)."""
-from audit.choices import AuditAction, AuditOrigin, AuditStatus
+from audit.choices import AuditAction, AuditStatus
 from audit.selectors import MAX_LIMIT, PORT_RESOURCES
+from portal.actor import AuditOrigin
 from portal.api.openapi import envelope, query, query_list
 
 STRING = {"type": "string"}

@@ -2,8 +2,7 @@
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.choices import AuditOrigin
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 from portal.errors import Forbidden, ValidationFailed
 
 TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no", ""}

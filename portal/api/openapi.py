@@ -1,9 +1,10 @@
 """The OpenAPI document (GET /v1/openapi.json) says what the API does.
 
-drf-spectacular walks the routes; `complete_operations` (a postprocessing hook) then gives every operation
-what our views, which take and return plain JSON envelopes rather than serializers, cannot tell it: the
-request body, the query parameters and the success answer, from each app's own `openapi.py`
-(`OPERATIONS`, keyed "METHOD /v1/path"), and the error answers every /v1 route can give:
+drf-spectacular walks the routes; `operations_complete` (called by the postprocessing hook in web/openapi.py,
+which gathers every app's operations) then gives every operation what our views, which take and return plain
+JSON envelopes rather than serializers, cannot tell it: the request body, the query parameters and the success
+answer, from each app's own `openapi.py` (`OPERATIONS`, keyed "METHOD /v1/path"), and the error answers every
+/v1 route can give:
 
 - 400 `invalid_json` (a body that is not JSON) or `bad_request`; 401 no or a bad token; 403 not allowed;
   404 not found; 406 an `Accept` that names no JSON; 413 a body over 1 MiB and 415 a body that is not
@@ -129,14 +130,10 @@ def _errors_for(method, spec):
     return codes
 
 
-def complete_operations(result, generator, request, public):
-    """drf-spectacular postprocessing hook: see the module docstring."""
-    from actions.api import openapi as actions_openapi  # the apps' modules use this one's helpers
-    from audit.api import openapi as audit_openapi
-    from catalog.api import openapi as catalog_openapi
-
+def operations_complete(result, specs):
+    """Completes drf-spectacular's document `result` from `specs` (every app's OPERATIONS): see the module
+    docstring."""
     result.setdefault("components", {}).setdefault("schemas", {})[ERROR_NAME] = ERROR_SCHEMA
-    specs = {**catalog_openapi.OPERATIONS, **actions_openapi.OPERATIONS, **audit_openapi.OPERATIONS, **OPERATIONS}
     for path, methods in result["paths"].items():
         for method, operation in methods.items():
             spec = specs.get(f"{method.upper()} {path}", {})

@@ -15,10 +15,11 @@ from actions.secrets import secret_set
 from actions.services.agent import RUN_AGENT_ACKED, RUN_RESPONSE_RECORDED, agent_runs_claim
 from audit.models import AuditEvent
 from catalog.models import Blueprint
+from catalog.services.api_clients import api_client_create
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
-from portal.services.api_clients import access_token_issue, api_client_create
+from portal.services.api_clients import access_token_issue
 from tests.factories import RunFactory, UserFactory
 from tests.support.agent import ACK, AGENT_HEADERS, CLAIM, ack, agent_action, agent_run, claim
 from tests.support.api import api_for

@@ -27,7 +27,7 @@ from audit import choices as audit_choices
 from audit.models import AuditEvent
 from catalog.services.blueprints import blueprint_create
 from portal.actor import Actor
-from portal.management.commands.demo import serve_commands
+from web.management.commands.demo import serve_commands
 from portal.models import OutboxMessage
 from portal.outbox import outbox_sweep
 from tests.factories import UserFactory

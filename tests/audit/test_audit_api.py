@@ -12,7 +12,7 @@ from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import UPSERT, entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from catalog.services.teams import team_create
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 from tests.audit.tampering import tamper
 from tests.factories import RunFactory, UserFactory
 from tests.support.api import api_for
@@ -27,7 +27,7 @@ VAULT = {"identifier": "Vault", "title": "Vault", "schema": {"properties": {"lev
 @pytest.fixture
 def catalog(admin_user):
     """Two blueprints; `Vault` entities are readable by admins only (no Member read grant)."""
-    admin = Actor(user=admin_user, origin=audit_choices.AuditOrigin.UI)
+    admin = Actor(user=admin_user, origin=AuditOrigin.UI)
     service = blueprint_create(actor=admin, data=SERVICE)
     vault = blueprint_create(actor=admin, data=VAULT)
     blueprint_permissions_update(actor=admin, blueprint=vault, data={"entities": {"read": {"roles": ["Admin"]}}})
@@ -54,7 +54,7 @@ def audit_log(api, query=""):
 
 def test_shape_newest_first(admin_api, catalog):
     service, _ = catalog
-    api_actor = Actor(user=admin_api.user, origin=audit_choices.AuditOrigin.API, client_id="cid-1")
+    api_actor = Actor(user=admin_api.user, origin=AuditOrigin.API, client_id="cid-1")
     in_progress_run("run-7")
     entity_write_one(actor=api_actor, blueprint=service, data={"identifier": "checkout", "properties": {"language": "go"}},
                      run_id="run-7")
@@ -94,7 +94,7 @@ def test_request_id_is_recorded_and_returned(admin_api, catalog):
 
 def test_filters(admin_api, admin_user, catalog):
     service, vault = catalog
-    ui = Actor(user=admin_user, origin=audit_choices.AuditOrigin.UI)
+    ui = Actor(user=admin_user, origin=AuditOrigin.UI)
     in_progress_run("run-1")
     entity_write_one(actor=ui, blueprint=service, data={"identifier": "a"}, run_id="run-1")
     entity_write_one(actor=Actor.system(), blueprint=vault, data={"identifier": "a"})
@@ -172,7 +172,7 @@ def test_anonymous_is_401(anon_api):
 
 def test_members_see_only_what_they_may_read(member_api, member_user, admin_user, catalog):
     service, vault = catalog
-    admin = Actor(user=admin_user, origin=audit_choices.AuditOrigin.UI)
+    admin = Actor(user=admin_user, origin=AuditOrigin.UI)
     entity_write_one(actor=admin, blueprint=service, data={"identifier": "visible"})
     entity_write_one(actor=admin, blueprint=vault, data={"identifier": "hidden"})
 
@@ -193,7 +193,7 @@ def test_members_see_only_what_they_may_read(member_api, member_user, admin_user
 
 def test_owned_by_team_read_shows_only_their_teams_entities(admin_user, catalog):
     _, vault = catalog
-    admin = Actor(user=admin_user, origin=audit_choices.AuditOrigin.UI)
+    admin = Actor(user=admin_user, origin=AuditOrigin.UI)
     team_create(actor=admin, data={"name": "beta"})
     blueprint_permissions_update(actor=admin, blueprint=vault,
                                  data={"entities": {"read": {"roles": ["Admin"], "ownedByTeam": True}}})
@@ -207,7 +207,7 @@ def test_owned_by_team_read_shows_only_their_teams_entities(admin_user, catalog)
 
 def test_pages_with_next_cursor(admin_api, admin_user, catalog):
     service, _ = catalog
-    admin = Actor(user=admin_user, origin=audit_choices.AuditOrigin.UI)
+    admin = Actor(user=admin_user, origin=AuditOrigin.UI)
     for i in range(5):
         entity_write_one(actor=admin, blueprint=service, data={"identifier": f"e{i}"})
     first = audit_log(admin_api, "?resources=entity&limit=2")
@@ -224,7 +224,7 @@ def test_pages_with_next_cursor(admin_api, admin_user, catalog):
 def test_query_count_does_not_grow_with_events(who, admin_user, member_user, catalog):
     service, _ = catalog
     api = api_for(admin_user if who == "admin" else member_user)
-    admin = Actor(user=admin_user, origin=audit_choices.AuditOrigin.UI)
+    admin = Actor(user=admin_user, origin=AuditOrigin.UI)
 
     def count_queries():
         with CaptureQueriesContext(connection) as ctx:

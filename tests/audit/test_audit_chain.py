@@ -126,7 +126,7 @@ def test_recorded_diffs_and_context_are_redacted_and_still_chain():
 
 
 def test_api_client_secret_never_reaches_the_log(admin_user):
-    from portal.services.api_clients import api_client_create
+    from catalog.services.api_clients import api_client_create
 
     _, secret = api_client_create(actor=Actor.system(), user=admin_user)
     event = AuditEvent.objects.get(verb=audit_choices.API_CLIENT_CREATED)

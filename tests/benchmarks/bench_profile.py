@@ -70,8 +70,9 @@ def token():
     """A fresh credential for the bench user, exchanged for a token the way clients do."""
     from django.contrib.auth import get_user_model
 
+    from catalog.services.api_clients import api_client_create
     from portal.actor import Actor
-    from portal.services.api_clients import access_token_issue, api_client_create
+    from portal.services.api_clients import access_token_issue
 
     user = get_user_model().objects.get(email="bench@example.com")
     client, secret = api_client_create(actor=Actor.system(), user=user)

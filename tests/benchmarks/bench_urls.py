@@ -10,7 +10,7 @@ from django.http import JsonResponse
 from django.urls import path
 
 from catalog.services.deployments import ENVIRONMENT, LOCKS_SQL, RUNNING_SERVICE, running_service_identifier
-from portal.urls import urlpatterns as portal_urlpatterns
+from web.urls import urlpatterns as portal_urlpatterns
 
 
 def bare_lock(request, service, environment):

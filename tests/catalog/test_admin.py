@@ -13,13 +13,14 @@ from audit import choices as audit_choices
 from audit.models import AuditEvent
 from catalog import choices
 from catalog.models import Blueprint, Entity, Team
+from catalog.services.api_clients import api_client_create
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from catalog.services.permissions import blueprint_permissions_json
 from catalog.services.teams import team_create
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 from portal.models import ApiClient
-from portal.services.api_clients import access_token_issue, api_client_create
+from portal.services.api_clients import access_token_issue
 from tests.factories import UserFactory
 from tests.support.admin import SERVICE, blueprint_form, form_errors, url
 
@@ -39,7 +40,7 @@ def entity_form(blueprint, **overrides):
 
 
 def admin_events():
-    return list(AuditEvent.objects.filter(origin=audit_choices.AuditOrigin.ADMIN).order_by("id"))
+    return list(AuditEvent.objects.filter(origin=AuditOrigin.ADMIN).order_by("id"))
 
 
 # --- blueprints ---------------------------------------------------------------------------------------------

@@ -5,14 +5,13 @@ import json
 import pytest
 from django.urls import reverse
 
-from audit.choices import AuditOrigin
 from audit.models import AuditEvent
 from catalog.models import Integration, IntegrationKindExample
 from catalog.services.blueprints import blueprint_create
 from catalog.services.integrations import (integration_create, integration_kind_examples_record,
                                            integration_kind_metrics_record, integration_logs_ingest,
                                            integration_resync_state_update)
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 
 pytestmark = pytest.mark.django_db
 

@@ -18,12 +18,13 @@ from django.db import connection, connections, transaction
 from rest_framework.test import APIClient
 
 from audit import choices as audit_choices
-from audit.models import AuditEvent
 from audit.chain import audit_chain_verify, audit_seal
+from audit.models import AuditEvent
 from catalog.models import Entity
+from catalog.services.api_clients import api_client_create
 from catalog.services.entities import entity_write_one
 from portal.actor import Actor
-from portal.services.api_clients import access_token_issue, api_client_create
+from portal.services.api_clients import access_token_issue
 from tests.factories import UserFactory
 from tests.support.deployments import install_contract, lock, report
 

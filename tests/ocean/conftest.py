@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from catalog.services.api_clients import api_client_create
 from portal.actor import Actor
-from portal.services.api_clients import api_client_create
 from tests.factories import UserFactory
 from tests.ocean import ocean_venv
 from tests.support.ocean import INTEGRATION_ID

@@ -7,11 +7,12 @@ from actions.models import Run
 from actions.services.actions import action_create
 from actions.services.runs import run_request
 from catalog.models import Blueprint
+from catalog.services.api_clients import api_client_create
 from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from catalog.services.teams import team_create
 from portal.actor import Actor
-from portal.services.api_clients import access_token_issue, api_client_create
+from portal.services.api_clients import access_token_issue
 from tests.factories import UserFactory
 
 SEED = "fuzz"

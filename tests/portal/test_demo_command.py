@@ -12,7 +12,7 @@ from django.core.management import call_command
 from actions.choices import RunStatus
 from actions.models import Run
 from catalog.models import Blueprint, Entity
-from portal.management.commands.demo import serve_environment
+from web.management.commands.demo import serve_environment
 from portal.models import ApiClient
 from tests.factories import UserFactory
 from tests.support.api import api_for

@@ -21,9 +21,9 @@ from actions.secrets import secret_set
 from actions.services.agent import RUN_AGENT_ACKED, RUN_RESPONSE_RECORDED
 from actions.tasks import run_dispatch_task
 from audit.models import AuditEvent
+from catalog.services.api_clients import api_client_create
 from portal import agent as reference_agent
 from portal.actor import Actor
-from portal.services.api_clients import api_client_create
 from tests.factories import RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,8 +13,8 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from catalog.services.api_clients import api_client_create
 from portal.actor import Actor
-from portal.services.api_clients import api_client_create
 from tests.factories import UserFactory
 
 PRINT_KEY = "import portal.settings as s; print(s.SECRET_KEY)"

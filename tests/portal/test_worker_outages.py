@@ -6,7 +6,7 @@ import re
 import pytest
 from celery import Celery
 
-from portal.management.commands.demo import serve_commands
+from web.management.commands.demo import serve_commands
 from tests.portal.processes import ThrowawayRedis, free_port, portal_env, start, stop, wait_for_line
 
 

@@ -1,7 +1,8 @@
 from rest_framework.test import APIClient
 
+from catalog.services.api_clients import api_client_create
 from portal.actor import Actor
-from portal.services.api_clients import access_token_issue, api_client_create
+from portal.services.api_clients import access_token_issue
 
 
 def api_for(user):

@@ -14,10 +14,9 @@ from actions.models import Action
 from web.action_pages.forms import (entity_target_field, error_key, input_fields, input_groups, operation_takes_entity,
                                  properties_read)
 from actions.services.quotas import live_entities_of
-from audit.choices import AuditOrigin
 from catalog.models import Blueprint, Entity
 from web.catalog_pages.columns import blueprint_url, entity_url
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 from portal.errors import PortalError
 
 

@@ -12,10 +12,9 @@ from actions.choices import Decision
 from actions.models import Action, Approval, Run
 from web.action_pages.runs import input_rows, approval_state
 from actions.selectors import approvals_waiting_on, runs_visible_to
-from audit.choices import AuditOrigin
 from catalog.access import user_team_ids
 from web.catalog_pages.columns import entity_url
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 from portal.errors import Conflict, PortalError
 
 QUEUE_LIMIT = 100

@@ -19,9 +19,9 @@ from actions.access import actions_visible_to, can_execute
 from actions.choices import Operation, TriggerType
 from actions.models import Run
 from actions.selectors import runs_visible_to
-from audit.selectors import audit_events_visible_to
 from catalog.access import is_admin, user_team_ids
 from catalog.models import Blueprint, Entity, Relation
+from catalog.selectors.audit_events import audit_events_visible_to
 from web.catalog_pages.columns import (CALCULATION, MIRROR, SCHEMA, blueprint_columns, blueprint_url, entity_url,
                                    needs_blueprint_definitions)
 from web.catalog_pages.filters import PREFIX as FILTER_PREFIX

@@ -27,13 +27,12 @@ from actions.choices import Operation, RunOrigin, TriggerType
 from actions.models import Action, Run
 from actions.services.runs import run_request
 from actions.services.ttl import ttl_extend
-from audit.choices import AuditOrigin
 from catalog.access import is_admin, user_team_ids
 from catalog.models import Entity, Timer
 from web.catalog_pages.columns import entity_url
 from web.catalog_pages.values import time_left_text
 from catalog.selectors.entities import entities_visible_to, entity_get_by_identifiers
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 from portal.datetimes import instant_of, instant_text
 from portal.errors import Forbidden, NotFound, PortalError
 from web.pages import page_size

@@ -19,12 +19,11 @@ from actions.choices import RunOrigin, RunStatus, TriggerType
 from actions.models import Action
 from web.action_pages.environments import RunnableActions, run_link
 from actions.services.runs import run_request
-from audit.choices import AuditOrigin
 from catalog.models import Entity
 from catalog.selectors.deployments import ENVIRONMENT, ENVIRONMENT_TYPES, RUNNING_SERVICE, running_services_visible_to
 from catalog.selectors.entities import entities_visible_to
 from catalog.services.deployments import running_service_identifier
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 from portal.errors import Forbidden, NotFound, PortalError, ValidationFailed
 from portal.datetimes import instant_field, instant_of, instant_text
 

@@ -15,6 +15,7 @@ from actions.selectors import approvals_waiting_on, runs_visible_to
 from actions.serializers import run_waiting_for
 from actions.services.approvals import approval_mode
 from actions.state import TERMINAL
+from catalog.selectors.audit_events import audit_events_visible_to
 from web.catalog_pages.columns import entity_url
 from web.catalog_pages.values import time_left_text
 from portal.api.pagination import cursor_decode, cursor_encode
@@ -114,8 +115,6 @@ def _live_context(run, user):
 
 
 def _audit_trail(user, run):
-    from audit.selectors import audit_events_visible_to
-
     return list(audit_events_visible_to(user).filter(resource_type="run", identifier=run.id).order_by("-id")[:AUDIT_LIMIT])
 
 

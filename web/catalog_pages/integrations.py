@@ -7,12 +7,11 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from audit.choices import AuditOrigin
 from catalog.access import is_admin
 from catalog.integration_admin import kind_counts
 from catalog.selectors.integrations import integration_get, integrations_with_last_resync
 from catalog.services.integrations import integration_resync_request
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 from portal.errors import NotFound
 
 

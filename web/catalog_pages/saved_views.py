@@ -6,10 +6,9 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.shortcuts import redirect
 
-from audit.choices import AuditOrigin
 from catalog.selectors.saved_views import saved_views_visible_to
 from catalog.services.saved_views import saved_view_delete, saved_view_save
-from portal.actor import Actor
+from portal.actor import Actor, AuditOrigin
 from portal.errors import NotFound, PortalError
 
 NOT_SAVED = ("after", "before", "columns")

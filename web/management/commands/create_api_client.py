@@ -2,10 +2,10 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from catalog.services.api_clients import api_client_create
 from catalog.services.users import user_ensure
 from portal.actor import Actor
 from portal.errors import PortalError
-from portal.services.api_clients import api_client_create
 
 
 class Command(BaseCommand):

@@ -10,11 +10,11 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from catalog.models import Blueprint
+from catalog.services.api_clients import api_client_create
 from catalog.services.users import user_ensure
 from portal.actor import Actor
 from portal.embedded.holders import ensure_embedded_services
 from portal.models import ApiClient
-from portal.services.api_clients import api_client_create
 from portal.supervisor import supervise
 
 DEMO_USERS = [
