@@ -48,7 +48,7 @@ QUOTA_MAX = 1_000_000
 
 
 def _fail(path, message):
-    raise ValidationFailed(f"{path}: {message}")
+    raise ValidationFailed(message, path=path)
 
 
 def _object(value, path, *, required=False):

@@ -31,7 +31,7 @@ OWNERSHIP_KEYS = {"type", "path", "title"}
 
 
 def _fail(path, message):
-    raise ValidationFailed(f"{path}: {message}")
+    raise ValidationFailed(message, path=path)
 
 
 def _require_dict(value, path):

@@ -38,7 +38,7 @@ JSON_TYPES = {"string": str, "boolean": bool, "object": dict, "array": list}
 
 
 def _fail(path, message):
-    raise ValidationFailed(f"{path}: {message}")
+    raise ValidationFailed(message, path=path)
 
 
 def json_type_name(value):
