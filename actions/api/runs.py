@@ -6,7 +6,7 @@ is 404, as if it did not exist); the services then decide what the caller may do
 from actions.access import actions_visible_to, eligible_approvers
 from actions.choices import RunOrigin
 from actions.models import Action, Run
-from actions.selectors import approvals_waiting_on, runs_visible_to, time_left_seconds
+from actions.selectors.runs import approvals_waiting_on, runs_visible_to, time_left_seconds
 from actions.state import TERMINAL
 from portal.api.base import ApiView, ok, query_bool, query_int
 from portal.errors import NotFound, ValidationFailed

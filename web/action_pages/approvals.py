@@ -11,7 +11,7 @@ from actions.access import approvable_action_ids
 from actions.choices import Decision
 from actions.models import Action, Approval, Run
 from web.action_pages.runs import input_rows, approval_state
-from actions.selectors import approvals_waiting_on, runs_visible_to
+from actions.selectors.runs import approvals_waiting_on, runs_visible_to
 from catalog.access import user_team_ids
 from web.catalog_pages.columns import entity_url
 from portal.actor import Actor, AuditOrigin

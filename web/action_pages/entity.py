@@ -18,7 +18,7 @@ from django.shortcuts import render
 from actions.access import actions_visible_to, can_execute
 from actions.choices import Operation, TriggerType
 from actions.models import Run
-from actions.selectors import runs_visible_to
+from actions.selectors.runs import runs_visible_to
 from catalog.access import is_admin, user_team_ids
 from catalog.models import Blueprint, Entity, Relation
 from catalog.selectors.audit_events import audit_events_visible_to

@@ -7,7 +7,7 @@ from django.shortcuts import render
 
 from web.action_pages.environments import environment_rows
 from web.action_pages.locks import locks_in_force
-from actions.selectors import approvals_waiting_on, runs_visible_to
+from actions.selectors.runs import approvals_waiting_on, runs_visible_to
 from catalog.access import user_team_ids
 from catalog.models import Entity
 from catalog.selectors.entities import entities_visible_to

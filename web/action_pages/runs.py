@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET
 
 from actions.choices import RunStatus
 from actions.models import Run
-from actions.selectors import approvals_waiting_on, runs_visible_to
+from actions.selectors.runs import approvals_waiting_on, runs_visible_to
 from actions.serializers import run_waiting_for
 from actions.services.approvals import approval_mode
 from actions.state import TERMINAL

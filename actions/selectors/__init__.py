@@ -1,0 +1,1 @@
+"""Permission-filtered reads of the actions app, one module per thing read (runs, ...)."""
