@@ -1,0 +1,192 @@
+"""Aggregation properties (Port's `aggregationProperties`): per entity, one number over the entities of a related
+blueprint, computed in SQL for any set of entities at once.
+
+`aggregation_values(blueprint, entity_ids, keys=None) -> {entity id: {key: number | None}}`
+
+What an aggregation reads (the definition is checked by catalog/definitions.py):
+    - `target`: the blueprint whose entities are aggregated. They are the target's entities related to the entity
+      through relations, at any depth and in either direction the blueprints allow: forwards when this blueprint
+      reaches the target through relations (a service counting the packages it depends on), backwards when the
+      target reaches this blueprint (a service counting the deployments that point at it), both when both hold.
+      The walk passes only through entities of blueprints that lie on such a chain, so it never wanders across the
+      catalog; an entity is counted once however many paths lead to it, and never counts itself unless a cycle
+      leads back to it. `pathFilter` instead names the chains: each `{path: [relation ids], fromBlueprint}` is
+      followed exactly, from this blueprint (the default) or from the target.
+    - `query`: a rule set in the search grammar over the target's entities (catalog/selectors/search.py), e.g.
+      `{"property": "deployedAt", "operator": "between", "value": {"preset": "lastMonth"}}` for a time window.
+      It is the system's view (no reader's permissions): the value is the same for everyone, as Port's is.
+    - `calculationSpec`:
+        - `{"calculationBy": "entities", "func": "count"}`: how many; 0 when none.
+        - `{"calculationBy": "entities", "func": "average", "averageOf": "week", "measureTimeBy": "$createdAt"}`:
+          entities per period (hour, day, week, month of 30 days) from the earliest one's time to now, at least one
+          period: 3 deployments in the last 2.5 weeks average 1 per week; 0 when none. Entities without a time are
+          not counted.
+        - `{"calculationBy": "property", "func": "sum" | "min" | "max" | "median" | "average", "property": p}`:
+          over the number values of `p` (entities without a number there are left out); `sum` of nothing is 0,
+          the others are null. `average` with `averageOf` a period is the sum per period, as above.
+    Results are JSON numbers: an int when whole, else a float; null when the exact result is beyond a float's range.
+"""
+import math
+from decimal import Decimal
+
+from django.db import connection
+from django.utils import timezone
+
+from catalog.models import Blueprint, Entity, Relation
+from catalog.selectors.search import ISO_DATETIME_RE, search_queryset
+
+ENTITY_TABLE = Entity._meta.db_table
+RELATION_TABLE = Relation._meta.db_table
+PERIOD_SECONDS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400}
+PROPERTY_FUNCTIONS = {"sum": "SUM({v})", "min": "MIN({v})", "max": "MAX({v})", "average": "AVG({v})",
+                      "median": "percentile_cont(0.5) WITHIN GROUP (ORDER BY {v})"}
+
+
+def aggregation_values(blueprint, entity_ids, keys=None):
+    """{entity id: {key: value}} for the aggregation properties of `blueprint` (all, or those named in `keys`) of
+    the entities `entity_ids` (of that blueprint); one SQL statement per aggregation property."""
+    definitions = {key: agg for key, agg in (blueprint.aggregation_properties or {}).items()
+                   if keys is None or key in keys}
+    ids = list(entity_ids)
+    values = {entity_id: {} for entity_id in ids}
+    if not definitions or not ids:
+        return values
+    graph = _BlueprintGraph()
+    for key, aggregation in definitions.items():
+        computed = _aggregate(blueprint, aggregation, ids, graph)
+        for entity_id in ids:
+            values[entity_id][key] = computed.get(entity_id, _empty(aggregation["calculationSpec"]))
+    return values
+
+
+def _empty(spec):
+    """The value over no entities: 0 for a count, an average of entities and a sum; null for the others."""
+    if spec["calculationBy"] == "entities" or spec["func"] == "sum":
+        return 0
+    if spec["func"] == "average" and spec.get("averageOf", "total") != "total":
+        return 0
+    return None
+
+
+class _BlueprintGraph:
+    """Blueprint identifiers and ids, and which blueprints reach which through relations (forwards)."""
+
+    def __init__(self):
+        rows = Blueprint.objects.values_list("id", "identifier", "relations")
+        self.ids = {identifier: pk for pk, identifier, _ in rows}
+        self.targets = {identifier: {r["target"] for r in (relations or {}).values() if isinstance(r, dict)}
+                        for _, identifier, relations in rows}
+        self._reach = {}
+
+    def reachable(self, start):
+        """Blueprints reached from `start` by one or more relation hops."""
+        if start not in self._reach:
+            seen, stack = set(), [start]
+            while stack:
+                for target in self.targets.get(stack.pop(), ()):
+                    if target not in seen:
+                        seen.add(target)
+                        stack.append(target)
+            self._reach[start] = seen
+        return self._reach[start]
+
+    def between(self, start, goal):
+        """Ids of the blueprints an entity may pass through (or end at) on a chain from `start` to `goal`."""
+        return [self.ids[b] for b in self.reachable(start) if b == goal or goal in self.reachable(b)]
+
+
+def _reach_sql(own, aggregation, graph):
+    """SQL (text, params) of the pairs (source_id, entity_id): the entities reached from each source `%(sources)s`."""
+    target = aggregation["target"]
+    if aggregation.get("pathFilter"):
+        parts = [_path_sql(item["path"], forwards=item.get("fromBlueprint", own) == own)
+                 for item in aggregation["pathFilter"]]
+        return " UNION ".join(text for text, _ in parts), [p for _, params in parts for p in params]
+    parts = []
+    if target in graph.reachable(own):
+        parts.append(_walk_sql("source_id", "target_id", graph.between(own, target)))
+    if own in graph.reachable(target):
+        parts.append(_walk_sql("target_id", "source_id", graph.between(target, own) + [graph.ids[target]]))
+    return " UNION ".join(text for text, _ in parts), [p for _, params in parts for p in params]
+
+
+def _walk_sql(near, far, blueprint_ids):
+    """A recursive walk along relations from `near` to `far` (source_id -> target_id forwards), one hop at least,
+    through entities of `blueprint_ids` only; UNION keeps each (source, entity) pair once and ends cycles."""
+    text = f"""(WITH RECURSIVE walk(source_id, entity_id) AS (
+        SELECT r.{near}, r.{far} FROM {RELATION_TABLE} r JOIN {ENTITY_TABLE} e ON e.id = r.{far}
+         WHERE r.{near} = ANY(%s) AND e.blueprint_id = ANY(%s)
+        UNION
+        SELECT w.source_id, r.{far} FROM walk w JOIN {RELATION_TABLE} r ON r.{near} = w.entity_id
+          JOIN {ENTITY_TABLE} e ON e.id = r.{far} WHERE e.blueprint_id = ANY(%s))
+      SELECT source_id, entity_id FROM walk)"""
+    return text, ["sources", blueprint_ids, blueprint_ids]
+
+
+def _path_sql(steps, *, forwards):
+    """The pairs along exactly the relation ids `steps`: from the source forwards, or (a path given from the target)
+    from the source backwards, last step first."""
+    hops = list(steps) if forwards else list(reversed(steps))
+    near, far = ("source_id", "target_id") if forwards else ("target_id", "source_id")
+    joins = [f"JOIN {RELATION_TABLE} r{i} ON r{i}.{near} = r{i - 1}.{far} AND r{i}.relation = %s" for i in range(1, len(hops))]
+    text = (f"(SELECT r0.{near} AS source_id, r{len(hops) - 1}.{far} AS entity_id FROM {RELATION_TABLE} r0 "
+            f"{' '.join(joins)} WHERE r0.{near} = ANY(%s) AND r0.relation = %s)")
+    return text, [*hops[1:], "sources", hops[0]]
+
+
+def _time_sql(name):
+    if name in (None, "$createdAt"):
+        return "t.created_at", []
+    if name == "$updatedAt":
+        return "t.updated_at", []
+    return "(CASE WHEN t.properties->>%s ~ %s THEN (t.properties->>%s)::timestamptz END)", [name, ISO_DATETIME_RE, name]
+
+
+def _value_sql(spec, now):
+    """SQL (text, params) of the aggregate over the joined target rows `t`."""
+    period = PERIOD_SECONDS.get(spec.get("averageOf"))
+    if spec["calculationBy"] == "property":
+        prop = spec["property"]
+        number = "(CASE WHEN jsonb_typeof(t.properties->%s) = 'number' THEN (t.properties->>%s)::numeric END)"
+        if spec["func"] == "average" and period:
+            time, time_params = _time_sql(spec.get("measureTimeBy"))
+            return (f"COALESCE(SUM({number}), 0) / {_periods(time, period)}",
+                    [prop, prop, now, *time_params])
+        return PROPERTY_FUNCTIONS[spec["func"]].format(v=number), [prop, prop]
+    if spec["func"] == "count":
+        return "COUNT(*)", []
+    time, time_params = _time_sql(spec.get("measureTimeBy"))
+    return f"COUNT({time}) / {_periods(time, period or PERIOD_SECONDS['day'])}", [*time_params, now, *time_params]
+
+
+def _periods(time, seconds):
+    """How many periods from the earliest time to now (at least one), as SQL over `t` (params: now, time's)."""
+    return f"GREATEST(1, CEIL(EXTRACT(EPOCH FROM (%s::timestamptz - MIN({time}))) / {seconds}))::numeric"
+
+
+def _aggregate(own, aggregation, ids, graph):
+    target = Blueprint.objects.get(identifier=aggregation["target"])
+    reach, reach_params = _reach_sql(own.identifier, aggregation, graph)
+    reach_params = [ids if p == "sources" else p for p in reach_params]
+    value, value_params = _value_sql(aggregation["calculationSpec"], timezone.now())
+    where, where_params = "t.blueprint_id = %s", [target.pk]
+    if aggregation.get("query"):
+        matching = search_queryset(aggregation["query"], user=None, blueprint=target).values("id")
+        sub_sql, sub_params = matching.query.sql_with_params()
+        where, where_params = f"{where} AND t.id IN ({sub_sql})", [*where_params, *sub_params]
+    sql = (f"SELECT reach.source_id, {value} FROM (SELECT DISTINCT source_id, entity_id FROM ({reach}) pairs) reach "
+           f"JOIN {ENTITY_TABLE} t ON t.id = reach.entity_id WHERE {where} GROUP BY reach.source_id")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*value_params, *reach_params, *where_params])
+        return {source_id: _json_number(result) for source_id, result in cursor.fetchall()}
+
+
+def _json_number(value):
+    if value is None:
+        return None
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    number = float(value)
+    if not math.isfinite(number):
+        return None
+    return int(number) if number.is_integer() and abs(number) < 2 ** 53 else number
