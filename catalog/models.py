@@ -35,6 +35,8 @@ class Blueprint(models.Model):
     formula_properties = models.JSONField(default=dict, blank=True)
     ownership = models.JSONField(null=True, blank=True)
     changelog_destination = models.JSONField(null=True, blank=True)
+    # Scorecards of the blueprint's entities (catalog/scorecards.py): a list in Port's shape, kept with the definition.
+    scorecards = models.JSONField(default=list, blank=True)
     # Blueprint-level permission settings guardian cannot hold (ownedByTeam flags per verb).
     permission_settings = models.JSONField(default=dict, blank=True)
     # Bumped on every definition change; validators are cached per (identifier, version).
@@ -113,6 +115,39 @@ class Relation(models.Model):
         indexes = [
             models.Index(fields=["target", "relation"], name="relation_target"),
         ]
+
+
+class ScorecardResult(models.Model):
+    """An entity's standing on one of its blueprint's scorecards: rewritten when the entity, what its rules read, or
+    the scorecard changes (catalog/services/scorecards.py). Absent when the scorecard's filter leaves the entity out."""
+
+    blueprint = models.ForeignKey(Blueprint, on_delete=models.CASCADE, related_name="+")
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="scorecard_results")
+    scorecard = models.CharField(max_length=100)  # the scorecard's identifier in the blueprint's `scorecards`
+    level = models.CharField(max_length=200)
+    passed = models.JSONField(default=dict)  # {rule identifier: true | false}
+    evaluated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["entity", "scorecard"], name="scorecard_result_unique")]
+        indexes = [models.Index(fields=["blueprint", "scorecard", "level"], name="scorecard_result_level")]
+
+
+class ScorecardSnapshot(models.Model):
+    """How many entities stood at each level of a scorecard on a day, over all of them (team "") and per owning
+    team: the history a maturity trend is drawn from. Beat rewrites today's rows every hour; earlier days stay."""
+
+    day = models.DateField()
+    blueprint = models.ForeignKey(Blueprint, on_delete=models.CASCADE, related_name="+")
+    scorecard = models.CharField(max_length=100)
+    team = models.CharField(max_length=100, blank=True, default="")  # "" for every entity, else a team's name
+    counts = models.JSONField(default=dict)  # {level title: entities}
+    taken_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["day", "team"]
+        constraints = [models.UniqueConstraint(fields=["blueprint", "scorecard", "team", "day"],
+                                               name="scorecard_snapshot_unique")]
 
 
 class Timer(models.Model):

@@ -229,6 +229,9 @@ AUTOMATION_MAX_DEPTH = env.int("AUTOMATION_MAX_DEPTH", default=3)  # automations
 CELERY_BEAT_SCHEDULE["actions-timers-sweep"] = {"task": "actions.tasks.timers_sweep_task", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["actions-ttl-warnings"] = {"task": "actions.tasks.ttl_warnings_task", "schedule": 60.0}
 
+# Scorecard history (catalog/services/scorecards.py): today's level counts, rewritten hourly.
+CELERY_BEAT_SCHEDULE["catalog-scorecard-snapshots"] = {"task": "catalog.tasks.scorecard_snapshots_task", "schedule": 3600.0}
+
 # The audit chain (audit/chain.py): events are sealed after their commit; beat seals what that missed, and
 # writes a signed checkpoint of the chain's head outside the database every minute (audit/checkpoints.py).
 CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.tasks.audit_seal_task", "schedule": 5.0}

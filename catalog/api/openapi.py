@@ -34,6 +34,12 @@ ENTITY_FIELDS = {key: {} for key in sorted(ENTITY_KEYS)} | {
 ENTITY_BODY = closed(ENTITY_FIELDS)
 TEAM_FIELDS = {"name": {"type": "string", "minLength": 1}, "description": {"type": "string", "nullable": True},
                "users": {"type": "array", "items": {"type": "string", "format": "email"}}}
+SCORECARD_FIELDS = {
+    "identifier": {"type": "string", "minLength": 1, "maxLength": 100}, "title": STRING, "description": STRING,
+    "filter": {**NULLABLE_OBJECT, "description": "{combinator, conditions}: which entities the scorecard applies to."},
+    "levels": {"type": "array", "items": OBJECT, "description": "[{title, color}], lowest first."},
+    "rules": {"type": "array", "items": OBJECT, "description": "[{identifier, title, level, query {combinator, conditions}}]"},
+}
 PERMISSIONS_BODY = closed({"entities": {"type": "object", "description": "Grants per verb (read, register, update, "
                                                                          "unregister, updateProperties, updateRelations)."}})
 
@@ -107,6 +113,16 @@ OPERATIONS = {
                         "before": {"type": "string", "nullable": True, "description": "An ISO date-time."},
                         "from": {**NEXT, "nullable": True}}, required=["datasource_prefix", "datasource_suffix"]),
         "responses": {200: envelope(entities=OBJECTS, next={**NEXT, "nullable": True})}},
+    "GET /v1/scorecards": {"responses": {200: envelope(scorecards=OBJECTS)}},
+    "GET /v1/blueprints/{blueprint}/scorecards": {"responses": {200: envelope(scorecards=OBJECTS)}},
+    "POST /v1/blueprints/{blueprint}/scorecards": {"body": closed(SCORECARD_FIELDS, required=["identifier", "rules"]),
+                                                   "responses": {201: envelope(scorecard=OBJECT)}},
+    "PUT /v1/blueprints/{blueprint}/scorecards": {"body": {"type": "array", "items": OBJECT},
+                                                  "responses": {200: envelope(scorecards=OBJECTS)}},
+    "GET /v1/blueprints/{blueprint}/scorecards/{identifier}": {"responses": {200: envelope(scorecard=OBJECT)}},
+    "PUT /v1/blueprints/{blueprint}/scorecards/{identifier}": {"body": closed(SCORECARD_FIELDS, required=["rules"]),
+                                                               "responses": {200: envelope(scorecard=OBJECT)}},
+    "DELETE /v1/blueprints/{blueprint}/scorecards/{identifier}": {"responses": {200: envelope()}},
     "GET /v1/teams": {"responses": {200: envelope(teams=OBJECTS)}},
     "POST /v1/teams": {"body": closed(TEAM_FIELDS, required=["name"]), "responses": {201: envelope(team=OBJECT)}},
     "GET /v1/teams/{name}": {"responses": {200: envelope(team=OBJECT)}},

@@ -3,7 +3,7 @@ from django.urls import path
 from catalog.api import blueprints, entities
 from catalog.api import datasources, deployments
 from catalog.api import integrations
-from catalog.api import search
+from catalog.api import scorecards, search
 from catalog.api import teams, users
 
 urlpatterns = [
@@ -12,6 +12,9 @@ urlpatterns = [
     path("blueprints/<str:identifier>", blueprints.BlueprintDetailView.as_view()),
     path("blueprints/<str:identifier>/entities-count", blueprints.BlueprintEntitiesCountView.as_view()),
     path("blueprints/<str:identifier>/permissions", blueprints.BlueprintPermissionsView.as_view()),
+    path("blueprints/<str:blueprint>/scorecards", scorecards.BlueprintScorecardListView.as_view()),
+    path("blueprints/<str:blueprint>/scorecards/<str:identifier>", scorecards.BlueprintScorecardDetailView.as_view()),
+    path("scorecards", scorecards.ScorecardListView.as_view()),
     path("blueprints/<str:blueprint>/entities", entities.EntityListView.as_view()),
     path("blueprints/<str:blueprint>/entities/bulk", entities.EntityBulkView.as_view()),
     path("blueprints/<str:blueprint>/bulk/entities/delete", entities.EntityBulkDeleteView.as_view()),

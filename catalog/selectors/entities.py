@@ -5,6 +5,7 @@ from django.db import connection
 
 from catalog.access import EVERY_ENTITY, entity_read_rule
 from catalog.models import Entity, Relation
+from catalog.selectors.scorecards import scorecard_standings
 from portal.errors import NotFound
 from portal.jq import JqError, jq_first_many
 from portal.datetimes import instant_text
@@ -189,6 +190,10 @@ def entities_json(entities, *, user, include=(), exclude=(), calculated=True):
             "updatedAt": instant_text(entity.updated_at),
             "updatedBy": entity.updated_by,
         })
+    standings = scorecard_standings(entities)
+    for entity, doc in zip(entities, documents):
+        if entity.blueprint.scorecards:
+            doc["scorecards"] = standings.get(entity.pk, {})
     if calculated:
         _apply_calculations(entities, documents)
     return [select_paths(doc, include, exclude) for doc in documents]

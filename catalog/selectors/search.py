@@ -7,6 +7,8 @@ Public API (entity search routes, action conditions and datasets, scorecards):
   (`matchingBlueprints` of `POST /v1/entities/search`).
 - `rules_validate(rule_set, *, blueprints, path="")` — the same checks without building a query,
   for rule sets stored with a definition (conditions, datasets); `blueprints` is the scope.
+- `rules_condition(rule_set, *, blueprint, path="")` — a rule set as a boolean expression on the entity row,
+  to annotate a queryset with (every scorecard rule of a blueprint evaluated in one query).
 
 Every failure is a `ValidationFailed` (422) whose message starts with the JSON path at fault,
 prefixed by `path` (`query.rules[0].rules[1].operator: unknown operator 'equals' ...`).
@@ -891,6 +893,16 @@ def search_queryset(rule_set, *, user, blueprint=None, base=None, path=""):
     """Entities matching `rule_set` that `user` may read (user=None: the system, unfiltered), as one
     queryset evaluated in one SQL query. Raises ValidationFailed naming the JSON path at fault."""
     return search_compile(rule_set, user=user, blueprint=blueprint, base=base, path=path).queryset
+
+
+def rules_condition(rule_set, *, blueprint, path=""):
+    """`rule_set` over entities of `blueprint` (a Blueprint) as a boolean expression to annotate an Entity queryset
+    with, as the system sees it (no permission filter, no caller context): several rule sets evaluated in one query
+    (scorecard rules). None when it matches every entity. Raises ValidationFailed as `search_queryset` does."""
+    _check_size(rule_set, path)
+    compiler = _Compiler(catalog=_Catalog([blueprint]), user=None, now=timezone.now())
+    condition, _ = compiler.rule_set(rule_set, path, {blueprint.identifier})
+    return None if condition == TRUE else EntityCondition(condition.text, condition.params)
 
 
 def rules_validate(rule_set, *, blueprints, path="") -> None:

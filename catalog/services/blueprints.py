@@ -10,7 +10,9 @@ from audit import choices as audit_choices
 from audit.services import audit_record
 from catalog.definitions import blueprint_definition_clean
 from catalog.models import Blueprint, Entity, Relation, Timer
+from catalog.scorecards import scorecard_definition_clean
 from catalog.selectors.blueprints import DEFINITION_FIELDS, blueprint_definitions, blueprint_json
+from catalog.services.scorecards import scorecards_reevaluate
 from catalog.services.permissions import blueprint_permissions_initialize
 from catalog.validation import property_json_schema, property_value_errors
 from portal import events
@@ -77,14 +79,26 @@ def blueprint_update(*, actor, blueprint, data, partial=False):
             raise ValidationFailed(f"Blueprint {other!r} would break: {exc.message}")
     migration_notes = _migrate_entities(blueprint, before, clean)
     _apply(blueprint, clean)
+    _scorecards_check(blueprint)
     blueprint.updated_by = actor.label
     blueprint.version += 1
     blueprint.save()
+    scorecards_reevaluate(actor=actor, blueprint=blueprint)
     after = blueprint_json(blueprint)
     audit_record(actor=actor, verb=audit_choices.BLUEPRINT_UPDATED, action=audit_choices.AuditAction.UPDATE,
                  resource_type="blueprint", identifier=blueprint.identifier, blueprint=blueprint.identifier,
                  before=before, after=after, message="; ".join(migration_notes))
     return blueprint
+
+
+def _scorecards_check(blueprint):
+    """The blueprint's scorecards still read only what its new definition has."""
+    for scorecard in blueprint.scorecards:
+        try:
+            scorecard_definition_clean(scorecard, blueprint=blueprint)
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"scorecard {scorecard['identifier']!r} would break: {exc.errors[0]}",
+                                   path="scorecards") from None
 
 
 def _semantic(prop):

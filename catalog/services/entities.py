@@ -27,6 +27,7 @@ from audit.services import audit_event_build, audit_record_many
 from catalog.access import blueprint_access
 from catalog.identifiers import check_entity_identifier
 from catalog.models import Entity, Relation, Team, Timer
+from catalog.services.scorecards import scorecards_evaluate
 from catalog.services.row_locks import (KEY_SHARE, NO_KEY_UPDATE, STRENGTH, UPDATE, blueprints_lock,
                                         entity_rows_insert, entity_rows_lock, strongest)
 from catalog.validation import properties_canonical, properties_errors
@@ -400,6 +401,7 @@ def _store(actor, blueprint, writes, inserted, team_ids_by_name, run_id, now, st
     through.objects.bulk_create([through(entity_id=w.entity.pk, team_id=team_ids_by_name[name]) for w in writes for name in w.teams])
 
     _timers_sync(blueprint, writes)
+    standings = scorecards_evaluate(blueprint, entity_ids)
     # Step 6 of the lock order: the audit, last.
     audit_record_many([
         audit_event_build(actor=actor, verb=audit_choices.ENTITY_CREATED, action=audit_choices.AuditAction.CREATE,
@@ -417,8 +419,18 @@ def _store(actor, blueprint, writes, inserted, team_ids_by_name, run_id, now, st
         )
         for w in writes
     ])
-    _announce_changes(actor, blueprint, [(("CREATE" if w.created else "UPDATE"), w.identifier, w.before, w.after) for w in writes], run_id)
+    _announce_changes(actor, blueprint, [(("CREATE" if w.created else "UPDATE"), w.identifier,
+                                          _with_standings(w.before, standings, w.entity.pk, 0),
+                                          _with_standings(w.after, standings, w.entity.pk, 1)) for w in writes], run_id)
     return entity_ids
+
+
+def _with_standings(snapshot, standings, entity_id, side):
+    """An announced snapshot of an entity of a blueprint with scorecards carries its standings (before or after),
+    so an automation can act on a level change."""
+    if snapshot is None or entity_id not in standings:
+        return snapshot
+    return {**snapshot, "scorecards": standings[entity_id][side]}
 
 
 def _relations_store(blueprint, writes, ids_by_identifier):

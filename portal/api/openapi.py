@@ -101,9 +101,10 @@ def _apply(operation, spec):
     elif spec and "requestBody" in operation:
         del operation["requestBody"]  # a route that reads no body
     if "requestBody" in operation:
-        # A missing body reads as {}: it is required where {} lacks a required field, and optional elsewhere.
+        # A missing body reads as {}: it is required where {} lacks a required field or a list is expected, and
+        # optional elsewhere.
         body = operation["requestBody"]["content"]["application/json"]["schema"]
-        operation["requestBody"]["required"] = bool(body.get("required"))
+        operation["requestBody"]["required"] = bool(body.get("required")) or body.get("type") == "array"
     if spec.get("parameters"):
         given = {(p["in"], p["name"]) for p in spec["parameters"]}
         operation["parameters"] = [*(p for p in operation.get("parameters", []) if (p["in"], p["name"]) not in given),

@@ -9,6 +9,7 @@ from actions.services.runs import run_request
 from catalog.models import Blueprint
 from catalog.services.api_clients import api_client_create
 from catalog.services.blueprints import blueprint_create
+from catalog.services.scorecards import scorecard_create
 from catalog.services.entities import entity_write_one
 from catalog.services.teams import team_create
 from portal.actor import Actor
@@ -30,6 +31,9 @@ def seed_catalog():
     blueprint_create(actor=system, data={"identifier": SEED, "title": "Fuzz",
                                          "schema": {"properties": {"note": {"type": "string"}}, "required": []}})
     entity_write_one(actor=system, blueprint=Blueprint.objects.get(identifier=SEED), data={"identifier": SEED})
+    scorecard_create(actor=system, blueprint=Blueprint.objects.get(identifier=SEED), data={
+        "identifier": SEED, "rules": [{"identifier": "noted", "level": "Gold", "query": {
+            "combinator": "and", "conditions": [{"property": "note", "operator": "isNotEmpty"}]}}]})
     action = action_create(actor=system, data={
         "identifier": SEED, "title": "Fuzz",
         "trigger": {"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": SEED,

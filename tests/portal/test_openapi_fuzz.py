@@ -29,6 +29,10 @@ POSITIVE_422 = {
     "POST /v1/blueprints/{blueprint}/entities/bulk": "as POST .../entities",
     "POST /v1/blueprints/{blueprint}/entities/search": "a rule set's validity depends on the blueprint's properties",
     "POST /v1/entities/search": "a rule set's validity depends on the blueprints' properties",
+    "POST /v1/blueprints/{blueprint}/scorecards": "a rule's conditions depend on the blueprint's properties; levels "
+                                                  "and rules refer to each other",
+    "PUT /v1/blueprints/{blueprint}/scorecards": "as POST .../scorecards",
+    "PUT /v1/blueprints/{blueprint}/scorecards/{identifier}": "as POST .../scorecards",
     "POST /v1/actions": "a definition's validity depends on Port's action language and the blueprints",
     "PUT /v1/actions/{identifier}": "as POST /v1/actions",
     "PATCH /v1/actions/{identifier}/permissions": "grants name roles, users and teams that must exist",
