@@ -177,9 +177,9 @@ def _action_problems(action):
 
 
 def _target_entity(action, entity_identifier, requester):
-    """The entity the run is about (None for CREATE), or the ValidationFailed naming `entity` that refuses it."""
+    """The entity the run is about (None for CREATE), or the ValidationFailed naming `entity` that refuses it: missing,
+    or not one the requester may read."""
     from catalog.selectors.entities import entities_visible_to
-    from catalog.selectors.search import search_queryset
 
     operation = action.operation
     if operation == Operation.CREATE:
@@ -196,14 +196,21 @@ def _target_entity(action, entity_identifier, requester):
     if entity is None:
         raise ValidationFailed(f"entity {entity_identifier!r} of blueprint {action.blueprint_identifier!r} was not found",
                                path="entity")
-    condition = (action.trigger or {}).get("condition")
-    if condition:
-        matches = search_queryset(condition, user=requester, blueprint=entity.blueprint,
-                                  base=Entity.objects.filter(pk=entity.pk), path="trigger.condition").exists()
-        if not matches:
-            raise ValidationFailed(f"entity {entity_identifier!r} does not match the condition of action "
-                                   f"{action.identifier!r}", path="entity")
     return entity
+
+
+def _condition_check(action, entity, requester):
+    """A DAY-2 or DELETE action runs only on entities matching its condition (a ValidationFailed naming `entity`)."""
+    from catalog.selectors.search import search_queryset
+
+    condition = (action.trigger or {}).get("condition")
+    if entity is None or not condition:
+        return
+    matches = search_queryset(condition, user=requester, blueprint=entity.blueprint,
+                              base=Entity.objects.filter(pk=entity.pk), path="trigger.condition").exists()
+    if not matches:
+        raise ValidationFailed(f"entity {entity.identifier!r} does not match the condition of action "
+                               f"{action.identifier!r}", path="entity")
 
 
 def run_preflight(*, user, action, entity_identifier=None, for_update=False) -> RunPreflight:
@@ -218,6 +225,7 @@ def run_preflight(*, user, action, entity_identifier=None, for_update=False) -> 
     entity, team_ids = None, frozenset()
     try:
         entity = _target_entity(action, entity_identifier, user)
+        _condition_check(action, entity, user)
     except PortalError as exc:  # the entity named is wrong, or the action's condition cannot be evaluated
         problems.append(exc)
     else:
