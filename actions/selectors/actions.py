@@ -5,19 +5,19 @@ from actions.models import Action
 from catalog.models import Blueprint
 
 
-def actions_offered_to(user):
+def runnable_actions_visible_to(user):
     """Self-service actions the user may run, published ones only (admins see unpublished ones in the admin)."""
     return actions_visible_to(user, Action.objects.filter(trigger_type=TriggerType.SELF_SERVICE, publish=True))
 
 
-def action_offered_to(user, identifier):
+def runnable_action_visible_to(user, identifier):
     """The self-service action `identifier` if the user is offered it, else None."""
-    return actions_offered_to(user).filter(identifier=identifier).first()
+    return runnable_actions_visible_to(user).filter(identifier=identifier).first()
 
 
-def action_groups_offered_to(user) -> list:
+def action_groups_visible_to(user) -> list:
     """The actions offered to the user by blueprint, in the catalog's order: [{identifier, title, actions}]."""
-    actions = list(actions_offered_to(user).order_by("blueprint_identifier", "title", "identifier"))
+    actions = list(runnable_actions_visible_to(user).order_by("blueprint_identifier", "title", "identifier"))
     titles = dict(Blueprint.objects.filter(identifier__in={a.blueprint_identifier for a in actions})
                   .values_list("identifier", "title"))
     groups = {}

@@ -141,33 +141,39 @@ def quota_lock(*, action, user, team_ids=()):
         _advisory_lock(action.pk, "team", team_id)
 
 
+def _window_refusals(action, user, team_ids):
+    """The refusals of the rolling windows, `perUser` first then `perTeam` by team id, each counted only when asked."""
+    quota = action.quota or {}
+    per_user, per_team = quota.get("perUser"), quota.get("perTeam")
+    if per_user:
+        yield _window_refusal(action, Run.objects.filter(action=action, requested_by=user),
+                              per_user["limit"], per_user["period"], "perUser")
+    for team_id in sorted(team_ids) if per_team else []:
+        runs = Run.objects.filter(action=action, requested_by__groups__team__id=team_id)
+        yield _window_refusal(action, runs, per_team["limit"], per_team["period"], "perTeam")
+
+
+def _live_refusal(action, live, pending) -> QuotaExceeded | None:
+    limit = action.quota["liveEntitiesPerUser"]
+    if live + pending < limit:
+        return None
+    return QuotaExceeded(
+        f"quota.liveEntitiesPerUser: action {action.identifier!r} allows at most {limit} live "
+        f"{action.blueprint_identifier!r} entit{'ies' if limit != 1 else 'y'} per user; you have {live}"
+        + (f" and {pending} run{'s' if pending != 1 else ''} under way" if pending else "")
+        + f". It frees up when one of your {action.blueprint_identifier!r} entities is deleted.",
+        details={"limit": limit, "live": live, "pending": pending},
+    )
+
+
 def quota_standing(*, action, user, team_ids=()) -> QuotaStanding | None:
     """Where `user` stands against the action's quota (None when it has none). Counts without locking: run
     `quota_lock` first in the transaction that then creates the run, so the standing still holds at its commit."""
     quota = action.quota or {}
     if not quota or user is None:
         return None
-    refusal = None
-    per_user, per_team = quota.get("perUser"), quota.get("perTeam")
-    if per_user:
-        refusal = _window_refusal(action, Run.objects.filter(action=action, requested_by=user),
-                                  per_user["limit"], per_user["period"], "perUser")
-    for team_id in sorted(team_ids) if per_team else []:
-        if refusal is not None:
-            break
-        runs = Run.objects.filter(action=action, requested_by__groups__team__id=team_id)
-        refusal = _window_refusal(action, runs, per_team["limit"], per_team["period"], "perTeam")
-
-    live_limit = quota.get("liveEntitiesPerUser")
-    if live_limit is None or action.operation != Operation.CREATE:
+    refusal = next((refusal for refusal in _window_refusals(action, user, team_ids) if refusal is not None), None)
+    if quota.get("liveEntitiesPerUser") is None or action.operation != Operation.CREATE:
         return QuotaStanding(action=action, refusal=refusal)
     live, pending = live_entities_of(action, user)
-    if refusal is None and live + pending >= live_limit:
-        refusal = QuotaExceeded(
-            f"quota.liveEntitiesPerUser: action {action.identifier!r} allows at most {live_limit} live "
-            f"{action.blueprint_identifier!r} entit{'ies' if live_limit != 1 else 'y'} per user; you have {live}"
-            + (f" and {pending} run{'s' if pending != 1 else ''} under way" if pending else "")
-            + f". It frees up when one of your {action.blueprint_identifier!r} entities is deleted.",
-            details={"limit": live_limit, "live": live, "pending": pending},
-        )
-    return QuotaStanding(action=action, live=live, pending=pending, refusal=refusal)
+    return QuotaStanding(action=action, live=live, pending=pending, refusal=refusal or _live_refusal(action, live, pending))

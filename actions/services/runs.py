@@ -213,26 +213,42 @@ def _condition_check(action, entity, requester):
                                f"{action.identifier!r}", path="entity")
 
 
+def _entity_and_permission(action, entity_identifier, user):
+    """(the entity, its owning teams, the problems with either): the entity named must be right and match the
+    action's condition before the permission on it can be asked."""
+    try:
+        entity = _target_entity(action, entity_identifier, user)
+    except PortalError as exc:
+        return None, frozenset(), [exc]
+    try:
+        _condition_check(action, entity, user)
+    except PortalError as exc:  # not matching, or a condition that cannot be evaluated
+        return entity, frozenset(), [exc]
+    team_ids = frozenset(entity_team_ids(entity))
+    if can_execute(user, action, team_ids):
+        return entity, team_ids, []
+    return entity, team_ids, [Forbidden(f"You may not run action {action.identifier!r}"
+                                        + (f" on entity {entity.identifier!r}." if entity else "."))]
+
+
+def _approval(action, quota):
+    """(the approval the run will wait for, why): the action's own, else an approver's beyond a quota that asks."""
+    from actions.services.approvals import approval_text
+
+    if quota is not None and quota.asks_approval and not action.required_approval:
+        return {"type": "ANY"}, "This run will wait for an approval because it is beyond the action's quota."
+    return action.required_approval, approval_text(action.required_approval)
+
+
 def run_preflight(*, user, action, entity_identifier=None, for_update=False) -> RunPreflight:
     """Everything a run of `action` by `user` (on the entity named, for DAY-2 and DELETE actions) meets before its
     inputs are read; see RunPreflight. `for_update` (inside run_request's transaction) first takes the quota's
     locks, so the standing still holds when the run is written."""
     from actions.backends import backend_unavailable
-    from actions.services.approvals import approval_text
     from catalog.access import user_team_ids
 
-    problems = list(_action_problems(action))
-    entity, team_ids = None, frozenset()
-    try:
-        entity = _target_entity(action, entity_identifier, user)
-        _condition_check(action, entity, user)
-    except PortalError as exc:  # the entity named is wrong, or the action's condition cannot be evaluated
-        problems.append(exc)
-    else:
-        team_ids = frozenset(entity_team_ids(entity))
-        if not can_execute(user, action, team_ids):
-            problems.append(Forbidden(f"You may not run action {action.identifier!r}"
-                                      + (f" on entity {entity.identifier!r}." if entity else ".")))
+    entity, team_ids, entity_problems = _entity_and_permission(action, entity_identifier, user)
+    problems = [*_action_problems(action), *entity_problems]
     unavailable = backend_unavailable(action)
     if unavailable:
         problems.append(BackendNotConfigured(
@@ -242,11 +258,7 @@ def run_preflight(*, user, action, entity_identifier=None, for_update=False) -> 
     if for_update:
         quota_lock(action=action, user=user, team_ids=user_teams)
     quota = quota_standing(action=action, user=user, team_ids=user_teams)
-    required_approval, approval_reason = action.required_approval, approval_text(action.required_approval)
-    if quota is not None and quota.asks_approval and not required_approval:
-        required_approval = {"type": "ANY"}
-        approval_reason = "This run will wait for an approval because it is beyond the action's quota."
-
+    required_approval, approval_reason = _approval(action, quota)
     ttl = action.ttl if action.operation == Operation.CREATE and action.ttl else {}
     return RunPreflight(
         action=action, requester=user, entity=entity, entity_team_ids=team_ids, problems=tuple(problems),

@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from actions.choices import Operation, RunOrigin, RunStatus
-from actions.selectors.actions import action_groups_offered_to, action_offered_to
+from actions.selectors.actions import action_groups_visible_to, runnable_action_visible_to
 from actions.services.runs import run_preflight, run_request
 from portal.actor import Actor, AuditOrigin
 from portal.errors import FieldError, PortalError
@@ -27,14 +27,14 @@ from web.catalog_pages.columns import blueprint_url, entity_url
 @login_required
 @require_GET
 def action_list(request):
-    groups = action_groups_offered_to(request.user)
+    groups = action_groups_visible_to(request.user)
     for group in groups:
         group["catalog_url"] = blueprint_url(group["identifier"])
     return render(request, "actions/action_list.html", {"groups": groups, "CREATE": Operation.CREATE})
 
 
 def _action_for(user, identifier):
-    action = action_offered_to(user, identifier)
+    action = runnable_action_visible_to(user, identifier)
     if action is None:
         raise Http404(f"Action {identifier!r} was not found.")
     return action
