@@ -52,11 +52,22 @@ def _ms(value):
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-def ttl_policy_action(*, blueprint_identifier, property=None) -> Action | None:
-    """The CREATE action whose TTL policy governs `property` (any timer property when None) of the blueprint."""
-    governing = [action for (blueprint, prop), action in ttl_policies().items()
+def ttl_governing_action(*, blueprint_identifier, creating_run=None, property=None, policies=None) -> Action | None:
+    """The CREATE action whose TTL policy an entity's timer follows: the policy of the run that created the entity,
+    else the blueprint's (the first by identifier). `property` narrows it to one timer property; `policies` are
+    `ttl_policies()` when the caller has them already (the environments page, for many rows)."""
+    ttl = creating_run.action.ttl if creating_run is not None else None
+    if ttl and property in (None, ttl.get("property")):
+        return creating_run.action
+    policies = ttl_policies() if policies is None else policies
+    governing = [action for (blueprint, prop), action in policies.items()
                  if blueprint == blueprint_identifier and property in (None, prop)]
     return min(governing, key=lambda action: action.identifier, default=None)
+
+
+def ttl_policy_action(*, blueprint_identifier, property=None) -> Action | None:
+    """The CREATE action whose TTL policy governs `property` (any timer property when None) of the blueprint."""
+    return ttl_governing_action(blueprint_identifier=blueprint_identifier, property=property)
 
 
 def _creating_run(entity):
@@ -67,9 +78,7 @@ def _creating_run(entity):
 def _policy_for_entity(entity):
     """(action, policy, creating run) for the entity: the policy of the run that created it, else the blueprint's."""
     run = _creating_run(entity)
-    if run is not None and run.action.ttl:
-        return run.action, run.action.ttl, run
-    action = ttl_policy_action(blueprint_identifier=entity.blueprint.identifier)
+    action = ttl_governing_action(blueprint_identifier=entity.blueprint.identifier, creating_run=run)
     if action is None:
         raise ValidationFailed(f"blueprint {entity.blueprint.identifier!r} has no TTL policy (no CREATE action with `ttl`)",
                                path="ttl")

@@ -153,3 +153,18 @@ def test_without_the_create_permission_admins_and_the_owner_still_extend_and_a_s
     with pytest.raises(Forbidden, match="^You may not extend the TTL of entity 'env-mine'"):
         ttl_extend(actor=Actor(user=stranger), entity=entity)
     assert ttl_extend(actor=Actor(user=world["dev"]), entity=entity)["extendBy"] == "P3D"  # the owner may
+
+
+def test_the_creating_runs_policy_governs_for_the_page_and_the_service_alike(client, world):
+    from actions.services.ttl import ttl_governing_action
+
+    another_create("a_create_dev_env", extendBy="P1D")  # the blueprint's first policy by identifier
+    entity = dev_environment(world["dev"], "env-mine")  # created by a run of create_dev_env (extendBy P3D)
+    run = Run.objects.get(result_entity=entity)
+    assert ttl_governing_action(blueprint_identifier="devEnvironment", creating_run=run) == world["actions"]["create"]
+    assert ttl_governing_action(blueprint_identifier="devEnvironment").identifier == "a_create_dev_env"
+    assert ttl_governing_action(blueprint_identifier="devEnvironment", creating_run=run,
+                                property="expires") is None  # not the timer its policy governs
+    (row,) = rows(client, world["dev"])
+    assert ">Extend by 3d</button>" in row
+    assert ttl_extend(actor=Actor(user=world["dev"]), entity=entity)["extendBy"] == "P3D"

@@ -27,7 +27,7 @@ from actions.selectors.environments import (creating_runs_by_entity, delete_acti
                                             entity_team_ids_by_entity, ttl_timers_visible_to)
 from actions.selectors.ttl import ttl_policies
 from actions.services.runs import run_request
-from actions.services.ttl import ttl_extend, ttl_extension, ttl_may_extend
+from actions.services.ttl import ttl_extend, ttl_extension, ttl_governing_action, ttl_may_extend
 from catalog.access import is_admin, user_team_ids
 from catalog.selectors.entities import entity_get_by_identifiers
 from portal.actor import Actor, AuditOrigin
@@ -159,13 +159,6 @@ def _state(timer, now):
     return "active", "Active"
 
 
-def _policy_action(policies, timer, run):
-    """The action whose TTL policy governs the timer: the creating run's, else the blueprint's."""
-    if run is not None and run.action.ttl and run.action.ttl.get("property") == timer.property:
-        return run.action
-    return policies.get((timer.entity.blueprint.identifier, timer.property))
-
-
 def _limits(row, policy, now):
     """The maximum, and what the Extend button does: ttl_extension, as ttl_extend will do it."""
     row.extend_by_text = iso_duration_text(policy.get("extendBy") or policy.get("default"))
@@ -193,7 +186,8 @@ def environment_rows(user, *, everyone=False, limit=None):
     rows = []
     for timer in timers:
         entity, run = timer.entity, creating.get(timer.entity_id)
-        policy_action = _policy_action(policies, timer, run)
+        policy_action = ttl_governing_action(blueprint_identifier=entity.blueprint.identifier, creating_run=run,
+                                             property=timer.property, policies=policies)
         row = EnvironmentRow(entity=entity, timer=timer, policy_action=policy_action, url=_first_url(entity),
                              owner=run.requested_by.email if run is not None and run.requested_by else entity.created_by)
         row.state, row.state_text = _state(timer, now)
