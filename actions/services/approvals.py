@@ -21,15 +21,24 @@ def approval_mode(required_approval) -> str:
     return "ANY"
 
 
+def approval_text(required_approval) -> str:
+    """What a run that carries `required_approval` waits for, in words ("" when it waits for nobody)."""
+    if required_approval in (False, None, {}):
+        return ""
+    if approval_mode(required_approval) == "ALL":
+        return "Runs of this action wait until every approver has approved."
+    return "Runs of this action wait for an approver's decision."
+
+
 @transaction.atomic
 def approval_decide(*, actor, run, decision, description="") -> Run:
     """Record one approver's decision on a waiting run and move the run on when it is decided.
     The run row is locked first, so of two simultaneous decisions one moves the run and the other
     finds it decided (409)."""
     if decision not in Decision.values:
-        raise ValidationFailed(f"status: must be APPROVE or DECLINE, got {decision!r}")
+        raise ValidationFailed(f"must be APPROVE or DECLINE, got {decision!r}", path="status")
     if description is not None and not isinstance(description, str):
-        raise ValidationFailed("description: must be a string")
+        raise ValidationFailed("must be a string", path="description")
     description = description or ""
     user = actor.user
     if user is None:

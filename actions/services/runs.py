@@ -6,18 +6,20 @@ records its audit event in the same transaction and queues side effects as outbo
 """
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.dateparse import parse_duration
 
 from actions.access import can_execute
 from actions.choices import DEFAULT_RUN_TIMEOUT_SECONDS, Operation, RunOrigin, RunStatus, TriggerType
 from actions.models import Run, RunLog
 from actions.secrets import secrets_scrub
-from actions.services.quotas import QuotaExceeded, quota_check
+from actions.services.quotas import QuotaExceeded, QuotaStanding, quota_lock, quota_standing
 from actions.state import is_repeat, transition
 from audit import choices as audit_choices
 from audit.services import audit_record, audit_record_failure
@@ -123,35 +125,147 @@ def _requester(actor, run_as):
         raise Forbidden("run_as: only admins may run an action as another user.")
     user = get_user_model().objects.filter(email__iexact=run_as, is_active=True).first()
     if user is None:
-        raise ValidationFailed(f"run_as: user {run_as!r} does not exist")
+        raise ValidationFailed(f"user {run_as!r} does not exist", path="run_as")
     return user
 
 
+@dataclass(frozen=True)
+class RunPreflight:
+    """What a request of a run of `action` by `requester` meets before its inputs are read, decided in one place
+    (`run_preflight`): the run form shows it, `run_request` enforces it, so the two cannot drift.
+
+    `problems` are the refusals in the order `run_request` raises them (the action's state, the entity, the
+    permission, the backend); `quota` is where the requester stands (its refusal is raised after the inputs are
+    checked, unless the action asks for an approval beyond its quota); `required_approval` is what the run will wait
+    for and `approval_reason` why; `ttl_default` / `ttl_maximum` the TTL of what a CREATE action makes."""
+
+    action: object
+    requester: object
+    entity: object = None
+    entity_team_ids: frozenset = frozenset()
+    problems: tuple = ()
+    quota: QuotaStanding | None = None
+    required_approval: object = False
+    approval_reason: str = ""
+    ttl_default: timedelta | None = None
+    ttl_maximum: timedelta | None = None
+
+    @property
+    def quota_refusal(self) -> QuotaExceeded | None:
+        """The quota's refusal of this run (None when under it, or when beyond it asks for an approval)."""
+        if self.quota is None or not self.quota.exceeded or self.quota.asks_approval:
+            return None
+        return self.quota.refusal
+
+    @property
+    def waits_for_approval(self) -> bool:
+        return bool(self.required_approval)
+
+    @property
+    def status_label(self) -> str:
+        """The label of a run that waits because it is beyond the quota."""
+        if self.quota is None or not self.quota.asks_approval:
+            return ""
+        return f"Beyond the quota, so it needs an approval ({self.quota.refusal.message})"[:500]
+
+
+def _action_problems(action):
+    if action.trigger_type != TriggerType.SELF_SERVICE:
+        yield ValidationFailed(f"{action.identifier!r} is an automation; it cannot be run by hand", path="action")
+    if not action.publish:
+        yield ValidationFailed(f"{action.identifier!r} is not published", path="action")
+
+
 def _target_entity(action, entity_identifier, requester):
+    """The entity the run is about (None for CREATE), or the ValidationFailed naming `entity` that refuses it: missing,
+    or not one the requester may read."""
     from catalog.selectors.entities import entities_visible_to
-    from catalog.selectors.search import search_queryset
 
     operation = action.operation
     if operation == Operation.CREATE:
         if entity_identifier not in (None, ""):
-            raise ValidationFailed(f"entity: action {action.identifier!r} creates an entity and takes none")
+            raise ValidationFailed(f"action {action.identifier!r} creates an entity and takes none", path="entity")
         return None
     if entity_identifier in (None, ""):
-        raise ValidationFailed(f"entity: is required by {operation} action {action.identifier!r}")
+        raise ValidationFailed(f"is required by {operation} action {action.identifier!r}", path="entity")
     if not isinstance(entity_identifier, str):
-        raise ValidationFailed("entity: must be an entity identifier")
+        raise ValidationFailed("must be an entity identifier", path="entity")
     queryset = Entity.objects.select_related("blueprint").filter(
         blueprint__identifier=action.blueprint_identifier, identifier=entity_identifier)
     entity = entities_visible_to(requester, queryset).first()
     if entity is None:
-        raise ValidationFailed(f"entity: entity {entity_identifier!r} of blueprint {action.blueprint_identifier!r} was not found")
-    condition = action.trigger.get("condition")
-    if condition:
-        matches = search_queryset(condition, user=requester, blueprint=entity.blueprint,
-                                  base=Entity.objects.filter(pk=entity.pk), path="trigger.condition").exists()
-        if not matches:
-            raise ValidationFailed(f"entity: entity {entity_identifier!r} does not match the condition of action {action.identifier!r}")
+        raise ValidationFailed(f"entity {entity_identifier!r} of blueprint {action.blueprint_identifier!r} was not found",
+                               path="entity")
     return entity
+
+
+def _condition_check(action, entity, requester):
+    """A DAY-2 or DELETE action runs only on entities matching its condition (a ValidationFailed naming `entity`)."""
+    from catalog.selectors.search import search_queryset
+
+    condition = (action.trigger or {}).get("condition")
+    if entity is None or not condition:
+        return
+    matches = search_queryset(condition, user=requester, blueprint=entity.blueprint,
+                              base=Entity.objects.filter(pk=entity.pk), path="trigger.condition").exists()
+    if not matches:
+        raise ValidationFailed(f"entity {entity.identifier!r} does not match the condition of action "
+                               f"{action.identifier!r}", path="entity")
+
+
+def _entity_and_permission(action, entity_identifier, user):
+    """(the entity, its owning teams, the problems with either): the entity named must be right and match the
+    action's condition before the permission on it can be asked."""
+    try:
+        entity = _target_entity(action, entity_identifier, user)
+    except PortalError as exc:
+        return None, frozenset(), [exc]
+    try:
+        _condition_check(action, entity, user)
+    except PortalError as exc:  # not matching, or a condition that cannot be evaluated
+        return entity, frozenset(), [exc]
+    team_ids = frozenset(entity_team_ids(entity))
+    if can_execute(user, action, team_ids):
+        return entity, team_ids, []
+    return entity, team_ids, [Forbidden(f"You may not run action {action.identifier!r}"
+                                        + (f" on entity {entity.identifier!r}." if entity else "."))]
+
+
+def _approval(action, quota):
+    """(the approval the run will wait for, why): the action's own, else an approver's beyond a quota that asks."""
+    from actions.services.approvals import approval_text
+
+    if quota is not None and quota.asks_approval and not action.required_approval:
+        return {"type": "ANY"}, "This run will wait for an approval because it is beyond the action's quota."
+    return action.required_approval, approval_text(action.required_approval)
+
+
+def run_preflight(*, user, action, entity_identifier=None, for_update=False) -> RunPreflight:
+    """Everything a run of `action` by `user` (on the entity named, for DAY-2 and DELETE actions) meets before its
+    inputs are read; see RunPreflight. `for_update` (inside run_request's transaction) first takes the quota's
+    locks, so the standing still holds when the run is written."""
+    from actions.backends import backend_unavailable
+    from catalog.access import user_team_ids
+
+    entity, team_ids, entity_problems = _entity_and_permission(action, entity_identifier, user)
+    problems = [*_action_problems(action), *entity_problems]
+    unavailable = backend_unavailable(action)
+    if unavailable:
+        problems.append(BackendNotConfigured(
+            f"action: {action.identifier!r} is off until its backend is set up. {unavailable}"))
+
+    user_teams = user_team_ids(user)
+    if for_update:
+        quota_lock(action=action, user=user, team_ids=user_teams)
+    quota = quota_standing(action=action, user=user, team_ids=user_teams)
+    required_approval, approval_reason = _approval(action, quota)
+    ttl = action.ttl if action.operation == Operation.CREATE and action.ttl else {}
+    return RunPreflight(
+        action=action, requester=user, entity=entity, entity_team_ids=team_ids, problems=tuple(problems),
+        quota=quota, required_approval=required_approval, approval_reason=approval_reason,
+        ttl_default=parse_duration(ttl["default"]) if ttl.get("default") else None,
+        ttl_maximum=parse_duration(ttl["maximum"]) if ttl.get("maximum") else None,
+    )
 
 
 def run_started(run, now=None):
@@ -170,46 +284,31 @@ def run_started(run, now=None):
 def _run_request(*, actor, action, properties, entity_identifier, run_as, origin):
     from actions.inputs import inputs_clean
 
-    if action.trigger_type != TriggerType.SELF_SERVICE:
-        raise ValidationFailed(f"action: {action.identifier!r} is an automation; it cannot be run by hand")
-    if not action.publish:
-        raise ValidationFailed(f"action: {action.identifier!r} is not published")
     requester = _requester(actor, run_as)
-    entity = _target_entity(action, entity_identifier, requester)
-    team_ids = entity_team_ids(entity)
-    if not can_execute(requester, action, team_ids):
-        raise Forbidden(f"You may not run action {action.identifier!r}" + (" on this entity." if entity else "."))
+    preflight = run_preflight(user=requester, action=action, entity_identifier=entity_identifier, for_update=True)
+    if preflight.problems:
+        raise preflight.problems[0]
     if properties is None:
         properties = {}
     if not isinstance(properties, dict):
-        raise ValidationFailed("properties: must be an object of input values")
+        raise ValidationFailed("must be an object of input values", path="properties")
     inputs = inputs_clean(action, properties, user=requester)
     if action.ttl:
         from actions.services.ttl import ttl_requested
 
         ttl_requested(action, inputs)  # a TTL the run could not start is refused now, naming properties.ttl
-
-    from catalog.access import user_team_ids
-
-    _backend_available_check(action)
-    required_approval, over_quota = action.required_approval, None
-    try:
-        quota_check(action=action, user=requester, team_ids=user_team_ids(requester))
-    except QuotaExceeded as exceeded:
-        if (action.quota or {}).get("whenExceeded") != "requireApproval":
-            raise
-        over_quota = exceeded.message
-        required_approval = required_approval or {"type": "ANY"}
+    if preflight.quota_refusal is not None:
+        raise preflight.quota_refusal
 
     now = timezone.now()
-    waiting = bool(required_approval)
+    entity, waiting = preflight.entity, preflight.waits_for_approval
     run = Run(
         id="r_" + secrets.token_hex(8), action=action, blueprint_identifier=action.blueprint_identifier,
         entity=entity, entity_identifier=entity.identifier if entity else "", entity_title=entity.title if entity else "",
         properties=inputs, requested_by=requester, run_as_by=actor.label if run_as not in (None, "") else "",
-        origin=origin, required_approval=required_approval,
+        origin=origin, required_approval=preflight.required_approval,
         status=RunStatus.WAITING_FOR_APPROVAL if waiting else RunStatus.IN_PROGRESS,
-        status_label=f"Beyond the quota, so it needs an approval ({over_quota})"[:500] if over_quota else "",
+        status_label=preflight.status_label,
     )
     if waiting:
         if action.approval_timeout_seconds:
@@ -228,14 +327,6 @@ def _run_request(*, actor, action, properties, entity_identifier, run_as, origin
 
         outbox_enqueue(run_approval_notify_task, [run.id])
     return run
-
-
-def _backend_available_check(action):
-    from actions.backends import backend_unavailable
-
-    reason = backend_unavailable(action)
-    if reason:
-        raise BackendNotConfigured(f"action: {action.identifier!r} is off until its backend is set up. {reason}")
 
 
 def _notification_webhook(action):
@@ -257,7 +348,7 @@ def _clean_links(link):
         return [link]
     if isinstance(link, list) and all(isinstance(item, str) for item in link):
         return list(link)
-    raise ValidationFailed("link: must be a URL or a list of URLs")
+    raise ValidationFailed("must be a URL or a list of URLs", path="link")
 
 
 def _ended(run):
@@ -290,24 +381,24 @@ def run_update(*, actor, run, status=None, status_label=None, link=None, summary
     status_label, link, summary = _stored([status_label, link, summary])
     if status is not None:
         if status not in REPORTED_STATUSES:
-            raise ValidationFailed(f"status: must be SUCCESS or FAILURE, got {status!r}")
+            raise ValidationFailed(f"must be SUCCESS or FAILURE, got {status!r}", path="status")
         if is_repeat(run, status):
             status = None  # already there: nothing to move, nothing to end again
         else:
             transition(run, status)
     if status_label is not None:
         if not isinstance(status_label, str):
-            raise ValidationFailed("statusLabel: must be a string")
+            raise ValidationFailed("must be a string", path="statusLabel")
         run.status_label = status_label[:500]
     if link is not None:
         run.links = _clean_links(link)
     if summary is not None:
         if not isinstance(summary, str):
-            raise ValidationFailed("summary: must be a string")
+            raise ValidationFailed("must be a string", path="summary")
         run.summary = summary
     if external_run_id is not None:
         if not isinstance(external_run_id, str) or len(external_run_id) > 200:
-            raise ValidationFailed("externalRunId: must be a string of at most 200 characters")
+            raise ValidationFailed("must be a string of at most 200 characters", path="externalRunId")
         run.external_run_id = external_run_id
     if status is not None:
         _ended(run)
@@ -324,11 +415,11 @@ def run_log_add(*, actor, run, message, termination_status=None, status_label=No
     run = _locked(run)
     _check_reporter(actor, run)
     if not isinstance(message, str) or not message:
-        raise ValidationFailed("message: is required and must be a string")
+        raise ValidationFailed("is required and must be a string", path="message")
     if termination_status not in (None, "") and termination_status not in REPORTED_STATUSES:
-        raise ValidationFailed(f"terminationStatus: must be SUCCESS or FAILURE, got {termination_status!r}")
+        raise ValidationFailed(f"must be SUCCESS or FAILURE, got {termination_status!r}", path="terminationStatus")
     if status_label is not None and not isinstance(status_label, str):
-        raise ValidationFailed("statusLabel: must be a string")
+        raise ValidationFailed("must be a string", path="statusLabel")
     message, status_label = _stored([message, status_label])  # as in run_update
     before = run_snapshot(run)
     log = RunLog.objects.create(run=run, message=message, termination_status=termination_status or "",
@@ -354,7 +445,7 @@ def run_finish(*, actor, run, status, label) -> Run:
     """A backend's verdict (FAILURE with its reason; SUCCESS for synchronized webhooks). A run that is
     no longer IN_PROGRESS (reported back meanwhile, timed out) is left as it is and returned."""
     if status not in REPORTED_STATUSES:
-        raise ValidationFailed(f"status: must be SUCCESS or FAILURE, got {status!r}")
+        raise ValidationFailed(f"must be SUCCESS or FAILURE, got {status!r}", path="status")
     run = _locked(run)
     if run.status != RunStatus.IN_PROGRESS:
         return run
@@ -484,7 +575,7 @@ def run_dispatch_claim(*, run_id) -> bool:
 def run_reference_check(run_id) -> None:
     """Registered with portal.events: entities may be written or deleted for IN_PROGRESS runs only."""
     if not Run.objects.filter(pk=run_id, status=RunStatus.IN_PROGRESS).exists():
-        raise ValidationFailed(f"run_id: run {run_id} is not in progress")
+        raise ValidationFailed(f"run {run_id} is not in progress", path="run_id")
 
 
 @transaction.atomic

@@ -15,7 +15,8 @@ created entity's timer, extend it, warn its owner ahead of expiry, and settle it
   refused) the entity stays, its timer is marked (`termination_failed_at`) and the owner is told.
 """
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q
@@ -25,6 +26,7 @@ from django.utils.dateparse import parse_duration
 from actions.access import can_execute
 from actions.choices import Operation, RunStatus
 from actions.models import Action, NotificationSettings, Run
+from actions.selectors.ttl import ttl_policies
 from actions.services.runs import entity_team_ids
 from audit import choices as audit_choices
 from audit.services import audit_event_build, audit_record, audit_record_many
@@ -50,12 +52,22 @@ def _ms(value):
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
+def ttl_governing_action(*, blueprint_identifier, creating_run=None, property=None, policies=None) -> Action | None:
+    """The CREATE action whose TTL policy an entity's timer follows: the policy of the run that created the entity,
+    else the blueprint's (the first by identifier). `property` narrows it to one timer property; `policies` are
+    `ttl_policies()` when the caller has them already (the environments page, for many rows)."""
+    ttl = creating_run.action.ttl if creating_run is not None else None
+    if ttl and property in (None, ttl.get("property")):
+        return creating_run.action
+    policies = ttl_policies() if policies is None else policies
+    governing = [action for (blueprint, prop), action in policies.items()
+                 if blueprint == blueprint_identifier and property in (None, prop)]
+    return min(governing, key=lambda action: action.identifier, default=None)
+
+
 def ttl_policy_action(*, blueprint_identifier, property=None) -> Action | None:
     """The CREATE action whose TTL policy governs `property` (any timer property when None) of the blueprint."""
-    queryset = Action.objects.filter(operation=Operation.CREATE, blueprint_identifier=blueprint_identifier, ttl__isnull=False)
-    if property is not None:
-        queryset = queryset.filter(ttl__property=property)
-    return queryset.order_by("identifier").first()
+    return ttl_governing_action(blueprint_identifier=blueprint_identifier, property=property)
 
 
 def _creating_run(entity):
@@ -66,11 +78,10 @@ def _creating_run(entity):
 def _policy_for_entity(entity):
     """(action, policy, creating run) for the entity: the policy of the run that created it, else the blueprint's."""
     run = _creating_run(entity)
-    if run is not None and run.action.ttl:
-        return run.action, run.action.ttl, run
-    action = ttl_policy_action(blueprint_identifier=entity.blueprint.identifier)
+    action = ttl_governing_action(blueprint_identifier=entity.blueprint.identifier, creating_run=run)
     if action is None:
-        raise ValidationFailed(f"ttl: blueprint {entity.blueprint.identifier!r} has no TTL policy (no CREATE action with `ttl`)")
+        raise ValidationFailed(f"blueprint {entity.blueprint.identifier!r} has no TTL policy (no CREATE action with `ttl`)",
+                               path="ttl")
     return action, action.ttl, run
 
 
@@ -88,12 +99,14 @@ def ttl_requested(action, properties, now=None) -> timedelta:
         except OverflowError:  # more days than a timedelta holds
             duration = timedelta.max
         if duration is None or duration <= timedelta(0):
-            raise ValidationFailed(f"properties.ttl: {requested!r} is not a positive ISO 8601 duration such as 'PT4H' or 'P1D'")
+            raise ValidationFailed(f"{requested!r} is not a positive ISO 8601 duration such as 'PT4H' or 'P1D'",
+                                   path="properties.ttl")
     if policy.get("maximum"):
         duration = min(duration, parse_duration(policy["maximum"]))
     now = now or timezone.now()
     if duration >= LATEST - now:
-        raise ValidationFailed(f"properties.ttl: {requested or policy['default']!r} would expire after {instant_text(LATEST)}")
+        raise ValidationFailed(f"{requested or policy['default']!r} would expire after {instant_text(LATEST)}",
+                               path="properties.ttl")
     return duration
 
 
@@ -142,20 +155,46 @@ def run_changes_start_ttl(change):
 
 # --- extend --------------------------------------------------------------------------------------------------
 
-def _check_extender(actor, entity, action, creating_run):
-    """The system, admins, the entity's owner (requester of the run that created it, or its creator) and anyone
-    who may run the CREATE action on it may extend."""
-    user = actor.user
+def ttl_may_extend(user, *, entity, creating_run, may_run_action) -> bool:
+    """The system (no user), admins, the entity's owner (requester of the run that created it, or its creator) and
+    anyone who may run the governing CREATE action on it (`may_run_action()`, asked last) may extend its TTL."""
     if user is None or is_admin(user):
-        return
+        return True
     if creating_run is not None and creating_run.requested_by_id == user.pk:
-        return
+        return True
     if entity.created_by and entity.created_by == user.email:
-        return
-    if can_execute(user, action, entity_team_ids(entity)):
-        return
-    raise Forbidden(f"You may not extend the TTL of entity {entity.identifier!r}: only its owner or those who may "
-                    f"run {action.identifier!r} may.")
+        return True
+    return may_run_action()
+
+
+@dataclass(frozen=True)
+class TtlExtension:
+    """What extending a timer now does under its policy: from `base` (the expiry, or now if later) by `step`, to
+    `expires_at`, never past `limit` (created_at + maximum; None without a maximum)."""
+
+    step: timedelta
+    base: datetime
+    limit: datetime | None
+    expires_at: datetime
+
+    @property
+    def at_maximum(self) -> bool:
+        """Already at the maximum: an extension is refused."""
+        return self.limit is not None and self.base >= self.limit
+
+    @property
+    def capped(self) -> bool:
+        """The extension stops at the maximum rather than going the whole step."""
+        return self.limit is not None and self.base + self.step > self.limit
+
+
+def ttl_extension(*, entity, timer, policy, now=None) -> TtlExtension:
+    """How `ttl_extend` would move the timer now (the environments page shows it on the Extend button)."""
+    step = parse_duration(policy.get("extendBy") or policy["default"])
+    base = max(timer.expires_at, _ms(now or timezone.now()))
+    limit = _ms(entity.created_at + parse_duration(policy["maximum"])) if policy.get("maximum") else None
+    expires_at = base + step if limit is None else min(base + step, limit)
+    return TtlExtension(step=step, base=base, limit=limit, expires_at=expires_at)
 
 
 @transaction.atomic
@@ -163,24 +202,23 @@ def ttl_extend(*, actor, entity) -> dict:
     """Move the entity's TTL by the policy's `extendBy` (else its default), never past created_at + maximum."""
     entity = Entity.objects.select_for_update().select_related("blueprint").get(pk=entity.pk)
     action, policy, creating_run = _policy_for_entity(entity)
-    _check_extender(actor, entity, action, creating_run)
+    if not ttl_may_extend(actor.user, entity=entity, creating_run=creating_run,
+                          may_run_action=lambda: can_execute(actor.user, action, entity_team_ids(entity))):
+        raise Forbidden(f"You may not extend the TTL of entity {entity.identifier!r}: only its owner or those who may "
+                        f"run {action.identifier!r} may.")
     prop = policy["property"]
     timer = Timer.objects.select_for_update().filter(entity=entity, property=prop).first()
     if timer is None:
-        raise ValidationFailed(f"properties.{prop}: entity {entity.identifier!r} has no expiry to extend")
+        raise ValidationFailed(f"entity {entity.identifier!r} has no expiry to extend", path=f"properties.{prop}")
     if timer.fired_at is not None and timer.termination_failed_at is None:
         raise Conflict(f"properties.{prop}: entity {entity.identifier!r} expired at {instant_text(timer.expires_at)}; "
                        "its teardown is under way.", code="expired")
-    step = parse_duration(policy.get("extendBy") or policy["default"])
-    base = max(timer.expires_at, _ms(timezone.now()))
-    new = base + step
-    limit = None
-    if policy.get("maximum"):
-        limit = _ms(entity.created_at + parse_duration(policy["maximum"]))
-        if base >= limit:
-            raise ValidationFailed(f"properties.{prop}: the TTL is already at its maximum of {policy['maximum']} "
-                                   f"(expires {instant_text(timer.expires_at)}); it cannot be extended.")
-        new = min(new, limit)
+    extension = ttl_extension(entity=entity, timer=timer, policy=policy)
+    if extension.at_maximum:
+        raise ValidationFailed(f"the TTL is already at its maximum of {policy['maximum']} "
+                               f"(expires {instant_text(timer.expires_at)}); it cannot be extended.",
+                               path=f"properties.{prop}")
+    new, limit = extension.expires_at, extension.limit
     before = {"property": prop, "expiresAt": instant_text(timer.expires_at)}
     _entity_timer_write(entity, prop, new)
     after = {"property": prop, "expiresAt": instant_text(new), "maximumAt": instant_text(limit)}
@@ -208,8 +246,7 @@ def _notify(task_name, *args):
 def _policy_timers():
     """Q matching the timers governed by a TTL policy, or None when no action has one."""
     condition = None
-    for blueprint, prop in set(Action.objects.filter(operation=Operation.CREATE, ttl__isnull=False)
-                               .values_list("blueprint_identifier", "ttl__property")):
+    for blueprint, prop in ttl_policies():
         clause = Q(entity__blueprint__identifier=blueprint, property=prop)
         condition = clause if condition is None else condition | clause
     return condition

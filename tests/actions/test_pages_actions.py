@@ -227,8 +227,8 @@ def test_an_action_whose_backend_is_not_configured_says_so_instead_of_a_form(cli
     response = client.get("/actions/ship/run")
     assert response.status_code == 409
     page = Page(response.content.decode())
-    assert page.text("form-error") == ("Ship is off on this portal. GitHub is not configured: set GITHUB_TOKEN, "
-                                       "or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY.")
+    assert page.text("form-error") == ("action: 'ship' is off until its backend is set up. GitHub is not configured: "
+                                       "set GITHUB_TOKEN, or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY.")
     assert page.all("button", type="submit", **{"class": "primary"}) == []  # no Run button (Sign out stays)
     assert client.post("/actions/ship/run", {"properties.branch": "x"}).status_code == 409 and not Run.objects.exists()
     settings.GITHUB_TOKEN = "ghp_test"
@@ -251,7 +251,7 @@ def test_no_form_for_an_action_the_user_may_not_run(client, users):
 def test_owned_by_team_execute_needs_an_entity_of_the_team(client, users):
     action = ActionFactory(inputs={}, permission_settings={"ownedByTeam": {"execute": True}})
     page = get(client, users["pay"], "/actions/deploy/run?entity=portal", status=403)  # portal is platform's
-    assert page.text("form-error") == "You may not run Deploy on portal."
+    assert page.text("form-error") == "You may not run action 'deploy' on entity 'portal'."
     assert not page.all("button", type="submit", **{"class": "primary"})
     get(client, users["pay"], "/actions/deploy/run?entity=checkout")
     client.force_login(users["pay"])

@@ -1,4 +1,10 @@
-"""/actions/ (the actions a user may run) and /actions/<identifier>/run (an action's form)."""
+"""/actions/ (the actions a user may run) and /actions/<identifier>/run (an action's form).
+
+What the form says about a run before it is requested — why it will wait for an approval, where the user stands
+against the quota, how long what it creates lives, or why it cannot be run at all — is the `run_preflight` that
+`run_request` enforces, so the page and the service cannot disagree."""
+import re
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from django.contrib import messages
@@ -7,64 +13,155 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from actions.access import actions_visible_to, can_execute
-from actions.backends import backend_unavailable
-from actions.choices import Operation, RunOrigin, RunStatus, TriggerType
-from actions.models import Action
-from web.action_pages.forms import (entity_target_field, error_key, input_fields, input_groups, operation_takes_entity,
-                                 properties_read)
-from actions.services.quotas import live_entities_of
-from catalog.models import Blueprint, Entity
-from web.catalog_pages.columns import blueprint_url, entity_url
+from actions.choices import Operation, RunOrigin, RunStatus
+from actions.selectors.actions import action_groups_visible_to, runnable_action_visible_to
+from actions.services.runs import run_preflight, run_request
 from portal.actor import Actor, AuditOrigin
-from portal.errors import PortalError
-
-
-def _offered(user):
-    """Self-service actions the user may run, published ones only (admins see unpublished ones in the admin)."""
-    return actions_visible_to(user, Action.objects.filter(trigger_type=TriggerType.SELF_SERVICE, publish=True))
+from portal.errors import FieldError, PortalError
+from web.action_pages.environments import duration_text
+from web.action_pages.forms import (entity_target_field, input_fields, input_groups, operation_takes_entity,
+                                    properties_read)
+from web.catalog_pages.columns import blueprint_url, entity_url
 
 
 @login_required
 @require_GET
 def action_list(request):
-    actions = list(_offered(request.user).order_by("blueprint_identifier", "title", "identifier"))
-    titles = dict(Blueprint.objects.filter(identifier__in={a.blueprint_identifier for a in actions})
-                  .values_list("identifier", "title"))
-    groups = {}
-    for action in actions:
-        bp = action.blueprint_identifier
-        groups.setdefault(bp, {"identifier": bp, "title": titles.get(bp) or bp, "catalog_url": blueprint_url(bp),
-                               "actions": []})["actions"].append(action)
-    return render(request, "actions/action_list.html", {"groups": list(groups.values()), "CREATE": Operation.CREATE})
+    groups = action_groups_visible_to(request.user)
+    for group in groups:
+        group["catalog_url"] = blueprint_url(group["identifier"])
+    return render(request, "actions/action_list.html", {"groups": groups, "CREATE": Operation.CREATE})
 
 
 def _action_for(user, identifier):
-    action = _offered(user).filter(identifier=identifier).first()
+    action = runnable_action_visible_to(user, identifier)
     if action is None:
         raise Http404(f"Action {identifier!r} was not found.")
     return action
 
 
-def _target_entity(user, action, identifier):
-    from catalog.selectors.entities import entities_visible_to
+@dataclass
+class RunForm:
+    """The inputs of the form as submitted (or their defaults), the entity picker when the page was opened without
+    an entity, and what is wrong: at an input, or at the top with the page's status."""
 
-    queryset = Entity.objects.select_related("blueprint").filter(blueprint__identifier=action.blueprint_identifier,
-                                                                 identifier=identifier)
-    return entities_visible_to(user, queryset).first()
+    fields: list
+    entity_field: object = None
+    top_error: str = ""
+    status: int = 200
+
+    def field_at(self, key):
+        if key == "entity":
+            return self.entity_field
+        return next((field for field in self.fields if field.key == key), None)
+
+    @property
+    def has_errors(self):
+        return bool(self.top_error) or any(field.error for field in [*self.fields, self.entity_field] if field)
 
 
-def _matches_condition(user, action, entity):
-    from catalog.selectors.search import search_queryset
+def _input_key(error: FieldError):
+    """The input an error is about ("properties.replicas…" → "replicas", "entity" → "entity"), else None. An
+    error without a path still names it in its text, as actions/inputs.py's do until they pass paths as data."""
+    path = error.path
+    if not path:
+        head, colon, _ = error.message.partition(": ")
+        path = head if colon else ""
+    if path == "entity":
+        return "entity"
+    if path.startswith("properties."):
+        return re.split(r"[.\[]", path.removeprefix("properties."), maxsplit=1)[0]
+    return None
 
-    condition = (action.trigger or {}).get("condition")
-    if not condition:
-        return True
+
+def _show_error(form, exc):
+    """Put a refusal on the form, with its status: each error of a ValidationFailed at the input its path names,
+    the rest (and any other refusal) at the top."""
+    form.status = exc.status
+    top = []
+    for error in getattr(exc, "errors", None) or (FieldError("", exc.message),):
+        target = form.field_at(_input_key(error))
+        if target is None:
+            top.append(str(error))
+        elif not target.error:
+            target.error = str(error)
+    form.top_error = "; ".join(top)
+
+
+def _refusal(preflight, *, picker):
+    """What refuses the run before anyone fills the form: the preflight's first problem; with an entity picker,
+    the entity is the form's to ask for, so a problem about it is not one."""
+    for problem in preflight.problems:
+        if not (picker and getattr(problem, "path", "") == "entity"):
+            return problem
+    return None
+
+
+def _notes(preflight):
+    """The run's policy in words, from the preflight: its approval, the quota, the TTL of what it creates."""
+    ttl = ""
+    if preflight.ttl_default:
+        ttl = (f"What it creates is torn down after {duration_text(preflight.ttl_default.total_seconds())} unless "
+               "extended" + (f", at most {duration_text(preflight.ttl_maximum.total_seconds())} after it was created"
+                             if preflight.ttl_maximum else "") + ".")
+    return {"approval": preflight.approval_reason, "quota": preflight.quota.text if preflight.quota else "", "ttl": ttl}
+
+
+def _submit(request, action, form, entity_identifier):
+    """Request the run from the posted form: the run, or None with the errors on the form."""
+    properties, errors = properties_read(form.fields, request.POST)
+    if errors:
+        form.status = 422
+        for field in form.fields:
+            field.error = errors.get(field.key, "")
+        return None
     try:
-        return search_queryset(condition, user=user, blueprint=entity.blueprint,
-                               base=Entity.objects.filter(pk=entity.pk)).exists()
-    except PortalError:
-        return True  # the server check on submit says what is wrong with the condition
+        return run_request(actor=Actor(user=request.user, origin=AuditOrigin.UI), action=action, properties=properties,
+                           entity_identifier=entity_identifier or None, origin=RunOrigin.UI)
+    except PortalError as exc:
+        _show_error(form, exc)
+        return None
+
+
+def _target(request, action):
+    """(the entity identifier chosen, whether it is fixed): a DAY-2 or DELETE form opened from an entity's page
+    (`?entity=`) runs on that entity; opened without, it offers a picker whose choice comes with the POST."""
+    if not operation_takes_entity(action):
+        return "", False
+    if request.GET.get("entity"):
+        return request.GET["entity"].strip(), True
+    return (request.POST.get("entity") or "").strip() if request.method == "POST" else "", False
+
+
+def _run_form(request, action, *, chosen, picker):
+    data = request.POST if request.method == "POST" else None
+    entity_field = None
+    if picker:
+        entity_field = entity_target_field(action, user=request.user, chosen=chosen,
+                                           text=(request.GET.get("filter.entity") or "").strip())
+    return RunForm(fields=input_fields(action, user=request.user, data=data, filters=request.GET),
+                   entity_field=entity_field)
+
+
+def _requested(request, action, run):
+    waiting = run.status == RunStatus.WAITING_FOR_APPROVAL
+    messages.success(request, f"{action.title}: run {run.id} requested" + (" — it waits for approval." if waiting else "."))
+    return redirect("run-detail", run_id=run.id)
+
+
+def _render_form(request, action, form, preflight, *, chosen, fixed, refusal):
+    entity = preflight.entity
+    context = {
+        "action": action, "entity": entity, "entity_field": form.entity_field,
+        "entity_url": entity_url(entity.blueprint.identifier, entity.identifier) if entity else "",
+        "groups": input_groups(action, form.fields), "has_errors": form.has_errors, "top_error": form.top_error,
+        "can_submit": refusal is None, **_notes(preflight),
+        "form_action": request.path + (f"?entity={quote(chosen, safe='')}" if fixed else ""),
+        "submit_text": (action.trigger or {}).get("executeActionButtonText") or "Run",
+        "pickers": ([form.entity_field] if form.entity_field else []) + [f for f in form.fields if f.entity_picker],
+        "options_url": request.path + "/options",
+    }
+    return render(request, "actions/action_form.html", context, status=form.status)
 
 
 @login_required
@@ -72,73 +169,21 @@ def _matches_condition(user, action, entity):
 def action_run(request, identifier):
     """GET: the form (defaults filled); POST: request the run → the run page, or the form again with the error
     at its field and the input kept (422, or 403/429/409 at the top)."""
-    from actions.services.runs import entity_team_ids, run_request
-
-    user = request.user
-    action = _action_for(user, identifier)
-    posted = request.method == "POST"
-    takes_entity = operation_takes_entity(action)
-    entity, entity_field, top_error, status = None, None, "", 200
-
-    fixed = takes_entity and bool(request.GET.get("entity"))  # opened from an entity page: the entity is set
-    chosen = (request.GET.get("entity") if fixed else request.POST.get("entity") if takes_entity and posted else "")
-    chosen = (chosen or "").strip()
-    if fixed:
-        entity = _target_entity(user, action, chosen)
-        if entity is None:
-            raise Http404(f"Entity {chosen!r} of blueprint {action.blueprint_identifier!r} was not found.")
-        if not can_execute(user, action, entity_team_ids(entity)):
-            top_error, status = f"You may not run {action.title} on {entity.title or entity.identifier}.", 403
-        elif not _matches_condition(user, action, entity):
-            top_error, status = (f"entity: {entity.identifier!r} does not match the condition of action "
-                                 f"{action.identifier!r}.", 422)
-    elif takes_entity:
-        entity_field = entity_target_field(action, user=user, chosen=chosen,
-                                           text=(request.GET.get("filter.entity") or "").strip())
-    elif not can_execute(user, action):
-        top_error, status = f"You may not run {action.title}.", 403
-    unavailable = backend_unavailable(action)
-    if unavailable and not top_error:  # the same refusal run_request would give, before anyone fills the form
-        top_error, status = f"{action.title} is off on this portal. {unavailable}", 409
-
-    blocked = bool(top_error)  # nothing to submit: the form is not offered
-    fields = input_fields(action, user=user, data=request.POST if posted else None, filters=request.GET)
-    if posted and not blocked:
-        properties, errors = properties_read(fields, request.POST)
-        if errors:
-            status = 422
-            for field in fields:
-                field.error = errors.get(field.key, "")
-        else:
-            try:
-                run = run_request(actor=Actor(user=user, origin=AuditOrigin.UI), action=action, properties=properties,
-                                  entity_identifier=chosen or None, origin=RunOrigin.UI)
-            except PortalError as exc:
-                status = exc.status
-                key = error_key(exc.message)
-                target = entity_field if key == "entity" else next((f for f in fields if f.key == key), None)
-                if target is not None:
-                    target.error = exc.message
-                else:
-                    top_error = exc.message
-            else:
-                waiting = run.status == RunStatus.WAITING_FOR_APPROVAL
-                messages.success(request, f"{action.title}: run {run.id} requested"
-                                          + (" — it waits for approval." if waiting else "."))
-                return redirect("run-detail", run_id=run.id)
-
-    context = {
-        "action": action, "entity": entity, "entity_url": entity_url(entity.blueprint.identifier, entity.identifier)
-        if entity else "", "entity_field": entity_field, "groups": input_groups(action, fields),
-        "has_errors": bool(top_error) or any(f.error for f in fields) or bool(entity_field and entity_field.error),
-        "top_error": top_error, "can_submit": not blocked,
-        "approval": _approval_text(action.required_approval), "quota": _quota_text(action, user),
-        "form_action": request.path + (f"?entity={quote(chosen, safe='')}" if fixed else ""),
-        "submit_text": (action.trigger or {}).get("executeActionButtonText") or "Run",
-        "pickers": ([entity_field] if entity_field else []) + [f for f in fields if f.entity_picker],
-        "options_url": request.path + "/options",
-    }
-    return render(request, "actions/action_form.html", context, status=status)
+    action = _action_for(request.user, identifier)
+    chosen, fixed = _target(request, action)
+    preflight = run_preflight(user=request.user, action=action, entity_identifier=chosen if fixed else None)
+    if fixed and preflight.entity is None:
+        raise Http404(f"Entity {chosen!r} of blueprint {action.blueprint_identifier!r} was not found.")
+    picker = operation_takes_entity(action) and not fixed
+    form = _run_form(request, action, chosen=chosen, picker=picker)
+    refusal = _refusal(preflight, picker=picker)
+    if refusal is not None:  # nothing to submit: the form is not offered
+        _show_error(form, refusal)
+    elif request.method == "POST":
+        run = _submit(request, action, form, chosen)
+        if run is not None:
+            return _requested(request, action, run)
+    return _render_form(request, action, form, preflight, chosen=chosen, fixed=fixed, refusal=refusal)
 
 
 @login_required
@@ -158,35 +203,3 @@ def action_run_options(request, identifier):
         if field is None:
             raise Http404(f"Input {key!r} of action {identifier!r} is not an entity picker.")
     return render(request, "actions/action_form_options.html", {"field": field})
-
-
-def _approval_text(required_approval):
-    if required_approval in (False, None):
-        return ""
-    if isinstance(required_approval, dict) and str(required_approval.get("type", "")).upper() == "ALL":
-        return "Runs of this action wait until every approver has approved."
-    return "Runs of this action wait for an approver's decision."
-
-
-def _quota_text(action, user):
-    quota = action.quota or {}
-    parts = []
-    for key, who in (("perUser", "per person"), ("perTeam", "per team")):
-        if quota.get(key):
-            limit = quota[key]["limit"]
-            parts.append(f"{limit} run{'s' if limit != 1 else ''} {who} per {quota[key]['period']}")
-    live_limit = quota.get("liveEntitiesPerUser")
-    if live_limit and action.operation == Operation.CREATE:
-        parts.append(f"{live_limit} live at a time per person")
-    if not parts:
-        return ""
-    text = "At most " + ", ".join(parts) + "."
-    if live_limit and action.operation == Operation.CREATE:
-        live, pending = live_entities_of(action, user)
-        text += f" You have {live}" + (f" and {pending} under way" if pending else "")
-        if live + pending >= live_limit:
-            text += (", so this one will wait for an approval." if quota.get("whenExceeded") == "requireApproval"
-                     else ", so a new run is refused until one of them is deleted.")
-        else:
-            text += "."
-    return text

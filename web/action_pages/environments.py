@@ -13,7 +13,6 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Exists, OuterRef, Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -23,18 +22,19 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from actions.access import can_execute
-from actions.choices import Operation, RunOrigin, TriggerType
-from actions.models import Action, Run
+from actions.choices import RunOrigin
+from actions.selectors.environments import (creating_runs_by_entity, delete_actions_by_blueprint,
+                                            entity_team_ids_by_entity, ttl_timers_visible_to)
+from actions.selectors.ttl import ttl_policies
 from actions.services.runs import run_request
-from actions.services.ttl import ttl_extend
+from actions.services.ttl import ttl_extend, ttl_extension, ttl_governing_action, ttl_may_extend
 from catalog.access import is_admin, user_team_ids
-from catalog.models import Entity, Timer
-from web.catalog_pages.columns import entity_url
-from web.catalog_pages.values import time_left_text
-from catalog.selectors.entities import entities_visible_to, entity_get_by_identifiers
+from catalog.selectors.entities import entity_get_by_identifiers
 from portal.actor import Actor, AuditOrigin
 from portal.datetimes import instant_of, instant_text
 from portal.errors import Forbidden, NotFound, PortalError
+from web.catalog_pages.columns import entity_url
+from web.catalog_pages.values import time_left_text
 from web.pages import page_size
 
 SOON = timedelta(hours=24)  # "expiring soon" badge
@@ -88,15 +88,6 @@ class RunnableActions:
         return self.answers[key]
 
 
-def entity_team_ids_by_entity(entity_ids) -> dict:
-    """{entity id: {team ids}} in one query."""
-    result = {}
-    for entity_id, team_id in Entity.teams.through.objects.filter(entity_id__in=list(entity_ids)).values_list(
-            "entity_id", "team_id"):
-        result.setdefault(entity_id, set()).add(team_id)
-    return result
-
-
 def needs_form(action) -> bool:
     """True when the action has a required input without a default: a button alone cannot run it."""
     inputs = (action.trigger.get("userInputs") or {})
@@ -112,50 +103,13 @@ def run_link(run):
     return format_html('<a href="/runs/{}/">run {}</a>', run.id, run.id)
 
 
-# --- the selector of this page --------------------------------------------------------------------------------
-
-def ttl_policy_actions():
-    """The CREATE actions with a TTL policy, by (blueprint, timer property); the first by identifier wins, as
-    actions.services.ttl.ttl_policy_action picks."""
-    policies = {}
-    for action in (Action.objects.filter(operation=Operation.CREATE, ttl__isnull=False).exclude(blueprint_identifier="")
-                   .order_by("identifier")):
-        prop = (action.ttl or {}).get("property")
-        if prop:
-            policies.setdefault((action.blueprint_identifier, prop), action)
-    return policies
-
-
-def owned_by(user):
-    """Q over Timer: the entity's owner is the user — requester of the run that created it, or its creator."""
-    created = Run.objects.filter(result_entity_id=OuterRef("entity_id"), requested_by=user)
-    condition = Q(Exists(created))
-    label = user.email or user.get_username()
-    if label:
-        condition |= Q(entity__created_by=label)
-    return condition
-
-
-def ttl_timers_visible_to(user, *, everyone=False, policies=None, limit=None):
-    """TTL timers of entities the user may read and (unless `everyone`, for admins) owns; soonest expiry first."""
-    policies = ttl_policy_actions() if policies is None else policies
-    if not policies:
-        return Timer.objects.none()
-    governed = Q()
-    for blueprint_identifier, prop in policies:
-        governed |= Q(entity__blueprint__identifier=blueprint_identifier, property=prop)
-    timers = (Timer.objects.filter(governed, entity_id__in=entities_visible_to(user).values("pk"))
-              .select_related("entity__blueprint").order_by("expires_at", "id"))
-    if not (everyone and is_admin(user)):
-        timers = timers.filter(owned_by(user))
-    return timers[:limit] if limit else timers
-
+# --- the rows of the page ------------------------------------------------------------------------------------
 
 @dataclass
 class EnvironmentRow:
-    entity: Entity
-    timer: Timer
-    policy_action: Action | None
+    entity: object
+    timer: object
+    policy_action: object  # the CREATE action whose TTL policy governs the timer, if any
     owner: str = ""
     url: str = ""
     state: str = "active"  # active | soon | expired | tearing_down | teardown_failed
@@ -167,7 +121,7 @@ class EnvironmentRow:
     at_maximum: bool = False
     capped: bool = False  # the next extension stops at the maximum
     may_extend: bool = False
-    terminate_action: Action | None = None
+    terminate_action: object = None
     terminate_form_url: str = ""
     terminate_note: str = ""
     error: str = ""
@@ -205,54 +159,43 @@ def _state(timer, now):
     return "active", "Active"
 
 
+def _limits(row, policy, now):
+    """The maximum, and what the Extend button does: ttl_extension, as ttl_extend will do it."""
+    row.extend_by_text = iso_duration_text(policy.get("extendBy") or policy.get("default"))
+    if not policy.get("maximum") or parse_duration(policy["maximum"]) is None:
+        return
+    row.maximum_text = iso_duration_text(policy["maximum"])
+    row.maximum_at = row.entity.created_at + parse_duration(policy["maximum"])
+    extension = ttl_extension(entity=row.entity, timer=row.timer, policy=policy, now=now)
+    row.at_maximum, row.capped = extension.at_maximum, extension.capped
+
+
 def environment_rows(user, *, everyone=False, limit=None):
     """The rows of the page (and of the home page's section), in a constant number of queries."""
-    policies = ttl_policy_actions()
+    policies = ttl_policies()
     timers = list(ttl_timers_visible_to(user, everyone=everyone, policies=policies, limit=limit))
     if not timers:
         return []
     entity_ids = [t.entity_id for t in timers]
-    creating = {}
-    for run in (Run.objects.filter(result_entity_id__in=entity_ids).select_related("action", "requested_by")
-                .order_by("-created_at")):
-        creating[run.result_entity_id] = run  # oldest last: the creating run wins
+    creating = creating_runs_by_entity(entity_ids)
     teams = entity_team_ids_by_entity(entity_ids)
-    blueprints = {t.entity.blueprint.identifier for t in timers}
-    deletes = {}
-    for action in (Action.objects.filter(operation=Operation.DELETE, trigger_type=TriggerType.SELF_SERVICE, publish=True,
-                                         blueprint_identifier__in=blueprints).order_by("identifier")):
-        deletes.setdefault(action.blueprint_identifier, []).append(action)
+    deletes = delete_actions_by_blueprint({t.entity.blueprint.identifier for t in timers})
     runnable = RunnableActions(user)
     runnable.prime([a for group in deletes.values() for a in group] + list({a.pk: a for a in policies.values()}.values()))
-    admin = is_admin(user)
-    label = user.email or user.get_username()
     now = timezone.now()
     rows = []
     for timer in timers:
-        entity = timer.entity
-        run = creating.get(entity.pk)
-        policy_action = policies.get((entity.blueprint.identifier, timer.property))
-        if run is not None and run.action.ttl and run.action.ttl.get("property") == timer.property:
-            policy_action = run.action
-        policy = (policy_action.ttl if policy_action else None) or {}
+        entity, run = timer.entity, creating.get(timer.entity_id)
+        policy_action = ttl_governing_action(blueprint_identifier=entity.blueprint.identifier, creating_run=run,
+                                             property=timer.property, policies=policies)
         row = EnvironmentRow(entity=entity, timer=timer, policy_action=policy_action, url=_first_url(entity),
                              owner=run.requested_by.email if run is not None and run.requested_by else entity.created_by)
         row.state, row.state_text = _state(timer, now)
         row.time_left = time_left_text(timer.expires_at, now)
+        _limits(row, (policy_action.ttl if policy_action else None) or {}, now)
         entity_teams = teams.get(entity.pk, set())
-        row.extend_by_text = iso_duration_text(policy.get("extendBy") or policy.get("default"))
-        if policy.get("maximum") and parse_duration(policy["maximum"]) is not None:
-            row.maximum_text = iso_duration_text(policy["maximum"])
-            row.maximum_at = entity.created_at + parse_duration(policy["maximum"])
-            # ttl_extend refuses once the expiry (or now, if later) has reached created_at + maximum.
-            limit = row.maximum_at.replace(microsecond=row.maximum_at.microsecond // 1000 * 1000)
-            base = max(timer.expires_at, now)
-            row.at_maximum = base >= limit
-            step = parse_duration(policy.get("extendBy") or policy.get("default") or "")
-            row.capped = step is not None and base + step > limit
-        owner = admin or (run is not None and run.requested_by_id == user.pk) or (bool(label) and entity.created_by == label)
-        row.may_extend = bool(policy_action) and row.state != "tearing_down" and (
-            owner or runnable.allows(policy_action, entity_teams))
+        row.may_extend = policy_action is not None and row.state != "tearing_down" and ttl_may_extend(
+            user, entity=entity, creating_run=run, may_run_action=lambda: runnable.allows(policy_action, entity_teams))
         if row.state != "tearing_down":
             _offer_terminate(row, deletes.get(entity.blueprint.identifier, []), runnable, entity_teams)
         rows.append(row)
@@ -336,9 +279,7 @@ def environment_terminate(request):
     entity = None
     try:
         entity = _posted_entity(request)
-        actions = list(Action.objects.filter(operation=Operation.DELETE, trigger_type=TriggerType.SELF_SERVICE,
-                                             publish=True, blueprint_identifier=entity.blueprint.identifier)
-                       .order_by("identifier"))
+        actions = delete_actions_by_blueprint([entity.blueprint.identifier]).get(entity.blueprint.identifier, [])
         runnable = RunnableActions(request.user)
         teams = entity_team_ids_by_entity([entity.pk]).get(entity.pk, set())
         allowed = [a for a in actions if runnable.allows(a, teams)]
