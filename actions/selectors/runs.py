@@ -46,6 +46,50 @@ def runs_visible_to(user, queryset=None):
     )
 
 
+def run_visible_to(user, run_id, *, related=RUN_RELATED):
+    """The run `run_id` if the user may see it, else None; `related` loaded with it."""
+    return runs_visible_to(user, Run.objects.filter(pk=run_id)).select_related(*related).first()
+
+
+def runs_requested_by_visible_to(user, *, limit, status=None, before=None):
+    """The user's own runs, newest first, their actions loaded: the first `limit`, of one `status` if given, older
+    than `before` (the (created_at, id) of the last run of the previous page) if given."""
+    runs = runs_visible_to(user).filter(requested_by=user)
+    if status:
+        runs = runs.filter(status=status)
+    if before is not None:
+        moment, last_id = before
+        runs = runs.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=last_id))
+    return list(runs.select_related("action").order_by("-created_at", "-id")[:limit])
+
+
+def runs_of_entity_visible_to(user, entity, *, limit):
+    """The newest `limit` runs on the entity or that created it, that the user may see."""
+    runs = Run.objects.filter(Q(entity=entity) | Q(result_entity=entity))
+    return list(runs_visible_to(user, runs).select_related("action", "requested_by").order_by("-created_at")[:limit])
+
+
+def run_decisions(run):
+    """The approvals and declines of a run the caller may see, in the order they were taken."""
+    return list(run.approvals.select_related("approver").order_by("id"))
+
+
+def run_log_lines(run, *, limit):
+    """The newest `limit` log lines of a run the caller may see, newest first."""
+    return list(run.logs.order_by("-id")[:limit])
+
+
+def run_status_reload(run):
+    """Reload the run's status and status label (a worker, or eager Celery, may have moved it on since)."""
+    run.refresh_from_db(fields=["status", "status_label"])
+    return run
+
+
+def run_waits_on(user, run):
+    """Whether the run waits for a decision the user may take (approvals_waiting_on's rule)."""
+    return approvals_waiting_on(user, Run.objects.filter(pk=run.pk)).exists()
+
+
 def approvals_waiting_on(user, queryset=None):
     """Waiting runs the user may decide and has not decided yet (never their own), oldest first."""
     queryset = Run.objects.all() if queryset is None else queryset

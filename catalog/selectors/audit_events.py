@@ -32,3 +32,11 @@ def audit_events_visible_to(user, queryset=None):
             owned_by_team |= Q(diff__after__team__contains=[name]) | Q(diff__before__team__contains=[name])
         condition |= Q(blueprint__in=Blueprint.objects.filter(id__in=owned).values("identifier")) & owned_by_team
     return queryset.filter(condition)
+
+
+def audit_events_about_visible_to(user, *, resource_type, identifier, blueprint=None, limit):
+    """The newest `limit` events about one resource (an entity of `blueprint`, a run, ...) the user may see."""
+    events = AuditEvent.objects.filter(resource_type=resource_type, identifier=identifier)
+    if blueprint is not None:
+        events = events.filter(blueprint=blueprint)
+    return list(audit_events_visible_to(user, events).order_by("-id")[:limit])

@@ -1,3 +1,6 @@
+from django.db.models import Count
+
+from catalog.access import readable_blueprint_ids
 from catalog.models import Blueprint
 from portal.errors import NotFound
 from portal.datetimes import instant_text
@@ -9,6 +12,35 @@ def blueprint_get(identifier, *, for_update=False):
     if blueprint is None:
         raise NotFound(f"Blueprint {identifier!r} was not found.")
     return blueprint
+
+
+def blueprints_visible_to(user):
+    """Blueprints with entities the user may read (all of their entities, or those their teams own), by title."""
+    full, owned = readable_blueprint_ids(user)
+    queryset = Blueprint.objects.all() if full is None else Blueprint.objects.filter(id__in=set(full) | set(owned))
+    return queryset.order_by("title", "identifier")
+
+
+def blueprint_visible_to(user, identifier):
+    """The blueprint `identifier` if the user may read entities of it, else None."""
+    return blueprints_visible_to(user).filter(identifier=identifier).first()
+
+
+def entity_counts_visible_to(user):
+    """{blueprint id: how many of its entities the user may read}, in one query."""
+    from catalog.selectors.entities import entities_visible_to
+
+    return dict(entities_visible_to(user).order_by().values_list("blueprint_id").annotate(n=Count("id")))
+
+
+def blueprints_by_identifier():
+    """{identifier: Blueprint} of every blueprint with only what the columns of another blueprint's relations and
+    mirror properties need (schema, relations). Every signed-in user may read definitions (GET /v1/blueprints)."""
+    return {b.identifier: b for b in Blueprint.objects.only("identifier", "schema", "relations")}
+
+
+def blueprints_exist():
+    return Blueprint.objects.exists()
 
 
 def blueprint_definitions(*, exclude=None):

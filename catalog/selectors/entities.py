@@ -2,8 +2,9 @@
 from collections import defaultdict
 
 from django.db import connection
+from django.db.models import Exists, OuterRef, Q
 
-from catalog.access import EVERY_ENTITY, entity_read_rule
+from catalog.access import EVERY_ENTITY, entity_read_rule, user_team_ids
 from catalog.models import Entity, Relation
 from catalog.selectors.scorecards import scorecard_standings
 from portal.errors import NotFound
@@ -26,6 +27,23 @@ def entities_visible_to(user, queryset=None):
     queryset = Entity.objects.all() if queryset is None else queryset
     rule = entity_read_rule(user)
     return queryset if rule.everything else queryset.filter(rule.q())
+
+
+def entities_owned_by_visible_to(user, *, limit):
+    """The newest `limit` entities (stubs aside) the user may read and owns: through one of their teams, or created
+    by them; blueprints loaded."""
+    label = user.email or user.get_username()
+    condition = Q(created_by=label) if label else Q(pk__in=[])
+    team_ids = user_team_ids(user)
+    if team_ids:
+        condition |= Q(Exists(Entity.teams.through.objects.filter(entity_id=OuterRef("pk"), team_id__in=team_ids)))
+    queryset = Entity.objects.filter(condition, is_stub=False).select_related("blueprint").order_by("-created_at", "-id")
+    return list(entities_visible_to(user, queryset)[:limit])
+
+
+def entity_team_ids(entity):
+    """Ids of the teams owning `entity` (one the caller has read)."""
+    return set(entity.teams.values_list("id", flat=True))
 
 
 def entity_get(blueprint, identifier, *, user=None, for_update=False):

@@ -7,3 +7,8 @@ from catalog.models import SavedView
 def saved_views_visible_to(user, blueprint):
     return (SavedView.objects.filter(Q(owner=user) | Q(shared=True), blueprint=blueprint)
             .select_related("owner").order_by("name", "owner__email"))
+
+
+def saved_view_visible_to(user, blueprint, pk):
+    """One saved view the user may open (their own or shared) on the blueprint, or None."""
+    return saved_views_visible_to(user, blueprint).filter(pk=pk).first()

@@ -502,7 +502,7 @@ def failing_catalog_page(monkeypatch, settings):
     def arm(exc):
         def fail(user):
             raise exc
-        monkeypatch.setattr("web.catalog_pages.blueprints.blueprints_readable_by", fail)
+        monkeypatch.setattr("web.catalog_pages.blueprints.blueprints_visible_to", fail)
     return arm
 
 

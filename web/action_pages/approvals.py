@@ -1,21 +1,18 @@
 """/approvals/ (runs waiting on me, oldest first) and POST /approvals/<run id>/decide."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from actions.access import approvable_action_ids
 from actions.choices import Decision
-from actions.models import Action, Approval, Run
-from web.action_pages.runs import input_rows, approval_state
-from actions.selectors.runs import approvals_waiting_on, runs_visible_to
-from catalog.access import user_team_ids
-from web.catalog_pages.columns import entity_url
+from actions.selectors.approvals import approval_queue_visible_to, decisions_taken_by, may_ever_approve, run_as_decided
+from actions.selectors.runs import run_visible_to
 from portal.actor import Actor, AuditOrigin
 from portal.errors import Conflict, PortalError
+from web.action_pages.runs import approval_state, input_rows
+from web.catalog_pages.columns import entity_url
 
 QUEUE_LIMIT = 100
 RECENT_LIMIT = 10
@@ -26,18 +23,9 @@ def _when(moment):
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
 
-def _is_approver(user):
-    """Whether any action's runs could ever wait on the user (for the empty state's wording)."""
-    ids = approvable_action_ids(user)
-    if ids is None or ids:
-        return True
-    return bool(user_team_ids(user)) and Action.objects.filter(permission_settings__ownedByTeam__approve=True).exists()
-
-
 def _queue(request, *, error_run="", error="", reason="", status=200):
     user = request.user
-    decisions = Prefetch("approvals", queryset=Approval.objects.select_related("approver").order_by("id"))
-    runs = list(approvals_waiting_on(user).prefetch_related(decisions)[: QUEUE_LIMIT + 1])
+    runs = approval_queue_visible_to(user, limit=QUEUE_LIMIT + 1)
     items = []
     for run in runs[:QUEUE_LIMIT]:
         items.append({
@@ -45,10 +33,9 @@ def _queue(request, *, error_run="", error="", reason="", status=200):
             "entity_url": entity_url(run.blueprint_identifier, run.entity_identifier) if run.entity_id else "",
             "error": error if run.id == error_run else "", "reason": reason if run.id == error_run else "",
         })
-    recent = list(Approval.objects.filter(approver=user, run__in=runs_visible_to(user).values("pk"))
-                  .select_related("run__action", "run__requested_by").order_by("-at", "-id")[:RECENT_LIMIT])
+    recent = decisions_taken_by(user, limit=RECENT_LIMIT)
     return render(request, "actions/approvals.html", {
-        "items": items, "more": len(runs) > QUEUE_LIMIT, "recent": recent, "is_approver": bool(items) or _is_approver(user),
+        "items": items, "more": len(runs) > QUEUE_LIMIT, "recent": recent, "is_approver": bool(items) or may_ever_approve(user),
         "top_error": error if error and not any(item["error"] for item in items) else "",
     }, status=status)
 
@@ -61,8 +48,7 @@ def approval_queue(request):
 
 def _already_decided(run, user):
     """Who took the decision the user just tried to take, for the message that replaces it."""
-    run = Run.objects.get(pk=run.pk)
-    decisions = list(run.approvals.select_related("approver").order_by("id"))
+    run, decisions = run_as_decided(run)
     mine = next((d for d in decisions if d.approver_id == user.pk), None)
     if mine is not None and run.status == "WAITING_FOR_APPROVAL":
         return f"You already {DECISION_WORDS[mine.decision]} run {run.id} on {_when(mine.at)}; it still waits for other approvers."
@@ -90,7 +76,7 @@ def approval_decide(request, run_id):
     from actions.services.approvals import approval_decide as decide
 
     user = request.user
-    run = runs_visible_to(user, Run.objects.filter(pk=run_id)).select_related("action", "requested_by").first()
+    run = run_visible_to(user, run_id, related=("action", "requested_by"))
     if run is None:
         raise Http404(f"Run {run_id!r} was not found.")
     decision = request.POST.get("decision", "")

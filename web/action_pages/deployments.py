@@ -13,10 +13,11 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from web.action_pages.environments import duration_text, safe_url
-from web.action_pages.locks import environments_visible_to, lock_view
-from catalog.models import Team
+from web.action_pages.locks import lock_view
 from catalog.selectors.deployments import (DEFAULT_PERIOD, dora_metrics, deployments_visible_to, period_parse,
                                            running_services_visible_to)
+from catalog.selectors.locks import environments_visible_to
+from catalog.selectors.teams import team_names
 from portal.datetimes import instant_of
 from portal.errors import PortalError
 from web.pages import page_size
@@ -153,7 +154,7 @@ def deployments_page(request, service=None, environment=None):
         error, status = {"field": _field_of(exc.message), "message": exc.message}, exc.status
     options = running_services_visible_to(user) if any(selection.values()) or error else running
     services = sorted({(o["service"]["identifier"], o["service"]["title"] or o["service"]["identifier"]) for o in options})
-    teams = [(name, name) for name in Team.objects.order_by("name").values_list("name", flat=True)]
+    teams = [(name, name) for name in team_names()]
     environments = [(e.identifier, e.title or e.identifier) for e in environments_visible_to(user)]
     for name, choices in (("service", services), ("team", teams), ("environment", environments)):
         if values[name] and values[name] not in {value for value, _ in choices}:

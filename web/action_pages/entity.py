@@ -10,27 +10,22 @@ scorecards yet, so there is no scorecard section.)
 from urllib.parse import quote, urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Exists, F, Q, Window
-from django.db.models.functions import RowNumber
 from django.http import Http404
 from django.shortcuts import render
 
-from actions.access import actions_visible_to, can_execute
-from actions.choices import Operation, TriggerType
-from actions.models import Run
-from actions.selectors.runs import runs_visible_to
-from catalog.access import is_admin, user_team_ids
-from catalog.models import Blueprint, Entity, Relation
-from catalog.selectors.audit_events import audit_events_visible_to
+from actions.selectors.entity_actions import actions_runnable_on
+from actions.selectors.runs import runs_of_entity_visible_to
+from catalog.selectors import deployments as deployment_selectors
+from catalog.selectors.audit_events import audit_events_about_visible_to
+from catalog.selectors.blueprints import blueprints_by_identifier
+from catalog.selectors.entities import entities_json, entity_get_by_identifiers, entity_team_ids
+from catalog.selectors.relations import relations_from_visible_to, relations_to_visible_to
+from portal.datetimes import instant_of
+from portal.errors import NotFound
 from web.catalog_pages.columns import (CALCULATION, MIRROR, SCHEMA, blueprint_columns, blueprint_url, entity_url,
-                                   needs_blueprint_definitions)
+                                       needs_blueprint_definitions)
 from web.catalog_pages.filters import PREFIX as FILTER_PREFIX
 from web.catalog_pages.graph import GraphNode, relation_graph
-from catalog.selectors import deployments as deployment_selectors
-from catalog.selectors.entities import entities_json, entities_visible_to, entity_get_by_identifiers
-from catalog.selectors.search import search_queryset
-from portal.datetimes import instant_of
-from portal.errors import NotFound, PortalError
 
 DOWNSTREAM_PER_GROUP = 20
 RECENT_RUNS = 10
@@ -50,14 +45,12 @@ def _properties(columns, document):
     return rows
 
 
-def _upstream(visible, entity, document):
-    """This entity's relations, in the blueprint's order: the targets the user may read (`visible`), linked, and
-    the identifiers of those they may not (the entity JSON names them anyway)."""
+def _upstream(user, entity, document):
+    """This entity's relations, in the blueprint's order: the targets the user may read, linked, and the
+    identifiers of those they may not (the entity JSON names them anyway)."""
     blueprint = entity.blueprint
-    edges = (Relation.objects.filter(source=entity, target__in=visible).select_related("target__blueprint")
-             .order_by("relation", "position", "id"))
     by_relation = {}
-    for edge in edges:
+    for edge in relations_from_visible_to(user, entity):
         by_relation.setdefault(edge.relation, []).append(edge.target)
     groups = []
     for key, definition in (blueprint.relations or {}).items():
@@ -71,18 +64,11 @@ def _upstream(visible, entity, document):
     return groups
 
 
-def _downstream(visible, entity):
-    """Entities relating to this one that the user may read (`visible`), grouped by their blueprint and relation:
-    the first DOWNSTREAM_PER_GROUP of each group, with the group's size, in one query."""
-    partition = [F("source__blueprint_id"), F("relation")]
-    edges = (Relation.objects.filter(target=entity, source__in=visible)
-             .annotate(rank=Window(RowNumber(), partition_by=partition, order_by=[F("source__identifier").asc()]),
-                       group_size=Window(Count("id"), partition_by=partition))
-             .filter(rank__lte=DOWNSTREAM_PER_GROUP)
-             .select_related("source__blueprint")
-             .order_by("source__blueprint__identifier", "relation", "rank"))
+def _downstream(user, entity):
+    """Entities relating to this one that the user may read, grouped by their blueprint and relation: the first
+    DOWNSTREAM_PER_GROUP of each group, with the group's size, in one query."""
     groups = {}
-    for edge in edges:
+    for edge in relations_to_visible_to(user, entity, per_group=DOWNSTREAM_PER_GROUP):
         source_blueprint = edge.source.blueprint
         key = (source_blueprint.identifier, edge.relation)
         if key not in groups:
@@ -149,16 +135,11 @@ def _running_service(user, entity, document, upstream):
     }
 
 
-def _runs(user, entity):
-    runs = Run.objects.filter(Q(entity=entity) | Q(result_entity=entity))
-    return list(runs_visible_to(user, runs).select_related("action", "requested_by").order_by("-created_at")[:RECENT_RUNS])
-
-
 def _audit(user, entity):
-    events = audit_events_visible_to(user).filter(resource_type="entity", blueprint=entity.blueprint.identifier,
-                                                  identifier=entity.identifier)
+    events = audit_events_about_visible_to(user, resource_type="entity", blueprint=entity.blueprint.identifier,
+                                           identifier=entity.identifier, limit=AUDIT_EVENTS)
     rows = []
-    for event in events.order_by("-id")[:AUDIT_EVENTS]:
+    for event in events:
         before = (event.diff or {}).get("before") or {}
         after = (event.diff or {}).get("after") or {}
         changed = sorted(key for key in set(before.get("properties") or {}) | set(after.get("properties") or {})
@@ -168,34 +149,8 @@ def _audit(user, entity):
 
 
 def _runnable_actions(user, entity, team_ids):
-    """DAY-2 and DELETE self-service actions of the entity's blueprint the user may run on this entity:
-    granted (or ownedByTeam through a team owning it) and, when the action has a condition, matching it.
-    The conditions are evaluated together, in one query."""
-    actions = list(actions_visible_to(user).filter(
-        publish=True, blueprint_identifier=entity.blueprint.identifier, trigger_type=TriggerType.SELF_SERVICE,
-        operation__in=[Operation.DAY2, Operation.DELETE]).order_by("operation", "title"))
-    mine = user_team_ids(user)
-    runnable = []
-    for action in actions:
-        owned_only = action.permission_settings.get("ownedByTeam", {}).get("execute")
-        # Visible and not ownedByTeam means granted; ownedByTeam actions are asked per entity (rarely many).
-        if is_admin(user) or not owned_only or (mine & team_ids) or can_execute(user, action, team_ids):
-            runnable.append(action)
-    checks, conditioned = {}, {}
-    for i, action in enumerate(runnable):
-        if not action.trigger.get("condition"):
-            continue
-        try:
-            checks[f"c{i}"] = Exists(search_queryset(action.trigger["condition"], user=user, blueprint=entity.blueprint,
-                                                     base=Entity.objects.filter(pk=entity.pk)))
-            conditioned[f"c{i}"] = action
-        except PortalError:  # a condition that no longer compiles: run_request would refuse too
-            checks[f"c{i}"], conditioned[f"c{i}"] = None, action
-    if conditioned:
-        compiled = {name: check for name, check in checks.items() if check is not None}
-        matches = (Entity.objects.filter(pk=entity.pk).values(**compiled).first() or {}) if compiled else {}
-        failing = {action.pk for name, action in conditioned.items() if not matches.get(name)}
-        runnable = [action for action in runnable if action.pk not in failing]
+    """The actions the user may run on the entity (actions.selectors.entity_actions), each with its form's URL."""
+    runnable = actions_runnable_on(user, entity, team_ids)
     for action in runnable:
         action.run_url = f"/actions/{quote(action.identifier, safe='')}/run?" + urlencode({"entity": entity.identifier})
     return runnable
@@ -209,14 +164,12 @@ def entity_detail(request, blueprint, identifier):
     except NotFound as exc:
         raise Http404(exc.message)
     bp = entity.blueprint
-    definitions = ({b.identifier: b for b in Blueprint.objects.only("identifier", "schema", "relations")}
-                   if needs_blueprint_definitions(bp) else {})
+    definitions = blueprints_by_identifier() if needs_blueprint_definitions(bp) else {}
     document = entities_json([entity], user=user)[0]
     columns = blueprint_columns(bp, definitions)
-    team_ids = set(entity.teams.values_list("id", flat=True))
-    visible = entities_visible_to(user).values("pk")
-    upstream = _upstream(visible, entity, document)
-    downstream = _downstream(visible, entity)
+    team_ids = entity_team_ids(entity)
+    upstream = _upstream(user, entity, document)
+    downstream = _downstream(user, entity)
     context = {
         "entity": entity,
         "blueprint": bp,
@@ -230,7 +183,7 @@ def entity_detail(request, blueprint, identifier):
         "graph": _graph(entity, upstream, downstream),
         "lock": _lock(entity),
         "running_service": _running_service(user, entity, document, upstream),
-        "runs": _runs(user, entity),
+        "runs": runs_of_entity_visible_to(user, entity, limit=RECENT_RUNS),
         "audit": _audit(user, entity),
         "audit_api_url": "/v1/audit-log?" + urlencode({"entity": entity.identifier, "blueprint": bp.identifier}),
         "actions": _runnable_actions(user, entity, team_ids),

@@ -13,12 +13,12 @@ import json
 import re
 from dataclasses import dataclass, field as dataclass_field
 
-from django.contrib.auth import get_user_model
-from django.db.models import Q
 from django.forms.utils import flatatt
 
 from actions.choices import Operation
-from catalog.models import Blueprint, Entity, Team
+from catalog.selectors.entity_choices import entity_choices_visible_to, entity_titles_visible_to
+from catalog.selectors.teams import team_names
+from catalog.selectors.users import active_user_names
 from portal import strictjson
 from portal.datetimes import NotAnInstant, instant_of, instant_parse, instant_text
 from portal.errors import PortalError
@@ -28,8 +28,6 @@ DIRECTORY_LIMIT = 500  # users/teams in a select; beyond that the field takes ty
 COLOUR_RE = re.compile(r"[A-Za-z]+")
 ERROR_PATH_RE = re.compile(r"^properties\.([A-Za-z0-9@_=\-]+)(?=[.\[:;\s]|$)")
 IPV4_PATTERN = r"((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-ENTITY_SORT_FIELDS = {"$identifier": "identifier", "$title": "title", "$createdAt": "created_at",
-                      "$updatedAt": "updated_at"}
 
 
 @dataclass
@@ -338,34 +336,9 @@ def entity_source(definition):
     return item.get("blueprint"), item.get("dataset", definition.get("dataset"))
 
 
-def _sort_order(definition):
-    sort = definition.get("sort") or (definition.get("items") or {}).get("sort")
-    if isinstance(sort, dict) and isinstance(sort.get("property"), str):
-        column = ENTITY_SORT_FIELDS.get(sort["property"]) or f"properties__{sort['property']}"
-        descending = str(sort.get("order", "ASC")).upper() == "DESC"
-        return ["-" + column if descending else column, "identifier"]
-    return ["title", "identifier"]
-
-
-def entity_choices(user, blueprint_identifier, dataset, *, text="", limit=OPTIONS_LIMIT, order=("title", "identifier")):
-    """(options [(identifier, title)], more) the user may pick: entities of the blueprint that match the
-    dataset rules and that the user may read, narrowed by `text` (identifier or title contains), one query
-    (plus the compile's own lookups). A dataset the catalog cannot compile raises ValidationFailed."""
-    from catalog.selectors.entities import entities_visible_to
-    from catalog.selectors.search import search_queryset
-
-    blueprint = Blueprint.objects.filter(identifier=blueprint_identifier).first()
-    if blueprint is None:
-        return [], False
-    base = Entity.objects.filter(blueprint=blueprint)
-    if text:
-        base = base.filter(Q(identifier__icontains=text) | Q(title__icontains=text))
-    if dataset:
-        queryset = search_queryset(dataset, user=user, blueprint=blueprint, base=base, path="dataset")
-    else:
-        queryset = entities_visible_to(user, base)
-    rows = list(queryset.order_by(*order).values_list("identifier", "title")[: limit + 1])
-    return rows[:limit], len(rows) > limit
+def _sort_of(definition):
+    """The input's `sort` (on the input, or on its items for an array of entities), or None."""
+    return definition.get("sort") or (definition.get("items") or {}).get("sort")
 
 
 def _entity_label(identifier, title):
@@ -375,19 +348,15 @@ def _entity_label(identifier, title):
 def _entity_options(field, user, selected, text):
     blueprint_identifier, dataset = entity_source(field.definition)
     try:
-        rows, more = entity_choices(user, blueprint_identifier, dataset, text=text, order=_sort_order(field.definition))
+        rows, more = entity_choices_visible_to(user, blueprint_identifier, dataset, text=text, limit=OPTIONS_LIMIT,
+                                               sort=_sort_of(field.definition))
     except PortalError as exc:
         field.options_note = f"The choices of this input cannot be listed ({exc.message})."
         return
     known = {identifier for identifier, _ in rows}
     # a chosen value outside the first page stays chosen (and shown) after a re-render
     extra = [value for value in selected if value and value not in known]
-    titles = {}
-    if extra:
-        from catalog.selectors.entities import entities_visible_to
-
-        titles = dict(entities_visible_to(user, Entity.objects.filter(
-            blueprint__identifier=blueprint_identifier, identifier__in=extra)).values_list("identifier", "title"))
+    titles = entity_titles_visible_to(user, blueprint_identifier, extra) if extra else {}
     field.options = [Option(identifier, _entity_label(identifier, title), selected=identifier in selected)
                      for identifier, title in rows]
     field.options += [Option(value, _entity_label(value, titles.get(value)), selected=True) for value in extra]
@@ -408,15 +377,13 @@ class Directory:
 
     def users(self):
         if self._users is None:
-            rows = list(get_user_model().objects.filter(is_active=True).exclude(email="").order_by("email")
-                        .values_list("email", "first_name", "last_name")[: DIRECTORY_LIMIT + 1])
-            self._users = ([(email, f"{first} {last}".strip()) for email, first, last in rows[:DIRECTORY_LIMIT]],
-                           len(rows) > DIRECTORY_LIMIT)
+            rows = active_user_names(limit=DIRECTORY_LIMIT + 1)
+            self._users = (rows[:DIRECTORY_LIMIT], len(rows) > DIRECTORY_LIMIT)
         return self._users
 
     def teams(self):
         if self._teams is None:
-            rows = list(Team.objects.order_by("name").values_list("name", flat=True)[: DIRECTORY_LIMIT + 1])
+            rows = team_names(limit=DIRECTORY_LIMIT + 1)
             self._teams = ([(name, "") for name in rows[:DIRECTORY_LIMIT]], len(rows) > DIRECTORY_LIMIT)
         return self._teams
 

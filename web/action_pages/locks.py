@@ -15,54 +15,24 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from actions.choices import RunOrigin, RunStatus, TriggerType
-from actions.models import Action
-from web.action_pages.environments import RunnableActions, run_link
+from actions.choices import RunOrigin, RunStatus
+from actions.selectors.locks import LOCK_ACTIONS, lock_actions
+from actions.selectors.runs import run_status_reload
 from actions.services.runs import run_request
-from catalog.models import Entity
-from catalog.selectors.deployments import ENVIRONMENT, ENVIRONMENT_TYPES, RUNNING_SERVICE, running_services_visible_to
-from catalog.selectors.entities import entities_visible_to
+from catalog.selectors.deployments import ENVIRONMENT, RUNNING_SERVICE, running_services_visible_to
+from catalog.selectors.locks import environments_visible_to, locked_entities_visible_to, team_ids_by_identifier
 from catalog.services.deployments import running_service_identifier
 from portal.actor import Actor, AuditOrigin
 from portal.errors import Forbidden, NotFound, PortalError, ValidationFailed
 from portal.datetimes import instant_field, instant_of, instant_text
+from web.action_pages.environments import RunnableActions, run_link
 
-LOCK_ACTIONS = {
-    ("service", "lock"): "lock_service",
-    ("service", "unlock"): "unlock_service",
-    ("environment", "lock"): "lock_environment",
-    ("environment", "unlock"): "unlock_environment",
-}
 LOCKS_IN_FORCE_SHOWN = 20
 RUN_STATE_WORDS = {RunStatus.SUCCESS: "is done", RunStatus.FAILURE: "failed", RunStatus.IN_PROGRESS: "is in progress",
                    RunStatus.WAITING_FOR_APPROVAL: "waits for approval", RunStatus.DECLINED: "was declined"}
 
 
 # --- reads ----------------------------------------------------------------------------------------------------
-
-def lock_actions():
-    """{(scope, op): Action} of the published lock actions that exist."""
-    found = {a.identifier: a for a in Action.objects.filter(identifier__in=LOCK_ACTIONS.values(), publish=True,
-                                                            trigger_type=TriggerType.SELF_SERVICE)}
-    return {key: found[identifier] for key, identifier in LOCK_ACTIONS.items() if identifier in found}
-
-
-def environments_visible_to(user):
-    """Environment entities the user may read, production, staging, development first, then the others by name."""
-    queryset = Entity.objects.filter(blueprint__identifier=ENVIRONMENT)
-    rank = {kind: i for i, kind in enumerate(ENVIRONMENT_TYPES)}
-    environments = list(entities_visible_to(user, queryset).only("id", "identifier", "title", "properties"))
-    return sorted(environments, key=lambda e: (rank.get(e.properties.get("type"), len(rank)), e.identifier))
-
-
-def _team_ids_by_identifier(blueprint_identifier, identifiers):
-    result = {}
-    rows = Entity.teams.through.objects.filter(entity__blueprint__identifier=blueprint_identifier,
-                                               entity__identifier__in=list(identifiers))
-    for identifier, team_id in rows.values_list("entity__identifier", "team_id"):
-        result.setdefault(identifier, set()).add(team_id)
-    return result
-
 
 def lock_view(lock):
     """A lock dict (the selectors' shape: locked, reason, by, at, until) with readable times added."""
@@ -79,12 +49,9 @@ def lock_of_properties(properties):
 
 def locks_in_force(user, *, limit=LOCKS_IN_FORCE_SHOWN):
     """Locked environments, then locked running services, that the user may read."""
-    queryset = (Entity.objects.filter(blueprint__identifier__in=[ENVIRONMENT, RUNNING_SERVICE], properties__contains={"locked": True})
-                .select_related("blueprint").order_by("blueprint__identifier", "identifier"))
-    entities = sorted(entities_visible_to(user, queryset)[:limit],
-                      key=lambda e: (e.blueprint.identifier != ENVIRONMENT, e.identifier))
     return [{"scope": "environment" if e.blueprint.identifier == ENVIRONMENT else "service", "entity": e,
-             "name": e.title or e.identifier, **lock_of_properties(e.properties)} for e in entities]
+             "name": e.title or e.identifier, **lock_of_properties(e.properties)}
+            for e in locked_entities_visible_to(user, limit=limit)]
 
 
 # --- the page's model ------------------------------------------------------------------------------------------
@@ -95,7 +62,7 @@ class LockForm:
 
     scope: str
     op: str
-    action: Action
+    action: object  # actions.models.Action
     service: str = ""
     environment: str = ""
     target_label: str = ""
@@ -140,8 +107,8 @@ def locks_board(user):
     actions = lock_actions()
     runnable = RunnableActions(user)
     runnable.prime(actions.values())  # the number of queries then depends on no lock state
-    service_teams = _team_ids_by_identifier(RUNNING_SERVICE, {r["identifier"] for r in running})
-    environment_teams = _team_ids_by_identifier(ENVIRONMENT, [e.identifier for e in environments])
+    service_teams = team_ids_by_identifier(RUNNING_SERVICE, {r["identifier"] for r in running})
+    environment_teams = team_ids_by_identifier(ENVIRONMENT, [e.identifier for e in environments])
     columns = []
     for environment in environments:
         lock = lock_of_properties(environment.properties)
@@ -251,7 +218,7 @@ def locks_page(request):
         return _render(request, status=exc.status, refused=form)
     what = (f"{form.service} in {form.environment}" if scope == "service" else f"environment {form.environment}")
     verb = "Lock" if op == "lock" else "Unlock"
-    run.refresh_from_db(fields=["status", "status_label"])  # a worker (or eager Celery) may have finished it already
+    run = run_status_reload(run)  # a worker (or eager Celery) may have finished it already
     report = messages.error if run.status in (RunStatus.FAILURE, RunStatus.DECLINED) else messages.success
     report(request, format_html("{} of {} requested: {} {}.", verb, what, run_link(run),
                                 RUN_STATE_WORDS.get(run.status, run.status.lower())))

@@ -10,12 +10,12 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from actions.choices import RunStatus
-from actions.models import Run
-from actions.selectors.runs import approvals_waiting_on, runs_visible_to
+from actions.selectors.runs import (run_decisions, run_log_lines, run_visible_to, run_waits_on,
+                                    runs_requested_by_visible_to)
 from actions.serializers import run_waiting_for
 from actions.services.approvals import approval_mode
 from actions.state import TERMINAL
-from catalog.selectors.audit_events import audit_events_visible_to
+from catalog.selectors.audit_events import audit_events_about_visible_to
 from web.catalog_pages.columns import entity_url
 from web.catalog_pages.values import time_left_text
 from portal.api.pagination import cursor_decode, cursor_encode
@@ -75,7 +75,7 @@ def run_links(run):
 
 
 def _run_get(user, run_id):
-    run = runs_visible_to(user, Run.objects.filter(pk=run_id)).select_related(*RUN_PAGE_RELATED).first()
+    run = run_visible_to(user, run_id, related=RUN_PAGE_RELATED)
     if run is None:
         raise Http404(f"Run {run_id!r} was not found.")
     return run
@@ -102,20 +102,16 @@ def approval_state(run, decisions):
 def _live_context(run, user):
     """What the live part shows: status, approval state, links, result, summary, the newest logs and the audit
     trail (so a followed run's page is whole when it ends)."""
-    decisions = list(run.approvals.select_related("approver").order_by("id"))
-    logs = list(run.logs.order_by("-id")[:LOG_LIMIT + 1])
+    decisions = run_decisions(run)
+    logs = run_log_lines(run, limit=LOG_LIMIT + 1)
     return {
         "run": run, "following": run.status in LIVE_STATUSES, "approval": approval_state(run, decisions),
         "waiting_for": run_waiting_for(run),
         "links": run_links(run), "logs": list(reversed(logs[:LOG_LIMIT])), "logs_cut": len(logs) > LOG_LIMIT,
         "result_url": entity_url(run.result_entity.blueprint.identifier, run.result_entity.identifier)
         if run.result_entity_id else "",
-        "audit": _audit_trail(user, run),
+        "audit": audit_events_about_visible_to(user, resource_type="run", identifier=run.id, limit=AUDIT_LIMIT),
     }
-
-
-def _audit_trail(user, run):
-    return list(audit_events_visible_to(user).filter(resource_type="run", identifier=run.id).order_by("-id")[:AUDIT_LIMIT])
 
 
 @login_required
@@ -129,7 +125,7 @@ def run_detail(request, run_id):
         "entity_url": entity_url(run.entity.blueprint.identifier, run.entity.identifier) if run.entity_id else "",
         "origin_text": ORIGIN_TEXT.get(run.origin, run.origin),
         "may_decide": run.status == RunStatus.WAITING_FOR_APPROVAL
-        and approvals_waiting_on(user, Run.objects.filter(pk=run.pk)).exists(),
+        and run_waits_on(user, run),
     })
     return render(request, "actions/run_detail.html", context)
 
@@ -159,20 +155,12 @@ def _cursor(raw):
 @require_GET
 def run_list(request):
     """Runs I requested, newest first, keyset-paged on (created_at, id) so a page costs the same anywhere."""
-    from django.db.models import Q
-
     limit = page_size(request, default=50, maximum=200)
-    runs = runs_visible_to(request.user, Run.objects.filter(requested_by=request.user))
     status = request.GET.get("status") or ""
-    if status:
-        if status not in RunStatus.values:
-            raise BadRequest(f"status: must be one of {list(RunStatus.values)}")
-        runs = runs.filter(status=status)
+    if status and status not in RunStatus.values:
+        raise BadRequest(f"status: must be one of {list(RunStatus.values)}")
     before = _cursor(request.GET.get("before"))
-    if before is not None:
-        moment, last_id = before
-        runs = runs.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=last_id))
-    rows = list(runs.select_related("action").order_by("-created_at", "-id")[: limit + 1])
+    rows = runs_requested_by_visible_to(request.user, limit=limit + 1, status=status, before=before)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = cursor_encode([rows[-1].created_at.isoformat(), rows[-1].id]) if more and rows else ""

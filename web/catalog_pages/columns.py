@@ -6,8 +6,9 @@ from urllib.parse import quote
 
 from django.utils.html import format_html, format_html_join
 
-from web.catalog_pages.values import EMPTY, datetime_html, value_html
+from catalog.selectors.sorted_pages import SORTABLE_META
 from portal.datetimes import instant_of
+from web.catalog_pages.values import EMPTY, datetime_html, value_html
 
 SCHEMA, RELATION, MIRROR, CALCULATION, META = "property", "relation", "mirror", "calculation", "meta"
 DEFAULT_COLUMNS = 6  # besides the title/identifier column, which is always shown
@@ -19,7 +20,6 @@ META_COLUMNS = (
     ("$createdBy", "Created by"),
     ("$updatedBy", "Updated by"),
 )
-SORTABLE_META = {"$identifier": "identifier", "$title": "title", "$createdAt": "created_at", "$updatedAt": "updated_at"}
 SORTABLE_TYPES = {"string", "number", "boolean"}
 
 

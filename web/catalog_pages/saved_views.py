@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.shortcuts import redirect
 
-from catalog.selectors.saved_views import saved_views_visible_to
+from catalog.selectors.saved_views import saved_view_visible_to, saved_views_visible_to
 from catalog.services.saved_views import saved_view_delete, saved_view_save
 from portal.actor import Actor, AuditOrigin
 from portal.errors import NotFound, PortalError
@@ -33,7 +33,7 @@ def saved_view_post(request, blueprint, blueprint_url, shown_keys):
     """(a redirect, None) once the POST is done, or (None, the error of the save form's name field)."""
     actor = Actor(user=request.user, origin=AuditOrigin.UI)
     if "delete" in request.POST:
-        view = saved_views_visible_to(request.user, blueprint).filter(pk=_int(request.POST["delete"])).first()
+        view = saved_view_visible_to(request.user, blueprint, _int(request.POST["delete"]))
         try:
             if view is None:
                 raise NotFound("That saved view no longer exists.")

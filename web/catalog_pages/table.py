@@ -1,18 +1,18 @@
 """`/catalog/<blueprint>/`: a blueprint's entities as a table — chosen columns (remembered per blueprint in the
 session), filters compiled by the API's search (catalog/selectors/search.py), sorting by a column and keyset
-pages (web/catalog_pages/keyset.py). Permission filtering happens in the one search query."""
+pages (catalog/selectors/sorted_pages.py). Permission filtering happens in the one search query."""
 import json
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from catalog.models import Blueprint
+from catalog.selectors.blueprints import blueprints_by_identifier
 from web.catalog_pages.blueprints import readable_blueprint_or_404
 from web.catalog_pages.columns import (blueprint_columns, blueprint_url, default_column_keys, entity_url,
                                    needs_blueprint_definitions)
 from web.catalog_pages.filters import attach_error, filter_controls, filter_rule_set
-from web.catalog_pages.keyset import Page, Sort, sorted_page
+from catalog.selectors.sorted_pages import Page, Sort, sorted_page
 from web.catalog_pages.saved_views import saved_view_post, saved_views_context
 from catalog.selectors.entities import entities_json
 from catalog.selectors.search import search_queryset
@@ -80,8 +80,7 @@ def _header(column_key, title, sort, params, sortable, column=None):
 @require_http_methods(["GET", "HEAD", "POST"])
 def entity_table(request, blueprint):
     bp = readable_blueprint_or_404(request.user, blueprint)
-    definitions = ({b.identifier: b for b in Blueprint.objects.only("identifier", "schema", "relations")}
-                   if needs_blueprint_definitions(bp) else {})
+    definitions = blueprints_by_identifier() if needs_blueprint_definitions(bp) else {}
     columns = blueprint_columns(bp, definitions)
     by_key = {c.key: c for c in columns}
     shown = [by_key[k] for k in chosen_column_keys(request, bp, columns)]

@@ -9,12 +9,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from catalog.models import Blueprint
+from catalog.selectors.api_clients import api_client_is_active
+from catalog.selectors.blueprints import blueprints_exist
 from catalog.services.api_clients import api_client_create
 from catalog.services.users import user_ensure
 from portal.actor import Actor
 from portal.embedded.holders import ensure_embedded_services
-from portal.models import ApiClient
 from portal.supervisor import supervise
 
 DEMO_USERS = [
@@ -53,7 +53,7 @@ class Command(BaseCommand):
             return self._serve(port)
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
-        if not Blueprint.objects.exists():
+        if not blueprints_exist():
             call_command("load_catalog")
         call_command("load_starter", stdout=self.stdout)  # starter catalog and actions; adds only what is missing
         actor = Actor.system()
@@ -79,7 +79,7 @@ class Command(BaseCommand):
         path = settings.PORTAL_HOME / "demo-api-client.json"
         if path.exists():
             saved = json.loads(path.read_text())
-            if ApiClient.objects.filter(client_id=saved["clientId"], is_active=True).exists():
+            if api_client_is_active(saved["clientId"]):
                 return saved
         user = user_ensure(actor=actor, email=DEMO_USERS[0][0], admin=True)
         client, secret = api_client_create(actor=actor, user=user)

@@ -1,4 +1,4 @@
-"""Keyset pages of entities sorted by a column: no OFFSET and no COUNT(*), so a page costs the same at
+"""Keyset pages of entities sorted by a column (the catalog's table pages): no OFFSET and no COUNT(*), so a page costs the same at
 100,000 entities as at 100, and rows added meanwhile never shift the page.
 
 The order is (value missing?, value, id): entities without a value come last in both directions, the id
@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from django.db.models import DateTimeField, F, JSONField, TextField
 from django.db.models.expressions import OrderBy
 
-from web.catalog_pages.columns import SORTABLE_META
 from catalog.selectors.search import EntityCondition
 from portal.api.pagination import cursor_decode, cursor_encode
 from portal.datetimes import instant_of
 from portal.errors import ValidationFailed
 
 AFTER, BEFORE = "a", "b"
+# The entity columns a table sorts by besides schema properties: never missing, so never last.
+SORTABLE_META = {"$identifier": "identifier", "$title": "title", "$createdAt": "created_at", "$updatedAt": "updated_at"}
 
 
 class EntityValue(EntityCondition):
