@@ -16,7 +16,7 @@ from django.db import connection
 
 from catalog.access import readable_blueprint_ids, user_team_ids
 from catalog.models import Blueprint
-from portal.errors import NotFound, ValidationFailed
+from portal.errors import FieldError, NotFound, ValidationFailed
 from portal.datetimes import instant_field, instant_text
 
 ENVIRONMENT, RUNNING_SERVICE, DEPLOYMENT, COMPONENT = "environment", "runningService", "deployment", "Component"
@@ -116,8 +116,8 @@ class _Scope:
         """Filter values → ids, in one query; NotFound for a value naming nothing the user may read."""
         lookups, conditions = [], []
         for name, value, alias, message in (
-            ("service", service, "svc", f"service: {service!r} is not a Component in the catalog"),
-            ("environment", environment, "env", f"environment: {environment!r} is not an environment in the catalog"),
+            ("service", service, "svc", FieldError("service", f"{service!r} is not a Component in the catalog")),
+            ("environment", environment, "env", FieldError("environment", f"{environment!r} is not an environment in the catalog")),
         ):
             if value is None:
                 continue
@@ -130,7 +130,7 @@ class _Scope:
             conditions.append(f"{alias}.id = %({name}_id)s")
         if team is not None:
             self.params["team"] = team
-            lookups.append(("team", "SELECT id FROM catalog_team WHERE name = %(team)s", f"team: {team!r} is not a team"))
+            lookups.append(("team", "SELECT id FROM catalog_team WHERE name = %(team)s", FieldError("team", f"{team!r} is not a team")))
             conditions.append("EXISTS (SELECT 1 FROM catalog_entity_teams svc_team "
                               "WHERE svc_team.entity_id = svc.id AND svc_team.team_id = %(team_id)s)")
         if lookups:
@@ -316,9 +316,9 @@ def period_parse(raw_from, raw_to, *, default=None, now=None):
         since = since or until - default
     if since is not None and until is not None:
         if until <= since and raw_to in (None, ""):
-            raise ValidationFailed(f"from: must be earlier than now ({instant_text(until)})")
+            raise ValidationFailed(f"must be earlier than now ({instant_text(until)})", path="from")
         if until <= since:
-            raise ValidationFailed(f"to: must be later than from ({instant_text(since)})")
+            raise ValidationFailed(f"must be later than from ({instant_text(since)})", path="to")
         if default is not None and until - since > MAX_PERIOD:
-            raise ValidationFailed(f"from: the period may span at most {MAX_PERIOD.days} days")
+            raise ValidationFailed(f"the period may span at most {MAX_PERIOD.days} days", path="from")
     return since, until
