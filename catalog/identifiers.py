@@ -33,4 +33,5 @@ def check_entity_identifier(value, path="identifier"):
 
 def check_key(value, path):
     if not (isinstance(value, str) and len(value) <= choices.KEY_MAX and _KEY.fullmatch(value)):
-        raise ValidationFailed(f"{value!r} is not a valid key (A-Z a-z 0-9 @ _ = - only, at most {choices.KEY_MAX}).", path=path)
+        raise ValidationFailed(f"{value!r} is not a valid key (A-Z a-z 0-9 @ _ = - only, at most {choices.KEY_MAX}).",
+                               path=path)

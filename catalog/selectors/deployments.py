@@ -115,31 +115,33 @@ class _Scope:
     def _resolve_filters(self, service, environment, team):
         """Filter values → ids, in one query; NotFound for a value naming nothing the user may read."""
         lookups, conditions = [], []
-        for name, value, alias, message in (
+        for name, value, alias, error in (
             ("service", service, "svc", FieldError("service", f"{service!r} is not a Component in the catalog")),
-            ("environment", environment, "env", FieldError("environment", f"{environment!r} is not an environment in the catalog")),
+            ("environment", environment, "env",
+             FieldError("environment", f"{environment!r} is not an environment in the catalog")),
         ):
             if value is None:
                 continue
             readable = self._readable(alias)
             if readable is None:
-                raise NotFound(message)
+                raise NotFound(error)
             self.params[name] = value
             lookups.append((name, f"SELECT {alias}.id FROM catalog_entity {alias} WHERE {alias}.blueprint_id = %(bp_{alias})s "
-                                  f"AND {alias}.identifier = %({name})s AND {readable}", message))
+                                  f"AND {alias}.identifier = %({name})s AND {readable}", error))
             conditions.append(f"{alias}.id = %({name}_id)s")
         if team is not None:
             self.params["team"] = team
-            lookups.append(("team", "SELECT id FROM catalog_team WHERE name = %(team)s", FieldError("team", f"{team!r} is not a team")))
+            lookups.append(("team", "SELECT id FROM catalog_team WHERE name = %(team)s",
+                            FieldError("team", f"{team!r} is not a team")))
             conditions.append("EXISTS (SELECT 1 FROM catalog_entity_teams svc_team "
                               "WHERE svc_team.entity_id = svc.id AND svc_team.team_id = %(team_id)s)")
         if lookups:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT " + ", ".join(f"({sql})" for _, sql, _ in lookups), self.params)
                 found = cursor.fetchone()
-            for (name, _, message), pk in zip(lookups, found):
+            for (name, _, error), pk in zip(lookups, found):
                 if pk is None:
-                    raise NotFound(message)
+                    raise NotFound(error)
                 self.params[f"{name}_id"] = pk
         return " AND ".join(conditions) or "TRUE"
 

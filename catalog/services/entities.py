@@ -120,7 +120,8 @@ def _prepare(write, blueprint, mode, existing_relations, existing_teams):
     if unstorable:
         raise ValidationFailed(unstorable)
     if data.get("blueprint") not in (None, blueprint.identifier):
-        raise ValidationFailed(f"entity names blueprint {data['blueprint']!r} but is sent to {blueprint.identifier!r}", path="blueprint")
+        raise ValidationFailed(f"entity names blueprint {data['blueprint']!r} but is sent to {blueprint.identifier!r}",
+                               path="blueprint")
     properties = data.get("properties", {})
     if properties is None:
         properties = {}
@@ -236,7 +237,8 @@ def _entities_write(*, actor, blueprint, items, mode, create_missing_related, va
         data = write.data if isinstance(write.data, dict) else {}
         write.identifier = identifier if identifier is not None else data.get("identifier")
         if identifier is not None and data.get("identifier") not in (None, identifier):
-            write.error = ValidationFailed(f"body names {data['identifier']!r} but the path names {identifier!r}", path="identifier")
+            write.error = ValidationFailed(f"body names {data['identifier']!r} but the path names {identifier!r}",
+                                           path="identifier")
             continue
         if write.identifier is None and mode in (CREATE, UPSERT, UPSERT_MERGE):
             write.identifier = "e_" + secrets.token_hex(8)

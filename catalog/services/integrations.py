@@ -39,7 +39,8 @@ def _clean(data, *, creating, check_blueprints):
         if not isinstance(identifier, str) or not identifier.strip() or len(identifier) > IDENTIFIER_MAX:
             raise ValidationFailed(f"is required, a string of at most {IDENTIFIER_MAX} characters", path="installationId")
         if identifier != identifier.strip() or not identifier.isprintable() or "/" in identifier:
-            raise ValidationFailed(f"{identifier!r} holds spaces at its ends, a '/' or control characters", path="installationId")
+            raise ValidationFailed(f"{identifier!r} holds spaces at its ends, a '/' or control characters",
+                                   path="installationId")
     for key in ("installationAppType", "version"):
         if key in data and not isinstance(data[key], str):
             raise ValidationFailed("must be a string", path=key)

@@ -165,7 +165,8 @@ def _set_admin(actor, user, admin):
         user.groups.add(_admins_group(actor))
     elif not admin:
         if user.is_superuser:
-            raise ValidationFailed(f"{user.email} is a superuser; the Admin role cannot be removed through the API", path="roles")
+            raise ValidationFailed(f"{user.email} is a superuser; the Admin role cannot be removed through the API",
+                                   path="roles")
         if in_admins_team:
             user.groups.remove(Group.objects.get(name=choices.ADMINS_TEAM))
 
@@ -201,7 +202,8 @@ def user_update(*, actor, user, data):
     if roles is not None and teams is not None and not roles[0]:
         for i, team in enumerate(teams):
             if team.name == choices.ADMINS_TEAM:
-                raise ValidationFailed(f"membership of {choices.ADMINS_TEAM!r} is the Admin role, which roles omits", path=f"teams[{i}]")
+                raise ValidationFailed(f"membership of {choices.ADMINS_TEAM!r} is the Admin role, which roles omits",
+                                       path=f"teams[{i}]")
     before = user_access_json(user)
     if teams is not None:
         _set_teams(user, teams)
