@@ -99,8 +99,8 @@ def _unmasked(value, stored, keys, root):
             if item == REDACTED and kept is not _ABSENT and write_only(child, kept):
                 result[key] = kept
             elif item == REDACTED and (write_only(child, item) or key == "url"):
-                raise ValidationFailed(f"{path_text((root, *child))}: {REDACTED!r} stands for a stored value and "
-                                       "there is none here; send the value itself")
+                raise ValidationFailed(f"{REDACTED!r} stands for a stored value and there is none here; send the "
+                                       "value itself", path=path_text((root, *child)))
             else:
                 result[key] = _unmasked(item, kept, child, root)
         return result

@@ -18,7 +18,7 @@ import yaml
 from django.contrib.auth import get_user_model
 
 from catalog.validation import PortalValidator, datetimes_canonical, error_message, format_checker
-from portal.errors import ValidationFailed
+from portal.errors import FieldError, ValidationFailed
 
 NON_SCHEMA_KEYS = {"title", "description", "icon", "enumColors", "default", "blueprint", "dataset", "visible", "disabled",
                    "dependsOn", "sort", "placeholder"}
@@ -42,9 +42,10 @@ def _error_path(error):
 
 
 def input_value_errors(definition, value, *, path=""):
-    """Syntax errors of one value against one input definition (no database): ['<path>: message', ...]."""
+    """Syntax errors of one value against one input definition (no database): [FieldError], each at `path` and
+    its place in the value ("" throughout when `path` is: the caller names the place)."""
     validator = PortalValidator(input_json_schema(definition), format_checker=format_checker)
-    errors = [f"{path}{_error_path(e)}: {error_message(e)}" if path else error_message(e)
+    errors = [FieldError(f"{path}{_error_path(e)}" if path else "", error_message(e))
               for e in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))]
     if not errors:
         for item_path, fmt, item in _formatted(definition, value, path):
@@ -52,8 +53,7 @@ def input_value_errors(definition, value, *, path=""):
                 try:
                     yaml.safe_load(item)
                 except yaml.YAMLError as exc:
-                    errors.append(f"{item_path}: is not valid YAML ({str(exc).splitlines()[0]})" if item_path
-                                  else f"is not valid YAML ({str(exc).splitlines()[0]})")
+                    errors.append(FieldError(item_path, f"is not valid YAML ({str(exc).splitlines()[0]})"))
     return errors
 
 
@@ -103,7 +103,7 @@ def _check_entities(path, definition, value, *, user, blueprints):
         return
     blueprint = blueprints.get(item.get("blueprint"))
     if blueprint is None:
-        raise ValidationFailed(f"{path}: the input's blueprint {item.get('blueprint')!r} no longer exists")
+        raise ValidationFailed(f"the input's blueprint {item.get('blueprint')!r} no longer exists", path=path)
     base = Entity.objects.filter(blueprint=blueprint, identifier__in=identifiers)
     if dataset is not None:
         found = search_queryset(dataset, user=user, blueprint=blueprint, base=base, path=f"{path}.dataset")
@@ -116,8 +116,8 @@ def _check_entities(path, definition, value, *, user, blueprints):
     at = f"{path}[{value.index(missing[0])}]" if many else path
     visible = base if user is None else entities_visible_to(user, base)
     if dataset is not None and visible.filter(identifier=missing[0]).exists():  # error path only: say which rule failed
-        raise ValidationFailed(f"{at}: entity {missing[0]!r} does not match the input's dataset")
-    raise ValidationFailed(f"{at}: entity {missing[0]!r} of blueprint {blueprint.identifier!r} was not found")
+        raise ValidationFailed(f"entity {missing[0]!r} does not match the input's dataset", path=at)
+    raise ValidationFailed(f"entity {missing[0]!r} of blueprint {blueprint.identifier!r} was not found", path=at)
 
 
 def _check_directory(cleaned, definitions):
@@ -134,13 +134,13 @@ def _check_directory(cleaned, definitions):
         active = set(get_user_model().objects.filter(email__in=emails, is_active=True).values_list("email", flat=True))
         for path, email in wanted["user"]:
             if email not in active:
-                raise ValidationFailed(f"{path}: user {email!r} does not exist")
+                raise ValidationFailed(f"user {email!r} does not exist", path=path)
     if wanted["team"]:
         names = {n for _, n in wanted["team"]}
         existing = set(Team.objects.filter(name__in=names).values_list("name", flat=True))
         for path, name in wanted["team"]:
             if name not in existing:
-                raise ValidationFailed(f"{path}: team {name!r} does not exist")
+                raise ValidationFailed(f"team {name!r} does not exist", path=path)
 
 
 def inputs_clean(action, raw_properties, *, user):
@@ -150,13 +150,13 @@ def inputs_clean(action, raw_properties, *, user):
     if raw_properties is None:
         raw_properties = {}
     if not isinstance(raw_properties, dict):
-        raise ValidationFailed("properties: must be an object of input values")
+        raise ValidationFailed("must be an object of input values", path="properties")
     user_inputs = (action.trigger or {}).get("userInputs") or {}
     definitions = user_inputs.get("properties") or {}
     required = set(user_inputs.get("required") or [])
     for key in raw_properties:
         if key not in definitions:
-            raise ValidationFailed(f"properties.{key}: is not an input of this action")
+            raise ValidationFailed("is not an input of this action", path=f"properties.{key}")
     cleaned = {}
     for key, definition in definitions.items():
         value = raw_properties.get(key)
@@ -165,12 +165,12 @@ def inputs_clean(action, raw_properties, *, user):
             if default is not None and not (isinstance(default, dict) and set(default) == {"jqQuery"}):
                 cleaned[key] = datetimes_canonical(definition, default)
             elif key in required:
-                raise ValidationFailed(f"properties.{key}: is required")
+                raise ValidationFailed("is required", path=f"properties.{key}")
             continue
         value = _normalise_entities(definition, value)
         errors = input_value_errors(definition, value, path=f"properties.{key}")
         if errors:
-            raise ValidationFailed("; ".join(errors))
+            raise ValidationFailed(errors=errors)
         cleaned[key] = datetimes_canonical(definition, value)
     _check_directory(cleaned, definitions)
     entity_keys = [key for key in cleaned if _entity_definition(definitions[key]) is not None]

@@ -68,16 +68,16 @@ def notification_settings_update(*, actor, values) -> NotificationSettings:
     """Change the given fields of the one NotificationSettings row (created on first save); audited."""
     unknown = set(values) - set(SETTINGS_FIELDS)
     if unknown:
-        raise ValidationFailed(f"{sorted(unknown)[0]}: not a notification setting")
+        raise ValidationFailed("not a notification setting", path=sorted(unknown)[0])
     for name in SWITCH_FIELDS:
         if name in values and not isinstance(values[name], bool):
-            raise ValidationFailed(f"{name}: must be true or false")
+            raise ValidationFailed("must be true or false", path=name)
     for name in CHANNEL_FIELDS:
         if name in values and (not isinstance(values[name], str) or len(values[name]) > 200):
-            raise ValidationFailed(f"{name}: must be a Slack channel name or id of at most 200 characters")
+            raise ValidationFailed("must be a Slack channel name or id of at most 200 characters", path=name)
     hours = values.get("ttl_warning_hours", 1)
     if not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= MAX_WARNING_HOURS:
-        raise ValidationFailed(f"ttl_warning_hours: must be a whole number of hours from 1 to {MAX_WARNING_HOURS}")
+        raise ValidationFailed(f"must be a whole number of hours from 1 to {MAX_WARNING_HOURS}", path="ttl_warning_hours")
     row = NotificationSettings.objects.select_for_update().order_by("pk").first()
     before = notification_settings_json(row) if row is not None else None
     row = row or NotificationSettings()

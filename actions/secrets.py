@@ -55,15 +55,15 @@ def _snapshot(secret):
 def secret_set(*, actor, name, value, description="") -> Secret:
     """Create the secret `name` or replace its value and description. `value=None` keeps an existing value."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise ValidationFailed("name: must start with a letter or underscore and hold only letters, digits and "
-                               "underscores (at most 100), so templates can use it as .secrets.NAME")
+        raise ValidationFailed("must start with a letter or underscore and hold only letters, digits and "
+                               "underscores (at most 100), so templates can use it as .secrets.NAME", path="name")
     if not isinstance(description, str):
-        raise ValidationFailed("description: must be a string")
+        raise ValidationFailed("must be a string", path="description")
     secret = Secret.objects.select_for_update().filter(name=name).first()
     if value is None and secret is None:
-        raise ValidationFailed("value: is required for a new secret")
+        raise ValidationFailed("is required for a new secret", path="value")
     if value is not None and (not isinstance(value, str) or not value or len(value) > MAX_VALUE_LENGTH):
-        raise ValidationFailed(f"value: must be a non-empty string of at most {MAX_VALUE_LENGTH} characters")
+        raise ValidationFailed(f"must be a non-empty string of at most {MAX_VALUE_LENGTH} characters", path="value")
     before = _snapshot(secret) if secret is not None else None
     if secret is None:
         secret = Secret(name=name)

@@ -39,7 +39,7 @@ def _datetime(raw, name):
 def _choice(raw, name, choices):
     value = raw.strip().upper()
     if value not in choices.values:
-        raise ValidationFailed(f"{name}: must be one of {list(choices.values)}, got {raw!r}")
+        raise ValidationFailed(f"must be one of {list(choices.values)}, got {raw!r}", path=name)
     return value
 
 
@@ -54,16 +54,16 @@ def audit_filters_parse(params):
         resources += [part.strip().lower() for part in raw.split(",") if part.strip()]
     for resource in resources:
         if not (resource.isascii() and resource.replace("_", "").isalpha()):
-            raise ValidationFailed(f"resources: unknown resource type {resource!r} (one of {list(PORT_RESOURCES)})")
+            raise ValidationFailed(f"unknown resource type {resource!r} (one of {list(PORT_RESOURCES)})", path="resources")
     limit_raw = one("limit")
     limit = DEFAULT_LIMIT
     if limit_raw is not None:
         try:
             limit = int(limit_raw)
         except ValueError:
-            raise ValidationFailed(f"limit: must be an integer, got {limit_raw!r}")
+            raise ValidationFailed(f"must be an integer, got {limit_raw!r}", path="limit")
         if not 1 <= limit <= MAX_LIMIT:
-            raise ValidationFailed(f"limit: must be between 1 and {MAX_LIMIT}")
+            raise ValidationFailed(f"must be between 1 and {MAX_LIMIT}", path="limit")
     filters = AuditFilters(
         identifier=one("identifier"), entity=one("entity"), blueprint=one("blueprint"), run_id=one("run_id"),
         resources=list(dict.fromkeys(resources)), limit=limit, cursor=one("next"),
@@ -74,7 +74,7 @@ def audit_filters_parse(params):
         end=_datetime(one("to"), "to") if one("to") else None,
     )
     if filters.start and filters.end and filters.start > filters.end:
-        raise ValidationFailed("from: must not be later than to")
+        raise ValidationFailed("must not be later than to", path="from")
     return filters
 
 
@@ -105,7 +105,7 @@ def audit_events_list(visible, filters):
     before_id = cursor_decode(filters.cursor, "next")
     if before_id is not None:
         if not isinstance(before_id, int) or isinstance(before_id, bool):
-            raise ValidationFailed("next: is not a cursor returned by this API")
+            raise ValidationFailed("is not a cursor returned by this API", path="next")
         queryset = queryset.filter(id__lt=before_id)
     # Ids grow as events are recorded: newest first, stable under inserts (chain order is the seals' position).
     rows = list(queryset.order_by("-id")[: filters.limit + 1])

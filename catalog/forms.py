@@ -2,11 +2,11 @@
 
 Definitions are edited as pretty-printed JSON. A form validates by running the very service that will
 save it, inside a savepoint that is always rolled back (`dry_run`), so the admin refuses exactly what the
-API refuses; the service's error names a JSON path, and the form puts it on the field holding that path.
+API refuses; each of the service's errors carries its JSON path, and the form puts it on the field holding
+that path.
 The write itself happens in the admin's `save_model`, through the same service.
 """
 import json
-import re
 
 from django import forms
 from django.contrib.admin.widgets import FilteredSelectMultiple
@@ -21,9 +21,6 @@ from catalog.selectors.blueprints import DEFINITION_FIELDS
 from portal.errors import Conflict, PortalError
 
 MONOSPACE = "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; width: 100%; max-width: 70em;"
-# "path.to.x: message; other.path: message" — split where a new path starts.
-MESSAGE_SPLIT = re.compile(r"; (?=[\w$@=\-]+(?:[.\[][^\s:]*)?: )")
-PATH_ROOT = re.compile(r"^([\w$@=\-]+)(?:[.\[][^\s:]*)?: ")
 ENTITY_VERBS = {codename: verb for verb, codename in choices.ENTITY_PERMISSION_CODENAMES.items()}
 
 
@@ -55,12 +52,12 @@ def dry_run(write):
 
 
 def service_error_attach(form, exc, field_by_key, *, default=None):
-    """Put each 'path: message' part of a service error on the form field holding that path's first key;
-    a message naming no known path goes to `default` (or the form as a whole)."""
-    for part in MESSAGE_SPLIT.split(exc.message):
-        match = PATH_ROOT.match(part)
-        field = field_by_key.get(match.group(1)) if match else default
-        form.add_error(field if field in form.fields else None, part)
+    """Put each of a service error's errors ("path: message") on the form field holding its path's first key;
+    an error without a path goes to `default` (else the form as a whole), one whose key no field holds to the
+    form as a whole."""
+    for error in exc.errors:
+        field = field_by_key.get(error.parts[0]) if error.parts else default
+        form.add_error(field if field in form.fields else None, str(error))
 
 
 class ServiceForm:

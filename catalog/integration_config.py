@@ -14,7 +14,7 @@ MAPPING_JQ_KEYS = ("identifier", "title", "blueprint", "team", "icon")
 
 
 def _fail(path, message):
-    raise ValidationFailed(f"{path}: {message}")
+    raise ValidationFailed(message, path=path)
 
 
 def _object(value, path):

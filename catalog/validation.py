@@ -7,6 +7,7 @@ import re2
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 
 from portal.datetimes import NotAnInstant, instant_canonical, instant_parse
+from portal.errors import FieldError
 
 # Keys of Port's property definitions that are presentation only.
 PRESENTATION_KEYS = {"title", "description", "icon", "enumColors", "spec", "specAuthentication"}
@@ -132,16 +133,16 @@ def properties_validator(blueprint):
 
 
 def properties_errors(blueprint, properties):
-    """['properties.replicas: 0 is less than the minimum of 1', ...] — empty when valid."""
+    """[FieldError('properties.replicas', '0 is less than the minimum of 1'), ...] — empty when valid."""
     validator = properties_validator(blueprint)
-    return [f"{_path(error)}: {error_message(error)}" for error in _sorted(validator.iter_errors(properties))]
+    return [FieldError(_path(error), error_message(error)) for error in _sorted(validator.iter_errors(properties))]
 
 
 def property_value_errors(prop, value, *, path="value"):
-    """['value.port: is required', ...]: one value against one property definition, each error named by
-    `path` and its place in the value — empty when valid."""
+    """[FieldError('value.port', 'is required'), ...]: one value against one property definition, each error's
+    path `path` and its place in the value — empty when valid."""
     validator = PortalValidator(property_json_schema(prop), format_checker=format_checker)
-    return [f"{_path(error, path)}: {error_message(error)}" for error in _sorted(validator.iter_errors(value))]
+    return [FieldError(_path(error, path), error_message(error)) for error in _sorted(validator.iter_errors(value))]
 
 
 def datetimes_canonical(definition, value):

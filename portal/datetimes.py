@@ -88,13 +88,13 @@ def instant_parse(value, *, query=False, end_of_day=False):
 
 
 def instant_field(value, path, **options):
-    """`instant_parse` for a named field: a ValidationFailed (422) whose message starts with `path`."""
+    """`instant_parse` for a named field: a ValidationFailed (422) whose error is at `path`."""
     from portal.errors import ValidationFailed
 
     try:
         return instant_parse(value, **options)
     except NotAnInstant as exc:
-        raise ValidationFailed(f"{path}: {exc}") from None
+        raise ValidationFailed(str(exc), path=path) from None
 
 
 def instant_text(moment):

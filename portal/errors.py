@@ -1,19 +1,13 @@
-"""Domain errors raised by services; the API renders them in Port's error envelope."""
+"""Domain errors raised by services; the API renders them in Port's error envelope.
+
+An error's place is data, not text: each error holds one or more `FieldError(path, message)`, and the API's
+`message` is their text joined ("path: message; other.path: message"). A form puts each on the field its path
+names (`FieldError.parts`) without reading the text."""
+import re
 from dataclasses import dataclass
 
-
-class PortalError(Exception):
-    status = 400
-    code = "invalid_request"
-
-    def __init__(self, message, *, code=None, status=None, details=None):
-        super().__init__(message)
-        self.message = message
-        if code:
-            self.code = code
-        if status:
-            self.status = status
-        self.details = details or {}
+# One step of a path as messages write it: `.key` (or a leading `key`) or `[index]`.
+_PATH_STEP_RE = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
 
 
 @dataclass(frozen=True)
@@ -27,6 +21,11 @@ class FieldError:
     def __str__(self):
         return f"{self.path}: {self.message}" if self.path else self.message
 
+    @property
+    def parts(self):
+        """The path as its keys and indexes: `properties.tags[1]` → ("properties", "tags", 1); () for ""."""
+        return tuple(int(index) if index else key for key, index in _PATH_STEP_RE.findall(self.path))
+
     def within(self, prefix):
         """The same error seen from a document that holds this one at `prefix`."""
         if not prefix:
@@ -35,31 +34,47 @@ class FieldError:
         return FieldError(joined, self.message)
 
 
-class ValidationFailed(PortalError):
-    """Input does not match what the route or the blueprint requires. The errors are data, each a path and a
-    message (`errors`); the API's `message` is their text, "path: message; other.path: message", and a form puts
-    each one on the field its path names without reading the text.
+class PortalError(Exception):
+    """A refusal the API renders with `status` and `code`. `PortalError("is required", path="identifier")` for
+    one error at a place, `PortalError(errors=[FieldError(...), ...])` for several; a FieldError may stand for
+    the message (then `path` is the place that holds it)."""
 
-    `ValidationFailed("is required", path="identifier")` for one error, `ValidationFailed(errors=[...])` for
-    several."""
-
-    status = 422
+    status = 400
     code = "invalid_request"
 
     def __init__(self, message=None, *, path="", errors=None, code=None, status=None, details=None):
-        self.errors = tuple(errors) if errors is not None else (FieldError(path, message),)
-        super().__init__("; ".join(map(str, self.errors)), code=code, status=status, details=details)
+        if errors is not None:
+            self.errors = tuple(errors)
+        elif isinstance(message, FieldError):
+            self.errors = (message.within(path),)
+        else:
+            self.errors = (FieldError(path, message),)
+        self.message = "; ".join(map(str, self.errors))
+        super().__init__(self.message)
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        self.details = details or {}
 
     @property
     def path(self):
         """The first error's path (a single error's path)."""
-        return self.errors[0].path
+        return self.errors[0].path if self.errors else ""
 
     def within(self, prefix):
         """The same failure seen from a document that holds the failing one at `prefix` (a blueprint inside
         a request, an input inside an action)."""
         return type(self)(errors=[error.within(prefix) for error in self.errors], code=self.code,
                           status=self.status, details=self.details)
+
+
+class ValidationFailed(PortalError):
+    """Input does not match what the route or the blueprint requires: 422, each error naming the path at fault
+    (`ValidationFailed("is required", path="identifier")`, `ValidationFailed(errors=[...])`)."""
+
+    status = 422
+    code = "invalid_request"
 
 
 class NotFound(PortalError):

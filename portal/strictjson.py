@@ -7,6 +7,8 @@ import json
 import math
 import re
 
+from portal.errors import FieldError
+
 NUL = "\x00"
 _UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 
@@ -26,8 +28,8 @@ def loads(text):
 
 
 def problem(value, path="", *, max_depth=None):
-    """What PostgreSQL could not store in a parsed JSON value, as '<path>: <what>' with the path written like
-    validation errors (`properties.tags[1]`; `path` is the value's own, `body` when empty), or None: a string
+    """What PostgreSQL could not store in a parsed JSON value, as a FieldError whose path is written like
+    validation errors' (`properties.tags[1]`; `path` is the value's own, `body` when empty), or None: a string
     or key holding a NUL, a number that overflowed to infinity, nesting deeper than `max_depth` levels.
     One iterative pass, so a hostile document cannot exhaust the stack; paths are built only for a problem."""
     stack = [(value, 1, None, None)]  # (node, depth, parent entry, key or index in the parent)
@@ -35,17 +37,17 @@ def problem(value, path="", *, max_depth=None):
         entry = stack.pop()
         node, depth, _parent, _step = entry
         if max_depth is not None and depth > max_depth:
-            return f"JSON body is nested deeper than {max_depth} levels."
+            return FieldError("", f"JSON body is nested deeper than {max_depth} levels.")
         if isinstance(node, str):
             if _UNSTORABLE_RE.search(node):
-                return f"{_path(entry, path)}: {_unstorable(node)}"
+                return FieldError(_path(entry, path), _unstorable(node))
         elif isinstance(node, float):
             if not math.isfinite(node):
-                return f"{_path(entry, path)}: is too large for a number"
+                return FieldError(_path(entry, path), "is too large for a number")
         elif isinstance(node, dict):
             for key in node:
                 if _UNSTORABLE_RE.search(key):
-                    return f"{_path(entry, path)}: the key {key!r} {_unstorable(key)}"
+                    return FieldError(_path(entry, path), f"the key {key!r} {_unstorable(key)}")
             stack.extend((child, depth + 1, entry, key) for key, child in reversed(node.items()))
         elif isinstance(node, list):
             stack.extend((node[index], depth + 1, entry, index) for index in reversed(range(len(node))))

@@ -29,7 +29,7 @@ class ActionListView(ApiView):
             if not value:  # an empty value is no filter, as on every other route
                 continue
             if allowed is not None and value not in allowed:
-                raise ValidationFailed(f"{param}: must be one of {list(allowed)}, got {value!r}")
+                raise ValidationFailed(f"must be one of {list(allowed)}, got {value!r}", path=param)
             queryset = queryset.filter(**{field: value})
         return ok(actions=[action_json(action) for action in actions_visible_to(request.user, queryset)])
 

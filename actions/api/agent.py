@@ -58,7 +58,7 @@ class RunsAckView(AgentView):
         run_ids = body.get("runIds")
         if run_ids is None and "runId" in body:
             if not isinstance(body["runId"], str) or not body["runId"]:
-                raise ValidationFailed("runId: must be a run id")
+                raise ValidationFailed("must be a run id", path="runId")
             run_ids = [body["runId"]]
         return ok(ackedCount=agent_runs_ack(actor=self.actor(), run_ids=run_ids))
 
@@ -71,7 +71,7 @@ class RunResponseView(AgentView):
 
         body = self.body()
         if "response" not in body:
-            raise ValidationFailed("response: is required")
+            raise ValidationFailed("is required", path="response")
         run = Run.objects.filter(pk=run_id).first()
         if run is None:
             raise NotFound(f"Run {run_id!r} was not found.")
@@ -112,5 +112,5 @@ class OrganizationView(AgentView):
         body = self.body()
         org_settings = body.get("settings", {})
         if not isinstance(org_settings, dict):
-            raise ValidationFailed("settings: must be an object")
+            raise ValidationFailed("must be an object", path="settings")
         return ok(organization={**ORGANIZATION, "settings": org_settings})

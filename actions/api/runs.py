@@ -35,7 +35,7 @@ def _run_get(request, run_id):
 def _optional_string(body, key):
     value = body.get(key)
     if value is not None and not isinstance(value, str):
-        raise ValidationFailed(f"{key}: must be a string")
+        raise ValidationFailed("must be a string", path=key)
     return value
 
 
@@ -51,10 +51,10 @@ class ActionRunsView(ApiView):
         body = self.body()
         unknown = set(body) - {"properties", "entity"}
         if unknown:
-            raise ValidationFailed(f"{sorted(unknown)[0]}: is not a field of a run request (properties, entity)")
+            raise ValidationFailed("is not a field of a run request (properties, entity)", path=sorted(unknown)[0])
         entity = body.get("entity")
         if entity is not None and not isinstance(entity, str):
-            raise ValidationFailed("entity: must be an entity identifier")
+            raise ValidationFailed("must be an entity identifier", path="entity")
         run = run_request(actor=self.actor(), action=action, properties=body.get("properties"), entity_identifier=entity,
                           run_as=request.query_params.get("run_as") or None, origin=RunOrigin.API)
         return ok(status=202, run=_run_json(run, request.user))
@@ -96,7 +96,7 @@ class RunDetailView(ApiView):
         body = self.body()
         unknown = set(body) - {"status", "statusLabel", "link", "summary", "externalRunId"}
         if unknown:
-            raise ValidationFailed(f"{sorted(unknown)[0]}: is not a field of a run update")
+            raise ValidationFailed("is not a field of a run update", path=sorted(unknown)[0])
         run = run_update(actor=self.actor(), run=run, status=body.get("status"),
                          status_label=_optional_string(body, "statusLabel"), link=body.get("link"),
                          summary=_optional_string(body, "summary"), external_run_id=_optional_string(body, "externalRunId"))

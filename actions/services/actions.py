@@ -112,9 +112,9 @@ def action_update(*, actor, action, data):
     """PUT: the body replaces the definition; the identifier cannot change."""
     action = Action.objects.select_for_update().get(pk=action.pk)
     if not isinstance(data, dict):
-        raise ValidationFailed("body: must be a JSON object")
+        raise ValidationFailed("must be a JSON object", path="body")
     if data.get("identifier", action.identifier) != action.identifier:
-        raise ValidationFailed("identifier: an action's identifier cannot be changed")
+        raise ValidationFailed("an action's identifier cannot be changed", path="identifier")
     before, stored = action_json(action), _write_only_holders(action)
     blueprints, actions = _definition_context()
     clean = action_definition_clean({**_unmasked(data, stored), "identifier": action.identifier}, blueprints=blueprints,
@@ -206,10 +206,10 @@ def action_permissions_update(*, actor, action, data):
     given change; each list given replaces the stored one. Roles are Admin (always implied) and Member."""
     action = Action.objects.select_for_update().get(pk=action.pk)
     if not isinstance(data, dict):
-        raise ValidationFailed("body: must be an object of permission grants")
+        raise ValidationFailed("must be an object of permission grants", path="body")
     unknown = set(data) - set(VERBS)
     if unknown:
-        raise ValidationFailed(f"{sorted(unknown)[0]}: unknown permission (execute or approve)")
+        raise ValidationFailed("unknown permission (execute or approve)", path=sorted(unknown)[0])
     before = action_permissions_json(action)
     grants = {}
     for verb in VERBS:
@@ -220,14 +220,14 @@ def action_permissions_update(*, actor, action, data):
         grant = _clean_grant(grant, verb)
         if policy is not None:
             if not isinstance(policy, str) or not policy.strip():
-                raise ValidationFailed(f"{verb}.policy: must be a jq expression or null")
+                raise ValidationFailed("must be a jq expression or null", path=f"{verb}.policy")
             try:
                 jq_compile_check(policy)
             except JqError as exc:
-                raise ValidationFailed(f"{verb}.policy: does not compile: {exc.message}")
+                raise ValidationFailed(f"does not compile: {exc.message}", path=f"{verb}.policy")
         bad = [r for r in grant.get("roles", []) if r not in ROLES]
         if bad:
-            raise ValidationFailed(f"{verb}.roles: unknown role {bad[0]!r} (Admin or Member)")
+            raise ValidationFailed(f"unknown role {bad[0]!r} (Admin or Member)", path=f"{verb}.roles")
         grants[verb] = (grant, policy, "policy" in data[verb])
     emails = {e for grant, _, _ in grants.values() for e in grant.get("users", [])}
     names = {t for grant, _, _ in grants.values() for t in grant.get("teams", [])}

@@ -59,9 +59,9 @@ def _int_field(value, name, default, minimum, maximum):
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationFailed(f"{name}: must be an integer")
+        raise ValidationFailed("must be an integer", path=name)
     if not minimum <= value <= maximum:
-        raise ValidationFailed(f"{name}: must be between {minimum} and {maximum}, got {value}")
+        raise ValidationFailed(f"must be between {minimum} and {maximum}, got {value}", path=name)
     return value
 
 
@@ -106,12 +106,12 @@ def agent_runs_claim(*, actor, installation_id, limit=None, visibility_timeout_m
 
     agent_check(actor)
     if not isinstance(installation_id, str) or not installation_id.strip() or len(installation_id) > 200:
-        raise ValidationFailed("installationId: is required and must be a string of at most 200 characters")
+        raise ValidationFailed("is required and must be a string of at most 200 characters", path="installationId")
     limit = _int_field(limit, "limit", DEFAULT_CLAIM_LIMIT, 1, MAX_CLAIM_LIMIT)
     visibility_ms = _int_field(visibility_timeout_ms, "visibilityTimeoutMs", DEFAULT_VISIBILITY_MS,
                                MIN_VISIBILITY_MS, MAX_VISIBILITY_MS)
     if invocation_method is not None and not isinstance(invocation_method, str):
-        raise ValidationFailed("invocationMethod: must be a string")
+        raise ValidationFailed("must be a string", path="invocationMethod")
     if invocation_method not in (None, "WEBHOOK"):
         return []
     now = timezone.now()
@@ -166,7 +166,7 @@ def agent_runs_ack(*, actor, run_ids) -> int:
     agent_check(actor)
     if (not isinstance(run_ids, list) or not run_ids or len(run_ids) > MAX_CLAIM_LIMIT
             or not all(isinstance(run_id, str) and run_id for run_id in run_ids)):
-        raise ValidationFailed(f"runIds: must be a list of 1 to {MAX_CLAIM_LIMIT} run ids")
+        raise ValidationFailed(f"must be a list of 1 to {MAX_CLAIM_LIMIT} run ids", path="runIds")
     # Locked in id order, so two acks of overlapping lists cannot deadlock.
     runs = list(agent_runs().filter(pk__in=set(run_ids)).select_for_update(of=("self",))
                 .select_related("action").order_by("id"))
@@ -174,11 +174,12 @@ def agent_runs_ack(*, actor, run_ids) -> int:
                and run.agent_claim_expires_at is not None]
     if not ackable:
         if any(run.agent_acked_at is not None for run in runs):
-            raise Conflict(f"runIds: {_names(r.id for r in runs if r.agent_acked_at)} already acked.", code="already_acked")
+            raise Conflict(f"{_names(r.id for r in runs if r.agent_acked_at)} already acked.", path="runIds",
+                           code="already_acked")
         if runs:
-            raise Conflict(f"runIds: {_names(r.id for r in runs)} not claimed or no longer in progress.",
+            raise Conflict(f"{_names(r.id for r in runs)} not claimed or no longer in progress.", path="runIds",
                            code="not_claimed")
-        raise NotFound(f"runIds: no agent run among {_names(run_ids)}.")
+        raise NotFound(f"no agent run among {_names(run_ids)}.", path="runIds")
     now = timezone.now()
     events = []
     for run in ackable:

@@ -58,9 +58,9 @@ def _window_refusal(action, runs, limit, period, who) -> QuotaExceeded | None:
         return None
     frees_at = created[0] + window
     refusal = QuotaExceeded(
-        f"quota.{who}: action {action.identifier!r} allows at most {limit} run{'s' if limit != 1 else ''} "
+        f"action {action.identifier!r} allows at most {limit} run{'s' if limit != 1 else ''} "
         f"{'per user' if who == 'perUser' else 'per team'} per {period}; the next frees up at {instant_text(frees_at)}.",
-        details={"limit": limit, "period": period, "freesUpAt": instant_text(frees_at)},
+        path=f"quota.{who}", details={"limit": limit, "period": period, "freesUpAt": instant_text(frees_at)},
     )
     refusal.retry_after_seconds = max(1, math.ceil((frees_at - timezone.now()).total_seconds()))  # Retry-After
     return refusal

@@ -122,7 +122,7 @@ def _requester(actor, run_as):
             raise Forbidden("A run must be requested by a user.")
         return actor.user
     if not is_admin(actor.user):
-        raise Forbidden("run_as: only admins may run an action as another user.")
+        raise Forbidden("only admins may run an action as another user.", path="run_as")
     user = get_user_model().objects.filter(email__iexact=run_as, is_active=True).first()
     if user is None:
         raise ValidationFailed(f"user {run_as!r} does not exist", path="run_as")
@@ -252,7 +252,7 @@ def run_preflight(*, user, action, entity_identifier=None, for_update=False) -> 
     unavailable = backend_unavailable(action)
     if unavailable:
         problems.append(BackendNotConfigured(
-            f"action: {action.identifier!r} is off until its backend is set up. {unavailable}"))
+            f"{action.identifier!r} is off until its backend is set up. {unavailable}", path="action"))
 
     user_teams = user_team_ids(user)
     if for_update:

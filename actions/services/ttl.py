@@ -211,8 +211,8 @@ def ttl_extend(*, actor, entity) -> dict:
     if timer is None:
         raise ValidationFailed(f"entity {entity.identifier!r} has no expiry to extend", path=f"properties.{prop}")
     if timer.fired_at is not None and timer.termination_failed_at is None:
-        raise Conflict(f"properties.{prop}: entity {entity.identifier!r} expired at {instant_text(timer.expires_at)}; "
-                       "its teardown is under way.", code="expired")
+        raise Conflict(f"entity {entity.identifier!r} expired at {instant_text(timer.expires_at)}; "
+                       "its teardown is under way.", path=f"properties.{prop}", code="expired")
     extension = ttl_extension(entity=entity, timer=timer, policy=policy)
     if extension.at_maximum:
         raise ValidationFailed(f"the TTL is already at its maximum of {policy['maximum']} "

@@ -17,7 +17,7 @@ BODY_KEYS = {"datasource_prefix", "datasource_suffix", "limit", "before", "from"
 def _text(body, key):
     value = body.get(key)
     if not isinstance(value, str) or not value:
-        raise ValidationFailed(f"{key}: is required, a non-empty string")
+        raise ValidationFailed("is required, a non-empty string", path=key)
     return value
 
 
@@ -33,15 +33,15 @@ class DatasourceEntitiesView(ApiView):
         body = self.body()
         unknown = sorted(set(body) - BODY_KEYS)
         if unknown:
-            raise ValidationFailed(f"{unknown[0]}: is not a field of this route ({', '.join(sorted(BODY_KEYS))})")
+            raise ValidationFailed(f"is not a field of this route ({', '.join(sorted(BODY_KEYS))})", path=unknown[0])
         prefix, suffix = _text(body, "datasource_prefix"), _text(body, "datasource_suffix")
         limit = body.get("limit", LIMIT_DEFAULT)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= LIMIT_MAX:
-            raise ValidationFailed(f"limit: must be an integer between 1 and {LIMIT_MAX}")
+            raise ValidationFailed(f"must be an integer between 1 and {LIMIT_MAX}", path="limit")
         before = instant_field(body["before"], "before") if body.get("before") is not None else None
         cursor = body.get("from")
         if cursor is not None and not isinstance(cursor, str):
-            raise ValidationFailed("from: is not a cursor returned by this API")
+            raise ValidationFailed("is not a cursor returned by this API", path="from")
         queryset = entities_of_datasource_visible_to(request.user, prefix=prefix, suffix=suffix, before=before)
         rows, next_cursor = keyset_page(queryset, limit=limit, cursor=cursor)
         entities = entities_json(rows, user=request.user, include=["identifier", "blueprint", "relations"],

@@ -39,7 +39,7 @@ def _only_entities(body):
     """The `entities` of a bulk body, which holds nothing else."""
     unknown = sorted(set(body) - {"entities"})
     if unknown:
-        raise ValidationFailed(f"{unknown[0]}: is not a field of a bulk request (entities)")
+        raise ValidationFailed("is not a field of a bulk request (entities)", path=unknown[0])
     return body.get("entities")
 
 
@@ -74,7 +74,7 @@ class EntityBulkView(ApiView):
         bp = blueprint_get(blueprint)
         items = _only_entities(self.body())
         if not isinstance(items, list) or not 1 <= len(items) <= BULK_MAX:
-            raise ValidationFailed(f"entities: must be a list of 1 to {BULK_MAX} entities")
+            raise ValidationFailed(f"must be a list of 1 to {BULK_MAX} entities", path="entities")
         writes = service.entities_write(actor=self.actor(), blueprint=bp, items=items, mode=_create_mode(request),
                                         **_write_options(request))
         done = [{"identifier": w.identifier, "index": w.index, "created": w.created} for w in writes if w.error is None]
@@ -123,9 +123,9 @@ class EntityBulkDeleteView(ApiView):
         bp = blueprint_get(blueprint)
         identifiers = _only_entities(self.body())
         if not isinstance(identifiers, list) or not identifiers or not all(isinstance(i, str) for i in identifiers):
-            raise ValidationFailed("entities: must be a non-empty list of entity identifiers")
+            raise ValidationFailed("must be a non-empty list of entity identifiers", path="entities")
         if len(identifiers) > 100:
-            raise ValidationFailed("entities: at most 100 identifiers per request")
+            raise ValidationFailed("at most 100 identifiers per request", path="entities")
         visible = set(entities_visible_to(request.user, Entity.objects.filter(blueprint=bp, identifier__in=identifiers))
                       .values_list("identifier", flat=True))
         unseen = [i for i in identifiers if i not in visible]

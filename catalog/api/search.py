@@ -15,7 +15,7 @@ def _path_list(value, field):
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValidationFailed(f"{field}: must be a list of entity JSON paths (strings)")
+        raise ValidationFailed("must be a list of entity JSON paths (strings)", path=field)
     return value
 
 
@@ -51,13 +51,13 @@ class BlueprintEntitySearchView(ApiView):
         body = self.body()
         unknown = sorted(set(body) - PAGE_BODY_KEYS)
         if unknown:
-            raise ValidationFailed(f"{unknown[0]}: is not a search field (query, include, exclude, limit, from)")
+            raise ValidationFailed("is not a search field (query, include, exclude, limit, from)", path=unknown[0])
         limit = body.get("limit", PAGE_LIMIT_DEFAULT)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= PAGE_LIMIT_MAX:
-            raise ValidationFailed(f"limit: must be an integer between 1 and {PAGE_LIMIT_MAX}")
+            raise ValidationFailed(f"must be an integer between 1 and {PAGE_LIMIT_MAX}", path="limit")
         cursor = body.get("from")
         if cursor is not None and not isinstance(cursor, str):
-            raise ValidationFailed("from: is not a cursor returned by this API")
+            raise ValidationFailed("is not a cursor returned by this API", path="from")
         include, exclude = _path_list(body.get("include"), "include"), _path_list(body.get("exclude"), "exclude")
         query = body.get("query")
         if query is None:

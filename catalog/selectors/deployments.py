@@ -16,7 +16,7 @@ from django.db import connection
 
 from catalog.access import readable_blueprint_ids, user_team_ids
 from catalog.models import Blueprint
-from portal.errors import NotFound, ValidationFailed
+from portal.errors import FieldError, NotFound, ValidationFailed
 from portal.datetimes import instant_field, instant_text
 
 ENVIRONMENT, RUNNING_SERVICE, DEPLOYMENT, COMPONENT = "environment", "runningService", "deployment", "Component"
@@ -115,31 +115,33 @@ class _Scope:
     def _resolve_filters(self, service, environment, team):
         """Filter values → ids, in one query; NotFound for a value naming nothing the user may read."""
         lookups, conditions = [], []
-        for name, value, alias, message in (
-            ("service", service, "svc", f"service: {service!r} is not a Component in the catalog"),
-            ("environment", environment, "env", f"environment: {environment!r} is not an environment in the catalog"),
+        for name, value, alias, error in (
+            ("service", service, "svc", FieldError("service", f"{service!r} is not a Component in the catalog")),
+            ("environment", environment, "env",
+             FieldError("environment", f"{environment!r} is not an environment in the catalog")),
         ):
             if value is None:
                 continue
             readable = self._readable(alias)
             if readable is None:
-                raise NotFound(message)
+                raise NotFound(error)
             self.params[name] = value
             lookups.append((name, f"SELECT {alias}.id FROM catalog_entity {alias} WHERE {alias}.blueprint_id = %(bp_{alias})s "
-                                  f"AND {alias}.identifier = %({name})s AND {readable}", message))
+                                  f"AND {alias}.identifier = %({name})s AND {readable}", error))
             conditions.append(f"{alias}.id = %({name}_id)s")
         if team is not None:
             self.params["team"] = team
-            lookups.append(("team", "SELECT id FROM catalog_team WHERE name = %(team)s", f"team: {team!r} is not a team"))
+            lookups.append(("team", "SELECT id FROM catalog_team WHERE name = %(team)s",
+                            FieldError("team", f"{team!r} is not a team")))
             conditions.append("EXISTS (SELECT 1 FROM catalog_entity_teams svc_team "
                               "WHERE svc_team.entity_id = svc.id AND svc_team.team_id = %(team_id)s)")
         if lookups:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT " + ", ".join(f"({sql})" for _, sql, _ in lookups), self.params)
                 found = cursor.fetchone()
-            for (name, _, message), pk in zip(lookups, found):
+            for (name, _, error), pk in zip(lookups, found):
                 if pk is None:
-                    raise NotFound(message)
+                    raise NotFound(error)
                 self.params[f"{name}_id"] = pk
         return " AND ".join(conditions) or "TRUE"
 
@@ -316,9 +318,9 @@ def period_parse(raw_from, raw_to, *, default=None, now=None):
         since = since or until - default
     if since is not None and until is not None:
         if until <= since and raw_to in (None, ""):
-            raise ValidationFailed(f"from: must be earlier than now ({instant_text(until)})")
+            raise ValidationFailed(f"must be earlier than now ({instant_text(until)})", path="from")
         if until <= since:
-            raise ValidationFailed(f"to: must be later than from ({instant_text(since)})")
+            raise ValidationFailed(f"must be later than from ({instant_text(since)})", path="to")
         if default is not None and until - since > MAX_PERIOD:
-            raise ValidationFailed(f"from: the period may span at most {MAX_PERIOD.days} days")
+            raise ValidationFailed(f"the period may span at most {MAX_PERIOD.days} days", path="from")
     return since, until

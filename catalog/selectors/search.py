@@ -180,7 +180,7 @@ TOKEN_RE = re.compile(r"⟨(\w+)⟩")
 
 
 def _fail(path, message):
-    raise ValidationFailed(f"{path}: {message}")
+    raise ValidationFailed(message, path=path)
 
 
 def _at(path, key):
@@ -872,7 +872,7 @@ def search_compile(rule_set, *, user, blueprint=None, base=None, path="") -> Com
     if isinstance(blueprint, str):
         identifier, blueprint = blueprint, Blueprint.objects.filter(identifier=blueprint).first()
         if blueprint is None:
-            raise ValidationFailed(f"blueprint: blueprint {identifier!r} does not exist")
+            raise ValidationFailed(f"blueprint {identifier!r} does not exist", path="blueprint")
     given = [blueprint] if blueprint is not None else []
     catalog = _Catalog(given)
     scope = {blueprint.identifier} if blueprint is not None else catalog.identifiers()
@@ -915,7 +915,7 @@ def rules_validate(rule_set, *, blueprints, path="") -> None:
     scope = {bp.identifier if isinstance(bp, Blueprint) else bp for bp in blueprints}
     for identifier in scope:
         if catalog.get(identifier) is None:
-            raise ValidationFailed(f"{path or 'blueprint'}: blueprint {identifier!r} does not exist")
+            raise ValidationFailed(f"blueprint {identifier!r} does not exist", path=path or "blueprint")
     _check_size(rule_set, path)
     compiler = _Compiler(catalog=catalog, user=None, now=timezone.now(), resolve_context=False)
     compiler.rule_set(rule_set, path, scope or catalog.identifiers())

@@ -85,9 +85,9 @@ def _decode(cursor, sort, field):
     valid = (isinstance(decoded, list) and len(decoded) == 5 and decoded[0] in (AFTER, BEFORE)
              and isinstance(decoded[2], bool) and isinstance(decoded[4], int) and not isinstance(decoded[4], bool))
     if not valid:
-        raise ValidationFailed(f"{field}: is not a cursor of this page")
+        raise ValidationFailed("is not a cursor of this page", path=field)
     if decoded[1] != sort.key:
-        raise ValidationFailed(f"{field}: belongs to another sort order; start again from the first page")
+        raise ValidationFailed("belongs to another sort order; start again from the first page", path=field)
     missing, value = decoded[2], decoded[3]
     if sort.key in ("$createdAt", "$updatedAt") and not missing:
         value = instant_of(value)  # a hand-made cursor must not reach PostgreSQL's cast as an impossible date
@@ -99,7 +99,7 @@ def _decode(cursor, sort, field):
     else:  # a property's JSON value: what the sortable types hold, finite (json.loads takes NaN)
         valid = sort.key not in SORTABLE_META and isinstance(value, (int, float, bool)) and math.isfinite(value)
     if not valid:
-        raise ValidationFailed(f"{field}: is not a cursor of this page")
+        raise ValidationFailed("is not a cursor of this page", path=field)
     return decoded[0], [missing, value, decoded[4]]
 
 
@@ -129,7 +129,7 @@ def sorted_page(queryset, *, sort, limit, after=None, before=None):
     field, cursor = ("before", before) if before else ("after", after)
     direction, position = _decode(cursor, sort, field)
     if direction is not None and direction != (BEFORE if field == "before" else AFTER):
-        raise ValidationFailed(f"{field}: is not a cursor of this page")
+        raise ValidationFailed("is not a cursor of this page", path=field)
     sql, params, output_field, _cast = sort.value_sql()
     value = EntityValue(sql, params, output_field)
     backwards = direction == BEFORE

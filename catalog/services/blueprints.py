@@ -60,9 +60,9 @@ def blueprint_update(*, actor, blueprint, data, partial=False):
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('catalog.blueprints'))")
     blueprint = Blueprint.objects.select_for_update().get(pk=blueprint.pk)
     if not isinstance(data, dict):
-        raise ValidationFailed("body: must be a JSON object")
+        raise ValidationFailed("must be a JSON object", path="body")
     if data.get("identifier", blueprint.identifier) != blueprint.identifier:
-        raise ValidationFailed("identifier: a blueprint's identifier cannot be changed")
+        raise ValidationFailed("a blueprint's identifier cannot be changed", path="identifier")
     before = blueprint_json(blueprint)
     if partial:
         merged = {**before, **data}
@@ -106,8 +106,8 @@ def _semantic(prop):
 
 
 def _blocked(count, what):
-    return ValidationFailed(f"{what}: {count} entit{'y' if count == 1 else 'ies'} would become invalid; "
-                            "update or remove their values first.", details={"blockingEntities": count})
+    return ValidationFailed(f"{count} entit{'y' if count == 1 else 'ies'} would become invalid; "
+                            "update or remove their values first.", path=what, details={"blockingEntities": count})
 
 
 def _migrate_entities(blueprint, before, clean):

@@ -66,27 +66,27 @@ def running_service_identifier(service, environment):
 
 def _parse(data, actor):
     if not isinstance(data, dict):
-        raise ValidationFailed("body: must be a JSON object")
+        raise ValidationFailed("must be a JSON object", path="body")
     unknown = sorted(set(data) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
-        raise ValidationFailed(f"{unknown[0]}: is not a deployment field")
+        raise ValidationFailed("is not a deployment field", path=unknown[0])
     for key in REQUIRED_FIELDS:
         value = data.get(key)
         if not isinstance(value, str) or not value.strip():
-            raise ValidationFailed(f"{key}: is required (a non-empty string)")
+            raise ValidationFailed("is required (a non-empty string)", path=key)
     for key in OPTIONAL_FIELDS:
         if data.get(key) is not None and not isinstance(data[key], str):
-            raise ValidationFailed(f"{key}: must be a string")
+            raise ValidationFailed("must be a string", path=key)
     check_entity_identifier(data["service"], "service")
     check_entity_identifier(data["environment"], "environment")
     if not format_checker.conforms(data["jobUrl"], "url"):
-        raise ValidationFailed(f"jobUrl: {data['jobUrl']!r} is not a URL")
+        raise ValidationFailed(f"{data['jobUrl']!r} is not a URL", path="jobUrl")
     commit_time = data.get("commitTime")
     if commit_time is not None:
         commit_time = instant_text(instant_field(commit_time, "commitTime"))
     status = "success" if data.get("status") is None else data["status"]
     if status not in STATUSES:
-        raise ValidationFailed(f"status: must be one of {', '.join(STATUSES)}, got {status!r}")
+        raise ValidationFailed(f"must be one of {', '.join(STATUSES)}, got {status!r}", path="status")
     return {**data, "commitTime": commit_time, "status": status, "deployedBy": data.get("deployedBy") or actor.label}
 
 
@@ -139,11 +139,11 @@ def _record(actor, data):
                            blueprints=blueprints)
     environment_properties = _entity_properties(ids, (ENVIRONMENT, environment))
     if environment_properties is None:
-        raise NotFound(f"environment: {environment!r} is not an environment in the catalog")
+        raise NotFound(f"{environment!r} is not an environment in the catalog", path="environment")
     if environment_properties.get("locked") is True:
         raise locked_error("environment", environment, environment_properties)
     if (COMPONENT, service) not in ids:
-        raise NotFound(f"service: {service!r} is not a Component in the catalog")
+        raise NotFound(f"{service!r} is not a Component in the catalog", path="service")
 
     rs_identifier = running_service_identifier(service, environment)
     check_entity_identifier(rs_identifier, "service")
@@ -193,7 +193,7 @@ def lock_find(*, service, environment):
                                    "running_service": running_service_identifier(service, environment)})
         row = cursor.fetchone()
     if row is None:
-        raise NotFound(f"environment: {environment!r} is not an environment in the catalog")
+        raise NotFound(f"{environment!r} is not an environment in the catalog", path="environment")
     environment_properties, service_properties = _lock_properties(row[:4]), _lock_properties(row[4:])
     if environment_properties["locked"]:
         return locked_error("environment", environment, environment_properties)

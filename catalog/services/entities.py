@@ -78,22 +78,22 @@ def _parse_relations(blueprint, raw, path="relations"):
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ValidationFailed(f"{path}: must be an object of relation identifiers")
+        raise ValidationFailed("must be an object of relation identifiers", path=path)
     parsed = {}
     for key, value in raw.items():
         definition = blueprint.relations.get(key)
         if definition is None:
-            raise ValidationFailed(f"{path}.{key}: is not a relation of blueprint {blueprint.identifier!r}")
+            raise ValidationFailed(f"is not a relation of blueprint {blueprint.identifier!r}", path=f"{path}.{key}")
         if value is None:
             targets = []
         elif isinstance(value, str):
             targets = [value]
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             if not definition.get("many") and len(value) > 1:
-                raise ValidationFailed(f"{path}.{key}: relation is not 'many'; give one identifier, not {len(value)}")
+                raise ValidationFailed(f"relation is not 'many'; give one identifier, not {len(value)}", path=f"{path}.{key}")
             targets = list(dict.fromkeys(value))
         else:
-            raise ValidationFailed(f"{path}.{key}: must be an entity identifier, a list of them, or null")
+            raise ValidationFailed("must be an entity identifier, a list of them, or null", path=f"{path}.{key}")
         for i, target in enumerate(targets):
             check_entity_identifier(target, f"{path}.{key}" + (f"[{i}]" if isinstance(value, list) else ""))
         parsed[key] = targets
@@ -107,32 +107,33 @@ def _parse_teams(raw):
         return [raw]
     if isinstance(raw, list) and all(isinstance(t, str) for t in raw):
         return list(dict.fromkeys(raw))
-    raise ValidationFailed("team: must be a team name or a list of team names")
+    raise ValidationFailed("must be a team name or a list of team names", path="team")
 
 
 def _prepare(write, blueprint, mode, existing_relations, existing_teams):
     data = write.data
     if not isinstance(data, dict):
-        raise ValidationFailed("body: each entity must be a JSON object")
+        raise ValidationFailed("each entity must be a JSON object", path="body")
     unknown = set(data) - ENTITY_KEYS
     if unknown:
-        raise ValidationFailed(f"{sorted(unknown)[0]}: is not an entity field")
+        raise ValidationFailed("is not an entity field", path=sorted(unknown)[0])
     unstorable = strictjson.problem(data)  # writers other than the API (jq mappings, imports) had no parser check it
     if unstorable:
         raise ValidationFailed(unstorable)
     if data.get("blueprint") not in (None, blueprint.identifier):
-        raise ValidationFailed(f"blueprint: entity names blueprint {data['blueprint']!r} but is sent to {blueprint.identifier!r}")
+        raise ValidationFailed(f"entity names blueprint {data['blueprint']!r} but is sent to {blueprint.identifier!r}",
+                               path="blueprint")
     properties = data.get("properties", {})
     if properties is None:
         properties = {}
     if not isinstance(properties, dict):
-        raise ValidationFailed("properties: must be an object")
+        raise ValidationFailed("must be an object", path="properties")
     for key in ("title", "icon"):
         if data.get(key) is not None and not isinstance(data[key], str):
-            raise ValidationFailed(f"{key}: must be a string")
+            raise ValidationFailed("must be a string", path=key)
         longest = Entity._meta.get_field(key).max_length
         if isinstance(data.get(key), str) and len(data[key]) > longest:
-            raise ValidationFailed(f"{key}: must be at most {longest} characters")
+            raise ValidationFailed(f"must be at most {longest} characters", path=key)
     relations = _parse_relations(blueprint, data.get("relations"))
     teams = _parse_teams(data.get("team"))
     existing = write.existing
@@ -154,11 +155,11 @@ def _prepare(write, blueprint, mode, existing_relations, existing_teams):
     write.properties = {k: v for k, v in write.properties.items() if v is not None}
     errors = properties_errors(blueprint, write.properties)
     if errors:
-        raise ValidationFailed("; ".join(errors[:10]))
+        raise ValidationFailed(errors=errors[:10])
     write.properties = properties_canonical(blueprint, write.properties)
     for key, definition in blueprint.relations.items():
         if definition.get("required") and not write.relations.get(key):
-            raise ValidationFailed(f"relations.{key}: is required by blueprint {blueprint.identifier!r}")
+            raise ValidationFailed(f"is required by blueprint {blueprint.identifier!r}", path=f"relations.{key}")
     write.relations = {k: v for k, v in write.relations.items() if v}
 
 
@@ -237,7 +238,8 @@ def _entities_write(*, actor, blueprint, items, mode, create_missing_related, va
         data = write.data if isinstance(write.data, dict) else {}
         write.identifier = identifier if identifier is not None else data.get("identifier")
         if identifier is not None and data.get("identifier") not in (None, identifier):
-            write.error = ValidationFailed(f"identifier: body names {data['identifier']!r} but the path names {identifier!r}")
+            write.error = ValidationFailed(f"body names {data['identifier']!r} but the path names {identifier!r}",
+                                           path="identifier")
             continue
         if write.identifier is None and mode in (CREATE, UPSERT, UPSERT_MERGE):
             write.identifier = "e_" + secrets.token_hex(8)
@@ -250,7 +252,7 @@ def _entities_write(*, actor, blueprint, items, mode, create_missing_related, va
         if write.error is not None:  # its identifier may not even be a string
             continue
         if write.identifier in seen:
-            write.error = ValidationFailed(f"identifier: {write.identifier!r} appears more than once in the request")
+            write.error = ValidationFailed(f"{write.identifier!r} appears more than once in the request", path="identifier")
         seen.add(write.identifier)
 
     # Steps 3 and 4 of the lock order (row_locks.py): insert what may be new, then lock every row, sorted.
@@ -298,7 +300,7 @@ def _entities_write(*, actor, blueprint, items, mode, create_missing_related, va
             _prepare(write, blueprint, mode, old_relations, old_teams)
             unknown_teams = [name for name in write.teams if name not in team_ids_by_name]
             if unknown_teams:
-                raise ValidationFailed(f"team: team {unknown_teams[0]!r} does not exist")
+                raise ValidationFailed(f"team {unknown_teams[0]!r} does not exist", path="team")
             if access is not None:
                 _check_permission(write, access, blueprint, old_relations, old_team_ids, team_ids_by_name)
             if write.existing is not None:
@@ -341,8 +343,9 @@ def _resolve_targets(blueprint, writes, ids, inserted, kept_target_ids, create_m
                     elif target_key in accepted or create_missing or (target_key in ids and target_key not in inserted):
                         write.target_ids[target_key] = ids.get(target_key)
                     elif write.error is None:
-                        write.error = NotFound(f"relations.{key}: target entity {target!r} of blueprint {bp_identifier!r} does "
-                                               "not exist (create it first, or pass create_missing_related_entities=true)")
+                        write.error = NotFound(f"target entity {target!r} of blueprint {bp_identifier!r} does not exist "
+                                               "(create it first, or pass create_missing_related_entities=true)",
+                                               path=f"relations.{key}")
                         refused = True
         if not refused:
             return

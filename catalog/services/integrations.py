@@ -30,21 +30,22 @@ def _known_blueprints():
 
 def _clean(data, *, creating, check_blueprints):
     if not isinstance(data, dict):
-        raise ValidationFailed("body: must be a JSON object")
+        raise ValidationFailed("must be a JSON object", path="body")
     unknown = sorted(set(data) - WRITABLE)
     if unknown:
-        raise ValidationFailed(f"{unknown[0]}: is not an integration field")
+        raise ValidationFailed("is not an integration field", path=unknown[0])
     if creating:
         identifier = data.get("installationId")
         if not isinstance(identifier, str) or not identifier.strip() or len(identifier) > IDENTIFIER_MAX:
-            raise ValidationFailed(f"installationId: is required, a string of at most {IDENTIFIER_MAX} characters")
+            raise ValidationFailed(f"is required, a string of at most {IDENTIFIER_MAX} characters", path="installationId")
         if identifier != identifier.strip() or not identifier.isprintable() or "/" in identifier:
-            raise ValidationFailed(f"installationId: {identifier!r} holds spaces at its ends, a '/' or control characters")
+            raise ValidationFailed(f"{identifier!r} holds spaces at its ends, a '/' or control characters",
+                                   path="installationId")
     for key in ("installationAppType", "version"):
         if key in data and not isinstance(data[key], str):
-            raise ValidationFailed(f"{key}: must be a string")
+            raise ValidationFailed("must be a string", path=key)
     if "changelogDestination" in data and not isinstance(data["changelogDestination"], (dict, type(None))):
-        raise ValidationFailed("changelogDestination: must be an object or null")
+        raise ValidationFailed("must be an object or null", path="changelogDestination")
     if "config" in data:
         integration_config_clean(data["config"], known_blueprints=_known_blueprints() if check_blueprints else None)
     return data
@@ -85,7 +86,7 @@ def integration_update(*, actor, integration, data, check_blueprints=True):
     integration = _locked(integration)
     data = _clean(data, creating=False, check_blueprints=check_blueprints)
     if "installationId" in data and data["installationId"] != integration.identifier:
-        raise ValidationFailed("installationId: an integration's identifier cannot change")
+        raise ValidationFailed("an integration's identifier cannot change", path="installationId")
     before = integration_document(integration)
     _apply(integration, data)
     integration.updated_by = actor.label
@@ -100,15 +101,15 @@ def integration_update(*, actor, integration, data, check_blueprints=True):
 
 def _resync_state_clean(data):
     if not isinstance(data, dict):
-        raise ValidationFailed("body: must be a JSON object")
+        raise ValidationFailed("must be a JSON object", path="body")
     status = data.get("status")
     if status not in choices.ResyncStatus.values:
-        raise ValidationFailed(f"status: must be one of {', '.join(choices.ResyncStatus.values)}, got {status!r}")
+        raise ValidationFailed(f"must be one of {', '.join(choices.ResyncStatus.values)}, got {status!r}", path="status")
     moments = {key: instant_field(data[key], key) if data.get(key) is not None else None
                for key in ("lastResyncStart", "lastResyncEnd", "nextResync") if key in data}
     interval = data.get("intervalInMinuets", data.get("intervalInMinutes"))  # Ocean spells it "Minuets"
     if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int) or not 0 <= interval <= 10**6):
-        raise ValidationFailed("intervalInMinuets: must be a whole number of minutes")
+        raise ValidationFailed("must be a whole number of minutes", path="intervalInMinuets")
     return status, moments, interval
 
 
@@ -159,7 +160,7 @@ def integration_resync_request(*, actor, integration):
 
 def _log_line(integration, line, index):
     if not isinstance(line, dict) or not isinstance(line.get("message"), str):
-        raise ValidationFailed(f"logs[{index}].message: is required, a string")
+        raise ValidationFailed("is required, a string", path=f"logs[{index}].message")
     at = instant_field(line["timestamp"], f"logs[{index}].timestamp") if line.get("timestamp") else timezone.now()
     level = line.get("level") if isinstance(line.get("level"), str) else ""
     extra = line.get("extra") if isinstance(line.get("extra"), dict) else {}
@@ -170,7 +171,7 @@ def _log_line(integration, line, index):
 def integration_logs_ingest(*, integration, data):
     """POST <logAttributes.ingestUrl> {logs: [{message, level, timestamp, extra}]}; keeps the latest lines."""
     if not isinstance(data, dict) or not isinstance(data.get("logs"), list):
-        raise ValidationFailed("logs: is required, an array")
+        raise ValidationFailed("is required, an array", path="logs")
     IntegrationLog.objects.bulk_create([_log_line(integration, line, i) for i, line in enumerate(data["logs"])])
     keep_from = (IntegrationLog.objects.filter(integration=integration).order_by("-id")
                  .values_list("id", flat=True)[choices.INTEGRATION_LOG_LINES_KEPT:choices.INTEGRATION_LOG_LINES_KEPT + 1])
@@ -183,7 +184,7 @@ def integration_kind_metrics_record(*, integration, event_id, kind, metrics):
     """PUT <metricAttributes.ingestUrl>/syncMetrics/resync/{eventId}/kind/{kind}: the counts of one kind, kept
     on the integration's latest resync."""
     if not isinstance(metrics, dict):
-        raise ValidationFailed("syncKindMetrics: is required, an object")
+        raise ValidationFailed("is required, an object", path="syncKindMetrics")
     resync = (IntegrationResync.objects.select_for_update().filter(integration=integration)
               .order_by("-started_at", "-id").first())
     if resync is None:
@@ -197,7 +198,7 @@ def integration_kind_metrics_record(*, integration, event_id, kind, metrics):
 def integration_kind_examples_record(*, integration, kind, data):
     """POST /v1/integration/{id}/kinds/{kind}/examples {examples: [raw objects]}: the latest few are kept."""
     if not isinstance(data, dict) or not isinstance(data.get("examples"), list):
-        raise ValidationFailed("examples: is required, an array")
+        raise ValidationFailed("is required, an array", path="examples")
     IntegrationKindExample.objects.update_or_create(
         integration=integration, kind=kind,
         defaults={"examples": data["examples"][:choices.INTEGRATION_KIND_EXAMPLES_KEPT]})

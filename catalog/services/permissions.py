@@ -74,15 +74,15 @@ def blueprint_permissions_clear(blueprint):
 
 def _clean_grant(grant, path):
     if not isinstance(grant, dict):
-        raise ValidationFailed(f"{path}: must be an object with roles, users, teams, ownedByTeam")
+        raise ValidationFailed("must be an object with roles, users, teams, ownedByTeam", path=path)
     unknown = set(grant) - GRANT_KEYS
     if unknown:
-        raise ValidationFailed(f"{path}: unknown keys {sorted(unknown)}")
+        raise ValidationFailed(f"unknown keys {sorted(unknown)}", path=path)
     for key in ("roles", "users", "teams"):
         if key in grant and not (isinstance(grant[key], list) and all(isinstance(v, str) for v in grant[key])):
-            raise ValidationFailed(f"{path}.{key}: must be a list of strings")
+            raise ValidationFailed("must be a list of strings", path=f"{path}.{key}")
     if "ownedByTeam" in grant and not isinstance(grant["ownedByTeam"], bool):
-        raise ValidationFailed(f"{path}.ownedByTeam: must be true or false")
+        raise ValidationFailed("must be true or false", path=f"{path}.ownedByTeam")
     return grant
 
 
@@ -94,7 +94,7 @@ def _set_grant(obj, permission, grant, path, users_by_email, teams_by_name):
     if "users" in grant:
         missing = [e for e in grant["users"] if e not in users_by_email]
         if missing:
-            raise ValidationFailed(f"{path}.users: user {missing[0]!r} does not exist")
+            raise ValidationFailed(f"user {missing[0]!r} does not exist", path=f"{path}.users")
         UserObjectPermission.objects.filter(content_type=ct, object_pk=key, permission=permission).delete()
         UserObjectPermission.objects.bulk_create([UserObjectPermission(content_type=ct, object_pk=key, permission=permission,
                                                                        user=users_by_email[e]) for e in grant["users"]])
@@ -102,12 +102,12 @@ def _set_grant(obj, permission, grant, path, users_by_email, teams_by_name):
     if "teams" in grant:
         missing = [t for t in grant["teams"] if t not in teams_by_name]
         if missing:
-            raise ValidationFailed(f"{path}.teams: team {missing[0]!r} does not exist")
+            raise ValidationFailed(f"team {missing[0]!r} does not exist", path=f"{path}.teams")
         groups = [teams_by_name[t].group for t in grant["teams"]]
     if "roles" in grant:
         bad = [r for r in grant["roles"] if r not in (choices.ROLE_ADMIN, choices.ROLE_MEMBER) and not r.endswith("-moderator")]
         if bad:
-            raise ValidationFailed(f"{path}.roles: unknown role {bad[0]!r} (Admin, Member or <blueprint>-moderator)")
+            raise ValidationFailed(f"unknown role {bad[0]!r} (Admin, Member or <blueprint>-moderator)", path=f"{path}.roles")
     touched = GroupObjectPermission.objects.filter(content_type=ct, object_pk=key, permission=permission)
     if groups is not None:
         touched.exclude(group__name=choices.MEMBERS_GROUP).delete()
@@ -124,14 +124,14 @@ def blueprint_permissions_update(*, actor, blueprint, data):
     """PATCH semantics: only the verbs and keys given change; each given list replaces the stored one."""
     blueprint = Blueprint.objects.select_for_update().get(pk=blueprint.pk)
     if not isinstance(data, dict) or not isinstance(data.get("entities", {}), dict):
-        raise ValidationFailed("entities: must be an object of permission grants")
+        raise ValidationFailed("must be an object of permission grants", path="entities")
     unknown = sorted(set(data) - {"entities"})
     if unknown:
-        raise ValidationFailed(f"{unknown[0]}: is not a field of blueprint permissions (entities)")
+        raise ValidationFailed("is not a field of blueprint permissions (entities)", path=unknown[0])
     entities = data.get("entities", {})
     unknown = set(entities) - set(choices.ENTITY_PERMISSION_VERBS) - {"updateProperties", "updateRelations"}
     if unknown:
-        raise ValidationFailed(f"entities.{sorted(unknown)[0]}: unknown permission")
+        raise ValidationFailed("unknown permission", path=f"entities.{sorted(unknown)[0]}")
     before = blueprint_permissions_json(blueprint)
     users_by_email = {u.email: u for u in get_user_model().objects.exclude(email="")}
     teams_by_name = {t.name: t for t in Team.objects.select_related("group")}
@@ -148,14 +148,14 @@ def blueprint_permissions_update(*, actor, blueprint, data):
                                   ("updateRelations", "update_relation:", blueprint.relations)):
         grants = entities.get(section, {})
         if not isinstance(grants, dict):
-            raise ValidationFailed(f"entities.{section}: must be an object keyed by {section[6:].lower()} identifier")
+            raise ValidationFailed(f"must be an object keyed by {section[6:].lower()} identifier", path=f"entities.{section}")
         for key, grant in grants.items():
             if key not in keys:
-                raise ValidationFailed(f"entities.{section}.{key}: not defined on blueprint {blueprint.identifier!r}")
+                raise ValidationFailed(f"not defined on blueprint {blueprint.identifier!r}", path=f"entities.{section}.{key}")
             grant = _clean_grant(grant, f"entities.{section}.{key}")
             if grant.get("ownedByTeam"):  # only the verbs hold ownedByTeam; refuse rather than drop it
-                raise ValidationFailed(f"entities.{section}.{key}.ownedByTeam: is only supported on read, register, update "
-                                       "and unregister")
+                raise ValidationFailed("is only supported on read, register, update and unregister",
+                                       path=f"entities.{section}.{key}.ownedByTeam")
             _set_grant(blueprint, _permission(prefix + key), grant, f"entities.{section}.{key}", users_by_email, teams_by_name)
     settings["ownedByTeam"] = owned
     blueprint.permission_settings = settings

@@ -18,12 +18,12 @@ def saved_view_json(view):
 def _clean(name, query, columns):
     name = (name or "").strip()
     if not name or len(name) > NAME_MAX:
-        raise ValidationFailed(f"name: is required, at most {NAME_MAX} characters")
+        raise ValidationFailed(f"is required, at most {NAME_MAX} characters", path="name")
     query = (query or "").lstrip("?")
     if len(query) > QUERY_MAX:
-        raise ValidationFailed(f"query: at most {QUERY_MAX} characters; remove some filters")
+        raise ValidationFailed(f"at most {QUERY_MAX} characters; remove some filters", path="query")
     if not isinstance(columns, list) or len(columns) > COLUMNS_MAX or not all(isinstance(c, str) for c in columns):
-        raise ValidationFailed(f"columns: must be a list of at most {COLUMNS_MAX} column keys")
+        raise ValidationFailed(f"must be a list of at most {COLUMNS_MAX} column keys", path="columns")
     return name, query, list(dict.fromkeys(columns))
 
 

@@ -17,20 +17,20 @@ def team_json(team, members=None):
 
 def _clean(data, *, partial):
     if not isinstance(data, dict):
-        raise ValidationFailed("body: must be a JSON object")
+        raise ValidationFailed("must be a JSON object", path="body")
     unknown = set(data) - {"name", "description", "users"}
     if unknown:
-        raise ValidationFailed(f"{sorted(unknown)[0]}: is not a team field")
+        raise ValidationFailed("is not a team field", path=sorted(unknown)[0])
     if not partial or "name" in data:
         name = data.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 100:
-            raise ValidationFailed("name: is required, a string of at most 100 characters")
+            raise ValidationFailed("is required, a string of at most 100 characters", path="name")
         if name != name.strip() or not name.isprintable():  # "platform\n" would pass for "platform"
-            raise ValidationFailed(f"name: {name!r} starts or ends with spaces or holds control characters")
+            raise ValidationFailed(f"{name!r} starts or ends with spaces or holds control characters", path="name")
     if "description" in data and not isinstance(data["description"], (str, type(None))):
-        raise ValidationFailed("description: must be a string")
+        raise ValidationFailed("must be a string", path="description")
     if "users" in data and not (isinstance(data["users"], list) and all(isinstance(u, str) for u in data["users"])):
-        raise ValidationFailed("users: must be a list of user emails")
+        raise ValidationFailed("must be a list of user emails", path="users")
     return data
 
 
@@ -38,7 +38,7 @@ def _members(emails):
     users = list(get_user_model().objects.filter(email__in=emails))
     missing = sorted(set(emails) - {u.email for u in users})
     if missing:
-        raise ValidationFailed(f"users: user {missing[0]!r} does not exist")
+        raise ValidationFailed(f"user {missing[0]!r} does not exist", path="users")
     return users
 
 

@@ -106,13 +106,13 @@ def user_access_json(user):
 def _names(raw, field):
     """A list of names; `{"name": ...}` objects are accepted too, so a GET's roles/teams can be sent back."""
     if not isinstance(raw, list):
-        raise ValidationFailed(f"{field}: must be a list of {field[:-1]} names")
+        raise ValidationFailed(f"must be a list of {field[:-1]} names", path=field)
     names = []
     for i, item in enumerate(raw):
         if isinstance(item, dict) and set(item) == {"name"}:
             item = item["name"]
         if not isinstance(item, str) or not item:
-            raise ValidationFailed(f"{field}[{i}]: must be a {field[:-1]} name")
+            raise ValidationFailed(f"must be a {field[:-1]} name", path=f"{field}[{i}]")
         names.append(item)
     return names
 
@@ -125,12 +125,12 @@ def _clean_roles(raw):
         if role in (choices.ROLE_ADMIN, choices.ROLE_MEMBER):
             continue
         if not role.endswith(MODERATOR_SUFFIX) or role == MODERATOR_SUFFIX:
-            raise ValidationFailed(f"roles[{i}]: unknown role {role!r} (Admin, Member or <blueprint>-moderator)")
+            raise ValidationFailed(f"unknown role {role!r} (Admin, Member or <blueprint>-moderator)", path=f"roles[{i}]")
         wanted[i] = role[: -len(MODERATOR_SUFFIX)]
     found = {bp.identifier: bp for bp in Blueprint.objects.filter(identifier__in=set(wanted.values()))}
     for i, identifier in wanted.items():
         if identifier not in found:
-            raise ValidationFailed(f"roles[{i}]: blueprint {identifier!r} does not exist")
+            raise ValidationFailed(f"blueprint {identifier!r} does not exist", path=f"roles[{i}]")
     return choices.ROLE_ADMIN in names, {bp.pk: bp for bp in found.values()}
 
 
@@ -139,7 +139,7 @@ def _clean_teams(raw):
     teams = {t.name: t for t in Team.objects.select_related("group").filter(name__in=names)}
     for i, name in enumerate(names):
         if name not in teams:
-            raise ValidationFailed(f"teams[{i}]: team {name!r} does not exist")
+            raise ValidationFailed(f"team {name!r} does not exist", path=f"teams[{i}]")
     return [teams[name] for name in dict.fromkeys(names)]
 
 
@@ -165,7 +165,8 @@ def _set_admin(actor, user, admin):
         user.groups.add(_admins_group(actor))
     elif not admin:
         if user.is_superuser:
-            raise ValidationFailed(f"roles: {user.email} is a superuser; the Admin role cannot be removed through the API")
+            raise ValidationFailed(f"{user.email} is a superuser; the Admin role cannot be removed through the API",
+                                   path="roles")
         if in_admins_team:
             user.groups.remove(Group.objects.get(name=choices.ADMINS_TEAM))
 
@@ -191,17 +192,18 @@ def user_update(*, actor, user, data):
     membership, whatever `teams` says — naming `Admins` in `teams` while `roles` omits `Admin` is refused.
     """
     if not isinstance(data, dict):
-        raise ValidationFailed("body: must be a JSON object")
+        raise ValidationFailed("must be a JSON object", path="body")
     unknown = sorted(set(data) - set(USER_FIELDS))
     if unknown:
-        raise ValidationFailed(f"{unknown[0]}: is not a user field that can be changed (roles, teams)")
+        raise ValidationFailed("is not a user field that can be changed (roles, teams)", path=unknown[0])
     user = get_user_model().objects.select_for_update().get(pk=user.pk)
     roles = _clean_roles(data["roles"]) if "roles" in data else None
     teams = _clean_teams(data["teams"]) if "teams" in data else None
     if roles is not None and teams is not None and not roles[0]:
         for i, team in enumerate(teams):
             if team.name == choices.ADMINS_TEAM:
-                raise ValidationFailed(f"teams[{i}]: membership of {choices.ADMINS_TEAM!r} is the Admin role, which roles omits")
+                raise ValidationFailed(f"membership of {choices.ADMINS_TEAM!r} is the Admin role, which roles omits",
+                                       path=f"teams[{i}]")
     before = user_access_json(user)
     if teams is not None:
         _set_teams(user, teams)
@@ -224,7 +226,7 @@ def user_ensure(*, actor, email, admin=False, team_names=(), password=None, supe
     try:
         validate_email(email)
     except DjangoValidationError:
-        raise ValidationFailed(f"email: {email!r} is not a valid email address")
+        raise ValidationFailed(f"{email!r} is not a valid email address", path="email")
     User = get_user_model()
     user = User.objects.select_for_update().filter(email__iexact=email).order_by("pk").first()
     created = False
@@ -243,7 +245,7 @@ def user_ensure(*, actor, email, admin=False, team_names=(), password=None, supe
     groups = []
     for i, name in enumerate(team_names):
         if not isinstance(name, str) or not name.strip():
-            raise ValidationFailed(f"team_names[{i}]: must be a team name")
+            raise ValidationFailed("must be a team name", path=f"team_names[{i}]")
         team = Team.objects.select_related("group").filter(name=name).first() or team_create(actor=actor, data={"name": name})
         groups.append(team.group)
     if admin and not user.is_superuser:

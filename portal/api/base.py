@@ -18,7 +18,7 @@ def query_bool(request, name, default=False):
         return True
     if value in FALSE:
         return False
-    raise ValidationFailed(f"{name}: must be true or false, got {raw!r}")
+    raise ValidationFailed(f"must be true or false, got {raw!r}", path=name)
 
 
 def query_int(request, name, default, *, minimum=0, maximum):
@@ -30,9 +30,9 @@ def query_int(request, name, default, *, minimum=0, maximum):
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationFailed(f"{name}: must be an integer, got {raw!r}")
+        raise ValidationFailed(f"must be an integer, got {raw!r}", path=name)
     if not minimum <= value <= maximum:
-        raise ValidationFailed(f"{name}: must be between {minimum} and {maximum}")
+        raise ValidationFailed(f"must be between {minimum} and {maximum}", path=name)
     return value
 
 
@@ -55,7 +55,7 @@ class ApiView(APIView):
         super().initial(request, *args, **kwargs)
         for name, values in request.query_params.lists():
             if len(values) > 1 and name not in self.repeatable_query:
-                raise ValidationFailed(f"{name}: may be given once, got {len(values)} values")
+                raise ValidationFailed(f"may be given once, got {len(values)} values", path=name)
         if request.method in BODY_METHODS:
             request.data  # noqa: B018 -- parse now: a malformed body is refused, even where the route ignores it
 
@@ -65,5 +65,5 @@ class ApiView(APIView):
     def body(self):
         data = self.request.data
         if not isinstance(data, dict):
-            raise ValidationFailed("body: must be a JSON object")
+            raise ValidationFailed("must be a JSON object", path="body")
         return data

@@ -18,7 +18,7 @@ from django.http import Http404
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
-from portal.errors import Busy, PortalError
+from portal.errors import Busy, FieldError, PortalError, ValidationFailed
 from portal.middleware import current_request_id
 from portal.retry import BUSY_MESSAGE, is_conflict
 
@@ -39,17 +39,17 @@ DRF_CODES = {
 }
 
 
-def flatten_validation_detail(detail, path=""):
-    """DRF's nested error dict → 'path.to.field: message' lines."""
+def validation_detail_errors(detail, path=""):
+    """DRF's ValidationError.detail (nested dicts and lists of messages) → [FieldError], each path spelt as our
+    own errors spell them (`items[0].name`); a list of plain messages at one place becomes one error."""
     if isinstance(detail, dict):
-        parts = [flatten_validation_detail(value, f"{path}.{key}" if path else str(key)) for key, value in detail.items()]
-        return "; ".join(p for p in parts if p)
+        return [error for key, value in detail.items()
+                for error in validation_detail_errors(value, f"{path}.{key}" if path else str(key))]
     if isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):
-            text = " ".join(str(item) for item in detail)
-            return f"{path}: {text}" if path else text
-        return "; ".join(flatten_validation_detail(item, f"{path}[{i}]") for i, item in enumerate(detail) if item)
-    return f"{path}: {detail}" if path else str(detail)
+            return [FieldError(path, " ".join(str(item) for item in detail))]
+        return [error for i, item in enumerate(detail) if item for error in validation_detail_errors(item, f"{path}[{i}]")]
+    return [FieldError(path, str(detail))]
 
 
 def error_response(status, code, message, headers=None):
@@ -65,7 +65,7 @@ def exception_handler(exc, context):
     if isinstance(exc, DjangoPermissionDenied):
         return error_response(403, "forbidden", str(exc) or "You do not have permission to do this.")
     if isinstance(exc, drf.ValidationError):
-        return error_response(422, "invalid_request", flatten_validation_detail(exc.detail))
+        return exception_handler(ValidationFailed(errors=validation_detail_errors(exc.detail)), context)
     for cls, (status, code) in DRF_CODES.items():
         if isinstance(exc, cls):
             headers = {}

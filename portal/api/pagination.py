@@ -16,7 +16,7 @@ def cursor_decode(cursor, field="from"):
         padded = cursor + "=" * (-len(cursor) % 4)
         return json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, TypeError):
-        raise ValidationFailed(f"{field}: is not a cursor returned by this API")
+        raise ValidationFailed("is not a cursor returned by this API", path=field)
 
 
 def keyset_page(queryset, *, limit, cursor, field="from"):
@@ -24,7 +24,7 @@ def keyset_page(queryset, *, limit, cursor, field="from"):
     after = cursor_decode(cursor, field)
     if after is not None:
         if not isinstance(after, int):
-            raise ValidationFailed(f"{field}: is not a cursor returned by this API")
+            raise ValidationFailed("is not a cursor returned by this API", path=field)
         queryset = queryset.filter(id__gt=after)
     rows = list(queryset.order_by("id")[: limit + 1])
     more = len(rows) > limit

@@ -3,7 +3,6 @@
 What the form says about a run before it is requested — why it will wait for an approval, where the user stands
 against the quota, how long what it creates lives, or why it cannot be run at all — is the `run_preflight` that
 `run_request` enforces, so the page and the service cannot disagree."""
-import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -17,10 +16,10 @@ from actions.choices import Operation, RunOrigin, RunStatus
 from actions.selectors.actions import action_groups_visible_to, runnable_action_visible_to
 from actions.services.runs import run_preflight, run_request
 from portal.actor import Actor, AuditOrigin
-from portal.errors import FieldError, PortalError
+from portal.errors import PortalError
 from web.action_pages.environments import duration_text
-from web.action_pages.forms import (entity_target_field, input_fields, input_groups, operation_takes_entity,
-                                    properties_read)
+from web.action_pages.forms import (attach_run_errors, entity_target_field, input_fields, input_groups,
+                                    operation_takes_entity, properties_read)
 from web.catalog_pages.columns import blueprint_url, entity_url
 
 
@@ -60,32 +59,11 @@ class RunForm:
         return bool(self.top_error) or any(field.error for field in [*self.fields, self.entity_field] if field)
 
 
-def _input_key(error: FieldError):
-    """The input an error is about ("properties.replicas…" → "replicas", "entity" → "entity"), else None. An
-    error without a path still names it in its text, as actions/inputs.py's do until they pass paths as data."""
-    path = error.path
-    if not path:
-        head, colon, _ = error.message.partition(": ")
-        path = head if colon else ""
-    if path == "entity":
-        return "entity"
-    if path.startswith("properties."):
-        return re.split(r"[.\[]", path.removeprefix("properties."), maxsplit=1)[0]
-    return None
-
-
 def _show_error(form, exc):
-    """Put a refusal on the form, with its status: each error of a ValidationFailed at the input its path names,
+    """Put a refusal on the form, with its status: each error at the input its path names (forms.attach_run_errors),
     the rest (and any other refusal) at the top."""
     form.status = exc.status
-    top = []
-    for error in getattr(exc, "errors", None) or (FieldError("", exc.message),):
-        target = form.field_at(_input_key(error))
-        if target is None:
-            top.append(str(error))
-        elif not target.error:
-            target.error = str(error)
-    form.top_error = "; ".join(top)
+    form.top_error = attach_run_errors(exc, form.fields, entity_field=form.entity_field)
 
 
 def _refusal(preflight, *, picker):

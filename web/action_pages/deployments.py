@@ -126,8 +126,9 @@ def _deployment_rows(deployments):
              "status_colour": STATUS_COLOURS.get(d.get("status"), "lightGray")} for d in deployments]
 
 
-def _field_of(message):
-    field = message.split(":", 1)[0] if ":" in message else ""
+def _field_of(exc):
+    """The filter the (first) error is about, or "" for none."""
+    field = exc.errors[0].parts[0] if exc.errors and exc.errors[0].parts else ""
     return field if field in FILTERS else ""
 
 
@@ -151,7 +152,7 @@ def deployments_page(request, service=None, environment=None):
                                              limit=page_size(request, default=50, maximum=200))
         dora = dora_metrics(user, **selection, since=since, until=until)
     except PortalError as exc:
-        error, status = {"field": _field_of(exc.message), "message": exc.message}, exc.status
+        error, status = {"field": _field_of(exc), "message": exc.message}, exc.status
     options = running_services_visible_to(user) if any(selection.values()) or error else running
     services = sorted({(o["service"]["identifier"], o["service"]["title"] or o["service"]["identifier"]) for o in options})
     teams = [(name, name) for name in team_names()]

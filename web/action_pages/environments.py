@@ -248,7 +248,7 @@ def _posted_entity(request):
     """The entity a form names (blueprint + identifier), if the user may read it; NotFound otherwise."""
     blueprint, identifier = request.POST.get("blueprint", ""), request.POST.get("entity", "")
     if not blueprint or not identifier:
-        raise NotFound("entity: no environment named")
+        raise NotFound("no environment named", path="entity")
     return entity_get_by_identifiers(blueprint, identifier, user=request.user)
 
 

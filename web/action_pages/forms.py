@@ -2,11 +2,12 @@
 the typed `properties` that `run_request` validates.
 
 The browser checks what HTML attributes can say (required, pattern, min/max, minlength/maxlength, url, email);
-everything is checked again by the server through `run_request` → `actions.inputs.inputs_clean`, whose
-`properties.<key>: ...` messages land at the field of that key. What only this module can get wrong — text that
-is not a number, not JSON, not a date-time — is reported here first, in the same `properties.<key>: ...` form.
+everything is checked again by the server through `run_request` → `actions.inputs.inputs_clean`, whose errors
+at `properties.<key>...` land at the field of that key (`attach_run_errors`). What only this module can get
+wrong — text that is not a number, not JSON, not a date-time — is reported here first, as an error at the same
+path.
 
-Field names are the error paths (`properties.branch`), so a message finds its field without a lookup table.
+Field names are the error paths (`properties.branch`), so an error finds its field by its path's keys.
 Date-times are entered in UTC (the `datetime-local` widget has no zone) and sent as `...Z`.
 """
 import json
@@ -21,12 +22,11 @@ from catalog.selectors.teams import team_names
 from catalog.selectors.users import active_user_names
 from portal import strictjson
 from portal.datetimes import NotAnInstant, instant_of, instant_parse, instant_text
-from portal.errors import PortalError
+from portal.errors import FieldError, PortalError
 
 OPTIONS_LIMIT = 200  # entity options per picker; a text filter narrows beyond that
 DIRECTORY_LIMIT = 500  # users/teams in a select; beyond that the field takes typed text
 COLOUR_RE = re.compile(r"[A-Za-z]+")
-ERROR_PATH_RE = re.compile(r"^properties\.([A-Za-z0-9@_=\-]+)(?=[.\[:;\s]|$)")
 IPV4_PATTERN = r"((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 
 
@@ -481,9 +481,9 @@ def _number(text, path):
     try:
         value = float(text)
     except ValueError:
-        raise _Invalid(f"{path}: {text!r} is not a number")
+        raise _Invalid(FieldError(path, f"{text!r} is not a number"))
     if value != value or value in (float("inf"), float("-inf")):
-        raise _Invalid(f"{path}: {text!r} is not a number")
+        raise _Invalid(FieldError(path, f"{text!r} is not a number"))
     return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
 
 
@@ -491,9 +491,9 @@ def _json(text, path):
     try:
         value = strictjson.loads(text)
     except json.JSONDecodeError as exc:
-        raise _Invalid(f"{path}: is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+        raise _Invalid(FieldError(path, f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"))
     except ValueError as exc:
-        raise _Invalid(f"{path}: is not valid JSON ({exc})")
+        raise _Invalid(FieldError(path, f"is not valid JSON ({exc})"))
     problem = strictjson.problem(value, path)
     if problem:
         raise _Invalid(problem)
@@ -505,7 +505,7 @@ def _datetime(text, path):
     try:
         return instant_text(instant_parse(text, query=True))
     except NotAnInstant as exc:
-        raise _Invalid(f"{path}: {exc}")
+        raise _Invalid(FieldError(path, str(exc)))
 
 
 def _item(text, item_type, path):
@@ -513,7 +513,7 @@ def _item(text, item_type, path):
         return _number(text, path)
     if item_type == "boolean":
         if text.lower() not in ("true", "false"):
-            raise _Invalid(f"{path}: {text!r} is not true or false")
+            raise _Invalid(FieldError(path, f"{text!r} is not true or false"))
         return text.lower() == "true"
     if item_type in ("object", "array"):
         return _json(text, path)
@@ -521,7 +521,11 @@ def _item(text, item_type, path):
 
 
 class _Invalid(Exception):
-    pass
+    """Text of a field that is not what its input takes; `error` says where and why."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
 
 
 def _value(field, data):
@@ -566,21 +570,32 @@ def properties_read(fields, data):
         try:
             value = _value(field, data)
         except _Invalid as exc:
-            errors[field.key] = str(exc)
+            errors[field.key] = str(exc.error)
             continue
         if value is not None:
             properties[field.key] = value
     return properties, errors
 
 
-def error_key(message):
-    """The input a `properties.<key>...` message is about, else None ("entity: ..." → "entity")."""
-    match = ERROR_PATH_RE.match(message)
-    if match:
-        return match.group(1)
-    if message.startswith("entity:"):
-        return "entity"
-    return None
+def attach_run_errors(exc, fields, *, entity_field=None):
+    """Put each error of a refused run request (a PortalError from `run_request`) on the field its path names:
+    `properties.<key>...` on the input `key`, `entity` on the entity picker. A field with several errors shows
+    them joined by "; ". Returns the text of the errors no field holds, for the top of the form ("" if none)."""
+    by_key = {field.key: field for field in fields}
+    placed, left = {}, []
+    for error in exc.errors:
+        parts = error.parts
+        if parts[:1] == ("properties",) and len(parts) > 1 and parts[1] in by_key:
+            target = by_key[parts[1]]
+        elif parts[:1] == ("entity",) and entity_field is not None:
+            target = entity_field
+        else:
+            left.append(str(error))
+            continue
+        placed.setdefault(id(target), (target, []))[1].append(str(error))
+    for target, texts in placed.values():
+        target.error = "; ".join(texts)
+    return "; ".join(left)
 
 
 def operation_takes_entity(action):

@@ -170,18 +170,23 @@ def _until(raw):
         return None
     moment = instant_field(raw, "properties.until", query=True)
     if moment <= timezone.now():
-        raise ValidationFailed("properties.until: must be in the future")
+        raise ValidationFailed("must be in the future", path="properties.until")
     return instant_text(moment)
 
 
 def _place(form, exc):
-    """Put the service's message at the field it names, else at the top of the form."""
-    message = exc.message
-    for name in ("reason", "until"):
-        if message.startswith((f"properties.{name}:", f"properties.{name}.", f"properties.{name}[")):
-            setattr(form, f"{name}_error", message.split(":", 1)[1].strip() if ":" in message else message)
-            return
-    form.error = message
+    """Put each of the service's errors at the field its path names (`properties.reason`, `properties.until`),
+    as its message alone; the others at the top of the form."""
+    left = []
+    for error in exc.errors:
+        name = error.parts[1] if error.parts[:1] == ("properties",) and len(error.parts) > 1 else None
+        if name in ("reason", "until"):
+            shown = getattr(form, f"{name}_error", "")
+            setattr(form, f"{name}_error", f"{shown}; {error.message}" if shown else error.message)
+        else:
+            left.append(str(error))
+    if left:
+        form.error = "; ".join(left)
 
 
 @login_required
@@ -194,10 +199,10 @@ def locks_page(request):
                     environment=post.get("environment", ""), reason=post.get("reason", ""), until=post.get("until", ""))
     try:
         if (scope, op) not in LOCK_ACTIONS or not form.environment or (scope == "service" and not form.service):
-            raise ValidationFailed("scope: name a service and an environment, or an environment, to lock or unlock")
+            raise ValidationFailed("name a service and an environment, or an environment, to lock or unlock", path="scope")
         action = lock_actions().get((scope, op))
         if action is None:
-            raise NotFound(f"action: {LOCK_ACTIONS[(scope, op)]!r} is not installed (manage.py load_starter adds it)")
+            raise NotFound(f"{LOCK_ACTIONS[(scope, op)]!r} is not installed (manage.py load_starter adds it)", path="action")
         inputs = (action.trigger.get("userInputs") or {}).get("properties") or {}
         properties = {}
         if "reason" in inputs:

@@ -16,7 +16,6 @@ DATE_PRESETS = (
     ("today", "Today"), ("yesterday", "Yesterday"), ("tomorrow", "Tomorrow"), ("lastWeek", "Last 7 days"),
     ("lastMonth", "Last month"), ("last3Months", "Last 3 months"), ("last12Months", "Last 12 months"),
 )
-RULE_INDEX = re.compile(r"^rules\[(\d+)\][^:]*: ?")
 
 
 @dataclass
@@ -91,11 +90,15 @@ def filter_rule_set(controls):
     return {"combinator": "and", "rules": rules}, owners
 
 
-def attach_error(message, owners):
-    """Put a ValidationFailed message (`rules[2].value: must be a number ...`) on the control it names;
-    returns False when it names none (the page shows it at the top)."""
-    match = RULE_INDEX.match(message)
-    if match is None or int(match.group(1)) >= len(owners):
-        return False
-    owners[int(match.group(1))].error = message[match.end():] or message
-    return True
+def attach_errors(exc, owners):
+    """Put each error of a refused search (`rules[2].value`: "must be a number ...") on the control that made
+    rule 2, as its message alone; returns the text of the errors no control made, for the top of the page."""
+    left = []
+    for error in exc.errors:
+        parts = error.parts
+        if len(parts) > 1 and parts[0] == "rules" and isinstance(parts[1], int) and parts[1] < len(owners):
+            control = owners[parts[1]]
+            control.error = f"{control.error}; {error.message}" if control.error else error.message
+        else:
+            left.append(str(error))
+    return "; ".join(left)

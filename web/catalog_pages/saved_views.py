@@ -48,7 +48,8 @@ def saved_view_post(request, blueprint, blueprint_url, shown_keys):
                                query=view_query(request.GET), columns=list(shown_keys),
                                shared=request.POST.get("shared") == "on")
     except PortalError as exc:
-        return None, exc.message.removeprefix("name: ")
+        # shown under the name field: an error about the name as its message alone
+        return None, "; ".join(error.message if error.path == "name" else str(error) for error in exc.errors)
     messages.success(request, f"Saved the view “{view.name}”" + (", shared with everyone who can see this blueprint."
                                                                   if view.shared else "."))
     return redirect(view_href(blueprint_url, view)), ""

@@ -11,7 +11,7 @@ from catalog.selectors.blueprints import blueprints_by_identifier
 from web.catalog_pages.blueprints import readable_blueprint_or_404
 from web.catalog_pages.columns import (blueprint_columns, blueprint_url, default_column_keys, entity_url,
                                    needs_blueprint_definitions)
-from web.catalog_pages.filters import attach_error, filter_controls, filter_rule_set
+from web.catalog_pages.filters import attach_errors, filter_controls, filter_rule_set
 from catalog.selectors.sorted_pages import Page, Sort, sorted_page
 from web.catalog_pages.saved_views import saved_view_post, saved_views_context
 from catalog.selectors.entities import entities_json
@@ -96,15 +96,14 @@ def entity_table(request, blueprint):
     page, error, status = Page([], None, None), "", 200
     try:
         if str(sort) not in sortable:
-            raise ValidationFailed(f"sort: {sort.key!r} is not a column this table can sort by")
+            raise ValidationFailed(f"{sort.key!r} is not a column this table can sort by", path="sort")
         limit = page_size(request)
         queryset = search_queryset(rule_set, user=request.user, blueprint=bp)
         page = sorted_page(queryset, sort=sort, limit=limit, after=request.GET.get("after"),
                            before=request.GET.get("before"))
     except ValidationFailed as exc:
         status = 422
-        if not attach_error(exc.message, owners):
-            error = exc.message
+        error = attach_errors(exc, owners)
     for row in page.rows:
         row.blueprint = bp
     documents = entities_json(page.rows, user=request.user)
