@@ -35,6 +35,10 @@ class Blueprint(models.Model):
     formula_properties = models.JSONField(default=dict, blank=True)
     ownership = models.JSONField(null=True, blank=True)
     changelog_destination = models.JSONField(null=True, blank=True)
+    # The aggregation properties whose values depend on this blueprint's entities: [[blueprint, key], ...] of the
+    # blueprints whose aggregations target it or walk through it (catalog/selectors/aggregations.py); kept by the
+    # blueprint services, read by every entity write so that one of a blueprint nothing aggregates pays nothing.
+    aggregated_by = models.JSONField(default=list, blank=True)
     # Scorecards of the blueprint's entities (catalog/scorecards.py): a list in Port's shape, kept with the definition.
     scorecards = models.JSONField(default=list, blank=True)
     # Blueprint-level permission settings guardian cannot hold (ownedByTeam flags per verb).
@@ -73,6 +77,8 @@ class Entity(models.Model):
     updated_by = models.CharField(max_length=254, blank=True, default="")
     # The run that created/last changed the entity (runs arrive with the actions app).
     run_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    # Aggregation property values ({key: number | null}), kept current by the entity and blueprint writers.
+    aggregates = models.JSONField(null=True, blank=True)
     # True for targets created by create_missing_related_entities.
     is_stub = models.BooleanField(default=False)
     # Who last wrote it: an Ocean integration's User-Agent (port-ocean/<type>/<version>/<id>/exporter), else ''.

@@ -71,12 +71,20 @@ def _empty(spec):
 class _BlueprintGraph:
     """Blueprint identifiers and ids, and which blueprints reach which through relations (forwards)."""
 
-    def __init__(self):
-        rows = Blueprint.objects.values_list("id", "identifier", "relations")
-        self.ids = {identifier: pk for pk, identifier, _ in rows}
+    def __init__(self, rows=None):
+        rows = rows if rows is not None else Blueprint.objects.values_list("id", "identifier", "relations",
+                                                                          "aggregation_properties")
+        rows = [(*row, None)[:4] for row in rows]
+        self.ids = {identifier: pk for pk, identifier, _, _ in rows}
+        self.aggregations = {identifier: aggregations or {} for _, identifier, _, aggregations in rows}
         self.targets = {identifier: {r["target"] for r in (relations or {}).values() if isinstance(r, dict)}
-                        for _, identifier, relations in rows}
+                        for _, identifier, relations, _ in rows}
         self._reach = {}
+
+    @classmethod
+    def of(cls, rows):
+        """A graph of (id, identifier, relations) rows given, without a query."""
+        return cls(list(rows))
 
     def reachable(self, start):
         """Blueprints reached from `start` by one or more relation hops."""
@@ -190,3 +198,53 @@ def _json_number(value):
     if not math.isfinite(number):
         return None
     return int(number) if number.is_integer() and abs(number) < 2 ** 53 else number
+
+
+def aggregation_dependencies(blueprints):
+    """{blueprint identifier: [[blueprint, key], ...]}: for each blueprint, the aggregation properties whose values
+    its entities can change — those targeting it, walking through it, or defined on it (its relations change).
+    `blueprints`: (identifier, relations, aggregation properties) of every blueprint."""
+    graph = _BlueprintGraph.of([(i, i, relations) for i, relations, _ in blueprints])
+    dependencies = {identifier: [] for identifier, _, _ in blueprints}
+    for own, _, aggregations in blueprints:
+        for key, aggregation in sorted((aggregations or {}).items()):
+            involved = {own, aggregation["target"]}
+            for start, goal in ((own, aggregation["target"]), (aggregation["target"], own)):
+                if goal in graph.reachable(start):
+                    involved |= {b for b in graph.reachable(start) if b == goal or goal in graph.reachable(b)}
+            for identifier in sorted(involved):
+                if identifier in dependencies:
+                    dependencies[identifier].append([own, key])
+    return dependencies
+
+
+def aggregation_sources(blueprint, entity_ids):
+    """{blueprint identifier: {entity id}}: the entities whose aggregation values may change when entities
+    `entity_ids` of `blueprint` change (their properties, relations or existence): each aggregation listed in the
+    blueprint's `aggregated_by`, walked backwards from them. Call it before and after a change: a path the change
+    removes is seen before, one it adds after. One statement per aggregation property; none when nothing
+    aggregates over the blueprint."""
+    ids = list(entity_ids)
+    if not blueprint.aggregated_by or not ids:
+        return {}
+    graph, sources = _BlueprintGraph(), {}
+    for own, key in blueprint.aggregated_by:
+        found = sources.setdefault(own, set())
+        if own == blueprint.identifier:
+            found.update(ids)
+        aggregation = graph.aggregations.get(own, {}).get(key)
+        if aggregation is None or own not in graph.ids:
+            continue
+        target = aggregation["target"]
+        parts = []
+        if target in graph.reachable(own):  # sources reach targets forwards: walk back along incoming edges
+            parts.append(_walk_sql("target_id", "source_id", graph.between(own, target) + [graph.ids[own]]))
+        if own in graph.reachable(target):  # targets reach sources: walk forwards from the changed entities
+            parts.append(_walk_sql("source_id", "target_id", graph.between(target, own)))
+        text = " UNION ".join(t for t, _ in parts)
+        params = [ids if p == "sources" else p for _, ps in parts for p in ps]
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT DISTINCT w.entity_id FROM ({text}) w JOIN {ENTITY_TABLE} e ON e.id = w.entity_id "
+                           f"WHERE e.blueprint_id = %s", [*params, graph.ids[own]])
+            found.update(row[0] for row in cursor.fetchall())
+    return {own: found for own, found in sources.items() if found}

@@ -195,6 +195,8 @@ def entities_json(entities, *, user, include=(), exclude=(), calculated=True):
         for key in blueprint.schema.get("properties", {}):
             properties.setdefault(key, None)
         properties.update(mirrors.get(entity.pk, {}))
+        for key in blueprint.aggregation_properties or {}:
+            properties[key] = (entity.aggregates or {}).get(key)
         documents.append({
             "identifier": entity.identifier,
             "title": entity.title,

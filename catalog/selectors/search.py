@@ -86,8 +86,8 @@ Semantics (decided here; tests in tests/catalog/test_search_rules.py pin them)
       `NOT EXISTS`). The chain passes through, and reads from, entities the caller may read only (the
       rule of `entities_visible_to`): to the caller a mirror through or to an entity they may not read
       is null, as in the entity JSON, so a filter cannot confirm a value they may not see.
-      Calculation and aggregation properties are computed when entities are rendered and cannot be
-      searched in SQL: 422.
+      Aggregation properties are numbers kept in the `aggregates` column and compare as number properties;
+      calculation properties are computed when entities are rendered and cannot be searched in SQL: 422.
     - `relatedTo` `{"blueprint", "value": id | [ids], "direction", "required"}`: the named
       entities are the sources. `upstream` (default) returns what the sources depend on, following
       source→target edges outward; `downstream` returns what depends on them, following edges
@@ -552,12 +552,11 @@ class _Compiler:
             kind = self.kind_of(blueprint, prop)
             if kind is not None:
                 kinds[identifier] = kind
-        computed = [(i, k) for i, k in kinds.items() if k[0] in ("calculation", "aggregation")]
+        computed = [(i, k) for i, k in kinds.items() if k[0] == "calculation"]
         if computed:
-            identifier, (kind, _) = computed[0]
-            _fail(_at(path, "property"), f"{prop!r} is {'a calculation' if kind == 'calculation' else 'an aggregation'} "
-                                         f"property of blueprint {identifier!r}: it is computed when entities are "
-                                         "rendered and cannot be searched")
+            identifier, _ = computed[0]
+            _fail(_at(path, "property"), f"{prop!r} is a calculation property of blueprint {identifier!r}: it is "
+                                         "computed when entities are rendered and cannot be searched")
         if not kinds:
             where = (f"blueprint {next(iter(scope))!r}" if len(scope) == 1
                      else "any blueprint in scope" if scope else "any blueprint (no blueprint is in scope)")
@@ -602,6 +601,8 @@ class _Compiler:
         name, definition = kind
         if name == "schema":
             return self.schema_leaf(prop, definition, positive, value, operator, path, ref)
+        if name == "aggregation":  # a number kept in the `aggregates` column (catalog/services/aggregations.py)
+            return self.schema_leaf(prop, {"type": "number"}, positive, value, operator, path, ref, column="aggregates")
         if name == "relation":
             return self.relation_leaf(prop, positive, value, operator, path, ref)
         return self.mirror_leaf(blueprint, prop, definition, positive, value, operator, path, ref)
@@ -645,7 +646,7 @@ class _Compiler:
             return _sql(f"{column} = %s", _string(value, path))
         return _sql(f"{column} = ANY(%s::text[])", _strings(value, path))
 
-    def schema_leaf(self, key, prop, positive, value, operator, path, ref):
+    def schema_leaf(self, key, prop, positive, value, operator, path, ref, column="properties"):
         ptype, fmt = prop.get("type"), prop.get("format")
         allowed = set(SCHEMA_OPERATORS.get(ptype, {"isNotEmpty"}))
         if ptype == "string" and fmt in DATE_FORMATS:
@@ -656,7 +657,7 @@ class _Compiler:
         if positive == "=" and ptype == "string" and fmt in DATE_FORMATS and _is_range_value(value):
             positive = "between"
         self.allow(positive, allowed, operator, described, path)
-        column, value_path = ref("properties"), _at(path, "value")
+        column, value_path = ref(column), _at(path, "value")
         if positive == "isNotEmpty":
             return _sql(f"COALESCE({column} -> %s, 'null'::jsonb) NOT IN "
                         "('null'::jsonb, '\"\"'::jsonb, '[]'::jsonb, '{}'::jsonb)", key)

@@ -12,6 +12,7 @@ from catalog.definitions import blueprint_definition_clean
 from catalog.models import Blueprint, Entity, Relation, Timer
 from catalog.scorecards import scorecard_definition_clean
 from catalog.selectors.blueprints import DEFINITION_FIELDS, blueprint_definitions, blueprint_json
+from catalog.services.aggregations import aggregated_by_rebuild, aggregates_recompute
 from catalog.services.scorecards import scorecards_reevaluate
 from catalog.services.permissions import blueprint_permissions_initialize
 from catalog.validation import property_json_schema, property_value_errors
@@ -45,6 +46,7 @@ def blueprint_create(*, actor, data):
     blueprint = Blueprint(identifier=clean["identifier"], created_by=actor.label, updated_by=actor.label)
     _apply(blueprint, clean)
     blueprint.save()
+    aggregated_by_rebuild()
     blueprint_permissions_initialize(blueprint)
     audit_record(actor=actor, verb=audit_choices.BLUEPRINT_CREATED, action=audit_choices.AuditAction.CREATE,
                  resource_type="blueprint", identifier=blueprint.identifier, blueprint=blueprint.identifier,
@@ -83,12 +85,25 @@ def blueprint_update(*, actor, blueprint, data, partial=False):
     blueprint.updated_by = actor.label
     blueprint.version += 1
     blueprint.save()
+    if (before["relations"], before["aggregationProperties"]) != (clean["relations"], clean["aggregationProperties"]):
+        _aggregations_follow(actor, blueprint)
     scorecards_reevaluate(actor=actor, blueprint=blueprint)
     after = blueprint_json(blueprint)
     audit_record(actor=actor, verb=audit_choices.BLUEPRINT_UPDATED, action=audit_choices.AuditAction.UPDATE,
                  resource_type="blueprint", identifier=blueprint.identifier, blueprint=blueprint.identifier,
                  before=before, after=after, message="; ".join(migration_notes))
     return blueprint
+
+
+def _aggregations_follow(actor, blueprint):
+    """Relations or aggregations changed: who aggregates over what is rebuilt, and every aggregation that did or
+    now does depend on this blueprint is recomputed over all its entities."""
+    depending = {own for own, _ in blueprint.aggregated_by}
+    aggregated_by_rebuild()
+    blueprint.refresh_from_db(fields=["aggregated_by"])
+    depending |= {own for own, _ in blueprint.aggregated_by}
+    for own in sorted(depending):
+        aggregates_recompute(actor=actor, blueprint=Blueprint.objects.get(identifier=own))
 
 
 def _scorecards_check(blueprint):
@@ -195,6 +210,7 @@ def blueprint_delete(*, actor, blueprint, delete_entities=False):
 
     blueprint_permissions_clear(blueprint)
     blueprint.delete()
+    aggregated_by_rebuild()
     audit_record(actor=actor, verb=audit_choices.BLUEPRINT_DELETED, action=audit_choices.AuditAction.DELETE,
                  resource_type="blueprint", identifier=before["identifier"], blueprint=before["identifier"], before=before,
                  message=f"Deleted with {count} entities." if count else "")

@@ -27,6 +27,8 @@ from audit.services import audit_event_build, audit_record_many
 from catalog.access import blueprint_access
 from catalog.identifiers import check_entity_identifier
 from catalog.models import Entity, Relation, Team, Timer
+from catalog.selectors.aggregations import aggregation_sources
+from catalog.services.aggregations import aggregates_refresh
 from catalog.services.scorecards import scorecards_evaluate
 from catalog.services.row_locks import (KEY_SHARE, NO_KEY_UPDATE, STRENGTH, UPDATE, blueprints_lock,
                                         entity_rows_insert, entity_rows_lock, strongest)
@@ -396,6 +398,7 @@ def _store(actor, blueprint, writes, inserted, team_ids_by_name, run_id, now, st
                                ["title", "icon", "properties", "updated_by", "updated_at", "is_stub", "run_id", "datasource"])
     entity_ids = [w.entity.pk for w in writes]
     ids_by_identifier = {w.identifier: w.entity.pk for w in writes}
+    sources = aggregation_sources(blueprint, entity_ids)  # what the relations reach before the change
     _relations_store(blueprint, writes, ids_by_identifier)
 
     updated = [w for w in writes if w.existing is not None]
@@ -404,6 +407,9 @@ def _store(actor, blueprint, writes, inserted, team_ids_by_name, run_id, now, st
     through.objects.bulk_create([through(entity_id=w.entity.pk, team_id=team_ids_by_name[name]) for w in writes for name in w.teams])
 
     _timers_sync(blueprint, writes)
+    for own, found in aggregation_sources(blueprint, entity_ids).items():
+        sources.setdefault(own, set()).update(found)
+    aggregates_refresh(actor=actor, sources=sources, written_ids=set(entity_ids))
     standings = scorecards_evaluate(blueprint, entity_ids)
     # Step 6 of the lock order: the audit, last.
     audit_record_many([
@@ -543,7 +549,12 @@ def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, r
         doomed, cleared = _dependents_find(roots, delete_dependents)
     _check_unregister(actor, doomed.values())
     before = _stored_snapshots(list(doomed.values()) + [source for source, _ in cleared.values()])
+    sources = {}  # whose aggregations counted what goes: found before it goes
+    for group in _by_blueprint([*doomed.values(), *(s for s, _ in cleared.values())]):
+        for own, found in aggregation_sources(group[0].blueprint, [e.pk for e in group]).items():
+            sources.setdefault(own, set()).update(found)
     Entity.objects.filter(pk__in=list(doomed)).delete()
+    aggregates_refresh(actor=actor, sources=sources)
     audit_events = [
         audit_event_build(actor=actor, verb=audit_choices.ENTITY_DELETED, action=audit_choices.AuditAction.DELETE,
                           resource_type="entity", identifier=e.identifier, blueprint=e.blueprint.identifier, run_id=run_id,
@@ -565,6 +576,13 @@ def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, r
                 "origin": actor.origin, "runId": run_id or None} for a, bp, i, b, af in changes]
     events.announce(events.ENTITY_CHANGED, payload)
     return [e.identifier for e in roots], [e.identifier for e in doomed.values() if e.pk not in {r.pk for r in roots}]
+
+
+def _by_blueprint(entities):
+    groups = defaultdict(list)
+    for entity in entities:
+        groups[entity.blueprint_id].append(entity)
+    return list(groups.values())
 
 
 def _dependents_find(roots, delete_dependents):

@@ -64,7 +64,7 @@ def scorecards_evaluate(blueprint, entity_ids=None):
     return standings
 
 
-def _announce_standing_changes(actor, blueprint, standings):
+def scorecard_standings_announce(actor, blueprint, standings):
     """A scorecard change that moves entities' standings is an UPDATE of each of them for the event hook (automations
     listening on ENTITY_UPDATED see `diff.before.scorecards` and `diff.after.scorecards`)."""
     changed = {entity_id: pair for entity_id, pair in standings.items() if pair[0] != pair[1]}
@@ -84,7 +84,7 @@ def _announce_standing_changes(actor, blueprint, standings):
 
 def scorecards_reevaluate(*, actor, blueprint):
     """Every entity of `blueprint` evaluated again (its scorecards or definition changed), level changes announced."""
-    _announce_standing_changes(actor, blueprint, scorecards_evaluate(blueprint))
+    scorecard_standings_announce(actor, blueprint, scorecards_evaluate(blueprint))
 
 
 def _locked(blueprint):

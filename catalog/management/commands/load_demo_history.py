@@ -1,5 +1,5 @@
-"""`manage.py load_demo_history`: a month of deployments of the demo services, so the deployment views and DORA
-figures have something to show, and two developer environments of the demo developer, so the home page shows
+"""`manage.py load_demo_history`: a month of deployments of the demo services, so the deployment views, DORA
+figures and the Production readiness scorecard have something to show, and two developer environments of the demo developer, so the home page shows
 TTL countdowns and a third environment needs an approval (the starter quota). Runs once: it does nothing when
 deployments exist already."""
 import random
@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.models import Blueprint, Entity
+from catalog.models import Blueprint, Entity, Team
 from catalog.services.entities import CREATE, UPSERT_MERGE, entity_write_one
 from portal.actor import Actor
 from portal.datetimes import instant_text
@@ -52,9 +52,21 @@ class Command(BaseCommand):
             self.stdout.write("Demo history: deployments exist already; nothing added.")
             return
         with transaction.atomic():
+            self._service_readiness(blueprints["Component"])
             count = self._deployments(blueprints)
             self._dev_environments(blueprints["devEnvironment"])
         self.stdout.write(f"Demo history: {count} deployments and 2 developer environments added.")
+
+    def _service_readiness(self, blueprint):
+        """What the Production readiness scorecard reads: both services are the demo's Checkout team's, CartService
+        has a README and an on-call, ProductsService a README only."""
+        actor, teams = Actor.system(), list(Team.objects.filter(name="Checkout").values_list("name", flat=True))
+        for service, properties, owners in (
+                ("CartService", {"readme": "https://docs.portal.test/cart", "onCall": "#cart-oncall"}, teams),
+                ("ProductsService", {"readme": "https://docs.portal.test/products"}, teams)):
+            if Entity.objects.filter(blueprint=blueprint, identifier=service).exists():
+                entity_write_one(actor=actor, blueprint=blueprint, mode=UPSERT_MERGE, data={
+                    "identifier": service, "properties": properties, **({"team": owners} if owners else {})})
 
     def _deployments(self, blueprints):
         rng, now, ci = random.Random(7), timezone.now(), Actor(client_id="ci-demo")

@@ -1,5 +1,6 @@
 """Install the starter blueprints and entities (environments, running services, deployments, developer
-environments, cloud resources, temporary access). `load_starter` (actions app) runs this, then adds the starter actions.
+environments, cloud resources, temporary access), and the Production readiness scorecard on services with the
+properties and aggregations it reads. `load_starter` (actions app) runs this, then adds the starter actions.
 
 Loads the founding example first when its `Component` blueprint is missing (running services relate to
 it). Only blueprints and entities that do not exist yet are written, so a second run changes nothing and
@@ -11,7 +12,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.models import Blueprint, Entity
+from catalog.services.blueprints import blueprint_update
 from catalog.services.catalog_import import catalog_import
+from catalog.services.scorecards import scorecard_create
 from portal.actor import Actor
 from portal.errors import PortalError
 
@@ -35,9 +38,36 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if not Blueprint.objects.filter(identifier="Component").exists():
             call_command("load_catalog", stdout=self.stdout)
+        starter = json.loads(STARTER.read_text())
         try:
-            document = starter_missing(json.loads(STARTER.read_text()))
-            counts = catalog_import(actor=Actor.system(), document=document)
+            counts = catalog_import(actor=Actor.system(), document=starter_missing(starter))
+            extended = starter_extend(starter)
         except PortalError as exc:
             raise CommandError(f"{STARTER}: {exc.message}")
         self.stdout.write(f"Starter catalog: {counts['blueprints']} blueprints and {counts['entities']} entities added.")
+        if extended:
+            self.stdout.write(f"Starter catalog: added {', '.join(extended)}.")
+
+
+def starter_extend(document):
+    """Properties and aggregation properties the starter adds to blueprints it did not create (the founding
+    example's Component), and its scorecards: each only when missing, so a second run changes nothing and a
+    property or scorecard people changed stays theirs. Returns what was added, in words."""
+    actor, added = Actor.system(), []
+    for extension in document.get("blueprintExtensions", []):
+        blueprint = Blueprint.objects.get(identifier=extension["blueprint"])
+        properties = {k: v for k, v in extension.get("properties", {}).items()
+                      if k not in blueprint.schema.get("properties", {})}
+        aggregations = {k: v for k, v in extension.get("aggregationProperties", {}).items()
+                        if k not in blueprint.aggregation_properties}
+        if properties or aggregations:
+            blueprint_update(actor=actor, blueprint=blueprint, partial=True, data={
+                "schema": {**blueprint.schema, "properties": {**blueprint.schema.get("properties", {}), **properties}},
+                "aggregationProperties": {**blueprint.aggregation_properties, **aggregations}})
+            added.append(f"{len(properties) + len(aggregations)} properties on {blueprint.identifier}")
+    for item in document.get("scorecards", []):
+        blueprint = Blueprint.objects.get(identifier=item["blueprint"])
+        if all(s["identifier"] != item["scorecard"]["identifier"] for s in blueprint.scorecards):
+            scorecard_create(actor=actor, blueprint=blueprint, data=item["scorecard"])
+            added.append(f"the {item['scorecard']['title']} scorecard on {blueprint.identifier}")
+    return added
