@@ -4,6 +4,7 @@ from rest_framework.test import APIClient
 from portal.actor import Actor
 from tests.factories import UserFactory
 from tests.support.api import api_for
+from tests.support.mirrors import mirror_catalog
 
 
 @pytest.fixture
@@ -35,3 +36,13 @@ def member_api(member_user):
 def anon_api():
     return APIClient()
 
+
+@pytest.fixture
+def eager(settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # tasks run at once, in this process (a live server's too: before its redirect)
+
+
+@pytest.fixture
+def mirrored_catalog(db):
+    """tests/support/mirrors.py's catalog, whose Service mirrors values not every reader may read."""
+    mirror_catalog()

@@ -1,23 +1,31 @@
-"""Test data: one factory per model. Factories that need a service's side effects (a team's group,
-its audit event) create through that service."""
+"""Test data: one factory per model. Factories whose rows a service writes in production (a team and its group,
+a blueprint and its permissions, an entity, an API credential) create through that service, as the system unless
+given an `actor`, so the permissions and audit events are the ones production has."""
 import factory
 from factory.django import DjangoModelFactory, Password
 
 from actions.models import Action, Run
-from catalog.models import Team
+from catalog.models import Blueprint, Entity, Team
+from catalog.services.api_clients import api_client_create
+from catalog.services.blueprints import blueprint_create
+from catalog.services.entities import UPSERT, UPSERT_MERGE, entity_write_one
+from catalog.services.permissions import blueprint_permissions_update
 from catalog.services.teams import team_create
 from portal.actor import Actor
+from portal.models import ApiClient
 
 
 class TeamFactory(DjangoModelFactory):
+    """`TeamFactory(name="platform", users=["dev@example.com"])`: the keys of a team's JSON, through team_create."""
+
     class Meta:
         model = Team
 
     name = factory.Sequence(lambda n: f"team-{n}")
 
     @classmethod
-    def _create(cls, model_class, *args, **kwargs):
-        return team_create(actor=Actor.system(), data=kwargs)
+    def _create(cls, model_class, *args, actor=None, **data):
+        return team_create(actor=actor or Actor.system(), data=data)
 
 
 class UserFactory(DjangoModelFactory):
@@ -79,3 +87,102 @@ class RunFactory(DjangoModelFactory):
 
     id = factory.Sequence(lambda n: f"r_factory{n:04d}")
     action = factory.SubFactory(ActionFactory)
+
+
+class BlueprintFactory(DjangoModelFactory):
+    """`BlueprintFactory(**SERVICE)` or `BlueprintFactory(identifier="Env", schema={...}, relations={...})`: the keys
+    of a blueprint's JSON definition, created through blueprint_create; `permissions` (the permissions document)
+    then goes through blueprint_permissions_update."""
+
+    class Meta:
+        model = Blueprint
+
+    identifier = factory.Sequence(lambda n: f"blueprint{n}")
+    title = factory.SelfAttribute("identifier")
+    schema = factory.LazyFunction(lambda: {"properties": {}})
+
+    @classmethod
+    def _create(cls, model_class, *args, actor=None, permissions=None, **data):
+        actor = actor or Actor.system()
+        blueprint = blueprint_create(actor=actor, data=data)
+        if permissions is not None:
+            blueprint_permissions_update(actor=actor, blueprint=blueprint, data=permissions)
+        return blueprint
+
+
+class EntityFactory(DjangoModelFactory):
+    """`EntityFactory(blueprint="Service", identifier="checkout", team=["payments"], properties={...})`: the keys of an
+    entity's JSON, upserted through entity_write_one (`mode` another write mode, e.g. UPSERT_MERGE) on `blueprint`,
+    an identifier or a Blueprint."""
+
+    class Meta:
+        model = Entity
+
+    blueprint = "Service"
+    identifier = factory.Sequence(lambda n: f"entity-{n}")
+
+    @classmethod
+    def _create(cls, model_class, *args, blueprint, actor=None, mode=UPSERT, **data):
+        if isinstance(blueprint, str):
+            blueprint = Blueprint.objects.get(identifier=blueprint)
+        return entity_write_one(actor=actor or Actor.system(), blueprint=blueprint, data=data, mode=mode).entity
+
+
+
+class RunningServiceFactory(EntityFactory):
+    """The running service `<service>-<environment>` of the starter deployment blueprints, related to both."""
+
+    class Params:
+        service = "CartService"
+        environment = "production"
+
+    blueprint = "runningService"
+    identifier = factory.LazyAttribute(lambda o: f"{o.service}-{o.environment}")
+    relations = factory.LazyAttribute(lambda o: {"service": o.service, "environment": o.environment})
+
+
+class DeploymentFactory(EntityFactory):
+    """A deployment entity of `running_service` (an identifier), with the properties a test gives."""
+
+    class Params:
+        running_service = "CartService-production"
+
+    blueprint = "deployment"
+    identifier = factory.Sequence(lambda n: f"deployment-{n}")
+    relations = factory.LazyAttribute(lambda o: {"runningService": o.running_service})
+
+
+class LockFactory(EntityFactory):
+    """A lock on an existing environment or running service: its lock properties merged in (UPSERT_MERGE)."""
+
+    class Params:
+        reason = "release freeze"
+        by = "sre@example.com"
+        at = "2025-01-01T00:00:00.000Z"
+        until = None
+
+    blueprint = "environment"
+    mode = UPSERT_MERGE
+
+    @factory.lazy_attribute
+    def properties(self):
+        properties = {"locked": True, "lockReason": self.reason, "lockedBy": self.by, "lockedAt": self.at}
+        if self.until:
+            properties["lockedUntil"] = self.until
+        return properties
+
+
+class ApiClientFactory(DjangoModelFactory):
+    """An API credential of `user`, created through api_client_create; its plain secret (shown once) is `.secret`."""
+
+    class Meta:
+        model = ApiClient
+
+    user = factory.SubFactory(UserFactory)
+    is_machine = True
+
+    @classmethod
+    def _create(cls, model_class, *args, user, is_machine, actor=None):
+        client, secret = api_client_create(actor=actor or Actor.system(), user=user, is_machine=is_machine)
+        client.secret = secret
+        return client

@@ -48,3 +48,47 @@ def test_the_check_sees_each_kind_of_forbidden_import(tmp_path):
         "tests/actions/test_one.py:3 imports tests.actions.test_two",
         "tests/actions/test_one.py:4 imports tests.actions.test_two",
     ]
+
+
+def fixtures_of(path):
+    """Names of the fixtures the module at `path` defines (`@pytest.fixture`, `@pytest.fixture(...)`, `@fixture`)."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+                if name == "fixture":
+                    names.append(node.name)
+    return names
+
+
+def fixtures_defined_twice(root):
+    """`name: path, path` for each fixture name that two modules under `root` (test modules or conftests) define:
+    one shadows the other, or both hold the same set-up that belongs in a conftest."""
+    where = {}
+    for path in sorted(root.rglob("*.py")):
+        for name in fixtures_of(path):
+            where.setdefault(name, []).append(str(path.relative_to(root.parent)))
+    return [f"{name}: {', '.join(paths)}" for name, paths in sorted(where.items()) if len(paths) > 1]
+
+
+def test_no_fixture_name_is_defined_in_two_modules():
+    assert fixtures_defined_twice(TESTS) == []
+
+
+def test_the_fixture_check_sees_a_fixture_defined_twice(tmp_path):
+    root = tmp_path / "tests"
+    (root / "catalog").mkdir(parents=True)
+    (root / "conftest.py").write_text("import pytest\n\n@pytest.fixture\ndef catalog(db):\n    pass\n")
+    (root / "catalog" / "test_one.py").write_text(
+        "import pytest\nfrom pytest import fixture\n\n"
+        "@pytest.fixture(autouse=True)\ndef catalog(db):\n    pass\n\n"
+        "@fixture\ndef world():\n    pass\n\n"
+        "def helper():\n    pass\n")
+    (root / "catalog" / "test_two.py").write_text(
+        "import pytest\n\n@pytest.fixture\ndef world():\n    pass\n\n@pytest.fixture\ndef own():\n    pass\n")
+    assert fixtures_defined_twice(root) == [
+        "catalog: tests/catalog/test_one.py, tests/conftest.py",
+        "world: tests/catalog/test_one.py, tests/catalog/test_two.py",
+    ]

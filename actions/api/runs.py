@@ -138,7 +138,7 @@ class RunApprovalView(ApiView):
 
 class RunApproversView(ApiView):
     def get(self, request, run_id):
-        from actions.services.runs import entity_team_ids
+        from catalog.selectors.entities import entity_team_ids
 
         run = _run_get(request, run_id)
         decisions = {a.approver.email: a for a in run.approvals.select_related("approver")}

@@ -7,7 +7,8 @@ from django.utils import timezone
 from actions.access import can_approve, eligible_approvers
 from actions.choices import Decision, RunStatus
 from actions.models import Approval, Run
-from actions.services.runs import entity_team_ids, run_audit, run_started, run_snapshot
+from actions.services.runs import run_audit, run_started, run_snapshot
+from catalog.selectors.entities import entity_team_ids
 from actions.state import transition
 from audit import choices as audit_choices
 from portal.actor import Actor

@@ -25,6 +25,7 @@ from audit import choices as audit_choices
 from audit.services import audit_record, audit_record_failure
 from catalog.access import is_admin
 from catalog.models import Entity
+from catalog.selectors.entities import entity_team_ids
 from portal.actor import Actor
 from portal.errors import Forbidden, PortalError, ValidationFailed
 from portal.outbox import outbox_enqueue
@@ -86,12 +87,6 @@ def _stored(value, revealed=()):
     """What a run is about to store from outside (a payload, a receiver's answer, a log line, a label): scrubbed of
     secret values, and made storable (a receiver's NUL, lone surrogate or NaN must not fail the run's write)."""
     return storable(secrets_scrub(value, revealed))
-
-
-def entity_team_ids(entity) -> set:
-    if entity is None:
-        return set()
-    return set(Entity.teams.through.objects.filter(entity_id=entity.pk).values_list("team_id", flat=True))
 
 
 def _locked(run):

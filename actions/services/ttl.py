@@ -27,7 +27,7 @@ from actions.access import can_execute
 from actions.choices import Operation, RunStatus
 from actions.models import Action, NotificationSettings, Run
 from actions.selectors.ttl import ttl_policies
-from actions.services.runs import entity_team_ids
+from catalog.selectors.entities import entity_team_ids
 from audit import choices as audit_choices
 from audit.services import audit_event_build, audit_record, audit_record_many
 from catalog.access import is_admin

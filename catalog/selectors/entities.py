@@ -42,8 +42,10 @@ def entities_owned_by_visible_to(user, *, limit):
 
 
 def entity_team_ids(entity):
-    """Ids of the teams owning `entity` (one the caller has read)."""
-    return set(entity.teams.values_list("id", flat=True))
+    """Ids of the teams owning `entity` (one the caller has read; None: no teams), in one query."""
+    if entity is None:
+        return set()
+    return set(Entity.teams.through.objects.filter(entity_id=entity.pk).values_list("team_id", flat=True))
 
 
 def entity_get(blueprint, identifier, *, user=None, for_update=False):

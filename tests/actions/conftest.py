@@ -1,6 +1,9 @@
 import pytest
 
+from actions.tasks import run_dispatch_task
 from catalog.models import Blueprint
+from tests.factories import UserFactory
+from tests.outbox import on_publish
 from tests.support import action_definitions, runs
 
 
@@ -15,3 +18,22 @@ def blueprints(db):
 def users(db):
     """The run tests' catalog (tests/support/runs.py): users by role, services of two teams."""
     return runs.catalog_setup()
+
+
+@pytest.fixture
+def run_dispatch_skipped(monkeypatch):
+    """Runs are not handed to a backend: the tests report back or decide themselves."""
+    monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: None)
+
+
+@pytest.fixture
+def dispatched(monkeypatch):
+    """The ids of the runs handed to run_dispatch_task, in order, instead of a broker."""
+    calls = []
+    on_publish(monkeypatch, {run_dispatch_task: lambda args: calls.append(args[0])})
+    return calls
+
+
+@pytest.fixture
+def requester(db):
+    return UserFactory(email="dev@example.com")

@@ -10,16 +10,11 @@ from django.urls import reverse
 from actions.models import Action, Run
 from audit import choices as audit_choices
 from audit.models import AuditEvent
-from tests.factories import RunFactory, UserFactory
-from tests.support.action_definitions import DAY2, DEV_ENV as DEV_ENV_WITH_TTL, catalog_setup
+from tests.factories import EntityFactory, RunFactory, UserFactory
+from tests.support.action_definitions import DAY2, DEV_ENV as DEV_ENV_WITH_TTL
 from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def world(db):
-    catalog_setup()
 
 
 def action_events(verb):
@@ -36,7 +31,7 @@ def create(api, data=DEV_ENV):
     return response.json()["action"]
 
 
-def test_crud_round_trip_with_audit(admin_api, world):
+def test_crud_round_trip_with_audit(admin_api, blueprints):
     created = create(admin_api)
     assert created["identifier"] == "spin_up_dev_env"
     assert created["requiredApproval"] == {"type": "ANY"}
@@ -72,7 +67,7 @@ def test_crud_round_trip_with_audit(admin_api, world):
         "ok": False, "error": "not_found", "message": "Action 'spin_up_dev_env' was not found."}
 
 
-def test_refusals(admin_api, member_api, world):
+def test_refusals(admin_api, member_api, blueprints):
     create(admin_api)
     duplicate = admin_api.post("/v1/actions", DEV_ENV, format="json")
     assert duplicate.status_code == 409 and duplicate.json()["error"] == "conflict"
@@ -96,7 +91,7 @@ def test_refusals(admin_api, member_api, world):
     assert not action_events(audit_choices.ACTION_UPDATED) and not action_events(audit_choices.ACTION_DELETED)
 
 
-def test_delete_is_refused_while_runs_exist(admin_api, world):
+def test_delete_is_refused_while_runs_exist(admin_api, blueprints):
     create(admin_api)
     action = Action.objects.get()
     for i in range(2):
@@ -107,7 +102,7 @@ def test_delete_is_refused_while_runs_exist(admin_api, world):
     assert Action.objects.filter(pk=action.pk).exists() and not action_events(audit_choices.ACTION_DELETED)
 
 
-def test_a_blueprint_used_by_an_action_cannot_be_deleted(admin_api, world):
+def test_a_blueprint_used_by_an_action_cannot_be_deleted(admin_api, blueprints):
     create(admin_api)
     blueprint = DEV_ENV["trigger"]["blueprintIdentifier"]
     response = admin_api.delete(f"/v1/blueprints/{blueprint}?delete_entities=true")
@@ -117,7 +112,7 @@ def test_a_blueprint_used_by_an_action_cannot_be_deleted(admin_api, world):
     assert admin_api.delete(f"/v1/blueprints/{blueprint}?delete_entities=true").status_code == 200
 
 
-def test_a_ttl_brings_the_built_in_extend_ttl_action(admin_api, world):
+def test_a_ttl_brings_the_built_in_extend_ttl_action(admin_api, blueprints):
     create(admin_api, DEV_ENV_WITH_TTL)
     extend = admin_api.get("/v1/actions/extend_ttl_Environment")
     assert extend.status_code == 200, extend.json()
@@ -133,7 +128,7 @@ def test_a_ttl_brings_the_built_in_extend_ttl_action(admin_api, world):
     assert Action.objects.filter(identifier="extend_ttl_Environment").count() == 1
 
 
-def test_list_filters(admin_api, world):
+def test_list_filters(admin_api, blueprints):
     create(admin_api)
     create(admin_api, DAY2)
 
@@ -152,7 +147,7 @@ def test_list_filters(admin_api, world):
     assert response.status_code == 422 and response.json()["message"].startswith("operation: must be one of")
 
 
-def test_members_see_actions_granted_to_them_their_team_or_the_member_role(admin_api, world):
+def test_members_see_actions_granted_to_them_their_team_or_the_member_role(admin_api, blueprints):
     create(admin_api)
     create(admin_api, DAY2)
     create(admin_api, {**DAY2, "identifier": "restart", "title": "Restart"})
@@ -180,7 +175,7 @@ def test_members_see_actions_granted_to_them_their_team_or_the_member_role(admin
     assert listed(dev) == ["restart", "scale", "spin_up_dev_env"] and listed(other) == []
 
 
-def test_unpublished_actions_are_hidden_from_members(admin_api, world):
+def test_unpublished_actions_are_hidden_from_members(admin_api, blueprints):
     create(admin_api, {**DAY2, "identifier": "restart", "title": "Restart"})
     admin_api.patch("/v1/actions/restart/permissions", {"execute": {"roles": ["Member"]}}, format="json")
     member = api_for(UserFactory(email="other@example.com"))
@@ -191,7 +186,7 @@ def test_unpublished_actions_are_hidden_from_members(admin_api, world):
     assert [a["identifier"] for a in admin_api.get("/v1/actions").json()["actions"]] == ["restart"]
 
 
-def test_permissions_round_trip(admin_api, world):
+def test_permissions_round_trip(admin_api, blueprints):
     create(admin_api)
     UserFactory(email="dev@example.com", teams=["platform"])
     UserFactory(email="boss@example.com")
@@ -231,7 +226,7 @@ def test_permissions_round_trip(admin_api, world):
 
 
 @pytest.mark.parametrize("who", ["admin", "member"])
-def test_list_query_count_does_not_grow(admin_api, world, who):
+def test_list_query_count_does_not_grow(admin_api, blueprints, who):
     from actions.services.actions import action_create, action_permissions_update
     from portal.actor import Actor
 
@@ -257,7 +252,7 @@ def test_list_query_count_does_not_grow(admin_api, world, who):
     assert one[0] == many[0]
 
 
-def test_admin_validates_at_the_field_and_saves_through_the_service(client, admin_user, world):
+def test_admin_validates_at_the_field_and_saves_through_the_service(client, admin_user, blueprints):
     client.force_login(admin_user)
     url = reverse("admin:actions_action_add")
     form = {"identifier": "spin_up_dev_env", "title": DEV_ENV["title"], "icon": "", "description": "", "publish": "on",
@@ -287,7 +282,7 @@ def test_admin_validates_at_the_field_and_saves_through_the_service(client, admi
     assert "has 1 run;" in " ".join(str(m) for m in response.context["messages"])
 
 
-def test_admin_edits_who_may_run_and_approve(client, admin_user, world):
+def test_admin_edits_who_may_run_and_approve(client, admin_user, blueprints):
     from actions.services.actions import action_permissions_json
 
     client.force_login(admin_user)
@@ -313,17 +308,15 @@ def test_admin_edits_who_may_run_and_approve(client, admin_user, world):
     assert [a["identifier"] for a in member.get("/v1/actions").json()["actions"]] == ["spin_up_dev_env"]
 
 
-def test_run_json_shape_and_constant_queries_for_lists(world):
+def test_run_json_shape_and_constant_queries_for_lists(blueprints):
     from actions.serializers import run_json, runs_json
     from actions.services.actions import action_create
-    from catalog.models import Blueprint, Entity
-    from catalog.services.entities import entity_write_one
+    from catalog.models import Entity
     from portal.actor import Actor
 
     action = action_create(actor=Actor.system(), data=DEV_ENV)
     dev, boss = UserFactory(email="dev@example.com"), UserFactory(email="boss@example.com")
-    env = entity_write_one(actor=Actor.system(), blueprint=Blueprint.objects.get(identifier="Environment"),
-                           data={"identifier": "env-1", "title": "Env 1"}).entity
+    env = EntityFactory(blueprint="Environment", identifier="env-1", title="Env 1")
 
     def add_run(i, **fields):
         run = RunFactory(id=f"r_{i}", action=action, blueprint_identifier="Environment", requested_by=dev,

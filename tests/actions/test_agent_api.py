@@ -15,14 +15,10 @@ from actions.secrets import secret_set
 from actions.services.agent import RUN_AGENT_ACKED, RUN_RESPONSE_RECORDED, agent_runs_claim
 from audit.models import AuditEvent
 from catalog.models import Blueprint
-from catalog.services.api_clients import api_client_create
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import entity_write_one
 from portal.actor import Actor
-from portal.services.api_clients import access_token_issue
-from tests.factories import RunFactory, UserFactory
+from tests.factories import ApiClientFactory, BlueprintFactory, EntityFactory, RunFactory, UserFactory
 from tests.support.agent import ACK, AGENT_HEADERS, CLAIM, ack, agent_action, agent_run, claim
-from tests.support.api import api_for
+from tests.support.api import api_for, bearer_api, token_of
 
 pytestmark = pytest.mark.django_db
 SECRET_VALUE = "tok-Very-Secret"
@@ -32,11 +28,6 @@ SECRET_VALUE = "tok-Very-Secret"
 def agent_settings(settings):
     settings.WEBHOOK_SIGNING_SECRET = "whsec_test_key"
     return settings
-
-
-@pytest.fixture
-def requester(db):
-    return UserFactory(email="dev@example.com")
 
 
 @pytest.fixture
@@ -134,14 +125,13 @@ def test_acked_runs_are_never_handed_out_again(admin_api, deploy, requester):
 
 
 def test_claim_query_count_does_not_grow_with_runs(admin_api, deploy, requester):
-    system = Actor.system()
-    blueprint_create(actor=system, data={"identifier": "Service", "title": "Service",
-                                         "schema": {"properties": {"tier": {"type": "string"}}}})
+    BlueprintFactory(identifier="Service", title="Service",
+                     schema={"properties": {"tier": {"type": "string"}}})
     blueprint = Blueprint.objects.get(identifier="Service")
 
     def runs_with_entities(count, prefix):
         for i in range(count):
-            entity = entity_write_one(actor=system, blueprint=blueprint, data={"identifier": f"{prefix}{i}"}).entity
+            entity = EntityFactory(blueprint=blueprint, identifier=f"{prefix}{i}")
             agent_run(deploy, requester, entity=entity)
 
     def claim_counting():
@@ -163,8 +153,7 @@ def test_claim_query_count_does_not_grow_with_runs(admin_api, deploy, requester)
 
 def _agent_actor(email):
     user = UserFactory(email=email, admin=True)
-    client, _ = api_client_create(actor=Actor.system(), user=user)
-    return Actor(user=user, origin="API", client_id=client.client_id)
+    return Actor(user=user, origin="API", client_id=ApiClientFactory(user=user).client_id)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -394,11 +383,7 @@ AGENT_ROUTES = [
 
 
 def _human_token_api(user):
-    client, secret = api_client_create(actor=Actor.system(), user=user, is_machine=False)
-    token, _ = access_token_issue(client_id=client.client_id, client_secret=secret)
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return api
+    return bearer_api(token_of(ApiClientFactory(user=user, is_machine=False)))
 
 
 @pytest.mark.parametrize("method, path, body", AGENT_ROUTES)

@@ -15,17 +15,9 @@ from audit import choices as audit_choices
 from audit.models import AuditEvent
 from portal.errors import Conflict, Forbidden
 from tests.factories import ActionFactory
-from tests.outbox import on_publish
 from tests.support.runs import actor_of, catalog_setup, grant
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def dispatched(monkeypatch):
-    queued = []
-    on_publish(monkeypatch, {run_dispatch_task: lambda args: queued.append(args[0])})
-    return queued
 
 
 def waiting_run(users, approval, **fields):

@@ -8,15 +8,14 @@ from actions.services.actions import action_update
 from actions.services.automations import (AUTOMATION_CONDITION_FAILED, AUTOMATION_REFUSED, automation_run_create,
                                           automations_fire)
 from actions.services.runs import run_request, run_update
-from actions.tasks import automations_fire_task, run_dispatch_task
+from actions.tasks import automations_fire_task
 from audit import choices as audit_choices
 from audit.models import AuditEvent
 from catalog.models import Entity
-from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import PATCH, entities_delete, entity_write_one
 from portal.actor import Actor
 from portal.models import OutboxMessage
-from tests.factories import ActionFactory, UserFactory
+from tests.factories import ActionFactory, BlueprintFactory, UserFactory
 from tests.outbox import on_publish
 from tests.support.automations import automation, env_setup
 from tests.support.runs import grant
@@ -29,18 +28,6 @@ SYSTEM = Actor.system()
 @pytest.fixture
 def blueprint(db):
     return env_setup()
-
-
-@pytest.fixture
-def dispatched(monkeypatch):
-    calls = []
-    on_publish(monkeypatch, {run_dispatch_task: lambda args: calls.append(args[0])})
-    return calls
-
-
-@pytest.fixture
-def eager(settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
 
 
 def write(blueprint, identifier, properties, **options):
@@ -101,7 +88,7 @@ def test_entity_update_event_carries_the_diff(blueprint, eager, dispatched, djan
 
 def test_other_blueprints_and_unpublished_automations_do_not_fire(blueprint, eager, dispatched, monkeypatch,
                                                                   django_capture_on_commit_callbacks):
-    blueprint_create(actor=SYSTEM, data={"identifier": "other", "title": "Other", "schema": {"properties": {}}})
+    BlueprintFactory(identifier="other", title="Other", schema={"properties": {}})
     automation("on_other", {"type": "ANY_ENTITY_CHANGE", "blueprintIdentifier": "other"})
     off = automation("off", {"type": "ANY_ENTITY_CHANGE", "blueprintIdentifier": "devEnv"})
     off.publish = False

@@ -18,19 +18,18 @@ import pytest
 from django.db import connection
 
 from actions.choices import RunStatus
-from actions.models import Action, Run
+from actions.models import Run
 from actions.serializers import run_json
 from actions.services.runs import run_delivery_leases_expire, run_request
 from actions.tasks import run_dispatch_task
 from actions.backends.webhook import webhook_deliver_task
 from audit import choices as audit_choices
 from audit.models import AuditEvent
-from catalog.services.blueprints import blueprint_create
 from portal.actor import Actor
 from web.management.commands.demo import serve_commands
 from portal.models import OutboxMessage
 from portal.outbox import outbox_sweep
-from tests.factories import UserFactory
+from tests.factories import ActionFactory, BlueprintFactory, UserFactory
 from tests.support.api import api_for
 from tests.outbox import on_publish
 from tests.portal.processes import ThrowawayRedis, free_port, portal_env, start, wait_for_line
@@ -141,8 +140,8 @@ def workers(tmp_path, settings):
 
 
 def webhook_action(url):
-    blueprint_create(actor=Actor.system(), data={"identifier": "Service", "title": "Service", "schema": {"properties": {}}})
-    return Action.objects.create(
+    BlueprintFactory(identifier="Service", title="Service", schema={"properties": {}})
+    return ActionFactory(
         identifier="deploy", title="Deploy", trigger_type="self-service", operation="CREATE",
         blueprint_identifier="Service",
         trigger={"type": "self-service", "operation": "CREATE", "blueprintIdentifier": "Service",

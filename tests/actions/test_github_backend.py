@@ -20,11 +20,7 @@ from actions.choices import RunStatus
 from actions.models import Action, Run
 from actions.tasks import run_dispatch_task
 from audit.models import AuditEvent
-from catalog.models import Blueprint
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import entity_write_one
-from portal.actor import Actor
-from tests.factories import RunFactory, UserFactory
+from tests.factories import ActionFactory, BlueprintFactory, EntityFactory, RunFactory, UserFactory
 from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
@@ -94,7 +90,7 @@ class FakeGitHub:
 
 
 @pytest.fixture
-def fake(httpserver, settings):
+def fake_github(httpserver, settings):
     settings.GITHUB_API_URL = httpserver.url_for("/").rstrip("/")
     settings.GITHUB_TOKEN = "ghp_portal_test"
     settings.GITHUB_APP_ID = ""
@@ -107,7 +103,7 @@ def fake(httpserver, settings):
 
 
 @pytest.fixture
-def scheduled(monkeypatch):
+def github_scheduled(monkeypatch):
     """The tasks the backend schedules, as (task name, args, countdown), instead of a broker."""
     queue = []
 
@@ -131,13 +127,8 @@ def drain(queue, limit=20):
     return countdowns
 
 
-@pytest.fixture
-def requester(db):
-    return UserFactory(email="dev@example.com")
-
-
 def make_run(requester, *, properties=None, **invocation):
-    action = Action.objects.create(
+    action = ActionFactory(
         identifier=f"deploy_{Action.objects.count()}", title="Deploy", trigger_type="self-service", operation="DAY-2",
         blueprint_identifier="service",
         trigger={"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": "service"},
@@ -154,13 +145,13 @@ def dispatch(run):
     return run
 
 
-def test_dispatch_finds_and_follows_the_workflow_run_to_success(fake, scheduled, requester):
+def test_dispatch_finds_and_follows_the_workflow_run_to_success(fake_github, github_scheduled, requester):
     run = make_run(requester, properties={"version": "1.2.3", "replicas": 3, "canary": True})
-    fake.listed = [fake.workflow_run(4001, title=f"Deploy {run.id}")]
-    fake.run_statuses[4001] = [("in_progress", None), ("in_progress", None), ("completed", "success")]
+    fake_github.listed = [fake_github.workflow_run(4001, title=f"Deploy {run.id}")]
+    fake_github.run_statuses[4001] = [("in_progress", None), ("in_progress", None), ("completed", "success")]
     run = dispatch(run)
 
-    (request,) = fake.to(DISPATCH_PATH)
+    (request,) = fake_github.to(DISPATCH_PATH)
     assert request.method == "POST"
     assert request.headers["Authorization"] == "Bearer ghp_portal_test"
     assert request.headers["Accept"] == "application/vnd.github+json"
@@ -176,12 +167,12 @@ def test_dispatch_finds_and_follows_the_workflow_run_to_success(fake, scheduled,
     assert run.status == RunStatus.IN_PROGRESS and run.external_run_id == ""
     assert run.payload["inputs"] == body["inputs"] and run.payload["ref"] == "trunk"
 
-    countdowns = drain(scheduled)
+    countdowns = drain(github_scheduled)
     run.refresh_from_db()
     assert countdowns == [("poll", 5.0), ("poll", 10.0), ("poll", 20.0), ("poll", 40.0)]
-    (listing,) = fake.to(RUNS_PATH)
+    (listing,) = fake_github.to(RUNS_PATH)
     assert listing.args["event"] == "workflow_dispatch" and listing.args["created"].startswith(">=")
-    assert len(fake.to(f"/repos/{ORG}/{REPO}/actions/runs/4001")) == 3
+    assert len(fake_github.to(f"/repos/{ORG}/{REPO}/actions/runs/4001")) == 3
     assert run.status == RunStatus.SUCCESS
     assert run.status_label == "GitHub workflow run succeeded"
     assert run.external_run_id == "4001"
@@ -193,66 +184,66 @@ def test_dispatch_finds_and_follows_the_workflow_run_to_success(fake, scheduled,
     assert ended.diff["before"]["status"] == "IN_PROGRESS" and ended.diff["after"]["status"] == "SUCCESS"
 
 
-def test_failed_conclusion_ends_the_run_as_failure(fake, scheduled, requester):
+def test_failed_conclusion_ends_the_run_as_failure(fake_github, github_scheduled, requester):
     run = make_run(requester)
-    fake.listed = [fake.workflow_run(4002, title=run.id)]
-    fake.run_statuses[4002] = [("queued", None), ("in_progress", None), ("completed", "failure")]
+    fake_github.listed = [fake_github.workflow_run(4002, title=run.id)]
+    fake_github.run_statuses[4002] = [("queued", None), ("in_progress", None), ("completed", "failure")]
     dispatch(run)
-    drain(scheduled)
+    drain(github_scheduled)
     run.refresh_from_db()
     assert run.status == RunStatus.FAILURE
     assert run.status_label == "GitHub workflow run concluded: failure"
     assert run.external_run_id == "4002"
 
 
-def test_workflow_inputs_are_rendered_and_port_context_kept_when_given(fake, scheduled, requester):
+def test_workflow_inputs_are_rendered_and_port_context_kept_when_given(fake_github, github_scheduled, requester):
     run = make_run(requester, properties={"env": "prod"}, reportWorkflowStatus=False, workflowInputs={
         "environment": "{{ .inputs.env }}", "runner": "{{ .trigger.by.user.email }}", "dropped": "{{ null }}",
         "port_context": "{{ {runId: .run.id} | tojson }}"})
     run = dispatch(run)
-    body = json.loads(fake.to(DISPATCH_PATH)[0].get_data())
+    body = json.loads(fake_github.to(DISPATCH_PATH)[0].get_data())
     assert body == {"ref": "trunk", "inputs": {"environment": "prod", "runner": "dev@example.com",
                                                "port_context": json.dumps({"runId": run.id}, separators=(",", ":"))}}
     # reportWorkflowStatus false: the workflow reports the run's end itself.
-    assert run.status == RunStatus.IN_PROGRESS and scheduled == []
+    assert run.status == RunStatus.IN_PROGRESS and github_scheduled == []
     assert "reportWorkflowStatus is off" in run.logs.get().message
 
 
-def test_run_details_from_the_dispatch_answer_link_the_run_at_once(fake, scheduled, requester):
-    fake.dispatch_answers = [(200, {"workflow_run_id": 4003, "run_url": "https://api.example/runs/4003",
+def test_run_details_from_the_dispatch_answer_link_the_run_at_once(fake_github, github_scheduled, requester):
+    fake_github.dispatch_answers = [(200, {"workflow_run_id": 4003, "run_url": "https://api.example/runs/4003",
                                     "html_url": "https://github.example/acme/shop/actions/runs/4003"})]
-    fake.run_statuses[4003] = [("completed", "success")]
+    fake_github.run_statuses[4003] = [("completed", "success")]
     run = dispatch(make_run(requester))
     assert run.external_run_id == "4003" and run.links == ["https://github.example/acme/shop/actions/runs/4003"]
-    drain(scheduled)
+    drain(github_scheduled)
     run.refresh_from_db()
-    assert run.status == RunStatus.SUCCESS and fake.to(RUNS_PATH) == []
+    assert run.status == RunStatus.SUCCESS and fake_github.to(RUNS_PATH) == []
 
 
-def test_a_github_without_return_run_details_is_asked_again_without_it(fake, scheduled, requester):
-    fake.dispatch_answers = [(422, {"message": "Invalid request.\n\n\"return_run_details\" is not a permitted key."}),
+def test_a_github_without_return_run_details_is_asked_again_without_it(fake_github, github_scheduled, requester):
+    fake_github.dispatch_answers = [(422, {"message": "Invalid request.\n\n\"return_run_details\" is not a permitted key."}),
                              (204, "")]
     run = make_run(requester)
-    fake.listed = [fake.workflow_run(4004, status="completed", conclusion="success", title=run.id)]
+    fake_github.listed = [fake_github.workflow_run(4004, status="completed", conclusion="success", title=run.id)]
     dispatch(run)
-    first, second = fake.to(DISPATCH_PATH)
+    first, second = fake_github.to(DISPATCH_PATH)
     assert json.loads(first.get_data())["return_run_details"] is True
     assert "return_run_details" not in json.loads(second.get_data())
-    drain(scheduled)
+    drain(github_scheduled)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCESS and run.external_run_id == "4004"
 
 
-def test_without_the_run_id_in_a_title_each_run_takes_the_oldest_unclaimed(fake, scheduled, requester):
+def test_without_the_run_id_in_a_title_each_run_takes_the_oldest_unclaimed(fake_github, github_scheduled, requester):
     first, second = make_run(requester), make_run(requester)
     dispatch(first)
     dispatch(second)
     now = timezone.now()
-    fake.listed = [fake.workflow_run(4006, created=now + timedelta(seconds=2)),
-                   fake.workflow_run(4005, created=now + timedelta(seconds=1)),
-                   fake.workflow_run(4000, created=now - timedelta(minutes=5))]  # before the dispatch: never
-    fake.run_statuses.update({4005: [("in_progress", None)], 4006: [("in_progress", None)]})
-    drain(scheduled, limit=2)
+    fake_github.listed = [fake_github.workflow_run(4006, created=now + timedelta(seconds=2)),
+                   fake_github.workflow_run(4005, created=now + timedelta(seconds=1)),
+                   fake_github.workflow_run(4000, created=now - timedelta(minutes=5))]  # before the dispatch: never
+    fake_github.run_statuses.update({4005: [("in_progress", None)], 4006: [("in_progress", None)]})
+    drain(github_scheduled, limit=2)
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.external_run_id, second.external_run_id) == ("4005", "4006")
@@ -265,7 +256,7 @@ def test_without_the_run_id_in_a_title_each_run_takes_the_oldest_unclaimed(fake,
     (DISPATCH_PATH, 401, {"message": "Bad credentials"}, "GitHub: authentication failed (401): Bad credentials"),
     (f"/repos/{ORG}/{REPO}", 404, {"message": "Not Found"}, f"GitHub: repository {ORG}/{REPO} not found (404)"),
 ])
-def test_refusals_end_the_run_with_the_reason(httpserver, fake, scheduled, requester, path, status, answer, label):
+def test_refusals_end_the_run_with_the_reason(httpserver, fake_github, github_scheduled, requester, path, status, answer, label):
     httpserver.clear()  # this test's answers only
     received = []
 
@@ -280,42 +271,42 @@ def test_refusals_end_the_run_with_the_reason(httpserver, fake, scheduled, reque
     assert len(received) == 1
     assert run.status == RunStatus.FAILURE and run.status_label == label
     assert [log.message for log in run.logs.all()] == [label]
-    assert scheduled == []
+    assert github_scheduled == []
 
 
-def test_server_errors_are_retried_with_backoff_then_fail(httpserver, fake, scheduled, requester):
-    fake.dispatch_answers = [(502, "")]
+def test_server_errors_are_retried_with_backoff_then_fail(httpserver, fake_github, github_scheduled, requester):
+    fake_github.dispatch_answers = [(502, "")]
     run = dispatch(make_run(requester))
     assert run.status == RunStatus.IN_PROGRESS
-    assert drain(scheduled) == [("dispatch", 2.0), ("dispatch", 4.0)]
+    assert drain(github_scheduled) == [("dispatch", 2.0), ("dispatch", 4.0)]
     run.refresh_from_db()
-    assert len(fake.to(DISPATCH_PATH)) == 3 and run.attempts == 3
+    assert len(fake_github.to(DISPATCH_PATH)) == 3 and run.attempts == 3
     assert run.status == RunStatus.FAILURE and run.status_label == "GitHub answered 502 after 3 attempts"
 
 
-def test_a_server_error_then_success_dispatches_once_more(fake, scheduled, requester):
-    fake.dispatch_answers = [(503, ""), (204, "")]
+def test_a_server_error_then_success_dispatches_once_more(fake_github, github_scheduled, requester):
+    fake_github.dispatch_answers = [(503, ""), (204, "")]
     run = dispatch(make_run(requester, reportWorkflowStatus=False))
-    assert drain(scheduled) == [("dispatch", 2.0)]
+    assert drain(github_scheduled) == [("dispatch", 2.0)]
     run.refresh_from_db()
-    assert len(fake.to(DISPATCH_PATH)) == 2 and run.status == RunStatus.IN_PROGRESS
+    assert len(fake_github.to(DISPATCH_PATH)) == 2 and run.status == RunStatus.IN_PROGRESS
 
 
-def test_not_configured_fails_the_run(fake, scheduled, requester, settings):
+def test_not_configured_fails_the_run(fake_github, github_scheduled, requester, settings):
     settings.GITHUB_TOKEN = ""
     run = dispatch(make_run(requester))
     assert run.status == RunStatus.FAILURE and run.status_label.startswith("GitHub is not configured")
-    assert fake.requests == []
+    assert fake_github.requests == []
 
 
-def test_polling_stops_once_the_run_timed_out(fake, scheduled, requester):
+def test_polling_stops_once_the_run_timed_out(fake_github, github_scheduled, requester):
     run = make_run(requester)
-    fake.listed = [fake.workflow_run(4007, title=run.id)]
-    fake.run_statuses[4007] = [("in_progress", None)]
+    fake_github.listed = [fake_github.workflow_run(4007, title=run.id)]
+    fake_github.run_statuses[4007] = [("in_progress", None)]
     dispatch(run)
     Run.objects.filter(pk=run.pk).update(timeout_at=timezone.now() - timedelta(seconds=1))
-    assert drain(scheduled) == [("poll", 5.0)]  # the poll that found the deadline passed schedules none
-    assert fake.to(RUNS_PATH) == []
+    assert drain(github_scheduled) == [("poll", 5.0)]  # the poll that found the deadline passed schedules none
+    assert fake_github.to(RUNS_PATH) == []
 
 
 def test_poll_backoff_is_capped():
@@ -339,35 +330,35 @@ def app_key(settings):
     return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def test_github_app_token_exchange_and_cache(fake, scheduled, requester, app_key):
+def test_github_app_token_exchange_and_cache(fake_github, github_scheduled, requester, app_key):
     run = dispatch(make_run(requester, reportWorkflowStatus=False))
-    (lookup,) = fake.to(f"/repos/{ORG}/{REPO}/installation", "GET")
-    (exchange,) = fake.to("/app/installations/77/access_tokens", "POST")
+    (lookup,) = fake_github.to(f"/repos/{ORG}/{REPO}/installation", "GET")
+    (exchange,) = fake_github.to("/app/installations/77/access_tokens", "POST")
     for request in (lookup, exchange):
         scheme, token = request.headers["Authorization"].split(" ")
         claims = jwt.decode(token, app_key, algorithms=["RS256"])  # signed with the app's key
         assert scheme == "Bearer" and claims["iss"] == "123456"
         assert claims["exp"] - claims["iat"] <= 600 and claims["iat"] <= datetime.now().timestamp()
-    (sent,) = fake.to(DISPATCH_PATH)
+    (sent,) = fake_github.to(DISPATCH_PATH)
     assert sent.headers["Authorization"] == "Bearer ghs_installation_1"
     assert run.status == RunStatus.IN_PROGRESS
 
     dispatch(make_run(requester, reportWorkflowStatus=False))
-    assert len(fake.to(DISPATCH_PATH)) == 2
-    assert fake.to(DISPATCH_PATH)[1].headers["Authorization"] == "Bearer ghs_installation_1"
-    assert fake.tokens_issued == 1 and len(fake.to(f"/repos/{ORG}/{REPO}/installation")) == 1  # cached
+    assert len(fake_github.to(DISPATCH_PATH)) == 2
+    assert fake_github.to(DISPATCH_PATH)[1].headers["Authorization"] == "Bearer ghs_installation_1"
+    assert fake_github.tokens_issued == 1 and len(fake_github.to(f"/repos/{ORG}/{REPO}/installation")) == 1  # cached
 
 
-def test_github_app_token_close_to_expiry_is_exchanged_again(fake, scheduled, requester, app_key):
-    fake.token_expires_in = timedelta(minutes=4)  # inside the 5-minute margin: not reused
+def test_github_app_token_close_to_expiry_is_exchanged_again(fake_github, github_scheduled, requester, app_key):
+    fake_github.token_expires_in = timedelta(minutes=4)  # inside the 5-minute margin: not reused
     dispatch(make_run(requester, reportWorkflowStatus=False))
     dispatch(make_run(requester, reportWorkflowStatus=False))
-    assert fake.tokens_issued == 2
-    assert [r.headers["Authorization"] for r in fake.to(DISPATCH_PATH)] == ["Bearer ghs_installation_1",
+    assert fake_github.tokens_issued == 2
+    assert [r.headers["Authorization"] for r in fake_github.to(DISPATCH_PATH)] == ["Bearer ghs_installation_1",
                                                                            "Bearer ghs_installation_2"]
 
 
-def test_github_app_not_installed_fails_the_run(httpserver, fake, scheduled, requester, app_key):
+def test_github_app_not_installed_fails_the_run(httpserver, fake_github, github_scheduled, requester, app_key):
     httpserver.clear()
     httpserver.expect_request(f"/repos/{ORG}/{REPO}/installation").respond_with_json({"message": "Not Found"}, status=404)
     run = dispatch(make_run(requester))
@@ -375,7 +366,7 @@ def test_github_app_not_installed_fails_the_run(httpserver, fake, scheduled, req
     assert run.status_label == f"GitHub: the GitHub App is not installed on {ORG}/{REPO} (404)"
 
 
-def test_an_unusable_private_key_fails_the_run(fake, scheduled, requester, settings):
+def test_an_unusable_private_key_fails_the_run(fake_github, github_scheduled, requester, settings):
     settings.GITHUB_TOKEN = ""
     settings.GITHUB_APP_ID = "1"
     settings.GITHUB_APP_PRIVATE_KEY = "not a key"
@@ -385,13 +376,12 @@ def test_an_unusable_private_key_fails_the_run(fake, scheduled, requester, setti
 
 # --- "Done when": Deploy through the API ends from the workflow's conclusion ----------------------
 
-def test_deploy_through_the_api_ends_success_from_the_workflow_conclusion(fake, settings, django_capture_on_commit_callbacks):
+def test_deploy_through_the_api_ends_success_from_the_workflow_conclusion(fake_github, settings, django_capture_on_commit_callbacks):
     settings.CELERY_TASK_ALWAYS_EAGER = True  # scheduled polls run at once (countdowns are ignored)
     platform = api_for(UserFactory(email="platform@example.com", admin=True))
     developer = api_for(UserFactory(email="dev@example.com", teams=["Checkout"]))
-    blueprint_create(actor=Actor.system(), data={"identifier": "service", "title": "Service", "schema": {"properties": {}}})
-    entity_write_one(actor=Actor.system(), blueprint=Blueprint.objects.get(identifier="service"),
-                     data={"identifier": "checkout", "title": "Checkout"})
+    BlueprintFactory(identifier="service", title="Service", schema={"properties": {}})
+    EntityFactory(blueprint="service", identifier="checkout", title="Checkout")
     created = platform.post("/v1/actions", {
         "identifier": "deploy", "title": "Deploy",
         "trigger": {"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": "service",
@@ -402,18 +392,18 @@ def test_deploy_through_the_api_ends_success_from_the_workflow_conclusion(fake, 
     assert created.status_code == 201, created.json()
     assert platform.patch("/v1/actions/deploy/permissions", {"execute": {"teams": ["Checkout"]}},
                           format="json").status_code == 200
-    fake.dispatch_answers = [(200, {"workflow_run_id": 4008, "html_url": "https://github.example/acme/shop/actions/runs/4008"})]
-    fake.run_statuses[4008] = [("queued", None), ("in_progress", None), ("completed", "success")]
+    fake_github.dispatch_answers = [(200, {"workflow_run_id": 4008, "html_url": "https://github.example/acme/shop/actions/runs/4008"})]
+    fake_github.run_statuses[4008] = [("queued", None), ("in_progress", None), ("completed", "success")]
 
     with django_capture_on_commit_callbacks(execute=True):
         requested = developer.post("/v1/actions/deploy/runs", {"entity": "checkout", "properties": {"version": "2.0.0"}},
                                    format="json")
     assert requested.status_code == 202, requested.json()
     run_id = requested.json()["run"]["id"]
-    sent = json.loads(fake.to(DISPATCH_PATH)[0].get_data())
+    sent = json.loads(fake_github.to(DISPATCH_PATH)[0].get_data())
     assert sent["inputs"]["version"] == "2.0.0" and sent["inputs"]["service"] == "checkout"
     assert json.loads(sent["inputs"]["port_context"])["runId"] == run_id
-    assert len(fake.to(f"/repos/{ORG}/{REPO}/actions/runs/4008")) == 3
+    assert len(fake_github.to(f"/repos/{ORG}/{REPO}/actions/runs/4008")) == 3
 
     shown = developer.get(f"/v1/actions/runs/{run_id}")
     assert shown.status_code == 200

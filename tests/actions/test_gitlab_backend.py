@@ -16,7 +16,7 @@ from actions.models import Action, Run
 from actions.secrets import secret_set
 from actions.tasks import run_dispatch_task
 from portal.actor import Actor
-from tests.factories import RunFactory, UserFactory
+from tests.factories import ActionFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
 TRIGGER_PATH = "/api/v4/projects/platform/billing/trigger/pipeline"  # as the server decodes %2F
@@ -46,7 +46,7 @@ class FakeGitLab:
 
 
 @pytest.fixture
-def fake(httpserver, settings):
+def fake_gitlab(httpserver, settings):
     settings.GITLAB_URL = httpserver.url_for("/").rstrip("/")
     settings.GITLAB_TOKEN = "glpat-read"
     settings.CI_DISPATCH_MAX_ATTEMPTS = 3
@@ -57,7 +57,7 @@ def fake(httpserver, settings):
 
 
 @pytest.fixture
-def scheduled(monkeypatch):
+def gitlab_scheduled(monkeypatch):
     queue = []
 
     names = {gitlab.gitlab_poll_task.name: "poll", gitlab.gitlab_trigger_task.name: "trigger"}
@@ -80,17 +80,12 @@ def drain(queue, limit=20):
 
 
 @pytest.fixture
-def requester(db):
-    return UserFactory(email="dev@example.com")
-
-
-@pytest.fixture
 def project_token(db):
     secret_set(actor=Actor.system(), name="GITLAB_TRIGGER_TOKEN_PLATFORM_BILLING", value="glptt-billing-trigger")
 
 
 def make_run(requester, *, properties=None, **invocation):
-    action = Action.objects.create(
+    action = ActionFactory(
         identifier=f"release_{Action.objects.count()}", title="Release", trigger_type="self-service", operation="DAY-2",
         blueprint_identifier="service",
         trigger={"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": "service"},
@@ -107,13 +102,13 @@ def dispatch(run):
     return run
 
 
-def test_trigger_and_follow_the_pipeline_to_success(fake, scheduled, requester, project_token):
+def test_trigger_and_follow_the_pipeline_to_success(fake_gitlab, gitlab_scheduled, requester, project_token):
     run = make_run(requester, properties={"version": "3.1", "replicas": 2}, defaultRef="release",
                    pipelineVariables={"VERSION": "{{ .inputs.version }}", "REPLICAS": "{{ .inputs.replicas }}",
                                       "REQUESTER": "{{ .trigger.by.user.email }}"})
     run = dispatch(run)
 
-    (trigger,) = fake.to(TRIGGER_PATH)
+    (trigger,) = fake_gitlab.to(TRIGGER_PATH)
     assert trigger.method == "POST"
     assert "/api/v4/projects/platform%2Fbilling/trigger/pipeline" in trigger.environ["REQUEST_URI"]
     assert trigger.form.to_dict() == {
@@ -126,8 +121,8 @@ def test_trigger_and_follow_the_pipeline_to_success(fake, scheduled, requester, 
                            "variables": {"VERSION": "3.1", "REPLICAS": "2", "REQUESTER": "dev@example.com",
                                          "PORT_RUN_ID": run.id}}
 
-    assert drain(scheduled) == [("poll", 5.0), ("poll", 10.0), ("poll", 20.0)]
-    polls = fake.to(PIPELINE_PATH)
+    assert drain(gitlab_scheduled) == [("poll", 5.0), ("poll", 10.0), ("poll", 20.0)]
+    polls = fake_gitlab.to(PIPELINE_PATH)
     assert len(polls) == 3 and all(p.headers["PRIVATE-TOKEN"] == "glpat-read" for p in polls)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCESS and run.status_label == "GitLab pipeline succeeded"
@@ -136,31 +131,31 @@ def test_trigger_and_follow_the_pipeline_to_success(fake, scheduled, requester, 
 
 
 @pytest.mark.parametrize("ending", ["failed", "canceled", "skipped"])
-def test_a_pipeline_that_does_not_succeed_fails_the_run(fake, scheduled, requester, project_token, ending):
-    fake.statuses = ["running", ending]
+def test_a_pipeline_that_does_not_succeed_fails_the_run(fake_gitlab, gitlab_scheduled, requester, project_token, ending):
+    fake_gitlab.statuses = ["running", ending]
     run = dispatch(make_run(requester))
-    drain(scheduled)
+    drain(gitlab_scheduled)
     run.refresh_from_db()
     assert run.status == RunStatus.FAILURE and run.status_label == f"GitLab pipeline {ending}"
 
 
-def test_without_a_read_token_the_pipeline_reports_back_itself(fake, scheduled, requester, settings):
+def test_without_a_read_token_the_pipeline_reports_back_itself(fake_gitlab, gitlab_scheduled, requester, settings):
     settings.GITLAB_TOKEN = ""
     secret_set(actor=Actor.system(), name="GITLAB_TRIGGER_TOKEN", value="glptt-shared")  # the fallback secret
     run = dispatch(make_run(requester))
-    (trigger,) = fake.to(TRIGGER_PATH)
+    (trigger,) = fake_gitlab.to(TRIGGER_PATH)
     assert trigger.form["token"] == "glptt-shared" and trigger.form["ref"] == "main"
-    assert run.status == RunStatus.IN_PROGRESS and run.external_run_id == "555" and scheduled == []
+    assert run.status == RunStatus.IN_PROGRESS and run.external_run_id == "555" and gitlab_scheduled == []
     assert "GITLAB_TOKEN is not set" in run.logs.get().message
-    assert fake.to(PIPELINE_PATH) == []
+    assert fake_gitlab.to(PIPELINE_PATH) == []
 
 
-def test_without_a_trigger_token_the_run_fails(fake, scheduled, requester):
+def test_without_a_trigger_token_the_run_fails(fake_gitlab, gitlab_scheduled, requester):
     run = dispatch(make_run(requester))
     assert run.status == RunStatus.FAILURE
     assert run.status_label == ("GitLab: no trigger token: add a Secret named GITLAB_TRIGGER_TOKEN_PLATFORM_BILLING "
                                 "(or GITLAB_TRIGGER_TOKEN)")
-    assert fake.requests == []
+    assert fake_gitlab.requests == []
 
 
 @pytest.mark.parametrize(("status", "answer", "label"), [
@@ -170,55 +165,55 @@ def test_without_a_trigger_token_the_run_fails(fake, scheduled, requester):
      "GitLab: the pipeline trigger for platform/billing@main was refused (400): base: Reference not found"),
     (401, {"message": "401 Unauthorized"}, "GitLab: the trigger token was refused (401): 401 Unauthorized"),
 ])
-def test_refusals_end_the_run_with_the_reason(fake, scheduled, requester, project_token, status, answer, label):
-    fake.trigger_answers = [(status, answer)]
+def test_refusals_end_the_run_with_the_reason(fake_gitlab, gitlab_scheduled, requester, project_token, status, answer, label):
+    fake_gitlab.trigger_answers = [(status, answer)]
     run = dispatch(make_run(requester))
-    assert len(fake.to(TRIGGER_PATH)) == 1
+    assert len(fake_gitlab.to(TRIGGER_PATH)) == 1
     assert run.status == RunStatus.FAILURE and run.status_label == label
     assert [log.message for log in run.logs.all()] == [label]
-    assert scheduled == []
+    assert gitlab_scheduled == []
 
 
-def test_server_errors_are_retried_then_fail(fake, scheduled, requester, project_token):
-    fake.trigger_answers = [(502, None)]
+def test_server_errors_are_retried_then_fail(fake_gitlab, gitlab_scheduled, requester, project_token):
+    fake_gitlab.trigger_answers = [(502, None)]
     run = dispatch(make_run(requester))
-    assert drain(scheduled) == [("trigger", 2.0), ("trigger", 4.0)]
+    assert drain(gitlab_scheduled) == [("trigger", 2.0), ("trigger", 4.0)]
     run.refresh_from_db()
-    assert len(fake.to(TRIGGER_PATH)) == 3 and run.attempts == 3
+    assert len(fake_gitlab.to(TRIGGER_PATH)) == 3 and run.attempts == 3
     assert run.status == RunStatus.FAILURE and run.status_label == "GitLab answered 502 after 3 attempts"
 
 
-def test_a_server_error_then_success_triggers_once_more(fake, scheduled, requester, project_token):
-    fake.trigger_answers = [(503, None), (201, {"id": 555, "status": "created", "web_url": WEB_URL})]
-    fake.statuses = ["success"]
+def test_a_server_error_then_success_triggers_once_more(fake_gitlab, gitlab_scheduled, requester, project_token):
+    fake_gitlab.trigger_answers = [(503, None), (201, {"id": 555, "status": "created", "web_url": WEB_URL})]
+    fake_gitlab.statuses = ["success"]
     run = dispatch(make_run(requester))
-    assert drain(scheduled) == [("trigger", 2.0), ("poll", 5.0)]
+    assert drain(gitlab_scheduled) == [("trigger", 2.0), ("poll", 5.0)]
     run.refresh_from_db()
-    assert len(fake.to(TRIGGER_PATH)) == 2 and run.status == RunStatus.SUCCESS
+    assert len(fake_gitlab.to(TRIGGER_PATH)) == 2 and run.status == RunStatus.SUCCESS
 
 
-def test_secrets_in_variables_are_sent_but_not_stored(fake, scheduled, requester, project_token):
+def test_secrets_in_variables_are_sent_but_not_stored(fake_gitlab, gitlab_scheduled, requester, project_token):
     secret_set(actor=Actor.system(), name="DB_PASSWORD", value="hunter2-very-secret")
     run = dispatch(make_run(requester, pipelineVariables={"DB_PASSWORD": "{{ .secrets.DB_PASSWORD }}"}))
-    assert fake.to(TRIGGER_PATH)[0].form["variables[DB_PASSWORD]"] == "hunter2-very-secret"
+    assert fake_gitlab.to(TRIGGER_PATH)[0].form["variables[DB_PASSWORD]"] == "hunter2-very-secret"
     assert run.payload["variables"]["DB_PASSWORD"] == "[redacted]"
 
 
-def test_literal_and_transformed_credentials_are_sent_but_not_stored(fake, scheduled, requester, project_token):
+def test_literal_and_transformed_credentials_are_sent_but_not_stored(fake_gitlab, gitlab_scheduled, requester, project_token):
     secret_set(actor=Actor.system(), name="DB_PASSWORD", value="hunter2-very-secret")
     run = dispatch(make_run(requester, pipelineVariables={"API_TOKEN": "glpat-literal-123",
                                                           "ENCODED": "{{ .secrets.DB_PASSWORD | @base64 }}"}))
-    form = fake.to(TRIGGER_PATH)[0].form
+    form = fake_gitlab.to(TRIGGER_PATH)[0].form
     assert form["variables[API_TOKEN]"] == "glpat-literal-123" and form["variables[ENCODED]"] == "aHVudGVyMi12ZXJ5LXNlY3JldA=="
     assert run.payload["variables"] | {"PORT_RUN_ID": None} == {"API_TOKEN": "[redacted]", "ENCODED": "[redacted]",
                                                                   "PORT_RUN_ID": None}
 
 
-def test_polling_a_pipeline_the_token_cannot_read_fails_the_run(httpserver, fake, scheduled, requester, project_token):
+def test_polling_a_pipeline_the_token_cannot_read_fails_the_run(httpserver, fake_gitlab, gitlab_scheduled, requester, project_token):
     run = dispatch(make_run(requester))
     httpserver.clear()
     httpserver.expect_request(PIPELINE_PATH).respond_with_json({"message": "403 Forbidden"}, status=403)
-    drain(scheduled)
+    drain(gitlab_scheduled)
     run.refresh_from_db()
     assert run.status == RunStatus.FAILURE
     assert run.status_label == ("GitLab: pipeline 555 of platform/billing could not be read (403): 403 Forbidden; "

@@ -9,11 +9,10 @@ from actions.definitions import action_definition_clean
 from actions.inputs import inputs_clean
 from actions.models import Action
 from catalog.models import Blueprint
-from catalog.services.entities import entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from portal.actor import Actor
 from portal.errors import ValidationFailed
-from tests.factories import UserFactory
+from tests.factories import EntityFactory, UserFactory
 from tests.support.action_definitions import DEV_ENV, catalog_setup
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +38,7 @@ EVERY_KIND = {
 
 
 @pytest.fixture
-def world(db):
+def inputs_world(db):
     """Service entities: `web` and `api` (tier web, owned by platform), `batch` (tier batch, platform) and
     `hidden` (tier web, owned by payments). Members read only entities their team owns."""
     catalog_setup()
@@ -51,8 +50,8 @@ def world(db):
     service = Blueprint.objects.get(identifier="Service")
     for identifier, tier, team in (("web", "web", "platform"), ("api", "web", "platform"), ("batch", "batch", "platform"),
                                    ("hidden", "web", "payments")):
-        entity_write_one(actor=system, blueprint=service, data={"identifier": identifier, "team": [team],
-                                                                 "properties": {"tier": tier}})
+        EntityFactory(blueprint=service, identifier=identifier, team=[team],
+                      properties={"tier": tier})
     blueprint_permissions_update(actor=system, blueprint=service,
                                  data={"entities": {"read": {"roles": [], "ownedByTeam": True}}})
     definition = copy.deepcopy(DEV_ENV)
@@ -62,13 +61,13 @@ def world(db):
     return action, dev
 
 
-def clean(world, **values):
-    action, dev = world
+def clean(inputs_world, **values):
+    action, dev = inputs_world
     return inputs_clean(action, {"service": "web", **values}, user=dev)
 
 
-def test_valid_inputs_with_defaults_applied(world):
-    result = clean(world, service={"identifier": "api"}, branch="feature/x", owner="owner@example.com",
+def test_valid_inputs_with_defaults_applied(inputs_world):
+    result = clean(inputs_world, service={"identifier": "api"}, branch="feature/x", owner="owner@example.com",
                    when="2024-06-09T12:28:18Z", link="https://example.com/a", mail="a@example.com", config="a: [1, 2]",
                    notes="# hi", script="line 1\nline 2", team="payments", ip4="10.0.0.1", ip6="::1", name="abc",
                    labels={"a": 1}, tags=["x", "y"], services=["web", {"identifier": "batch"}], slow="aaaa")
@@ -110,18 +109,18 @@ BAD = [
 
 
 @pytest.mark.parametrize("values,message", BAD, ids=[m.split(":")[0] + f"#{i}" for i, (_, m) in enumerate(BAD)])
-def test_bad_inputs_name_their_path(world, values, message):
+def test_bad_inputs_name_their_path(inputs_world, values, message):
     with pytest.raises(ValidationFailed) as caught:
-        clean(world, **values)
+        clean(inputs_world, **values)
     assert caught.value.message.startswith(message), caught.value.message
     assert caught.value.status == 422
 
 
-def test_pathological_pattern_returns_fast(world):
+def test_pathological_pattern_returns_fast(inputs_world):
     """`^(a+)+$` on 100k a's and a b: exponential for a backtracking engine, linear on RE2."""
     started = time.monotonic()
     with pytest.raises(ValidationFailed, match="^properties.slow: "):
-        clean(world, slow="a" * 100_000 + "b")
+        clean(inputs_world, slow="a" * 100_000 + "b")
     assert time.monotonic() - started < 1.0
 
 
@@ -131,14 +130,14 @@ def test_pathological_pattern_returns_fast(world):
     ({"service": "batch"}, "properties.service: entity 'batch' does not match the input's dataset"),
     ({"services": ["web", "hidden"]}, "properties.services[1]: entity 'hidden' of blueprint 'Service' was not found"),
 ])
-def test_entity_inputs_must_exist_be_visible_and_match_the_dataset(world, values, message):
+def test_entity_inputs_must_exist_be_visible_and_match_the_dataset(inputs_world, values, message):
     with pytest.raises(ValidationFailed) as caught:
-        clean(world, **values)
+        clean(inputs_world, **values)
     assert caught.value.message == message
 
 
-def test_entity_visible_to_its_team_member_and_to_the_system(world):
-    action, _ = world
+def test_entity_visible_to_its_team_member_and_to_the_system(inputs_world):
+    action, _ = inputs_world
     from django.contrib.auth import get_user_model
 
     payer = get_user_model().objects.get(email="pay@example.com")
@@ -148,11 +147,11 @@ def test_entity_visible_to_its_team_member_and_to_the_system(world):
         inputs_clean(action, {"service": "batch"}, user=None)
 
 
-def test_one_query_per_entity_input(world):
+def test_one_query_per_entity_input(inputs_world):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    action, dev = world
+    action, dev = inputs_world
 
     def entity_queries(services):
         with CaptureQueriesContext(connection) as captured:

@@ -1,5 +1,6 @@
 """Mirror properties respect read permission on the actions side: the entity page, and the entity that a run's
-templates see (its payload, shown on the run). The catalog is tests/catalog/test_mirror_permissions.py's."""
+templates see (its payload, shown on the run). The catalog is tests/support/mirrors.py's
+(the mirrored_catalog fixture)."""
 import json
 
 import pytest
@@ -12,15 +13,10 @@ from catalog.models import Entity
 from portal.actor import Actor
 from tests.factories import ActionFactory
 from tests.support.api import api_for
-from tests.support.mirrors import HIDDEN_REGION, SECRET, mirror_catalog
+from tests.support.mirrors import HIDDEN_REGION, SECRET
 from tests.support.runs import grant
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def catalog(db):
-    mirror_catalog()
 
 
 def user(email):
@@ -34,7 +30,7 @@ def entity_page(client, email):
     return response.content.decode()
 
 
-def test_entity_page_shows_a_mirror_only_to_readers_of_what_it_mirrors(client, catalog):
+def test_entity_page_shows_a_mirror_only_to_readers_of_what_it_mirrors(client, mirrored_catalog):
     html = entity_page(client, "dev@example.com")
     assert "Credential key" in html  # the row is there, empty
     for hidden in (SECRET, "Prod credential", HIDDEN_REGION, "payments-key"):
@@ -73,7 +69,7 @@ def run_on_checkout(requester, url, monkeypatch):
     return run
 
 
-def test_run_payload_entity_is_what_the_requester_may_read(catalog, hook, monkeypatch):
+def test_run_payload_entity_is_what_the_requester_may_read(mirrored_catalog, hook, monkeypatch):
     url, received = hook
     dev = user("dev@example.com")
     run = run_on_checkout(dev, url, monkeypatch)
@@ -86,7 +82,7 @@ def test_run_payload_entity_is_what_the_requester_may_read(catalog, hook, monkey
     assert SECRET not in shown.content.decode() and SECRET not in json.dumps(run.payload)
 
 
-def test_run_payload_of_a_reader_of_the_target_holds_the_value(catalog, hook, monkeypatch):
+def test_run_payload_of_a_reader_of_the_target_holds_the_value(mirrored_catalog, hook, monkeypatch):
     url, received = hook
     run_on_checkout(user("sec@example.com"), url, monkeypatch)
     (body,) = received
@@ -94,7 +90,7 @@ def test_run_payload_of_a_reader_of_the_target_holds_the_value(catalog, hook, mo
     assert body["payload"]["entity"]["properties"]["teamKeyValue"] is None  # security owns no TeamKey
 
 
-def test_agent_claims_render_each_run_for_its_requester(catalog):
+def test_agent_claims_render_each_run_for_its_requester(mirrored_catalog):
     """Claimed runs are rendered in batches; each run's entity still reads as its own requester may read it."""
     from tests.support.agent import agent_action, agent_run, claim
 
@@ -107,7 +103,7 @@ def test_agent_claims_render_each_run_for_its_requester(catalog):
     assert keys == {"dev@example.com": None, "sec@example.com": SECRET}
 
 
-def test_what_a_run_sent_is_read_only_by_its_requester_and_admins(catalog, hook, monkeypatch):
+def test_what_a_run_sent_is_read_only_by_its_requester_and_admins(mirrored_catalog, hook, monkeypatch):
     """sec@ may read the credential, so its run's payload holds the mirrored key; dev@ may read the run (it may read
     the entity) but not the credential, so the run shows dev@ no payload and no response."""
     url, received = hook

@@ -17,13 +17,11 @@ from actions.services.approvals import approval_decide
 from actions.services.runs import run_finish, run_log_add, run_request, run_update
 from audit import choices as audit_choices
 from audit.models import AuditEvent
-from catalog.models import Blueprint, Entity, Timer
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import entity_write_one
+from catalog.models import Entity, Timer
 from portal.actor import Actor
 from portal.errors import ValidationFailed
 from portal.datetimes import instant_text
-from tests.factories import ActionFactory, RunFactory
+from tests.factories import ActionFactory, BlueprintFactory, EntityFactory, RunFactory
 from tests.outbox import on_publish
 from tests.support.runs import actor_of, grant
 
@@ -239,18 +237,16 @@ def test_the_run_changed_announcement(users, queued, django_capture_on_commit_ca
 @pytest.fixture
 def environment(db):
     """A devEnv entity created by a CREATE run of a TTL'd action, its timer 20 hours from now."""
-    system = Actor.system()
-    blueprint_create(actor=system, data={"identifier": "devEnv", "title": "Dev environment",
-                                         "schema": {"properties": {"expiresAt": {"type": "string", "format": "timer"}}}})
+    BlueprintFactory(identifier="devEnv", title="Dev environment",
+                     schema={"properties": {"expiresAt": {"type": "string", "format": "timer"}}})
     from tests.factories import UserFactory
 
     owner = UserFactory(email="dev@example.com")
     action = ActionFactory(identifier="create_env", operation="CREATE", blueprint="devEnv",
                          ttl={"property": "expiresAt", "default": "P5D"})
     expires = timezone.now() + timedelta(hours=20)
-    entity = entity_write_one(actor=system, blueprint=Blueprint.objects.get(identifier="devEnv"),
-                              data={"identifier": "dev-feat/x", "title": "feat x",
-                                    "properties": {"expiresAt": expires.isoformat()}})
+    EntityFactory(blueprint="devEnv", identifier="dev-feat/x", title="feat x",
+                  properties={"expiresAt": expires.isoformat()})
     entity = Entity.objects.get(identifier="dev-feat/x")
     RunFactory(id="r_create_env", action=action, blueprint_identifier="devEnv", status=RunStatus.SUCCESS,
                        requested_by=owner, result_entity=entity)

@@ -11,7 +11,7 @@ from actions.services.actions import action_create
 from audit.models import AuditEvent
 from catalog.models import Entity
 from portal.actor import Actor
-from tests.factories import ActionFactory, UserFactory
+from tests.factories import ActionFactory, EntityFactory, UserFactory
 from tests.support.action_form import EVERY_INPUT, ORDER, TIER_ONE
 from tests.support.pages import Page, get
 from tests.support.runs import grant
@@ -203,16 +203,13 @@ def test_a_quota_refusal_shows_at_the_top(client, users):
     (None, "You have 1, so a new run is refused until one of them is deleted."),
 ])
 def test_the_form_tells_how_many_live_entities_the_user_has(client, users, when_exceeded, over):
-    from catalog.models import Blueprint
-    from catalog.services.entities import entity_write_one
 
     quota = {"liveEntitiesPerUser": 1} | ({"whenExceeded": when_exceeded} if when_exceeded else {})
     action = ActionFactory(identifier="create_env", operation="CREATE", blueprint="Env", inputs={"branch": {"type": "string"}},
                          quota=quota)
     grant("execute", action, users=[users["dev"]])
     assert "At most 1 live at a time per person. You have 0." in get(client, users["dev"], "/actions/create_env/run").html
-    entity_write_one(actor=Actor.system(), blueprint=Blueprint.objects.get(identifier="Env"),
-                     data={"identifier": "mine"})
+    EntityFactory(blueprint="Env", identifier="mine")
     Entity.objects.filter(identifier="mine").update(created_by=users["dev"].email)  # as if the developer made it
     assert f"At most 1 live at a time per person. {over}" in get(client, users["dev"], "/actions/create_env/run").html
 
@@ -295,11 +292,10 @@ def test_day2_form_without_an_entity_offers_a_picker(client, users):
 
 def test_entity_picker_filter_narrows_the_choices(client, users, every_input):
     from catalog.models import Blueprint
-    from catalog.services.entities import entity_write_one
 
     service = Blueprint.objects.get(identifier="Service")
     for name in ("billing", "bidding"):
-        entity_write_one(actor=Actor.system(), blueprint=service, data={"identifier": name, "properties": {"tier": "2"}})
+        EntityFactory(blueprint=service, identifier=name, properties={"tier": "2"})
     page = get(client, users["dev"], "/actions/provision/run?filter.services=bi")  # without JavaScript: a GET
     options = re.findall(r'<option value="([^"]*)"', page.html.split('id="input-p-services"')[1].split("</select>")[0])
     assert options == ["bidding", "billing"]

@@ -14,21 +14,13 @@ from actions.services.runs import run_request
 from audit.models import AuditEvent
 from tests.factories import ActionFactory
 from tests.support.pages import Page, get
-from tests.support.runs import actor_of, catalog_setup, grant
+from tests.support.runs import actor_of, grant
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def users(db, monkeypatch):
-    from actions.tasks import run_dispatch_task
-
-    monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: None)
-    return catalog_setup()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_dispatch_skipped")]
 
 
 @pytest.fixture
-def action(users):
+def approval_action(users):
     action = ActionFactory(inputs={"branch": {"type": "string", "title": "Branch"}}, required_approval=True,
                          approval_timeout_seconds=3 * 3600)
     grant("execute", action, users=[users["dev"], users["pay"]])
@@ -36,17 +28,17 @@ def action(users):
     return action
 
 
-def request_run(users, action, who="dev", branch="main", entity="portal"):
-    return run_request(actor=actor_of(users[who]), action=action, properties={"branch": branch}, entity_identifier=entity)
+def request_run(users, approval_action, who="dev", branch="main", entity="portal"):
+    return run_request(actor=actor_of(users[who]), action=approval_action, properties={"branch": branch}, entity_identifier=entity)
 
 
 def queue_ids(page):
     return [a["id"].removeprefix("run-") for t, a in page.elements if t == "li" and a.get("id", "").startswith("run-")]
 
 
-def test_queue_lists_waiting_runs_oldest_first_with_what_to_decide_on(client, users, action):
-    older = request_run(users, action, branch="first")
-    newer = request_run(users, action, who="pay", branch="second", entity="checkout")
+def test_queue_lists_waiting_runs_oldest_first_with_what_to_decide_on(client, users, approval_action):
+    older = request_run(users, approval_action, branch="first")
+    newer = request_run(users, approval_action, who="pay", branch="second", entity="checkout")
     Run.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(hours=1))
     page = get(client, users["manager"], "/approvals/")
     assert queue_ids(page) == [older.id, newer.id]
@@ -65,13 +57,13 @@ def test_queue_lists_waiting_runs_oldest_first_with_what_to_decide_on(client, us
     assert queue_ids(get(client, users["other"], "/approvals/")) == []
 
 
-def test_empty_states(client, users, action):
+def test_empty_states(client, users, approval_action):
     assert "Nothing is waiting on you." in get(client, users["manager"], "/approvals/").html
     assert "You do not approve any action" in get(client, users["other"], "/approvals/").html
 
 
-def test_approve_with_a_reason(client, users, action):
-    run = request_run(users, action)
+def test_approve_with_a_reason(client, users, approval_action):
+    run = request_run(users, approval_action)
     client.force_login(users["manager"])
     response = client.post(f"/approvals/{run.id}/decide", {"decision": "APPROVE", "reason": "ship it", "next": "/approvals/"})
     assert response.status_code == 302 and response["Location"] == "/approvals/"
@@ -87,8 +79,8 @@ def test_approve_with_a_reason(client, users, action):
     assert f'<a href="/runs/{run.id}/">{run.id}</a>' in recent and "ship it" in recent and "Approved" in recent
 
 
-def test_decline_from_the_run_page_returns_there(client, users, action):
-    run = request_run(users, action)
+def test_decline_from_the_run_page_returns_there(client, users, approval_action):
+    run = request_run(users, approval_action)
     client.force_login(users["manager"])
     response = client.post(f"/approvals/{run.id}/decide", {"decision": "DECLINE", "reason": "", "next": f"/runs/{run.id}/"})
     assert response["Location"] == f"/runs/{run.id}/"
@@ -97,13 +89,13 @@ def test_decline_from_the_run_page_returns_there(client, users, action):
     page = Page(client.get(f"/runs/{run.id}/").content.decode())
     assert "Declined" in page.text("run-live") and "manager@example.com" in page.text("run-live")
     # an off-site `next` is not followed
-    other = request_run(users, action)
+    other = request_run(users, approval_action)
     response = client.post(f"/approvals/{other.id}/decide", {"decision": "DECLINE", "next": "https://evil.example/"})
     assert response["Location"] == "/approvals/"
 
 
-def test_a_decision_someone_else_took_is_shown_not_overwritten(client, users, action):
-    run = request_run(users, action)
+def test_a_decision_someone_else_took_is_shown_not_overwritten(client, users, approval_action):
+    run = request_run(users, approval_action)
     get(client, users["manager"], "/approvals/")  # manager opens the queue ...
     approval_decide(actor=actor_of(users["manager2"]), run=run, decision="DECLINE", description="not today")
     client.force_login(users["manager"])  # ... and clicks Approve after manager2 declined
@@ -117,9 +109,9 @@ def test_a_decision_someone_else_took_is_shown_not_overwritten(client, users, ac
                      r"\d\d:\d\d UTC \(“not today”\). It is now DECLINED. Your decision was not recorded.", message)
 
 
-def test_a_refused_decision_stays_on_the_queue_with_the_reason_kept(client, users, action):
-    run = request_run(users, action)
-    grant("approve", action, users=[users["pay"]])
+def test_a_refused_decision_stays_on_the_queue_with_the_reason_kept(client, users, approval_action):
+    run = request_run(users, approval_action)
+    grant("approve", approval_action, users=[users["pay"]])
     client.force_login(users["dev"])  # the requester: may see the run, may not decide it
     response = client.post(f"/approvals/{run.id}/decide", {"decision": "APPROVE", "reason": "mine"})
     assert response.status_code == 403
@@ -137,7 +129,7 @@ def test_a_refused_decision_stays_on_the_queue_with_the_reason_kept(client, user
     assert Run.objects.get(pk=run.pk).status == RunStatus.WAITING_FOR_APPROVAL
 
 
-def test_queue_query_count_is_constant(client, users, action):
+def test_queue_query_count_is_constant(client, users, approval_action):
     def count():
         client.force_login(users["manager"])
         with CaptureQueriesContext(connection) as queries:
@@ -145,12 +137,12 @@ def test_queue_query_count_is_constant(client, users, action):
         assert response.status_code == 200
         return len(queries), len(queue_ids(Page(response.content.decode())))
 
-    decided = request_run(users, action)
+    decided = request_run(users, approval_action)
     approval_decide(actor=actor_of(users["manager"]), run=decided, decision="APPROVE")  # a "recently decided" row
-    request_run(users, action)
+    request_run(users, approval_action)
     one = count()
     for i in range(19):
-        request_run(users, action, who="pay" if i % 2 else "dev", entity="checkout" if i % 2 else "portal")
+        request_run(users, approval_action, who="pay" if i % 2 else "dev", entity="checkout" if i % 2 else "portal")
     many = count()
     assert (one[1], many[1]) == (1, 20)
     assert one[0] == many[0]

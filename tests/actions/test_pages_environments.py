@@ -13,11 +13,10 @@ from actions.services.actions import action_permissions_update
 from actions.services.ttl import TTL_EXTENDED
 from audit.models import AuditEvent
 from catalog.models import Blueprint, Entity, Timer
-from catalog.services.entities import entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from portal.actor import Actor
 from portal.datetimes import instant_text
-from tests.factories import UserFactory
+from tests.factories import EntityFactory, UserFactory
 from tests.support.environments import TERMINATE, dev_environment, ttl_world
 
 pytestmark = pytest.mark.django_db
@@ -63,8 +62,8 @@ def test_lists_my_environments_with_url_expiry_countdown_and_buttons(client, wor
 
 def test_an_entity_i_created_is_mine_too(client, world):
     blueprint = Blueprint.objects.get(identifier="devEnvironment")
-    entity_write_one(actor=Actor(user=world["admin"]), blueprint=blueprint,
-                     data={"identifier": "env-admin", "properties": {"ttl": instant_text(timezone.now() + timedelta(days=1))}})
+    EntityFactory(blueprint=blueprint, actor=Actor(user=world["admin"]), identifier="env-admin",
+                  properties={"ttl": instant_text(timezone.now() + timedelta(days=1))})
     assert len(rows(text(get(client, world["admin"])))) == 1
     assert rows(text(get(client, world["dev"]))) == []
 

@@ -14,17 +14,9 @@ from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from tests.factories import ActionFactory
 from tests.support.pages import get
-from tests.support.runs import actor_of, catalog_setup, grant
+from tests.support.runs import actor_of, grant
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def users(db, monkeypatch):
-    from actions.tasks import run_dispatch_task
-
-    monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: None)  # no backend: the tests report back
-    return catalog_setup()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_dispatch_skipped")]
 
 
 def deploy_run(users, **fields):

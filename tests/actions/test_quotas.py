@@ -13,10 +13,9 @@ from actions.tasks import run_dispatch_task
 from audit import choices as audit_choices
 from audit.models import AuditEvent
 from catalog.models import Blueprint, Entity
-from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from portal.errors import PortalError
-from tests.factories import ActionFactory, UserFactory
+from tests.factories import ActionFactory, EntityFactory, UserFactory
 from tests.support.runs import actor_of, catalog_setup, grant
 
 pytestmark = pytest.mark.django_db
@@ -70,9 +69,9 @@ def test_live_entities_per_user(users):
     action = ActionFactory(identifier="create_env", operation="CREATE", blueprint="Env", quota={"liveEntitiesPerUser": 2})
     grant("execute", action, users=[users["dev"]])
     env = Blueprint.objects.get(identifier="Env")
-    entity_write_one(actor=Actor.system(), blueprint=env, data={"identifier": "mine-1"})
+    EntityFactory(blueprint=env, identifier="mine-1")
     Entity.objects.filter(identifier="mine-1").update(created_by="dev@example.com")  # as if dev had registered it
-    entity_write_one(actor=Actor.system(), blueprint=env, data={"identifier": "someone-elses"})
+    EntityFactory(blueprint=env, identifier="someone-elses")
     run_request(actor=actor_of(users["dev"]), action=action, properties={})  # 1 live + 1 under way = 2
     with pytest.raises(QuotaExceeded) as refused:
         run_request(actor=actor_of(users["dev"]), action=action, properties={})

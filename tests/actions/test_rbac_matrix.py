@@ -31,7 +31,7 @@ EXPECTED = {
 
 
 @pytest.fixture
-def world(db, monkeypatch):
+def rbac_world(db, monkeypatch):
     monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: None)
     users = catalog_setup()
     users["granted"] = UserFactory(email="granted@example.com")
@@ -64,8 +64,8 @@ CALLS = {
 
 @pytest.mark.parametrize("endpoint", list(EXPECTED))
 @pytest.mark.parametrize("role", ROLES)
-def test_matrix(world, role, endpoint):
-    users, running, waiting = world
+def test_matrix(rbac_world, role, endpoint):
+    users, running, waiting = rbac_world
     response = CALLS[endpoint](client(users, role), running, waiting)
     expected = EXPECTED[endpoint][ROLES.index(role)]
     assert response.status_code == expected, response.content
@@ -80,15 +80,15 @@ def test_matrix(world, role, endpoint):
         assert body["run"]["status"] == "IN_PROGRESS"
 
 
-def test_requester_may_patch_and_log(world):
-    users, running, _ = world
+def test_requester_may_patch_and_log(rbac_world):
+    users, running, _ = rbac_world
     api = api_for(users["pay"])
     assert api.patch(f"/v1/actions/runs/{running.id}", {"statusLabel": "x"}, format="json").status_code == 200
     assert api.post(f"/v1/actions/runs/{running.id}/logs", {"message": "x"}, format="json").status_code == 201
 
 
-def test_runs_of_unreadable_entities_are_hidden(world):
-    users, running, waiting = world
+def test_runs_of_unreadable_entities_are_hidden(rbac_world):
+    users, running, waiting = rbac_world
     service = Blueprint.objects.get(identifier="Service")
     GroupObjectPermission.objects.filter(object_pk=str(service.pk), content_type__model="blueprint").delete()
     other = api_for(users["ungranted"])

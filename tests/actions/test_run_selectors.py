@@ -29,7 +29,7 @@ TIER_TWO = {"combinator": "and", "rules": [{"property": "tier", "operator": "=",
 
 
 @pytest.fixture
-def users(db):
+def selector_users(db):
     users = catalog_setup()
     blueprint_permissions_update(actor=SYSTEM, blueprint=Blueprint.objects.get(identifier="Service"),
                                  data={"entities": {"read": {"roles": [], "ownedByTeam": True}}})
@@ -37,9 +37,9 @@ def users(db):
 
 
 @pytest.fixture
-def action(users):
+def selector_action(selector_users):
     action = ActionFactory(identifier="deploy", required_approval=True)
-    grant("execute", action, users=[users["dev"], users["pay"]])
+    grant("execute", action, users=[selector_users["dev"], selector_users["pay"]])
     grant("approve", action, teams=["managers"])
     return action
 
@@ -48,8 +48,8 @@ def service(identifier):
     return Entity.objects.get(blueprint__identifier="Service", identifier=identifier)
 
 
-def run(action, requester, identifier, *, entity="portal", status=RunStatus.WAITING_FOR_APPROVAL, age=0):
-    made = RunFactory(id=identifier, action=action, requested_by=requester, status=status, required_approval=True,
+def run(selector_action, requester, identifier, *, entity="portal", status=RunStatus.WAITING_FOR_APPROVAL, age=0):
+    made = RunFactory(id=identifier, action=selector_action, requested_by=requester, status=status, required_approval=True,
                       blueprint_identifier="Service", entity=service(entity), entity_identifier=entity)
     Run.objects.filter(pk=made.pk).update(created_at=timezone.now() - timedelta(minutes=age))
     return Run.objects.get(pk=made.pk)
@@ -59,41 +59,41 @@ def ids(runs):
     return [r.id for r in runs]
 
 
-def test_run_visible_to_the_requester_the_approvers_and_readers_of_its_entity_only(users, action):
-    mine = run(action, users["dev"], "r_mine")
-    assert run_visible_to(users["dev"], "r_mine") == mine
-    assert run_visible_to(users["manager"], "r_mine") == mine  # may decide it
-    assert run_visible_to(users["admin"], "r_mine") == mine
-    assert run_visible_to(users["pay"], "r_mine") is None  # neither theirs, nor theirs to decide, nor their entity
-    assert run_visible_to(users["other"], "r_mine") is None
+def test_run_visible_to_the_requester_the_approvers_and_readers_of_its_entity_only(selector_users, selector_action):
+    mine = run(selector_action, selector_users["dev"], "r_mine")
+    assert run_visible_to(selector_users["dev"], "r_mine") == mine
+    assert run_visible_to(selector_users["manager"], "r_mine") == mine  # may decide it
+    assert run_visible_to(selector_users["admin"], "r_mine") == mine
+    assert run_visible_to(selector_users["pay"], "r_mine") is None  # neither theirs, nor theirs to decide, nor their entity
+    assert run_visible_to(selector_users["other"], "r_mine") is None
     assert run_visible_to(AnonymousUser(), "r_mine") is None
-    assert run_visible_to(users["dev"], "r_nope") is None
+    assert run_visible_to(selector_users["dev"], "r_nope") is None
 
 
-def test_runs_requested_by_visible_to_are_the_users_own_newest_first(users, action):
-    run(action, users["dev"], "r_old", status=RunStatus.SUCCESS, age=30)
-    run(action, users["dev"], "r_new", age=10)
-    run(action, users["pay"], "r_theirs", entity="checkout", age=20)
-    assert ids(runs_requested_by_visible_to(users["dev"], limit=10)) == ["r_new", "r_old"]
-    assert ids(runs_requested_by_visible_to(users["dev"], limit=1)) == ["r_new"]
-    assert ids(runs_requested_by_visible_to(users["dev"], limit=10, status=RunStatus.SUCCESS)) == ["r_old"]
+def test_runs_requested_by_visible_to_are_the_users_own_newest_first(selector_users, selector_action):
+    run(selector_action, selector_users["dev"], "r_old", status=RunStatus.SUCCESS, age=30)
+    run(selector_action, selector_users["dev"], "r_new", age=10)
+    run(selector_action, selector_users["pay"], "r_theirs", entity="checkout", age=20)
+    assert ids(runs_requested_by_visible_to(selector_users["dev"], limit=10)) == ["r_new", "r_old"]
+    assert ids(runs_requested_by_visible_to(selector_users["dev"], limit=1)) == ["r_new"]
+    assert ids(runs_requested_by_visible_to(selector_users["dev"], limit=10, status=RunStatus.SUCCESS)) == ["r_old"]
     newest = Run.objects.get(pk="r_new")
-    assert ids(runs_requested_by_visible_to(users["dev"], limit=10, before=(newest.created_at, newest.id))) == ["r_old"]
-    assert ids(runs_requested_by_visible_to(users["manager"], limit=10)) == []  # decides them, did not request them
+    assert ids(runs_requested_by_visible_to(selector_users["dev"], limit=10, before=(newest.created_at, newest.id))) == ["r_old"]
+    assert ids(runs_requested_by_visible_to(selector_users["manager"], limit=10)) == []  # decides them, did not request them
 
 
-def test_runs_of_entity_visible_to_hide_runs_the_user_may_not_see(users, action):
-    run(action, users["dev"], "r_portal")
-    run(action, users["pay"], "r_checkout", entity="checkout")
-    assert ids(runs_of_entity_visible_to(users["dev"], service("portal"), limit=10)) == ["r_portal"]
-    assert ids(runs_of_entity_visible_to(users["pay"], service("portal"), limit=10)) == []
-    assert ids(runs_of_entity_visible_to(users["admin"], service("checkout"), limit=10)) == ["r_checkout"]
+def test_runs_of_entity_visible_to_hide_runs_the_user_may_not_see(selector_users, selector_action):
+    run(selector_action, selector_users["dev"], "r_portal")
+    run(selector_action, selector_users["pay"], "r_checkout", entity="checkout")
+    assert ids(runs_of_entity_visible_to(selector_users["dev"], service("portal"), limit=10)) == ["r_portal"]
+    assert ids(runs_of_entity_visible_to(selector_users["pay"], service("portal"), limit=10)) == []
+    assert ids(runs_of_entity_visible_to(selector_users["admin"], service("checkout"), limit=10)) == ["r_checkout"]
 
 
-def test_decisions_and_log_lines_of_a_run_in_their_order(users, action):
-    waiting = run(action, users["dev"], "r_waiting")
-    Approval.objects.create(run=waiting, approver=users["manager2"], decision="APPROVE")
-    Approval.objects.create(run=waiting, approver=users["manager"], decision="DECLINE", description="not today")
+def test_decisions_and_log_lines_of_a_run_in_their_order(selector_users, selector_action):
+    waiting = run(selector_action, selector_users["dev"], "r_waiting")
+    Approval.objects.create(run=waiting, approver=selector_users["manager2"], decision="APPROVE")
+    Approval.objects.create(run=waiting, approver=selector_users["manager"], decision="DECLINE", description="not today")
     for n in range(3):
         RunLog.objects.create(run=waiting, message=f"line {n}")
     assert [d.approver.email for d in run_decisions(waiting)] == ["manager2@example.com", "manager@example.com"]
@@ -104,39 +104,39 @@ def test_decisions_and_log_lines_of_a_run_in_their_order(users, action):
     assert run_status_reload(waiting).status_label == "Declined by manager"
 
 
-def test_the_approval_queue_holds_runs_waiting_on_the_user_and_not_yet_decided_by_them(users, action):
-    first = run(action, users["dev"], "r_first", age=20)
-    run(action, users["pay"], "r_second", entity="checkout", age=10)
-    run(action, users["dev"], "r_done", status=RunStatus.SUCCESS)
-    Approval.objects.create(run=first, approver=users["manager2"], decision="APPROVE")
-    queue = approval_queue_visible_to(users["manager"], limit=10)
+def test_the_approval_queue_holds_runs_waiting_on_the_user_and_not_yet_decided_by_them(selector_users, selector_action):
+    first = run(selector_action, selector_users["dev"], "r_first", age=20)
+    run(selector_action, selector_users["pay"], "r_second", entity="checkout", age=10)
+    run(selector_action, selector_users["dev"], "r_done", status=RunStatus.SUCCESS)
+    Approval.objects.create(run=first, approver=selector_users["manager2"], decision="APPROVE")
+    queue = approval_queue_visible_to(selector_users["manager"], limit=10)
     assert ids(queue) == ["r_first", "r_second"]
     assert [d.approver.email for d in queue[0].approvals.all()] == ["manager2@example.com"]
-    assert approvals_waiting_count_and_first(users["manager"], limit=1) == (2, [first])
-    assert ids(approval_queue_visible_to(users["manager2"], limit=10)) == ["r_second"]  # decided the first
-    assert approval_queue_visible_to(users["dev"], limit=10) == []  # not an approver, and never of their own runs
-    assert approval_queue_visible_to(users["pay"], limit=10) == []
-    assert run_waits_on(users["manager"], first) is True
-    assert run_waits_on(users["manager2"], first) is False
-    assert run_waits_on(users["dev"], first) is False
+    assert approvals_waiting_count_and_first(selector_users["manager"], limit=1) == (2, [first])
+    assert ids(approval_queue_visible_to(selector_users["manager2"], limit=10)) == ["r_second"]  # decided the first
+    assert approval_queue_visible_to(selector_users["dev"], limit=10) == []  # not an approver, and never of their own runs
+    assert approval_queue_visible_to(selector_users["pay"], limit=10) == []
+    assert run_waits_on(selector_users["manager"], first) is True
+    assert run_waits_on(selector_users["manager2"], first) is False
+    assert run_waits_on(selector_users["dev"], first) is False
 
 
-def test_decisions_taken_by_are_the_users_own(users, action):
-    first = run(action, users["dev"], "r_first")
-    second = run(action, users["pay"], "r_second", entity="checkout")
-    mine = Approval.objects.create(run=first, approver=users["manager"], decision="APPROVE")
-    Approval.objects.create(run=second, approver=users["manager2"], decision="DECLINE")
-    assert decisions_taken_by(users["manager"], limit=10) == [mine]
-    assert decisions_taken_by(users["dev"], limit=10) == []
+def test_decisions_taken_by_are_the_users_own(selector_users, selector_action):
+    first = run(selector_action, selector_users["dev"], "r_first")
+    second = run(selector_action, selector_users["pay"], "r_second", entity="checkout")
+    mine = Approval.objects.create(run=first, approver=selector_users["manager"], decision="APPROVE")
+    Approval.objects.create(run=second, approver=selector_users["manager2"], decision="DECLINE")
+    assert decisions_taken_by(selector_users["manager"], limit=10) == [mine]
+    assert decisions_taken_by(selector_users["dev"], limit=10) == []
 
 
-def test_may_ever_approve(users, action):
-    assert may_ever_approve(users["manager"]) is True
-    assert may_ever_approve(users["admin"]) is True
-    assert may_ever_approve(users["dev"]) is False
+def test_may_ever_approve(selector_users, selector_action):
+    assert may_ever_approve(selector_users["manager"]) is True
+    assert may_ever_approve(selector_users["admin"]) is True
+    assert may_ever_approve(selector_users["dev"]) is False
     ActionFactory(identifier="owned", permission_settings={"ownedByTeam": {"approve": True}})
-    assert may_ever_approve(users["dev"]) is True  # their team may own an entity of its runs
-    assert may_ever_approve(users["other"]) is False  # in no team
+    assert may_ever_approve(selector_users["dev"]) is True  # their team may own an entity of its runs
+    assert may_ever_approve(selector_users["other"]) is False  # in no team
 
 
 def test_lock_actions_are_the_published_self_service_ones(db):
@@ -147,19 +147,19 @@ def test_lock_actions_are_the_published_self_service_ones(db):
     assert lock_actions() == {("service", "lock"): lock}
 
 
-def test_actions_runnable_on_an_entity_are_granted_and_match_their_condition(users):
+def test_actions_runnable_on_an_entity_are_granted_and_match_their_condition(selector_users):
     deploy = ActionFactory(identifier="deploy")
-    grant("execute", deploy, users=[users["dev"]])
+    grant("execute", deploy, users=[selector_users["dev"]])
     tier_two_only = ActionFactory(identifier="tier_two_only", condition=TIER_TWO)
-    grant("execute", tier_two_only, users=[users["dev"], users["pay"]])
+    grant("execute", tier_two_only, users=[selector_users["dev"], selector_users["pay"]])
     owned = ActionFactory(identifier="owned", operation="DELETE", permission_settings={"ownedByTeam": {"execute": True}})
     ActionFactory(identifier="create", operation="CREATE")
     ActionFactory(identifier="draft", publish=False)
     portal, checkout = service("portal"), service("checkout")
     platform, payments = {t.pk for t in portal.teams.all()}, {t.pk for t in checkout.teams.all()}
-    assert actions_runnable_on(users["dev"], portal, platform) == [deploy, owned]  # portal is tier 1
-    assert actions_runnable_on(users["pay"], portal, platform) == []  # not granted deploy, not an owner
-    assert actions_runnable_on(users["pay"], checkout, payments) == [tier_two_only, owned]
-    assert actions_runnable_on(users["other"], portal, platform) == []
+    assert actions_runnable_on(selector_users["dev"], portal, platform) == [deploy, owned]  # portal is tier 1
+    assert actions_runnable_on(selector_users["pay"], portal, platform) == []  # not granted deploy, not an owner
+    assert actions_runnable_on(selector_users["pay"], checkout, payments) == [tier_two_only, owned]
+    assert actions_runnable_on(selector_users["other"], portal, platform) == []
     # An admin runs anything published (not `draft`) of the operations shown (not `create`) whose condition matches.
-    assert actions_runnable_on(users["admin"], portal, platform) == [deploy, owned]
+    assert actions_runnable_on(selector_users["admin"], portal, platform) == [deploy, owned]

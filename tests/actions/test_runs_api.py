@@ -6,18 +6,11 @@ from django.test.utils import CaptureQueriesContext
 from actions.models import Run
 from audit.models import AuditEvent
 from actions.services.runs import run_request
-from actions.tasks import run_dispatch_task
 from tests.factories import ActionFactory
 from tests.support.api import api_for
-from tests.support.runs import actor_of, catalog_setup, grant
+from tests.support.runs import actor_of, grant
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def users(db, monkeypatch):
-    monkeypatch.setattr(run_dispatch_task, "delay", lambda run_id: None)
-    return catalog_setup()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_dispatch_skipped")]
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ READINESS = {"identifier": "readiness", "title": "Production readiness", "rules"
 
 
 @pytest.fixture
-def slack(settings, httpserver):
+def fake_slack(settings, httpserver):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.SLACK_BOT_TOKEN = TOKEN
     settings.SLACK_API_URL = httpserver.url_for("/api/")
@@ -36,7 +36,7 @@ def slack(settings, httpserver):
 
 
 @pytest.fixture
-def services(db):
+def readiness_services(db):
     blueprint_create(actor=SYSTEM, data={"identifier": "service", "title": "Service", "schema": {"properties": {
         "readme": {"type": "string"}, "onCall": {"type": "string"}}}})
     blueprint = Blueprint.objects.get(identifier="service")
@@ -60,25 +60,25 @@ def posted(httpserver):
             if request.path == "/api/chat.postMessage"]
 
 
-def test_dropping_below_silver_posts_to_slack_and_nothing_else_does(services, slack, django_capture_on_commit_callbacks):
+def test_dropping_below_silver_posts_to_slack_and_nothing_else_does(readiness_services, fake_slack, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         write("checkout", readme="https://docs/checkout", onCall="ops")  # created at Gold (no Gold rules): not an update
     with django_capture_on_commit_callbacks(execute=True):
         write("checkout", readme="https://docs/checkout", onCall="payments")  # still Gold
-    assert posted(slack) == []
+    assert posted(fake_slack) == []
     with django_capture_on_commit_callbacks(execute=True):
         write("checkout", readme="https://docs/checkout")  # on-call removed: Bronze
-    assert posted(slack) == ["checkout dropped to Bronze"]
+    assert posted(fake_slack) == ["checkout dropped to Bronze"]
     with django_capture_on_commit_callbacks(execute=True):
         write("checkout")  # Bronze to Basic: below Silver already, no new drop
-    assert posted(slack) == ["checkout dropped to Bronze"]
+    assert posted(fake_slack) == ["checkout dropped to Bronze"]
     (run,) = Run.objects.filter(action__identifier="notify_drop")
     assert run.trigger_event["diff"]["before"]["scorecards"]["readiness"]["level"] == "Gold"
     assert run.trigger_event["diff"]["after"]["scorecards"]["readiness"]["rules"][1] == {
         "identifier": "hasOnCall", "status": "FAILURE", "level": "Silver"}
 
 
-def test_a_scorecard_edit_that_drops_services_notifies_for_each(services, slack, django_capture_on_commit_callbacks):
+def test_a_scorecard_edit_that_drops_services_notifies_for_each(readiness_services, fake_slack, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         write("checkout", readme="https://docs/checkout", onCall="ops")
         write("billing", readme="https://docs/billing", onCall="ops")
@@ -87,5 +87,5 @@ def test_a_scorecard_edit_that_drops_services_notifies_for_each(services, slack,
         "identifier": "hasPager", "title": "Pager", "level": "Silver",
         "query": {"combinator": "and", "conditions": [{"property": "onCall", "operator": "=", "value": "pager"}]}}]}
     with django_capture_on_commit_callbacks(execute=True):
-        scorecard_update(actor=SYSTEM, blueprint=services, identifier="readiness", data=stricter)
-    assert sorted(posted(slack)) == ["billing dropped to Bronze", "checkout dropped to Bronze"]
+        scorecard_update(actor=SYSTEM, blueprint=readiness_services, identifier="readiness", data=stricter)
+    assert sorted(posted(fake_slack)) == ["billing dropped to Bronze", "checkout dropped to Bronze"]

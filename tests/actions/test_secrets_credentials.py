@@ -13,7 +13,6 @@ from audit import choices as audit_choices
 from audit.models import AuditEvent
 from portal.actor import Actor
 from portal.errors import ValidationFailed
-from tests.support.action_definitions import catalog_setup
 
 pytestmark = pytest.mark.django_db
 LITERAL = "Bearer literal-abc123-XYZ"
@@ -34,11 +33,6 @@ def notify(url="https://hooks.example.com/deploy"):
             "body": {"password": PASSWORD, "runId": "{{ .run.id }}", "nested": [{"clientSecret": "cs-literal-1"}]},
         },
     }
-
-
-@pytest.fixture
-def world(db):
-    catalog_setup()
 
 
 def stored():
@@ -73,7 +67,7 @@ def test_a_mask_with_no_stored_value_behind_it_is_refused():
         invocation_unmasked({"type": "WEBHOOK", "headers": {"Authorization": "[redacted]"}}, None)
 
 
-def test_members_and_admins_read_the_mask(admin_api, member_api, world):
+def test_members_and_admins_read_the_mask(admin_api, member_api, blueprints):
     response = admin_api.post("/v1/actions", notify(), format="json")
     assert response.status_code == 201, response.json()
     admin_api.patch("/v1/actions/notify/permissions", {"execute": {"roles": ["Member"]}}, format="json")
@@ -86,7 +80,7 @@ def test_members_and_admins_read_the_mask(admin_api, member_api, world):
     assert stored()["headers"]["Authorization"] == LITERAL  # written, kept, never read back
 
 
-def test_get_then_put_keeps_the_value_and_a_new_value_replaces_it(admin_api, world):
+def test_get_then_put_keeps_the_value_and_a_new_value_replaces_it(admin_api, blueprints):
     admin_api.post("/v1/actions", notify(), format="json")
     fetched = admin_api.get("/v1/actions/notify").json()["action"]
     response = admin_api.put("/v1/actions/notify", {**fetched, "title": "Notify the deployer"}, format="json")
@@ -112,7 +106,7 @@ def test_get_then_put_keeps_the_value_and_a_new_value_replaces_it(admin_api, wor
     assert copied.status_code == 422 and "invocationMethod.headers.Authorization" in copied.json()["message"]
 
 
-def test_audit_diffs_never_hold_the_literals(admin_api, world):
+def test_audit_diffs_never_hold_the_literals(admin_api, blueprints):
     admin_api.post("/v1/actions", notify(), format="json")
     changed = notify()
     changed["invocationMethod"]["headers"]["Authorization"] = "Bearer rotated-value-999"
@@ -127,7 +121,7 @@ def test_audit_diffs_never_hold_the_literals(admin_api, world):
         assert literal not in text
 
 
-def test_the_admin_shows_the_mask_and_a_save_keeps_the_value(client, admin_user, world):
+def test_the_admin_shows_the_mask_and_a_save_keeps_the_value(client, admin_user, blueprints):
     action_create(actor=Actor.system(), data=notify())
     client.force_login(admin_user)
     url = reverse("admin:actions_action_change", args=[Action.objects.get(identifier="notify").pk])
@@ -163,7 +157,7 @@ def test_the_admin_shows_the_mask_and_a_save_keeps_the_value(client, admin_user,
     ("https://ci@hooks.example.com/deploy", False),  # a user name alone is no credential
     ("{{ .inputs.url }}", False),
 ])
-def test_a_url_that_carries_a_credential_is_write_only(admin_api, member_api, world, url, masked):
+def test_a_url_that_carries_a_credential_is_write_only(admin_api, member_api, blueprints, url, masked):
     definition = notify(url)
     definition["approvalNotification"] = {"type": "webhook", "url": url if "{{" not in url else "https://a.example.com/"}
     response = admin_api.post("/v1/actions", definition, format="json")
@@ -184,7 +178,7 @@ def test_a_url_that_carries_a_credential_is_write_only(admin_api, member_api, wo
         assert action.invocation["url"] == url and action.approval_notification["url"] == url
 
 
-def test_a_changed_notification_url_is_named_in_the_audit_message(admin_api, world):
+def test_a_changed_notification_url_is_named_in_the_audit_message(admin_api, blueprints):
     definition = {**notify(), "approvalNotification": {"type": "webhook", "url": "https://a.example.com/?token=one-111"}}
     admin_api.post("/v1/actions", definition, format="json")
     fetched = admin_api.get("/v1/actions/notify").json()["action"]

@@ -23,7 +23,7 @@ FORMS = (SECRET, B64, SECRET.lower(), LITERAL)
 
 
 @pytest.fixture(autouse=True)
-def webhook_settings(settings):
+def secrets_webhook_settings(settings):
     settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
     settings.WEBHOOK_SIGNING_SECRET = "whsec_test_key"
     settings.CELERY_TASK_ALWAYS_EAGER = True

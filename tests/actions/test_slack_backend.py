@@ -16,7 +16,7 @@ from actions.tasks import run_dispatch_task
 from audit import choices as audit_choices
 from audit.models import AuditEvent
 from portal.actor import Actor
-from tests.factories import RunFactory, UserFactory
+from tests.factories import RunFactory
 
 pytestmark = pytest.mark.django_db
 TOKEN = "xoxb-test-token"
@@ -24,17 +24,12 @@ POSTED = {"ok": True, "channel": "C0DEPLOYS", "ts": "1700000000.000100", "messag
 
 
 @pytest.fixture
-def slack(settings, httpserver):
+def slack_api(settings, httpserver):
     settings.SLACK_BOT_TOKEN = TOKEN
     settings.SLACK_API_URL = httpserver.url_for("/api/")  # loopback: the fake Slack
     settings.SLACK_DEFAULT_CHANNEL = "#general"
     settings.SLACK_MAX_RETRIES = 2
     return httpserver
-
-
-@pytest.fixture
-def requester(db):
-    return UserFactory(email="dev@example.com")
 
 
 def make_run(requester, *, channel="{{ .inputs.channel }}",
@@ -59,11 +54,11 @@ def posted(httpserver):
             if request.path == "/api/chat.postMessage"]
 
 
-def test_posts_the_rendered_message_and_succeeds(slack, requester):
-    slack.expect_oneshot_request("/api/chat.postMessage", method="POST",
+def test_posts_the_rendered_message_and_succeeds(slack_api, requester):
+    slack_api.expect_oneshot_request("/api/chat.postMessage", method="POST",
                                  headers={"Authorization": f"Bearer {TOKEN}"}).respond_with_json(POSTED)
     run = dispatch(make_run(requester))
-    ((request, body),) = posted(slack)
+    ((request, body),) = posted(slack_api)
     assert request.headers["Content-Type"].startswith("application/json")
     assert body == {"channel": "#deploys", "text": "Deploying 1.2.3 for dev@example.com"}
     assert run.status == RunStatus.SUCCESS and run.ended_at is not None
@@ -75,8 +70,8 @@ def test_posts_the_rendered_message_and_succeeds(slack, requester):
     assert event.actor_type == Actor.system().kind
 
 
-def test_a_slack_error_fails_the_run_with_slacks_error(slack, requester):
-    slack.expect_oneshot_request("/api/chat.postMessage").respond_with_json({"ok": False, "error": "channel_not_found"})
+def test_a_slack_error_fails_the_run_with_slacks_error(slack_api, requester):
+    slack_api.expect_oneshot_request("/api/chat.postMessage").respond_with_json({"ok": False, "error": "channel_not_found"})
     run = dispatch(make_run(requester, properties={"channel": "#nope", "version": "1"}))
     assert run.status == RunStatus.FAILURE
     assert run.status_label == "Slack refused the message: channel_not_found"
@@ -84,26 +79,26 @@ def test_a_slack_error_fails_the_run_with_slacks_error(slack, requester):
     assert run.payload["channel"] == "#nope"
 
 
-def test_a_429_is_retried_after_retry_after(slack, requester):
-    slack.expect_ordered_request("/api/chat.postMessage").respond_with_response(
+def test_a_429_is_retried_after_retry_after(slack_api, requester):
+    slack_api.expect_ordered_request("/api/chat.postMessage").respond_with_response(
         Response(json.dumps({"ok": False, "error": "ratelimited"}), status=429,
                  headers={"Retry-After": "0", "Content-Type": "application/json"}))
-    slack.expect_ordered_request("/api/chat.postMessage").respond_with_json(POSTED)
+    slack_api.expect_ordered_request("/api/chat.postMessage").respond_with_json(POSTED)
     started = time.monotonic()
     run = dispatch(make_run(requester))
     assert run.status == RunStatus.SUCCESS
-    bodies = [body for _, body in posted(slack)]
+    bodies = [body for _, body in posted(slack_api)]
     assert bodies == [{"channel": "#deploys", "text": "Deploying 1.2.3 for dev@example.com"}] * 2
     assert time.monotonic() - started < 5  # Retry-After 0 (+ slack-sdk's jitter under a second)
 
 
-def test_rate_limited_past_the_retries_fails_the_run(slack, requester, settings):
+def test_rate_limited_past_the_retries_fails_the_run(slack_api, requester, settings):
     settings.SLACK_MAX_RETRIES = 1
-    slack.expect_request("/api/chat.postMessage").respond_with_response(
+    slack_api.expect_request("/api/chat.postMessage").respond_with_response(
         Response(json.dumps({"ok": False, "error": "ratelimited"}), status=429,
                  headers={"Retry-After": "0", "Content-Type": "application/json"}))
     run = dispatch(make_run(requester))
-    assert len(posted(slack)) == 2  # the first try and one retry
+    assert len(posted(slack_api)) == 2  # the first try and one retry
     assert run.status == RunStatus.FAILURE and run.status_label == "Slack refused the message: ratelimited"
 
 
@@ -119,7 +114,7 @@ def test_a_connection_error_is_retried_then_fails_the_run(settings, requester):
     assert run.status_label.startswith("Slack could not be reached:") and "refused" in run.status_label.lower()
 
 
-def test_a_connection_error_then_success(slack, requester, monkeypatch):
+def test_a_connection_error_then_success(slack_api, requester, monkeypatch):
     """The connection retry handler: the first connection fails, the retry reaches Slack."""
     import urllib.request
     from urllib.error import URLError
@@ -135,9 +130,9 @@ def test_a_connection_error_then_success(slack, requester, monkeypatch):
 
     monkeypatch.setattr("slack_sdk.web.base_client.urlopen", flaky, raising=False)
     monkeypatch.setattr("slack_sdk.http_retry.handler.default_interval_calculator.backoff_factor", 0.01, raising=False)
-    slack.expect_oneshot_request("/api/chat.postMessage").respond_with_json(POSTED)
+    slack_api.expect_oneshot_request("/api/chat.postMessage").respond_with_json(POSTED)
     run = dispatch(make_run(requester))
-    assert run.status == RunStatus.SUCCESS and len(calls) == 2 and len(posted(slack)) == 1
+    assert run.status == RunStatus.SUCCESS and len(calls) == 2 and len(posted(slack_api)) == 1
 
 
 def test_not_configured_fails_the_run_without_a_request(settings, requester, httpserver):
@@ -148,50 +143,50 @@ def test_not_configured_fails_the_run_without_a_request(settings, requester, htt
     assert httpserver.log == [] and run.payload is None
 
 
-def test_a_template_error_fails_the_run(slack, requester):
+def test_a_template_error_fails_the_run(slack_api, requester):
     run = dispatch(make_run(requester, text="{{ .inputs.version | tonumber }}", properties={"channel": "#d", "version": "x"}))
     assert run.status == RunStatus.FAILURE and run.status_label.startswith("Template error in text: ")
     run = dispatch(make_run(requester, channel="{{ .inputs.missing }}"))
     assert run.status == RunStatus.FAILURE
     assert run.status_label == "Template error in channel: must render to a non-empty string"
-    assert slack.log == []
+    assert slack_api.log == []
 
 
-def test_secrets_are_posted_but_redacted_from_the_payload(slack, requester):
+def test_secrets_are_posted_but_redacted_from_the_payload(slack_api, requester):
     secret_set(actor=Actor.system(), name="DEPLOY_KEY", value="s3cr3t-value")
-    slack.expect_oneshot_request("/api/chat.postMessage").respond_with_json(POSTED)
+    slack_api.expect_oneshot_request("/api/chat.postMessage").respond_with_json(POSTED)
     run = dispatch(make_run(requester, text="key {{ .secrets.DEPLOY_KEY }}"))
-    ((_, body),) = posted(slack)
+    ((_, body),) = posted(slack_api)
     assert body["text"] == "key s3cr3t-value"
     assert "s3cr3t-value" not in json.dumps(run.payload)
 
 
-def test_a_dispatched_run_is_not_posted_twice(slack, requester):
-    slack.expect_oneshot_request("/api/chat.postMessage").respond_with_json(POSTED)
+def test_a_dispatched_run_is_not_posted_twice(slack_api, requester):
+    slack_api.expect_oneshot_request("/api/chat.postMessage").respond_with_json(POSTED)
     run = dispatch(make_run(requester))
     assert run_dispatch_task(run.id) is False
-    assert len(posted(slack)) == 1
+    assert len(posted(slack_api)) == 1
 
 
-def test_users_lookup_by_email(slack):
+def test_users_lookup_by_email(slack_api):
     def lookup(request):
         email = request.values.get("email")
         if email == "dev@example.com":
             return Response(json.dumps({"ok": True, "user": {"id": "U0DEV", "name": "dev"}}), content_type="application/json")
         return Response(json.dumps({"ok": False, "error": "users_not_found"}), content_type="application/json")
 
-    slack.expect_request("/api/users.lookupByEmail", headers={"Authorization": f"Bearer {TOKEN}"}).respond_with_handler(lookup)
+    slack_api.expect_request("/api/users.lookupByEmail", headers={"Authorization": f"Bearer {TOKEN}"}).respond_with_handler(lookup)
     assert slack_user_id("dev@example.com") == "U0DEV"
     assert slack_user_id("ghost@example.com") is None
-    assert [request.values.get("email") for request, _ in slack.log] == ["dev@example.com", "ghost@example.com"]
+    assert [request.values.get("email") for request, _ in slack_api.log] == ["dev@example.com", "ghost@example.com"]
 
 
-def test_slack_post_passes_blocks_and_raises_slack_errors(slack):
+def test_slack_post_passes_blocks_and_raises_slack_errors(slack_api):
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]
-    slack.expect_oneshot_request("/api/chat.postMessage").respond_with_json(POSTED)
+    slack_api.expect_oneshot_request("/api/chat.postMessage").respond_with_json(POSTED)
     assert slack_post("#general", "hi", blocks=blocks)["ts"] == POSTED["ts"]
-    assert posted(slack)[0][1] == {"channel": "#general", "text": "hi", "blocks": blocks}
-    slack.expect_oneshot_request("/api/chat.postMessage").respond_with_json({"ok": False, "error": "not_in_channel"})
+    assert posted(slack_api)[0][1] == {"channel": "#general", "text": "hi", "blocks": blocks}
+    slack_api.expect_oneshot_request("/api/chat.postMessage").respond_with_json({"ok": False, "error": "not_in_channel"})
     with pytest.raises(SlackFailed) as failed:
         slack_post("#private", "hi")
     assert failed.value.error == "not_in_channel" and failed.value.label == "Slack refused the message: not_in_channel"

@@ -9,10 +9,8 @@ from actions.models import Action, Run
 from actions.secrets import secret_set
 from actions.templating import TemplateError, render_template, run_template_context, template_parts
 from catalog.models import Blueprint
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import entity_write_one
 from portal.actor import Actor
-from tests.factories import RunFactory, UserFactory
+from tests.factories import BlueprintFactory, EntityFactory, RunFactory, UserFactory
 
 CONTEXT = {"inputs": {"branch": "main", "replicas": 3, "tags": ["a", "b"], "extra": {"x": 1, "y": "two"}, "none": None},
            "secrets": {"TOKEN": "s3cr3t"}}
@@ -86,10 +84,9 @@ def test_the_environment_is_not_reachable():
 @pytest.mark.django_db
 def test_run_template_context():
     system = Actor.system()
-    blueprint_create(actor=system, data={"identifier": "Service", "title": "Service",
-                                         "schema": {"properties": {"tier": {"type": "string"}}}})
-    entity_write_one(actor=system, blueprint=Blueprint.objects.get(identifier="Service"),
-                     data={"identifier": "portal", "title": "Portal", "properties": {"tier": "1"}})
+    BlueprintFactory(identifier="Service", title="Service",
+                     schema={"properties": {"tier": {"type": "string"}}})
+    EntityFactory(blueprint="Service", identifier="portal", title="Portal", properties={"tier": "1"})
     user = UserFactory(email="dev@example.com")
     user.first_name, user.last_name = "Dee", "Veloper"
     user.save()

@@ -13,22 +13,14 @@ from catalog.models import Entity, Timer
 from catalog.services.entities import PATCH, entity_write_one
 from portal.actor import Actor
 from portal.datetimes import instant_text
-from tests.outbox import on_publish
+from tests.factories import EntityFactory
 from tests.support.automations import automation, env_setup
 
 SYSTEM = Actor.system()
 
 
-@pytest.fixture
-def dispatched(monkeypatch):
-    calls = []
-    on_publish(monkeypatch, {run_dispatch_task: lambda args: calls.append(args[0])})
-    return calls
-
-
 def expiring(blueprint, identifier, delta, prop="certExpiry"):
-    entity_write_one(actor=SYSTEM, blueprint=blueprint,
-                     data={"identifier": identifier, "properties": {prop: instant_text(timezone.now() + delta)}})
+    EntityFactory(blueprint=blueprint, identifier=identifier, properties={prop: instant_text(timezone.now() + delta)})
     return Timer.objects.get(entity__identifier=identifier, property=prop)
 
 
@@ -91,8 +83,8 @@ def test_timer_conditions_apply(dispatched):
                              "propertyIdentifier": "certExpiry"},
                condition={"type": "JQ", "expressions": ['.diff.after.properties.tier == "prod"'], "combinator": "and"})
     for identifier, tier in (("env-1", "dev"), ("env-2", "prod")):
-        entity_write_one(actor=SYSTEM, blueprint=blueprint, data={"identifier": identifier, "properties": {
-            "tier": tier, "certExpiry": instant_text(timezone.now() - timedelta(seconds=1))}})
+        EntityFactory(blueprint=blueprint, identifier=identifier, properties={
+            "tier": tier, "certExpiry": instant_text(timezone.now() - timedelta(seconds=1))})
     assert timers_sweep() == 2  # both expiries are consumed
     assert [r.entity_identifier for r in Run.objects.all()] == ["env-2"]
 

@@ -15,7 +15,7 @@ from actions.services.runs import run_request, run_update
 from actions.services.timers import timers_sweep
 from actions.services.ttl import (TTL_EXTENDED, TTL_STARTED, TTL_TERMINATED, TTL_TERMINATION_FAILED, TTL_WARNED,
                                   ttl_extend, ttl_warnings_send)
-from actions.tasks import run_dispatch_task, timers_sweep_task, ttl_warnings_task
+from actions.tasks import timers_sweep_task, ttl_warnings_task
 from audit import choices as audit_choices
 from audit.models import AuditEvent
 from catalog.models import Entity, Timer
@@ -23,7 +23,6 @@ from catalog.services.entities import entity_write_one
 from portal.actor import Actor
 from portal.errors import Forbidden, ValidationFailed
 from tests.factories import UserFactory
-from tests.outbox import on_publish
 from tests.support.api import api_for
 from tests.support.automations import automation, env_setup
 from tests.support.runs import grant
@@ -44,13 +43,6 @@ def parse(value):
 
 
 @pytest.fixture
-def dispatched(monkeypatch):
-    calls = []
-    on_publish(monkeypatch, {run_dispatch_task: lambda args: calls.append(args[0])})
-    return calls
-
-
-@pytest.fixture
 def notified(monkeypatch, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     calls = []
@@ -61,7 +53,7 @@ def notified(monkeypatch, settings):
 
 
 @pytest.fixture
-def world(db, dispatched):
+def ttl_setup(db, dispatched):
     blueprint = env_setup()
     dev = UserFactory(email="dev@example.com")
     action = action_create(actor=SYSTEM, data=CREATE_ENV)
@@ -69,11 +61,11 @@ def world(db, dispatched):
     return {"blueprint": blueprint, "dev": dev, "action": action}
 
 
-def create_env(world, capture, identifier="env-1", inputs=None):
+def create_env(ttl_setup, capture, identifier="env-1", inputs=None):
     """A CREATE run, and its receiver reporting the entity with the run's id (which links it and starts the TTL)."""
-    run = run_request(actor=Actor(user=world["dev"], origin="API"), action=world["action"], properties=inputs or {})
+    run = run_request(actor=Actor(user=ttl_setup["dev"], origin="API"), action=ttl_setup["action"], properties=inputs or {})
     with capture(execute=True):
-        entity_write_one(actor=SYSTEM, blueprint=world["blueprint"], data={"identifier": identifier}, run_id=run.id)
+        entity_write_one(actor=SYSTEM, blueprint=ttl_setup["blueprint"], data={"identifier": identifier}, run_id=run.id)
     return run, Entity.objects.select_related("blueprint").get(identifier=identifier)
 
 
@@ -83,9 +75,9 @@ def expires(entity):
 
 # --- start ---------------------------------------------------------------------------------------------------
 
-def test_the_created_entity_gets_the_default_ttl(world, django_capture_on_commit_callbacks):
+def test_the_created_entity_gets_the_default_ttl(ttl_setup, django_capture_on_commit_callbacks):
     before = timezone.now()
-    run, entity = create_env(world, django_capture_on_commit_callbacks)
+    run, entity = create_env(ttl_setup, django_capture_on_commit_callbacks)
     timer = Timer.objects.get(entity=entity, property="ttl")
     assert before + timedelta(days=5) - timedelta(seconds=1) <= timer.expires_at <= timezone.now() + timedelta(days=5)
     assert parse(entity.properties["ttl"]) == timer.expires_at
@@ -95,8 +87,8 @@ def test_the_created_entity_gets_the_default_ttl(world, django_capture_on_commit
 
 
 @pytest.mark.parametrize("requested, days", [("PT1H", 1 / 24), ("P30D", 10), ("P9999999999D", 10)])
-def test_the_requested_ttl_is_bounded_by_the_maximum(world, django_capture_on_commit_callbacks, requested, days):
-    _, entity = create_env(world, django_capture_on_commit_callbacks, inputs={"ttl": requested})
+def test_the_requested_ttl_is_bounded_by_the_maximum(ttl_setup, django_capture_on_commit_callbacks, requested, days):
+    _, entity = create_env(ttl_setup, django_capture_on_commit_callbacks, inputs={"ttl": requested})
     assert abs(expires(entity) - (timezone.now() + timedelta(days=days))) < timedelta(seconds=5)
 
 
@@ -106,32 +98,32 @@ def test_the_requested_ttl_is_bounded_by_the_maximum(world, django_capture_on_co
     (None, "P99999999D"),  # a timedelta, but the expiry would be past year 9999
     (None, "P365000D"),  # in Python's range, past the portal's last date (2999)
 ])
-def test_a_ttl_the_run_could_not_start_is_refused_naming_properties_ttl(world, maximum, requested):
-    action = world["action"]
+def test_a_ttl_the_run_could_not_start_is_refused_naming_properties_ttl(ttl_setup, maximum, requested):
+    action = ttl_setup["action"]
     action.ttl = {**action.ttl, "maximum": maximum} if maximum else {"property": "ttl", "default": "P5D"}
     action.save()
     runs, events = Run.objects.count(), AuditEvent.objects.count()
     with pytest.raises(ValidationFailed) as refused:
-        run_request(actor=Actor(user=world["dev"], origin="API"), action=action, properties={"ttl": requested})
+        run_request(actor=Actor(user=ttl_setup["dev"], origin="API"), action=action, properties={"ttl": requested})
     assert refused.value.message.startswith("properties.ttl: ")
     assert Run.objects.count() == runs and AuditEvent.objects.count() == events
 
 
-def test_a_later_write_by_the_run_does_not_restart_the_ttl(world, django_capture_on_commit_callbacks):
-    run, entity = create_env(world, django_capture_on_commit_callbacks)
+def test_a_later_write_by_the_run_does_not_restart_the_ttl(ttl_setup, django_capture_on_commit_callbacks):
+    run, entity = create_env(ttl_setup, django_capture_on_commit_callbacks)
     Timer.objects.filter(entity=entity).update(expires_at=timezone.now() + timedelta(hours=1))
     with django_capture_on_commit_callbacks(execute=True):
-        entity_write_one(actor=SYSTEM, blueprint=world["blueprint"], data={"identifier": "env-1", "properties": {"tier": "x"}},
+        entity_write_one(actor=SYSTEM, blueprint=ttl_setup["blueprint"], data={"identifier": "env-1", "properties": {"tier": "x"}},
                          mode="upsert_merge", run_id=run.id)
     assert AuditEvent.objects.filter(verb=TTL_STARTED).count() == 1
 
 
-def test_the_ttl_is_written_in_the_transaction_of_the_entity(world, django_capture_on_commit_callbacks):
+def test_the_ttl_is_written_in_the_transaction_of_the_entity(ttl_setup, django_capture_on_commit_callbacks):
     """Linking the run and starting its TTL are part of the entity write: before anything runs on commit, the same
     connection sees the entity linked, its timer and the TTL's audit event."""
     with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
-        run = run_request(actor=Actor(user=world["dev"], origin="API"), action=world["action"], properties={})
-        entity_write_one(actor=SYSTEM, blueprint=world["blueprint"], data={"identifier": "env-1"}, run_id=run.id)
+        run = run_request(actor=Actor(user=ttl_setup["dev"], origin="API"), action=ttl_setup["action"], properties={})
+        entity_write_one(actor=SYSTEM, blueprint=ttl_setup["blueprint"], data={"identifier": "env-1"}, run_id=run.id)
         entity = Entity.objects.get(identifier="env-1")
         assert Run.objects.get(pk=run.id).result_entity_id == entity.pk
         timer = Timer.objects.get(entity=entity, property="ttl")
@@ -139,13 +131,13 @@ def test_the_ttl_is_written_in_the_transaction_of_the_entity(world, django_captu
         assert AuditEvent.objects.filter(verb=TTL_STARTED, run_id=run.id, identifier="env-1").count() == 1
 
 
-def test_a_ttl_that_cannot_start_fails_the_entity_write_and_writes_nothing(world):
+def test_a_ttl_that_cannot_start_fails_the_entity_write_and_writes_nothing(ttl_setup):
     """The run asked for more than the maximum (capped, so accepted); the maximum was then removed from the action,
     so the TTL the run asked for would expire past the portal's last date. The receiver's entity write is refused
     with the TTL's envelope, and no entity exists without its TTL."""
-    run = run_request(actor=Actor(user=world["dev"], origin="API"), action=world["action"], properties={"ttl": "P365000D"})
-    world["action"].ttl = {"property": "ttl", "default": "P5D"}
-    world["action"].save()
+    run = run_request(actor=Actor(user=ttl_setup["dev"], origin="API"), action=ttl_setup["action"], properties={"ttl": "P365000D"})
+    ttl_setup["action"].ttl = {"property": "ttl", "default": "P5D"}
+    ttl_setup["action"].save()
     platform = api_for(UserFactory(email="platform@example.com", admin=True))
     events = AuditEvent.objects.count()
     reported = platform.post(f"/v1/blueprints/devEnv/entities?run_id={run.id}", {"identifier": "env-1"}, format="json")
@@ -159,10 +151,10 @@ def test_a_ttl_that_cannot_start_fails_the_entity_write_and_writes_nothing(world
 
 # --- extend --------------------------------------------------------------------------------------------------
 
-def test_extend_moves_the_expiry_by_the_step_then_caps_then_refuses(world, django_capture_on_commit_callbacks):
-    _, entity = create_env(world, django_capture_on_commit_callbacks)
+def test_extend_moves_the_expiry_by_the_step_then_caps_then_refuses(ttl_setup, django_capture_on_commit_callbacks):
+    _, entity = create_env(ttl_setup, django_capture_on_commit_callbacks)
     start = expires(entity)
-    owner = Actor(user=world["dev"], origin="API")
+    owner = Actor(user=ttl_setup["dev"], origin="API")
 
     result = ttl_extend(actor=owner, entity=entity)
     assert expires(entity) == start + timedelta(days=3)
@@ -183,7 +175,7 @@ def test_extend_moves_the_expiry_by_the_step_then_caps_then_refuses(world, djang
     assert AuditEvent.objects.filter(verb=TTL_EXTENDED).count() == 2
 
 
-def test_an_extend_ttl_action(world, django_capture_on_commit_callbacks):
+def test_an_extend_ttl_action(ttl_setup, django_capture_on_commit_callbacks):
     """A DAY-2 action with the EXTEND_TTL backend extends through ttl_extend: owners yes, strangers no."""
     from actions.backends import backend_dispatch
 
@@ -192,10 +184,10 @@ def test_an_extend_ttl_action(world, django_capture_on_commit_callbacks):
         "trigger": {"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": "devEnv",
                     "userInputs": {"properties": {}, "required": []}},
         "invocationMethod": {"type": "EXTEND_TTL"}})
-    grant("execute", extend, users=[world["dev"], UserFactory(email="stranger@example.com")])
-    _, entity = create_env(world, django_capture_on_commit_callbacks)
+    grant("execute", extend, users=[ttl_setup["dev"], UserFactory(email="stranger@example.com")])
+    _, entity = create_env(ttl_setup, django_capture_on_commit_callbacks)
     start = expires(entity)
-    run = run_request(actor=Actor(user=world["dev"], origin="API"), action=extend, properties={},
+    run = run_request(actor=Actor(user=ttl_setup["dev"], origin="API"), action=extend, properties={},
                       entity_identifier=entity.identifier)
     backend_dispatch(run.id)
     run.refresh_from_db()
@@ -212,29 +204,29 @@ def test_an_extend_ttl_action(world, django_capture_on_commit_callbacks):
     assert expires(entity) == start + timedelta(days=3)
 
 
-def test_only_the_owner_or_executors_may_extend(world, django_capture_on_commit_callbacks):
-    _, entity = create_env(world, django_capture_on_commit_callbacks)
+def test_only_the_owner_or_executors_may_extend(ttl_setup, django_capture_on_commit_callbacks):
+    _, entity = create_env(ttl_setup, django_capture_on_commit_callbacks)
     stranger = UserFactory(email="stranger@example.com")
     with pytest.raises(Forbidden):
         ttl_extend(actor=Actor(user=stranger, origin="API"), entity=entity)
-    grant("execute", world["action"], users=[stranger])
+    grant("execute", ttl_setup["action"], users=[stranger])
     ttl_extend(actor=Actor(user=stranger, origin="API"), entity=entity)
     assert AuditEvent.objects.filter(verb=TTL_EXTENDED).count() == 1
 
 
-def test_extend_before_expiry_keeps_the_timer_from_firing(world, django_capture_on_commit_callbacks):
-    _, entity = create_env(world, django_capture_on_commit_callbacks)
+def test_extend_before_expiry_keeps_the_timer_from_firing(ttl_setup, django_capture_on_commit_callbacks):
+    _, entity = create_env(ttl_setup, django_capture_on_commit_callbacks)
     automation("teardown", {"type": "TIMER_PROPERTY_EXPIRED", "blueprintIdentifier": "devEnv", "propertyIdentifier": "ttl"})
     Timer.objects.filter(entity=entity).update(expires_at=timezone.now() - timedelta(seconds=1))  # due, not yet swept
-    ttl_extend(actor=Actor(user=world["dev"], origin="API"), entity=entity)
+    ttl_extend(actor=Actor(user=ttl_setup["dev"], origin="API"), entity=entity)
     assert expires(entity) > timezone.now() + timedelta(days=2)
     assert timers_sweep() == 0
     assert not Run.objects.filter(action__identifier="teardown").exists()
 
 
-def test_extend_api(world, django_capture_on_commit_callbacks):
-    _, entity = create_env(world, django_capture_on_commit_callbacks)
-    api = api_for(world["dev"])
+def test_extend_api(ttl_setup, django_capture_on_commit_callbacks):
+    _, entity = create_env(ttl_setup, django_capture_on_commit_callbacks)
+    api = api_for(ttl_setup["dev"])
     response = api.post("/v1/blueprints/devEnv/entities/env-1/ttl/extend")
     assert response.status_code == 200, response.json()
     body = response.json()
@@ -253,8 +245,8 @@ def test_extend_api(world, django_capture_on_commit_callbacks):
 
 # --- warn ----------------------------------------------------------------------------------------------------
 
-def test_owners_are_warned_once_per_expiry(world, notified, django_capture_on_commit_callbacks):
-    _, entity = create_env(world, django_capture_on_commit_callbacks)
+def test_owners_are_warned_once_per_expiry(ttl_setup, notified, django_capture_on_commit_callbacks):
+    _, entity = create_env(ttl_setup, django_capture_on_commit_callbacks)
     NotificationSettings.objects.create(ttl_warning_hours=24)
     assert ttl_warnings_send() == 0  # five days away
     Timer.objects.filter(entity=entity).update(expires_at=timezone.now() + timedelta(hours=2))
@@ -279,8 +271,8 @@ def expire_and_sweep(entity):
     return Run.objects.get(action__identifier="teardown")
 
 
-def test_successful_teardown_removes_the_entity(world, notified, django_capture_on_commit_callbacks):
-    _, entity = create_env(world, django_capture_on_commit_callbacks)
+def test_successful_teardown_removes_the_entity(ttl_setup, notified, django_capture_on_commit_callbacks):
+    _, entity = create_env(ttl_setup, django_capture_on_commit_callbacks)
     automation("teardown", {"type": "TIMER_PROPERTY_EXPIRED", "blueprintIdentifier": "devEnv", "propertyIdentifier": "ttl"})
     teardown = expire_and_sweep(entity)
     assert teardown.terminates_entity_id == entity.pk
@@ -293,8 +285,8 @@ def test_successful_teardown_removes_the_entity(world, notified, django_capture_
     assert notified == []
 
 
-def test_failed_teardown_keeps_the_entity_marked(world, notified, django_capture_on_commit_callbacks):
-    _, entity = create_env(world, django_capture_on_commit_callbacks)
+def test_failed_teardown_keeps_the_entity_marked(ttl_setup, notified, django_capture_on_commit_callbacks):
+    _, entity = create_env(ttl_setup, django_capture_on_commit_callbacks)
     automation("teardown", {"type": "TIMER_PROPERTY_EXPIRED", "blueprintIdentifier": "devEnv", "propertyIdentifier": "ttl"})
     teardown = expire_and_sweep(entity)
     with django_capture_on_commit_callbacks(execute=True):
@@ -308,8 +300,8 @@ def test_failed_teardown_keeps_the_entity_marked(world, notified, django_capture
     assert not AuditEvent.objects.filter(verb=TTL_TERMINATED).exists()
 
 
-def test_an_expiry_nobody_tears_down_is_marked(world, django_capture_on_commit_callbacks):
-    _, entity = create_env(world, django_capture_on_commit_callbacks)
+def test_an_expiry_nobody_tears_down_is_marked(ttl_setup, django_capture_on_commit_callbacks):
+    _, entity = create_env(ttl_setup, django_capture_on_commit_callbacks)
     Timer.objects.filter(entity=entity).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert timers_sweep() == 1
     assert Entity.objects.filter(pk=entity.pk).exists()

@@ -24,7 +24,7 @@ POLICY = {"property": "ttl", "default": "P5D", "maximum": "P14D", "extendBy": "P
 
 
 @pytest.fixture
-def world(db):
+def ttl_policy_world(db):
     actions = ttl_world()
     return {"actions": actions, "dev": UserFactory(email="dev@example.com"),
             "other": UserFactory(email="other@example.com"), "admin": UserFactory(email="admin@example.com", admin=True)}
@@ -44,11 +44,11 @@ def rows(client, user):
 
 # --- ttl_policies -----------------------------------------------------------------------------------------------
 
-def test_policies_by_blueprint_and_timer_property(world):
-    assert ttl_policies() == {("devEnvironment", "ttl"): world["actions"]["create"]}
+def test_policies_by_blueprint_and_timer_property(ttl_policy_world):
+    assert ttl_policies() == {("devEnvironment", "ttl"): ttl_policy_world["actions"]["create"]}
 
 
-def test_the_first_action_by_identifier_governs_a_timer_and_others_govern_their_own(world):
+def test_the_first_action_by_identifier_governs_a_timer_and_others_govern_their_own(ttl_policy_world):
     blueprint_create(actor=SYSTEM, data={"identifier": "sandbox", "title": "Sandbox", "schema": {"properties": {
         "branch": {"type": "string"}, "expires": {"type": "string", "format": "timer"},
         "ttl": {"type": "string", "format": "timer"}}}})
@@ -64,29 +64,29 @@ def test_the_first_action_by_identifier_governs_a_timer_and_others_govern_their_
     assert ttl_policy_action(blueprint_identifier="Service") is None
 
 
-def test_actions_without_a_ttl_or_not_creating_govern_nothing(world):
-    Action.objects.filter(pk=world["actions"]["create"].pk).update(ttl=None)
+def test_actions_without_a_ttl_or_not_creating_govern_nothing(ttl_policy_world):
+    Action.objects.filter(pk=ttl_policy_world["actions"]["create"].pk).update(ttl=None)
     assert ttl_policies() == {}
     assert ttl_policy_action(blueprint_identifier="devEnvironment") is None
     assert Action.objects.filter(operation="DELETE", blueprint_identifier="devEnvironment").exists()
 
 
-def test_the_page_extends_by_the_policy_the_service_applies(client, world):
+def test_the_page_extends_by_the_policy_the_service_applies(client, ttl_policy_world):
     another_create("a_create_dev_env", extendBy="P1D")  # governs the blueprint's ttl timers from now on
-    entity = dev_environment(world["dev"], "env-mine")
+    entity = dev_environment(ttl_policy_world["dev"], "env-mine")
     Action.objects.filter(identifier="create_dev_env").update(ttl=None)  # its creating run's action has no policy now
-    (row,) = rows(client, world["dev"])
+    (row,) = rows(client, ttl_policy_world["dev"])
     assert ">Extend by 1d</button>" in row
     before = Timer.objects.get(entity=entity).expires_at
-    result = ttl_extend(actor=Actor(user=world["dev"]), entity=entity)
+    result = ttl_extend(actor=Actor(user=ttl_policy_world["dev"]), entity=entity)
     assert result["extendBy"] == "P1D"
     assert Timer.objects.get(entity=entity).expires_at - before == timedelta(days=1)
 
 
 # --- ttl_extension ----------------------------------------------------------------------------------------------
 
-def test_an_extension_goes_the_whole_step_below_the_maximum(world):
-    entity = dev_environment(world["dev"], "env-new", expires_in=timedelta(days=2))
+def test_an_extension_goes_the_whole_step_below_the_maximum(ttl_policy_world):
+    entity = dev_environment(ttl_policy_world["dev"], "env-new", expires_in=timedelta(days=2))
     timer = Timer.objects.get(entity=entity)
     extension = ttl_extension(entity=entity, timer=timer, policy=POLICY)
     assert extension.step == timedelta(days=3) and extension.expires_at == timer.expires_at + timedelta(days=3)
@@ -95,33 +95,33 @@ def test_an_extension_goes_the_whole_step_below_the_maximum(world):
     assert not extension.capped and not extension.at_maximum
 
 
-def test_near_the_maximum_the_page_and_the_service_both_stop_there(client, world):
-    entity = dev_environment(world["dev"], "env-old", created_ago=timedelta(days=12), expires_in=timedelta(days=1))
+def test_near_the_maximum_the_page_and_the_service_both_stop_there(client, ttl_policy_world):
+    entity = dev_environment(ttl_policy_world["dev"], "env-old", created_ago=timedelta(days=12), expires_in=timedelta(days=1))
     timer = Timer.objects.get(entity=entity)
     extension = ttl_extension(entity=entity, timer=timer, policy=POLICY)
     assert extension.capped and not extension.at_maximum and extension.expires_at == extension.limit
-    (row,) = rows(client, world["dev"])
+    (row,) = rows(client, ttl_policy_world["dev"])
     assert ">Extend to the maximum</button>" in row
-    result = ttl_extend(actor=Actor(user=world["dev"]), entity=entity)
+    result = ttl_extend(actor=Actor(user=ttl_policy_world["dev"]), entity=entity)
     assert Timer.objects.get(entity=entity).expires_at == extension.limit
     assert result["maximumAt"] == result["expiresAt"]
 
 
-def test_at_the_maximum_the_page_offers_no_extension_and_the_service_refuses_one(client, world):
-    entity = dev_environment(world["dev"], "env-max", created_ago=timedelta(days=13), expires_in=timedelta(days=1))
+def test_at_the_maximum_the_page_offers_no_extension_and_the_service_refuses_one(client, ttl_policy_world):
+    entity = dev_environment(ttl_policy_world["dev"], "env-max", created_ago=timedelta(days=13), expires_in=timedelta(days=1))
     Timer.objects.filter(entity=entity).update(expires_at=entity.created_at + timedelta(days=14))
     extension = ttl_extension(entity=entity, timer=Timer.objects.get(entity=entity), policy=POLICY)
     assert extension.at_maximum
-    (row,) = rows(client, world["dev"])
+    (row,) = rows(client, ttl_policy_world["dev"])
     assert "At its maximum of 14d: it cannot be extended." in row
     with pytest.raises(ValidationFailed) as refused:
-        ttl_extend(actor=Actor(user=world["dev"]), entity=entity)
+        ttl_extend(actor=Actor(user=ttl_policy_world["dev"]), entity=entity)
     assert refused.value.path == "properties.ttl"
     assert refused.value.message.startswith("properties.ttl: the TTL is already at its maximum of P14D")
 
 
-def test_an_expired_timer_extends_from_now(world):
-    entity = dev_environment(world["dev"], "env-late", expires_in=timedelta(hours=-2))
+def test_an_expired_timer_extends_from_now(ttl_policy_world):
+    entity = dev_environment(ttl_policy_world["dev"], "env-late", expires_in=timedelta(hours=-2))
     now = timezone.now()
     extension = ttl_extension(entity=entity, timer=Timer.objects.get(entity=entity), policy=POLICY, now=now)
     assert extension.base >= now - timedelta(milliseconds=1) and extension.expires_at == extension.base + timedelta(days=3)
@@ -129,42 +129,42 @@ def test_an_expired_timer_extends_from_now(world):
 
 # --- ttl_may_extend ---------------------------------------------------------------------------------------------
 
-def test_who_may_extend(world):
-    entity = dev_environment(world["dev"], "env-mine")
+def test_who_may_extend(ttl_policy_world):
+    entity = dev_environment(ttl_policy_world["dev"], "env-mine")
     run = Run.objects.get(result_entity=entity)
     never = lambda: False  # noqa: E731 - the permission to run the CREATE action, refused
     assert ttl_may_extend(None, entity=entity, creating_run=run, may_run_action=never)  # the system
-    assert ttl_may_extend(world["admin"], entity=entity, creating_run=run, may_run_action=never)
-    assert ttl_may_extend(world["dev"], entity=entity, creating_run=run, may_run_action=never)  # requested it
-    assert not ttl_may_extend(world["other"], entity=entity, creating_run=run, may_run_action=never)
-    assert ttl_may_extend(world["other"], entity=entity, creating_run=run, may_run_action=lambda: True)
+    assert ttl_may_extend(ttl_policy_world["admin"], entity=entity, creating_run=run, may_run_action=never)
+    assert ttl_may_extend(ttl_policy_world["dev"], entity=entity, creating_run=run, may_run_action=never)  # requested it
+    assert not ttl_may_extend(ttl_policy_world["other"], entity=entity, creating_run=run, may_run_action=never)
+    assert ttl_may_extend(ttl_policy_world["other"], entity=entity, creating_run=run, may_run_action=lambda: True)
     entity.created_by = "other@example.com"
-    assert ttl_may_extend(world["other"], entity=entity, creating_run=None, may_run_action=never)  # created it
+    assert ttl_may_extend(ttl_policy_world["other"], entity=entity, creating_run=None, may_run_action=never)  # created it
 
 
-def test_without_the_create_permission_admins_and_the_owner_still_extend_and_a_stranger_may_not(client, world):
-    entity = dev_environment(world["dev"], "env-mine")
-    action_permissions_update(actor=SYSTEM, action=world["actions"]["create"], data={"execute": {"roles": []}})
-    client.force_login(world["admin"])
+def test_without_the_create_permission_admins_and_the_owner_still_extend_and_a_stranger_may_not(client, ttl_policy_world):
+    entity = dev_environment(ttl_policy_world["dev"], "env-mine")
+    action_permissions_update(actor=SYSTEM, action=ttl_policy_world["actions"]["create"], data={"execute": {"roles": []}})
+    client.force_login(ttl_policy_world["admin"])
     (row,) = re.findall(r'<tr id="env-\d+">(.*?)</tr>',
                         re.sub(r"\s+", " ", client.get("/environments/?all=1").content.decode()))
     assert ">Extend by 3d</button>" in row  # admins may
     stranger = UserFactory(email="stranger@example.com")
     with pytest.raises(Forbidden, match="^You may not extend the TTL of entity 'env-mine'"):
         ttl_extend(actor=Actor(user=stranger), entity=entity)
-    assert ttl_extend(actor=Actor(user=world["dev"]), entity=entity)["extendBy"] == "P3D"  # the owner may
+    assert ttl_extend(actor=Actor(user=ttl_policy_world["dev"]), entity=entity)["extendBy"] == "P3D"  # the owner may
 
 
-def test_the_creating_runs_policy_governs_for_the_page_and_the_service_alike(client, world):
+def test_the_creating_runs_policy_governs_for_the_page_and_the_service_alike(client, ttl_policy_world):
     from actions.services.ttl import ttl_governing_action
 
     another_create("a_create_dev_env", extendBy="P1D")  # the blueprint's first policy by identifier
-    entity = dev_environment(world["dev"], "env-mine")  # created by a run of create_dev_env (extendBy P3D)
+    entity = dev_environment(ttl_policy_world["dev"], "env-mine")  # created by a run of create_dev_env (extendBy P3D)
     run = Run.objects.get(result_entity=entity)
-    assert ttl_governing_action(blueprint_identifier="devEnvironment", creating_run=run) == world["actions"]["create"]
+    assert ttl_governing_action(blueprint_identifier="devEnvironment", creating_run=run) == ttl_policy_world["actions"]["create"]
     assert ttl_governing_action(blueprint_identifier="devEnvironment").identifier == "a_create_dev_env"
     assert ttl_governing_action(blueprint_identifier="devEnvironment", creating_run=run,
                                 property="expires") is None  # not the timer its policy governs
-    (row,) = rows(client, world["dev"])
+    (row,) = rows(client, ttl_policy_world["dev"])
     assert ">Extend by 3d</button>" in row
-    assert ttl_extend(actor=Actor(user=world["dev"]), entity=entity)["extendBy"] == "P3D"
+    assert ttl_extend(actor=Actor(user=ttl_policy_world["dev"]), entity=entity)["extendBy"] == "P3D"

@@ -3,20 +3,16 @@ import pytest
 
 from actions.choices import RunStatus
 from audit.models import AuditEvent
-from catalog.models import Blueprint, Entity
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import entity_write_one
-from portal.actor import Actor
-from tests.factories import UserFactory
+from catalog.models import Entity
+from tests.factories import BlueprintFactory, EntityFactory
 from tests.support.upsert_entity import ENV, dispatch, make_run
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def requester(db):
-    blueprint_create(actor=Actor.system(), data=ENV)
-    return UserFactory(email="dev@example.com")
+@pytest.fixture(autouse=True)
+def env_blueprint(db):
+    return BlueprintFactory(**ENV)
 
 
 def test_creates_the_entity_with_the_run_id(requester, django_capture_on_commit_callbacks):
@@ -35,8 +31,7 @@ def test_creates_the_entity_with_the_run_id(requester, django_capture_on_commit_
 
 
 def test_merges_into_an_existing_entity(requester):
-    entity_write_one(actor=Actor.system(), blueprint=Blueprint.objects.get(identifier="Env"),
-                     data={"identifier": "dev-y", "title": "Y", "properties": {"branch": "main", "owner": "ops@example.com"}})
+    EntityFactory(blueprint="Env", identifier="dev-y", title="Y", properties={"branch": "main", "owner": "ops@example.com"})
     mapping = {"identifier": "{{ .inputs.name }}", "properties": {"locked": "{{ .inputs.lock }}"}}
     run = dispatch(make_run(requester, mapping=mapping, properties={"name": "dev-y", "lock": True}, operation="DAY-2"))
     entity = Entity.objects.get(identifier="dev-y")

@@ -8,13 +8,11 @@ from django.test.utils import CaptureQueriesContext
 from audit import choices as audit_choices
 from audit.models import AuditEvent
 from audit.services import audit_record_failure
-from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import UPSERT, entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
-from catalog.services.teams import team_create
 from portal.actor import Actor, AuditOrigin
 from tests.audit.tampering import tamper
-from tests.factories import RunFactory, UserFactory
+from tests.factories import BlueprintFactory, EntityFactory, RunFactory, TeamFactory, UserFactory
 from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
@@ -25,13 +23,13 @@ VAULT = {"identifier": "Vault", "title": "Vault", "schema": {"properties": {"lev
 
 
 @pytest.fixture
-def catalog(admin_user):
+def audited_catalog(admin_user):
     """Two blueprints; `Vault` entities are readable by admins only (no Member read grant)."""
     admin = Actor(user=admin_user, origin=AuditOrigin.UI)
-    service = blueprint_create(actor=admin, data=SERVICE)
-    vault = blueprint_create(actor=admin, data=VAULT)
+    service = BlueprintFactory(actor=admin, **SERVICE)
+    vault = BlueprintFactory(actor=admin, **VAULT)
     blueprint_permissions_update(actor=admin, blueprint=vault, data={"entities": {"read": {"roles": ["Admin"]}}})
-    team_create(actor=admin, data={"name": "alpha"})
+    TeamFactory(actor=admin, name="alpha")
     return service, vault
 
 
@@ -52,8 +50,8 @@ def audit_log(api, query=""):
     return body
 
 
-def test_shape_newest_first(admin_api, catalog):
-    service, _ = catalog
+def test_shape_newest_first(admin_api, audited_catalog):
+    service, _ = audited_catalog
     api_actor = Actor(user=admin_api.user, origin=AuditOrigin.API, client_id="cid-1")
     in_progress_run("run-7")
     entity_write_one(actor=api_actor, blueprint=service, data={"identifier": "checkout", "properties": {"language": "go"}},
@@ -84,7 +82,7 @@ def test_shape_newest_first(admin_api, catalog):
     assert "next" not in audit_log(admin_api)
 
 
-def test_request_id_is_recorded_and_returned(admin_api, catalog):
+def test_request_id_is_recorded_and_returned(admin_api, audited_catalog):
     response = admin_api.post("/v1/blueprints/Service/entities", {"identifier": "x"}, format="json",
                               HTTP_X_REQUEST_ID="req-123")
     assert response.status_code == 201
@@ -92,8 +90,8 @@ def test_request_id_is_recorded_and_returned(admin_api, catalog):
     assert event["requestId"] == "req-123"
 
 
-def test_filters(admin_api, admin_user, catalog):
-    service, vault = catalog
+def test_filters(admin_api, admin_user, audited_catalog):
+    service, vault = audited_catalog
     ui = Actor(user=admin_user, origin=AuditOrigin.UI)
     in_progress_run("run-1")
     entity_write_one(actor=ui, blueprint=service, data={"identifier": "a"}, run_id="run-1")
@@ -123,7 +121,7 @@ def test_filters(admin_api, admin_user, catalog):
     assert len(audit_log(admin_api, "?limit=2")["audits"]) == 2
 
 
-def test_from_to(admin_api, catalog):
+def test_from_to(admin_api, audited_catalog):
     # Back-dated the only way the append-only log allows: as the owner, with its triggers off.
     tamper("UPDATE audit_auditevent SET at = %s WHERE identifier = 'Service'", [datetime(2024, 1, 1, 12, tzinfo=timezone.utc)])
     tamper("UPDATE audit_auditevent SET at = %s WHERE identifier = 'Vault'", [datetime(2024, 2, 1, 12, tzinfo=timezone.utc)])
@@ -170,11 +168,11 @@ def test_anonymous_is_401(anon_api):
     assert response.json()["ok"] is False
 
 
-def test_members_see_only_what_they_may_read(member_api, member_user, admin_user, catalog):
-    service, vault = catalog
+def test_members_see_only_what_they_may_read(member_api, member_user, admin_user, audited_catalog):
+    service, vault = audited_catalog
     admin = Actor(user=admin_user, origin=AuditOrigin.UI)
-    entity_write_one(actor=admin, blueprint=service, data={"identifier": "visible"})
-    entity_write_one(actor=admin, blueprint=vault, data={"identifier": "hidden"})
+    EntityFactory(blueprint=service, actor=admin, identifier="visible")
+    EntityFactory(blueprint=vault, actor=admin, identifier="hidden")
 
     seen = {(a["resourceType"], a["identifier"]) for a in audit_log(member_api)["audits"]}
     assert ("entity", "visible") in seen
@@ -191,28 +189,28 @@ def test_members_see_only_what_they_may_read(member_api, member_user, admin_user
     assert [a["identifier"] for a in audit_log(member, "?blueprint=Vault&resources=entity")["audits"]] == ["hidden"]
 
 
-def test_owned_by_team_read_shows_only_their_teams_entities(admin_user, catalog):
-    _, vault = catalog
+def test_owned_by_team_read_shows_only_their_teams_entities(admin_user, audited_catalog):
+    _, vault = audited_catalog
     admin = Actor(user=admin_user, origin=AuditOrigin.UI)
-    team_create(actor=admin, data={"name": "beta"})
+    TeamFactory(actor=admin, name="beta")
     blueprint_permissions_update(actor=admin, blueprint=vault,
                                  data={"entities": {"read": {"roles": ["Admin"], "ownedByTeam": True}}})
-    entity_write_one(actor=admin, blueprint=vault, data={"identifier": "ours", "team": ["alpha"]})
-    entity_write_one(actor=admin, blueprint=vault, data={"identifier": "theirs", "team": ["beta"]})
-    entity_write_one(actor=admin, blueprint=vault, data={"identifier": "ours", "team": []}, mode=UPSERT)  # given away
+    EntityFactory(blueprint=vault, actor=admin, identifier="ours", team=["alpha"])
+    EntityFactory(blueprint=vault, actor=admin, identifier="theirs", team=["beta"])
+    EntityFactory(blueprint=vault, actor=admin, mode=UPSERT, identifier="ours", team=[])  # given away
     api = api_for(UserFactory(email="alpha@example.com", teams=["alpha"]))
     audits = audit_log(api, "?blueprint=Vault&resources=entity")["audits"]
     assert [(a["identifier"], a["action"]) for a in audits] == [("ours", "UPDATE"), ("ours", "CREATE")]
 
 
-def test_pages_with_next_cursor(admin_api, admin_user, catalog):
-    service, _ = catalog
+def test_pages_with_next_cursor(admin_api, admin_user, audited_catalog):
+    service, _ = audited_catalog
     admin = Actor(user=admin_user, origin=AuditOrigin.UI)
     for i in range(5):
-        entity_write_one(actor=admin, blueprint=service, data={"identifier": f"e{i}"})
+        EntityFactory(blueprint=service, actor=admin, identifier=f"e{i}")
     first = audit_log(admin_api, "?resources=entity&limit=2")
     assert [a["identifier"] for a in first["audits"]] == ["e4", "e3"]
-    entity_write_one(actor=admin, blueprint=service, data={"identifier": "late"})  # inserts do not shift pages
+    EntityFactory(blueprint=service, actor=admin, identifier="late")  # inserts do not shift pages
     second = audit_log(admin_api, f"?resources=entity&limit=2&next={first['next']}")
     assert [a["identifier"] for a in second["audits"]] == ["e2", "e1"]
     third = audit_log(admin_api, f"?resources=entity&limit=2&next={second['next']}")
@@ -221,8 +219,8 @@ def test_pages_with_next_cursor(admin_api, admin_user, catalog):
 
 
 @pytest.mark.parametrize("who", ["admin", "member"])
-def test_query_count_does_not_grow_with_events(who, admin_user, member_user, catalog):
-    service, _ = catalog
+def test_query_count_does_not_grow_with_events(who, admin_user, member_user, audited_catalog):
+    service, _ = audited_catalog
     api = api_for(admin_user if who == "admin" else member_user)
     admin = Actor(user=admin_user, origin=AuditOrigin.UI)
 
@@ -231,11 +229,11 @@ def test_query_count_does_not_grow_with_events(who, admin_user, member_user, cat
             body = audit_log(api, "?resources=entity")
         return len(ctx.captured_queries), len(body["audits"])
 
-    entity_write_one(actor=admin, blueprint=service, data={"identifier": "e0"})
+    EntityFactory(blueprint=service, actor=admin, identifier="e0")
     few, rows = count_queries()
     assert rows == 1
     for i in range(1, 30):
-        entity_write_one(actor=admin, blueprint=service, data={"identifier": f"e{i}"})
+        EntityFactory(blueprint=service, actor=admin, identifier=f"e{i}")
     many, rows = count_queries()
     assert rows == 30
     assert many == few

@@ -7,29 +7,24 @@ from django.contrib import admin
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from guardian.shortcuts import get_user_perms
-from rest_framework.test import APIClient
 
 from audit import choices as audit_choices
 from audit.models import AuditEvent
 from catalog import choices
 from catalog.models import Blueprint, Entity, Team
-from catalog.services.api_clients import api_client_create
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import entity_write_one
 from catalog.services.permissions import blueprint_permissions_json
-from catalog.services.teams import team_create
-from portal.actor import Actor, AuditOrigin
+from portal.actor import AuditOrigin
 from portal.models import ApiClient
-from portal.services.api_clients import access_token_issue
-from tests.factories import UserFactory
+from tests.factories import ApiClientFactory, BlueprintFactory, EntityFactory, TeamFactory, UserFactory
 from tests.support.admin import SERVICE, blueprint_form, form_errors, url
+from tests.support.api import bearer_api, token_of
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def service(db):
-    return blueprint_create(actor=Actor.system(), data=SERVICE)
+    return BlueprintFactory(**SERVICE)
 
 
 def entity_form(blueprint, **overrides):
@@ -114,7 +109,7 @@ def test_blueprint_change_form_shows_pretty_json_and_saves_through_the_service(s
 
 
 def test_blueprint_change_refused_by_existing_entities_shows_the_error_and_keeps_everything(staff, service):
-    entity_write_one(actor=Actor.system(), blueprint=service, data={"identifier": "a", "properties": {"language": "go"}})
+    EntityFactory(blueprint=service, identifier="a", properties={"language": "go"})
     schema = {"properties": {**SERVICE["schema"]["properties"], "language": {"type": "number"}}}
     errors = form_errors(staff.post(url(Blueprint, "change", service.pk), blueprint_form(schema=schema)))
     assert errors["schema"][0].startswith("schema.properties.language: 1 entity would become invalid")
@@ -124,7 +119,7 @@ def test_blueprint_change_refused_by_existing_entities_shows_the_error_and_keeps
 
 
 def test_blueprint_delete_refusal_is_a_message_and_delete_goes_through_the_service(staff, service):
-    entity_write_one(actor=Actor.system(), blueprint=service, data={"identifier": "a"})
+    EntityFactory(blueprint=service, identifier="a")
     page = staff.get(url(Blueprint, "delete", service.pk))
     assert page.status_code == 200
     response = staff.post(url(Blueprint, "delete", service.pk), {"post": "yes"}, follow=True)
@@ -143,7 +138,7 @@ def test_blueprint_delete_refusal_is_a_message_and_delete_goes_through_the_servi
 
 def test_blueprint_object_permissions_pages_save_through_the_audited_services(staff, service):
     dev = UserFactory(email="dev@example.com")
-    team = team_create(actor=Actor.system(), data={"name": "platform"})
+    team = TeamFactory(name="platform")
     base = url(Blueprint, "change", service.pk).rstrip("/").rsplit("/", 1)[0]
     user_page = f"{base}/permissions/user-manage/{dev.pk}/"
     assert staff.get(user_page).status_code == 200
@@ -187,8 +182,8 @@ def test_entity_errors_land_on_their_fields(staff, service, field, value, path):
 
 
 def test_entity_add_and_change_save_through_the_service(staff, service, admin_user):
-    team_create(actor=Actor.system(), data={"name": "platform"})
-    entity_write_one(actor=Actor.system(), blueprint=service, data={"identifier": "db"})
+    TeamFactory(name="platform")
+    EntityFactory(blueprint=service, identifier="db")
     response = staff.post(url(Entity, "add"), entity_form(service, relations={"dependsOn": ["db"]}, team=["platform"]))
     assert response.status_code == 302, form_errors(response)
     entity = Entity.objects.get(identifier="checkout")
@@ -215,7 +210,7 @@ def test_entity_add_and_change_save_through_the_service(staff, service, admin_us
 
 
 def test_entity_add_of_an_existing_identifier_is_an_identifier_error(staff, service):
-    entity_write_one(actor=Actor.system(), blueprint=service, data={"identifier": "checkout"})
+    EntityFactory(blueprint=service, identifier="checkout")
     errors = form_errors(staff.post(url(Entity, "add"), entity_form(service)))
     assert list(errors) == ["identifier"]
     assert "already exists" in errors["identifier"][0]
@@ -223,12 +218,11 @@ def test_entity_add_of_an_existing_identifier_is_an_identifier_error(staff, serv
 
 def test_entity_delete_refused_for_dependents_then_deleted_through_the_service(staff, service):
     """Only a required relation blocks a delete (an optional one is cleared)."""
-    deployment = blueprint_create(actor=Actor.system(), data={
-        "identifier": "Deployment", "title": "Deployment", "schema": {"properties": {}},
-        "relations": {"service": {"target": "Service", "many": False, "required": True}}})
-    db = entity_write_one(actor=Actor.system(), blueprint=service, data={"identifier": "db"}).entity
-    app = entity_write_one(actor=Actor.system(), blueprint=deployment,
-                           data={"identifier": "app", "relations": {"service": "db"}}).entity
+    deployment = BlueprintFactory(
+        identifier="Deployment", title="Deployment", schema={"properties": {}},
+        relations={"service": {"target": "Service", "many": False, "required": True}})
+    db = EntityFactory(blueprint=service, identifier="db")
+    app = EntityFactory(blueprint=deployment, identifier="app", relations={"service": "db"})
     response = staff.post(url(Entity, "delete", db.pk), {"post": "yes"}, follow=True)
     assert response.status_code == 200
     assert any("Deployment:app" in str(m) for m in response.context["messages"])
@@ -291,10 +285,8 @@ def test_audit_admin_is_read_only_for_superusers_too(staff, service):
 
 
 def test_api_client_admin_lists_read_only_and_deactivates_through_the_service(staff, admin_user):
-    client, secret = api_client_create(actor=Actor.system(), user=admin_user)
-    token, _ = access_token_issue(client_id=client.client_id, client_secret=secret)
-    bearer = APIClient()
-    bearer.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    client = ApiClientFactory(user=admin_user)
+    bearer = bearer_api(token_of(client))
     assert bearer.get("/v1/blueprints").status_code == 200
     assert staff.get(url(ApiClient, "add")).status_code == 403
     page = staff.get(url(ApiClient, "change", client.pk))
@@ -325,15 +317,15 @@ def test_admin_pages_need_staff(client, member_user):
 # --- every changelist renders, with a query count that does not grow -------------------------------------------
 
 def test_every_registered_changelist_renders(staff, service):
-    entity_write_one(actor=Actor.system(), blueprint=service, data={"identifier": "a"})
+    EntityFactory(blueprint=service, identifier="a")
     for model in admin.site._registry:
         response = staff.get(url(model, "changelist"))
         assert response.status_code == 200, model
 
 
 def test_add_and_change_pages_render(staff, service):
-    entity = entity_write_one(actor=Actor.system(), blueprint=service, data={"identifier": "a"}).entity
-    team = team_create(actor=Actor.system(), data={"name": "platform"})
+    entity = EntityFactory(blueprint=service, identifier="a")
+    team = TeamFactory(name="platform")
     for model in (Blueprint, Entity, Team):
         assert staff.get(url(model, "add")).status_code == 200, model
     for model, pk in ((Blueprint, service.pk), (Entity, entity.pk), (Team, team.pk), (AuditEvent, AuditEvent.objects.first().pk)):
@@ -350,20 +342,19 @@ def _queries(staff, page):
 
 
 def test_changelist_query_counts_do_not_grow_with_rows(staff, service):
-    team = team_create(actor=Actor.system(), data={"name": "platform"})
+    team = TeamFactory(name="platform")
     pages = [url(Entity, "changelist"), url(Entity, "changelist") + "?q=e1", url(Team, "changelist"),
              url(Blueprint, "changelist"), url(AuditEvent, "changelist"), url(ApiClient, "changelist"),
              url(Entity, "changelist") + f"?team={team.pk}&blueprint__id__exact={service.pk}",
              url(AuditEvent, "changelist") + "?resource_type=entity&action=CREATE&status=SUCCESS"]
-    entity_write_one(actor=Actor.system(), blueprint=service, data={"identifier": "e1", "team": ["platform"]})
-    api_client_create(actor=Actor.system(), user=UserFactory(email="ci-0@example.com"))
+    EntityFactory(blueprint=service, identifier="e1", team=["platform"])
+    ApiClientFactory(user=UserFactory(email="ci-0@example.com"))
     few = [_queries(staff, page) for page in pages]
     for i in range(2, 31):
-        entity_write_one(actor=Actor.system(), blueprint=service,
-                         data={"identifier": f"e{i}", "team": ["platform"], "relations": {"dependsOn": ["e1"]}})
-        team_create(actor=Actor.system(), data={"name": f"team-{i}", "users": ["ci-0@example.com"]})
-        blueprint_create(actor=Actor.system(), data={"identifier": f"bp{i}", "title": "x", "schema": {"properties": {}}})
-        api_client_create(actor=Actor.system(), user=UserFactory(email=f"ci-{i}@example.com"))
+        EntityFactory(blueprint=service, identifier=f"e{i}", team=["platform"], relations={"dependsOn": ["e1"]})
+        TeamFactory(name=f"team-{i}", users=["ci-0@example.com"])
+        BlueprintFactory(identifier=f"bp{i}", title="x", schema={"properties": {}})
+        ApiClientFactory(user=UserFactory(email=f"ci-{i}@example.com"))
     many = [_queries(staff, page) for page in pages]
     assert [count for count, _ in many] == [count for count, _ in few]
     assert [rows for _, rows in few] == [1, 1, 1, 1, few[4][1], 1, 1, 1]

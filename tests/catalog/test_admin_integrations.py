@@ -7,11 +7,11 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from catalog.models import Integration, IntegrationKindExample
-from catalog.services.blueprints import blueprint_create
 from catalog.services.integrations import (integration_create, integration_kind_examples_record,
                                            integration_kind_metrics_record, integration_logs_ingest,
                                            integration_resync_state_update)
 from portal.actor import Actor, AuditOrigin
+from tests.factories import BlueprintFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def mapping(blueprint, identifier=".id"):
 
 @pytest.fixture
 def integration(db):
-    blueprint_create(actor=Actor.system(), data={"identifier": "service", "title": "Service", "schema": {"properties": {}}})
+    BlueprintFactory(identifier="service", title="Service", schema={"properties": {}})
     integration = integration_create(actor=Actor.system(), data={
         "installationId": "gh", "installationAppType": "github", "version": "1.0.0",
         "config": {"resources": [mapping("service")]}})

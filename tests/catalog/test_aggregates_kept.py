@@ -29,7 +29,7 @@ def aggregates(identifier):
 
 
 @pytest.fixture
-def catalog(db):
+def deployment_chain(db):
     blueprint_create(actor=SYSTEM, data={"identifier": "system", "title": "System", "schema": {"properties": {}}})
     blueprint_create(actor=SYSTEM, data={"identifier": "package", "title": "Package", "schema": {"properties": {}}})
     blueprint_create(actor=SYSTEM, data={
@@ -56,14 +56,14 @@ def catalog(db):
     write("service", "idle")
 
 
-def test_who_aggregates_over_what_is_kept_on_the_blueprints(catalog):
+def test_who_aggregates_over_what_is_kept_on_the_blueprints(deployment_chain):
     by = {bp.identifier: bp.aggregated_by for bp in Blueprint.objects.all()}
     assert by["deployment"] == [["service", "deployments"], ["service", "failures"], ["system", "deployments"]]
     assert by["package"] == [["service", "packages"]]
     assert ["system", "deployments"] in by["service"] and ["service", "packages"] in by["service"]
 
 
-def test_writes_moves_and_deletes_keep_the_values(catalog):
+def test_writes_moves_and_deletes_keep_the_values(deployment_chain):
     assert aggregates("checkout") == {"deployments": 0, "failures": 0, "packages": 2}
     write("deployment", "d1", {"status": "success"}, service="checkout")
     write("deployment", "d2", {"status": "failure"}, service="checkout")
@@ -82,7 +82,7 @@ def test_writes_moves_and_deletes_keep_the_values(catalog):
     assert aggregates("checkout")["packages"] == 1
 
 
-def test_a_write_reaches_only_the_entities_related_to_it(catalog):
+def test_a_write_reaches_only_the_entities_related_to_it(deployment_chain):
     """The statements of a deployment write do not grow with the catalog, and no unrelated entity is rewritten."""
     def statements_of_a_write(identifier):
         with CaptureQueriesContext(connection) as captured:
@@ -97,14 +97,14 @@ def test_a_write_reaches_only_the_entities_related_to_it(catalog):
     assert dict(Entity.objects.filter(identifier__startswith="other").values_list("identifier", "aggregates")) == untouched
 
 
-def test_nothing_is_asked_of_a_blueprint_nothing_aggregates_over(catalog):
+def test_nothing_is_asked_of_a_blueprint_nothing_aggregates_over(deployment_chain):
     blueprint_create(actor=SYSTEM, data={"identifier": "note", "title": "Note", "schema": {"properties": {}}})
     with CaptureQueriesContext(connection) as captured:
         write("note", "n1")
     assert not [q for q in captured if "WITH RECURSIVE" in q["sql"] or 'SET "aggregates"' in q["sql"]]
 
 
-def test_a_new_aggregation_is_computed_over_every_entity(catalog):
+def test_a_new_aggregation_is_computed_over_every_entity(deployment_chain):
     write("deployment", "d1", {"status": "success"}, service="checkout")
     blueprint = Blueprint.objects.get(identifier="system")
     blueprint_update(actor=SYSTEM, blueprint=blueprint, partial=True, data={"aggregationProperties": {
@@ -113,7 +113,7 @@ def test_a_new_aggregation_is_computed_over_every_entity(catalog):
     assert aggregates("shop") == {"deployments": 1, "services": 2}
 
 
-def test_searchable_like_a_number_and_shown_in_entity_json(catalog):
+def test_searchable_like_a_number_and_shown_in_entity_json(deployment_chain):
     write("deployment", "d1", {"status": "failure"}, service="checkout")
     found = search_queryset({"combinator": "and", "rules": [{"property": "deployments", "operator": ">", "value": 0}]},
                             user=None, blueprint="service")
@@ -127,7 +127,7 @@ def test_searchable_like_a_number_and_shown_in_entity_json(catalog):
                                                                                    "packages": 2}
 
 
-def test_a_scorecard_rule_on_an_aggregation_moves_with_the_related_writes(catalog):
+def test_a_scorecard_rule_on_an_aggregation_moves_with_the_related_writes(deployment_chain):
     scorecard_create(actor=SYSTEM, blueprint=Blueprint.objects.get(identifier="service"), data={
         "identifier": "shipping", "rules": [{"identifier": "deployed", "level": "Bronze", "query": {
             "combinator": "and", "conditions": [{"property": "deployments", "operator": ">", "value": 0}]}},

@@ -38,7 +38,7 @@ def aggregate(blueprint, key, **definition):
 
 
 @pytest.fixture
-def catalog(db):
+def aggregation_catalog(db):
     """Systems hold services; services depend on packages; deployments point at services."""
     blueprint_create(actor=SYSTEM, data={"identifier": "system", "title": "System", "schema": {"properties": {}}})
     blueprint_create(actor=SYSTEM, data={"identifier": "package", "title": "Package",
@@ -74,24 +74,24 @@ def catalog(db):
     ("average", {"checkout": 16.25, "billing": 7, "idle": None}),
     ("median", {"checkout": 15, "billing": 7, "idle": None}),
 ])
-def test_each_function_by_property_over_the_entities_pointing_back(catalog, func, expected):
+def test_each_function_by_property_over_the_entities_pointing_back(aggregation_catalog, func, expected):
     aggregate("service", "lead", target="deployment",
               calculationSpec={"calculationBy": "property", "func": func, "property": "leadTime"})
     assert values_of("service", "lead") == expected
 
 
-def test_count_follows_relations_forwards(catalog):
+def test_count_follows_relations_forwards(aggregation_catalog):
     aggregate("service", "packages", target="package", calculationSpec={"calculationBy": "entities", "func": "count"})
     assert values_of("service", "packages") == {"checkout": 3, "billing": 1, "idle": 0}
 
 
-def test_count_follows_relations_backwards_at_any_depth(catalog):
+def test_count_follows_relations_backwards_at_any_depth(aggregation_catalog):
     """system <- service <- deployment: two hops against the relations' direction."""
     aggregate("system", "deployments", target="deployment", calculationSpec={"calculationBy": "entities", "func": "count"})
     assert values_of("system", "deployments") == {"shop": 5, "empty": 0}
 
 
-def test_an_entity_reached_by_two_paths_counts_once(catalog):
+def test_an_entity_reached_by_two_paths_counts_once(aggregation_catalog):
     """checkout uses left-pad and also builds with it: two edges to one package."""
     write("service", "checkout", relations={"system": "shop", "uses": ["left-pad", "react", "lodash"],
                                             "buildsWith": ["left-pad"]})
@@ -99,20 +99,20 @@ def test_an_entity_reached_by_two_paths_counts_once(catalog):
     assert values_of("service", "packages") == {"checkout": 3, "billing": 1, "idle": 0}
 
 
-def test_the_query_filters_the_target_entities(catalog):
+def test_the_query_filters_the_target_entities(aggregation_catalog):
     aggregate("service", "failures", target="deployment", calculationSpec={"calculationBy": "entities", "func": "count"},
               query={"combinator": "and", "rules": [{"property": "status", "operator": "=", "value": "failure"}]})
     assert values_of("service", "failures") == {"checkout": 1, "billing": 1, "idle": 0}
 
 
-def test_a_time_window_is_a_between_rule_with_a_preset(catalog):
+def test_a_time_window_is_a_between_rule_with_a_preset(aggregation_catalog):
     aggregate("service", "recent", target="deployment", calculationSpec={"calculationBy": "entities", "func": "count"},
               query={"combinator": "and", "rules": [
                   {"property": "deployedAt", "operator": "between", "value": {"preset": "lastWeek"}}]})
     assert values_of("service", "recent") == {"checkout": 2, "billing": 1, "idle": 0}
 
 
-def test_average_of_entities_per_period_from_the_earliest_to_now(catalog):
+def test_average_of_entities_per_period_from_the_earliest_to_now(aggregation_catalog):
     """checkout's deployments span 40 days: 4 over 6 weeks (ceil of 40/7) is 2/3 per week; billing's one, 2 days
     ago, is 1 in its one week; a service without deployments averages 0."""
     aggregate("service", "perWeek", target="deployment", calculationSpec={
@@ -123,7 +123,7 @@ def test_average_of_entities_per_period_from_the_earliest_to_now(catalog):
     assert result["idle"] == 0
 
 
-def test_average_by_property_per_period_is_the_sum_per_period(catalog):
+def test_average_by_property_per_period_is_the_sum_per_period(aggregation_catalog):
     """A started period counts whole: checkout's earliest deployment is 40 days and some seconds ago, 41 days."""
     aggregate("service", "leadPerDay", target="deployment", calculationSpec={
         "calculationBy": "property", "func": "average", "property": "leadTime", "averageOf": "day",
@@ -132,7 +132,7 @@ def test_average_by_property_per_period_is_the_sum_per_period(catalog):
                                                   "idle": 0}
 
 
-def test_entities_without_a_number_are_left_out(catalog):
+def test_entities_without_a_number_are_left_out(aggregation_catalog):
     write("deployment", "no-lead", {"status": "success"}, {"service": "idle"})
     aggregate("service", "lead", target="deployment",
               calculationSpec={"calculationBy": "property", "func": "average", "property": "leadTime"})
@@ -140,14 +140,14 @@ def test_entities_without_a_number_are_left_out(catalog):
     assert values_of("service")["idle"] == {"lead": None, "count": 1}
 
 
-def test_a_path_filter_follows_exactly_the_named_relations(catalog):
+def test_a_path_filter_follows_exactly_the_named_relations(aggregation_catalog):
     """From the deployment's side: deployment -service-> service -system-> system, walked backwards from a system."""
     aggregate("system", "viaService", target="deployment", calculationSpec={"calculationBy": "entities", "func": "count"},
               pathFilter=[{"fromBlueprint": "deployment", "path": ["service", "system"]}])
     assert values_of("system", "viaService") == {"shop": 5, "empty": 0}
 
 
-def test_a_forward_path_filter(catalog):
+def test_a_forward_path_filter(aggregation_catalog):
     aggregate("service", "size", target="package", calculationSpec={"calculationBy": "property", "func": "sum",
                                                                     "property": "size"},
               pathFilter=[{"path": ["uses"]}])
@@ -168,7 +168,7 @@ def test_a_cycle_ends_and_counts_each_entity_once(db):
     assert values_of("node", "reach") == {"a": 3, "b": 3, "c": 3}
 
 
-def test_only_the_asked_entities_and_keys_are_computed(catalog, django_assert_num_queries):
+def test_only_the_asked_entities_and_keys_are_computed(aggregation_catalog, django_assert_num_queries):
     aggregate("service", "packages", target="package", calculationSpec={"calculationBy": "entities", "func": "count"})
     aggregate("service", "lead", target="deployment",
               calculationSpec={"calculationBy": "property", "func": "sum", "property": "leadTime"})
@@ -179,7 +179,7 @@ def test_only_the_asked_entities_and_keys_are_computed(catalog, django_assert_nu
         assert aggregation_values(service, [checkout.pk], keys={"lead"}) == {checkout.pk: {"lead": 65}}
 
 
-def test_huge_sums_stay_exact(catalog):
+def test_huge_sums_stay_exact(aggregation_catalog):
     write("deployment", "big1", {"leadTime": 1e308}, {"service": "idle"})
     write("deployment", "big2", {"leadTime": 1e308}, {"service": "idle"})
     write("deployment", "whole", {"leadTime": 2 ** 60}, {"service": "billing"})

@@ -146,7 +146,7 @@ BAD = [
 
 
 @pytest.fixture
-def catalog(admin_api):
+def catalog_api(admin_api):
     for definition in (SERVICE, TEAM):
         assert admin_api.post("/v1/blueprints", definition, format="json").status_code == 201
     return admin_api
@@ -160,25 +160,25 @@ def refused(response, path):
 
 
 @pytest.mark.parametrize("change, path", BAD)
-def test_create_refuses_a_bad_definition_naming_the_path(catalog, change, path):
-    refused(catalog.post("/v1/blueprints", {**copy.deepcopy(THING), **change}, format="json"), path)
+def test_create_refuses_a_bad_definition_naming_the_path(catalog_api, change, path):
+    refused(catalog_api.post("/v1/blueprints", {**copy.deepcopy(THING), **change}, format="json"), path)
     assert not Blueprint.objects.filter(identifier="Thing").exists()
     assert not AuditEvent.objects.filter(resource_type="blueprint", identifier="Thing").exists()
 
 
 @pytest.mark.parametrize("change, path", BAD)
-def test_replace_refuses_a_bad_definition_naming_the_path(catalog, change, path):
-    assert catalog.post("/v1/blueprints", THING, format="json").status_code == 201
-    refused(catalog.put("/v1/blueprints/Thing", {**copy.deepcopy(THING), **change}, format="json"), path)
+def test_replace_refuses_a_bad_definition_naming_the_path(catalog_api, change, path):
+    assert catalog_api.post("/v1/blueprints", THING, format="json").status_code == 201
+    refused(catalog_api.put("/v1/blueprints/Thing", {**copy.deepcopy(THING), **change}, format="json"), path)
     assert Blueprint.objects.get(identifier="Thing").version == 1
 
 
-def test_values_jsonb_cannot_store_are_refused_naming_the_path(catalog):
+def test_values_jsonb_cannot_store_are_refused_naming_the_path(catalog_api):
     """1e400 parses as infinity and a NUL character is valid JSON text; PostgreSQL stores neither."""
     body = json.dumps({**THING, "schema": {"properties": {"x": {"type": "number", "maximum": 0}}}})
-    infinite = catalog.post("/v1/blueprints", body.replace('"maximum": 0', '"maximum": 1e400'), content_type="application/json")
+    infinite = catalog_api.post("/v1/blueprints", body.replace('"maximum": 0', '"maximum": 1e400'), content_type="application/json")
     refused(infinite, "schema.properties.x.maximum")
-    nul = catalog.post("/v1/blueprints", {**THING, "schema": {"properties": {"x": {"type": "string", "title": "a\x00b"}}}},
+    nul = catalog_api.post("/v1/blueprints", {**THING, "schema": {"properties": {"x": {"type": "string", "title": "a\x00b"}}}},
                        format="json")
     refused(nul, "schema.properties.x.title")
     assert not Blueprint.objects.filter(identifier="Thing").exists()
@@ -239,7 +239,7 @@ def test_a_nested_change_existing_entities_would_fail_is_refused_with_a_count(ad
     assert Entity.objects.filter(blueprint__identifier="Host").count() == 2
 
 
-def test_a_good_aggregation_is_kept_and_its_target_cannot_be_deleted_under_it(catalog):
+def test_a_good_aggregation_is_kept_and_its_target_cannot_be_deleted_under_it(catalog_api):
     aggregations = {
         "total": {"title": "Stars", "type": "number", "target": "Service",
                   "calculationSpec": {"calculationBy": "property", "func": "sum", "property": "stars"},
@@ -249,31 +249,31 @@ def test_a_good_aggregation_is_kept_and_its_target_cannot_be_deleted_under_it(ca
                     "calculationSpec": {"calculationBy": "entities", "func": "average", "averageOf": "week",
                                         "measureTimeBy": "released"}},
     }
-    created = catalog.post("/v1/blueprints", {**THING, "aggregationProperties": aggregations}, format="json")
+    created = catalog_api.post("/v1/blueprints", {**THING, "aggregationProperties": aggregations}, format="json")
     assert created.status_code == 201, created.json()
     assert Blueprint.objects.get(identifier="Thing").aggregation_properties == aggregations
     # Downstream too: Service aggregates the Things that relate to it.
     downstream = {"things": {"title": "Things", "target": "Thing", "calculationSpec": {"calculationBy": "entities", "func": "count"},
                              "pathFilter": [{"path": ["service"], "fromBlueprint": "Thing"}]}}
-    patched = catalog.patch("/v1/blueprints/Service", {"aggregationProperties": downstream}, format="json")
+    patched = catalog_api.patch("/v1/blueprints/Service", {"aggregationProperties": downstream}, format="json")
     assert patched.status_code == 200, patched.json()
     # Removing the number property the aggregation reads breaks Thing: refused, naming it.
     schema = {"properties": {"language": {"type": "string"}, "released": {"type": "string", "format": "date-time"}}}
-    response = catalog.patch("/v1/blueprints/Service", {"schema": schema}, format="json")
+    response = catalog_api.patch("/v1/blueprints/Service", {"schema": schema}, format="json")
     assert response.status_code == 422
     assert "Blueprint 'Thing' would break: aggregationProperties.total.calculationSpec.property" in response.json()["message"]
-    assert catalog.patch("/v1/blueprints/Service", {"aggregationProperties": {}}, format="json").status_code == 200
-    assert catalog.put("/v1/blueprints/Thing", {**THING, "relations": {}, "aggregationProperties": aggregations},
+    assert catalog_api.patch("/v1/blueprints/Service", {"aggregationProperties": {}}, format="json").status_code == 200
+    assert catalog_api.put("/v1/blueprints/Thing", {**THING, "relations": {}, "aggregationProperties": aggregations},
                        format="json").status_code == 422  # no relation left between Thing and Service
-    assert catalog.put("/v1/blueprints/Thing", {**THING, "relations": {}}, format="json").status_code == 200
+    assert catalog_api.put("/v1/blueprints/Thing", {**THING, "relations": {}}, format="json").status_code == 200
 
 
-def test_deleting_the_target_of_an_aggregation_is_refused(catalog):
+def test_deleting_the_target_of_an_aggregation_is_refused(catalog_api):
     """Service -> Squad: Squad aggregates the Services that relate to it; Service cannot go first."""
-    assert catalog.patch("/v1/blueprints/Service", {"relations": {"squad": {"target": "Squad"}}}, format="json").status_code == 200
+    assert catalog_api.patch("/v1/blueprints/Service", {"relations": {"squad": {"target": "Squad"}}}, format="json").status_code == 200
     counted = {"services": {"title": "Services", "target": "Service", "calculationSpec": {"calculationBy": "entities", "func": "count"}}}
-    assert catalog.patch("/v1/blueprints/Squad", {"aggregationProperties": counted}, format="json").status_code == 200
-    response = catalog.delete("/v1/blueprints/Service")
+    assert catalog_api.patch("/v1/blueprints/Squad", {"aggregationProperties": counted}, format="json").status_code == 200
+    response = catalog_api.delete("/v1/blueprints/Service")
     assert response.status_code == 409
     assert response.json()["message"] == ("Blueprint 'Service' is the target of aggregation properties in ['Squad']; "
                                           "remove those aggregation properties first.")
@@ -300,7 +300,7 @@ def test_import_applies_mirrors_that_follow_relations_of_later_blueprints(system
     ("aggregation_properties", aggregation(target="Squad")["aggregationProperties"], "aggregationProperties.a.target"),
     ("ownership", {"type": "Inherited", "path": "service.nope"}, "ownership.path"),
 ])
-def test_the_admin_form_shows_the_error_at_the_field(staff, catalog, field, value, path):
+def test_the_admin_form_shows_the_error_at_the_field(staff, catalog_api, field, value, path):
     """Django's JSON form field parses NaN; the admin saves through the same service as the API."""
     form = blueprint_form(**{"identifier": "Thing", "title": "Thing", "schema": THING["schema"],
                              "relations": THING["relations"], field: value})

@@ -3,30 +3,24 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from catalog.services.entities import UPSERT_MERGE, entity_write_one
-from catalog.services.teams import team_create
-from tests.catalog.deployment_contract import deployment_blueprints_install
-from tests.factories import UserFactory
+from tests.factories import LockFactory, TeamFactory, UserFactory
 from tests.support.api import api_for
+from tests.support.deployment_contract import deployment_blueprints_install
 from tests.support.deployments import add_deployment, add_environment, add_running_service, add_service, restrict_read
 
 pytestmark = pytest.mark.django_db
 
 
 def lock(system, bp, blueprint, identifier, reason, until=None):
-    properties = {"locked": True, "lockReason": reason, "lockedBy": "sre@example.com", "lockedAt": "2025-03-01T00:00:00.000Z"}
-    if until:
-        properties["lockedUntil"] = until
-    entity_write_one(actor=system, blueprint=bp[blueprint], mode=UPSERT_MERGE, data={"identifier": identifier,
-                                                                                   "properties": properties})
+    LockFactory(blueprint=bp[blueprint], identifier=identifier, reason=reason, at="2025-03-01T00:00:00.000Z", until=until)
 
 
 @pytest.fixture
 def landscape(db, system):
     """Two services of two teams, three environments, four running services."""
     bp = deployment_blueprints_install(system)
-    team_create(actor=system, data={"name": "checkout"})
-    team_create(actor=system, data={"name": "payments"})
+    TeamFactory(name="checkout")
+    TeamFactory(name="payments")
     add_service(system, bp, "CartService", team="checkout", title="Cart")
     add_service(system, bp, "PaymentService", team="payments", title="Payments")
     add_environment(system, bp, "production", "production")

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def catalog(db, system):
+def deployment_catalog(db, system):
     return install_contract(system)
 
 
@@ -20,7 +20,7 @@ def post(api, body):
     return api.post("/v1/deployments", body, format="json")
 
 
-def test_first_deploy_creates_running_service_then_updates_it(admin_api, catalog):
+def test_first_deploy_creates_running_service_then_updates_it(admin_api, deployment_catalog):
     response = post(admin_api, report(commitTime="2025-01-01T10:00:00Z"))
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -47,7 +47,7 @@ def test_first_deploy_creates_running_service_then_updates_it(admin_api, catalog
     assert updated.actor == "admin@example.com"
 
 
-def test_failed_deploy_is_recorded_but_keeps_the_running_version(admin_api, catalog):
+def test_failed_deploy_is_recorded_but_keeps_the_running_version(admin_api, deployment_catalog):
     assert post(admin_api, report()).status_code == 201
     response = post(admin_api, report(version="2.0.0", status="failure"))
     assert response.status_code == 201, response.json()
@@ -65,7 +65,7 @@ def test_failed_deploy_is_recorded_but_keeps_the_running_version(admin_api, cata
     (report(extra=1), "extra"),
     (report(service="bad service"), "service"),
 ])
-def test_validation_errors_name_the_field(admin_api, catalog, body, field):
+def test_validation_errors_name_the_field(admin_api, deployment_catalog, body, field):
     response = post(admin_api, body)
     assert response.status_code == 422, response.json()
     assert response.json()["ok"] is False and response.json()["error"] == "invalid_request"
@@ -73,7 +73,7 @@ def test_validation_errors_name_the_field(admin_api, catalog, body, field):
     assert not Entity.objects.filter(blueprint__identifier__in=["deployment", "runningService"]).exists()
 
 
-def test_unknown_environment_and_service_are_404(admin_api, catalog):
+def test_unknown_environment_and_service_are_404(admin_api, deployment_catalog):
     response = post(admin_api, report(environment="moon"))
     assert response.status_code == 404 and "'moon'" in response.json()["message"]
     assert response.json()["message"].startswith("environment:")
@@ -82,20 +82,20 @@ def test_unknown_environment_and_service_are_404(admin_api, catalog):
     assert response.json()["message"] == "service: 'Nope' is not a Component in the catalog"
 
 
-def test_member_needs_register_on_deployment(member_user, catalog, system):
+def test_member_needs_register_on_deployment(member_user, deployment_catalog, system):
     api = api_for(member_user)
     response = post(api, report())
     assert response.status_code == 403 and response.json()["error"] == "forbidden"
-    blueprint_permissions_update(actor=system, blueprint=catalog["deployment"],
+    blueprint_permissions_update(actor=system, blueprint=deployment_catalog["deployment"],
                                  data={"entities": {"register": {"users": [member_user.email]}}})
     response = post(api_for(member_user), report())
     assert response.status_code == 201, response.json()
     assert response.json()["runningService"]["updatedBy"] == member_user.email
 
 
-def test_service_lock_refuses_and_the_refusal_is_audited(admin_api, catalog, system):
+def test_service_lock_refuses_and_the_refusal_is_audited(admin_api, deployment_catalog, system):
     assert post(admin_api, report()).status_code == 201
-    lock(system, catalog, "runningService", "CartService-production", reason="incident 42")
+    lock(system, deployment_catalog, "runningService", "CartService-production", reason="incident 42")
     response = post(admin_api, report(version="9.9.9"))
     assert response.status_code == 423
     assert response.json() == {"ok": False, "error": "locked", "message": response.json()["message"],
@@ -112,9 +112,9 @@ def test_service_lock_refuses_and_the_refusal_is_audited(admin_api, catalog, sys
     assert post(admin_api, report(service="PaymentService")).status_code == 201
 
 
-def test_environment_lock_refuses_every_service(admin_api, catalog, system):
+def test_environment_lock_refuses_every_service(admin_api, deployment_catalog, system):
     assert post(admin_api, report()).status_code == 201
-    lock(system, catalog, "environment", "production", reason="release freeze")
+    lock(system, deployment_catalog, "environment", "production", reason="release freeze")
     for service in ("CartService", "PaymentService"):
         response = post(admin_api, report(service=service, version="2.0.0"))
         assert response.status_code == 423, response.json()
@@ -125,18 +125,18 @@ def test_environment_lock_refuses_every_service(admin_api, catalog, system):
     assert post(admin_api, report(environment="staging")).status_code == 201
 
 
-def test_lock_endpoint(admin_api, member_api, catalog, system):
+def test_lock_endpoint(admin_api, member_api, deployment_catalog, system):
     url = "/v1/locks/CartService/production"
     response = admin_api.get(url)
     assert response.status_code == 200 and response.json() == {"ok": True, "locked": False}  # no running service yet
     assert post(admin_api, report()).status_code == 201
     assert member_api.get(url).json() == {"ok": True, "locked": False}
-    lock(system, catalog, "runningService", "CartService-production", reason="incident")
+    lock(system, deployment_catalog, "runningService", "CartService-production", reason="incident")
     response = member_api.get(url)
     assert response.status_code == 423
     assert response.json()["error"] == "locked" and response.json()["lock"]["scope"] == "service"
     assert member_api.get("/v1/locks/PaymentService/production").status_code == 200
-    lock(system, catalog, "environment", "production", reason="freeze")
+    lock(system, deployment_catalog, "environment", "production", reason="freeze")
     response = admin_api.get(url)
     assert response.status_code == 423 and response.json()["lock"]["scope"] == "environment"  # environment wins
     assert response.json()["lock"]["reason"] == "freeze"
@@ -152,12 +152,12 @@ def anon_get(url):
     return APIClient().get(url)
 
 
-def test_lock_check_is_one_query(admin_api, catalog, system):
+def test_lock_check_is_one_query(admin_api, deployment_catalog, system):
     assert post(admin_api, report()).status_code == 201
     admin_api.get("/v1/locks/CartService/production")  # warm caches (content types)
     with CaptureQueriesContext(connection) as free:
         assert admin_api.get("/v1/locks/CartService/production").status_code == 200
-    lock(system, catalog, "runningService", "CartService-production")
+    lock(system, deployment_catalog, "runningService", "CartService-production")
     with CaptureQueriesContext(connection) as locked:
         assert admin_api.get("/v1/locks/CartService/production").status_code == 423
     lock_queries = [q["sql"] for q in free.captured_queries if "catalog_entity" in q["sql"]]
@@ -165,7 +165,7 @@ def test_lock_check_is_one_query(admin_api, catalog, system):
     assert len(free.captured_queries) == len(locked.captured_queries)
 
 
-def test_lock_check_total_is_the_token_user_and_the_lock_query(admin_api, catalog):
+def test_lock_check_total_is_the_token_user_and_the_lock_query(admin_api, deployment_catalog):
     admin_api.get("/v1/locks/CartService/production")
     with CaptureQueriesContext(connection) as ctx:
         assert admin_api.get("/v1/locks/CartService/production").status_code == 200

@@ -21,11 +21,8 @@ from audit import choices as audit_choices
 from audit.chain import audit_chain_verify, audit_seal
 from audit.models import AuditEvent
 from catalog.models import Entity
-from catalog.services.api_clients import api_client_create
-from catalog.services.entities import entity_write_one
-from portal.actor import Actor
-from portal.services.api_clients import access_token_issue
-from tests.factories import UserFactory
+from tests.factories import ApiClientFactory, EntityFactory, UserFactory
+from tests.support.api import token_of
 from tests.support.deployments import install_contract, lock, report
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,9 +57,7 @@ def database_slots(wanted, *, own):
 
 
 def bearer_token(user):
-    client, secret = api_client_create(actor=Actor.system(), user=user)
-    token, _ = access_token_issue(client_id=client.client_id, client_secret=secret)
-    return token
+    return token_of(ApiClientFactory(user=user))
 
 
 def race(token, bodies, take_lock):
@@ -211,7 +206,7 @@ def test_environment_lock_taken_midway_refuses_every_service(system):
     bp = install_contract(system)
     services = ["CartService", "PaymentService", "SearchService", "MailService", "AuthService"]
     for name in services[2:]:
-        entity_write_one(actor=system, blueprint=bp["Component"], data={"identifier": name, "title": name})
+        EntityFactory(blueprint=bp["Component"], identifier=name, title=name)
     token = bearer_token(UserFactory(email="ci@example.com", admin=True))
     seed = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
     for name in services:

@@ -6,8 +6,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog.selectors.deployments import dora_metrics
-from tests.catalog.deployment_contract import deployment_blueprints_install
-from tests.factories import UserFactory
+from tests.support.deployment_contract import deployment_blueprints_install
+from tests.factories import TeamFactory, UserFactory
 from tests.support.api import api_for
 from tests.support.deployments import add_deployment, add_environment, add_running_service, add_service, restrict_read
 
@@ -121,14 +121,13 @@ IDLE_SERVICES = 30
 
 
 @pytest.fixture(params=["wide", "narrow"])
-def catalog(request, db, system):
+def dora_catalog(request, db, system):
     """The table above. "narrow" adds idle running services (no deployments, figures unchanged), so that a
     filtered read covers few of all running services and reads their deployments by key (LATERAL)."""
-    from catalog.services.teams import team_create
 
     bp = deployment_blueprints_install(system)
-    team_create(actor=system, data={"name": "checkout"})
-    team_create(actor=system, data={"name": "payments"})
+    TeamFactory(name="checkout")
+    TeamFactory(name="payments")
     add_service(system, bp, "CartService", team="checkout")
     add_service(system, bp, "PaymentService", team="payments")
     add_environment(system, bp, "production", "production")
@@ -145,7 +144,7 @@ def catalog(request, db, system):
     return bp
 
 
-def test_dora_figures_match_the_hand_computed_table(admin_api, catalog):
+def test_dora_figures_match_the_hand_computed_table(admin_api, dora_catalog):
     response = admin_api.get(f"/v1/dora?{PERIOD}")
     assert response.status_code == 200, response.json()
     assert response.json()["ok"] is True
@@ -157,14 +156,14 @@ def test_dora_figures_match_the_hand_computed_table(admin_api, catalog):
 
 
 @pytest.mark.parametrize("query", sorted(BY_FILTER))
-def test_dora_filters(admin_api, catalog, query):
+def test_dora_filters(admin_api, dora_catalog, query):
     with CaptureQueriesContext(connection) as ctx:
         response = admin_api.get(f"/v1/dora?{PERIOD}&{query}")
     assert response.status_code == 200, response.json()
     (dora_sql,) = [q["sql"] for q in ctx.captured_queries if "percentile_cont" in q["sql"]]
     # One or two running services of 33 are few; of 3 they are not, nor are the 32 production ones of 33
     # (the idle running services are in production).
-    narrow = catalog["shape"] == "narrow" and query != "environment=production"
+    narrow = dora_catalog["shape"] == "narrow" and query != "environment=production"
     assert ("LATERAL" in dora_sql) is narrow
     dora = response.json()["dora"]
     assert metrics(dora) == BY_FILTER[query]
@@ -173,7 +172,7 @@ def test_dora_filters(admin_api, catalog, query):
     assert sum(day["success"] for day in dora["series"]) == BY_FILTER[query]["deploymentFrequency"]["deployments"]
 
 
-def test_filters_combine(admin_api, catalog):
+def test_filters_combine(admin_api, dora_catalog):
     dora = admin_api.get(f"/v1/dora?{PERIOD}&team=checkout&environment=staging").json()["dora"]
     # s1 and s2 only: one success (lead 1800), one failure never restored.
     assert metrics(dora) == {
@@ -184,13 +183,13 @@ def test_filters_combine(admin_api, catalog):
     }
 
 
-def test_a_date_to_includes_its_day(admin_api, catalog):
+def test_a_date_to_includes_its_day(admin_api, dora_catalog):
     dora = admin_api.get("/v1/dora?from=2025-03-01&to=2025-03-07").json()["dora"]
     assert dora["period"] == {"from": "2025-03-01T00:00:00.000Z", "to": "2025-03-08T00:00:00.000Z"}
     assert metrics(dora) == ALL
 
 
-def test_restore_after_the_period_ends_is_counted(admin_api, catalog):
+def test_restore_after_the_period_ends_is_counted(admin_api, dora_catalog):
     # Only 03-07: c6 fails at 22:00 and c7 restores it four hours later, after `to`.
     dora = admin_api.get("/v1/dora?from=2025-03-07&to=2025-03-07&service=CartService&environment=production").json()["dora"]
     assert dora["timeToRestore"] == {"medianSeconds": 14400.0, "samples": 1, "unresolved": 0}
@@ -199,14 +198,14 @@ def test_restore_after_the_period_ends_is_counted(admin_api, catalog):
     assert dora["series"] == [{"date": "2025-03-07", "success": 0, "failure": 1}]
 
 
-def test_a_period_with_nothing_in_it(admin_api, catalog):
+def test_a_period_with_nothing_in_it(admin_api, dora_catalog):
     dora = admin_api.get("/v1/dora?from=2024-01-01&to=2024-01-02").json()["dora"]
     assert metrics(dora) == EMPTY
     assert dora["series"] == [{"date": "2024-01-01", "success": 0, "failure": 0},
                               {"date": "2024-01-02", "success": 0, "failure": 0}]
 
 
-def test_default_period_is_the_last_30_days(admin_api, catalog):
+def test_default_period_is_the_last_30_days(admin_api, dora_catalog):
     before = datetime.now(timezone.utc)
     dora = admin_api.get("/v1/dora").json()["dora"]
     since, until = (datetime.fromisoformat(dora["period"][key].replace("Z", "+00:00")) for key in ("from", "to"))
@@ -225,26 +224,26 @@ def test_default_period_is_the_last_30_days(admin_api, catalog):
     ("from=2999-01-01", "from"),  # `to` defaults to now
     ("from=2020-01-01&to=2025-01-01", "from"),  # longer than the two years a daily series may span
 ])
-def test_bad_periods_are_422_naming_the_parameter(admin_api, catalog, query, field):
+def test_bad_periods_are_422_naming_the_parameter(admin_api, dora_catalog, query, field):
     response = admin_api.get(f"/v1/dora?{query}")
     assert response.status_code == 422, response.json()
     assert response.json()["ok"] is False and response.json()["message"].startswith(f"{field}:")
 
 
-def test_dora_counts_only_what_the_user_may_read(catalog, system):
+def test_dora_counts_only_what_the_user_may_read(dora_catalog, system):
     payments_dev = UserFactory(email="pay@example.com", teams=["payments"])
     api = api_for(payments_dev)
     assert metrics(api.get(f"/v1/dora?{PERIOD}").json()["dora"]) == ALL  # Members read every blueprint by default
-    restrict_read(system, catalog, "Component", ownedByTeam=True)
+    restrict_read(system, dora_catalog, "Component", ownedByTeam=True)
     assert metrics(api.get(f"/v1/dora?{PERIOD}").json()["dora"]) == BY_FILTER["team=payments"]
     assert api.get(f"/v1/dora?{PERIOD}&service=CartService").status_code == 404
-    restrict_read(system, catalog, "deployment")
+    restrict_read(system, dora_catalog, "deployment")
     dora = api.get(f"/v1/dora?{PERIOD}").json()["dora"]
     assert metrics(dora) == EMPTY
     assert dora["series"] == [{**day, "success": 0, "failure": 0} for day in SERIES]
 
 
-def test_selector_takes_the_user_first(catalog, admin_user):
+def test_selector_takes_the_user_first(dora_catalog, admin_user):
     dora = dora_metrics(admin_user, service="PaymentService", since=SINCE, until=UNTIL)
     assert metrics(dora) == BY_FILTER["team=payments"]
     with pytest.raises(ValueError):

@@ -4,23 +4,21 @@ from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
 from catalog.models import Entity, Relation, Timer
-from catalog.services.blueprints import blueprint_create
-from portal.actor import Actor
+from tests.factories import BlueprintFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def catalog(db):
-    system = Actor.system()
-    blueprint_create(actor=system, data={"identifier": "Domain", "title": "Domain", "schema": {"properties": {}}})
-    blueprint_create(actor=system, data={
-        "identifier": "System", "title": "System", "schema": {"properties": {}},
-        "relations": {"domain": {"target": "Domain", "required": True, "many": False}},
-    })
-    blueprint_create(actor=system, data={
-        "identifier": "Service", "title": "Service",
-        "schema": {"properties": {
+def entity_blueprints(db):
+    BlueprintFactory(identifier="Domain", title="Domain", schema={"properties": {}})
+    BlueprintFactory(
+        identifier="System", title="System", schema={"properties": {}},
+        relations={"domain": {"target": "Domain", "required": True, "many": False}},
+    )
+    BlueprintFactory(
+        identifier="Service", title="Service",
+        schema={"properties": {
             "language": {"type": "string", "enum": ["Python", "Go"]},
             "replicas": {"type": "number", "minimum": 1},
             "tags": {"type": "array", "items": {"type": "string"}},
@@ -28,16 +26,16 @@ def catalog(db):
             "repo": {"type": "string", "format": "url"},
             "name": {"type": "string", "pattern": "^[a-z]+$"},
         }, "required": []},
-        "relations": {"system": {"target": "System", "required": False, "many": False},
-                      "dependsOn": {"target": "Service", "many": True}},
-    })
+        relations={"system": {"target": "System", "required": False, "many": False},
+                   "dependsOn": {"target": "Service", "many": True}},
+    )
 
 
 def post(api, bp, data, query=""):
     return api.post(f"/v1/blueprints/{bp}/entities{query}", data, format="json")
 
 
-def test_create_returns_port_shape(admin_api, catalog):
+def test_create_returns_port_shape(admin_api, entity_blueprints):
     post(admin_api, "Domain", {"identifier": "Orders", "title": "Orders"})
     post(admin_api, "System", {"identifier": "Cart", "relations": {"domain": "Orders"}})
     response = post(admin_api, "Service", {"identifier": "cart-svc", "title": "Cart", "team": [],
@@ -65,7 +63,7 @@ def test_create_returns_port_shape(admin_api, catalog):
     ({"identifier": "bad id"}, "identifier"),
     ({"identifier": "x", "team": "NoSuchTeam"}, "team"),
 ])
-def test_invalid_entities_name_the_path_and_write_nothing(admin_api, catalog, body, path):
+def test_invalid_entities_name_the_path_and_write_nothing(admin_api, entity_blueprints, body, path):
     response = post(admin_api, "Service", body)
     assert response.status_code == 422, response.json()
     assert response.json()["error"] == "invalid_request"
@@ -74,7 +72,7 @@ def test_invalid_entities_name_the_path_and_write_nothing(admin_api, catalog, bo
     assert not AuditEvent.objects.filter(resource_type="entity").exists()
 
 
-def test_required_relation_and_missing_targets(admin_api, catalog):
+def test_required_relation_and_missing_targets(admin_api, entity_blueprints):
     response = post(admin_api, "System", {"identifier": "Cart"})
     assert response.status_code == 422 and response.json()["message"].startswith("relations.domain")
     response = post(admin_api, "System", {"identifier": "Cart", "relations": {"domain": "Orders"}})
@@ -85,7 +83,7 @@ def test_required_relation_and_missing_targets(admin_api, catalog):
     assert Entity.objects.get(identifier="Orders").is_stub
 
 
-def test_upsert_replace_and_merge(admin_api, catalog):
+def test_upsert_replace_and_merge(admin_api, entity_blueprints):
     post(admin_api, "Service", {"identifier": "s", "properties": {"language": "Go", "replicas": 2}})
     conflict = post(admin_api, "Service", {"identifier": "s", "properties": {"language": "Go"}})
     assert conflict.status_code == 409 and conflict.json()["error"] == "conflict"
@@ -100,13 +98,13 @@ def test_upsert_replace_and_merge(admin_api, catalog):
     assert event.diff["after"]["properties"] == {"replicas": 7}
 
 
-def test_validation_only_writes_nothing(admin_api, catalog):
+def test_validation_only_writes_nothing(admin_api, entity_blueprints):
     response = post(admin_api, "Service", {"identifier": "s", "properties": {"language": "Go"}}, "?validation_only=true")
     assert response.status_code == 200 and response.json()["ok"] is True
     assert not Entity.objects.exists() and not AuditEvent.objects.filter(resource_type="entity").exists()
 
 
-def test_get_put_patch_include_exclude(admin_api, catalog):
+def test_get_put_patch_include_exclude(admin_api, entity_blueprints):
     post(admin_api, "Service", {"identifier": "a/b", "title": "AB", "properties": {"language": "Go", "replicas": 2}})
     got = admin_api.get("/v1/blueprints/Service/entities/a%2Fb?include=identifier&include=properties.language")
     assert got.status_code == 200, got.json()
@@ -121,7 +119,7 @@ def test_get_put_patch_include_exclude(admin_api, catalog):
     assert admin_api.put("/v1/blueprints/Service/entities/nope", {"properties": {}}, format="json").status_code == 404
 
 
-def test_bulk_create_reports_per_index(admin_api, catalog):
+def test_bulk_create_reports_per_index(admin_api, entity_blueprints):
     response = admin_api.post("/v1/blueprints/Service/entities/bulk", {"entities": [
         {"identifier": "ok1", "properties": {"language": "Go"}},
         {"identifier": "bad", "properties": {"replicas": -1}},
@@ -138,7 +136,7 @@ def test_bulk_create_reports_per_index(admin_api, catalog):
     assert too_many.status_code == 422 and too_many.json()["message"].startswith("entities")
 
 
-def test_delete_with_dependents(admin_api, catalog):
+def test_delete_with_dependents(admin_api, entity_blueprints):
     post(admin_api, "Domain", {"identifier": "Orders"})
     post(admin_api, "System", {"identifier": "Cart", "relations": {"domain": "Orders"}})
     post(admin_api, "Service", {"identifier": "svc", "relations": {"system": "Cart"}})
@@ -154,7 +152,7 @@ def test_delete_with_dependents(admin_api, catalog):
     assert ("catalog.entity.updated", "svc") in verbs
 
 
-def test_delete_clears_optional_relations_without_delete_dependents(admin_api, catalog):
+def test_delete_clears_optional_relations_without_delete_dependents(admin_api, entity_blueprints):
     """Port: delete_dependents is for required relations; an optional relation to a deleted entity is cleared
     (issue 13: before, any relation pointing at the entity refused the delete with 409)."""
     post(admin_api, "Domain", {"identifier": "Orders"})
@@ -171,7 +169,7 @@ def test_delete_clears_optional_relations_without_delete_dependents(admin_api, c
     assert AuditEvent.objects.filter(verb="catalog.entity.deleted", identifier="Cart").count() == 1
 
 
-def test_bulk_delete(admin_api, catalog):
+def test_bulk_delete(admin_api, entity_blueprints):
     for name in ("a", "b", "c"):
         post(admin_api, "Service", {"identifier": name})
     response = admin_api.post("/v1/blueprints/Service/bulk/entities/delete", {"entities": ["a", "b"]}, format="json")
@@ -179,7 +177,7 @@ def test_bulk_delete(admin_api, catalog):
     assert list(Entity.objects.values_list("identifier", flat=True)) == ["c"]
 
 
-def test_timers_follow_timer_properties(admin_api, catalog):
+def test_timers_follow_timer_properties(admin_api, entity_blueprints):
     post(admin_api, "Service", {"identifier": "s", "properties": {"ttl": "2030-01-01T00:00:00Z"}})
     timer = Timer.objects.get()
     assert timer.property == "ttl" and timer.expires_at.year == 2030
@@ -189,7 +187,7 @@ def test_timers_follow_timer_properties(admin_api, catalog):
     assert not Timer.objects.exists()
 
 
-def test_list_is_paginated_and_query_count_is_constant(admin_api, catalog):
+def test_list_is_paginated_and_query_count_is_constant(admin_api, entity_blueprints):
     post(admin_api, "Service", {"identifier": "s0", "relations": {}})
 
     def count_queries():
@@ -209,7 +207,7 @@ def test_list_is_paginated_and_query_count_is_constant(admin_api, catalog):
     assert len(names) == len(set(names)) == 20
 
 
-def test_envelopes_for_bad_requests(admin_api, catalog):
+def test_envelopes_for_bad_requests(admin_api, entity_blueprints):
     bad_json = admin_api.generic("POST", "/v1/blueprints/Service/entities", "{not json", content_type="application/json")
     assert bad_json.status_code == 400 and bad_json.json()["ok"] is False
     deep = {"identifier": "d", "properties": {}}
@@ -225,7 +223,7 @@ def test_envelopes_for_bad_requests(admin_api, catalog):
     assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "x-ratelimit-period"} <= set(response.headers)
 
 
-def test_an_entity_named_search_is_reachable(admin_api, catalog):
+def test_an_entity_named_search_is_reachable(admin_api, entity_blueprints):
     assert post(admin_api, "Service", {"identifier": "search", "properties": {"language": "Go"}}).status_code == 201
     got = admin_api.get("/v1/blueprints/Service/entities/search")
     assert got.status_code == 200 and got.json()["entity"]["identifier"] == "search"

@@ -16,9 +16,9 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from catalog.models import Entity
-from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import UPSERT, entities_write
 from portal.actor import Actor
+from tests.factories import BlueprintFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,13 +57,12 @@ def client_like(api):
 
 @pytest.fixture
 def services(db):
-    system = Actor.system()
-    blueprint_create(actor=system, data={"identifier": "group", "title": "Group", "schema": {"properties": {}}})
-    return blueprint_create(actor=system, data={
-        "identifier": "svc", "title": "Service",
-        "schema": {"properties": {"counter": {"type": "number"}, "tier": {"type": "string"}, "note": {"type": "string"}}},
-        "relations": {"dependsOn": {"title": "Depends on", "target": "svc", "many": True, "required": False},
-                      "group": {"title": "Group", "target": "group", "many": False, "required": False}}})
+    BlueprintFactory(identifier="group", title="Group", schema={"properties": {}})
+    return BlueprintFactory(
+        identifier="svc", title="Service",
+        schema={"properties": {"counter": {"type": "number"}, "tier": {"type": "string"}, "note": {"type": "string"}}},
+        relations={"dependsOn": {"title": "Depends on", "target": "svc", "many": True, "required": False},
+                   "group": {"title": "Group", "target": "group", "many": False, "required": False}})
 
 
 def entity_events(blueprint):

@@ -5,9 +5,8 @@ import pytest
 
 from audit.models import AuditEvent
 from catalog.models import Entity
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import entity_write_one
 from portal.actor import Actor
+from tests.factories import BlueprintFactory, EntityFactory
 
 pytestmark = pytest.mark.django_db
 MINE = "port-ocean/fake/0.1.0/my-fake/exporter"
@@ -19,19 +18,19 @@ def as_ocean(agent=MINE):
 
 
 @pytest.fixture
-def catalog(db):
-    blueprint_create(actor=Actor.system(), data={"identifier": "team", "title": "Team", "schema": {"properties": {}}})
-    return blueprint_create(actor=Actor.system(), data={
-        "identifier": "service", "title": "Service", "schema": {"properties": {"size": {"type": "number"}}},
-        "relations": {"team": {"target": "team", "required": False, "many": False},
-                      "uses": {"target": "service", "required": False, "many": True}}})
+def datasource_catalog(db):
+    BlueprintFactory(identifier="team", title="Team", schema={"properties": {}})
+    return BlueprintFactory(
+        identifier="service", title="Service", schema={"properties": {"size": {"type": "number"}}},
+        relations={"team": {"target": "team", "required": False, "many": False},
+                   "uses": {"target": "service", "required": False, "many": True}})
 
 
 def datasource(identifier, blueprint="service"):
     return Entity.objects.get(blueprint__identifier=blueprint, identifier=identifier).datasource
 
 
-def test_every_api_write_path_records_the_writers_datasource(admin_api, catalog):
+def test_every_api_write_path_records_the_writers_datasource(admin_api, datasource_catalog):
     single = admin_api.post("/v1/blueprints/service/entities", {"identifier": "a"}, format="json", **as_ocean())
     bulk = admin_api.post("/v1/blueprints/service/entities/bulk?upsert=true&merge=true",
                           {"entities": [{"identifier": "b"}, {"identifier": "c"}]}, format="json", **as_ocean())
@@ -47,14 +46,14 @@ def test_every_api_write_path_records_the_writers_datasource(admin_api, catalog)
     assert patched.status_code == 200 and datasource("a") == ""  # the last writer owns it
 
 
-def test_an_ocean_write_names_the_integration_in_its_audit_event(admin_api, catalog):
+def test_an_ocean_write_names_the_integration_in_its_audit_event(admin_api, datasource_catalog):
     admin_api.post("/v1/blueprints/service/entities", {"identifier": "a"}, format="json", **as_ocean())
 
     event = AuditEvent.objects.get(verb="catalog.entity.created", identifier="a")
     assert event.context["datasource"] == MINE and event.actor_type == "client"
 
 
-def test_a_user_agent_that_is_not_oceans_is_no_datasource(admin_api, catalog):
+def test_a_user_agent_that_is_not_oceans_is_no_datasource(admin_api, datasource_catalog):
     admin_api.post("/v1/blueprints/service/entities", {"identifier": "a"}, format="json",
                    HTTP_USER_AGENT="port-ocean/x/1.0")
 
@@ -68,10 +67,10 @@ def test_a_user_agent_that_is_not_oceans_is_no_datasource(admin_api, catalog):
     ([{"property": "$datasource", "operator": "endsWith", "value": "/other-fake/exporter"}], ["b"]),
     ([{"property": "$datasource", "operator": "=", "value": ""}], ["c"]),
 ])
-def test_datasource_is_a_searchable_meta_property(admin_api, catalog, rules, expected):
-    entity_write_one(actor=Actor(origin="API", datasource=MINE), blueprint=catalog, data={"identifier": "a"})
-    entity_write_one(actor=Actor(origin="API", datasource=OTHER), blueprint=catalog, data={"identifier": "b"})
-    entity_write_one(actor=Actor.system(), blueprint=catalog, data={"identifier": "c"})
+def test_datasource_is_a_searchable_meta_property(admin_api, datasource_catalog, rules, expected):
+    EntityFactory(blueprint=datasource_catalog, actor=Actor(origin="API", datasource=MINE), identifier="a")
+    EntityFactory(blueprint=datasource_catalog, actor=Actor(origin="API", datasource=OTHER), identifier="b")
+    EntityFactory(blueprint=datasource_catalog, identifier="c")
 
     response = admin_api.post("/v1/entities/search", {"combinator": "and", "rules": rules}, format="json")
 
@@ -79,11 +78,11 @@ def test_datasource_is_a_searchable_meta_property(admin_api, catalog, rules, exp
     assert sorted(e["identifier"] for e in response.json()["entities"]) == expected
 
 
-def test_oceans_stale_entity_search_with_many_datasource_rules_answers_200(admin_api, catalog):
+def test_oceans_stale_entity_search_with_many_datasource_rules_answers_200(admin_api, datasource_catalog):
     """Ocean's search_batch_entities: an OR of (identifier, blueprint) pairs, with its two $datasource rules
     appended to the top level, and the pairs batched well past 10 rules."""
     for i in range(12):
-        entity_write_one(actor=Actor(origin="API", datasource=MINE), blueprint=catalog, data={"identifier": f"s{i}"})
+        EntityFactory(blueprint=datasource_catalog, actor=Actor(origin="API", datasource=MINE), identifier=f"s{i}")
     pairs = [{"combinator": "and", "rules": [{"property": "$identifier", "operator": "=", "value": f"s{i}"},
                                              {"property": "$blueprint", "operator": "=", "value": "service"}]}
              for i in range(12)]
@@ -98,7 +97,7 @@ def test_oceans_stale_entity_search_with_many_datasource_rules_answers_200(admin
     assert len(response.json()["entities"]) == 12
 
 
-def test_datasource_entities_pages_through_an_integrations_own_entities_written_before_a_time(admin_api, catalog):
+def test_datasource_entities_pages_through_an_integrations_own_entities_written_before_a_time(admin_api, datasource_catalog):
     admin_api.post("/v1/blueprints/team/entities", {"identifier": "t1"}, format="json", **as_ocean())
     for i in range(3):
         admin_api.post("/v1/blueprints/service/entities", {"identifier": f"m{i}", "relations": {"team": "t1"}},
@@ -124,7 +123,7 @@ def test_datasource_entities_pages_through_an_integrations_own_entities_written_
     assert [e["identifier"] for e in everything["entities"]] == ["t1", "m0", "m1", "m2"]
 
 
-def test_datasource_entities_refuses_a_bad_body_naming_the_field(admin_api, catalog):
+def test_datasource_entities_refuses_a_bad_body_naming_the_field(admin_api, datasource_catalog):
     for body, message in [({"datasource_suffix": "x"}, "datasource_prefix: is required, a non-empty string"),
                           ({"datasource_prefix": "p", "datasource_suffix": "s", "before": "yesterday"}, "before: "),
                           ({"datasource_prefix": "p", "datasource_suffix": "s", "limit": 0}, "limit: ")]:
@@ -132,7 +131,7 @@ def test_datasource_entities_refuses_a_bad_body_naming_the_field(admin_api, cata
         assert response.status_code == 422 and response.json()["message"].startswith(message), response.json()
 
 
-def test_an_integrations_bulk_delete_removes_only_its_own_entities(admin_api, catalog):
+def test_an_integrations_bulk_delete_removes_only_its_own_entities(admin_api, datasource_catalog):
     for identifier, agent in (("mine", MINE), ("theirs", OTHER), ("persons", "curl/8.0")):
         admin_api.post("/v1/blueprints/service/entities", {"identifier": identifier}, format="json",
                        HTTP_USER_AGENT=agent)
@@ -145,7 +144,7 @@ def test_an_integrations_bulk_delete_removes_only_its_own_entities(admin_api, ca
     assert list(AuditEvent.objects.filter(verb="catalog.entity.deleted").values_list("identifier", flat=True)) == ["mine"]
 
 
-def test_an_upsert_that_changes_nothing_is_not_written(admin_api, catalog):
+def test_an_upsert_that_changes_nothing_is_not_written(admin_api, datasource_catalog):
     """Ocean upserts everything it sees each resync and then lists its entities last written before the resync
     began: one it saw again unchanged keeps its updatedAt (and writes no audit event), or it would drop out of
     that list and the share Ocean is about to delete would look larger than it is."""
@@ -168,7 +167,7 @@ def test_an_upsert_that_changes_nothing_is_not_written(admin_api, catalog):
     assert by_other.status_code == 200 and datasource("a") == OTHER  # a new owner is a change
 
 
-def test_the_datasource_entities_query_count_does_not_grow(admin_api, catalog):
+def test_the_datasource_entities_query_count_does_not_grow(admin_api, datasource_catalog):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -180,10 +179,10 @@ def test_the_datasource_entities_query_count_does_not_grow(admin_api, catalog):
         assert response.status_code == 200
         return len(captured), len(response.json()["entities"])
 
-    entity_write_one(actor=Actor(origin="API", datasource=MINE), blueprint=catalog, data={"identifier": "s0"})
+    EntityFactory(blueprint=datasource_catalog, actor=Actor(origin="API", datasource=MINE), identifier="s0")
     one = count()
     for i in range(1, 6):
-        entity_write_one(actor=Actor(origin="API", datasource=MINE), blueprint=catalog,
-                         data={"identifier": f"s{i}", "relations": {"uses": ["s0"]}})
+        EntityFactory(blueprint=datasource_catalog, actor=Actor(origin="API", datasource=MINE), identifier=f"s{i}",
+                      relations={"uses": ["s0"]})
 
     assert count() == (one[0], 6)

@@ -4,8 +4,7 @@ import pytest
 
 from audit.models import AuditEvent
 from catalog.models import Integration, IntegrationKindExample, IntegrationLog, IntegrationResync
-from catalog.services.blueprints import blueprint_create
-from portal.actor import Actor
+from tests.factories import BlueprintFactory
 
 pytestmark = pytest.mark.django_db
 OCEAN = {"HTTP_USER_AGENT": "port-ocean/fake/0.1.0/my-fake/exporter"}
@@ -23,10 +22,10 @@ def config(*resources):
 
 
 @pytest.fixture
-def blueprints(db):
+def plain_blueprints(db):
     for identifier in ("service", "team"):
-        blueprint_create(actor=Actor.system(), data={"identifier": identifier, "title": identifier,
-                                                     "schema": {"properties": {}}})
+        BlueprintFactory(identifier=identifier, title=identifier,
+                         schema={"properties": {}})
 
 
 def create(api, identifier="my-fake", **extra):
@@ -76,7 +75,7 @@ def test_patch_keeps_oceans_keys_and_audits_the_change(admin_api):
     assert event.diff["before"]["version"] == "0.1.0" and event.diff["after"]["version"] == "0.2.0"
 
 
-def test_oceans_default_mapping_may_name_blueprints_it_creates_next_but_a_persons_may_not(admin_api, blueprints):
+def test_oceans_default_mapping_may_name_blueprints_it_creates_next_but_a_persons_may_not(admin_api, plain_blueprints):
     assert create(admin_api, config=config(mapping("svc", "service"), mapping("repo", "repository"))).status_code == 201
 
     response = admin_api.patch("/v1/integration/my-fake/config",
@@ -94,7 +93,7 @@ def test_oceans_default_mapping_may_name_blueprints_it_creates_next_but_a_person
     ({"relations": {"team": "[.team"}}, "config.resources[2].port.entity.mappings.relations.team"),
     ({"identifier": 5}, "config.resources[2].port.entity.mappings.identifier"),
 ])
-def test_a_broken_jq_mapping_is_refused_naming_its_path(admin_api, blueprints, broken, path):
+def test_a_broken_jq_mapping_is_refused_naming_its_path(admin_api, plain_blueprints, broken, path):
     create(admin_api)
     third = mapping("c", "service")
     mappings = third["port"]["entity"]["mappings"]
@@ -109,7 +108,7 @@ def test_a_broken_jq_mapping_is_refused_naming_its_path(admin_api, blueprints, b
     assert Integration.objects.get().config["resources"][0]["kind"] == "svc"
 
 
-def test_a_broken_selector_and_a_bad_threshold_are_refused_naming_them(admin_api, blueprints):
+def test_a_broken_selector_and_a_bad_threshold_are_refused_naming_them(admin_api, plain_blueprints):
     create(admin_api)
     bad_selector = mapping("a", "service")
     bad_selector["selector"]["query"] = ".x ==="
@@ -123,7 +122,7 @@ def test_a_broken_selector_and_a_bad_threshold_are_refused_naming_them(admin_api
     assert second.json()["message"] == "config.entityDeletionThreshold: must be a number from 0 to 1"
 
 
-def test_a_valid_config_is_stored_and_audited(admin_api, blueprints):
+def test_a_valid_config_is_stored_and_audited(admin_api, plain_blueprints):
     create(admin_api)
 
     response = admin_api.patch("/v1/integration/my-fake/config", {"config": config(mapping("b", "team"))}, format="json")

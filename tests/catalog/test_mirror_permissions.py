@@ -10,16 +10,11 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from tests.support.api import api_for
-from tests.support.mirrors import HIDDEN_REGION, SECRET, mirror_catalog
+from tests.support.mirrors import HIDDEN_REGION, SECRET
 
 pytestmark = pytest.mark.django_db
 
 MIRRORS = ("credentialKey", "credentialTitle", "regionName", "teamKeyValue", "teamKeyRegion", "credentialTeam")
-
-
-@pytest.fixture
-def catalog(db):
-    mirror_catalog()
 
 
 def api(email):
@@ -46,7 +41,7 @@ def assert_no_secret(response):
 # -- the entity JSON ---------------------------------------------------------------------------------------------
 
 
-def test_entity_get_shows_a_mirror_only_to_readers_of_what_it_mirrors(catalog):
+def test_entity_get_shows_a_mirror_only_to_readers_of_what_it_mirrors(mirrored_catalog):
     member = api("dev@example.com").get("/v1/blueprints/Service/entities/checkout")
     assert member.status_code == 200
     assert computed(member.json()["entity"]) == HIDDEN
@@ -59,12 +54,12 @@ def test_entity_get_shows_a_mirror_only_to_readers_of_what_it_mirrors(catalog):
     assert computed(security) == {**SHOWN, "teamKeyValue": None, "teamKeyRegion": None}
 
 
-def test_include_cannot_pick_a_hidden_mirror(catalog):
+def test_include_cannot_pick_a_hidden_mirror(mirrored_catalog):
     response = api("dev@example.com").get("/v1/blueprints/Service/entities/checkout?include=properties.credentialKey")
     assert response.json()["entity"] == {"properties": {"credentialKey": None}}
 
 
-def test_entity_list_masks_per_target_entity(catalog):
+def test_entity_list_masks_per_target_entity(mirrored_catalog):
     member = api("dev@example.com").get("/v1/blueprints/Service/entities")
     assert member.status_code == 200
     assert_no_secret(member)
@@ -96,7 +91,7 @@ def found(response):
 
 
 @pytest.mark.parametrize("route", ["search", "page"])
-def test_search_results_mask_mirrors(catalog, route):
+def test_search_results_mask_mirrors(mirrored_catalog, route):
     member = search(api("dev@example.com"), route, [])
     assert found(member) == ["checkout", "portal"]
     assert_no_secret(member)
@@ -125,7 +120,7 @@ MIRROR_RULES = [  # (rule, what dev@ finds, what sec@ finds, what an admin finds
 
 @pytest.mark.parametrize("route", ["search", "page"])
 @pytest.mark.parametrize("rule, dev_finds, security_finds, admin_finds", MIRROR_RULES)
-def test_a_filter_on_a_mirror_sees_null_where_the_reader_may_not_read(catalog, route, rule, dev_finds, security_finds,
+def test_a_filter_on_a_mirror_sees_null_where_the_reader_may_not_read(mirrored_catalog, route, rule, dev_finds, security_finds,
                                                                      admin_finds):
     assert found(search(api("dev@example.com"), route, [rule])) == dev_finds
     assert found(search(api("sec@example.com"), route, [rule])) == security_finds
@@ -143,7 +138,7 @@ def signed_in(client, email):
 TABLE = "/catalog/Service/?columns=language,credentialKey,credentialTitle,regionName,teamKeyValue,keyLabel"
 
 
-def test_table_page_masks_mirror_and_calculation_cells(client, catalog):
+def test_table_page_masks_mirror_and_calculation_cells(client, mirrored_catalog):
     member = signed_in(client, "dev@example.com").get(TABLE)
     assert member.status_code == 200
     assert_no_secret(member)

@@ -5,11 +5,10 @@ from html import unescape
 
 import pytest
 
-from catalog.services.entities import entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from portal.actor import Actor
-from tests.factories import UserFactory
-from tests.support.catalog_pages import _queries, blueprint, headers, service, table_rows
+from tests.factories import EntityFactory, UserFactory
+from tests.support.catalog_pages import _queries, headers, service, table_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -228,7 +227,7 @@ def test_admins_read_everything(client, catalog):
 
 def test_query_counts_do_not_grow_with_the_rows(dev, catalog):
     url = "/catalog/Service/?columns=language,domain,domainTier,label,$team,notes&limit=50"
-    entity_write_one(actor=SYSTEM, blueprint=blueprint("Domain"), data={"identifier": "other", "properties": {"tier": "silver"}})
+    EntityFactory(blueprint="Domain", identifier="other", properties={"tier": "silver"})
     first_table, first_list = _queries(dev, url), _queries(dev, "/catalog/")
     for i in range(30):
         service(f"svc-{i:02d}", teams=["platform"], language="Go", replicas=i, notes="n")

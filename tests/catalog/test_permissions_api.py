@@ -4,11 +4,10 @@ from django.contrib.auth import get_user_model
 
 from audit.models import AuditEvent
 from catalog.models import Blueprint, Entity
-from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from catalog.services.users import user_update
 from portal.actor import Actor
-from tests.factories import UserFactory
+from tests.factories import BlueprintFactory, EntityFactory, UserFactory
 from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
@@ -24,18 +23,16 @@ NO_GRANT = {"roles": ADMIN_ROLES, "users": [], "teams": [], "ownedByTeam": False
 
 
 @pytest.fixture
-def catalog(db):
+def owned_services(db):
     """Service and Domain blueprints; teams platform (dev@) and payments (pay@); one entity per team and one unowned."""
-    system = Actor.system()
-    blueprint_create(actor=system, data={"identifier": "Domain", "title": "Domain", "schema": {"properties": {}}})
-    blueprint_create(actor=system, data=SERVICE)
+    BlueprintFactory(identifier="Domain", title="Domain", schema={"properties": {}})
+    BlueprintFactory(**SERVICE)
     UserFactory(email="dev@example.com", teams=["platform"])
     UserFactory(email="pay@example.com", teams=["payments"])
     UserFactory(email="other@example.com")
     service = blueprint("Service")
     for identifier, teams in (("checkout", ["payments"]), ("portal", ["platform"]), ("orphan", [])):
-        entity_write_one(actor=system, blueprint=service,
-                         data={"identifier": identifier, "team": teams, "properties": {"language": "Go", "tier": "1"}})
+        EntityFactory(blueprint=service, identifier=identifier, team=teams, properties={"language": "Go", "tier": "1"})
 
 
 def blueprint(identifier):
@@ -60,7 +57,7 @@ def post_entity(client, identifier, teams=(), **properties):
                        {"identifier": identifier, "team": list(teams), "properties": properties}, format="json")
 
 
-def test_defaults_of_a_new_blueprint(admin_api, catalog):
+def test_defaults_of_a_new_blueprint(admin_api, owned_services):
     response = admin_api.get("/v1/blueprints/Service/permissions")
     assert response.status_code == 200, response.json()
     entities = response.json()["permissions"]["entities"]
@@ -88,7 +85,7 @@ def test_defaults_of_a_new_blueprint(admin_api, catalog):
     assert Entity.objects.get(identifier="orphan").properties == {"language": "Go", "tier": "1"}
 
 
-def test_member_cannot_patch_permissions(catalog):
+def test_member_cannot_patch_permissions(owned_services):
     member = api("dev@example.com")
     response = patch_permissions(member, {"entities": {"register": {"roles": ["Member"]}}})
     assert response.status_code == 403 and response.json()["error"] == "forbidden"
@@ -96,7 +93,7 @@ def test_member_cannot_patch_permissions(catalog):
     assert not AuditEvent.objects.filter(verb="catalog.blueprint.permissions_updated").exists()
 
 
-def test_register_granted_to_a_team(admin_api, catalog):
+def test_register_granted_to_a_team(admin_api, owned_services):
     response = patch_permissions(admin_api, {"entities": {"register": {"teams": ["platform"]}}})
     assert response.status_code == 200, response.json()
     assert response.json()["permissions"]["entities"]["register"] == {**NO_GRANT, "teams": ["platform"]}
@@ -118,7 +115,7 @@ def test_register_granted_to_a_team(admin_api, catalog):
     assert dev.patch("/v1/blueprints/Service/entities/new", {"properties": {"tier": "2"}}, format="json").status_code == 403
 
 
-def test_register_granted_to_a_user_and_revoked(admin_api, catalog):
+def test_register_granted_to_a_user_and_revoked(admin_api, owned_services):
     assert patch_permissions(admin_api, {"entities": {"register": {"users": ["other@example.com"]}}}).status_code == 200
     other = api("other@example.com")
     assert post_entity(other, "one", language="Go").status_code == 201
@@ -127,7 +124,7 @@ def test_register_granted_to_a_user_and_revoked(admin_api, catalog):
     assert post_entity(other, "two", language="Go").status_code == 403
 
 
-def test_owned_by_team_read_and_update(admin_api, catalog):
+def test_owned_by_team_read_and_update(admin_api, owned_services):
     response = patch_permissions(admin_api, {"entities": {"read": {"roles": [], "ownedByTeam": True},
                                                           "update": {"ownedByTeam": True}}})
     assert response.status_code == 200, response.json()
@@ -157,7 +154,7 @@ def test_owned_by_team_read_and_update(admin_api, catalog):
     assert dev.delete("/v1/blueprints/Service/entities/portal").status_code == 403
 
 
-def test_owned_by_team_update_with_read_for_everyone(admin_api, catalog):
+def test_owned_by_team_update_with_read_for_everyone(admin_api, owned_services):
     assert patch_permissions(admin_api, {"entities": {"update": {"ownedByTeam": True}}}).status_code == 200
     dev = api("dev@example.com")
     assert identifiers(dev.get("/v1/blueprints/Service/entities")) == ["checkout", "orphan", "portal"]
@@ -167,7 +164,7 @@ def test_owned_by_team_update_with_read_for_everyone(admin_api, catalog):
     assert Entity.objects.get(identifier="checkout").properties["tier"] == "1"
 
 
-def test_owned_by_team_register_only_for_own_teams(admin_api, catalog):
+def test_owned_by_team_register_only_for_own_teams(admin_api, owned_services):
     assert patch_permissions(admin_api, {"entities": {"register": {"ownedByTeam": True}}}).status_code == 200
     dev = api("dev@example.com")
     assert post_entity(dev, "mine", teams=["platform"], language="Go").status_code == 201
@@ -176,7 +173,7 @@ def test_owned_by_team_register_only_for_own_teams(admin_api, catalog):
     assert not Entity.objects.filter(identifier__in=["theirs", "nobodys"]).exists()
 
 
-def test_update_properties_grant_covers_only_that_property(admin_api, catalog):
+def test_update_properties_grant_covers_only_that_property(admin_api, owned_services):
     response = patch_permissions(admin_api, {"entities": {"updateProperties": {"tier": {"roles": ["Member"]}}}})
     assert response.status_code == 200, response.json()
     granted = response.json()["permissions"]["entities"]["updateProperties"]
@@ -200,8 +197,8 @@ def test_update_properties_grant_covers_only_that_property(admin_api, catalog):
     assert post_entity(member, "new", tier="1").status_code == 403
 
 
-def test_update_relations_grant(admin_api, catalog):
-    entity_write_one(actor=Actor.system(), blueprint=blueprint("Domain"), data={"identifier": "shop"})
+def test_update_relations_grant(admin_api, owned_services):
+    EntityFactory(blueprint="Domain", identifier="shop")
     assert patch_permissions(admin_api, {"entities": {"updateRelations": {"domain": {"teams": ["platform"]}}}}).status_code == 200
     dev, pay = api("dev@example.com"), api("pay@example.com")
     changed = dev.patch("/v1/blueprints/Service/entities/orphan", {"relations": {"domain": "shop"}}, format="json")
@@ -211,7 +208,7 @@ def test_update_relations_grant(admin_api, catalog):
     assert refused.status_code == 403 and "relations.domain" in refused.json()["message"]
 
 
-def test_a_moderator_can_patch_permissions_of_their_blueprint_only(catalog):
+def test_a_moderator_can_patch_permissions_of_their_blueprint_only(owned_services):
     user = get_user_model().objects.get(email="dev@example.com")
     user_update(actor=Actor.system(), user=user, data={"roles": ["Service-moderator"]})
     dev = api("dev@example.com")
@@ -242,7 +239,7 @@ def test_a_moderator_can_patch_permissions_of_their_blueprint_only(catalog):
          "entities.updateProperties.tier.ownedByTeam: is only supported on read, register, update and unregister"),
     ],
 )
-def test_bad_permission_patches_are_422_naming_the_path_and_change_nothing(admin_api, catalog, body, message_start):
+def test_bad_permission_patches_are_422_naming_the_path_and_change_nothing(admin_api, owned_services, body, message_start):
     before = admin_api.get("/v1/blueprints/Service/permissions").json()
     # a valid change ahead of the bad one in the same request must not be half-written
     body = {"entities": {"unregister": {"roles": ["Member"]}, **body["entities"]}} if isinstance(body["entities"], dict) else body
@@ -254,13 +251,13 @@ def test_bad_permission_patches_are_422_naming_the_path_and_change_nothing(admin
     assert not AuditEvent.objects.filter(verb="catalog.blueprint.permissions_updated").exists()
 
 
-def test_unknown_blueprint_permissions_are_404(admin_api, catalog):
+def test_unknown_blueprint_permissions_are_404(admin_api, owned_services):
     for response in (admin_api.get("/v1/blueprints/Nope/permissions"),
                      patch_permissions(admin_api, {"entities": {}}, bp="Nope")):
         assert response.status_code == 404 and response.json()["error"] == "not_found"
 
 
-def test_repeated_users_and_teams_in_a_grant_are_stored_once(admin_api, catalog):
+def test_repeated_users_and_teams_in_a_grant_are_stored_once(admin_api, owned_services):
     body = {"entities": {"register": {"users": ["other@example.com", "other@example.com"], "teams": ["platform", "platform"]}}}
     response = patch_permissions(admin_api, body)
     assert response.status_code == 200, response.json()
@@ -268,9 +265,9 @@ def test_repeated_users_and_teams_in_a_grant_are_stored_once(admin_api, catalog)
         **NO_GRANT, "users": ["other@example.com"], "teams": ["platform"]}
 
 
-def test_unregister_refusal_comes_before_dependents_are_named(admin_api, catalog):
+def test_unregister_refusal_comes_before_dependents_are_named(admin_api, owned_services):
     """Without unregister, deleting an entity others depend on is 403, and names none of the dependents."""
-    entity_write_one(actor=Actor.system(), blueprint=blueprint("Domain"), data={"identifier": "shop"})
+    EntityFactory(blueprint="Domain", identifier="shop")
     entity_write_one(actor=Actor.system(), blueprint=blueprint("Service"), mode="patch", identifier="orphan",
                      data={"relations": {"domain": "shop"}})
     response = api("other@example.com").delete("/v1/blueprints/Domain/entities/shop")

@@ -23,7 +23,7 @@ def write(identifier, teams=(), **properties):
 
 
 @pytest.fixture
-def catalog(db):
+def scored_services(db):
     TeamFactory(name="payments")
     TeamFactory(name="platform")
     blueprint_create(actor=SYSTEM, data={"identifier": "service", "title": "Service",
@@ -43,14 +43,14 @@ def snapshot(day, team=""):
     return ScorecardSnapshot.objects.get(day=day, scorecard="docs", team=team).counts
 
 
-def test_counts_per_level_overall_and_per_team(catalog):
+def test_counts_per_level_overall_and_per_team(scored_services):
     assert scorecard_snapshots_take_on(date(2026, 12, 1)) == 3
     assert snapshot(date(2026, 12, 1)) == {"Gold": 2, "Bronze": 2}  # no Bronze or Gold rules
     assert snapshot(date(2026, 12, 1), "payments") == {"Gold": 2, "Bronze": 1}
     assert snapshot(date(2026, 12, 1), "platform") == {"Gold": 1}
 
 
-def test_the_day_is_rewritten_and_earlier_days_kept(catalog):
+def test_the_day_is_rewritten_and_earlier_days_kept(scored_services):
     scorecard_snapshots_take_on(date(2026, 12, 1))
     write("billing", ["payments"], readme="https://docs/billing")
     scorecard_snapshots_take_on(date(2026, 12, 2))
@@ -60,7 +60,7 @@ def test_the_day_is_rewritten_and_earlier_days_kept(catalog):
     assert ScorecardSnapshot.objects.filter(team="payments").count() == 2
 
 
-def test_beat_takes_it_hourly(catalog):
+def test_beat_takes_it_hourly(scored_services):
     entry = settings.CELERY_BEAT_SCHEDULE["catalog-scorecard-snapshots"]
     assert entry == {"task": "catalog.tasks.scorecard_snapshots_task", "schedule": 3600.0}
     assert scorecard_snapshots_task.name == entry["task"]

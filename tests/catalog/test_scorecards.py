@@ -45,7 +45,7 @@ def service(identifier, **properties):
 
 
 @pytest.fixture
-def services(db):
+def scored_catalog(db):
     blueprint_create(actor=SYSTEM, data=SERVICE)
     service("bare")
     service("documented", readme="https://docs.example.com/a")
@@ -73,18 +73,18 @@ def levels_of(rules, levels=None):
     ({"hasOnCall", "covered"}, "Basic"),  # a failed Bronze rule holds it at Basic whatever it passes above
     ({"hasReadme", "covered"}, "Bronze"),
 ])
-def test_a_level_needs_every_rule_at_it_and_below(services, passed, expected):
+def test_a_level_needs_every_rule_at_it_and_below(scored_catalog, passed, expected):
     assert scorecard_level(levels_of(READINESS["rules"]), passed) == expected
 
 
-def test_a_level_without_rules_is_passed_by_reaching_the_one_below(services):
+def test_a_level_without_rules_is_passed_by_reaching_the_one_below(scored_catalog):
     scorecard = levels_of([rule("hasReadme", "Bronze", not_empty("readme")), rule("covered", "Gold", not_empty("coverage"))])
     assert scorecard_level(scorecard, {"hasReadme"}) == "Silver"
     assert scorecard_level(scorecard, {"hasReadme", "covered"}) == "Gold"
     assert scorecard_level(scorecard, {"covered"}) == "Basic"
 
 
-def test_no_rules_at_all_leaves_everything_at_the_first_level_and_custom_levels_keep_their_order(services):
+def test_no_rules_at_all_leaves_everything_at_the_first_level_and_custom_levels_keep_their_order(scored_catalog):
     custom = [{"title": "Red", "color": "red"}, {"title": "Amber", "color": "orange"}, {"title": "Green", "color": "green"}]
     scorecard = levels_of([rule("r", "Green", not_empty("readme"))], custom)
     assert scorecard["levels"] == custom
@@ -117,7 +117,7 @@ def test_no_rules_at_all_leaves_everything_at_the_first_level_and_custom_levels_
     ({"filter": {"combinator": "and", "conditions": [not_empty("ghost")]}}, "filter.conditions[0].property"),
     ({"colour": "red"}, "colour"),
 ])
-def test_a_bad_definition_is_refused_naming_the_field(services, change, path):
+def test_a_bad_definition_is_refused_naming_the_field(scored_catalog, change, path):
     api = api_for(UserFactory(admin=True))
     response = api.post("/v1/blueprints/service/scorecards", {**READINESS, **change}, format="json")
     assert response.status_code == 422, response.json()
@@ -125,7 +125,7 @@ def test_a_bad_definition_is_refused_naming_the_field(services, change, path):
     assert not Blueprint.objects.get(identifier="service").scorecards
 
 
-def test_a_deep_or_huge_condition_list_is_a_422_not_a_500(services):
+def test_a_deep_or_huge_condition_list_is_a_422_not_a_500(scored_catalog):
     deep = not_empty("readme")
     for _ in range(25):
         deep = {"combinator": "and", "rules": [deep]}
@@ -144,7 +144,7 @@ def test_a_deep_or_huge_condition_list_is_a_422_not_a_500(services):
 # -- the API and the standings ----------------------------------------------------------------------------------
 
 
-def test_created_by_api_evaluated_at_once_and_shown_on_entities(services):
+def test_created_by_api_evaluated_at_once_and_shown_on_entities(scored_catalog):
     api = api_for(UserFactory(admin=True))
     response = api.post("/v1/blueprints/service/scorecards", READINESS, format="json")
     assert response.status_code == 201, response.json()
@@ -162,7 +162,7 @@ def test_created_by_api_evaluated_at_once_and_shown_on_entities(services):
     assert event.resource_type == "scorecard" and event.identifier == "readiness" and event.blueprint == "service"
 
 
-def test_an_entity_write_moves_its_level_and_touches_no_other_standing(services, django_assert_max_num_queries):
+def test_an_entity_write_moves_its_level_and_touches_no_other_standing(scored_catalog, django_assert_max_num_queries):
     api = api_for(UserFactory(admin=True))
     api.post("/v1/blueprints/service/scorecards", READINESS, format="json")
     others = dict(ScorecardResult.objects.exclude(entity__identifier="documented").values_list("entity_id", "evaluated_at"))
@@ -174,7 +174,7 @@ def test_an_entity_write_moves_its_level_and_touches_no_other_standing(services,
     assert standing(api, "documented")["readiness"]["level"] == "Basic"
 
 
-def test_evaluation_costs_the_same_statements_for_one_entity_or_many(services, django_assert_num_queries):
+def test_evaluation_costs_the_same_statements_for_one_entity_or_many(scored_catalog, django_assert_num_queries):
     """An entity write re-evaluates only the entities it wrote: the statements do not grow with the catalog or
     the batch (one for the rules, one for the stored standings, one upsert)."""
     from catalog.services.scorecards import scorecards_evaluate
@@ -194,7 +194,7 @@ def test_evaluation_costs_the_same_statements_for_one_entity_or_many(services, d
         "Basic", "Bronze", "Gold"]
 
 
-def test_a_filter_leaves_entities_out(services):
+def test_a_filter_leaves_entities_out(scored_catalog):
     api = api_for(UserFactory(admin=True))
     filtered = {**READINESS, "filter": {"combinator": "and", "conditions": [not_empty("readme")]}}
     assert api.post("/v1/blueprints/service/scorecards", filtered, format="json").status_code == 201
@@ -205,7 +205,7 @@ def test_a_filter_leaves_entities_out(services):
     assert not ScorecardResult.objects.filter(entity__identifier="documented").exists()
 
 
-def test_update_replace_and_delete_are_audited_and_re_evaluate(services):
+def test_update_replace_and_delete_are_audited_and_re_evaluate(scored_catalog):
     api = api_for(UserFactory(admin=True))
     api.post("/v1/blueprints/service/scorecards", READINESS, format="json")
     easier = {**READINESS, "rules": [rule("hasReadme", "Gold", not_empty("readme"))]}
@@ -230,7 +230,7 @@ def test_update_replace_and_delete_are_audited_and_re_evaluate(services):
         ("catalog.scorecard.created", "ownership"), ("catalog.scorecard.deleted", "readiness")]
 
 
-def test_only_admins_and_moderators_change_scorecards_everyone_reads_them(services):
+def test_only_admins_and_moderators_change_scorecards_everyone_reads_them(scored_catalog):
     member = api_for(UserFactory())
     assert member.post("/v1/blueprints/service/scorecards", READINESS, format="json").status_code == 403
     admin = api_for(UserFactory(admin=True))
@@ -242,7 +242,7 @@ def test_only_admins_and_moderators_change_scorecards_everyone_reads_them(servic
     assert admin.get("/v1/blueprints/nothing/scorecards").status_code == 404
 
 
-def test_a_blueprint_change_that_would_break_a_scorecard_is_refused(services):
+def test_a_blueprint_change_that_would_break_a_scorecard_is_refused(scored_catalog):
     api = api_for(UserFactory(admin=True))
     api.post("/v1/blueprints/service/scorecards", READINESS, format="json")
     properties = {k: v for k, v in SERVICE["schema"]["properties"].items() if k != "onCall"}
@@ -252,7 +252,7 @@ def test_a_blueprint_change_that_would_break_a_scorecard_is_refused(services):
     assert "onCall" in Blueprint.objects.get(identifier="service").schema["properties"]
 
 
-def test_entities_of_blueprints_without_scorecards_carry_no_scorecards_key(services):
+def test_entities_of_blueprints_without_scorecards_carry_no_scorecards_key(scored_catalog):
     blueprint_create(actor=SYSTEM, data={"identifier": "plain", "title": "Plain", "schema": {"properties": {}}})
     entity_write_one(actor=SYSTEM, blueprint=Blueprint.objects.get(identifier="plain"), data={"identifier": "p"})
     api = api_for(UserFactory(admin=True))

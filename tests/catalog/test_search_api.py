@@ -5,12 +5,10 @@ from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Blueprint
 from catalog.selectors.search import search_queryset
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import entities_write, entity_write_one
+from catalog.services.entities import entities_write
 from catalog.services.permissions import blueprint_permissions_update
-from catalog.services.teams import team_create
 from portal.actor import Actor
-from tests.factories import UserFactory
+from tests.factories import BlueprintFactory, EntityFactory, TeamFactory, UserFactory
 from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
@@ -19,18 +17,18 @@ SYSTEM = Actor.system()
 
 
 @pytest.fixture
-def catalog(db):
-    team_create(actor=SYSTEM, data={"name": "Platform"})
-    blueprint_create(actor=SYSTEM, data={"identifier": "System", "title": "System",
-                                         "schema": {"properties": {"tier": {"type": "number"}}}})
-    blueprint_create(actor=SYSTEM, data={
-        "identifier": "Service", "title": "Service",
-        "schema": {"properties": {"language": {"type": "string"}, "replicas": {"type": "number"}}},
-        "relations": {"system": {"target": "System", "required": False, "many": False}},
-        "mirrorProperties": {"systemTier": {"path": "system.tier"}},
-    })
+def search_catalog(db):
+    TeamFactory(name="Platform")
+    BlueprintFactory(identifier="System", title="System",
+                     schema={"properties": {"tier": {"type": "number"}}})
+    BlueprintFactory(
+        identifier="Service", title="Service",
+        schema={"properties": {"language": {"type": "string"}, "replicas": {"type": "number"}}},
+        relations={"system": {"target": "System", "required": False, "many": False}},
+        mirrorProperties={"systemTier": {"path": "system.tier"}},
+    )
     system = Blueprint.objects.get(identifier="System")
-    entity_write_one(actor=SYSTEM, blueprint=system, data={"identifier": "Cart", "title": "Cart", "properties": {"tier": 1}})
+    EntityFactory(blueprint=system, identifier="Cart", title="Cart", properties={"tier": 1})
 
 
 def services(*items):
@@ -51,7 +49,7 @@ GO = {"combinator": "and", "rules": [{"property": "$blueprint", "operator": "=",
                                      {"property": "language", "operator": "=", "value": "Go"}]}
 
 
-def test_search_returns_port_envelope(admin_api, catalog):
+def test_search_returns_port_envelope(admin_api, search_catalog):
     services({"identifier": "cart-api", "title": "Cart API", "team": ["Platform"],
               "properties": {"language": "Go", "replicas": 2}, "relations": {"system": "Cart"}},
              {"identifier": "ledger", "properties": {"language": "Python"}})
@@ -66,7 +64,7 @@ def test_search_returns_port_envelope(admin_api, catalog):
     assert found["createdAt"].endswith("Z") and found["createdBy"] == "system"
 
 
-def test_search_across_blueprints_reports_matching_blueprints(admin_api, catalog):
+def test_search_across_blueprints_reports_matching_blueprints(admin_api, search_catalog):
     services({"identifier": "cart-api", "properties": {"language": "Go"}})
     response = search(admin_api, {"combinator": "or", "rules": [{"property": "$identifier", "operator": "beginsWith",
                                                                  "value": "cart"}]})
@@ -75,7 +73,7 @@ def test_search_across_blueprints_reports_matching_blueprints(admin_api, catalog
     assert sorted(e["identifier"] for e in response.json()["entities"]) == ["Cart", "cart-api"]
 
 
-def test_search_include_exclude_and_limit(admin_api, catalog):
+def test_search_include_exclude_and_limit(admin_api, search_catalog):
     services(*({"identifier": f"svc-{i}", "properties": {"language": "Go", "replicas": i}} for i in range(1, 4)))
     response = search(admin_api, GO, "?include=identifier&include=properties.replicas")
     assert response.status_code == 200
@@ -100,19 +98,19 @@ def test_search_include_exclude_and_limit(admin_api, catalog):
     ({"combinator": "and", "rules": [{"property": "$createdAt", "operator": "between", "value": {"from": "soon"}}]},
      "rules[0].value.from"),
 ])
-def test_search_rejects_bad_rules_with_the_path(admin_api, catalog, body, path):
+def test_search_rejects_bad_rules_with_the_path(admin_api, search_catalog, body, path):
     response = search(admin_api, body)
     assert response.status_code == 422, response.json()
     assert response.json()["ok"] is False and response.json()["error"] == "invalid_request"
     assert response.json()["message"].startswith(f"{path}: "), response.json()["message"]
 
 
-def test_search_requires_authentication(anon_api, catalog):
+def test_search_requires_authentication(anon_api, search_catalog):
     assert search(anon_api, GO).status_code == 401
     assert page(anon_api, {}).status_code == 401
 
 
-def test_search_filters_by_permission(catalog):
+def test_search_filters_by_permission(search_catalog):
     services({"identifier": "cart-api", "team": ["Platform"], "properties": {"language": "Go"}},
              {"identifier": "other", "properties": {"language": "Go"}})
     member = UserFactory(email="dev@example.com", teams=["Platform"])
@@ -127,7 +125,7 @@ def test_search_filters_by_permission(catalog):
     assert search(api, GO).json()["entities"] == [] and page(api, {}).json()["entities"] == []
 
 
-def test_blueprint_search_pages_with_a_cursor(admin_api, catalog):
+def test_blueprint_search_pages_with_a_cursor(admin_api, search_catalog):
     services(*({"identifier": f"svc-{i:02d}", "properties": {"language": "Go" if i % 2 else "Python", "replicas": i}}
                for i in range(1, 8)))
     response = page(admin_api, {})
@@ -143,7 +141,7 @@ def test_blueprint_search_pages_with_a_cursor(admin_api, catalog):
     assert "properties" not in third["entities"][0] and "title" in third["entities"][0] and third["next"]
 
 
-def test_blueprint_search_is_stable_when_rows_are_inserted_between_pages(admin_api, catalog):
+def test_blueprint_search_is_stable_when_rows_are_inserted_between_pages(admin_api, search_catalog):
     services(*({"identifier": f"svc-{i:02d}", "properties": {"language": "Go"}} for i in range(1, 7)))
     seen, cursor, inserted = [], None, 0
     while True:
@@ -176,14 +174,14 @@ def test_blueprint_search_is_stable_when_rows_are_inserted_between_pages(admin_a
     ({"include": "identifier"}, 422, "include"),
     ({"sort": "identifier"}, 422, "sort"),
 ])
-def test_blueprint_search_rejects_bad_bodies(admin_api, catalog, body, status, path):
+def test_blueprint_search_rejects_bad_bodies(admin_api, search_catalog, body, status, path):
     response = page(admin_api, body)
     assert response.status_code == status, response.json()
     assert response.json()["error"] == "invalid_request"
     assert response.json()["message"].startswith(f"{path}: "), response.json()["message"]
 
 
-def test_blueprint_search_of_unknown_blueprint_is_404(admin_api, catalog):
+def test_blueprint_search_of_unknown_blueprint_is_404(admin_api, search_catalog):
     response = page(admin_api, {}, blueprint="Nope")
     assert response.status_code == 404 and response.json()["error"] == "not_found"
 
@@ -196,7 +194,7 @@ def _count_queries(api, method):
 
 
 @pytest.mark.parametrize("route", ["search", "page"])
-def test_query_count_does_not_grow_with_rows(catalog, route):
+def test_query_count_does_not_grow_with_rows(search_catalog, route):
     api = api_for(UserFactory(email="dev@example.com", teams=["Platform"]))
     rules = {"combinator": "and", "rules": [{"property": "$blueprint", "operator": "=", "value": "Service"},
                                             {"property": "language", "operator": "=", "value": "Go"},
@@ -214,7 +212,7 @@ def test_query_count_does_not_grow_with_rows(catalog, route):
     assert many == few
 
 
-def test_a_search_filters_in_exactly_one_query(catalog):
+def test_a_search_filters_in_exactly_one_query(search_catalog):
     services({"identifier": "a", "properties": {"language": "Go"}, "relations": {"system": "Cart"}},
              {"identifier": "b", "properties": {"language": "Go"}})
     member = UserFactory(email="dev@example.com")

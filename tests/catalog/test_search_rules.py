@@ -10,13 +10,11 @@ from django.utils import timezone
 
 from catalog.models import Blueprint, Entity
 from catalog.selectors.search import rules_validate, search_compile, search_queryset
-from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
-from catalog.services.teams import team_create
 from portal.actor import Actor
 from portal.errors import ValidationFailed
-from tests.factories import UserFactory
+from tests.factories import BlueprintFactory, EntityFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -29,20 +27,19 @@ def iso(moment):
 
 
 def bp(data):
-    return blueprint_create(actor=SYSTEM, data=data)
+    return BlueprintFactory(**data)
 
 
 def entity(blueprint, identifier, **data):
-    return entity_write_one(actor=SYSTEM, blueprint=Blueprint.objects.get(identifier=blueprint),
-                            data={"identifier": identifier, **data}).entity
+    return EntityFactory(blueprint=blueprint, identifier=identifier, **data)
 
 
 @pytest.fixture
-def catalog(db):
+def rules_catalog(db):
     global NOW
     NOW = now = timezone.now()
     for name in ("Platform", "Payments"):
-        team_create(actor=SYSTEM, data={"name": name})
+        TeamFactory(name=name)
     bp({"identifier": "Domain", "title": "Domain",
         "schema": {"properties": {"region": {"type": "string"}}}})
     bp({"identifier": "System", "title": "System", "schema": {"properties": {}},
@@ -136,7 +133,7 @@ def services_except(*names):
     ("isEmpty", None, {"odd", "bare"}),  # "" and missing
     ("isNotEmpty", None, {"cart-api", "cart-worker", "ledger-api", "next-svc"}),
 ])
-def test_string_operators(catalog, operator, value, expected):
+def test_string_operators(rules_catalog, operator, value, expected):
     assert find([rule("language", operator, value)]) == expected
 
 
@@ -154,7 +151,7 @@ def test_string_operators(catalog, operator, value, expected):
     ("<", 1e9, {"cart-api", "cart-worker", "ledger-api"}),  # missing values never compare
     ("isEmpty", None, {"odd", "next-svc", "bare"}),
 ])
-def test_number_operators(catalog, operator, value, expected):
+def test_number_operators(rules_catalog, operator, value, expected):
     assert find([rule("replicas", operator, value)]) == expected
 
 
@@ -173,7 +170,7 @@ def test_number_operators(catalog, operator, value, expected):
     ("meta", "=", {}, set()),
     ("meta", "isEmpty", None, services_except("cart-api")),
 ])
-def test_array_boolean_object_operators(catalog, prop, operator, value, expected):
+def test_array_boolean_object_operators(rules_catalog, prop, operator, value, expected):
     assert find([rule(prop, operator, value)]) == expected
 
 
@@ -185,7 +182,7 @@ def dates_between(start, end, *, end_inclusive=True):
             if start <= moment(NOW) and (moment(NOW) <= end if end_inclusive else moment(NOW) < end)}
 
 
-def test_date_presets(catalog):
+def test_date_presets(rules_catalog):
     now = timezone.now()  # the compiler reads the clock a moment later; no stored date is that close to a bound
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     day = timedelta(days=1)
@@ -208,7 +205,7 @@ def test_date_presets(catalog):
     assert find([rule("deployedAt", "=", {"preset": "lastWeek"})]) == expected["lastWeek"]
 
 
-def test_date_ranges_compare_instants(catalog):
+def test_date_ranges_compare_instants(rules_catalog):
     assert find([rule("deployedAt", "between", {"from": iso(NOW - timedelta(days=3)), "to": iso(NOW)})]) == \
         {"cart-api", "ledger-api"}
     # Open end; a date-only `to` includes that whole day.
@@ -222,7 +219,7 @@ def test_date_ranges_compare_instants(catalog):
     assert find([rule("$updatedAt", ">", iso(NOW + timedelta(hours=1)))]) == set()
 
 
-def test_timers(catalog):
+def test_timers(rules_catalog):
     assert find([rule("ttl", "isExpired")]) == {"cart-api"}
     assert find([rule("ttl", "isNotExpired")]) == services_except("cart-api")  # missing timers are not expired
     assert find([rule("ttl", "between", {"preset": "tomorrow"})]) == {"cart-worker"}
@@ -246,11 +243,11 @@ def test_timers(catalog):
     ([rule("$team", "isEmpty")], services_except("cart-api", "cart-worker")),
     ([rule("$createdBy", "=", "system")], SERVICES),
 ])
-def test_meta_properties(catalog, rules, expected):
+def test_meta_properties(rules_catalog, rules, expected):
     assert find(rules) == expected
 
 
-def test_blueprint_rules_scope_the_search(catalog):
+def test_blueprint_rules_scope_the_search(rules_catalog):
     assert find([rule("$blueprint", "=", "Library")], blueprint=None) == {"lib-a", "lib-b"}
     assert find([rule("$blueprint", "in", ["Service", "Library"]), rule("language", "=", "Go")], blueprint=None) == \
         {"cart-worker", "next-svc", "lib-a"}
@@ -275,7 +272,7 @@ def test_blueprint_rules_scope_the_search(catalog):
     ([rule("dependsOn", "containsAny", ["cart-api", "nope"])], {"cart-worker"}),
     ([rule("dependsOn", "isNotEmpty")], {"cart-worker", "ledger-api"}),
 ])
-def test_relation_id_rules(catalog, rules, expected):
+def test_relation_id_rules(rules_catalog, rules, expected):
     assert find(rules) == expected
 
 
@@ -288,11 +285,11 @@ def test_relation_id_rules(catalog, rules, expected):
     ([rule("dependencyLanguages", "=", "Go")], {"ledger-api"}),
     ([rule("dependencyLanguages", "containsAny", ["Python", "Rust"])], {"cart-worker"}),
 ])
-def test_mirror_properties(catalog, rules, expected):
+def test_mirror_properties(rules_catalog, rules, expected):
     assert find(rules) == expected
 
 
-def test_nested_combinators(catalog):
+def test_nested_combinators(rules_catalog):
     rules = {"combinator": "or", "rules": [
         {"combinator": "and", "rules": [rule("language", "=", "Go"), rule("replicas", "=", 1)]},
         {"combinator": "and", "rules": [
@@ -360,7 +357,7 @@ def test_related_to_combines_with_other_rules(graph):
 # -- context values, permissions -----------------------------------------------------------------------
 
 
-def test_context_values(catalog):
+def test_context_values(rules_catalog):
     member = UserFactory(email="dev@example.com", teams=["Platform"])
     assert find([rule("owner", "=", {"context": "user", "property": "$identifier"})], user=member) == {"cart-api"}
     assert find([rule("owner", "!=", {"context": "user", "property": "$identifier"})], user=member) == \
@@ -374,7 +371,7 @@ def test_context_values(catalog):
     assert find([rule("owner", "=", {"context": "user", "property": "$identifier"})]) == set()
 
 
-def test_member_without_read_grant_gets_nothing_from_that_blueprint(catalog):
+def test_member_without_read_grant_gets_nothing_from_that_blueprint(rules_catalog):
     member = UserFactory(email="dev@example.com", teams=["Platform"])
     everything = {"combinator": "and", "rules": []}
     assert find(everything, user=member) == SERVICES
@@ -385,7 +382,7 @@ def test_member_without_read_grant_gets_nothing_from_that_blueprint(catalog):
     assert find([rule("language", "=", "Go")], user=member, blueprint=None) == {"lib-a"}
 
 
-def test_owned_by_team_read_grant(catalog):
+def test_owned_by_team_read_grant(rules_catalog):
     blueprint_permissions_update(actor=SYSTEM, blueprint=Blueprint.objects.get(identifier="Service"),
                                  data={"entities": {"read": {"roles": [], "ownedByTeam": True}}})
     member = UserFactory(email="dev@example.com", teams=["Platform"])
@@ -398,7 +395,7 @@ def test_owned_by_team_read_grant(catalog):
 # -- one query, composable ------------------------------------------------------------------------------
 
 
-def test_a_search_is_one_sql_query(catalog):
+def test_a_search_is_one_sql_query(rules_catalog):
     member = UserFactory(email="dev@example.com", teams=["Platform"])
     rule_set = {"combinator": "and", "rules": [
         rule("language", "in", ["Python", "Go"]),
@@ -417,7 +414,7 @@ def test_a_search_is_one_sql_query(catalog):
     assert len(ctx.captured_queries) == 1, [q["sql"] for q in ctx.captured_queries]
 
 
-def test_compiled_search_composes_as_a_subquery(catalog):
+def test_compiled_search_composes_as_a_subquery(rules_catalog):
     searched = search_queryset({"combinator": "and", "rules": [rule("language", "=", "Go"), rule("system", "=", "Cart")]},
                                user=None, blueprint=Blueprint.objects.get(identifier="Service"))
     outer = Entity.objects.filter(Exists(searched.filter(pk=OuterRef("pk"))))
@@ -464,7 +461,7 @@ def test_compiled_search_composes_as_a_subquery(catalog):
     ({"combinator": "and", "rules": [related("Service", "x", "sideways")]}, "rules[0].direction"),
     ({"combinator": "and", "rules": [{**related("Service", "x"), "required": "yes"}]}, "rules[0].required"),
 ])
-def test_errors_name_the_path(catalog, rule_set, path):
+def test_errors_name_the_path(rules_catalog, rule_set, path):
     with pytest.raises(ValidationFailed) as failure:
         find(rule_set)
     assert failure.value.message.startswith(f"{path}: "), failure.value.message
@@ -473,12 +470,12 @@ def test_errors_name_the_path(catalog, rule_set, path):
     assert failure.value.message.startswith(f"query.{path}: "), failure.value.message
 
 
-def test_calculation_properties_cannot_be_searched(catalog):
+def test_calculation_properties_cannot_be_searched(rules_catalog):
     with pytest.raises(ValidationFailed, match="calculation property of blueprint 'Service'.*cannot be searched"):
         find([rule("shout", "=", "X")])
 
 
-def test_bounds_on_nesting_and_rule_count(catalog):
+def test_bounds_on_nesting_and_rule_count(rules_catalog):
     nested = rule("language", "=", "Go")
     for _ in range(20):
         nested = {"combinator": "and", "rules": [nested]}
@@ -489,7 +486,7 @@ def test_bounds_on_nesting_and_rule_count(catalog):
         find([rule("language", "=", "Go")] * 501)
 
 
-def test_rules_validate_checks_without_searching(catalog):
+def test_rules_validate_checks_without_searching(rules_catalog):
     service = Blueprint.objects.get(identifier="Service")
     good = {"combinator": "and", "rules": [rule("language", "=", "Go"), rule("domainName", "=", "Orders"),
                                            rule("owner", "=", {"context": "user", "property": "$identifier"}),

@@ -7,9 +7,7 @@ from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
 from catalog.models import Team
-from catalog.services.teams import team_create
-from portal.actor import Actor
-from tests.factories import UserFactory
+from tests.factories import TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +42,7 @@ def test_admin_creates_reads_and_lists_a_team(admin_api):
 
 
 def test_members_may_read_teams_but_not_change_them(member_api):
-    team_create(actor=Actor.system(), data={"name": "platform", "users": ["dev@example.com"]})
+    TeamFactory(name="platform", users=["dev@example.com"])
     assert member_api.get("/v1/teams").json()["teams"][0]["users"] == ["dev@example.com"]
     assert member_api.get("/v1/teams/platform").status_code == 200
     before = AuditEvent.objects.count()
@@ -69,7 +67,7 @@ def test_anonymous_gets_401(anon_api):
 def test_patch_changes_only_what_is_given_and_audits_the_diff(admin_api):
     UserFactory(email="ann@example.com")
     UserFactory(email="bob@example.com")
-    team_create(actor=Actor.system(), data={"name": "platform", "description": "old", "users": ["ann@example.com"]})
+    TeamFactory(name="platform", description="old", users=["ann@example.com"])
     response = admin_api.patch("/v1/teams/platform", {"users": ["bob@example.com"]}, format="json")
     assert response.status_code == 200, response.json()
     assert response.json()["team"]["users"] == ["bob@example.com"]
@@ -82,7 +80,7 @@ def test_patch_changes_only_what_is_given_and_audits_the_diff(admin_api):
 
 
 def test_patch_renames_the_team_and_its_group(admin_api):
-    team_create(actor=Actor.system(), data={"name": "platform"})
+    TeamFactory(name="platform")
     response = admin_api.patch("/v1/teams/platform", {"name": "infra"}, format="json")
     assert response.status_code == 200, response.json()
     assert response.json()["team"]["name"] == "infra"
@@ -95,7 +93,7 @@ def test_patch_renames_the_team_and_its_group(admin_api):
 
 def test_put_replaces_description_and_members_and_keeps_the_path_name(admin_api):
     UserFactory(email="ann@example.com")
-    team_create(actor=Actor.system(), data={"name": "platform", "description": "old", "users": ["ann@example.com"]})
+    TeamFactory(name="platform", description="old", users=["ann@example.com"])
     response = admin_api.put("/v1/teams/platform", {"description": "new"}, format="json")
     assert response.status_code == 200, response.json()
     team = response.json()["team"]
@@ -106,7 +104,7 @@ def test_put_replaces_description_and_members_and_keeps_the_path_name(admin_api)
 
 def test_delete_removes_team_and_group(admin_api):
     UserFactory(email="ann@example.com")
-    team_create(actor=Actor.system(), data={"name": "platform", "users": ["ann@example.com"]})
+    TeamFactory(name="platform", users=["ann@example.com"])
     response = admin_api.delete("/v1/teams/platform")
     assert response.status_code == 200 and response.json() == {"ok": True}
     assert not Team.objects.exists() and not Group.objects.filter(name="platform").exists()
@@ -132,10 +130,10 @@ def test_unknown_team_is_404_not_found(admin_api, method):
 
 
 def test_duplicate_name_is_409(admin_api):
-    team_create(actor=Actor.system(), data={"name": "platform"})
+    TeamFactory(name="platform")
     response = admin_api.post("/v1/teams", {"name": "platform"}, format="json")
     assert response.status_code == 409 and response.json()["error"] == "conflict"
-    team_create(actor=Actor.system(), data={"name": "infra"})
+    TeamFactory(name="infra")
     response = admin_api.patch("/v1/teams/infra", {"name": "platform"}, format="json")
     assert response.status_code == 409
     assert sorted(Team.objects.values_list("name", flat=True)) == ["infra", "platform"]
@@ -163,7 +161,7 @@ def test_bad_team_bodies_are_422_naming_the_field(admin_api, body, path):
 
 def test_patch_with_unknown_member_writes_nothing(admin_api):
     UserFactory(email="ann@example.com")
-    team_create(actor=Actor.system(), data={"name": "platform", "users": ["ann@example.com"]})
+    TeamFactory(name="platform", users=["ann@example.com"])
     response = admin_api.patch("/v1/teams/platform", {"description": "d", "users": ["ghost@example.com"]}, format="json")
     assert response.status_code == 422
     assert response.json()["message"] == "users: user 'ghost@example.com' does not exist"
@@ -182,12 +180,12 @@ def _list_queries(api):
 def test_team_list_query_count_does_not_grow(member_api):
     for i in range(3):
         UserFactory(email=f"u{i}@example.com")
-    team_create(actor=Actor.system(), data={"name": "t00", "users": ["u0@example.com"]})
+    TeamFactory(name="t00", users=["u0@example.com"])
     member_api.get("/v1/teams")  # warm per-process caches (content types)
     one, teams = _list_queries(member_api)
     assert len(teams) == 1
     for i in range(1, 20):
-        team_create(actor=Actor.system(), data={"name": f"t{i:02d}", "users": [f"u{j}@example.com" for j in range(i % 3 + 1)]})
+        TeamFactory(name=f"t{i:02d}", users=[f"u{j}@example.com" for j in range(i % 3 + 1)])
     many, teams = _list_queries(member_api)
     assert len(teams) == 20 and teams[5]["users"] == ["u0@example.com", "u1@example.com", "u2@example.com"]
     assert many == one

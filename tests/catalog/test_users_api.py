@@ -9,12 +9,10 @@ from audit.models import AuditEvent
 from catalog import choices
 from catalog.access import can_moderate, is_admin
 from catalog.models import Blueprint, Team
-from catalog.services.blueprints import blueprint_create
-from catalog.services.teams import team_create
 from catalog.services.users import user_ensure, user_update
 from portal.actor import Actor
 from portal.errors import ValidationFailed
-from tests.factories import UserFactory
+from tests.factories import BlueprintFactory, TeamFactory, UserFactory
 from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
@@ -23,8 +21,8 @@ User = get_user_model()
 
 
 def blueprint(identifier):
-    return blueprint_create(actor=Actor.system(), data={"identifier": identifier, "title": identifier,
-                                                        "schema": {"properties": {"tier": {"type": "string"}}}})
+    return BlueprintFactory(identifier=identifier, title=identifier,
+                            schema={"properties": {"tier": {"type": "string"}}})
 
 
 def user_events(verb="catalog.user.updated"):
@@ -49,7 +47,7 @@ def test_list_and_get_render_roles_teams_and_status(member_api):
     blueprint("Service")
     user_update(actor=Actor.system(), user=User.objects.get(email="dev@example.com"),
                 data={"roles": ["Service-moderator"], "teams": ["platform"]})
-    User.objects.create_user(username="no-email")  # not addressable by email: not listed
+    UserFactory(username="no-email", email="")  # not addressable by email: not listed
 
     response = member_api.get("/v1/users")
     assert response.status_code == 200, response.json()
@@ -154,9 +152,9 @@ def test_moderator_role_of_a_blueprint_with_dashes(admin_api, member_user):
 
 
 def test_teams_replace_membership(admin_api, member_user):
-    team_create(actor=Actor.system(), data={"name": "platform", "users": ["dev@example.com"]})
-    team_create(actor=Actor.system(), data={"name": "payments"})
-    team_create(actor=Actor.system(), data={"name": "search"})
+    TeamFactory(name="platform", users=["dev@example.com"])
+    TeamFactory(name="payments")
+    TeamFactory(name="search")
     response = admin_api.patch("/v1/users/dev@example.com", {"teams": ["search", "payments"]}, format="json")
     assert response.status_code == 200, response.json()
     assert response.json()["user"]["teams"] == [{"name": "payments"}, {"name": "search"}]
@@ -203,8 +201,8 @@ def test_members_cannot_change_users(member_api, admin_user):
 )
 def test_bad_patches_are_422_naming_the_field_and_change_nothing(admin_api, member_user, body, message):
     blueprint("Service")
-    team_create(actor=Actor.system(), data={"name": "platform"})
-    team_create(actor=Actor.system(), data={"name": "Admins"})
+    TeamFactory(name="platform")
+    TeamFactory(name="Admins")
     user_update(actor=Actor.system(), user=member_user, data={"roles": ["Service-moderator"]})
     events = AuditEvent.objects.count()
     response = admin_api.patch("/v1/users/dev@example.com", body, format="json")
@@ -232,8 +230,8 @@ def _list_queries(api):
 def test_user_list_query_count_does_not_grow(admin_user, admin_api):
     for identifier in ("A", "B", "C"):
         blueprint(identifier)
-    team_create(actor=Actor.system(), data={"name": "platform"})
-    team_create(actor=Actor.system(), data={"name": "search"})
+    TeamFactory(name="platform")
+    TeamFactory(name="search")
     admin_api.get("/v1/users")  # warm per-process caches (content types)
     one, users = _list_queries(admin_api)
     assert len(users) == 1
@@ -262,7 +260,7 @@ def test_user_ensure_creates_a_user_once(system):
 
 
 def test_user_ensure_adds_admin_and_teams(system):
-    team_create(actor=system, data={"name": "platform"})
+    TeamFactory(name="platform")
     user = user_ensure(actor=system, email="ops@example.com", admin=True, team_names=["platform", "search"])
     assert is_admin(user)
     assert sorted(Team.objects.filter(group__user=user).values_list("name", flat=True)) == ["Admins", "platform", "search"]
@@ -274,7 +272,7 @@ def test_user_ensure_adds_admin_and_teams(system):
 
 
 def test_user_ensure_adds_to_an_existing_user_without_removing(system, member_user):
-    team_create(actor=system, data={"name": "platform", "users": ["dev@example.com"]})
+    TeamFactory(name="platform", users=["dev@example.com"])
     user = user_ensure(actor=system, email="dev@example.com", admin=True)
     assert user.pk == member_user.pk
     (event,) = user_events()

@@ -19,7 +19,7 @@ SERVICE = {
 
 
 @pytest.fixture
-def service(db):
+def validated_service(db):
     blueprint_create(actor=SYSTEM, data={"identifier": "Domain", "title": "Domain", "schema": {"properties": {}}})
     return blueprint_create(actor=SYSTEM, data=SERVICE)
 
@@ -30,8 +30,8 @@ def refusal(blueprint, data, cls=ValidationFailed):
     return caught.value
 
 
-def test_every_property_error_is_its_own_field_error(service):
-    exc = refusal(service, {"identifier": "a", "properties": {"replicas": 0, "language": "Cobol", "tags": ["x", 3]}})
+def test_every_property_error_is_its_own_field_error(validated_service):
+    exc = refusal(validated_service, {"identifier": "a", "properties": {"replicas": 0, "language": "Cobol", "tags": ["x", 3]}})
     assert [(e.path, e.parts) for e in exc.errors] == [
         ("properties.language", ("properties", "language")),
         ("properties.replicas", ("properties", "replicas")),
@@ -54,21 +54,21 @@ def test_every_property_error_is_its_own_field_error(service):
     ({"identifier": "a", "blueprint": "Domain"}, "blueprint", "entity names blueprint 'Domain' but is sent to 'Service'"),
     ({"identifier": "a", "properties": {"tags": ["ok", "\x00"]}}, "properties.tags[1]", "must not contain NUL characters"),
 ])
-def test_an_entity_write_names_the_path_at_fault_as_data(service, data, path, message):
-    exc = refusal(service, data)
+def test_an_entity_write_names_the_path_at_fault_as_data(validated_service, data, path, message):
+    exc = refusal(validated_service, data)
     assert len(exc.errors) == 1
     assert exc.path == path
     assert exc.errors[0].message.startswith(message)
     assert exc.message == f"{path}: {exc.errors[0].message}"
 
 
-def test_a_missing_relation_target_is_not_found_at_its_relation(service):
-    exc = refusal(service, {"identifier": "a", "relations": {"domain": "nowhere"}}, cls=NotFound)
+def test_a_missing_relation_target_is_not_found_at_its_relation(validated_service):
+    exc = refusal(validated_service, {"identifier": "a", "relations": {"domain": "nowhere"}}, cls=NotFound)
     assert exc.path == "relations.domain"
     assert exc.errors[0].message.startswith("target entity 'nowhere' of blueprint 'Domain' does not exist")
 
 
-def test_the_api_message_is_the_errors_text(service, admin_api):
+def test_the_api_message_is_the_errors_text(validated_service, admin_api):
     response = admin_api.post("/v1/blueprints/Service/entities",
                               {"identifier": "a", "properties": {"replicas": 0, "language": "Cobol"}}, format="json")
     assert response.status_code == 422

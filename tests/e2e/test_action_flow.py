@@ -8,9 +8,8 @@ import re
 import pytest
 
 from actions.services.actions import action_create, action_permissions_update
-from catalog.services.blueprints import blueprint_create
 from portal.actor import Actor
-from tests.factories import UserFactory
+from tests.factories import BlueprintFactory, EntityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,7 +40,7 @@ SPIN_UP = {
 def story(db, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     system = Actor.system()
-    blueprint_create(actor=system, data=SANDBOX)
+    BlueprintFactory(**SANDBOX)
     UserFactory(email="dev@example.com", teams=["platform"])
     UserFactory(email="manager@example.com", teams=["managers"])
     action = action_create(actor=system, data=SPIN_UP)
@@ -133,12 +132,11 @@ def test_developer_requests_manager_approves_run_succeeds(live_server, browser, 
 
 def test_entity_picker_narrows_its_choices_as_you_type(live_server, page, sign_in, screenshot, story):
     from catalog.models import Blueprint
-    from catalog.services.entities import entity_write_one
 
     system = Actor.system()
     sandbox = Blueprint.objects.get(identifier="sandbox")
     for name in ("alpha", "beta", "gamma"):
-        entity_write_one(actor=system, blueprint=sandbox, data={"identifier": name, "title": name.title()})
+        EntityFactory(blueprint=sandbox, identifier=name, title=name.title())
     action = action_create(actor=system, data={
         "identifier": "clone_sandbox", "title": "Clone a sandbox",
         "trigger": {"type": "self-service", "operation": "CREATE", "blueprintIdentifier": "sandbox", "userInputs": {

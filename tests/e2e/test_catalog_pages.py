@@ -5,10 +5,8 @@ import re
 import pytest
 
 from catalog.models import Blueprint
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import entity_write_one
 from portal.actor import Actor
-from tests.factories import UserFactory
+from tests.factories import BlueprintFactory, EntityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,26 +40,27 @@ SERVICES = (
 
 
 @pytest.fixture
-def catalog(db):
+def browsed_catalog(db):
     UserFactory(email="dev@example.com", teams=["platform"])
-    blueprint_create(actor=SYSTEM, data=DOMAIN)
-    blueprint_create(actor=SYSTEM, data=SERVICE)
+    BlueprintFactory(**DOMAIN)
+    BlueprintFactory(**SERVICE)
     domain, service = Blueprint.objects.get(identifier="Domain"), Blueprint.objects.get(identifier="Service")
-    entity_write_one(actor=SYSTEM, blueprint=domain, data={"identifier": "payments", "title": "Payments",
-                                                           "properties": {"tier": "gold"}})
+    EntityFactory(blueprint=domain, identifier="payments", title="Payments",
+                  properties={"tier": "gold"})
     for identifier, title, language, replicas, public, depends in SERVICES:
-        entity_write_one(actor=SYSTEM, blueprint=service, data={
-            "identifier": identifier, "title": title, "team": ["platform"],
-            "properties": {"language": language, "replicas": replicas, "public": public,
-                           "repo": f"https://git.example.com/{identifier}"},
-            "relations": {"domain": "payments", "dependsOn": depends}})
+        EntityFactory(
+            blueprint=service,
+            identifier=identifier, title=title, team=["platform"],
+            properties={"language": language, "replicas": replicas, "public": public,
+                        "repo": f"https://git.example.com/{identifier}"},
+            relations={"domain": "payments", "dependsOn": depends})
 
 
 def row_titles(page):
     return page.locator("table.entities tbody tr td:first-child a").all_inner_texts()
 
 
-def test_browse_filter_sort_open_and_follow_relations(live_server, page, sign_in, screenshot, catalog):
+def test_browse_filter_sort_open_and_follow_relations(live_server, page, sign_in, screenshot, browsed_catalog):
     sign_in(page, "dev@example.com")
     page.goto(f"{live_server.url}/catalog/")
     assert page.get_by_role("heading", name="Catalog", level=1).is_visible()
@@ -124,7 +123,7 @@ def test_browse_filter_sort_open_and_follow_relations(live_server, page, sign_in
     screenshot(page, "entity-payments-domain")
 
 
-def test_the_table_on_a_phone(live_server, page, sign_in, screenshot, catalog):
+def test_the_table_on_a_phone(live_server, page, sign_in, screenshot, browsed_catalog):
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, "dev@example.com")
     page.goto(f"{live_server.url}/catalog/Service/")
@@ -138,7 +137,7 @@ def test_the_table_on_a_phone(live_server, page, sign_in, screenshot, catalog):
     screenshot(page, "phone-entity-checkout")
 
 
-def test_save_a_view_and_open_it_again(live_server, page, sign_in, screenshot, catalog):
+def test_save_a_view_and_open_it_again(live_server, page, sign_in, screenshot, browsed_catalog):
     sign_in(page, "dev@example.com")
     page.goto(f"{live_server.url}/catalog/Service/?f.language=Python&sort=-replicas")
     assert row_titles(page) == ["Billing", "Ledger", "Notifications"]

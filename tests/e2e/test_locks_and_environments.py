@@ -20,11 +20,6 @@ from tests.support.locks import deploy_catalog, lock_actions_install, running_se
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def eager(settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = True  # the live server runs in this process: runs complete before the redirect
-
-
 def service_cell(page, service, column):
     """The cell of `service`'s row under the environment column `column` (0: production)."""
     return page.locator("table.locks tbody tr", has=page.locator("th", has_text=service)).locator("td").nth(column)

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.services.api_clients import api_client_create
-from portal.actor import Actor
-from tests.factories import UserFactory
+from tests.factories import ApiClientFactory, UserFactory
 from tests.ocean import ocean_venv
 from tests.support.ocean import INTEGRATION_ID
 
@@ -30,8 +28,8 @@ def ocean_python():
 def credential(transactional_db):
     """The integration authenticates as an ordinary API client: an admin's machine credential."""
     admin = UserFactory(email="ocean-admin@example.com", admin=True)
-    client, secret = api_client_create(actor=Actor.system(), user=admin)
-    return client.client_id, secret
+    client = ApiClientFactory(user=admin)
+    return client.client_id, client.secret
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from catalog.models import Entity, Integration, IntegrationResync
-from catalog.services.entities import entity_write_one
 from catalog.services.integrations import integration_resync_request
 from catalog.selectors.blueprints import blueprint_get
 from portal.actor import Actor
+from tests.factories import EntityFactory
 from tests.support.ocean import DATASOURCE, INTEGRATION_ID
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -51,8 +51,8 @@ def test_once_resyncs_fill_two_related_blueprints_and_delete_only_what_the_integ
     assert [r["kind"] for r in integration.config["resources"]] == ["team", "service"]
 
     # A person adds a service to the same blueprint; the source loses "search".
-    entity_write_one(actor=Actor(origin="UI", client_id="a-person"), blueprint=blueprint_get("oceanService"),
-                     data={"identifier": "manual", "title": "Manual", "relations": {"team": "platform"}})
+    EntityFactory(blueprint=blueprint_get("oceanService"), actor=Actor(origin="UI", client_id="a-person"),
+                  identifier="manual", title="Manual", relations={"team": "platform"})
     source(TEAMS, [s for s in SERVICES if s["id"] != "search"])
 
     second = resync_once(run_ocean)

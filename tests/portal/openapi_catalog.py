@@ -7,14 +7,10 @@ from actions.models import Run
 from actions.services.actions import action_create
 from actions.services.runs import run_request
 from catalog.models import Blueprint
-from catalog.services.api_clients import api_client_create
-from catalog.services.blueprints import blueprint_create
 from catalog.services.scorecards import scorecard_create
-from catalog.services.entities import entity_write_one
-from catalog.services.teams import team_create
 from portal.actor import Actor
-from portal.services.api_clients import access_token_issue
-from tests.factories import UserFactory
+from tests.factories import ApiClientFactory, BlueprintFactory, EntityFactory, TeamFactory, UserFactory
+from tests.support.api import token_of
 
 SEED = "fuzz"
 RUN_ID = "r_fuzz"
@@ -27,10 +23,10 @@ def seed_catalog():
     """Creates the catalog; returns an admin machine credential's bearer token."""
     admin = UserFactory(email=ADMIN_EMAIL, admin=True)
     system = Actor.system()
-    team_create(actor=system, data={"name": SEED})
-    blueprint_create(actor=system, data={"identifier": SEED, "title": "Fuzz",
-                                         "schema": {"properties": {"note": {"type": "string"}}, "required": []}})
-    entity_write_one(actor=system, blueprint=Blueprint.objects.get(identifier=SEED), data={"identifier": SEED})
+    TeamFactory(name=SEED)
+    BlueprintFactory(identifier=SEED, title="Fuzz",
+                     schema={"properties": {"note": {"type": "string"}}, "required": []})
+    EntityFactory(blueprint=Blueprint.objects.get(identifier=SEED), identifier=SEED)
     scorecard_create(actor=system, blueprint=Blueprint.objects.get(identifier=SEED), data={
         "identifier": SEED, "rules": [{"identifier": "noted", "level": "Gold", "query": {
             "combinator": "and", "conditions": [{"property": "note", "operator": "isNotEmpty"}]}}]})
@@ -41,9 +37,7 @@ def seed_catalog():
         "invocationMethod": {"type": "WEBHOOK", "url": "http://127.0.0.1:9/hook"}})
     run = run_request(actor=Actor(user=admin, origin="API"), action=action, properties={}, entity_identifier=SEED)
     Run.objects.filter(pk=run.pk).update(id=RUN_ID)
-    client, secret = api_client_create(actor=system, user=admin)
-    token, _ = access_token_issue(client_id=client.client_id, client_secret=secret)
-    return token
+    return token_of(ApiClientFactory(user=admin))
 
 
 class RequestSignalsOff:

@@ -12,11 +12,9 @@ from django.core.management import call_command
 from actions.models import Run
 from audit.models import AuditEvent
 from catalog.models import Blueprint, Entity, Timer
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import entity_write_one
 from portal.actor import Actor
-from tests.catalog.deployment_contract import deployment_blueprints_install
-from tests.factories import UserFactory
+from tests.factories import BlueprintFactory, EntityFactory, UserFactory
+from tests.support.deployment_contract import deployment_blueprints_install
 from tests.support.api import api_for
 
 pytestmark = pytest.mark.django_db
@@ -37,8 +35,9 @@ def _refused(response, path):
 def starter(db):
     call_command("load_starter", stdout=open("/dev/null", "w"))
     blueprints = {bp.identifier: bp for bp in Blueprint.objects.all()}
-    entity_write_one(actor=SYSTEM, blueprint=blueprints["runningService"], data={
-        "identifier": "CartService-production", "relations": {"service": "CartService", "environment": "production"}})
+    EntityFactory(
+        blueprint=blueprints["runningService"],
+        identifier="CartService-production", relations={"service": "CartService", "environment": "production"})
     return blueprints
 
 
@@ -54,12 +53,12 @@ def test_a_lock_until_the_end_of_time_is_refused_naming_properties_until(starter
 
 @pytest.fixture
 def timeline(db):
-    return blueprint_create(actor=SYSTEM, data={"identifier": "Timeline", "title": "Timeline", "schema": {"properties": {
+    return BlueprintFactory(identifier="Timeline", title="Timeline", schema={"properties": {
         "when": {"type": "string", "format": "date-time"},
         "expires": {"type": "string", "format": "timer"},
         "history": {"type": "array", "items": {"type": "string", "format": "date-time"}},
         "note": {"type": "string"},
-    }}})
+    }})
 
 
 @pytest.mark.parametrize("properties, path", [
@@ -100,8 +99,8 @@ def test_entity_date_times_are_stored_in_utc_and_timers_follow(admin_api, timeli
 def test_deployment_times_are_checked(admin_api):
     deployment_blueprints_install(SYSTEM)
     blueprints = {bp.identifier: bp for bp in Blueprint.objects.all()}
-    entity_write_one(actor=SYSTEM, blueprint=blueprints["environment"], data={"identifier": "production"})
-    entity_write_one(actor=SYSTEM, blueprint=blueprints["Component"], data={"identifier": "CartService"})
+    EntityFactory(blueprint=blueprints["environment"], identifier="production")
+    EntityFactory(blueprint=blueprints["Component"], identifier="CartService")
     report = {"service": "CartService", "environment": "production", "version": "1.0.0", "commitSha": "abc",
               "jobUrl": "https://ci.example.com/1"}
     for value in (START_OF_TIME, END_OF_TIME, "2024-06-09"):
@@ -144,9 +143,10 @@ def written_before_the_rules(starter):
     running.properties = {**running.properties, "locked": True, "lockReason": "freeze", "lockedBy": "dev@example.com",
                           "lockedAt": START_OF_TIME, "lockedUntil": END_OF_TIME, "deployedAt": END_OF_TIME}
     running.save()
-    entity_write_one(actor=SYSTEM, blueprint=blueprints["deployment"], data={
-        "identifier": "d1", "relations": {"runningService": "CartService-production"},
-        "properties": {"version": "1", "status": "success", "finishedAt": "2024-06-09T10:00:00Z"}})
+    EntityFactory(
+        blueprint=blueprints["deployment"],
+        identifier="d1", relations={"runningService": "CartService-production"},
+        properties={"version": "1", "status": "success", "finishedAt": "2024-06-09T10:00:00Z"})
     Entity.objects.filter(identifier="d1").update(properties={
         "version": "1", "status": "success", "commitTime": START_OF_TIME, "startedAt": END_OF_TIME,
         "finishedAt": "2024-06-09T12:00:00+02:00"})
@@ -171,7 +171,7 @@ def test_the_api_serves_date_times_stored_before_the_rules(admin_api, written_be
 
 
 def test_the_migration_stores_earlier_date_times_in_utc(timeline):
-    entity_write_one(actor=SYSTEM, blueprint=timeline, data={"identifier": "t1"})
+    EntityFactory(blueprint=timeline, identifier="t1")
     Entity.objects.filter(identifier="t1").update(properties={
         "when": "2024-06-09T14:28:18+02:00", "expires": END_OF_TIME, "history": ["2024-06-09T10:00:00z"],
         "note": "2024-06-09T10:00:00+02:00"})

@@ -31,7 +31,7 @@ HUGE = 10**30
 # --- the world and the endpoints ------------------------------------------------------------------------------
 
 @pytest.fixture
-def world(db):
+def seeded_world(db):
     """The seed catalog and the starter actions, a running service, a run, a team: every path parameter of
     every route names something that exists, so a request gets past its 404 to the input it carries."""
     call_command("load_catalog", stdout=StringIO())
@@ -46,17 +46,17 @@ def world(db):
     return {"api": api_for(admin), "admin": admin, "component": component.identifier, "run": run.id}
 
 
-def path_samples(world, route):
+def path_samples(seeded_world, route):
     """An existing value for each path parameter of `route`."""
     entity_route = route.startswith("v1/blueprints/<str:blueprint>/entities/")
     samples = {
         "blueprint": "Component",
-        "identifier": (world["component"] if entity_route else "create_dev_env" if route.startswith("v1/actions/")
+        "identifier": (seeded_world["component"] if entity_route else "create_dev_env" if route.startswith("v1/actions/")
                        else "Component"),
-        "run_id": world["run"],
+        "run_id": seeded_world["run"],
         "name": "Platform",
-        "email": world["admin"].email,
-        "service": world["component"],
+        "email": seeded_world["admin"].email,
+        "service": seeded_world["component"],
         "environment": "production",
         "kind": "service",
         "event_id": "resync-1",
@@ -153,17 +153,17 @@ def lenient_problem(response, written):
     return refusal_problem(response, written)
 
 
-def check_every_endpoint(world, requests):
+def check_every_endpoint(seeded_world, requests):
     """`requests(method, route, url)` yields (method, url, raw body, judge) for an endpoint; every problem is
     collected so one run names every endpoint at fault."""
-    api = world["api"]
+    api = seeded_world["api"]
     api.raise_request_exception = False
     endpoints = write_endpoints()
     assert {("post", "v1/blueprints/<str:blueprint>/entities"), ("put", "v1/actions/<str:identifier>"),
             ("patch", "v1/actions/runs/ack")} <= set(endpoints) and len(endpoints) >= 25, endpoints
     problems = []
     for method, route in endpoints:
-        url = url_of(route, path_samples(world, route))
+        url = url_of(route, path_samples(seeded_world, route))
         for send_method, send_url, raw, judge in requests(method, route, url):
             response, written = send(api, send_method, send_url, raw)
             problem = judge(response, written)
@@ -174,15 +174,15 @@ def check_every_endpoint(world, requests):
 
 # --- the classes, sent to every write endpoint -----------------------------------------------------------------
 
-def test_nul_in_a_path_parameter_is_refused_naming_it(world):
+def test_nul_in_a_path_parameter_is_refused_naming_it(seeded_world):
     def requests(method, route, url):
-        samples = path_samples(world, route)
+        samples = path_samples(seeded_world, route)
         for name in PARAM.findall(route):
             bad = url_of(route, {**samples, name: samples[name] + "%00"})
             yield method, bad, "{}", lambda r, w, name=name: refusal_problem(
                 r, w, status=422, message=f"{name}: must not contain NUL characters")
 
-    check_every_endpoint(world, requests)
+    check_every_endpoint(seeded_world, requests)
 
 
 NUL_BODIES = [
@@ -195,12 +195,12 @@ NUL_BODIES = [
 ]
 
 
-def test_nul_in_a_body_string_or_key_is_refused_naming_the_field(world):
+def test_nul_in_a_body_string_or_key_is_refused_naming_the_field(seeded_world):
     def requests(method, route, url):
         for raw in NUL_BODIES:
             yield method, url, raw, lambda r, w: refusal_problem(r, w, status=422, message="must not contain NUL characters")
 
-    check_every_endpoint(world, requests)
+    check_every_endpoint(seeded_world, requests)
 
 
 SURROGATE_BODIES = [  # valid JSON syntax, but no Unicode text: UTF-8 (and so PostgreSQL) cannot hold them
@@ -212,21 +212,21 @@ SURROGATE_BODIES = [  # valid JSON syntax, but no Unicode text: UTF-8 (and so Po
 ]
 
 
-def test_lone_surrogates_in_a_body_are_refused_naming_the_field(world):
+def test_lone_surrogates_in_a_body_are_refused_naming_the_field(seeded_world):
     def requests(method, route, url):
         for raw in SURROGATE_BODIES:
             yield method, url, raw, lambda r, w: refusal_problem(r, w, status=422, message="must be valid Unicode")
 
-    check_every_endpoint(world, requests)
+    check_every_endpoint(seeded_world, requests)
 
 
-def test_nul_in_a_query_parameter_is_refused_naming_it(world):
+def test_nul_in_a_query_parameter_is_refused_naming_it(seeded_world):
     def requests(method, route, url):
         for query in ("run_id=%00", "upsert=true&delete_dependents=%00", "include=a&include=%00", "%00=1"):
             yield method, f"{url}?{query}", "{}", lambda r, w: refusal_problem(
                 r, w, status=422, message="must not contain NUL characters")
 
-    check_every_endpoint(world, requests)
+    check_every_endpoint(seeded_world, requests)
 
 
 NOT_JSON_BODIES = ['{"identifier": "probe", "title": NaN}', '{"limit": Infinity}', '[-Infinity]']
@@ -250,7 +250,7 @@ def bodies_with_numbers(number):
                       "combinator": "and", "rules": [{"property": "type", "operator": ">", "value": number}]})
 
 
-def test_numbers_beyond_range_are_not_json_and_large_ones_never_fail_the_server(world):
+def test_numbers_beyond_range_are_not_json_and_large_ones_never_fail_the_server(seeded_world):
     """NaN and Infinity are not JSON (400); a number that overflows a float (1e999) is refused naming its path
     (422); huge integers and the largest floats are JSON: an endpoint may refuse them, never with a 5xx, and
     may store them (jsonb)."""
@@ -266,13 +266,13 @@ def test_numbers_beyond_range_are_not_json_and_large_ones_never_fail_the_server(
                       "limit=-1e999"):
             yield method, f"{url}?{query}", "{}", lenient_problem
 
-    check_every_endpoint(world, requests)
-    response = world["api"].post("/v1/teams", data='{"name": NaN}', content_type="application/json")
+    check_every_endpoint(seeded_world, requests)
+    response = seeded_world["api"].post("/v1/teams", data='{"name": NaN}', content_type="application/json")
     assert response.json() == {"ok": False, "error": "invalid_json",
                                "message": "Malformed JSON: NaN is not a JSON value (numbers must be finite)"}
 
 
-def test_malformed_and_deeply_nested_json_is_refused(world):
+def test_malformed_and_deeply_nested_json_is_refused(seeded_world):
     deep = "[" * 100 + "]" * 100
     deeper = '{"a": ' * 100_000 + "1" + "}" * 100_000  # past Python's recursion limit
     long_number = '{"limit": ' + "9" * 5000 + "}"  # past Python's limit on integer digits
@@ -281,10 +281,10 @@ def test_malformed_and_deeply_nested_json_is_refused(world):
         for raw in ('{"identifier": ', "{'a': 1}", "[1, 2", deep, deeper, long_number, '{"a": 1} trailing'):
             yield method, url, raw, refusal_problem
 
-    check_every_endpoint(world, requests)
+    check_every_endpoint(seeded_world, requests)
 
 
-def test_fields_of_the_wrong_json_type_are_refused_as_a_4xx(world):
+def test_fields_of_the_wrong_json_type_are_refused_as_a_4xx(seeded_world):
     """A list or an object where a string is expected (unhashable: it broke set and dict lookups) or any
     other type, and bodies that are not objects."""
     def requests(method, route, url):
@@ -294,11 +294,11 @@ def test_fields_of_the_wrong_json_type_are_refused_as_a_4xx(world):
         for raw in ("[]", '"text"', "true", "null", "1"):
             yield method, url, raw, lenient_problem
 
-    check_every_endpoint(world, requests)
+    check_every_endpoint(seeded_world, requests)
 
 
-def test_strings_longer_than_their_column_are_refused_naming_the_field(world):
-    api = world["api"]
+def test_strings_longer_than_their_column_are_refused_naming_the_field(seeded_world):
+    api = seeded_world["api"]
     definition = api.get("/v1/actions/create_dev_env").json()["action"]
     cases = [
         ("post", "/v1/blueprints/Component/entities", {"identifier": "e1", "title": "t" * 1001}, "title: must be at most 1000 characters"),
@@ -329,8 +329,8 @@ HUGE_DEFINITION_VALUES = [
 ]
 
 
-def test_huge_durations_and_quotas_of_an_action_are_refused_naming_the_field_and_the_longest_runs(world):
-    api = world["api"]
+def test_huge_durations_and_quotas_of_an_action_are_refused_naming_the_field_and_the_longest_runs(seeded_world):
+    api = seeded_world["api"]
     original = api.get("/v1/actions/create_dev_env").json()["action"]
     problems = []
     for field, value, message in HUGE_DEFINITION_VALUES:
@@ -424,9 +424,9 @@ def page_routes():
     return [route for route, _view in routes() if not route.startswith(("v1/", "admin/", "demo/", "healthz"))]
 
 
-def page_samples(world, route):
-    samples = {"blueprint": "Component", "identifier": "create_dev_env" if route.startswith("actions/") else world["component"],
-               "run_id": world["run"], "service": world["component"], "environment": "production"}
+def page_samples(seeded_world, route):
+    samples = {"blueprint": "Component", "identifier": "create_dev_env" if route.startswith("actions/") else seeded_world["component"],
+               "run_id": seeded_world["run"], "service": seeded_world["component"], "environment": "production"}
     missing = [name for name in PARAM.findall(route) if name not in samples]
     assert not missing, f"add a sample value for {missing} (page route {route})"
     return samples
@@ -448,17 +448,17 @@ def page_problem(response):
 
 
 @pytest.fixture
-def browser(world, client):
-    client.force_login(world["admin"])
+def signed_in_admin(seeded_world, client):
+    client.force_login(seeded_world["admin"])
     client.raise_request_exception = False
     return client
 
 
-def test_pages_answer_nul_and_odd_values_with_a_4xx_or_a_normal_page(world, browser):
+def test_pages_answer_nul_and_odd_values_with_a_4xx_or_a_normal_page(seeded_world, signed_in_admin):
     problems = []
 
     def check(method, url, data=None, *, refused=False):
-        response, written = send(browser, method, url, **({"data": data} if data is not None else {}))
+        response, written = send(signed_in_admin, method, url, **({"data": data} if data is not None else {}))
         problem = page_problem(response)
         if refused and not problem:
             problem = None if response.status_code == 400 and not written else (
@@ -467,7 +467,7 @@ def test_pages_answer_nul_and_odd_values_with_a_4xx_or_a_normal_page(world, brow
             problems.append(f"{method.upper()} {url} {data or ''}: {problem}")
 
     for route in page_routes():
-        samples = page_samples(world, route)
+        samples = page_samples(seeded_world, route)
         url = url_of(route, samples)
         for name in PARAM.findall(route):
             check("get", url_of(route, {**samples, name: samples[name] + "%00"}), refused=True)

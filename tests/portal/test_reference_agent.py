@@ -21,10 +21,9 @@ from actions.secrets import secret_set
 from actions.services.agent import RUN_AGENT_ACKED, RUN_RESPONSE_RECORDED
 from actions.tasks import run_dispatch_task
 from audit.models import AuditEvent
-from catalog.services.api_clients import api_client_create
 from portal import agent as reference_agent
 from portal.actor import Actor
-from tests.factories import RunFactory, UserFactory
+from tests.factories import ApiClientFactory, RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SIGNING_KEY = "whsec_agent_test"
@@ -32,16 +31,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
-def agent_settings(settings):
+def reference_agent_settings(settings):
     settings.WEBHOOK_SIGNING_SECRET = SIGNING_KEY
     return settings
 
 
 @pytest.fixture
-def credential(db):
+def admin_credential(db):
     admin = UserFactory(email="platform@example.com", admin=True)
-    client, secret = api_client_create(actor=Actor.system(), user=admin)
-    return client.client_id, secret
+    client = ApiClientFactory(user=admin)
+    return client.client_id, client.secret
 
 
 def agent_run(url, *, synchronized=True):
@@ -71,8 +70,8 @@ def receiver(httpserver, path, status=200, body=None):
     return received
 
 
-def run_agent(live_server, credential, *extra):
-    client_id, client_secret = credential
+def run_agent(live_server, admin_credential, *extra):
+    client_id, client_secret = admin_credential
     # `--opt=value`: generated secrets may start with "-", which argparse would take for an option.
     return reference_agent.main(["--once", f"--portal-url={live_server.url}", f"--client-id={client_id}",
                                  f"--client-secret={client_secret}", "--installation-id=dc-1",
@@ -84,12 +83,12 @@ def expected_signature(timestamp, raw):
     return "v1," + base64.b64encode(digest).decode()
 
 
-def test_agent_claims_forwards_signed_and_reports_a_synchronized_run(live_server, httpserver, credential):
+def test_agent_claims_forwards_signed_and_reports_a_synchronized_run(live_server, httpserver, admin_credential):
     received = receiver(httpserver, "/internal/deploy", body={"deployed": "main"})
     run = agent_run(httpserver.url_for("/internal/deploy"))
     before = int(time.time())
 
-    assert run_agent(live_server, credential) == 0
+    assert run_agent(live_server, admin_credential) == 0
 
     (request,) = received
     assert request.method == "POST" and request.path == "/internal/deploy"
@@ -109,37 +108,37 @@ def test_agent_claims_forwards_signed_and_reports_a_synchronized_run(live_server
     verbs = list(AuditEvent.objects.filter(run_id=run.id).order_by("id").values_list("verb", flat=True))
     assert verbs[-4:] == [RUN_AGENT_ACKED, RUN_RESPONSE_RECORDED, "actions.run.log_added", "actions.run.updated"]
     # Acked: a second agent finds nothing to do.
-    assert run_agent(live_server, credential) == 0
+    assert run_agent(live_server, admin_credential) == 0
     assert len(received) == 1
 
 
-def test_agent_leaves_an_asynchronous_run_for_the_receiver_to_report(live_server, httpserver, credential):
+def test_agent_leaves_an_asynchronous_run_for_the_receiver_to_report(live_server, httpserver, admin_credential):
     received = receiver(httpserver, "/internal/deploy", status=202, body={"queued": True})
     run = agent_run(httpserver.url_for("/internal/deploy"), synchronized=False)
 
-    run_agent(live_server, credential)
+    run_agent(live_server, admin_credential)
 
     assert len(received) == 1
     run.refresh_from_db()
     assert run.status == RunStatus.IN_PROGRESS and run.response == {"queued": True} and run.agent_acked_at is not None
 
 
-def test_agent_fails_the_run_when_the_receiver_refuses(live_server, httpserver, credential):
+def test_agent_fails_the_run_when_the_receiver_refuses(live_server, httpserver, admin_credential):
     receiver(httpserver, "/internal/deploy", status=500, body={"error": "boom"})
     run = agent_run(httpserver.url_for("/internal/deploy"), synchronized=False)
 
-    run_agent(live_server, credential)
+    run_agent(live_server, admin_credential)
 
     run.refresh_from_db()
     assert run.status == RunStatus.FAILURE and run.status_label == "Webhook answered 500 (via execution agent)"
     assert run.response == {"error": "boom"}
 
 
-def test_forward_url_overrides_the_payload_url(live_server, httpserver, credential):
+def test_forward_url_overrides_the_payload_url(live_server, httpserver, admin_credential):
     received = receiver(httpserver, "/inside/the/network", body={"ok": 1})
     run = agent_run("http://deployer.invalid/hook")
 
-    run_agent(live_server, credential, "--forward-url", httpserver.url_for("/inside/the/network"))
+    run_agent(live_server, admin_credential, "--forward-url", httpserver.url_for("/inside/the/network"))
 
     assert [request.path for request in received] == ["/inside/the/network"]
     run.refresh_from_db()

@@ -18,11 +18,10 @@ from actions.choices import RunStatus
 from audit.models import AuditEvent
 from catalog.models import Blueprint, Entity
 from catalog.services import entities as entity_services
-from catalog.services.blueprints import blueprint_create
 from catalog.services.entities import UPSERT, entities_write
 from portal.actor import Actor
 from portal.retry import ATTEMPTS
-from tests.factories import UserFactory
+from tests.factories import BlueprintFactory, UserFactory
 from tests.support.upsert_entity import ENV, dispatch, make_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -95,8 +94,8 @@ def deadlocking_store(monkeypatch):
 
 @pytest.fixture
 def service_blueprint(db):
-    return blueprint_create(actor=Actor.system(), data={"identifier": "service", "title": "Service",
-                                                        "schema": {"properties": {"tier": {"type": "string"}}}})
+    return BlueprintFactory(identifier="service", title="Service",
+                            schema={"properties": {"tier": {"type": "string"}}})
 
 
 def _entity_events(identifier):
@@ -129,9 +128,9 @@ def test_a_transient_deadlock_is_retried_and_the_write_lands_once(admin_api, ser
 
 def test_a_bulk_load_with_placeholders_retried_leaves_no_placeholder_of_the_lost_attempt(
         admin_api, service_blueprint, deadlocking_store):
-    blueprint_create(actor=Actor.system(), data={
-        "identifier": "app", "title": "App", "schema": {"properties": {}},
-        "relations": {"runsOn": {"title": "Runs on", "target": "service", "many": True, "required": False}}})
+    BlueprintFactory(
+        identifier="app", title="App", schema={"properties": {}},
+        relations={"runsOn": {"title": "Runs on", "target": "service", "many": True, "required": False}})
     calls = deadlocking_store(failures=2)
     response = admin_api.post("/v1/blueprints/app/entities/bulk?upsert=true&create_missing_related_entities=true",
                               {"entities": [{"identifier": "web", "relations": {"runsOn": ["db", "cache"]}}]}, format="json")
@@ -175,7 +174,7 @@ def test_a_page_that_loses_every_time_shows_the_busy_page(client, admin_user, se
                                   "try again shortly."),
 ])
 def test_an_upsert_entity_run_retries_its_write_at_the_task_boundary(deadlocking_store, failures, status, label):
-    blueprint_create(actor=Actor.system(), data=ENV)
+    BlueprintFactory(**ENV)
     requester = UserFactory(email="dev@example.com")
     calls = deadlocking_store(failures=failures)
     run = dispatch(make_run(requester, properties={"name": "dev-x", "branch": "b"}))

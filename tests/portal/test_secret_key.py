@@ -13,9 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from catalog.services.api_clients import api_client_create
-from portal.actor import Actor
-from tests.factories import UserFactory
+from tests.factories import ApiClientFactory, UserFactory
 
 PRINT_KEY = "import portal.settings as s; print(s.SECRET_KEY)"
 
@@ -90,7 +88,7 @@ def test_a_token_signed_with_the_old_predictable_key_is_refused(tmp_path, settin
     home = tmp_path / "home"
     settings.SECRET_KEY = run_python(PRINT_KEY, portal_env(home))
     admin = UserFactory(email="root@example.com", admin=True)
-    client, _secret = api_client_create(actor=Actor.system(), user=admin)
+    client = ApiClientFactory(user=admin)
     now = timezone.now()
     claims = {"sub": str(admin.pk), "email": admin.email, "clientId": client.client_id, "isMachine": True,
               "iat": int(now.timestamp()), "exp": int((now + timedelta(hours=1)).timestamp())}

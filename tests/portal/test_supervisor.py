@@ -7,17 +7,8 @@ import subprocess
 import sys
 
 import psutil
-import pytest
 
-from tests.portal.processes import ThrowawayRedis, free_port, portal_env, start, stop, wait_for_line
-
-
-@pytest.fixture
-def redis_server():
-    server = ThrowawayRedis(free_port())
-    server.start()
-    yield server
-    server.stop()
+from tests.portal.processes import free_port, portal_env, start, stop, wait_for_line
 
 
 def started(log_path, name, process, after=0):

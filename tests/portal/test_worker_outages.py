@@ -3,19 +3,10 @@ pending retry): it reconnects and runs what is sent afterwards. Celery 5.7.0 die
 "AttributeError: 'NoneType' object has no attribute 'hostname'" (pyproject.toml keeps it out)."""
 import re
 
-import pytest
 from celery import Celery
 
 from web.management.commands.demo import serve_commands
-from tests.portal.processes import ThrowawayRedis, free_port, portal_env, start, stop, wait_for_line
-
-
-@pytest.fixture
-def redis_server():
-    server = ThrowawayRedis(free_port())
-    server.start()
-    yield server
-    server.stop()
+from tests.portal.processes import free_port, portal_env, start, stop, wait_for_line
 
 
 def test_the_worker_survives_a_redis_restart_with_a_retry_pending(redis_server, tmp_path):

@@ -1,8 +1,7 @@
 """A whole Port action definition (DEV_ENV, DAY2) on blueprints Service and Environment, and edits of it."""
 import copy
 
-from catalog.services.blueprints import blueprint_create
-from portal.actor import Actor
+from tests.factories import BlueprintFactory
 
 
 SERVICE = {"identifier": "Service", "title": "Service",
@@ -51,9 +50,8 @@ DEV_ENV = {
 
 
 def catalog_setup():
-    system = Actor.system()
-    blueprint_create(actor=system, data=SERVICE)
-    blueprint_create(actor=system, data=ENVIRONMENT)
+    BlueprintFactory(**SERVICE)
+    BlueprintFactory(**ENVIRONMENT)
 
 
 def with_change(change):

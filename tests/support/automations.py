@@ -1,8 +1,7 @@
 """A blueprint with timers (devEnv) and automations on it, for the automation, timer and TTL tests."""
 from actions.services.actions import action_create
-from catalog.models import Blueprint
-from catalog.services.blueprints import blueprint_create
 from portal.actor import Actor
+from tests.factories import BlueprintFactory
 
 SYSTEM = Actor.system()
 
@@ -17,8 +16,7 @@ ENV = {
 
 
 def env_setup():
-    blueprint_create(actor=SYSTEM, data=ENV)
-    return Blueprint.objects.get(identifier="devEnv")
+    return BlueprintFactory(**ENV)
 
 
 def automation(identifier, event, *, condition=None, invocation=None):

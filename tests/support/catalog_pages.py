@@ -6,8 +6,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Blueprint
-from catalog.services.entities import entity_write_one
 from portal.actor import Actor
+from tests.factories import EntityFactory
 
 SYSTEM = Actor.system()
 
@@ -45,7 +45,7 @@ def service(identifier, *, teams=(), title=None, **properties):
     data = {"identifier": identifier, "team": list(teams), "properties": properties, "relations": {"domain": "payments"}}
     if title is not None:
         data["title"] = title
-    return entity_write_one(actor=SYSTEM, blueprint=blueprint("Service"), data=data).entity
+    return EntityFactory(blueprint="Service", **data)
 
 
 def table_rows(response):

@@ -1,24 +1,23 @@
-"""Deployment landscapes on the starter deployment blueprints (tests/catalog/deployment_contract.py): the contract
+"""Deployment landscapes on the starter deployment blueprints (tests/support/deployment_contract.py): the contract
 with two services and two environments (`install_contract`), entities added one by one (`add_*`), locks, and
 a CI deployment report."""
 from catalog.models import Blueprint
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import UPSERT_MERGE, entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
-from tests.catalog.deployment_contract import deployment_blueprints_install
+from tests.factories import BlueprintFactory, DeploymentFactory, EntityFactory, LockFactory, RunningServiceFactory
+from tests.support.deployment_contract import deployment_blueprints_install
 
 
 def install_contract(system):
     """The starter blueprints' contract, devEnvironment too, with two services and two environments."""
     deployment_blueprints_install(system, mirrors=True)
-    blueprint_create(actor=system, data={"identifier": "devEnvironment", "title": "Developer environment", "schema": {"properties": {
+    BlueprintFactory(actor=system, identifier="devEnvironment", title="Developer environment", schema={"properties": {
         "owner": {"type": "string", "format": "user"}, "branch": {"type": "string"}, "url": {"type": "string", "format": "url"},
-        "ttl": {"type": "string", "format": "timer"}}}})
+        "ttl": {"type": "string", "format": "timer"}}})
     bp = {b.identifier: b for b in Blueprint.objects.all()}
     for name in ("CartService", "PaymentService"):
-        entity_write_one(actor=system, blueprint=bp["Component"], data={"identifier": name, "title": name})
+        EntityFactory(actor=system, blueprint=bp["Component"], identifier=name, title=name)
     for name, kind in (("production", "production"), ("staging", "staging")):
-        entity_write_one(actor=system, blueprint=bp["environment"], data={"identifier": name, "properties": {"type": kind}})
+        EntityFactory(actor=system, blueprint=bp["environment"], identifier=name, properties={"type": kind})
     return bp
 
 
@@ -30,27 +29,23 @@ def report(**overrides):
 
 
 def lock(system, bp, blueprint, identifier, reason="freeze", by="sre@example.com"):
-    return entity_write_one(actor=system, blueprint=bp[blueprint], mode=UPSERT_MERGE, data={
-        "identifier": identifier, "properties": {"locked": True, "lockReason": reason, "lockedBy": by,
-                                                 "lockedAt": "2025-01-01T00:00:00.000Z"}})
+    return LockFactory(actor=system, blueprint=bp[blueprint], identifier=identifier, reason=reason, by=by)
 
 
 def add_service(system, bp, identifier, *, team=None, title=None):
     data = {"identifier": identifier, "title": title or identifier}
     if team:
         data["team"] = [team]
-    return entity_write_one(actor=system, blueprint=bp["Component"], data=data).entity
+    return EntityFactory(actor=system, blueprint=bp["Component"], **data)
 
 
 def add_environment(system, bp, identifier, kind):
-    return entity_write_one(actor=system, blueprint=bp["environment"],
-                            data={"identifier": identifier, "properties": {"type": kind}}).entity
+    return EntityFactory(actor=system, blueprint=bp["environment"], identifier=identifier, properties={"type": kind})
 
 
 def add_running_service(system, bp, service, environment, **properties):
-    return entity_write_one(actor=system, blueprint=bp["runningService"], data={
-        "identifier": f"{service}-{environment}", "relations": {"service": service, "environment": environment},
-        "properties": properties}).entity
+    return RunningServiceFactory(actor=system, blueprint=bp["runningService"], service=service, environment=environment,
+                                 properties=properties)
 
 
 def add_deployment(system, bp, running_service, identifier, *, finished, status="success", commit=None, version="1.0.0"):
@@ -59,8 +54,8 @@ def add_deployment(system, bp, running_service, identifier, *, finished, status=
                   "status": status, "deployedBy": "ci@example.com", "startedAt": finished, "finishedAt": finished}
     if commit is not None:
         properties["commitTime"] = commit
-    return entity_write_one(actor=system, blueprint=bp["deployment"], data={
-        "identifier": identifier, "relations": {"runningService": running_service}, "properties": properties}).entity
+    return DeploymentFactory(actor=system, blueprint=bp["deployment"], identifier=identifier,
+                             running_service=running_service, properties=properties)
 
 
 def restrict_read(system, bp, blueprint, **grant):

@@ -7,12 +7,10 @@ from django.utils import timezone
 from actions.choices import RunStatus
 from actions.models import Action
 from actions.services.actions import action_create, action_permissions_update
-from catalog.models import Blueprint, Entity
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import entity_write_one
+from catalog.models import Entity
 from portal.actor import Actor
 from portal.datetimes import instant_text
-from tests.factories import RunFactory
+from tests.factories import BlueprintFactory, EntityFactory, RunFactory
 
 SYSTEM = Actor.system()
 
@@ -39,7 +37,7 @@ TERMINATE = {
 def ttl_world(*, terminate=True):
     """The devEnvironment blueprint, its CREATE action with a TTL policy (5 days, at most 14, +3 per extension)
     and, with `terminate`, its DELETE action; members may run both."""
-    blueprint_create(actor=SYSTEM, data=DEV_ENV)
+    BlueprintFactory(**DEV_ENV)
     create = action_create(actor=SYSTEM, data=CREATE)
     action_permissions_update(actor=SYSTEM, action=create, data={"execute": {"roles": ["Member"]}})
     actions = {"create": create}
@@ -51,12 +49,11 @@ def ttl_world(*, terminate=True):
 
 def dev_environment(owner, identifier, *, expires_in=timedelta(days=5), url="https://env.example.com", created_ago=None):
     """A devEnvironment created by a run of create_dev_env that `owner` requested, expiring in `expires_in`."""
-    blueprint = Blueprint.objects.get(identifier="devEnvironment")
     properties = {"branch": "main", "ttl": instant_text(timezone.now() + expires_in)}
     if url:
         properties["url"] = url
-    entity = entity_write_one(actor=SYSTEM, blueprint=blueprint,
-                              data={"identifier": identifier, "title": f"Env {identifier}", "properties": properties}).entity
+    entity = EntityFactory(blueprint="devEnvironment", identifier=identifier, title=f"Env {identifier}",
+                           properties=properties)
     if created_ago is not None:
         Entity.objects.filter(pk=entity.pk).update(created_at=timezone.now() - created_ago)
         entity.refresh_from_db()

@@ -3,10 +3,10 @@
 locked/lockReason/lockedBy/lockedAt), built here so the page tests do not depend on the starter fixture's details."""
 from actions.services.actions import action_create, action_permissions_update
 from catalog.models import Blueprint, Entity, Team
-from catalog.services.entities import UPSERT_MERGE, entity_write_one
-from catalog.services.teams import team_create
+from catalog.services.entities import UPSERT_MERGE
 from portal.actor import Actor
-from tests.catalog.deployment_contract import deployment_blueprints_install
+from tests.factories import EntityFactory, LockFactory, RunningServiceFactory, TeamFactory
+from tests.support.deployment_contract import deployment_blueprints_install
 
 SYSTEM = Actor.system()
 
@@ -15,8 +15,8 @@ def deploy_catalog():
     """Component, environment, runningService, deployment; environments production, staging, development."""
     blueprints = deployment_blueprints_install(SYSTEM)
     for name in ("production", "staging", "development"):
-        entity_write_one(actor=SYSTEM, blueprint=blueprints["environment"],
-                         data={"identifier": name, "title": name.title(), "properties": {"type": name, "locked": False}})
+        EntityFactory(blueprint=blueprints["environment"], identifier=name, title=name.title(),
+                      properties={"type": name, "locked": False})
     return blueprints
 
 
@@ -24,15 +24,15 @@ def running_service(service, environment, *, version="1.0.0", team=None, **prope
     """The Component (if missing) and its running service `<service>-<environment>`."""
     blueprints = {b.identifier: b for b in Blueprint.objects.filter(identifier__in=["Component", "runningService"])}
     if team and not Team.objects.filter(name=team).exists():
-        team_create(actor=SYSTEM, data={"name": team})
+        TeamFactory(name=team)
     if not Entity.objects.filter(blueprint=blueprints["Component"], identifier=service).exists():
-        entity_write_one(actor=SYSTEM, blueprint=blueprints["Component"],
-                         data={"identifier": service, "title": service, **({"team": [team]} if team else {})})
-    return entity_write_one(actor=SYSTEM, blueprint=blueprints["runningService"], mode=UPSERT_MERGE, data={
-        "identifier": f"{service}-{environment}", **({"team": [team]} if team else {}),
-        "relations": {"service": service, "environment": environment},
-        "properties": {"version": version, "commitSha": "abc1234def", "jobUrl": "https://ci.example.com/jobs/1",
-                       "deployedBy": "ci@example.com", "deployedAt": "2025-01-01T10:00:00.000Z", **properties}}).entity
+        EntityFactory(blueprint=blueprints["Component"], identifier=service, title=service,
+                      **({"team": [team]} if team else {}))
+    return RunningServiceFactory(
+        blueprint=blueprints["runningService"], mode=UPSERT_MERGE, service=service, environment=environment,
+        **({"team": [team]} if team else {}),
+        properties={"version": version, "commitSha": "abc1234def", "jobUrl": "https://ci.example.com/jobs/1",
+                    "deployedBy": "ci@example.com", "deployedAt": "2025-01-01T10:00:00.000Z", **properties})
 
 
 def lock_action(identifier, blueprint, *, lock):
@@ -59,8 +59,4 @@ def lock_actions_install():
 
 
 def lock(blueprint, identifier, reason="release freeze", by="sre@example.com", until=None):
-    properties = {"locked": True, "lockReason": reason, "lockedBy": by, "lockedAt": "2025-01-01T00:00:00.000Z"}
-    if until:
-        properties["lockedUntil"] = until
-    entity_write_one(actor=SYSTEM, blueprint=Blueprint.objects.get(identifier=blueprint), mode=UPSERT_MERGE,
-                     data={"identifier": identifier, "properties": properties})
+    LockFactory(blueprint=blueprint, identifier=identifier, reason=reason, by=by, until=until)

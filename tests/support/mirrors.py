@@ -6,11 +6,9 @@
 - `credentialTeam`, the `$team` of the Credential.
 """
 from catalog.models import Blueprint
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import entity_write_one
 from catalog.services.permissions import blueprint_permissions_update
 from portal.actor import Actor
-from tests.factories import UserFactory
+from tests.factories import BlueprintFactory, EntityFactory, UserFactory
 
 SYSTEM = Actor.system()
 
@@ -41,8 +39,7 @@ def blueprint(identifier):
 
 
 def write(blueprint_identifier, identifier, **data):
-    return entity_write_one(actor=SYSTEM, blueprint=blueprint(blueprint_identifier),
-                            data={"identifier": identifier, **data}).entity
+    return EntityFactory(blueprint=blueprint_identifier, identifier=identifier, **data)
 
 
 def mirror_catalog():
@@ -53,13 +50,11 @@ def mirror_catalog():
     UserFactory(email="sec@example.com", teams=["security"])
     UserFactory(email="pay@example.com", teams=["payments"])
     for identifier, properties in (("Credential", {"apiKey": {"type": "string"}}), ("Region", {"name": {"type": "string"}})):
-        blueprint_create(actor=SYSTEM, data={"identifier": identifier, "title": identifier,
-                                             "schema": {"properties": properties}})
+        BlueprintFactory(identifier=identifier, title=identifier, schema={"properties": properties})
     for identifier, properties in (("Cluster", {}), ("TeamKey", {"value": {"type": "string"}})):
-        blueprint_create(actor=SYSTEM, data={"identifier": identifier, "title": identifier,
-                                             "schema": {"properties": properties},
-                                             "relations": {"region": {"target": "Region", "many": False}}})
-    blueprint_create(actor=SYSTEM, data=SERVICE)
+        BlueprintFactory(identifier=identifier, title=identifier, schema={"properties": properties},
+                         relations={"region": {"target": "Region", "many": False}})
+    BlueprintFactory(**SERVICE)
     for hidden in ("Credential", "Cluster"):
         blueprint_permissions_update(actor=SYSTEM, blueprint=blueprint(hidden),
                                      data={"entities": {"read": {"roles": [], "teams": ["security"]}}})

@@ -1,11 +1,9 @@
 """The small catalog the run tests share (blueprints Service and Env, users of four teams), and who may run what."""
 from guardian.shortcuts import assign_perm
 
-from catalog.models import Blueprint, Team
-from catalog.services.blueprints import blueprint_create
-from catalog.services.entities import entity_write_one
+from catalog.models import Team
 from portal.actor import Actor
-from tests.factories import UserFactory
+from tests.factories import BlueprintFactory, EntityFactory, UserFactory
 
 
 SERVICE = {
@@ -19,9 +17,8 @@ ENV = {"identifier": "Env", "title": "Environment", "schema": {"properties": {"b
 
 def catalog_setup():
     """Blueprints Service and Env; teams platform (dev@) and payments (pay@); services owned by each."""
-    system = Actor.system()
-    blueprint_create(actor=system, data=SERVICE)
-    blueprint_create(actor=system, data=ENV)
+    BlueprintFactory(**SERVICE)
+    BlueprintFactory(**ENV)
     users = {
         "admin": UserFactory(email="admin@example.com", admin=True),
         "dev": UserFactory(email="dev@example.com", teams=["platform"]),
@@ -30,10 +27,8 @@ def catalog_setup():
         "manager": UserFactory(email="manager@example.com", teams=["managers"]),
         "manager2": UserFactory(email="manager2@example.com", teams=["managers"]),
     }
-    service = Blueprint.objects.get(identifier="Service")
     for identifier, teams, tier in (("portal", ["platform"], "1"), ("checkout", ["payments"], "2")):
-        entity_write_one(actor=system, blueprint=service,
-                         data={"identifier": identifier, "team": teams, "properties": {"tier": tier}})
+        EntityFactory(blueprint="Service", identifier=identifier, team=teams, properties={"tier": tier})
     return users
 
 

@@ -1,7 +1,7 @@
 """The starter deployment blueprints' contract as the deployment tests use it (catalog/fixtures/starter-catalog.json
 holds the full ones): Component, environment, runningService and deployment, with no entities."""
 from catalog.models import Blueprint
-from catalog.services.blueprints import blueprint_create
+from tests.factories import BlueprintFactory
 
 LOCK_PROPERTIES = {
     "locked": {"type": "boolean", "default": False},
@@ -17,10 +17,10 @@ MIRRORS = {"environmentType": {"path": "environment.type"}, "environmentLocked":
 def deployment_blueprints_install(actor, *, mirrors=False):
     """{identifier: Blueprint} of every blueprint once the four are created; `mirrors` adds the running service's
     mirror properties."""
-    blueprint_create(actor=actor, data={"identifier": "Component", "title": "Component", "schema": {"properties": {}}})
-    blueprint_create(actor=actor, data={"identifier": "environment", "title": "Environment", "schema": {"properties": {
-        "type": {"type": "string", "enum": ["production", "staging", "development"]}, **LOCK_PROPERTIES}}})
-    blueprint_create(actor=actor, data={
+    BlueprintFactory(actor=actor, identifier="Component", title="Component", schema={"properties": {}})
+    BlueprintFactory(actor=actor, identifier="environment", title="Environment", schema={"properties": {
+        "type": {"type": "string", "enum": ["production", "staging", "development"]}, **LOCK_PROPERTIES}})
+    BlueprintFactory(actor=actor, **{
         "identifier": "runningService", "title": "Running service",
         "schema": {"properties": {
             "version": {"type": "string"}, "commitSha": {"type": "string"}, "jobUrl": {"type": "string", "format": "url"},
@@ -30,7 +30,7 @@ def deployment_blueprints_install(actor, *, mirrors=False):
                       "environment": {"target": "environment", "required": True, "many": False}},
         **({"mirrorProperties": MIRRORS} if mirrors else {}),
     })
-    blueprint_create(actor=actor, data={
+    BlueprintFactory(actor=actor, **{
         "identifier": "deployment", "title": "Deployment",
         "schema": {"properties": {
             "version": {"type": "string"}, "commitSha": {"type": "string"}, "commitTime": {"type": "string", "format": "date-time"},
