@@ -5,8 +5,9 @@ actions/schemas/), their errors as the API names them: `FieldError("schema.prope
 A schema may word its own messages with the annotation keyword `x-message`, on the subschema holding the
 failing keyword: a text for any failure there, or texts by keyword (`{"type": "...", "required": "..."}`),
 `required` also by the key missing (`{"required": {"target": "..."}}`).
-A text may name `{value}` (the value at fault, `{value!r}` quoted), `{type}` (its JSON type), `{python_type}`
-and `{expected}` (the keyword's value in the schema). Without one, the keyword's message below is used.
+A text may name `{value}` (the value at fault, `{value!r}` quoted), `{type}` (its type: JSON's name, or Python's
+where the root schema says `"x-type-names": "python"`) and `{expected}` (the keyword's value in the schema).
+Without one, the keyword's message below is used.
 
 Of several errors the first in the document is reported (an object's own errors before its members'; a
 missing key after the keys present); at one place, the first the schema lists. Before any of that, a value
@@ -64,6 +65,10 @@ def json_type_name(value):
     return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
 
 
+def python_type_name(value):
+    return type(value).__name__
+
+
 def path_text(steps, root=""):
     """`schema.properties.x.enum[2]`: keys joined by dots, list indexes in brackets."""
     text = root
@@ -85,7 +90,8 @@ def shape_check(document, validator, *, root="body"):
     errors = list(validator.iter_errors(document))
     if errors:
         first = min(enumerate(errors), key=lambda numbered: (_position(document, numbered[1]), numbered[0]))[1]
-        raise ValidationFailed(errors=[_field_error(first, root)])
+        type_name = python_type_name if validator.schema.get("x-type-names") == "python" else json_type_name
+        raise ValidationFailed(errors=[_field_error(first, root, type_name)])
 
 
 def _position(document, error):
@@ -109,7 +115,7 @@ def _under_property_names(error):
     return "propertyNames" in error.relative_schema_path
 
 
-def _field_error(error, root):
+def _field_error(error, root, type_name):
     steps = list(error.absolute_path)
     if error.validator == "required":
         missing = next(key for key in error.validator_value if key not in error.instance)
@@ -121,10 +127,10 @@ def _field_error(error, root):
     else:
         value = error.instance
     path = path_text(steps)
-    return FieldError(path or root, _message(error, value, steps[-1] if steps else None))
+    return FieldError(path or root, _message(error, value, steps[-1] if steps else None, type_name))
 
 
-def _message(error, value, key):
+def _message(error, value, key, type_name):
     custom = error.schema.get("x-message") if isinstance(error.schema, dict) else None
     if isinstance(custom, dict):
         custom = custom.get(error.validator)
@@ -141,5 +147,5 @@ def _message(error, value, key):
         custom = KEYWORD_MESSAGES.get(error.validator)
     if custom is None:
         return error.message
-    return custom.format(value=value, type=json_type_name(value), python_type=type(value).__name__,
-                         expected=error.validator_value, expected_json=json.dumps(error.validator_value))
+    return custom.format(value=value, type=type_name(value), expected=error.validator_value,
+                         expected_json=json.dumps(error.validator_value))

@@ -115,5 +115,5 @@ def test_odd_bodies_through_the_api_get_a_422_naming_the_path(admin_api, bluepri
     bad["trigger"]["userInputs"]["properties"]["branch"]["pattern"] = 5
     response = admin_api.post("/v1/actions", bad, format="json")
     assert response.status_code == 422
-    assert response.json()["message"] == "trigger.userInputs.properties.branch.pattern: must be a string, got number"
+    assert response.json()["message"] == "trigger.userInputs.properties.branch.pattern: must be a string, got int"
     assert not Action.objects.exists()

@@ -65,7 +65,7 @@ def test_a_shape_error_is_data_with_the_path_outside_the_message():
     ({"schema": {"properties": {"x": {"type": "number", "enum": [1, "two"]}}}},
      FieldError("schema.properties.x.enum[1]", "'two' is not of type number")),
     ({"schema": {"properties": {"x": {"type": "array", "items": [{"type": "string"}]}}}},
-     FieldError("schema.properties.x.items", "must be one property definition (an object), got array")),
+     FieldError("schema.properties.x.items", "must be a property definition (an object), got array")),
     ({"schema": {"properties": {"bad key": {"type": "string"}}}},
      FieldError("schema.properties.bad key", "'bad key' is not a valid key (A-Z a-z 0-9 @ _ = - only, at most 100).")),
     ({"relations": {"service": {"title": "Service"}}},
