@@ -32,22 +32,42 @@ def problem(value, path="", *, max_depth=None):
     validation errors' (`properties.tags[1]`; `path` is the value's own, `body` when empty), or None: a string
     or key holding a NUL, a number that overflowed to infinity, nesting deeper than `max_depth` levels.
     One iterative pass, so a hostile document cannot exhaust the stack; paths are built only for a problem."""
+    found = _first_problem(value, max_depth)
+    if found is None:
+        return None
+    entry, message = found
+    if message is None:
+        return FieldError("", f"JSON body is nested deeper than {max_depth} levels.")
+    return FieldError(_path(entry, path), message)
+
+
+def problem_at(value, path="", *, max_depth=None):
+    """`problem` with a value nested too deep named by its own path (a definition's, not a request body's)."""
+    found = _first_problem(value, max_depth)
+    if found is None:
+        return None
+    entry, message = found
+    return FieldError(_path(entry, path), message or f"is nested deeper than {max_depth} levels")
+
+
+def _first_problem(value, max_depth):
+    """(entry, message) of the first unstorable value, message None for nesting deeper than `max_depth`."""
     stack = [(value, 1, None, None)]  # (node, depth, parent entry, key or index in the parent)
     while stack:
         entry = stack.pop()
         node, depth, _parent, _step = entry
         if max_depth is not None and depth > max_depth:
-            return FieldError("", f"JSON body is nested deeper than {max_depth} levels.")
+            return entry, None
         if isinstance(node, str):
             if _UNSTORABLE_RE.search(node):
-                return FieldError(_path(entry, path), _unstorable(node))
+                return entry, _unstorable(node)
         elif isinstance(node, float):
             if not math.isfinite(node):
-                return FieldError(_path(entry, path), "is too large for a number")
+                return entry, "is too large for a number"
         elif isinstance(node, dict):
             for key in node:
                 if _UNSTORABLE_RE.search(key):
-                    return FieldError(_path(entry, path), f"the key {key!r} {_unstorable(key)}")
+                    return entry, f"the key {key!r} {_unstorable(key)}"
             stack.extend((child, depth + 1, entry, key) for key, child in reversed(node.items()))
         elif isinstance(node, list):
             stack.extend((node[index], depth + 1, entry, index) for index in reversed(range(len(node))))

@@ -1,9 +1,6 @@
 """Guard: an error names the place at fault as data (`ValidationFailed("is required", path="properties.x")`), never
 as a prefix of its message text (`ValidationFailed(f"properties.{key}: is required")`), so a form can put it on its
-field without parsing text. The scan reads every module of the apps for errors built with such a message.
-
-NOT_YET_CONVERTED lists the modules still to be converted (by the helpers who own them); once a module has
-none left it must leave the list, so the list only shrinks."""
+field without parsing text. The scan reads every module of the apps for errors built with such a message."""
 import ast
 import re
 from pathlib import Path
@@ -12,10 +9,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ("catalog", "actions", "audit", "portal", "web")
-NOT_YET_CONVERTED = (
-    "actions/definitions.py",
-    "catalog/definitions.py",
-)
 # The errors our code raises (and the classes derived from them, found in the source below), plus the
 # run form's own "this text is not a number" error.
 ERROR_BASES = {"PortalError", "ValidationFailed", "NotFound", "Conflict", "Forbidden", "Busy", "_Invalid"}
@@ -107,11 +100,5 @@ def test_the_scan_finds_a_path_written_into_a_message():
 
 
 def test_no_error_writes_its_path_into_its_message(scan):
-    found = {name: lines for name, lines in scan.items() if lines and name not in NOT_YET_CONVERTED}
+    found = {name: lines for name, lines in scan.items() if lines}
     assert found == {}, "pass the path as data: ValidationFailed(message, path=...)"
-
-
-@pytest.mark.parametrize("name", NOT_YET_CONVERTED)
-def test_a_module_left_to_convert_still_has_such_an_error(scan, name):
-    assert name in scan, f"{name} does not exist: remove it from NOT_YET_CONVERTED"
-    assert scan[name], f"{name} names its paths as data now: remove it from NOT_YET_CONVERTED"
