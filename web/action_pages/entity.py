@@ -3,9 +3,9 @@ entity, so it lives with the actions pages (actions may import catalog; catalog 
 
 Sections: properties (mirror and calculation values marked), relations both ways, a small relation graph,
 lock state and deployments for running services, runs, the audit trail, and the DAY-2/DELETE actions the
-user may run on it. Everything is read through the permission-filtered selectors, in a number of queries
-that does not grow with the relations, runs, deployments or audit events shown. (The codebase has no
-scorecards yet, so there is no scorecard section.)
+user may run on it, and its scorecards (each rule passed or failed, what to fix for the next level). Everything
+is read through the permission-filtered selectors, in a number of queries that does not grow with the
+relations, runs, deployments or audit events shown.
 """
 from urllib.parse import quote, urlencode
 
@@ -22,8 +22,8 @@ from catalog.selectors.entities import entities_json, entity_get_by_identifiers,
 from catalog.selectors.relations import relations_from_visible_to, relations_to_visible_to
 from portal.datetimes import instant_of
 from portal.errors import NotFound
-from web.catalog_pages.columns import (CALCULATION, MIRROR, SCHEMA, blueprint_columns, blueprint_url, entity_url,
-                                       needs_blueprint_definitions)
+from web.catalog_pages.columns import (AGGREGATION, CALCULATION, MIRROR, SCHEMA, blueprint_columns, blueprint_url,
+                                       entity_url, needs_blueprint_definitions)
 from web.catalog_pages.filters import PREFIX as FILTER_PREFIX
 from web.catalog_pages.graph import GraphNode, relation_graph
 
@@ -38,11 +38,44 @@ def _properties(columns, document):
     rows = []
     errors = document.get("calculationErrors", {})
     for column in columns:
-        if column.kind not in (SCHEMA, MIRROR, CALCULATION):
+        if column.kind not in (SCHEMA, MIRROR, CALCULATION, AGGREGATION):
             continue
         rows.append({"title": column.title, "key": column.key, "kind": column.kind if column.computed else "",
                      "note": column.note, "html": column.cell(document, full=True), "error": errors.get(column.key, "")})
     return rows
+
+
+def _condition_text(condition):
+    if "combinator" in condition:
+        inner = f" {condition['combinator']} ".join(_condition_text(c) for c in condition.get("rules", []))
+        return f"({inner})"
+    value = condition.get("value")
+    return " ".join(str(part) for part in (condition.get("property", ""), condition.get("operator", ""),
+                                           "" if value is None else value) if part != "")
+
+
+def _scorecards(blueprint, document):
+    """Each scorecard the entity stands on: its level and colour, each rule passed or failed with the level it
+    belongs to, and the failing rules of the next level up (what to fix to reach it)."""
+    standings = document.get("scorecards") or {}
+    cards = []
+    for scorecard in blueprint.scorecards:
+        standing = standings.get(scorecard["identifier"])
+        if standing is None:  # its filter leaves this entity out
+            continue
+        titles = [level["title"] for level in scorecard["levels"]]
+        passed = {rule["identifier"] for rule in standing["rules"] if rule["status"] == "SUCCESS"}
+        rules = [{"title": rule["title"], "level": rule["level"], "passed": rule["identifier"] in passed,
+                  "description": rule["description"],
+                  "conditions": f" {rule['query']['combinator']} ".join(map(_condition_text, rule["query"]["conditions"]))}
+                 for rule in scorecard["rules"]]
+        reached = titles.index(standing["level"]) if standing["level"] in titles else 0
+        next_level = titles[reached + 1] if reached + 1 < len(titles) else None
+        cards.append({"title": scorecard["title"], "level": standing["level"],
+                      "color": scorecard["levels"][reached]["color"], "next_level": next_level,
+                      "to_fix": [r for r in rules if not r["passed"] and r["level"] == next_level],
+                      "rules": rules, "passed": len(passed), "total": len(rules)})
+    return cards
 
 
 def _upstream(user, entity, document):
@@ -178,6 +211,7 @@ def entity_detail(request, blueprint, identifier):
         "created": instant_of(document["createdAt"]),
         "updated": instant_of(document["updatedAt"]),
         "properties": _properties(columns, document),
+        "scorecards": _scorecards(bp, document),
         "upstream": upstream,
         "downstream": downstream,
         "graph": _graph(entity, upstream, downstream),

@@ -1,5 +1,5 @@
 """What a blueprint's entities show on the pages: the columns a table can have (schema properties,
-relations, mirror and calculation properties, meta-properties), which are shown by default, which sort,
+relations, mirror, calculation and aggregation properties, meta-properties), which are shown by default, which sort,
 and how a cell of an entity's JSON (`catalog.selectors.entities.entities_json`) is rendered."""
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -10,7 +10,8 @@ from catalog.selectors.sorted_pages import SORTABLE_META
 from portal.datetimes import instant_of
 from web.catalog_pages.values import EMPTY, datetime_html, value_html
 
-SCHEMA, RELATION, MIRROR, CALCULATION, META = "property", "relation", "mirror", "calculation", "meta"
+SCHEMA, RELATION, MIRROR, CALCULATION, AGGREGATION, META = ("property", "relation", "mirror", "calculation", "aggregation",
+                                                            "meta")
 DEFAULT_COLUMNS = 6  # besides the title/identifier column, which is always shown
 DEFAULT_COMPUTED = 2  # of those, at most this many mirror/calculation columns
 META_COLUMNS = (
@@ -27,10 +28,10 @@ SORTABLE_TYPES = {"string", "number", "boolean"}
 class Column:
     key: str
     title: str
-    kind: str  # SCHEMA, RELATION, MIRROR, CALCULATION or META
+    kind: str  # SCHEMA, RELATION, MIRROR, CALCULATION, AGGREGATION or META
     definition: dict = field(default_factory=dict)  # the property schema (for a mirror: its target property)
     target: str = ""  # relations: the target blueprint identifier
-    note: str = ""  # mirrors: the path; calculations: the jq expression
+    note: str = ""  # mirrors: the path; calculations: the jq expression; aggregations: what they count
 
     @property
     def sortable(self):
@@ -40,7 +41,7 @@ class Column:
 
     @property
     def computed(self):
-        return self.kind in (MIRROR, CALCULATION)
+        return self.kind in (MIRROR, CALCULATION, AGGREGATION)
 
     def cell(self, document, *, full=False):
         """HTML of this column's value in one entity's JSON."""
@@ -102,9 +103,17 @@ def blueprint_columns(blueprint, blueprints=None):
                 for key, mirror in (blueprint.mirror_properties or {}).items()]
     columns += [Column(key, calc.get("title") or key, CALCULATION, calc, note=str(calc.get("calculation", "")))
                 for key, calc in (blueprint.calculation_properties or {}).items()]
+    columns += [Column(key, agg.get("title") or key, AGGREGATION, {"type": "number"}, note=_aggregation_note(agg))
+                for key, agg in (blueprint.aggregation_properties or {}).items()]
     columns += [Column(key, title, META, {"format": "date-time"} if key.endswith("At") else {})
                 for key, title in META_COLUMNS]
     return columns
+
+
+def _aggregation_note(aggregation):
+    spec = aggregation.get("calculationSpec") or {}
+    what = "count" if spec.get("func") == "count" else f"{spec.get('func')} of {spec.get('property') or 'entities'}"
+    return f"{what} over related {aggregation.get('target')}" + (" matching a query" if aggregation.get("query") else "")
 
 
 def default_column_keys(columns):
