@@ -5,6 +5,7 @@ from django.core.exceptions import BadRequest
 NAVIGATION = (
     ("home", "Home", "/"),
     ("catalog", "Catalog", "/catalog/"),
+    ("scorecards", "Scorecards", "/scorecards/"),
     ("actions", "Actions", "/actions/"),
     ("runs", "My runs", "/runs/"),
     ("environments", "My environments", "/environments/"),

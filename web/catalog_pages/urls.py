@@ -3,10 +3,12 @@
 (web/action_pages/entity_urls.py)."""
 from django.urls import path
 
-from web.catalog_pages import blueprints, integrations, table
+from web.catalog_pages import blueprints, integrations, scorecards, table
 
 urlpatterns: list = [
     path("catalog/", blueprints.blueprint_list, name="catalog"),
     path("catalog/<str:blueprint>/", table.entity_table, name="catalog-table"),
     path("integrations/", integrations.integration_list, name="integrations"),
+    path("scorecards/", scorecards.scorecard_list, name="scorecards"),
+    path("scorecards/<str:blueprint>/<str:scorecard>/", scorecards.scorecard_dashboard, name="scorecard-dashboard"),
 ]
