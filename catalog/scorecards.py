@@ -64,6 +64,19 @@ def _conditions_path(text):
     return text.replace(".conditions.rules[", ".conditions[")
 
 
+def _no_levels_read(conditions, path):
+    """A scorecard's rules and filter may not read scorecard levels (`$scorecard.<id>`): levels are computed from
+    them, all at once."""
+    stack = [(conditions, path)]
+    while stack:
+        rules, at = stack.pop()
+        for i, rule in enumerate(rules if isinstance(rules, list) else ()):
+            if isinstance(rule, dict) and isinstance(rule.get("rules"), list):
+                stack.append((rule["rules"], f"{at}[{i}].rules"))
+            elif isinstance(rule, dict) and str(rule.get("property", "")).startswith("$scorecard."):
+                _fail(f"{at}[{i}].property", "a scorecard's rules cannot read scorecard levels")
+
+
 def _query(value, path, blueprint):
     query = _dict(value, path)
     _known(query, QUERY_KEYS, path, "a query")
@@ -71,6 +84,7 @@ def _query(value, path, blueprint):
         _fail(f"{path}.combinator", f'must be "and" or "or", got {query.get("combinator")!r}')
     if not isinstance(query.get("conditions"), list):
         _fail(f"{path}.conditions", "must be a list of rules")
+    _no_levels_read(query["conditions"], f"{path}.conditions")
     try:
         rules_validate(scorecard_rule_set(query), blueprints=[blueprint], path=f"{path}.conditions")
     except ValidationFailed as exc:

@@ -95,6 +95,10 @@ Semantics (decided here; tests in tests/catalog/test_search_rules.py pin them)
       from a source, e.g. through a cycle). `required: true` walks only relations defined
       `required`, `false` only optional ones, absent: all. Unknown source identifiers match
       nothing; an unknown blueprint is a 422.
+    - `$scorecard.<id>` (ours; Port's public docs name no search rule for it): an entity's level on that
+      scorecard of its blueprint. `=`/`in` a level, `>`, `>=`, `<`, `<=` in the scorecard's order of levels
+      (`>= Silver`: Silver or above), `isNotEmpty` (rated at all); negations are the complement, so an entity
+      the scorecard's filter leaves out matches `!=` and `isEmpty`. A level the scorecard lacks is a 422.
     - Context values `{"context": "user", "property": "$identifier"}` → the caller's email
       (`$team` → the caller's team names); `{"context": "userTeams"}` → the caller's team names.
       A list from a context turns `=`/`!=` into `in`/`notIn`. With no caller (system use) the
@@ -116,7 +120,7 @@ from django.db.models import BooleanField, Expression, F
 from django.utils import timezone
 
 from catalog.access import EVERY_ENTITY, entity_read_rule
-from catalog.models import Blueprint, Entity, Relation, Team
+from catalog.models import Blueprint, Entity, Relation, ScorecardResult, Team
 from catalog.selectors.entities import entities_visible_to
 from portal.datetimes import NotAnInstant, instant_canonical, instant_field
 from portal.errors import ValidationFailed
@@ -129,6 +133,7 @@ ENTITY_TABLE = Entity._meta.db_table
 RELATION_TABLE = Relation._meta.db_table
 ENTITY_TEAMS_TABLE = Entity.teams.through._meta.db_table
 TEAM_TABLE = Team._meta.db_table
+SCORECARD_RESULT_TABLE = ScorecardResult._meta.db_table
 
 # negated operator -> the positive operator it is the complement of
 NEGATIONS = {
@@ -165,6 +170,8 @@ TEXT_META = {"$identifier": "identifier", "$title": "title", "$icon": "icon", "$
              "$updatedBy": "updated_by", "$datasource": "datasource"}
 DATE_META = {"$createdAt": "created_at", "$updatedAt": "updated_at"}
 META_PROPERTIES = (*TEXT_META, *DATE_META, "$team", "$blueprint")
+SCORECARD_PREFIX = "$scorecard."  # `$scorecard.<identifier>`: an entity's level on that scorecard
+SCORECARD_OPERATORS = {"=", "in", ">", ">=", "<", "<=", "isNotEmpty"}
 TEXT_META_OPERATORS = {"=", "in", "contains", "beginsWith", "endsWith", "isNotEmpty"}
 DATE_META_OPERATORS = {"=", "in", ">", ">=", "<", "<=", "between", "isNotEmpty"}
 TEAM_OPERATORS = {"=", "in", "containsAny", "isNotEmpty"}
@@ -398,7 +405,7 @@ class _Catalog:
     unsaved definitions being validated); the rest are read with one query, only when needed."""
 
     FIELDS = ("id", "identifier", "schema", "relations", "mirror_properties", "calculation_properties",
-              "aggregation_properties")
+              "aggregation_properties", "scorecards")
 
     def __init__(self, given=()):
         self.given = {bp.identifier: bp for bp in given}
@@ -543,6 +550,8 @@ class _Compiler:
 
     def property_rule(self, prop, positive, negated, value, operator, path, scope):
         ref = _Ref()
+        if prop.startswith(SCORECARD_PREFIX):
+            return self.scorecard_rule(prop[len(SCORECARD_PREFIX):], positive, negated, value, operator, path, scope, ref)
         if prop.startswith("$"):
             result = self.meta(prop, positive, value, operator, path, ref)
             return _not(result) if negated else result
@@ -718,6 +727,39 @@ class _Compiler:
         if start is not None and end is not None and start > end:
             _fail(_at(path, "from"), "is after to")
         return start, end, bounds
+
+    def scorecard_rule(self, identifier, positive, negated, value, operator, path, scope, ref):
+        """Entities by their level on scorecard `identifier`, in each blueprint in scope that has it; levels compare
+        in the scorecard's order (`>= Silver`: Silver or above). An entity the scorecard's filter leaves out has no
+        level: positive operators are false for it, their negations true."""
+        self.allow(positive, SCORECARD_OPERATORS, operator, f"scorecard {identifier!r}", path)
+        value_path, parts = _at(path, "value"), []
+        for blueprint_identifier in sorted(scope):
+            blueprint = self.catalog.get(blueprint_identifier)
+            scorecard = next((s for s in blueprint.scorecards or () if s["identifier"] == identifier), None)
+            if scorecard is None:
+                continue
+            titles = [level["title"] for level in scorecard["levels"]]
+            if positive == "isNotEmpty":
+                levels = titles
+            else:
+                wanted = _strings(value, value_path) if positive == "in" else [_string(value, value_path)]
+                unknown = [w for w in wanted if w not in titles]
+                if unknown:
+                    _fail(value_path, f"{unknown[0]!r} is not a level of scorecard {identifier!r} "
+                                      f"({', '.join(titles)})")
+                at = titles.index(wanted[0])
+                levels = {"=": wanted, "in": wanted, ">": titles[at + 1:], ">=": titles[at:], "<": titles[:at],
+                          "<=": titles[:at + 1]}[positive]
+            result = self.alias("sr")
+            predicate = _sql(f"EXISTS (SELECT 1 FROM {SCORECARD_RESULT_TABLE} {result} WHERE {result}.entity_id = "
+                             f"{ref('id')} AND {result}.scorecard = %s AND {result}.level = ANY(%s::text[]))",
+                             identifier, levels)
+            parts.append(_and([_sql(f"{ref('blueprint_id')} = ANY(%s::bigint[])", [blueprint.pk]),
+                               _not(predicate) if negated else predicate]))
+        if not parts:
+            _fail(_at(path, "property"), f"no blueprint in scope has a scorecard {identifier!r}")
+        return _or(parts)
 
     def team_leaf(self, positive, value, path, ref):
         memberships = self.alias("et")
