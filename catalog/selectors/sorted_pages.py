@@ -35,13 +35,16 @@ class EntityValue(EntityCondition):
 
 @dataclass(frozen=True)
 class Sort:
-    key: str  # "$identifier", "$title", "$createdAt", "$updatedAt" or a schema property
+    key: str  # "$identifier", "$title", "$createdAt", "$updatedAt", a schema or an aggregation property
     descending: bool = False
+    column: str = "properties"  # where a property's value is: "aggregates" for an aggregation property
 
     @classmethod
-    def parse(cls, raw):
+    def parse(cls, raw, *, aggregated=()):
+        """`key` or `-key`; a key among `aggregated` (the blueprint's aggregation properties) sorts by its value."""
         raw = (raw or "").strip()
-        return cls(raw[1:], True) if raw.startswith("-") else cls(raw, False)
+        key, descending = (raw[1:], True) if raw.startswith("-") else (raw, False)
+        return cls(key, descending, "aggregates" if key in aggregated else "properties")
 
     def __str__(self):
         return f"-{self.key}" if self.descending else self.key
@@ -57,7 +60,7 @@ class Sort:
         if self.key in SORTABLE_META:
             return f"⟨{SORTABLE_META[self.key]}⟩", (), TextField(), "%s"
         # JSON null and a missing key are both "no value" (SQL NULL), so they sort together, last.
-        return "NULLIF(⟨properties⟩ -> %s, 'null'::jsonb)", (self.key,), JSONField(), "%s::jsonb"
+        return f"NULLIF(⟨{self.column}⟩ -> %s, 'null'::jsonb)", (self.key,), JSONField(), "%s::jsonb"
 
 
 @dataclass

@@ -37,7 +37,7 @@ class Column:
     def sortable(self):
         if self.kind == META:
             return self.key in SORTABLE_META
-        return self.kind == SCHEMA and self.definition.get("type") in SORTABLE_TYPES
+        return self.kind == AGGREGATION or (self.kind == SCHEMA and self.definition.get("type") in SORTABLE_TYPES)
 
     @property
     def computed(self):

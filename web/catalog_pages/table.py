@@ -91,7 +91,7 @@ def entity_table(request, blueprint):
             return done
     controls = filter_controls(columns, request.GET)
     rule_set, owners = filter_rule_set(controls)
-    sort = Sort.parse(request.GET.get("sort") or DEFAULT_SORT)
+    sort = Sort.parse(request.GET.get("sort") or DEFAULT_SORT, aggregated=bp.aggregation_properties or {})
     sortable = {k for k, _ in _sort_options(columns)}
     page, error, status = Page([], None, None), "", 200
     try:
