@@ -13,7 +13,7 @@ from catalog.forms import (BlueprintAdminForm, BlueprintGroupPermissionsForm, Bl
 import catalog.api_client_admin  # noqa: F401 — the API credential admin (next to its services) registers itself
 from catalog.integration_admin import IntegrationAdminPanels
 from catalog.models import Blueprint, Entity, Integration, SavedView, Team
-from catalog.services.blueprints import blueprint_create, blueprint_delete, blueprint_update
+from catalog.services.blueprints import blueprint_delete
 from catalog.services.entities import entities_delete, entity_write_one
 from catalog.services.integrations import integration_resync_request, integration_update
 from catalog.services.saved_views import saved_view_delete
@@ -88,6 +88,7 @@ class BlueprintAdmin(ServiceAdmin, GuardedModelAdmin):
         ("Relations and derived properties", {"fields": ("relations", "mirror_properties", "calculation_properties",
                                                          "aggregation_properties", "formula_properties")}),
         ("Ownership", {"fields": ("ownership", "changelog_destination")}),
+        ("Scorecards", {"fields": ("scorecards",)}),
         ("History", {"fields": readonly_fields, "classes": ("collapse",)}),
     )
 
@@ -95,11 +96,8 @@ class BlueprintAdmin(ServiceAdmin, GuardedModelAdmin):
         return self.readonly_fields + (("identifier",) if obj is not None else ())
 
     def save_model(self, request, obj, form, change):
-        if change:
-            saved = blueprint_update(actor=admin_actor(request), blueprint=obj, data=form.definition())
-        else:
-            saved = blueprint_create(actor=admin_actor(request), data=form.definition())
-        _copy_saved(saved, obj)
+        form.actor = admin_actor(request)
+        _copy_saved(form.save_through_services(), obj)
 
     def delete_model(self, request, obj):
         blueprint_delete(actor=admin_actor(request), blueprint=obj)

@@ -18,7 +18,7 @@ from guardian.forms import GroupObjectPermissionsForm, UserObjectPermissionsForm
 from catalog import choices
 from catalog.models import Blueprint, Entity, Relation, Team
 from catalog.selectors.blueprints import DEFINITION_FIELDS
-from portal.errors import Conflict, PortalError
+from portal.errors import Conflict, PortalError, ValidationFailed
 
 MONOSPACE = "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; width: 100%; max-width: 70em;"
 ENTITY_VERBS = {codename: verb for verb, codename in choices.ENTITY_PERMISSION_CODENAMES.items()}
@@ -91,13 +91,19 @@ class BlueprintAdminForm(ServiceForm, forms.ModelForm):
     formula_properties = PrettyJSONField(rows=4, label="Formula properties")
     ownership = PrettyJSONField(rows=4, help_text='{"type": "Direct"} or {"type": "Inherited", "path": "<relation>"}; empty for none.')
     changelog_destination = PrettyJSONField(rows=4, label="Changelog destination")
+    scorecards = PrettyJSONField(
+        rows=10, help_text='Port\'s scorecards: [{"identifier", "title", "filter", "levels": [{"title", "color"}], '
+                           '"rules": [{"identifier", "title", "level", "query": {"combinator", "conditions": [...]}}]}]; '
+                           'empty for none. Levels default to Basic, Bronze, Silver, Gold.')
 
-    field_by_key = {key: name for key, name in DEFINITION_FIELDS.items()} | {"identifier": "identifier"}
+    field_by_key = {key: name for key, name in DEFINITION_FIELDS.items()} | {"identifier": "identifier",
+                                                                           "scorecards": "scorecards"}
 
     class Meta:
         model = Blueprint
         fields = ["identifier", "title", "icon", "description", *[f for f in DEFINITION_FIELDS.values()
-                                                                   if f not in ("title", "icon", "description")]]
+                                                                   if f not in ("title", "icon", "description")],
+                  "scorecards"]
 
     def definition(self):
         """The Port blueprint JSON this form describes (what the services take)."""
@@ -112,14 +118,31 @@ class BlueprintAdminForm(ServiceForm, forms.ModelForm):
             definition[key] = value
         return definition
 
-    def clean(self):
-        cleaned = super().clean()
+    def scorecard_list(self):
+        """The scorecards field's list (empty for none)."""
+        return self.cleaned_data.get("scorecards") or []
+
+    def save_through_services(self):
+        """Write the blueprint, then its scorecards (checked against the blueprint as written), through the services;
+        a scorecard's error is reported at `scorecards...`."""
         from catalog.services.blueprints import blueprint_create, blueprint_update
+        from catalog.services.scorecards import scorecards_replace
 
         if self.instance.pk:
-            self._validate_with(lambda: blueprint_update(actor=self.actor, blueprint=self.instance, data=self.definition()))
+            saved = blueprint_update(actor=self.actor, blueprint=self.instance, data=self.definition())
         else:
-            self._validate_with(lambda: blueprint_create(actor=self.actor, data=self.definition()), conflict_field="identifier")
+            saved = blueprint_create(actor=self.actor, data=self.definition())
+        if self.scorecard_list() != saved.scorecards:
+            try:
+                scorecards_replace(actor=self.actor, blueprint=saved, data=self.scorecard_list())
+            except ValidationFailed as exc:
+                raise exc.within("scorecards") from None
+            saved.refresh_from_db()
+        return saved
+
+    def clean(self):
+        cleaned = super().clean()
+        self._validate_with(self.save_through_services, conflict_field=None if self.instance.pk else "identifier")
         return cleaned
 
 

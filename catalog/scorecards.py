@@ -22,7 +22,7 @@ DEFAULT_LEVELS = (
     {"title": "Silver", "color": "silver"},
     {"title": "Gold", "color": "gold"},
 )
-SCORECARD_KEYS = {"identifier", "title", "description", "filter", "levels", "rules"}
+SCORECARD_KEYS = {"identifier", "title", "description", "filter", "levels", "rules", "blueprint"}
 LEVEL_KEYS = {"title", "color"}
 RULE_KEYS = {"identifier", "title", "description", "level", "query"}
 QUERY_KEYS = {"combinator", "conditions"}
@@ -48,7 +48,7 @@ def _known(data, allowed, path, what):
 
 def _text(data, key, path, *, required):
     value = data.get(key)
-    if value is None and not required:
+    if value in (None, "") and not required:  # a scorecard as the API returns it has "" for no description
         return None
     if not isinstance(value, str) or not value.strip() or len(value) > 200 or "\x00" in value:
         _fail(f"{path}.{key}" if path else key, "must be a non-empty string of at most 200 characters without NUL")
@@ -118,6 +118,8 @@ def scorecard_definition_clean(data, *, blueprint):
     data = _dict(data, "body")
     _known(data, SCORECARD_KEYS, "", "a scorecard")
     check_key(data.get("identifier"), "identifier")
+    if data.get("blueprint", blueprint.identifier) != blueprint.identifier:  # as GET returns it: taken back as is
+        _fail("blueprint", f"must be {blueprint.identifier!r}, the blueprint in the path, or absent")
     title = _text(data, "title", "", required=False) or data["identifier"]
     description = _text(data, "description", "", required=False) or ""
     levels = _levels(data.get("levels"))

@@ -36,6 +36,7 @@ TEAM_FIELDS = {"name": {"type": "string", "minLength": 1}, "description": {"type
                "users": {"type": "array", "items": {"type": "string", "format": "email"}}}
 SCORECARD_FIELDS = {
     "identifier": {"type": "string", "minLength": 1, "maxLength": 100}, "title": STRING, "description": STRING,
+    "blueprint": {**STRING, "description": "The blueprint in the path (as GET returns it), or absent."},
     "filter": {**NULLABLE_OBJECT, "description": "{combinator, conditions}: which entities the scorecard applies to."},
     "levels": {"type": "array", "items": OBJECT, "description": "[{title, color}], lowest first."},
     "rules": {"type": "array", "items": OBJECT, "description": "[{identifier, title, level, query {combinator, conditions}}]"},

@@ -241,6 +241,19 @@ def test_only_admins_and_moderators_change_scorecards_everyone_reads_them(scored
     assert admin.get("/v1/blueprints/nothing/scorecards").status_code == 404
 
 
+def test_a_blueprint_change_keeping_what_scorecards_read_is_taken_and_a_scorecard_round_trips(scored_catalog):
+    api = api_for(UserFactory(admin=True))
+    api.post("/v1/blueprints/service/scorecards", READINESS, format="json")
+    properties = {**SERVICE["schema"]["properties"], "extra": {"type": "string"}}
+    response = api.patch("/v1/blueprints/service", {"schema": {"properties": properties}}, format="json")
+    assert response.status_code == 200, response.json()
+    returned = api.get("/v1/blueprints/service/scorecards/readiness").json()["scorecard"]
+    assert returned["description"] == ""
+    response = api.put("/v1/blueprints/service/scorecards/readiness", returned, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["scorecard"] == returned
+
+
 def test_a_blueprint_change_that_would_break_a_scorecard_is_refused(scored_catalog):
     api = api_for(UserFactory(admin=True))
     api.post("/v1/blueprints/service/scorecards", READINESS, format="json")
