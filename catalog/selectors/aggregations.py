@@ -72,19 +72,14 @@ class _BlueprintGraph:
     """Blueprint identifiers and ids, and which blueprints reach which through relations (forwards)."""
 
     def __init__(self, rows=None):
+        """`rows`: (id, identifier, relations, aggregation properties) of every blueprint; read when not given."""
         rows = rows if rows is not None else Blueprint.objects.values_list("id", "identifier", "relations",
                                                                           "aggregation_properties")
-        rows = [(*row, None)[:4] for row in rows]
         self.ids = {identifier: pk for pk, identifier, _, _ in rows}
         self.aggregations = {identifier: aggregations or {} for _, identifier, _, aggregations in rows}
         self.targets = {identifier: {r["target"] for r in (relations or {}).values() if isinstance(r, dict)}
                         for _, identifier, relations, _ in rows}
         self._reach = {}
-
-    @classmethod
-    def of(cls, rows):
-        """A graph of (id, identifier, relations) rows given, without a query."""
-        return cls(list(rows))
 
     def reachable(self, start):
         """Blueprints reached from `start` by one or more relation hops."""
@@ -173,13 +168,12 @@ def _periods(time, seconds):
 
 
 def _aggregate(own, aggregation, ids, graph):
-    target = Blueprint.objects.get(identifier=aggregation["target"])
     reach, reach_params = _reach_sql(own.identifier, aggregation, graph)
     reach_params = [ids if p == "sources" else p for p in reach_params]
     value, value_params = _value_sql(aggregation["calculationSpec"], timezone.now())
-    where, where_params = "t.blueprint_id = %s", [target.pk]
+    where, where_params = "t.blueprint_id = %s", [graph.ids[aggregation["target"]]]
     if aggregation.get("query"):
-        matching = search_queryset(aggregation["query"], user=None, blueprint=target).values("id")
+        matching = search_queryset(aggregation["query"], user=None, blueprint=aggregation["target"]).values("id")
         sub_sql, sub_params = matching.query.sql_with_params()
         where, where_params = f"{where} AND t.id IN ({sub_sql})", [*where_params, *sub_params]
     sql = (f"SELECT reach.source_id, {value} FROM (SELECT DISTINCT source_id, entity_id FROM ({reach}) pairs) reach "
@@ -204,7 +198,7 @@ def aggregation_dependencies(blueprints):
     """{blueprint identifier: [[blueprint, key], ...]}: for each blueprint, the aggregation properties whose values
     its entities can change — those targeting it, walking through it, or defined on it (its relations change).
     `blueprints`: (identifier, relations, aggregation properties) of every blueprint."""
-    graph = _BlueprintGraph.of([(i, i, relations) for i, relations, _ in blueprints])
+    graph = _BlueprintGraph([(i, i, relations, aggregations) for i, relations, aggregations in blueprints])
     dependencies = {identifier: [] for identifier, _, _ in blueprints}
     for own, _, aggregations in blueprints:
         for key, aggregation in sorted((aggregations or {}).items()):
