@@ -11,10 +11,12 @@ from guardian.admin import GuardedModelAdmin
 from catalog.forms import (BlueprintAdminForm, BlueprintGroupPermissionsForm, BlueprintUserPermissionsForm, EntityAdminForm,
                            IntegrationAdminForm, TeamAdminForm)
 import catalog.api_client_admin  # noqa: F401 — the API credential admin (next to its services) registers itself
+from catalog.initiative_forms import InitiativeAdminForm
 from catalog.integration_admin import IntegrationAdminPanels
-from catalog.models import Blueprint, Entity, Integration, SavedView, Team
+from catalog.models import Blueprint, Entity, Initiative, Integration, SavedView, Team
 from catalog.services.blueprints import blueprint_delete
 from catalog.services.entities import entities_delete, entity_write_one
+from catalog.services.initiatives import initiative_delete
 from catalog.services.integrations import integration_resync_request, integration_update
 from catalog.services.saved_views import saved_view_delete
 from catalog.services.teams import team_create, team_delete, team_update
@@ -215,6 +217,37 @@ class TeamAdmin(ServiceAdmin):
     def delete_queryset(self, request, queryset):
         for team in queryset:
             team_delete(actor=admin_actor(request), team=team)
+
+
+@admin.register(Initiative)
+class InitiativeAdmin(ServiceAdmin):
+    """Goals over scorecards; progress is on the initiative's page (/initiatives/<identifier>/)."""
+
+    form = InitiativeAdminForm
+    list_display = ("identifier", "title", "blueprint", "scorecard", "level", "due_date", "updated_by")
+    list_select_related = ("blueprint",)
+    search_fields = ("identifier", "title")
+    readonly_fields = ("created_at", "created_by", "updated_at", "updated_by")
+    fieldsets = ((None, {"fields": ("identifier", "title", "description", "due_date")}),
+                 ("Goal", {"fields": ("blueprint", "scorecard", "level", "rules", "filter")}),
+                 ("History", {"fields": readonly_fields, "classes": ("collapse",)}))
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields + (("identifier",) if obj is not None else ())
+
+    def view_on_site(self, obj):
+        return f"/initiatives/{obj.identifier}/"
+
+    def save_model(self, request, obj, form, change):
+        form.actor = admin_actor(request)
+        _copy_saved(form.save_through_services(), obj)
+
+    def delete_model(self, request, obj):
+        initiative_delete(actor=admin_actor(request), initiative=obj)
+
+    def delete_queryset(self, request, queryset):
+        for initiative in queryset.select_related("blueprint"):
+            initiative_delete(actor=admin_actor(request), initiative=initiative)
 
 
 @admin.register(SavedView)

@@ -156,6 +156,32 @@ class ScorecardSnapshot(models.Model):
                                                name="scorecard_snapshot_unique")]
 
 
+class Initiative(models.Model):
+    """A named goal over one of a blueprint's scorecards, with a due date: every entity it covers (the scorecard's,
+    narrowed by `filter`) reaching `level` and passing `rules` (catalog/initiatives.py). Progress is read from the
+    stored standings (catalog/selectors/initiatives.py), so it is as current as they are."""
+
+    identifier = models.CharField(max_length=100, unique=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    blueprint = models.ForeignKey(Blueprint, on_delete=models.CASCADE, related_name="initiatives")
+    scorecard = models.CharField(max_length=100)  # the identifier of one of the blueprint's scorecards
+    level = models.CharField(max_length=200, blank=True, default="")  # "" when the goal is only `rules`
+    rules = models.JSONField(default=list, blank=True)  # [rule identifier] of the scorecard
+    filter = models.JSONField(null=True, blank=True)  # {combinator, conditions}: which entities it covers
+    due_date = models.DateField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.CharField(max_length=254, blank=True, default="")
+    updated_by = models.CharField(max_length=254, blank=True, default="")
+
+    class Meta:
+        ordering = ["due_date", "identifier"]
+
+    def __str__(self):
+        return self.title
+
+
 class Timer(models.Model):
     """One row per timer-format property value; the sweeper scans `expires_at`."""
 

@@ -4,6 +4,7 @@ choice of open and closed bodies). Deployment routes describe themselves with ex
 from catalog.api.datasources import LIMIT_MAX as DATASOURCE_LIMIT_MAX
 from catalog.api.deployments import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
 from catalog.api.entities import BULK_MAX
+from catalog.api.initiatives import FAILING_LIMIT_MAX as INITIATIVE_FAILING_MAX
 from catalog.api.search import PAGE_LIMIT_MAX, SEARCH_LIMIT_MAX
 from catalog.services.entities import ENTITY_KEYS
 from portal.api.openapi import closed, envelope, opened, query, query_bool, query_list
@@ -40,6 +41,16 @@ SCORECARD_FIELDS = {
     "filter": {**NULLABLE_OBJECT, "description": "{combinator, conditions}: which entities the scorecard applies to."},
     "levels": {"type": "array", "items": OBJECT, "description": "[{title, color}], lowest first."},
     "rules": {"type": "array", "items": OBJECT, "description": "[{identifier, title, level, query {combinator, conditions}}]"},
+}
+INITIATIVE_FIELDS = {
+    "identifier": {"type": "string", "minLength": 1, "maxLength": 100}, "title": {"type": "string", "minLength": 1},
+    "description": NULLABLE_STRING, "blueprint": STRING, "scorecard": STRING,
+    "level": {**NULLABLE_STRING, "description": "Every covered entity reaches this level of the scorecard."},
+    "rules": {**NULLABLE_STRINGS, "description": "Rules of the scorecard every covered entity passes."},
+    "filter": {**NULLABLE_OBJECT, "description": "{combinator, conditions}: which of the scorecard's entities it covers."},
+    "dueDate": {"type": "string", "format": "date"},
+    **{key: {"description": "As GET returns it; ignored."} for key in ("createdAt", "createdBy", "updatedAt",
+                                                                       "updatedBy", "progress")},
 }
 PERMISSIONS_BODY = closed({"entities": {"type": "object", "description": "Grants per verb (read, register, update, "
                                                                          "unregister, updateProperties, updateRelations)."}})
@@ -124,6 +135,19 @@ OPERATIONS = {
     "PUT /v1/blueprints/{blueprint}/scorecards/{identifier}": {"body": closed(SCORECARD_FIELDS, required=["rules"]),
                                                                "responses": {200: envelope(scorecard=OBJECT)}},
     "DELETE /v1/blueprints/{blueprint}/scorecards/{identifier}": {"responses": {200: envelope()}},
+    "GET /v1/initiatives": {"responses": {200: envelope(initiatives=OBJECTS)}},
+    "POST /v1/initiatives": {"body": closed(INITIATIVE_FIELDS, required=["identifier", "title", "blueprint", "scorecard",
+                                                                         "dueDate"]),
+                             "responses": {201: envelope(initiative=OBJECT)}},
+    "GET /v1/initiatives/{identifier}": {
+        "parameters": [query("team", STRING, "Only the entities failing it that this team owns (empty: no team)."),
+                       query("limit", {"type": "integer", "minimum": 1, "maximum": INITIATIVE_FAILING_MAX},
+                             "How many failing entities to list (default 100).")],
+        "responses": {200: envelope(initiative=OBJECT, failing=OBJECTS, failingTotal={"type": "integer"})}},
+    "PUT /v1/initiatives/{identifier}": {"body": closed(INITIATIVE_FIELDS, required=["title", "blueprint", "scorecard",
+                                                                                     "dueDate"]),
+                                         "responses": {200: envelope(initiative=OBJECT)}},
+    "DELETE /v1/initiatives/{identifier}": {"responses": {200: envelope()}},
     "GET /v1/teams": {"responses": {200: envelope(teams=OBJECTS)}},
     "POST /v1/teams": {"body": closed(TEAM_FIELDS, required=["name"]), "responses": {201: envelope(team=OBJECT)}},
     "GET /v1/teams/{name}": {"responses": {200: envelope(team=OBJECT)}},

@@ -2,7 +2,7 @@ from django.urls import path
 
 from catalog.api import blueprints, entities
 from catalog.api import datasources, deployments
-from catalog.api import integrations
+from catalog.api import initiatives, integrations
 from catalog.api import scorecards, search
 from catalog.api import teams, users
 
@@ -15,6 +15,8 @@ urlpatterns = [
     path("blueprints/<str:blueprint>/scorecards", scorecards.BlueprintScorecardListView.as_view()),
     path("blueprints/<str:blueprint>/scorecards/<str:identifier>", scorecards.BlueprintScorecardDetailView.as_view()),
     path("scorecards", scorecards.ScorecardListView.as_view()),
+    path("initiatives", initiatives.InitiativeListView.as_view()),
+    path("initiatives/<str:identifier>", initiatives.InitiativeDetailView.as_view()),
     path("blueprints/<str:blueprint>/entities", entities.EntityListView.as_view()),
     path("blueprints/<str:blueprint>/entities/bulk", entities.EntityBulkView.as_view()),
     path("blueprints/<str:blueprint>/bulk/entities/delete", entities.EntityBulkDeleteView.as_view()),

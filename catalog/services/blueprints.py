@@ -10,8 +10,9 @@ from audit import choices as audit_choices
 from audit.services import audit_record
 from catalog.definitions import blueprint_definition_clean
 from catalog.models import Blueprint, Entity, Relation, Timer
-from catalog.scorecards import scorecard_definition_clean
+from catalog.scorecards import scorecard_definition_clean, scorecard_rule_set
 from catalog.selectors.blueprints import DEFINITION_FIELDS, blueprint_definitions, blueprint_json
+from catalog.selectors.search import rules_validate
 from catalog.services.aggregations import aggregated_by_rebuild, aggregates_recompute
 from catalog.services.scorecards import scorecards_reevaluate
 from catalog.services.permissions import blueprint_permissions_initialize
@@ -107,13 +108,19 @@ def _aggregations_follow(actor, blueprint):
 
 
 def _scorecards_check(blueprint):
-    """The blueprint's scorecards still read only what its new definition has."""
+    """The blueprint's scorecards and the filters of its initiatives still read only what its new definition has."""
     for scorecard in blueprint.scorecards:
         try:
             scorecard_definition_clean(scorecard, blueprint=blueprint)
         except ValidationFailed as exc:
             raise ValidationFailed(f"scorecard {scorecard['identifier']!r} would break: {exc.errors[0]}",
                                    path="scorecards") from None
+    for initiative in blueprint.initiatives.exclude(filter=None).order_by("identifier"):
+        try:
+            rules_validate(scorecard_rule_set(initiative.filter), blueprints=[blueprint], path="filter")
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"initiative {initiative.identifier!r} would break: {exc.errors[0]}",
+                                   path="initiatives") from None
 
 
 def _semantic(prop):
@@ -196,6 +203,10 @@ def blueprint_delete(*, actor, blueprint, delete_entities=False):
         if referencing:
             raise Conflict(f"Blueprint {blueprint.identifier!r} is the target of {what} in {referencing}; "
                            f"remove those {what} first.")
+    initiatives = list(blueprint.initiatives.order_by("identifier").values_list("identifier", flat=True))
+    if initiatives:
+        raise Conflict(f"Blueprint {blueprint.identifier!r} has initiatives {initiatives} over its scorecards; "
+                       f"delete them first.")
     events.run_checks(events.BLUEPRINT_DELETE, blueprint.identifier)
     count = Entity.objects.filter(blueprint=blueprint).count()
     if count and not delete_entities:

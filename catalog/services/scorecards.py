@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from audit import choices as audit_choices
 from audit.services import audit_record
+from catalog.initiatives import initiatives_still_hold
 from catalog.models import Blueprint, Entity, ScorecardResult, ScorecardSnapshot
 from catalog.scorecards import scorecard_definition_clean, scorecard_level
 from catalog.selectors.entities import entities_json
@@ -123,7 +124,9 @@ def scorecard_update(*, actor, blueprint, identifier, data):
         raise ValidationFailed(f"must be {identifier!r}, the scorecard's identifier in the path", path="identifier")
     clean = scorecard_definition_clean({**data, "identifier": identifier} if isinstance(data, dict) else data,
                                        blueprint=blueprint)
-    _save(actor, blueprint, [clean if s["identifier"] == identifier else s for s in blueprint.scorecards],
+    scorecards = [clean if s["identifier"] == identifier else s for s in blueprint.scorecards]
+    initiatives_still_hold(blueprint, scorecards)
+    _save(actor, blueprint, scorecards,
           verb=audit_choices.SCORECARD_UPDATED, action=audit_choices.AuditAction.UPDATE, identifier=identifier,
           before=scorecard_json(blueprint, old), after=scorecard_json(blueprint, clean))
     scorecards_reevaluate(actor=actor, blueprint=blueprint)
@@ -135,7 +138,9 @@ def scorecard_update(*, actor, blueprint, identifier, data):
 def scorecard_delete(*, actor, blueprint, identifier):
     blueprint = _locked(blueprint)
     old = scorecard_find(blueprint, identifier)
-    _save(actor, blueprint, [s for s in blueprint.scorecards if s["identifier"] != identifier],
+    scorecards = [s for s in blueprint.scorecards if s["identifier"] != identifier]
+    initiatives_still_hold(blueprint, scorecards)
+    _save(actor, blueprint, scorecards,
           verb=audit_choices.SCORECARD_DELETED, action=audit_choices.AuditAction.DELETE, identifier=identifier,
           before=scorecard_json(blueprint, old), after=None)
     ScorecardResult.objects.filter(blueprint=blueprint, scorecard=identifier).delete()
@@ -159,6 +164,7 @@ def scorecards_replace(*, actor, blueprint, data):
             raise ValidationFailed(f"{scorecard['identifier']!r} appears twice", path=f"[{i}].identifier")
         seen.add(scorecard["identifier"])
         clean.append(scorecard)
+    initiatives_still_hold(blueprint, clean)
     old = {s["identifier"]: s for s in blueprint.scorecards}
     new = {s["identifier"]: s for s in clean}
     blueprint.scorecards = clean

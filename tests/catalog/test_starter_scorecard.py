@@ -19,8 +19,8 @@ def level(identifier):
 def test_the_demo_shows_services_at_different_levels():
     out = StringIO()
     call_command("load_starter", stdout=out)
-    assert "Starter catalog: added 4 properties on Component, the Production readiness scorecard on Component." \
-        in out.getvalue()
+    assert ("Starter catalog: added 4 properties on Component, the Production readiness scorecard on Component, "
+            "the initiative 'Every service at Silver'.") in out.getvalue()
     component = Blueprint.objects.get(identifier="Component")
     assert {"readme", "onCall"} <= set(component.schema["properties"])
     assert set(component.aggregation_properties) == {"deploymentsLast30Days", "failedDeploymentsLast7Days"}

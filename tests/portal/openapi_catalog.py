@@ -1,5 +1,5 @@
 """The small catalog the OpenAPI tests run against: one object named "fuzz" of each kind a path parameter
-names (blueprint, entity, team, action), a run "r_fuzz", and an admin's machine credential."""
+names (blueprint, entity, team, action, initiative), a run "r_fuzz", and an admin's machine credential."""
 from django.core import signals
 from django.db import close_old_connections
 
@@ -7,6 +7,7 @@ from actions.models import Run
 from actions.services.actions import action_create
 from actions.services.runs import run_request
 from catalog.models import Blueprint
+from catalog.services.initiatives import initiative_create
 from catalog.services.scorecards import scorecard_create
 from portal.actor import Actor
 from tests.factories import ApiClientFactory, BlueprintFactory, EntityFactory, TeamFactory, UserFactory
@@ -30,6 +31,8 @@ def seed_catalog():
     scorecard_create(actor=system, blueprint=Blueprint.objects.get(identifier=SEED), data={
         "identifier": SEED, "rules": [{"identifier": "noted", "level": "Gold", "query": {
             "combinator": "and", "conditions": [{"property": "note", "operator": "isNotEmpty"}]}}]})
+    initiative_create(actor=system, data={"identifier": SEED, "title": "Fuzz", "blueprint": SEED, "scorecard": SEED,
+                                          "level": "Gold", "dueDate": "2027-03-31"})
     action = action_create(actor=system, data={
         "identifier": SEED, "title": "Fuzz",
         "trigger": {"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": SEED,

@@ -425,7 +425,9 @@ def page_routes():
 
 
 def page_samples(seeded_world, route):
-    samples = {"blueprint": "Component", "identifier": "create_dev_env" if route.startswith("actions/") else seeded_world["component"],
+    identifier = {"actions/": "create_dev_env", "initiatives/": "servicesAtSilver"}  # the starter's
+    samples = {"blueprint": "Component",
+               "identifier": next((v for k, v in identifier.items() if route.startswith(k)), seeded_world["component"]),
                "run_id": seeded_world["run"], "service": seeded_world["component"], "environment": "production",
                "scorecard": "productionReadiness"}  # the starter's, on Component
     missing = [name for name in PARAM.findall(route) if name not in samples]

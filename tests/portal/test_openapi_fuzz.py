@@ -33,6 +33,8 @@ POSITIVE_422 = {
                                                   "and rules refer to each other",
     "PUT /v1/blueprints/{blueprint}/scorecards": "as POST .../scorecards",
     "PUT /v1/blueprints/{blueprint}/scorecards/{identifier}": "as POST .../scorecards",
+    "POST /v1/initiatives": "an initiative names a blueprint, and a scorecard, level and rules of it, that must exist",
+    "PUT /v1/initiatives/{identifier}": "as POST /v1/initiatives",
     "POST /v1/actions": "a definition's validity depends on Port's action language and the blueprints",
     "PUT /v1/actions/{identifier}": "as POST /v1/actions",
     "PATCH /v1/actions/{identifier}/permissions": "grants name roles, users and teams that must exist",

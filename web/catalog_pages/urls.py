@@ -3,12 +3,14 @@
 (web/action_pages/entity_urls.py)."""
 from django.urls import path
 
-from web.catalog_pages import blueprints, integrations, scorecards, table
+from web.catalog_pages import blueprints, initiatives, integrations, scorecards, table
 
 urlpatterns: list = [
     path("catalog/", blueprints.blueprint_list, name="catalog"),
     path("catalog/<str:blueprint>/", table.entity_table, name="catalog-table"),
     path("integrations/", integrations.integration_list, name="integrations"),
     path("scorecards/", scorecards.scorecard_list, name="scorecards"),
+    path("initiatives/", initiatives.initiative_list, name="initiatives"),
+    path("initiatives/<str:identifier>/", initiatives.initiative_detail, name="initiative"),
     path("scorecards/<str:blueprint>/<str:scorecard>/", scorecards.scorecard_dashboard, name="scorecard-dashboard"),
 ]

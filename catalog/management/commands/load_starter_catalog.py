@@ -11,9 +11,10 @@ from pathlib import Path
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.models import Blueprint, Entity
+from catalog.models import Blueprint, Entity, Initiative
 from catalog.services.blueprints import blueprint_update
 from catalog.services.catalog_import import catalog_import
+from catalog.services.initiatives import initiative_create
 from catalog.services.scorecards import scorecard_create
 from portal.actor import Actor
 from portal.errors import PortalError
@@ -51,7 +52,7 @@ class Command(BaseCommand):
 
 def starter_extend(document):
     """Properties and aggregation properties the starter adds to blueprints it did not create (the founding
-    example's Component), and its scorecards: each only when missing, so a second run changes nothing and a
+    example's Component), its scorecards and initiatives: each only when missing, so a second run changes nothing and a
     property or scorecard people changed stays theirs. Returns what was added, in words."""
     actor, added = Actor.system(), []
     for extension in document.get("blueprintExtensions", []):
@@ -70,4 +71,8 @@ def starter_extend(document):
         if all(s["identifier"] != item["scorecard"]["identifier"] for s in blueprint.scorecards):
             scorecard_create(actor=actor, blueprint=blueprint, data=item["scorecard"])
             added.append(f"the {item['scorecard']['title']} scorecard on {blueprint.identifier}")
+    for item in document.get("initiatives", []):
+        if not Initiative.objects.filter(identifier=item["identifier"]).exists():
+            initiative_create(actor=actor, data=item)
+            added.append(f"the initiative {item['title']!r}")
     return added
