@@ -6,6 +6,7 @@ NAVIGATION = (
     ("home", "Home", "/"),
     ("catalog", "Catalog", "/catalog/"),
     ("scorecards", "Scorecards", "/scorecards/"),
+    ("teams", "Teams", "/teams/"),
     ("actions", "Actions", "/actions/"),
     ("runs", "My runs", "/runs/"),
     ("environments", "My environments", "/environments/"),
