@@ -62,6 +62,7 @@ def team_world(db):
     service("checkout", ["payments"], tier="prod", readme="r", onCall="o", runbook="b")
     for i in range(2):
         EntityFactory(blueprint="library", identifier=f"lib{i}", team=["platform"])
+    EntityFactory(blueprint="library", identifier="paylib", team=["payments"])
     EntityFactory(blueprint="secret", identifier="vault", team=["platform", "payments"])
     for identifier in ("service", "library"):
         blueprint_permissions_update(actor=SYSTEM, blueprint=Blueprint.objects.get(identifier=identifier),
@@ -113,6 +114,8 @@ def test_the_level_summary_links_to_the_dashboard_and_the_tables_filter_by_team(
     others = section(text, "owned-heading")
     assert '<a href="/catalog/library/?f.%24team=platform">Library</a>: 2 entities' in others
     assert "Secret" not in others  # a member may not read it: neither shown nor counted
+    _, table = page_of(client, "admin@example.com", "/catalog/library/?f.%24team=platform")
+    assert 'href="/catalog/library/lib0/"' in table and "paylib" not in table  # the table filters by the team
 
 
 def test_members_are_shown_by_name_and_email(client, team_world):
@@ -156,6 +159,9 @@ def test_an_odd_team_name_is_encoded_in_links_and_found_and_an_unknown_team_is_4
     missing = client.get("/teams/nobody/")
     assert missing.status_code == 404 and b"<h1>Page not found</h1>" in missing.content
     assert client.get("/teams/" + "x" * 5000 + "/").status_code == 404
+    client.logout()
+    assert client.get("/teams/platform/").status_code == 302  # sign in first
+    client.force_login(UserFactory._meta.model.objects.get(email="ops@example.com"))
     refused = client.get("/teams/platform%00/")
     assert refused.status_code == 400 and b"team: must not contain NUL characters" in refused.content
 
