@@ -32,7 +32,8 @@ class TeamsOverview:
 
 
 def _with_scorecards(user):
-    return [(bp, scorecard) for bp in blueprints_visible_to(user).exclude(scorecards=[]) for scorecard in bp.scorecards]
+    return [(bp, scorecard) for bp in blueprints_visible_to(user).exclude(scorecards=[])
+            for scorecard in bp.scorecards]
 
 
 def _level_counts(scorecard, counted):
@@ -52,9 +53,11 @@ def teams_overview_visible_to(user):
         counted[(team_id, blueprint_id, scorecard)][level] = n
     scorecards = _with_scorecards(user)
     teams = []
-    for team_id, name, description, members in (Team.objects.annotate(members=Count("group__user", distinct=True))
-                                                 .order_by("name").values_list("id", "name", "description", "members")):
-        summary = TeamSummary(name=name, description=description, members=members, entities=entity_counts.get(team_id, 0))
+    rows = (Team.objects.annotate(members=Count("group__user", distinct=True)).order_by("name")
+            .values_list("id", "name", "description", "members"))
+    for team_id, name, description, members in rows:
+        summary = TeamSummary(name=name, description=description, members=members,
+                              entities=entity_counts.get(team_id, 0))
         for bp, scorecard in scorecards:
             key = (team_id, bp.pk, scorecard["identifier"])
             if key in counted:
@@ -104,7 +107,8 @@ def team_page_visible_to(user, name):
                       for email, username, first, last in get_user_model().objects.filter(groups=team.group_id)
                       .values_list("email", "username", "first_name", "last_name")), key=lambda m: m.email)
     owned = entities_visible_to(user, Entity.objects.filter(teams=team))
-    counts = dict(owned.order_by().values_list("blueprint_id").annotate(n=Count("id")).values_list("blueprint_id", "n"))
+    counts = dict(owned.order_by().values_list("blueprint_id").annotate(n=Count("id"))
+                  .values_list("blueprint_id", "n"))
     blueprints = [TeamBlueprint(blueprint=bp, count=counts[bp.pk])
                   for bp in blueprints_visible_to(user).filter(pk__in=list(counts))]
     by_id = {row.blueprint.pk: row for row in blueprints if row.blueprint.scorecards}

@@ -32,7 +32,8 @@ def team_list(request):
               "members": team.members, "entities": team.entities,
               "scorecards": [{"title": scorecard["title"], "blueprint": bp,
                               "levels": _levels(scorecard, team.levels[(bp.pk, scorecard["identifier"])])}
-                             for bp, scorecard in overview.scorecards if (bp.pk, scorecard["identifier"]) in team.levels]}
+                             for bp, scorecard in overview.scorecards
+                             if (bp.pk, scorecard["identifier"]) in team.levels]}
              for team in overview.teams]
     return render(request, "catalog/team_list.html", {"teams": teams})
 
