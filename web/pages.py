@@ -7,6 +7,7 @@ NAVIGATION = (
     ("catalog", "Catalog", "/catalog/"),
     ("scorecards", "Scorecards", "/scorecards/"),
     ("initiatives", "Initiatives", "/initiatives/"),
+    ("teams", "Teams", "/teams/"),
     ("actions", "Actions", "/actions/"),
     ("runs", "My runs", "/runs/"),
     ("environments", "My environments", "/environments/"),

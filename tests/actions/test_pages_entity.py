@@ -102,7 +102,7 @@ def relation_lists(html):
 def test_header_and_properties_with_mirror_and_calculation_marked(signed_in_dev):
     html = page(signed_in_dev)
     assert "<h1>Checkout</h1>" in html
-    assert "<code>checkout</code>" in html and '<span class="badge">payments</span>' in html
+    assert "<code>checkout</code>" in html and '<a class="badge" href="/teams/payments/">payments</a>' in html  # linked to the team page
     properties = section(html, "properties-heading")
     assert '<span class="badge blue">Go</span>' in properties
     assert '<pre class="value"># Checkout\nTakes the money.</pre>' in properties  # long text shown whole

@@ -429,7 +429,8 @@ def page_samples(seeded_world, route):
     samples = {"blueprint": "Component",
                "identifier": next((v for k, v in identifier.items() if route.startswith(k)), seeded_world["component"]),
                "run_id": seeded_world["run"], "service": seeded_world["component"], "environment": "production",
-               "scorecard": "productionReadiness"}  # the starter's, on Component
+               "scorecard": "productionReadiness",  # the starter's, on Component
+               "team": "Platform"}  # seeded_world's admin is in it
     missing = [name for name in PARAM.findall(route) if name not in samples]
     assert not missing, f"add a sample value for {missing} (page route {route})"
     return samples

@@ -23,7 +23,7 @@ from catalog.selectors.relations import relations_from_visible_to, relations_to_
 from portal.datetimes import instant_of
 from portal.errors import NotFound
 from web.catalog_pages.columns import (AGGREGATION, CALCULATION, MIRROR, SCHEMA, blueprint_columns, blueprint_url,
-                                       entity_url, needs_blueprint_definitions)
+                                       entity_url, needs_blueprint_definitions, team_url)
 from web.catalog_pages.filters import PREFIX as FILTER_PREFIX
 from web.catalog_pages.graph import GraphNode, relation_graph
 
@@ -208,6 +208,7 @@ def entity_detail(request, blueprint, identifier):
         "blueprint": bp,
         "blueprint_url": blueprint_url(bp.identifier),
         "document": document,
+        "teams": [{"name": name, "url": team_url(name)} for name in document["team"]],
         "created": instant_of(document["createdAt"]),
         "updated": instant_of(document["updatedAt"]),
         "properties": _properties(columns, document),

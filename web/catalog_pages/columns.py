@@ -60,6 +60,11 @@ def blueprint_url(blueprint_identifier):
     return f"/catalog/{quote(blueprint_identifier, safe='')}/"
 
 
+def team_url(name):
+    """The team page (web/catalog_pages/teams.py); a team's name may hold spaces, slashes and other odd characters."""
+    return f"/teams/{quote(name, safe='')}/"
+
+
 def relation_html(target_blueprint, value):
     targets = value if isinstance(value, list) else ([value] if value else [])
     if not targets:

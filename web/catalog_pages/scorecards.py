@@ -11,7 +11,7 @@ from catalog.selectors.scorecard_dashboard import scorecard_dashboard_visible_to
 from catalog.selectors.scorecards import scorecard_find
 from portal.errors import NotFound
 from web.catalog_pages.blueprints import readable_blueprint_or_404
-from web.catalog_pages.columns import blueprint_url, entity_url
+from web.catalog_pages.columns import blueprint_url, entity_url, team_url
 
 TREND_WIDTH, TREND_HEIGHT = 600, 160
 
@@ -61,7 +61,7 @@ def scorecard_dashboard(request, blueprint, scorecard):
         "dashboard": dashboard, "url": dashboard_url(bp.identifier, definition["identifier"]),
         "levels": [{"title": t, "count": n, "color": colours[t], "percent": round(100 * n / total)}
                    for t, n in dashboard.levels.items()],
-        "teams": [{"name": name, "levels": [{"title": t, "count": n, "color": colours.get(t, "")}
+        "teams": [{"name": name, "url": team_url(name), "levels": [{"title": t, "count": n, "color": colours.get(t, "")}
                                             for t, n in counts.items()]} for name, counts in dashboard.teams.items()],
         "trend": _trend(dashboard.history, definition["levels"]), "trend_width": TREND_WIDTH,
         "trend_height": TREND_HEIGHT, "listed": listed, "listed_level": level,

@@ -3,7 +3,7 @@
 (web/action_pages/entity_urls.py)."""
 from django.urls import path
 
-from web.catalog_pages import blueprints, initiatives, integrations, scorecards, table
+from web.catalog_pages import blueprints, initiatives, integrations, scorecards, table, teams
 
 urlpatterns: list = [
     path("catalog/", blueprints.blueprint_list, name="catalog"),
@@ -13,4 +13,6 @@ urlpatterns: list = [
     path("initiatives/", initiatives.initiative_list, name="initiatives"),
     path("initiatives/<str:identifier>/", initiatives.initiative_detail, name="initiative"),
     path("scorecards/<str:blueprint>/<str:scorecard>/", scorecards.scorecard_dashboard, name="scorecard-dashboard"),
+    path("teams/", teams.team_list, name="teams"),
+    path("teams/<path:team>/", teams.team_detail, name="team-detail"),  # path: team names may hold slashes
 ]
