@@ -9,6 +9,7 @@ The write itself happens in the admin's `save_model`, through the same service.
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -30,11 +31,29 @@ class JSONTextarea(forms.Textarea):
 
 
 class PrettyJSONField(forms.JSONField):
-    """A JSON field shown indented, keys in their stored order."""
+    """A JSON field shown indented, keys in their stored order. Text Python's json module fails on other than with a
+    JSONDecodeError (nesting deeper than the interpreter's stack: RecursionError; a number of more than 4,300
+    digits: ValueError) is a field error and is shown back as typed, not a 500."""
 
     def __init__(self, *, rows=14, **kwargs):
         kwargs.setdefault("required", False)
         super().__init__(widget=JSONTextarea(rows=rows), **kwargs)
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise forms.ValidationError(f"Enter valid JSON nested at most {settings.API_MAX_JSON_DEPTH} levels deep.",
+                                        code="invalid") from None
+        except ValueError as exc:  # Django answers a JSONDecodeError itself; this is what it lets through
+            # "Exceeds the limit (4300 digits) for integer string conversion: value has 5000 digits; use sys...()"
+            raise forms.ValidationError(f"Enter a valid JSON: {str(exc).split(';')[0]}.", code="invalid") from None
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except (RecursionError, ValueError):
+            return InvalidJSONInput(data)
 
     def prepare_value(self, value):
         if isinstance(value, InvalidJSONInput):

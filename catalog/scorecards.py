@@ -1,4 +1,5 @@
-"""Scorecards (Port's shape): a blueprint's levels and rules, checked here; an entity's level from the rules it passes.
+"""Scorecards (Port's shape): a blueprint's levels and rules, checked here (their shape against
+catalog/schemas/scorecard.json, what they mean in Python); an entity's level from the rules it passes.
 
 A scorecard is `{identifier, title, description?, filter?, levels?, rules}`:
     - `levels`: `[{title, color}]`, lowest first; Port's Basic/Bronze/Silver/Gold when absent. The first level is
@@ -10,10 +11,8 @@ A scorecard is `{identifier, title, description?, filter?, levels?, rules}`:
 An entity reaches a level when it passes every rule of that level and of every level below it; a level without
 rules is passed by reaching the one below it.
 """
-import re
-
-from catalog.identifiers import check_key
 from catalog.selectors.search import rules_validate
+from catalog.shapes import schema_validator, shape_check
 from portal.errors import FieldError, ValidationFailed
 
 DEFAULT_LEVELS = (
@@ -22,37 +21,12 @@ DEFAULT_LEVELS = (
     {"title": "Silver", "color": "silver"},
     {"title": "Gold", "color": "gold"},
 )
-SCORECARD_KEYS = {"identifier", "title", "description", "filter", "levels", "rules", "blueprint"}
-LEVEL_KEYS = {"title", "color"}
-RULE_KEYS = {"identifier", "title", "description", "level", "query"}
-QUERY_KEYS = {"combinator", "conditions"}
-COLOUR = re.compile(r"[A-Za-z]{1,30}")
-MAX_LEVELS, MAX_RULES = 20, 200
+MAX_LEVELS, MAX_RULES = 20, 200  # as catalog/schemas/scorecard.json says (levels maxItems, rules maxItems)
+SHAPE = schema_validator("catalog", "scorecard")
 
 
 def _fail(path, message):
     raise ValidationFailed(message, path=path)
-
-
-def _dict(value, path):
-    if not isinstance(value, dict):
-        _fail(path, f"must be an object, got {type(value).__name__ if value is not None else 'null'}")
-    return value
-
-
-def _known(data, allowed, path, what):
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        _fail(f"{path}.{unknown[0]}" if path else unknown[0], f"is not a field of {what} ({', '.join(sorted(allowed))})")
-
-
-def _text(data, key, path, *, required):
-    value = data.get(key)
-    if value in (None, "") and not required:  # a scorecard as the API returns it has "" for no description
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > 200 or "\x00" in value:
-        _fail(f"{path}.{key}" if path else key, "must be a non-empty string of at most 200 characters without NUL")
-    return value
 
 
 def scorecard_rule_set(query):
@@ -77,13 +51,8 @@ def _no_levels_read(conditions, path):
                 _fail(f"{at}[{i}].property", "a scorecard's rules cannot read scorecard levels")
 
 
-def _query(value, path, blueprint):
-    query = _dict(value, path)
-    _known(query, QUERY_KEYS, path, "a query")
-    if query.get("combinator") not in ("and", "or"):
-        _fail(f"{path}.combinator", f'must be "and" or "or", got {query.get("combinator")!r}')
-    if not isinstance(query.get("conditions"), list):
-        _fail(f"{path}.conditions", "must be a list of rules")
+def _query(query, path, blueprint):
+    """A query of the scorecard's shape, its conditions checked in the search grammar over `blueprint`."""
     _no_levels_read(query["conditions"], f"{path}.conditions")
     try:
         rules_validate(scorecard_rule_set(query), blueprints=[blueprint], path=f"{path}.conditions")
@@ -97,54 +66,39 @@ def _query(value, path, blueprint):
 def _levels(value):
     if value is None:
         return [dict(level) for level in DEFAULT_LEVELS]
-    if not isinstance(value, list) or not 1 <= len(value) <= MAX_LEVELS:
-        _fail("levels", f"must be a list of 1 to {MAX_LEVELS} levels {{title, color}}")
     seen = set()
     for i, level in enumerate(value):
-        path = f"levels[{i}]"
-        _known(_dict(level, path), LEVEL_KEYS, path, "a level")
-        title = _text(level, "title", path, required=True)
-        if title in seen:
-            _fail(f"{path}.title", f"{title!r} is already a level of this scorecard")
-        seen.add(title)
-        if not isinstance(level.get("color"), str) or not COLOUR.fullmatch(level["color"]):
-            _fail(f"{path}.color", "must be a colour name (letters only), e.g. \"gold\"")
+        if level["title"] in seen:
+            _fail(f"levels[{i}].title", f"{level['title']!r} is already a level of this scorecard")
+        seen.add(level["title"])
     return [{"title": level["title"], "color": level["color"]} for level in value]
 
 
 def scorecard_definition_clean(data, *, blueprint):
     """The scorecard `data` for `blueprint` (a Blueprint), checked and with defaults; raises ValidationFailed naming
-    the path at fault (`rules[1].query.conditions[0].property`)."""
-    data = _dict(data, "body")
-    _known(data, SCORECARD_KEYS, "", "a scorecard")
-    check_key(data.get("identifier"), "identifier")
+    the path at fault (`rules[1].query.conditions[0].property`). Its shape is catalog/schemas/scorecard.json's;
+    what it means (levels and rules that refer to each other, conditions over the blueprint) is checked here."""
+    shape_check(data, SHAPE)
     if data.get("blueprint", blueprint.identifier) != blueprint.identifier:  # as GET returns it: taken back as is
         _fail("blueprint", f"must be {blueprint.identifier!r}, the blueprint in the path, or absent")
-    title = _text(data, "title", "", required=False) or data["identifier"]
-    description = _text(data, "description", "", required=False) or ""
     levels = _levels(data.get("levels"))
     titles = [level["title"] for level in levels]
-    rules = data.get("rules")
-    if not isinstance(rules, list) or len(rules) > MAX_RULES:
-        _fail("rules", f"must be a list of at most {MAX_RULES} rules")
     clean_rules, seen = [], set()
-    for i, rule in enumerate(rules):
+    for i, rule in enumerate(data["rules"]):
         path = f"rules[{i}]"
-        _known(_dict(rule, path), RULE_KEYS, path, "a rule")
-        check_key(rule.get("identifier"), f"{path}.identifier")
         if rule["identifier"] in seen:
             _fail(f"{path}.identifier", f"{rule['identifier']!r} is already a rule of this scorecard")
         seen.add(rule["identifier"])
-        level = rule.get("level")
+        level = rule["level"]
         if level not in titles:
             _fail(f"{path}.level", f"must be one of the scorecard's levels {titles}, got {level!r}")
         if level == titles[0]:
             _fail(f"{path}.level", f"{level!r} is the first level, which every entity starts at; a rule needs a higher one")
-        clean_rules.append({"identifier": rule["identifier"], "title": _text(rule, "title", path, required=False)
-                            or rule["identifier"], "description": _text(rule, "description", path, required=False)
-                            or "", "level": level, "query": _query(rule.get("query"), f"{path}.query", blueprint)})
-    clean = {"identifier": data["identifier"], "title": title, "description": description, "levels": levels,
-             "rules": clean_rules, "filter": None}
+        clean_rules.append({"identifier": rule["identifier"], "title": rule.get("title") or rule["identifier"],
+                            "description": rule.get("description") or "", "level": level,
+                            "query": _query(rule["query"], f"{path}.query", blueprint)})
+    clean = {"identifier": data["identifier"], "title": data.get("title") or data["identifier"],
+             "description": data.get("description") or "", "levels": levels, "rules": clean_rules, "filter": None}
     if data.get("filter") is not None:
         clean["filter"] = _query(data["filter"], "filter", blueprint)
     return clean

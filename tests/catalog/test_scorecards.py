@@ -132,9 +132,10 @@ def test_a_deep_or_huge_condition_list_is_a_422_not_a_500(scored_catalog):
     api = api_for(UserFactory(admin=True))
     response = api.post("/v1/blueprints/service/scorecards", {**READINESS, "rules": [rule("r", "Gold", deep)]}, format="json")
     assert response.status_code == 422  # the JSON body parser's depth limit (32) comes first
-    with pytest.raises(ValidationFailed) as refused:  # the rule grammar's (20), as the admin form meets it
+    with pytest.raises(ValidationFailed) as refused:  # the shape check's (32 levels, as the body's), as the admin meets it
         levels_of([rule("r", "Gold", deep)])
     assert refused.value.errors[0].path.startswith("rules[0].query.conditions")
+    assert refused.value.errors[0].message == "is nested deeper than 32 levels"
     many = [not_empty("readme")] * 600
     response = api.post("/v1/blueprints/service/scorecards", {**READINESS, "rules": [rule("r", "Gold", *many)]}, format="json")
     assert response.status_code == 422 and response.json()["message"].startswith("rules[0].query.conditions")
