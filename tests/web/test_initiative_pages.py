@@ -82,3 +82,11 @@ def test_a_member_sees_only_their_teams_entities(client, on_call_goal):
 def test_an_unknown_initiative_is_a_404_page(client, on_call_goal):
     response, text = page_of(client, "admin@example.com", "/initiatives/nope/")
     assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+
+
+def test_a_team_page_shows_the_teams_progress_on_each_initiative(client, on_call_goal):
+    _, text = page_of(client, "admin@example.com", "/teams/payments/")
+    initiatives = section(text, "initiatives-heading")
+    assert 'href="/initiatives/onCallEverywhere/?team=payments"' in initiatives and "1 of 2" in initiatives
+    _, text = page_of(client, "pay@example.com", "/teams/platform/")
+    assert "No initiative covers an entity of this team that you may see." in section(text, "initiatives-heading")

@@ -4,16 +4,18 @@ scorecards, its entities the user may read, lowest level first, each with its le
 which rules of the next level up it fails (what to fix); the level counts per scorecard linking to the dashboard
 at that level; how many entities of the other blueprints it owns, linking to the blueprint table filtered by the
 team. Reads go through catalog/selectors/team_pages.py."""
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
 
+from catalog.selectors.initiatives import initiative_progress_visible_to, initiatives_visible_to
 from catalog.selectors.team_pages import team_page_visible_to, teams_overview_visible_to
 from portal.errors import NotFound
 from web.catalog_pages.columns import blueprint_url, entity_url, team_url
 from web.catalog_pages.filters import PREFIX as FILTER_PREFIX
+from web.catalog_pages.initiatives import initiative_url
 from web.catalog_pages.scorecards import dashboard_url
 
 ENTITIES_SHOWN = 100  # per blueprint; the blueprint table filtered by the team lists them all
@@ -80,6 +82,18 @@ def _table_url(blueprint, team):
     return blueprint_url(blueprint.identifier) + "?" + urlencode({FILTER_PREFIX + "$team": team.name})
 
 
+def _team_initiatives(user, team):
+    """The initiatives covering entities of the team the user may read, with the team's progress on each."""
+    rows = []
+    for initiative in initiatives_visible_to(user):
+        progress = initiative_progress_visible_to(user, initiative)
+        tally = progress.teams.get(team.name)
+        if tally is not None:
+            rows.append({"initiative": initiative, "tally": tally, "due": initiative.due_date,
+                         "url": f"{initiative_url(initiative.identifier)}?team={quote(team.name, safe='')}"})
+    return rows
+
+
 @login_required
 def team_detail(request, team):
     try:
@@ -88,7 +102,7 @@ def team_detail(request, team):
         raise Http404(exc.message)
     members = [{"email": m.email, "name": m.name} for m in page.members]
     return render(request, "catalog/team_detail.html", {
-        "team": page.team, "members": members,
+        "team": page.team, "members": members, "initiatives": _team_initiatives(request.user, page.team),
         "rated": [_rated_blueprint(page.team, row) for row in page.blueprints if row.blueprint.scorecards],
         "others": [{"blueprint": row.blueprint, "count": row.count, "url": _table_url(row.blueprint, page.team)}
                    for row in page.blueprints if not row.blueprint.scorecards],
