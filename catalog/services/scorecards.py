@@ -70,10 +70,14 @@ def scorecard_standings_announce(actor, blueprint, standings):
     changed = {entity_id: pair for entity_id, pair in standings.items() if pair[0] != pair[1]}
     if not changed:
         return
-    payload = []
-    for batch_start in range(0, len(changed), 2000):
-        batch = list(Entity.objects.filter(pk__in=list(changed)[batch_start:batch_start + 2000]).select_related("blueprint"))
-        for entity, document in zip(batch, entities_json(batch, user=None, calculated=False)):
+    payload, ids = [], list(changed)
+    for batch_start in range(0, len(ids), 2000):
+        batch = list(Entity.objects.filter(pk__in=ids[batch_start:batch_start + 2000]))
+        for entity in batch:
+            # Not select_related: that decodes the blueprint's JSON columns (schema, scorecards...) once per row,
+            # which was most of a 100,000-entity re-evaluation; the standings are `changed`'s, not re-read.
+            entity.blueprint = blueprint
+        for entity, document in zip(batch, entities_json(batch, user=None, calculated=False, standings=False)):
             stored = {key: document[key] for key in STORED_KEYS}
             was, now_is = changed[entity.pk]
             payload.append({"action": "UPDATE", "blueprint": blueprint.identifier, "identifier": entity.identifier,

@@ -231,7 +231,10 @@ def _verdict(ok):
 def _cpu(row):
     parts = []
     if row.get("cpu_workers_s") is not None:
-        parts.append(f"cpu web {row['cpu_workers_s']:.1f} s, pg {row['cpu_postgres_s']:.1f} s")
+        # A request longer than CONN_MAX_AGE (60 s) closes its connection at the end: its backend is gone before
+        # the meter's last look, and its CPU with it.
+        pg = f"{row['cpu_postgres_s']:.1f} s" if row.get("cpu_postgres_s") else "not seen (backend gone)"
+        parts.append(f"cpu web {row['cpu_workers_s']:.1f} s, pg {pg}")
     if row.get("others_busy_pct") is not None:
         parts.append(f"others {row['others_busy_pct']:.0f}% busy")
     return f" ({'; '.join(parts)})" if parts else ""
