@@ -31,12 +31,16 @@ def scorecards_evaluate(blueprint, entity_ids=None):
     if not scorecards:
         return {}
     passes = scorecard_passes(blueprint, entity_ids)
-    stored = ScorecardResult.objects.filter(blueprint=blueprint)
-    if entity_ids is not None:
-        stored = stored.filter(entity_id__in=list(entity_ids))
+    # Given entities' rows are found by entity alone, their blueprint checked here: with `blueprint_id = ` in the SQL, a
+    # planner without fresh statistics ANDs in the blueprint's index (every row of it) — 100 ms per entity write
+    # at 100,000 scored entities.
+    stored = (ScorecardResult.objects.filter(blueprint=blueprint) if entity_ids is None
+              else ScorecardResult.objects.filter(entity_id__in=list(entity_ids)))
     before, row_ids = {}, {}
-    for pk, entity_id, identifier, level, passed in stored.values_list("pk", "entity_id", "scorecard", "level", "passed"):
-        before[(entity_id, identifier)], row_ids[(entity_id, identifier)] = (level, passed), pk
+    for pk, blueprint_id, entity_id, identifier, level, passed in stored.values_list(
+            "pk", "blueprint_id", "entity_id", "scorecard", "level", "passed"):
+        if blueprint_id == blueprint.pk:
+            before[(entity_id, identifier)], row_ids[(entity_id, identifier)] = (level, passed), pk
     now, rows, standings = timezone.now(), [], {}
     by_identifier = {s["identifier"]: s for s in scorecards}
     for entity_id in {*passes, *(e for e, _ in before)}:
