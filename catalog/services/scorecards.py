@@ -20,6 +20,14 @@ from portal.errors import Conflict, ValidationFailed
 from portal.retry import retry_on_conflict
 
 STORED_KEYS = ("identifier", "title", "icon", "blueprint", "team", "properties", "relations")
+WRITE_BATCH = 2000  # standings rows per upsert, and changed entities per announcement
+
+
+def _results_write(rows):
+    if rows:
+        ScorecardResult.objects.bulk_create(rows, batch_size=WRITE_BATCH, update_conflicts=True,
+                                            unique_fields=["entity", "scorecard"],
+                                            update_fields=["level", "passed", "evaluated_at"])
 
 
 def scorecards_evaluate(blueprint, entity_ids=None):
@@ -58,10 +66,10 @@ def scorecards_evaluate(blueprint, entity_ids=None):
                 rows.append(ScorecardResult(blueprint=blueprint, entity_id=entity_id, scorecard=identifier,
                                             level=level, passed=passed, evaluated_at=now))
         standings[entity_id] = (was, now_is)
-    if rows:
-        ScorecardResult.objects.bulk_create(rows, batch_size=2000, update_conflicts=True,
-                                            unique_fields=["entity", "scorecard"],
-                                            update_fields=["level", "passed", "evaluated_at"])
+        if len(rows) >= WRITE_BATCH:  # written as they come: a whole blueprint's rows at once held gigabytes
+            _results_write(rows)
+            rows = []
+    _results_write(rows)
     left_out = [row_ids[key] for key in before if key[1] not in passes.get(key[0], {})]
     if left_out:
         ScorecardResult.objects.filter(pk__in=left_out).delete()
@@ -70,13 +78,13 @@ def scorecards_evaluate(blueprint, entity_ids=None):
 
 def scorecard_standings_announce(actor, blueprint, standings):
     """A scorecard change that moves entities' standings is an UPDATE of each of them for the event hook (automations
-    listening on ENTITY_UPDATED see `diff.before.scorecards` and `diff.after.scorecards`)."""
+    listening on ENTITY_UPDATED see `diff.before.scorecards` and `diff.after.scorecards`), announced WRITE_BATCH at a
+    time: a whole blueprint's documents at once held gigabytes."""
     changed = {entity_id: pair for entity_id, pair in standings.items() if pair[0] != pair[1]}
-    if not changed:
-        return
-    payload, ids = [], list(changed)
-    for batch_start in range(0, len(ids), 2000):
-        batch = list(Entity.objects.filter(pk__in=ids[batch_start:batch_start + 2000]))
+    ids = list(changed)
+    for batch_start in range(0, len(ids), WRITE_BATCH):
+        payload = []
+        batch = list(Entity.objects.filter(pk__in=ids[batch_start:batch_start + WRITE_BATCH]))
         for entity in batch:
             # Not select_related: that decodes the blueprint's JSON columns (schema, scorecards...) once per row,
             # which was most of a 100,000-entity re-evaluation; the standings are `changed`'s, not re-read.
@@ -87,7 +95,8 @@ def scorecard_standings_announce(actor, blueprint, standings):
             payload.append({"action": "UPDATE", "blueprint": blueprint.identifier, "identifier": entity.identifier,
                             "before": {**stored, "scorecards": was}, "after": {**stored, "scorecards": now_is},
                             "by": actor.label, "origin": actor.origin, "runId": None})
-    events.announce(events.ENTITY_CHANGED, payload)
+        if payload:
+            events.announce(events.ENTITY_CHANGED, payload)
 
 
 def scorecards_reevaluate(*, actor, blueprint):
