@@ -12,7 +12,8 @@ times, the in-process milliseconds per request without and with the profiler, an
 functions (pyinstrument when it is installed, else cProfile). `--explain` adds EXPLAIN ANALYZE of the
 search query the application generates next to the benchmark's hand-written SQL. It goes through
 Django's test client (no HTTP, no gunicorn), so the figures are the application's own cost.
-`scorecards` instead runs the scorecards part's two whole-blueprint PUTs once each (five scorecards defined on
+`--with-scorecards` defines the scorecards part's five scorecards on Deployment first (an `upsert` then
+re-evaluates them), and drops them at the end. `scorecards` instead runs the scorecards part's two whole-blueprint PUTs once each (five scorecards defined on
 Deployment, then one edited): per PUT its SQL statements grouped, with their count and time, and its cProfile.
 A diagnostic: it uses the application's internals and may need care when they change.
 """
@@ -50,6 +51,8 @@ def parse_args():
     parser.add_argument("--sort", default="cumulative", help="cProfile sort key (cumulative, tottime, ...)")
     parser.add_argument("--top", type=int, default=40, help="profile lines to print")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the search's SQL (search kinds)")
+    parser.add_argument("--with-scorecards", action="store_true",
+                        help="define the scorecards part's five scorecards on Deployment first (dropped at the end)")
     return parser.parse_args()
 
 
@@ -266,6 +269,24 @@ def main():
         profile_scorecards(client, args)
         return
     one = request_maker(args.kind, client, counts)
+    if args.with_scorecards:
+        scorecards_put(client, [body for body, _, _ in bench_scorecards.scorecards()])
+        try:
+            measure(one, args, counts)
+        finally:
+            scorecards_put(client, [])
+        return
+    measure(one, args, counts)
+
+
+def scorecards_put(client, bodies):
+    path = f"/v1/blueprints/{bench_scorecards.BLUEPRINT}/scorecards"
+    response = client.put(path, json.dumps(bodies), content_type="application/json")
+    if response.status_code != 200:
+        raise SystemExit(f"PUT {path}: {response.status_code} {response.content[:300]!r}")
+
+
+def measure(one, args, counts):
     for i in range(5):
         one(i)  # warm-up: connections, caches, compiled validators
     show_queries(one)
