@@ -164,10 +164,11 @@ def _attach_blueprints(entities):
                 entity.blueprint = blueprints[entity.blueprint_id]
 
 
-def entities_json(entities, *, user, include=(), exclude=(), calculated=True):
+def entities_json(entities, *, user, include=(), exclude=(), calculated=True, standings=True):
     """Entity JSON for a list of entities of any blueprints, in a constant number of queries, as `user` may read it:
     mirror values (and so calculations over them) only from entities the user may read. `user` None: the system
-    itself (automation events), which reads everything. The caller has checked that `user` may read `entities`."""
+    itself (automation events), which reads everything. The caller has checked that `user` may read `entities`.
+    `standings=False` leaves out the stored scorecard standings (a caller that has them already)."""
     entities = list(entities)
     if not entities:
         return []
@@ -212,10 +213,10 @@ def entities_json(entities, *, user, include=(), exclude=(), calculated=True):
             "updatedAt": instant_text(entity.updated_at),
             "updatedBy": entity.updated_by,
         })
-    standings = scorecard_standings(entities)
+    stored = scorecard_standings(entities) if standings else {}
     for entity, doc in zip(entities, documents):
-        if entity.blueprint.scorecards:
-            doc["scorecards"] = standings.get(entity.pk, {})
+        if standings and entity.blueprint.scorecards:
+            doc["scorecards"] = stored.get(entity.pk, {})
     if calculated:
         _apply_calculations(entities, documents)
     return [select_paths(doc, include, exclude) for doc in documents]

@@ -12,6 +12,9 @@ times, the in-process milliseconds per request without and with the profiler, an
 functions (pyinstrument when it is installed, else cProfile). `--explain` adds EXPLAIN ANALYZE of the
 search query the application generates next to the benchmark's hand-written SQL. It goes through
 Django's test client (no HTTP, no gunicorn), so the figures are the application's own cost.
+`--with-scorecards` defines the scorecards part's five scorecards on Deployment first (an `upsert` then
+re-evaluates them), and drops them at the end. `scorecards` instead runs the scorecards part's two whole-blueprint PUTs once each (five scorecards defined on
+Deployment, then one edited): per PUT its SQL statements grouped, with their count and time, and its cProfile.
 A diagnostic: it uses the application's internals and may need care when they change.
 """
 import argparse
@@ -32,9 +35,10 @@ sys.path[:0] = [str(HERE), str(ROOT)]
 import bench_catalog as catalog  # noqa: E402
 import bench_deployments as deploys  # noqa: E402
 import bench_queries as queries  # noqa: E402
+import bench_scorecards  # noqa: E402
 from bench_server import bench_secret_key, database_url_named, redis_url_with_db  # noqa: E402
 
-KINDS = ["get", "upsert", "bulk", "lock", "deploy"] + [case.key for case in queries.CASES]
+KINDS = ["get", "upsert", "bulk", "lock", "deploy", "scorecards"] + [case.key for case in queries.CASES]
 
 
 def parse_args():
@@ -47,6 +51,8 @@ def parse_args():
     parser.add_argument("--sort", default="cumulative", help="cProfile sort key (cumulative, tottime, ...)")
     parser.add_argument("--top", type=int, default=40, help="profile lines to print")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the search's SQL (search kinds)")
+    parser.add_argument("--with-scorecards", action="store_true",
+                        help="define the scorecards part's five scorecards on Deployment first (dropped at the end)")
     return parser.parse_args()
 
 
@@ -163,6 +169,55 @@ def profile(one, args):
     print(out.getvalue())
 
 
+def profile_scorecards(client, args):
+    """`scorecards`: the scorecards part's two PUTs once each (they evaluate the whole Deployment blueprint): the five
+    scorecards defined, then one edited; per PUT the SQL statements grouped by their first 100 characters (count,
+    milliseconds) and the cProfile of the request; the scorecards are dropped at the end."""
+    from collections import defaultdict
+
+    from django.db import connection
+
+    path = f"/v1/blueprints/{bench_scorecards.BLUEPRINT}/scorecards"
+    cards = [body for body, _, _ in bench_scorecards.scorecards()]
+    edited = bench_scorecards.scorecards(reliability_silver_seconds=1500)[0][0]
+
+    def put(url, body):
+        response = client.put(url, json.dumps(body), content_type="application/json")
+        if response.status_code != 200:
+            raise SystemExit(f"PUT {url}: {response.status_code} {response.content[:300]!r}")
+
+    put(path, [])
+    try:
+        for label, url, body in (("define five scorecards", path, cards), ("edit one scorecard", f"{path}/reliability", edited)):
+            statements = defaultdict(lambda: [0, 0.0])
+
+            def wrapper(execute, sql, params, many, context):
+                started = time.perf_counter()
+                try:
+                    return execute(sql, params, many, context)
+                finally:
+                    row = statements[" ".join(sql.split())[:100]]
+                    row[0] += 1
+                    row[1] += time.perf_counter() - started
+
+            profiler = cProfile.Profile()
+            began = time.perf_counter()
+            with connection.execute_wrapper(wrapper):
+                profiler.enable()
+                put(url, body)
+                profiler.disable()
+            wall = time.perf_counter() - began
+            print(f"=== {label}: {wall:.1f} s under cProfile, {sum(n for n, _ in statements.values())} SQL statements, "
+                  f"{sum(t for _, t in statements.values()):.1f} s waiting on them; the slowest:")
+            for sql, (n, spent) in sorted(statements.items(), key=lambda item: -item[1][1])[:12]:
+                print(f"  {spent:7.2f} s  {n:5}x  {sql}")
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.top)
+            print(out.getvalue())
+    finally:
+        put(path, [])
+
+
 def explain(kind, counts):
     from django.contrib.auth import get_user_model
     from django.db import connection
@@ -210,7 +265,28 @@ def main():
 
     counts = catalog.plan(args.entities)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token()}")
+    if args.kind == "scorecards":
+        profile_scorecards(client, args)
+        return
     one = request_maker(args.kind, client, counts)
+    if args.with_scorecards:
+        scorecards_put(client, [body for body, _, _ in bench_scorecards.scorecards()])
+        try:
+            measure(one, args, counts)
+        finally:
+            scorecards_put(client, [])
+        return
+    measure(one, args, counts)
+
+
+def scorecards_put(client, bodies):
+    path = f"/v1/blueprints/{bench_scorecards.BLUEPRINT}/scorecards"
+    response = client.put(path, json.dumps(bodies), content_type="application/json")
+    if response.status_code != 200:
+        raise SystemExit(f"PUT {path}: {response.status_code} {response.content[:300]!r}")
+
+
+def measure(one, args, counts):
     for i in range(5):
         one(i)  # warm-up: connections, caches, compiled validators
     show_queries(one)

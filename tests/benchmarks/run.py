@@ -4,8 +4,9 @@
 Figures, not pass/fail: search p50/p95 (four query shapes) and their ratio to the same query as raw
 SQL, bulk-ingest throughput, single-upsert latency, by-identifier GET throughput, the catalog table
 page's latency (first, deep, sorted, searched and filtered pages), the CI lock check's throughput next
-to a bare view running the same query, deployment-report latency and web worker memory, next to
-DESIGN.md's targets. `--only` picks parts. Uses its own database (`portal_bench` by default) on the
+to a bare view running the same query, deployment-report latency, scorecard evaluation (issue 15: five
+scorecards defined and one edited over every Deployment, and the upsert p95 with and without them) and web
+worker memory, next to DESIGN.md's targets. `--only` picks parts. Uses its own database (`portal_bench` by default) on the
 configured PostgreSQL (DATABASE_URL, else the embedded one), served by gunicorn on a free port.
 Results also go to $PORTAL_HOME/bench-results.json. See tests/benchmarks/README.md.
 """
@@ -33,6 +34,7 @@ import bench_contention as contention  # noqa: E402
 import bench_deployments as deploys  # noqa: E402
 import bench_pages as pages  # noqa: E402
 import bench_queries as queries  # noqa: E402
+import bench_scorecards as scorecards  # noqa: E402
 from bench_http import Client, HttpError, Sample, percentile, run_loop  # noqa: E402
 from bench_server import (CpuMeter, Gunicorn, api_credentials, bench_secret_key, database_create,  # noqa: E402
                           database_drop, database_exists, database_url_named, entity_count, manage, redis_url_with_db)
@@ -41,8 +43,8 @@ BULK_SIZE = 20  # the API's maximum per bulk request
 EMAIL = "bench@example.com"
 TARGETS = {"search_p95_ms": 50, "ingest_per_s": 1000, "get_per_s": 650, "worker_rss_mb": 150,
            "lock_ratio": 0.5, "lock_p99_ms": 20}
-PARTS = ("ingest", "search", "upsert", "get", "pages", "locks", "deployments", "contention")
-CATALOG_PARTS = {"ingest", "search", "upsert", "get", "pages"}  # the parts that need the synthetic catalog loaded
+PARTS = ("ingest", "search", "upsert", "get", "pages", "locks", "deployments", "contention", "scorecards")
+CATALOG_PARTS = {"ingest", "search", "upsert", "get", "pages", "scorecards"}  # the parts that need the synthetic catalog loaded
 
 
 def parts_list(value):
@@ -70,6 +72,11 @@ def parse_args(argv=None):
     parser.add_argument("--deploy-requests", type=int, default=300, help="sequential POST /v1/deployments reports")
     parser.add_argument("--contention-requests", type=int, default=2000,
                         help=f"overlapping upserts of the contention run ({contention.CONCURRENCY} clients)")
+    parser.add_argument("--upsert-requests", type=int, default=400,
+                        help="single upserts per round of the scorecards part (with and without scorecards, "
+                             f"{scorecards.ROUNDS} rounds each)")
+    parser.add_argument("--scorecard-timeout", type=float, default=900.0,
+                        help="client time limit (s) for one scorecard PUT (the evaluation of the whole blueprint)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--database", default="portal_bench", help="database name on the configured server")
@@ -89,7 +96,7 @@ def parse_args(argv=None):
     if args.entities < 100:
         parser.error("--entities must be at least 100")
     if min(args.requests, args.concurrency, args.get_requests, args.workers, args.threads, args.lock_requests,
-           args.deploy_requests, args.contention_requests) < 1:
+           args.deploy_requests, args.contention_requests, args.upsert_requests, args.scorecard_timeout) < 1:
         parser.error("counts must be positive")
     return args
 
@@ -298,18 +305,20 @@ def measure_sql(conn, case, counts, blueprint_ids, args):
     return run_loop(f"SQL {case.key}", call, requests=args.requests, seconds=args.duration, warmup=args.warmup)
 
 
-def measure_upsert(client, counts, args, meter):
+def measure_upsert(client, counts, args, meter, *, requests=None, offset=0, name="single upsert"):
+    """Updates of existing Deployments, sequential; `offset` shifts which ones and their versions, so a second
+    round writes new values rather than the ones the first round left."""
     deployments = counts["Deployment"]
 
     def call(i):
-        index = (i * 7919) % deployments
-        body = catalog.entity("Deployment", index, counts, version_bump=abs(i) + 1)
+        index = ((i + offset) * 7919) % deployments
+        body = catalog.entity("Deployment", index, counts, version_bump=abs(i + offset) + 1)
         status, data, elapsed = client.request("POST", "/v1/blueprints/Deployment/entities?upsert=true", body)
         if status not in (200, 201):
             raise HttpError(f"{status}: {data[:200]!r}")
         return elapsed
 
-    return run_loop("single upsert", call, requests=args.requests, seconds=args.duration, warmup=args.warmup,
+    return run_loop(name, call, requests=requests or args.requests, seconds=args.duration, warmup=args.warmup,
                     meter=meter)
 
 
@@ -468,6 +477,8 @@ def report(results):
     lines.extend(deployment_lines)
     if results.get("contention"):
         lines.extend(["", *contention.report_lines(results["contention"])])
+    if results.get("scorecards"):
+        lines.extend(["", *scorecards.report_lines(results["scorecards"])])
     memory = results.get("workers")
     if memory:
         worst = max(w["rss_mb"] for w in memory)
@@ -584,6 +595,12 @@ def main(argv=None):
             log(f"{args.contention_requests} overlapping upserts from {contention.CONCURRENCY} clients")
             contention.seed(client)
             results["contention"] = per_request_cpu(contention.measure(client, args, meter)).summary()
+        if "scorecards" in parts:
+            log(f"scorecards on {scorecards.BLUEPRINT} ({counts[scorecards.BLUEPRINT]:,} entities)")
+            results["scorecards"] = scorecards.measure(
+                client, counts, args, meter, log=log,
+                upsert=lambda name, offset: per_request_cpu(measure_upsert(
+                    client, counts, args, meter, requests=args.upsert_requests, offset=offset, name=name)).summary())
         results["workers"] = [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in w.items()}
                               for w in server.worker_stats()]
     finally:
