@@ -433,11 +433,17 @@ class _Catalog:
 
 class _Compiler:
     def __init__(self, *, catalog, user, now, resolve_context=True):
-        self.catalog, self.user, self.now = catalog, user, now
+        self.catalog, self.user, self._now = catalog, user, now
+        self.read_clock = False  # whether the SQL depends on the time it was compiled at (presets, timers)
         self.resolve_context = resolve_context
         self.aliases = 0
         self._team_names = None
         self._reads = None
+
+    @property
+    def now(self):
+        self.read_clock = True
+        return self._now
 
     @property
     def reads(self):
@@ -942,10 +948,21 @@ def rules_condition(rule_set, *, blueprint, path=""):
     """`rule_set` over entities of `blueprint` (a Blueprint) as a boolean expression to annotate an Entity queryset
     with, as the system sees it (no permission filter, no caller context): several rule sets evaluated in one query
     (scorecard rules). None when it matches every entity. Raises ValidationFailed as `search_queryset` does."""
-    _check_size(rule_set, path)
-    compiler = _Compiler(catalog=_Catalog([blueprint]), user=None, now=timezone.now())
-    condition, _ = compiler.rule_set(rule_set, path, {blueprint.identifier})
-    return None if condition == TRUE else EntityCondition(condition.text, condition.params)
+    return rules_conditions([rule_set], blueprint=blueprint, path=path)[0][0]
+
+
+def rules_conditions(rule_sets, *, blueprint, path=""):
+    """`rules_condition` of each rule set (None for those matching everything), and whether the result may be
+    reused for the same rule sets over the same definition of `blueprint`: true when the compilation read neither
+    the clock (date presets, timers) nor any other blueprint's definition."""
+    catalog, conditions, reusable = _Catalog([blueprint]), [], True
+    for rule_set in rule_sets:
+        _check_size(rule_set, path)
+        compiler = _Compiler(catalog=catalog, user=None, now=timezone.now())
+        condition, _ = compiler.rule_set(rule_set, path, {blueprint.identifier})
+        conditions.append(None if condition == TRUE else EntityCondition(condition.text, condition.params))
+        reusable = reusable and not compiler.read_clock
+    return conditions, reusable and catalog.loaded is None
 
 
 def rules_validate(rule_set, *, blueprints, path="") -> None:
