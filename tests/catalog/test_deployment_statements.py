@@ -21,6 +21,9 @@ from tests.support.deployments import install_contract, report
 pytestmark = pytest.mark.django_db
 
 PLAIN_LIMIT = 12
+# The whole POST /v1/deployments on the contract with its mirror properties (measured 15): the token's user, the
+# report (9 today), and the response: both entities read back with their relations, and one query per mirror.
+REQUEST_LIMIT = 15
 # With two aggregation properties of the Component following deployments and a scorecard reading them (measured 29,
 # 25 and 24 statements): per written entity, the blueprint graph and one walk per aggregation property to find the
 # Components it reaches (aggregation_sources); the refresh (blueprints, current values, graph, one statement per
@@ -116,3 +119,13 @@ def test_an_aggregation_following_deployments_stays_right_in_a_bounded_count(agg
         assert len(sql) <= AGGREGATED_LIMIT, "\n".join(sql)
     # Aggregation values and levels moving are not edits of the Component: no audit row of their own, as before.
     assert not AuditEvent.objects.filter(blueprint="Component", verb="catalog.entity.updated").exists()
+
+
+def test_the_request_adds_authentication_and_the_response_only(plain_deploy_catalog, admin_api):
+    """The view adds the token's user before and the entity JSON of both after, nothing that grows."""
+    assert admin_api.post("/v1/deployments", report(), format="json").status_code == 201
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_api.post("/v1/deployments", report(version="1.2.4"), format="json")
+    assert response.status_code == 201, response.json()
+    sql = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    assert len(sql) <= REQUEST_LIMIT, "\n".join(sql)
