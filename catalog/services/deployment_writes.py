@@ -2,19 +2,22 @@
 
 The generic entity write path (entities.py) costs about fifteen statements per entity, for inputs a report never
 has (many entities, teams, stubs, permission per entity). A report writes one running service (created or merged
-into) and one new deployment, so here, in the caller's transaction, holding the rows row_locks.py's order asks for:
-the running service locked and read with its relations and teams in one statement; inserted or updated in one
-(INSERT … ON CONFLICT DO NOTHING when new, so an entity API write creating it meanwhile is merged into); the
-deployment inserted in one; the relation rows of both in one; the audit rows in one bulk insert
-(`audit_record_many`); one ENTITY_CHANGED announcement with both changes (automations queued in the same
-transaction). Inputs are validated by the generic path's own functions (`_prepare`: the blueprints' JSON schemas,
-defaults, required relations, merge rules) and audited and announced with the same snapshots, so a report reads
-in the audit log and to automations exactly as the generic writes did.
+into) and one new deployment, so, in the report's transaction and in row_locks.py's order: the environment and
+the running service locked and read (with their relations and teams) in one sorted statement (`entity_rows_read`,
+called by deployments.py); the running service updated in one, or inserted in one (INSERT … ON CONFLICT DO NOTHING,
+so one an entity API write created meanwhile is locked and merged into); the deployment inserted together with
+every new relation row in one; the audit rows in one bulk insert (`audit_record_many`, two statements); one
+ENTITY_CHANGED announcement of both changes (automations queued as outbox rows in the same transaction).
+Inputs are validated by the generic path's own functions (`_prepare`: the blueprints' JSON schemas, defaults,
+required relations, merge rules) and audited and announced with the same snapshots, so a report reads in the
+audit log and to automations as the generic writes did. Nine statements in all, eleven with automations on both
+blueprints (tests/catalog/test_deployment_statements.py).
 
 Aggregations and scorecards are kept as the generic path keeps them, at no cost when nothing aggregates over
-runningService or deployment and they have no scorecards (the bench's and the contract's plain case): otherwise
-`aggregation_sources` (one statement per aggregation property following them, per written entity), then
-`aggregates_refresh` and `scorecards_evaluate`, as entities.py's `_store` calls them.
+runningService or deployment and they have no scorecards (the deployment contract's plain case): otherwise
+`aggregation_sources` (the blueprint graph and one statement per aggregation property following them, per
+written entity), then `aggregates_refresh` and `scorecards_evaluate`, as entities.py's `_store` calls them: the
+starter's two Component aggregations and its scorecard add 15 to 20 statements.
 """
 import json
 
