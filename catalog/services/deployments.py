@@ -16,9 +16,8 @@ from audit import choices as audit_choices
 from audit.services import audit_record_failure
 from catalog.access import blueprint_access
 from catalog.identifiers import check_entity_identifier
-from catalog.models import Entity
-from catalog.services.entities import CREATE, UPSERT_MERGE, entity_write_one
-from catalog.services.row_locks import KEY_SHARE, NO_KEY_UPDATE, blueprints_lock, entity_rows_lock
+from catalog.services.deployment_writes import deployment_report_write, entity_rows_read
+from catalog.services.row_locks import KEY_SHARE, NO_KEY_UPDATE, blueprints_lock
 from catalog.validation import format_checker
 from portal.errors import Forbidden, NotFound, PortalError, ValidationFailed
 from portal.datetimes import instant_field, instant_text
@@ -117,16 +116,12 @@ def deployment_record(*, actor, data):
         raise
 
 
-def _entity_properties(ids, key):
-    return Entity.objects.filter(pk=ids[key]).values_list("properties", flat=True).get() if key in ids else None
-
-
 @transaction.atomic
 def _record(actor, data):
-    # Lock order (row_locks.py): the blueprints FOR SHARE; the Component FOR KEY SHARE and the environment FOR
-    # NO KEY UPDATE in one sorted pass; then the running service. The environment row serializes the reports
-    # to one environment (a first report of a running service included) and queues lock changes fairly: FOR
-    # NO KEY UPDATE, not FOR SHARE, as PostgreSQL lets a new share locker past a transaction queued for FOR
+    # Lock order (row_locks.py): the blueprints FOR SHARE; then one sorted pass over the entity rows: the Component
+    # FOR KEY SHARE, the environment and the running service FOR NO KEY UPDATE (one statement each strength); a new
+    # running service is inserted after (deployment_writes.py). The environment row serializes the reports to one environment (a first report of a running service included) and queues lock changes fairly:
+    # FOR NO KEY UPDATE, not FOR SHARE, as PostgreSQL lets a new share locker past a transaction queued for FOR
     # UPDATE, so under a continuous stream of reports a lock change would wait until the stream stops.
     blueprints = _blueprints_lock()
     if actor.user is not None and not blueprint_access(actor.user, blueprints[DEPLOYMENT]).allows("register"):
@@ -135,35 +130,36 @@ def _record(actor, data):
     # them in the audit log) without needing separate grants on runningService.
     writer = replace(actor, user=None, client_id=actor.label)
     service, environment = data["service"], data["environment"]
-    ids = entity_rows_lock({(COMPONENT, service): KEY_SHARE, (ENVIRONMENT, environment): NO_KEY_UPDATE},
-                           blueprints=blueprints)
-    environment_properties = _entity_properties(ids, (ENVIRONMENT, environment))
-    if environment_properties is None:
-        raise NotFound(f"{environment!r} is not an environment in the catalog", path="environment")
-    if environment_properties.get("locked") is True:
-        raise locked_error("environment", environment, environment_properties)
-    if (COMPONENT, service) not in ids:
-        raise NotFound(f"{service!r} is not a Component in the catalog", path="service")
-
     rs_identifier = running_service_identifier(service, environment)
+    component_key, environment_key = (COMPONENT, service), (ENVIRONMENT, environment)
+    rs_key = (RUNNING_SERVICE, rs_identifier)
+    try:
+        check_entity_identifier(rs_identifier, "service")
+    except PortalError:  # refused below, after the environment and the service are found, as before
+        rs_key = None
+    component = entity_rows_read([component_key], KEY_SHARE, blueprints=blueprints).get(component_key)
+    rows = entity_rows_read([environment_key, *([rs_key] if rs_key else [])], NO_KEY_UPDATE, blueprints=blueprints,
+                            related=True)
+    environment_row, running_row = rows.get(environment_key), rows.get(rs_key)
+    if environment_row is None:
+        raise NotFound(f"{environment!r} is not an environment in the catalog", path="environment")
+    if environment_row["properties"].get("locked") is True:
+        raise locked_error("environment", environment, environment_row["properties"])
+    if component is None:
+        raise NotFound(f"{service!r} is not a Component in the catalog", path="service")
     check_entity_identifier(rs_identifier, "service")
+    if running_row is not None and running_row["properties"].get("locked") is True:
+        raise locked_error("service", rs_identifier, running_row["properties"])
+
     now = instant_text(timezone.now())
-    running = {"identifier": rs_identifier, "relations": {"service": service, "environment": environment}, "properties": {}}
+    running = {"blueprint": RUNNING_SERVICE, "identifier": rs_identifier,
+               "relations": {"service": service, "environment": environment}, "properties": {}}
     if data["status"] == "success":
         running["properties"] = {"version": data["version"], "commitSha": data["commitSha"], "jobUrl": data["jobUrl"],
                                  "deployedBy": data["deployedBy"], "deployedAt": now}
-    rs_key = (RUNNING_SERVICE, rs_identifier)
-    running_properties = _entity_properties(entity_rows_lock({rs_key: NO_KEY_UPDATE}, blueprints=blueprints), rs_key)
-    if running_properties is not None and running_properties.get("locked") is True:
-        raise locked_error("service", rs_identifier, running_properties)
-    # A running service the entity API creates meanwhile is merged into: the write locks it before reading.
-    running_write = entity_write_one(actor=writer, blueprint=blueprints[RUNNING_SERVICE], data=running, mode=UPSERT_MERGE)
-    if running_write.created is False and running_properties is None and running_write.before["properties"].get("locked") is True:
-        raise locked_error("service", rs_identifier, running_write.before["properties"])
-
     stamp = int(datetime.now().timestamp() * 1000)
     deployment = {
-        "identifier": f"{rs_identifier}-{data['version']}-{stamp}-{secrets.token_hex(2)}",
+        "blueprint": DEPLOYMENT, "identifier": f"{rs_identifier}-{data['version']}-{stamp}-{secrets.token_hex(2)}",
         "title": f"{service} {data['version']} to {environment}",
         "relations": {"runningService": rs_identifier},
         "properties": {"version": data["version"], "commitSha": data["commitSha"], "commitTime": data.get("commitTime"),
@@ -171,8 +167,14 @@ def _record(actor, data):
                        "startedAt": now, "finishedAt": now},
     }
     check_entity_identifier(deployment["identifier"], "version")
-    deployment_write = entity_write_one(actor=writer, blueprint=blueprints[DEPLOYMENT], data=deployment, mode=CREATE)
-    return deployment_write.entity, running_write.entity
+
+    def refuse_locked(properties):
+        if properties.get("locked") is True:
+            raise locked_error("service", rs_identifier, properties)
+
+    return deployment_report_write(
+        actor=writer, blueprints=blueprints, running=running, running_row=running_row, deployment=deployment,
+        refuse_locked=refuse_locked, target_ids={component_key: component["id"], environment_key: environment_row["id"]})
 
 
 LOCKS_SQL = f"""

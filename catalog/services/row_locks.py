@@ -2,8 +2,8 @@
 
 Two transactions deadlock when each waits for a lock the other holds. Every service that writes entities
 (entities.py: create/upsert/merge/replace/patch, bulk, placeholders of create_missing_related_entities,
-relation changes, delete with dependents; deployments.py; blueprints.py) therefore takes its locks in this
-order, each step sorted, and takes no lock of an earlier step once it holds one of a later step:
+relation changes, delete with dependents; deployments.py with deployment_writes.py; blueprints.py) therefore
+takes its locks in this order, each step sorted, and takes no lock of an earlier step once it holds one of a later step:
 
 1. the blueprint-definition advisory lock (`catalog.blueprints`), blueprint create/update only;
 2. blueprint rows, sorted by identifier: FOR SHARE by entity writers (their blueprint and every blueprint its

@@ -19,8 +19,9 @@ from bench_server import manage
 
 SERVICES = [f"bench-svc-{i:02d}" for i in range(6)]
 ENVIRONMENTS = ["production", "staging", "development"]  # the starter catalog's (catalog/fixtures/starter-catalog.json)
+# `type`: the starter's Production readiness scorecard filters on it (load_starter refuses the scorecard without it).
 COMPONENT = {"identifier": "Component", "title": "Component", "icon": "Service",
-             "schema": {"properties": {}, "required": []}, "relations": {}}
+             "schema": {"properties": {"type": {"type": "string"}}, "required": []}, "relations": {}}
 LOCK_CONCURRENCY = 16
 DEPLOY_DURATION_FACTOR = 4  # a report costs ~10x a lock check: its loop gets 4x --duration to reach its count
 

@@ -1,0 +1,131 @@
+"""The SQL statements of a deployment report (issue 16): one purpose-built transaction of at most 12 statements
+on the plain deployment blueprints, whether it creates the running service or updates it, succeeds or fails,
+and with an automation listening; a bounded few more when an aggregation of the Component follows the
+deployments, with the aggregation values and the scorecard levels kept right."""
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from actions.models import Action
+from audit.models import AuditEvent
+from catalog.models import Blueprint, Entity, ScorecardResult
+from catalog.services.blueprints import blueprint_update
+from catalog.services.deployments import deployment_record
+from catalog.services.scorecards import scorecard_create
+from portal.actor import Actor
+from portal.outbox import OutboxMessage
+from tests.support.automations import automation
+from tests.support.deployments import install_contract, report
+
+pytestmark = pytest.mark.django_db
+
+PLAIN_LIMIT = 12
+# The whole POST /v1/deployments on the contract with its mirror properties (measured 15): the token's user, the
+# report (9 today), and the response: both entities read back with their relations, and one query per mirror.
+REQUEST_LIMIT = 15
+# With two aggregation properties of the Component following deployments and a scorecard reading them (measured 29,
+# 25 and 24 statements): per written entity, the blueprint graph and one walk per aggregation property to find the
+# Components it reaches (aggregation_sources); the refresh (blueprints, current values, graph, one statement per
+# property, the update); the Component's scorecard (rules, stored standings, upsert) and its level change announced
+# (the entity, its relations, its standings, the automations listening).
+AGGREGATED_LIMIT = 30
+COUNT = {"calculationBy": "entities", "func": "count"}
+PATH = [{"fromBlueprint": "deployment", "path": ["runningService", "service"]}]
+
+
+def statements(actor, body):
+    """The statements the report sends, without the savepoints the test's own transaction adds around it; the user
+    is read afresh, as each request does (nothing cached on it from an earlier report)."""
+    actor = Actor(user=User.objects.get(pk=actor.user.pk))
+    with CaptureQueriesContext(connection) as captured:
+        deployment_record(actor=actor, data=body)
+    return [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+
+
+@pytest.fixture
+def plain_deploy_catalog(db, system):
+    return install_contract(system)
+
+
+@pytest.fixture
+def ci_actor(admin_user):
+    return Actor(user=admin_user)
+
+
+def test_first_report_creates_the_running_service_in_at_most_12_statements(plain_deploy_catalog, ci_actor):
+    sql = statements(ci_actor, report())
+    assert len(sql) <= PLAIN_LIMIT, "\n".join(sql)
+    assert Entity.objects.filter(blueprint__identifier="runningService", identifier="CartService-production").exists()
+    created = AuditEvent.objects.filter(verb="catalog.entity.created", blueprint__in=["runningService", "deployment"])
+    assert sorted(created.values_list("blueprint", flat=True)) == ["deployment", "runningService"]
+
+
+@pytest.mark.parametrize("status", ["success", "failure"])
+def test_later_reports_take_at_most_12_statements(plain_deploy_catalog, ci_actor, status):
+    deployment_record(actor=ci_actor, data=report())
+    sql = statements(ci_actor, report(version="1.2.4", status=status))
+    assert len(sql) <= PLAIN_LIMIT, "\n".join(sql)
+    running = Entity.objects.get(identifier="CartService-production")
+    assert running.properties["version"] == ("1.2.4" if status == "success" else "1.2.3")
+
+
+def test_listening_automations_are_queued_within_the_12_statements(plain_deploy_catalog, ci_actor):
+    for blueprint in ("deployment", "runningService"):
+        automation(f"on-{blueprint}", {"type": "ANY_ENTITY_CHANGE", "blueprintIdentifier": blueprint})
+    assert Action.objects.count() == 2
+    for version in ("1.2.3", "1.2.4"):  # creating the running service, then updating it
+        queued = OutboxMessage.objects.count()
+        sql = statements(ci_actor, report(version=version))
+        assert len(sql) <= PLAIN_LIMIT, "\n".join(sql)
+        assert OutboxMessage.objects.count() == queued + 2  # the deployment, the running service
+
+
+@pytest.fixture
+def aggregated_deploy_catalog(plain_deploy_catalog, system):
+    component = Blueprint.objects.get(identifier="Component")
+    blueprint_update(actor=system, blueprint=component, partial=True, data={"aggregationProperties": {
+        "deployments": {"title": "Deployments", "type": "number", "target": "deployment", "calculationSpec": COUNT,
+                        "pathFilter": PATH},
+        "failures": {"title": "Failures", "type": "number", "target": "deployment", "calculationSpec": COUNT,
+                     "pathFilter": PATH,
+                     "query": {"combinator": "and", "rules": [{"property": "status", "operator": "=", "value": "failure"}]}},
+    }})
+    scorecard_create(actor=system, blueprint=Blueprint.objects.get(identifier="Component"), data={
+        "identifier": "shipping", "title": "Shipping", "rules": [
+            {"identifier": "deployed", "title": "Deployed", "level": "Silver",
+             "query": {"combinator": "and", "conditions": [{"property": "deployments", "operator": ">", "value": 0}]}},
+            {"identifier": "noFailures", "title": "No failures", "level": "Gold",
+             "query": {"combinator": "and", "conditions": [{"property": "failures", "operator": "=", "value": 0}]}}]})
+    return plain_deploy_catalog
+
+
+def _component(identifier):
+    entity = Entity.objects.get(blueprint__identifier="Component", identifier=identifier)
+    level = ScorecardResult.objects.get(entity=entity, scorecard="shipping").level
+    return entity.aggregates, level
+
+
+def test_an_aggregation_following_deployments_stays_right_in_a_bounded_count(aggregated_deploy_catalog, ci_actor):
+    assert _component("CartService") == ({"deployments": 0, "failures": 0}, "Bronze")
+    first = statements(ci_actor, report())
+    assert _component("CartService") == ({"deployments": 1, "failures": 0}, "Gold")
+    failed = statements(ci_actor, report(version="1.2.4", status="failure"))
+    assert _component("CartService") == ({"deployments": 2, "failures": 1}, "Silver")
+    other = statements(ci_actor, report(environment="staging"))
+    assert _component("CartService") == ({"deployments": 3, "failures": 1}, "Silver")
+    assert _component("PaymentService") == ({"deployments": 0, "failures": 0}, "Bronze")
+    for sql in (first, failed, other):
+        assert len(sql) <= AGGREGATED_LIMIT, "\n".join(sql)
+    # Aggregation values and levels moving are not edits of the Component: no audit row of their own, as before.
+    assert not AuditEvent.objects.filter(blueprint="Component", verb="catalog.entity.updated").exists()
+
+
+def test_the_request_adds_authentication_and_the_response_only(plain_deploy_catalog, admin_api):
+    """The view adds the token's user before and the entity JSON of both after, nothing that grows."""
+    assert admin_api.post("/v1/deployments", report(), format="json").status_code == 201
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_api.post("/v1/deployments", report(version="1.2.4"), format="json")
+    assert response.status_code == 201, response.json()
+    sql = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    assert len(sql) <= REQUEST_LIMIT, "\n".join(sql)
