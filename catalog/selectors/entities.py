@@ -11,6 +11,7 @@ from catalog.models import Entity, Relation
 from catalog.selectors.scorecards import scorecard_standings
 from portal.errors import NotFound
 from portal.jq import JqError, jq_first_many
+from portal.prepared_statements import execute_prepared
 from portal.datetimes import instant_text
 
 META_FIELDS = {
@@ -175,7 +176,7 @@ def entity_json_get(blueprint_identifier, identifier, *, user, include=(), exclu
     # the rule's params are positional: `e` in the first CTE, then `src` (walk), then `t` (mirror), in text order
     sql = ENTITY_DOCUMENT_SQL.format(entity=entity_columns, blueprint=blueprint_columns, **readable)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        execute_prepared(cursor, sql, params)
         row = cursor.fetchone()
     if row is None:
         blueprint = blueprint_get(blueprint_identifier)
