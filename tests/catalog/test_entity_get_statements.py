@@ -94,3 +94,14 @@ def test_an_unreadable_or_missing_entity_is_not_found(documents_catalog, email):
         entity_json_get("App", "missing", user=user)
     with pytest.raises(NotFound, match="Blueprint 'Nope'"):
         entity_json_get("Nope", "full", user=user)
+
+
+@pytest.mark.parametrize("identifier", ["x" * 5000, "../../etc/passwd", "a%sb%%s", "{readable_e}", "☃ 東京", "1e400"])
+def test_odd_identifiers_are_not_found(documents_catalog, identifier):
+    from urllib.parse import quote
+
+    api = api_for(get_user_model().objects.get(email="dev@example.com"))
+    response = api.get(f"/v1/blueprints/App/entities/{quote(identifier, safe='')}")
+    assert response.status_code == 404 and response.json()["ok"] is False
+    response = api.get(f"/v1/blueprints/{quote(identifier, safe='')}/entities/full")
+    assert response.status_code == 404
