@@ -9,7 +9,7 @@ A prepared statement lives as long as its session (a ROLLBACK does not drop it),
 on the DB-API connection object itself: a new connection starts with none. The name is a digest of the text, so
 a changed statement (another column list after a migration) is prepared under a new name. This needs a session
 of its own per connection, as the portal has (direct connections, or a pooler in session mode, not transaction
-mode).
+mode), and nothing that runs DISCARD ALL / DEALLOCATE ALL on it behind Django's back (a pool `reset` doing so).
 """
 import hashlib
 import re
