@@ -17,10 +17,11 @@ import re
 _PLACEHOLDER = re.compile(r"%s")
 
 
-def execute_prepared(cursor, sql, params):
+def execute_prepared(cursor, label, sql, params):
     """Execute `sql` (positional `%s` placeholders only, no literal `%`) with `params` on Django `cursor` through a
-    statement prepared on its connection, preparing it first if this connection has not."""
-    name = "portal_" + hashlib.blake2b(sql.encode(), digest_size=10).hexdigest()
+    statement prepared on its connection, preparing it first if this connection has not. `label` (an identifier)
+    starts the statement's name, so a query log says what `EXECUTE <name>(...)` ran."""
+    name = f"{label}_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
     raw = cursor.db.connection
     prepared = getattr(raw, "_portal_prepared", None)
     if prepared is None:

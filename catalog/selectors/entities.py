@@ -176,7 +176,7 @@ def entity_json_get(blueprint_identifier, identifier, *, user, include=(), exclu
     # the rule's params are positional: `e` in the first CTE, then `src` (walk), then `t` (mirror), in text order
     sql = ENTITY_DOCUMENT_SQL.format(entity=entity_columns, blueprint=blueprint_columns, **readable)
     with connection.cursor() as cursor:
-        execute_prepared(cursor, sql, params)
+        execute_prepared(cursor, "entity_document", sql, params)
         row = cursor.fetchone()
     if row is None:
         blueprint = blueprint_get(blueprint_identifier)

@@ -42,7 +42,7 @@ def token_user(user_id, client_id):
     than the rest of a lock check."""
     sql, fields = _token_user_sql()
     with connection.cursor() as cursor:
-        execute_prepared(cursor, sql, [ADMINS_TEAM, user_id, client_id])
+        execute_prepared(cursor, "token_user", sql, [ADMINS_TEAM, user_id, client_id])
         row = cursor.fetchone()
     if row is None:
         return None

@@ -40,6 +40,7 @@ def test_entity_get_is_one_statement_for_the_document(documents_catalog, email):
     assert entity["relations"]["libraries"] == ["l2", "l1", "l3"] and entity["team"] == ["payments", "platform"]
     assert entity["properties"]["clusterTitle"] == "Cluster one" and entity["scorecards"]["readiness"]["level"] == "Gold"
     assert len(statements) <= MAX_STATEMENTS[email], "\n".join(statements)
+    assert sum("entity_document" in sql for sql in statements) == 1 and "token_user" in statements[0]
 
 
 def test_entity_get_statements_do_not_grow_with_relations(documents_catalog):
