@@ -1,7 +1,7 @@
 from catalog.access import blueprint_access
 from catalog.models import Entity
 from catalog.selectors.blueprints import blueprint_get
-from catalog.selectors.entities import entities_json, entities_visible_to, entity_get, entity_get_by_identifiers
+from catalog.selectors.entities import entities_json, entities_visible_to, entity_get, entity_json_get
 from catalog.services import entities as service
 from portal.api.base import ApiView, ok, query_bool, query_int, require
 from portal.api.pagination import keyset_page
@@ -89,9 +89,9 @@ class EntityDetailView(ApiView):
 
     def get(self, request, blueprint, identifier):
         include, exclude = _paths(request)
-        entity = entity_get_by_identifiers(blueprint, identifier, user=request.user)
         calculated = not query_bool(request, "exclude_calculated_properties")
-        return ok(entity=entities_json([entity], user=request.user, include=include, exclude=exclude, calculated=calculated)[0])
+        return ok(entity=entity_json_get(blueprint, identifier, user=request.user, include=include, exclude=exclude,
+                                         calculated=calculated))
 
     def _write(self, request, blueprint, identifier, mode):
         bp = blueprint_get(blueprint)

@@ -29,14 +29,14 @@ def scorecard_standings(entities):
     for entity_id, scorecard, level, passed in (ScorecardResult.objects.filter(entity__in=with_scorecards)
                                                 .values_list("entity_id", "scorecard", "level", "passed")):
         stored[entity_id][scorecard] = (level, passed)
-    standings = {}
-    for entity in with_scorecards:
-        standings[entity.pk] = {}
-        for scorecard in entity.blueprint.scorecards:
-            if scorecard["identifier"] not in stored[entity.pk]:
-                continue
-            standings[entity.pk][scorecard["identifier"]] = scorecard_standing(scorecard, *stored[entity.pk][scorecard["identifier"]])
-    return standings
+    return {entity.pk: scorecard_standings_of(entity.blueprint, stored[entity.pk]) for entity in with_scorecards}
+
+
+def scorecard_standings_of(blueprint, stored):
+    """One entity's standings on `blueprint`'s scorecards, in their order, from its stored results
+    (`{scorecard identifier: (level, passed)}`); a scorecard without a stored result is left out."""
+    return {scorecard["identifier"]: scorecard_standing(scorecard, *stored[scorecard["identifier"]])
+            for scorecard in blueprint.scorecards if scorecard["identifier"] in stored}
 
 
 def scorecard_standing(scorecard, level, passed):

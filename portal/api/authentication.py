@@ -6,6 +6,7 @@ from django.db import DEFAULT_DB_ALIAS, connection
 from rest_framework import authentication, exceptions
 
 from portal.models import ApiClient
+from portal.prepared_statements import execute_prepared
 from portal.roles import ADMINS_TEAM
 from portal.services.api_clients import access_token_decode
 
@@ -37,10 +38,11 @@ class AccessTokenAuthentication(authentication.BaseAuthentication):
 
 def token_user(user_id, client_id):
     """The active user behind an active API client, with `_portal_is_admin` set, or None. One query, written as
-    SQL: every CI call pays for it, and building it with the ORM cost more CPU than the rest of a lock check."""
+    SQL and prepared once per connection: every CI call pays for it, and building it with the ORM cost more CPU
+    than the rest of a lock check."""
     sql, fields = _token_user_sql()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [ADMINS_TEAM, user_id, client_id])
+        execute_prepared(cursor, "token_user", sql, [ADMINS_TEAM, user_id, client_id])
         row = cursor.fetchone()
     if row is None:
         return None

@@ -170,4 +170,4 @@ def test_lock_check_total_is_the_token_user_and_the_lock_query(admin_api, deploy
     with CaptureQueriesContext(connection) as ctx:
         assert admin_api.get("/v1/locks/CartService/production").status_code == 200
     assert len(ctx.captured_queries) == 2, [q["sql"] for q in ctx.captured_queries]
-    assert "auth_user" in ctx.captured_queries[0]["sql"] and "FOR SHARE" not in ctx.captured_queries[1]["sql"]
+    assert "token_user" in ctx.captured_queries[0]["sql"] and "FOR SHARE" not in ctx.captured_queries[1]["sql"]
