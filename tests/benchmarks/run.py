@@ -519,6 +519,8 @@ def report(results):
         lines.append(f"web worker RSS after the run: {', '.join(format(w['rss_mb'], '.0f') for w in memory)} MB "
                      f"(peak {peak:.0f} MB)  [target <= {TARGETS['worker_rss_mb']} MB: "
                      f"{_verdict(worst <= TARGETS['worker_rss_mb'])}]")
+        lines.append(f"web worker CPU over the run: {', '.join(format(w.get('cpu_s') or 0, '.0f') for w in memory)} s "
+                     "(connections spread over every worker: portal/gunicorn_config.py's reuse_port)")
     if results.get("client_cpu_s") is not None:
         lines.append(f"(this client used {results['client_cpu_s']:.0f} s of CPU on the same machine during the run)")
     if results.get("ratios"):
