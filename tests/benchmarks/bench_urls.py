@@ -43,6 +43,9 @@ def bare_lock(request, service, environment):
 
 
 def bare_entity(request, blueprint, identifier):
+    if "\x00" in blueprint + identifier:
+        return JsonResponse({"ok": False, "error": "invalid_request", "message": "identifier: contains a NUL byte"},
+                            status=400)
     with connection.cursor() as cursor:
         cursor.execute(ENTITY_SQL, [blueprint, identifier])
         row = cursor.fetchone()
@@ -54,18 +57,24 @@ def bare_entity(request, blueprint, identifier):
                                                 "blueprint": blueprint}})
 
 
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
 @csrf_exempt
 def bare_write(request):
     if request.method != "POST":
         return JsonResponse({"ok": False, "error": "method_not_allowed"}, status=405)
     try:
-        body = json.loads(request.body)
-    except ValueError:
+        body = json.loads(request.body, parse_constant=_refuse_constant)
+        payload = json.dumps(body)
+    except (ValueError, RecursionError):
         return JsonResponse({"ok": False, "error": "invalid_json", "message": "body: not JSON"}, status=400)
-    if not isinstance(body, dict):
-        return JsonResponse({"ok": False, "error": "invalid_json", "message": "body: not an object"}, status=400)
+    if not isinstance(body, dict) or "\\u0000" in payload:  # PostgreSQL's jsonb and text refuse NUL
+        return JsonResponse({"ok": False, "error": "invalid_json", "message": "body: not an object without NUL"},
+                            status=400)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(BARE_WRITE_SQL, [str(body.get("service", "")), str(body.get("environment", "")), json.dumps(body)])
+        cursor.execute(BARE_WRITE_SQL, [str(body.get("service", "")), str(body.get("environment", "")), payload])
         row_id = cursor.fetchone()[0]
     return JsonResponse({"ok": True, "id": row_id}, status=201)
 
