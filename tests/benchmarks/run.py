@@ -6,7 +6,8 @@ SQL, bulk-ingest throughput, single-upsert latency, by-identifier GET throughput
 page's latency (first, deep, sorted, searched and filtered pages), the CI lock check's throughput next
 to a bare view running the same query, deployment-report latency, scorecard evaluation (issue 15: five
 scorecards defined and one edited over every Deployment, and the upsert p95 with and without them) and web
-worker memory, next to DESIGN.md's targets. `--only` picks parts. Uses its own database (`portal_bench` by default) on the
+worker memory, next to DESIGN.md's targets, and issue 16's ratios (bench_ratios.py: each figure over a bare
+view or raw SQL measured in the same run), printed last and written under `ratios`. `--only` picks parts. Uses its own database (`portal_bench` by default) on the
 configured PostgreSQL (DATABASE_URL, else the embedded one), served by gunicorn on a free port.
 Results also go to $PORTAL_HOME/bench-results.json. See tests/benchmarks/README.md.
 """
