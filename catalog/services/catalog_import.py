@@ -4,6 +4,7 @@ from django.db import transaction
 from catalog.models import Blueprint
 from catalog.services.blueprints import blueprint_create, blueprint_update
 from catalog.services.entities import UPSERT, entities_write
+from catalog.services.table_statistics import BULK_ANALYZE_MIN_ENTITIES, catalog_tables_analyze
 from portal.retry import retry_on_conflict
 
 # Keys that may point at blueprints not created yet; applied in a second pass.
@@ -14,8 +15,10 @@ LAST_KEYS = ("mirrorProperties", "aggregationProperties")
 
 @retry_on_conflict
 @transaction.atomic
-def catalog_import(*, actor, document):
-    """Create or update every blueprint, then upsert every entity. Idempotent; returns counts."""
+def catalog_import(*, actor, document, analyze_min_entities=BULK_ANALYZE_MIN_ENTITIES):
+    """Create or update every blueprint, then upsert every entity. Idempotent; returns counts. When it wrote at
+    least `analyze_min_entities` entities (a bulk load), the catalog's tables are analyzed in the same transaction
+    (catalog/services/table_statistics.py), so the planner knows what was loaded as soon as it is visible."""
     blueprints = document.get("blueprints", [])
     existing = set(Blueprint.objects.values_list("identifier", flat=True))
     for data in blueprints:
@@ -44,4 +47,5 @@ def catalog_import(*, actor, document):
             if failed:
                 raise failed[0].error
             written += len(writes)
-    return {"blueprints": len(blueprints), "entities": written}
+    analyzed = catalog_tables_analyze() if written and written >= analyze_min_entities else []
+    return {"blueprints": len(blueprints), "entities": written, "analyzed": analyzed}

@@ -91,3 +91,74 @@ def measure_deployments(client, args, meter):
 
     return run_loop("POST /v1/deployments", call, requests=args.deploy_requests, seconds=args.duration * DEPLOY_DURATION_FACTOR,
                     warmup=args.warmup, meter=meter)
+
+
+def bare_write_table(url):
+    """The table of bench_urls.bare_write (one row per report), created as the owner and granted to the app's role."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_bare_write (id bigserial PRIMARY KEY, service text NOT NULL,"
+                     " environment text NOT NULL, body jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())")
+        role = conn.execute("SELECT rolname FROM pg_roles WHERE rolname = 'portal_app'").fetchone()
+        if role:
+            conn.execute("GRANT SELECT, INSERT ON bench_bare_write TO portal_app")
+            conn.execute("GRANT USAGE, SELECT ON SEQUENCE bench_bare_write_id_seq TO portal_app")
+
+
+def measure_bare_write(client, args, meter):
+    """POST /bench/bare-write with the report's body, sequential, as measure_deployments: the deployment's floor."""
+    def call(i):
+        service, environment = pair(i)
+        status, data, elapsed = client.request("POST", "/bench/bare-write", report_body(service, environment, f"1.{i}.0"))
+        if status != 201:
+            raise HttpError(f"{status}: {data[:200]!r}")
+        return elapsed
+
+    return run_loop("POST /bench/bare-write", call, requests=args.deploy_requests,
+                    seconds=args.duration * DEPLOY_DURATION_FACTOR, warmup=args.warmup, meter=meter)
+
+
+def report_statements(env, *, tries=3):
+    """SQL statements of one deployment report (`deployment_record`, in-process on the bench database, the fewest of
+    `tries` updates of an existing running service; savepoints left out): {"aggregated": n, "plain": n}.
+    `aggregated` on the catalog as seeded (the starter's Component aggregates its deployments); `plain` with no
+    blueprint aggregated by another (`aggregated_by` emptied inside a transaction that is rolled back) — the case
+    tests/catalog/test_deployment_statements.py bounds by 12, and the one the `deploy_statements` ratio reads."""
+    from bench_pages import django_setup
+
+    django_setup(env)
+    from django.db import connection, connections, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from catalog.models import Blueprint
+    from catalog.services.deployments import deployment_record
+    from catalog.services.users import user_ensure
+    from portal.actor import Actor
+
+    def fewest(label):
+        counts = []
+        for attempt in range(tries):
+            service, environment = pair(attempt)
+            with CaptureQueriesContext(connection) as captured:
+                deployment_record(actor=actor, data=report_body(service, environment, f"9.{label}.{attempt}"))
+            counts.append(sum(1 for q in captured.captured_queries
+                              if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))))
+        return min(counts)
+
+    try:
+        actor = Actor(user=user_ensure(actor=Actor.system(), email="bench-deployments@example.com", admin=True))
+        result = {"aggregated": fewest(0)}
+        component = Blueprint.objects.get(identifier="Component")
+        result["component_aggregations"] = sorted(component.aggregation_properties or {})
+        with transaction.atomic():
+            # Nothing aggregates the deployment blueprints any more: their `aggregated_by` emptied, which the services
+            # keep and every entity write reads. Written directly, not through blueprint_update: the starter's
+            # scorecards and initiative on Component read its aggregations, so the service would refuse, and
+            # this is a measurement rolled back below, not a change of the catalog.
+            Blueprint.objects.update(aggregated_by=[])
+            result["plain"] = fewest(1)
+            transaction.set_rollback(True)
+        return result
+    finally:
+        connections.close_all()

@@ -100,7 +100,7 @@ class Gunicorn:
     def start(self, timeout=60):
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
-        command = [str(VENV_BIN / "gunicorn"), "portal.wsgi", "--workers", str(self.workers), "--threads", str(self.threads),
+        command = [str(VENV_BIN / "gunicorn"), "portal.wsgi", "--config", "python:portal.gunicorn_config", "--workers", str(self.workers), "--threads", str(self.threads),
                    "--bind", f"127.0.0.1:{self.port}", "--keep-alive", "30", "--timeout", "120",
                    "--error-logfile", "-", "--log-level", "warning"]
         self.proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,

@@ -6,7 +6,8 @@ SQL, bulk-ingest throughput, single-upsert latency, by-identifier GET throughput
 page's latency (first, deep, sorted, searched and filtered pages), the CI lock check's throughput next
 to a bare view running the same query, deployment-report latency, scorecard evaluation (issue 15: five
 scorecards defined and one edited over every Deployment, and the upsert p95 with and without them) and web
-worker memory, next to DESIGN.md's targets. `--only` picks parts. Uses its own database (`portal_bench` by default) on the
+worker memory, next to DESIGN.md's targets, and issue 16's ratios (bench_ratios.py: each figure over a bare
+view or raw SQL measured in the same run), printed last and written under `ratios`. `--only` picks parts. Uses its own database (`portal_bench` by default) on the
 configured PostgreSQL (DATABASE_URL, else the embedded one), served by gunicorn on a free port.
 Results also go to $PORTAL_HOME/bench-results.json. See tests/benchmarks/README.md.
 """
@@ -34,6 +35,7 @@ import bench_contention as contention  # noqa: E402
 import bench_deployments as deploys  # noqa: E402
 import bench_pages as pages  # noqa: E402
 import bench_queries as queries  # noqa: E402
+import bench_ratios as ratios  # noqa: E402
 import bench_scorecards as scorecards  # noqa: E402
 from bench_http import Client, HttpError, Sample, percentile, run_loop  # noqa: E402
 from bench_server import (CpuMeter, Gunicorn, api_credentials, bench_secret_key, database_create,  # noqa: E402
@@ -336,6 +338,21 @@ def measure_get(client, counts, args, meter):
                     concurrency=args.concurrency, warmup=args.warmup, meter=meter)
 
 
+def measure_bare_get(client, counts, args, meter):
+    """The same lookups as measure_get through bench_urls.bare_entity (one SQL statement, no DRF/auth): the floor."""
+    deployments = counts["Deployment"]
+
+    def call(i):
+        path = f"/bench/bare-entity/Deployment/{catalog.identifier('Deployment', (i * 104729) % deployments)}"
+        status, data, elapsed = client.request("GET", path)
+        if status != 200:
+            raise HttpError(f"{status}: {data[:200]!r}")
+        return elapsed
+
+    return run_loop("GET bare entity", call, requests=args.get_requests, seconds=args.duration,
+                    concurrency=args.concurrency, warmup=args.warmup, meter=meter)
+
+
 def per_request_cpu(sample):
     """Add the workers' and PostgreSQL's CPU milliseconds per measured request (from the CpuMeter result)."""
     n = max(sample.count, 1)
@@ -401,6 +418,17 @@ def _deployment_lines(results):
                      f"mean {deployments['mean_ms']:.1f} ms, {deployments['req_per_s']:.1f} req/s over "
                      f"{deployments['requests']:,} reports{_cpu(deployments)}"
                      + (f"  errors={deployments['errors']} ({deployments.get('first_error')})" if deployments["errors"] else ""))
+    bare = results.get("deployments_bare")
+    if bare:
+        lines.append(f"    bare view, one INSERT in one transaction: p50 {bare['p50_ms']:.1f} ms, {bare['req_per_s']:.1f} req/s "
+                     f"over {bare['requests']:,} writes{_cpu(bare)}"
+                     + (f"  errors={bare['errors']} ({bare.get('first_error')})" if bare["errors"] else ""))
+    statements = results.get("deployment_statements")
+    if statements:
+        lines.append(f"    SQL statements of one report: {statements.get('plain')} on the plain deployment blueprints, "
+                     f"{statements.get('aggregated')} as seeded (Component aggregations: "
+                     f"{', '.join(statements.get('component_aggregations') or []) or 'none'})"
+                     + (f"  ERROR {statements['error']}" if statements.get("error") else ""))
     return lines
 
 
@@ -469,6 +497,12 @@ def report(results):
                      f"[target > {TARGETS['get_per_s']}: {_verdict(get['req_per_s'] > TARGETS['get_per_s'])}] "
                      f"(p50 {get['p50_ms']:.1f} ms, p95 {get['p95_ms']:.1f} ms, {get['requests']:,} requests{_cpu(get)})"
                      + (f"  errors={get['errors']} ({get.get('first_error')})" if get["errors"] else ""))
+    bare_get = results.get("get_bare")
+    if bare_get:
+        lines.append(f"    bare view, same lookup, one SQL statement, no DRF/auth: {bare_get['req_per_s']:,.1f} req/s "
+                     f"(p50 {bare_get['p50_ms']:.1f} ms, p95 {bare_get['p95_ms']:.1f} ms, "
+                     f"{bare_get['requests']:,} requests{_cpu(bare_get)})"
+                     + (f"  errors={bare_get['errors']} ({bare_get.get('first_error')})" if bare_get["errors"] else ""))
     if results.get("pages"):
         lines.extend(["", *pages.report_lines(results["pages"])])
     deployment_lines = _deployment_lines(results)
@@ -486,8 +520,15 @@ def report(results):
         lines.append(f"web worker RSS after the run: {', '.join(format(w['rss_mb'], '.0f') for w in memory)} MB "
                      f"(peak {peak:.0f} MB)  [target <= {TARGETS['worker_rss_mb']} MB: "
                      f"{_verdict(worst <= TARGETS['worker_rss_mb'])}]")
+        lines.append(f"web worker CPU over the run: {', '.join(format(w.get('cpu_s') or 0, '.0f') for w in memory)} s "
+                     "(connections spread over every worker: portal/gunicorn_config.py's reuse_port)")
     if results.get("client_cpu_s") is not None:
         lines.append(f"(this client used {results['client_cpu_s']:.0f} s of CPU on the same machine during the run)")
+    if results.get("ratios"):
+        lines.extend(["", *ratios.report_lines(results["ratios"])])
+        if results.get("loadavg_at_end"):
+            lines.append(f"    (load average at start {' '.join(str(x) for x in env['loadavg_at_start'])}, at the end "
+                         f"{' '.join(str(x) for x in results['loadavg_at_end'])})")
     lines.append("")
     return "\n".join(lines)
 
@@ -575,6 +616,8 @@ def main(argv=None):
         if "get" in parts:
             log(f"GET by identifier at concurrency {args.concurrency}")
             results["get"] = per_request_cpu(measure_get(client, counts, args, meter)).summary()
+            log(f"GET by identifier through the bare view at concurrency {args.concurrency}")
+            results["get_bare"] = per_request_cpu(measure_bare_get(client, counts, args, meter)).summary()
         if "pages" in parts:
             log(f"catalog table pages of {pages.BLUEPRINT}, concurrency 1, as an admin and as a member")
             results["pages"] = pages.measure(server.port, env, args, meter, log=log,
@@ -591,6 +634,14 @@ def main(argv=None):
         if "deployments" in parts:
             log(f"{args.deploy_requests} deployment reports, sequential")
             results["deployments"] = per_request_cpu(deploys.measure_deployments(client, args, meter)).summary()
+            log(f"{args.deploy_requests} bare writes (one INSERT), sequential")
+            deploys.bare_write_table(bench_url)
+            results["deployments_bare"] = per_request_cpu(deploys.measure_bare_write(client, args, meter)).summary()
+            log("SQL statements of one deployment report, in-process")
+            try:
+                results["deployment_statements"] = deploys.report_statements(env)
+            except Exception as exc:  # noqa: BLE001 - reported; the ratio shows as not measured
+                results["deployment_statements"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
         if "contention" in parts:
             log(f"{args.contention_requests} overlapping upserts from {contention.CONCURRENCY} clients")
             contention.seed(client)
@@ -608,6 +659,8 @@ def main(argv=None):
         if args.drop:
             database_drop(base_url, args.database)
     results["client_cpu_s"] = round(time.process_time() - cpu_start, 1)
+    results["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["ratios"] = ratios.ratios(results)
     print(report(results), flush=True)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -98,7 +98,8 @@ def serve_commands(port):
     """The demo's processes: web, Celery worker and beat, from this Python's environment."""
     bindir = os.path.dirname(sys.executable)
     return {
-        "web": [os.path.join(bindir, "gunicorn"), "portal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+        "web": [os.path.join(bindir, "gunicorn"), "portal.wsgi", "--config", "python:portal.gunicorn_config",
+                "--bind", f"127.0.0.1:{port}", "--workers", "2",
                 "--threads", "4", "--access-logfile", "-"],
         "worker": [os.path.join(bindir, "celery"), "-A", "portal", "worker", "--concurrency", "2", "--loglevel", "INFO"],
         "beat": [os.path.join(bindir, "celery"), "-A", "portal", "beat", "--loglevel", "INFO",
