@@ -50,3 +50,22 @@ def get(client, user, url, status=200):
     response = client.get(url)
     assert response.status_code == status, response.content[:2000]
     return Page(response.content.decode())
+
+
+def page_as(client, email, url):
+    """(response, unescaped HTML) of `url` fetched signed in as the user with `email` (signed out first)."""
+    from html import unescape
+
+    from django.contrib.auth import get_user_model
+
+    client.logout()
+    client.force_login(get_user_model().objects.get(email=email))
+    response = client.get(url)
+    return response, unescape(response.content.decode())
+
+
+def html_section(text, heading):
+    """The HTML from the element with id `heading` to the next <section> (or the end)."""
+    start = text.index(f'id="{heading}"')
+    end = text.find("<section", start)
+    return text[start:end if end != -1 else None]

@@ -1,6 +1,5 @@
 """The initiative pages: /initiatives/ (each goal with its due date and progress) and an initiative's page (the goal in
 words, progress per team, the entities still failing with what each must fix), as far as the user may read."""
-from html import unescape
 
 import pytest
 
@@ -10,6 +9,7 @@ from catalog.services.permissions import blueprint_permissions_update
 from catalog.services.scorecards import scorecard_create
 from portal.actor import Actor
 from tests.factories import BlueprintFactory, EntityFactory, UserFactory
+from tests.support.pages import html_section, page_as
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system()
@@ -40,15 +40,7 @@ def on_call_goal(db):
 
 
 def page_of(client, email, url=URL):
-    client.force_login(UserFactory._meta.model.objects.get(email=email))
-    response = client.get(url)
-    return response, unescape(response.content.decode())
-
-
-def section(text, heading):
-    start = text.index(f'id="{heading}"')
-    end = text.find("<section", start)
-    return text[start:end if end != -1 else None]
+    return page_as(client, email, url)
 
 
 def test_the_list_shows_each_initiative_with_its_progress(client, on_call_goal):
@@ -61,21 +53,21 @@ def test_the_list_shows_each_initiative_with_its_progress(client, on_call_goal):
 def test_the_page_shows_the_goal_progress_per_team_and_what_to_fix(client, on_call_goal):
     response, text = page_of(client, "admin@example.com")
     assert response.status_code == 200
-    assert "reaches <strong>Silver</strong>" in section(text, "goal-heading")
-    progress = section(text, "progress-heading")
+    assert "reaches <strong>Silver</strong>" in html_section(text, "goal-heading")
+    progress = html_section(text, "progress-heading")
     assert "1 of 3 entities meet it (33%)" in progress and "In progress" in progress
     assert 'href="/initiatives/onCallEverywhere/?team=payments"' in progress
-    failing = section(text, "failing-heading")
+    failing = html_section(text, "failing-heading")
     assert 'href="/catalog/service/billing/"' in failing and 'href="/catalog/service/ledger/"' in failing
     assert "<strong>Has on-call</strong> — Name the rota." in failing
     assert "checkout" not in failing
     _, narrowed = page_of(client, "admin@example.com", URL + "?team=platform")
-    assert "ledger" in section(narrowed, "failing-heading") and "billing" not in section(narrowed, "failing-heading")
+    assert "ledger" in html_section(narrowed, "failing-heading") and "billing" not in html_section(narrowed, "failing-heading")
 
 
 def test_a_member_sees_only_their_teams_entities(client, on_call_goal):
     _, text = page_of(client, "pay@example.com")
-    assert "1 of 2 entities meet it (50%)" in section(text, "progress-heading")
+    assert "1 of 2 entities meet it (50%)" in html_section(text, "progress-heading")
     assert "ledger" not in text and "platform" not in text
 
 
@@ -86,7 +78,7 @@ def test_an_unknown_initiative_is_a_404_page(client, on_call_goal):
 
 def test_a_team_page_shows_the_teams_progress_on_each_initiative(client, on_call_goal):
     _, text = page_of(client, "admin@example.com", "/teams/payments/")
-    initiatives = section(text, "initiatives-heading")
+    initiatives = html_section(text, "initiatives-heading")
     assert 'href="/initiatives/onCallEverywhere/?team=payments"' in initiatives and "1 of 2" in initiatives
     _, text = page_of(client, "pay@example.com", "/teams/platform/")
-    assert "No initiative covers an entity of this team that you may see." in section(text, "initiatives-heading")
+    assert "No initiative covers an entity of this team that you may see." in html_section(text, "initiatives-heading")

@@ -3,7 +3,6 @@ rules failing most often, the entities at a level or failing a rule, the trend â
 entities, in a number of queries that does not grow with the catalog."""
 import re
 from datetime import timedelta
-from html import unescape
 
 import pytest
 from django.db import connection
@@ -15,6 +14,7 @@ from catalog.services.permissions import blueprint_permissions_update
 from catalog.services.scorecards import scorecard_create, scorecard_snapshots_take
 from portal.actor import Actor
 from tests.factories import BlueprintFactory, EntityFactory, UserFactory
+from tests.support.pages import html_section, page_as
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system()
@@ -55,45 +55,36 @@ def rated_services(db):
 
 
 def page_of(client, email, url=URL):
-    client.logout()
-    client.force_login(UserFactory._meta.model.objects.get(email=email))
-    response = client.get(url)
-    return response, unescape(response.content.decode())
-
-
-def section(text, heading):
-    start = text.index(f'id="{heading}"')
-    end = text.find("<section", start)
-    return text[start:end if end != -1 else None]
+    return page_as(client, email, url)
 
 
 def test_levels_teams_and_failing_rules_for_someone_who_reads_everything(client, rated_services):
     response, text = page_of(client, "admin@example.com")
     assert response.status_code == 200
-    levels = section(text, "levels-heading")
+    levels = html_section(text, "levels-heading")
     assert "4 entities rated; 1 left out by the scorecard's filter." in levels
     counts = {title: int(n) for title, n in
               re.findall(r'level-\w+">(\w+)</span></a></th>\s*<td class="count">(\d+)</td>', levels)}
     assert counts == {"Basic": 2, "Bronze": 1, "Silver": 0, "Gold": 1}  # no Gold rules: on-call reaches Gold
-    failing = section(text, "failing-heading")
+    failing = html_section(text, "failing-heading")
     assert failing.index("Has on-call") < failing.index("Has a README")  # 3 fail it, 2 fail the other
-    teams = section(text, "teams-heading")
+    teams = html_section(text, "teams-heading")
     assert "payments" in teams and "platform" in teams
-    assert "Beat keeps one count a day" in section(text, "trend-heading")
+    assert "Beat keeps one count a day" in html_section(text, "trend-heading")
 
 
 def test_a_member_sees_only_what_they_may_read_and_no_trend(client, rated_services):
     _, text = page_of(client, "pay@example.com")
-    assert "2 entities rated." in section(text, "levels-heading")
-    assert "platform" not in section(text, "teams-heading")
-    assert "you may not read them all" in section(text, "trend-heading")
+    assert "2 entities rated." in html_section(text, "levels-heading")
+    assert "platform" not in html_section(text, "teams-heading")
+    assert "you may not read them all" in html_section(text, "trend-heading")
     _, listed = page_of(client, "pay@example.com", URL + "?failing=hasOnCall")
     assert 'href="/catalog/service/billing/"' in listed and "ledger" not in listed
 
 
 def test_the_entities_at_a_level_link_to_their_pages(client, rated_services):
     _, text = page_of(client, "admin@example.com", URL + "?level=Basic")
-    listed = section(text, "listed-heading")
+    listed = html_section(text, "listed-heading")
     assert "At Basic" in listed
     assert 'href="/catalog/service/ledger/"' in listed and 'href="/catalog/service/search/"' in listed
     assert "checkout" not in listed
@@ -104,7 +95,7 @@ def test_the_trend_is_drawn_from_the_daily_snapshots(client, rated_services):
     scorecard_snapshots_take(day=today - timedelta(days=1))
     scorecard_snapshots_take(day=today)
     _, text = page_of(client, "admin@example.com")
-    trend = section(text, "trend-heading")
+    trend = html_section(text, "trend-heading")
     assert trend.count("<polyline") == 4 and "the last 2 days" in trend
 
 

@@ -4,7 +4,6 @@ dashboard, its other entities linking to the blueprint table filtered by the tea
 counts included, in a number of queries that does not grow with the team; links to the team page from the
 scorecard dashboard and the entity page."""
 import re
-from html import unescape
 from urllib.parse import quote
 
 import pytest
@@ -16,6 +15,7 @@ from catalog.services.permissions import blueprint_permissions_update
 from catalog.services.scorecards import scorecard_create
 from portal.actor import Actor
 from tests.factories import BlueprintFactory, EntityFactory, TeamFactory, UserFactory
+from tests.support.pages import html_section, page_as
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system()
@@ -70,19 +70,6 @@ def team_world(db):
     blueprint_permissions_update(actor=SYSTEM, blueprint=Blueprint.objects.get(identifier="secret"), data=NOBODY_READS)
 
 
-def page_of(client, email, url):
-    client.logout()
-    client.force_login(UserFactory._meta.model.objects.get(email=email))
-    response = client.get(url)
-    return response, unescape(response.content.decode())
-
-
-def section(text, heading):
-    start = text.index(f'id="{heading}"')
-    end = text.find("<section", start)
-    return text[start:end if end != -1 else None]
-
-
 def entity_rows(text):
     """[(entity title, level, the cell's text)] of the rated table, in the page's order."""
     rows = re.findall(r'<tr><th scope="row"><a href="[^"]+">([^<]+)</a></th>\s*<td>(.*?)</td>', text, re.S)
@@ -91,9 +78,9 @@ def entity_rows(text):
 
 
 def test_the_team_page_lists_entities_lowest_level_first_with_what_to_fix(client, team_world):
-    response, text = page_of(client, "ops@example.com", "/teams/platform/")
+    response, text = page_as(client, "ops@example.com", "/teams/platform/")
     assert response.status_code == 200
-    rows = entity_rows(section(text, "scorecards-heading"))
+    rows = entity_rows(html_section(text, "scorecards-heading"))
     assert [(title, level) for title, level, _ in rows] == [
         ("search", "Basic"), ("ledger", "Bronze"), ("shared", "Bronze"), ("gateway", "Gold"), ("sandbox", None)]
     cells = {title: cell for title, _, cell in rows}
@@ -105,32 +92,32 @@ def test_the_team_page_lists_entities_lowest_level_first_with_what_to_fix(client
 
 
 def test_the_level_summary_links_to_the_dashboard_and_the_tables_filter_by_team(client, team_world):
-    _, text = page_of(client, "ops@example.com", "/teams/platform/")
-    scorecards = section(text, "scorecards-heading")
+    _, text = page_as(client, "ops@example.com", "/teams/platform/")
+    scorecards = html_section(text, "scorecards-heading")
     summary = dict(re.findall(r'href="/scorecards/service/readiness/\?level=(\w+)"><span [^>]+>\w+ (\d+)</span>', scorecards))
     assert summary == {"Basic": "1", "Bronze": "2", "Silver": "0", "Gold": "1"}
     assert "4 rated" in scorecards
     assert '<a href="/catalog/service/?f.%24team=platform">5 entities</a>' in scorecards
-    others = section(text, "owned-heading")
+    others = html_section(text, "owned-heading")
     assert '<a href="/catalog/library/?f.%24team=platform">Library</a>: 2 entities' in others
     assert "Secret" not in others  # a member may not read it: neither shown nor counted
-    _, table = page_of(client, "admin@example.com", "/catalog/library/?f.%24team=platform")
+    _, table = page_as(client, "admin@example.com", "/catalog/library/?f.%24team=platform")
     assert 'href="/catalog/library/lib0/"' in table and "paylib" not in table  # the table filters by the team
 
 
 def test_members_are_shown_by_name_and_email(client, team_world):
-    _, text = page_of(client, "pay@example.com", "/teams/platform/")
-    members = section(text, "members-heading")
+    _, text = page_as(client, "pay@example.com", "/teams/platform/")
+    members = html_section(text, "members-heading")
     assert re.findall(r"<li>(.*?)</li>", members) == ['Olga Ops <span class="muted"><ops@example.com></span>', "robot"]
     assert "Pat Payer" not in members
 
 
 def test_a_member_sees_and_counts_only_the_entities_they_may_read(client, team_world):
-    _, text = page_of(client, "pay@example.com", "/teams/platform/")
+    _, text = page_as(client, "pay@example.com", "/teams/platform/")
     assert [title for title, _, _ in entity_rows(text)] == ["shared"]  # owned by payments too
     assert '<a href="/catalog/service/?f.%24team=platform">1 entity</a>' in text
-    assert "Library" not in text and "None that you may see" in section(text, "owned-heading")
-    _, overview = page_of(client, "pay@example.com", "/teams/")
+    assert "Library" not in text and "None that you may see" in html_section(text, "owned-heading")
+    _, overview = page_as(client, "pay@example.com", "/teams/")
     card = overview[overview.index('href="/teams/platform/"'):]
     card = card[:card.index("</li>")]
     assert "2 members · 1 entity you may see" in card
@@ -138,7 +125,7 @@ def test_a_member_sees_and_counts_only_the_entities_they_may_read(client, team_w
 
 
 def test_the_team_list_counts_members_entities_and_levels(client, team_world):
-    response, text = page_of(client, "admin@example.com", "/teams/")
+    response, text = page_as(client, "admin@example.com", "/teams/")
     assert response.status_code == 200 and 'aria-current="page">Teams</a>' in text
     card = text[text.index('href="/teams/platform/"'):]
     card = card[:card.index("</li>")]
@@ -149,7 +136,7 @@ def test_the_team_list_counts_members_entities_and_levels(client, team_world):
 
 
 def test_an_odd_team_name_is_encoded_in_links_and_found_and_an_unknown_team_is_404(client, team_world):
-    response, text = page_of(client, "ops@example.com", ODD_URL)
+    response, text = page_as(client, "ops@example.com", ODD_URL)
     assert response.status_code == 200
     assert f"<h1>{ODD}</h1>" in text and "Keeps production up." in text
     assert "The team owns no entity you may see" in text
@@ -167,11 +154,11 @@ def test_an_odd_team_name_is_encoded_in_links_and_found_and_an_unknown_team_is_4
 
 
 def test_the_dashboard_and_the_entity_page_link_teams_to_their_pages(client, team_world):
-    _, dashboard = page_of(client, "admin@example.com", "/scorecards/service/readiness/")
-    teams = section(dashboard, "teams-heading")
+    _, dashboard = page_as(client, "admin@example.com", "/scorecards/service/readiness/")
+    teams = html_section(dashboard, "teams-heading")
     assert '<a href="/teams/platform/">platform</a>' in teams and '<a href="/teams/payments/">payments</a>' in teams
     EntityFactory(blueprint="library", identifier="odd", team=[ODD])
-    _, entity = page_of(client, "admin@example.com", "/catalog/library/odd/")
+    _, entity = page_as(client, "admin@example.com", "/catalog/library/odd/")
     assert f'<a class="badge" href="{ODD_URL}">{ODD}</a>' in entity
 
 
@@ -181,7 +168,7 @@ def test_queries_do_not_grow_with_the_team(client, team_world):
         UserFactory(email=f"grower{i}@example.com", teams=["growing"])
         service(f"grow{i}", ["growing"], tier="prod", readme="r")
         EntityFactory(blueprint="library", identifier=f"growlib{i}", team=["growing"])
-    page_of(client, "grower0@example.com", "/teams/")
+    page_as(client, "grower0@example.com", "/teams/")
 
     def statements(url):
         with CaptureQueriesContext(connection) as captured:
@@ -196,5 +183,5 @@ def test_queries_do_not_grow_with_the_team(client, team_world):
     TeamFactory(name="another")
     many = statements("/teams/growing/"), statements("/teams/")
     assert many == few
-    _, text = page_of(client, "grower0@example.com", "/teams/growing/")
-    assert len(entity_rows(text)) == 30 and section(text, "members-heading").count("<li>") == 30
+    _, text = page_as(client, "grower0@example.com", "/teams/growing/")
+    assert len(entity_rows(text)) == 30 and html_section(text, "members-heading").count("<li>") == 30
