@@ -231,6 +231,8 @@ CELERY_BEAT_SCHEDULE["actions-ttl-warnings"] = {"task": "actions.tasks.ttl_warni
 
 # Scorecard history (catalog/services/scorecards.py): today's level counts, rewritten hourly.
 CELERY_BEAT_SCHEDULE["catalog-scorecard-snapshots"] = {"task": "catalog.tasks.scorecard_snapshots_task", "schedule": 3600.0}
+# Sort indexes of indexed properties (catalog/services/entity_indexes.py): queued by blueprint changes; hourly repair.
+CELERY_BEAT_SCHEDULE["catalog-entity-indexes"] = {"task": "catalog.tasks.entity_indexes_sync_task", "schedule": 3600.0}
 
 # The audit chain (audit/chain.py): events are sealed after their commit; beat seals what that missed, and
 # writes a signed checkpoint of the chain's head outside the database every minute (audit/checkpoints.py).

@@ -934,7 +934,7 @@ def search_compile(rule_set, *, user, blueprint=None, base=None, path="") -> Com
     if condition != TRUE:
         queryset = queryset.filter(EntityCondition(condition.text, condition.params))
     if user is not None:
-        queryset = entities_visible_to(user, queryset)
+        queryset = entities_visible_to(user, queryset, blueprint_id=blueprint.pk if blueprint is not None else None)
     return CompiledSearch(queryset=queryset, blueprints=sorted(scope))
 
 

@@ -598,6 +598,7 @@ def main(argv=None):
             results["ingest"] = {"skipped": "--keep reused a loaded database"}
         else:
             create_blueprints(client)
+            log("sort indexes of indexed properties: " + manage(env, "entity_indexes_sync").strip())  # the worker's job
             log(f"loading {args.entities:,} entities: " + ", ".join(f"{bp} {n:,}" for bp, n in counts.items()))
             with meter:
                 results["ingest"] = load_catalog(client, counts, args)
