@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from portal.models import OutboxMessage
@@ -63,9 +63,9 @@ def outbox_publish(message) -> bool:
         logger.warning("outbox message %s (%s) not published, it stays pending: %s", message.id, message.task, exc)
         return False
     now = timezone.now()
-    OutboxMessage.objects.filter(pk=message.pk).update(published_at=now)
-    # A republished message whose worker died: free it, so the next sweep does not publish it again.
-    OutboxMessage.objects.filter(pk=message.pk, lease_until__lt=now).update(lease_until=None)
+    # Published; and a republished message whose worker died is freed, so the next sweep does not publish it again.
+    OutboxMessage.objects.filter(pk=message.pk).update(
+        published_at=now, lease_until=Case(When(lease_until__lt=now, then=None), default=F("lease_until")))
     return True
 
 

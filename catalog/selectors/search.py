@@ -278,6 +278,10 @@ class EntityCondition(Expression):
     def get_source_expressions(self):
         return self.sources
 
+    def on(self, alias):
+        """(SQL, params) of the condition on the catalog_entity row named `alias` in hand-written SQL."""
+        return TOKEN_RE.sub(lambda match: f'{alias}."{match.group(1)}"', self.sql), list(self.params)
+
     def set_source_expressions(self, exprs):
         self.sources = list(exprs)
 
