@@ -183,8 +183,8 @@ def _descriptors_write(actor, result):
                                              .values_list("identifier", flat=True))
     if missing:
         raise ValidationFailed(f"the Backstage blueprints are not installed ({', '.join(sorted(missing))}); "
-                               "install them first (manage.py backstage_import --install-blueprints, the admin, "
-                               "or POST /v1/backstage/blueprints)", path="blueprints")
+                               "install them first (manage.py backstage_import does, as does the admin's "
+                               "action on locations, or refresh with ?install_blueprints=true)", path="blueprints")
     written, errors = set(), []
     by_blueprint = {}
     for descriptor in result.descriptors:

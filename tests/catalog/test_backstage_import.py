@@ -66,7 +66,7 @@ def test_a_location_tree_becomes_the_expected_graph(system, backstage_blueprints
     assert edges() == EXPECTED_EDGES
     assert entity_keys(is_stub=False) == EXPECTED_ENTITIES
     assert entity_keys(datasource=location.datasource) == EXPECTED_ENTITIES
-    assert error_keys(location.errors) == EXPECTED_ERRORS
+    assert error_keys(location.errors, backstage_root.parent) == EXPECTED_ERRORS
     assert location.entity_count == len(EXPECTED_ENTITIES) and location.files_read == 6  # the cycle read once
     cart = Entity.objects.get(blueprint__identifier=C, identifier="cart")
     assert cart.title == "Cart service"
@@ -107,7 +107,7 @@ def test_a_refresh_follows_edits_and_removals(system, backstage_blueprints, back
     removed = {e for e in EXPECTED_EDGES if (R, "cart-db") in (e[:2], e[3:])}
     assert edges() == EXPECTED_EDGES - removed
     assert (C, "legacy") in entity_keys(datasource=location.datasource)
-    assert ("invalid.yaml", 0, "spec.owner") in error_keys(location.errors)
+    assert ("invalid.yaml", 0, "spec.owner") in error_keys(location.errors, backstage_root.parent)
     assert Entity.objects.filter(pk=other.pk).exists()
     assert location.entity_count == len(EXPECTED_ENTITIES) - 1
 
@@ -117,7 +117,7 @@ def test_a_location_that_cannot_be_read_removes_nothing(system, backstage_bluepr
     backstage_root.unlink()
     location = backstage_location_refresh(actor=system, location=location)
     assert entity_keys(datasource=location.datasource) == EXPECTED_ENTITIES
-    assert error_keys(location.errors) == {("all.yaml", None, "target")}
+    assert error_keys(location.errors, backstage_root.parent) == {("all.yaml", None, "target")}
 
 
 def test_a_file_outside_the_roots_is_not_read(system, backstage_blueprints, backstage_root, settings):
@@ -141,7 +141,7 @@ def test_two_locations_remove_only_their_own(system, backstage_blueprints, backs
 
 def test_the_one_off_import_writes_without_a_datasource(system, backstage_blueprints):
     written, errors = backstage_import(actor=system, targets=[str(FIXTURES / "all.yaml")])
-    assert written == EXPECTED_ENTITIES and error_keys([e.as_json() for e in errors]) == EXPECTED_ERRORS
+    assert written == EXPECTED_ENTITIES and error_keys([e.as_json() for e in errors], FIXTURES) == EXPECTED_ERRORS
     assert entity_keys(datasource="") == EXPECTED_ENTITIES
 
 

@@ -70,6 +70,8 @@ def entity_keys(**filters):
     return set(Entity.objects.filter(**filters).values_list("blueprint__identifier", "identifier"))
 
 
-def error_keys(errors):
-    """(file name relative to the test catalog, document, field) of errors as the API and the location hold them."""
-    return {(error["file"].split("/backstage/", 1)[-1], error["document"], error["field"]) for error in errors}
+def error_keys(errors, root):
+    """(file relative to `root`, the test catalog's directory or URL, document, field) of errors as the API and the
+    location hold them."""
+    prefix = str(root).rstrip("/") + "/"
+    return {(error["file"].removeprefix(prefix), error["document"], error["field"]) for error in errors}
