@@ -28,7 +28,7 @@ from portal.errors import Conflict, PortalError, ValidationFailed
 from portal.retry import retry_on_conflict
 
 BACKSTAGE_BLUEPRINTS = Path(__file__).resolve().parents[1] / "fixtures" / "backstage-blueprints.json"
-WRITE_CHUNK = 500
+WRITE_CHUNK = 100  # entities per entities_write call, as catalog_import writes them
 INTERVAL_MAX_MINUTES = 7 * 24 * 60
 LOCATION_FIELDS = {"identifier", "type", "target", "catalogPath", "refreshIntervalMinutes"}
 
@@ -207,7 +207,7 @@ def _descriptors_write(actor, result):
 
 @retry_on_conflict
 @transaction.atomic
-def _location_write(*, actor, location, result, complete, seconds):
+def _location_write(*, actor, location, result, complete, started):
     location = BackstageLocation.objects.select_for_update().get(pk=location.pk)
     writer = replace(actor, datasource=location.datasource)
     written, refused = _descriptors_write(writer, result)
@@ -224,7 +224,8 @@ def _location_write(*, actor, location, result, complete, seconds):
                                              identifiers=gone, owned_only=True)
                 removed += len(deleted)
     before = {"entityCount": location.entity_count, "errors": len(location.errors)}
-    location.last_refresh_at, location.last_refresh_seconds = timezone.now(), round(seconds, 3)
+    location.last_refresh_at = timezone.now()
+    location.last_refresh_seconds = round(time.monotonic() - started, 3)
     location.files_read = result.files
     location.entity_count = Entity.objects.filter(datasource=location.datasource).count()
     location.errors = [e.as_json() for e in errors]
@@ -240,8 +241,7 @@ def backstage_location_refresh(*, actor, location):
     """Read the location and bring the catalog in line with it; returns the location as refreshed."""
     started = time.monotonic()
     result, complete = _read(location)
-    return _location_write(actor=actor, location=location, result=result, complete=complete,
-                           seconds=time.monotonic() - started)
+    return _location_write(actor=actor, location=location, result=result, complete=complete, started=started)
 
 
 def backstage_import(*, actor, targets):

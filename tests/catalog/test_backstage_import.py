@@ -166,3 +166,58 @@ def test_registration_checks_its_fields(system, settings):
             backstage_location_register(actor=system, data=data)
         assert caught.value.path == field, data
     assert not BackstageLocation.objects.exists()
+
+
+ODD_DOCUMENTS = """apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: aliased, tags: &tags [*tags]}
+spec: {type: service, lifecycle: production, owner: team}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: 12345678901234567890}
+spec: {type: service, lifecycle: production, owner: team}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: nan-type}
+spec: {type: .nan, lifecycle: production, owner: team}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: self, annotations: &a {x: *a}}
+spec: {type: service, lifecycle: production, owner: team}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: Dup}
+spec: {type: service, lifecycle: production, owner: team}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: dup}
+spec: {type: service, lifecycle: production, owner: team}
+---
+just a string
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: deep}
+spec: {type: service, lifecycle: production, owner: team, dependsOn: """ + "[" * 5000 + "]" * 5000 + "}\n"
+
+
+def test_odd_documents_are_reported_one_by_one(system, backstage_blueprints, tmp_path, settings):
+    settings.BACKSTAGE_FILE_ROOTS = [str(tmp_path)]
+    (tmp_path / "odd.yaml").write_text(ODD_DOCUMENTS)
+    (tmp_path / "latin1.yaml").write_bytes("metadata: {name: café}".encode("latin-1"))
+    (tmp_path / "all.yaml").write_text("apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: odd}\n"
+                                       "spec: {targets: [./odd.yaml, ./latin1.yaml, ./missing.yaml, /etc/passwd]}\n")
+    location = backstage_location_refresh(actor=system, location=register(system, tmp_path / "all.yaml"))
+    assert {(error["file"].rsplit("/", 1)[-1], error["document"], error["field"]) for error in location.errors} == {
+        ("odd.yaml", 0, "metadata.tags[0]"), ("odd.yaml", 1, "metadata.name"), ("odd.yaml", 2, "spec.type"),
+        ("odd.yaml", 3, "metadata.annotations.x"), ("odd.yaml", 5, "metadata.name"), ("odd.yaml", 6, ""),
+        ("odd.yaml", 7, ""), ("all.yaml", None, "target"), ("all.yaml", 0, "spec.targets[3]")}
+    messages = " ".join(error["message"] for error in location.errors)
+    assert "latin1.yaml cannot be read" in messages and "missing.yaml cannot be read" in messages
+    assert "already defined in" in messages and "root:" not in messages  # /etc/passwd never read
+    assert entity_keys(datasource=location.datasource) == {(C, "dup")}
