@@ -80,17 +80,18 @@ class DescriptorReader:
         return self.result
 
     def github_organization(self, organization, catalog_path):
-        """The descriptor URL of every repository of a GitHub organization (the GitHub contents API), to read."""
-        api = settings.GITHUB_API_URL.rstrip("/")
-        urls, page = [], 1
-        while True:
-            repos = self._github_json(f"{api}/orgs/{quote(organization, safe='')}/repos?per_page=100&page={page}")
-            if not repos:
-                return urls
-            urls += [f"{api}/repos/{quote(organization, safe='')}/{quote(repo['name'], safe='')}/contents/"
-                     f"{quote(catalog_path.lstrip('/'))}" for repo in repos
+        """The descriptor URL (GitHub's contents API) of every repository of a GitHub organization, to read; at most
+        FILES_MAX repositories."""
+        api, org = settings.GITHUB_API_URL.rstrip("/"), quote(organization, safe="")
+        urls = []
+        for page in range(1, FILES_MAX // 100 + 1):
+            repos = self._github_json(f"{api}/orgs/{org}/repos?per_page=100&page={page}")
+            urls += [f"{api}/repos/{org}/{quote(repo['name'], safe='')}/contents/{quote(catalog_path.lstrip('/'))}"
+                     for repo in repos
                      if isinstance(repo, dict) and isinstance(repo.get("name"), str) and not repo.get("archived")]
-            page += 1
+            if not repos:
+                break
+        return urls
 
     def _github_json(self, url):
         response = self.session.get(url, headers=self._github_headers("application/vnd.github+json"))

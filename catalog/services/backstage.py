@@ -25,6 +25,7 @@ from catalog.models import BackstageLocation, Blueprint, Entity
 from catalog.services.catalog_import import catalog_import
 from catalog.services.entities import UPSERT, entities_delete, entities_write
 from portal.errors import Conflict, PortalError, ValidationFailed
+from portal.outbound import OutboundRefused
 from portal.retry import retry_on_conflict
 
 BACKSTAGE_BLUEPRINTS = Path(__file__).resolve().parents[1] / "fixtures" / "backstage-blueprints.json"
@@ -164,7 +165,7 @@ def _read(location):
     if location.type == BackstageLocationType.GITHUB:
         try:
             targets = reader.github_organization(location.target, location.catalog_path)
-        except (PortalError, OSError, ValueError) as exc:
+        except (PortalError, OSError, ValueError, OutboundRefused) as exc:
             result = reader.result
             result.errors.append(DescriptorError(file=location.target, document=None, field="target",
                                                  message=f"organization cannot be listed: {exc}"))
