@@ -3,9 +3,8 @@ from celery import shared_task
 from django.utils import timezone
 
 from catalog.models import BackstageLocation
-from catalog.selectors.backstage import backstage_locations_due
+from catalog.selectors.backstage import backstage_location_is_due, backstage_locations_due
 from catalog.services.backstage import backstage_location_refresh
-
 from catalog.services.scorecards import scorecard_snapshots_take
 from portal.actor import Actor
 
@@ -18,9 +17,10 @@ def scorecard_snapshots_task():
 
 @shared_task
 def backstage_location_refresh_task(location_id):
-    """Refresh one Backstage location (queued by backstage_locations_refresh_task)."""
+    """Refresh one Backstage location (queued by backstage_locations_refresh_task) if it is still due: a refresh
+    longer than beat's minute is queued again meanwhile, and that copy finds it done."""
     location = BackstageLocation.objects.filter(pk=location_id).first()
-    if location is not None:
+    if location is not None and backstage_location_is_due(location, timezone.now()):
         backstage_location_refresh(actor=Actor.system(), location=location)
 
 

@@ -5,7 +5,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 
 from catalog.access import is_admin
-from catalog.selectors.backstage import backstage_location_get, backstage_locations_all
+from catalog.selectors.backstage import backstage_location_get, backstage_locations_all, backstage_location_document
 from catalog.services import backstage as services
 from portal.api.base import ApiView, ok, query_bool, require
 from portal.api.schema import refusal
@@ -30,7 +30,7 @@ class BackstageLocationListView(BackstageView):
     @extend_schema(summary="List Backstage locations", responses={200: OpenApiTypes.OBJECT, 401: UNAUTHORIZED,
                                                                   403: FORBIDDEN})
     def get(self, request):
-        return ok(locations=[services.location_document(location) for location in backstage_locations_all()])
+        return ok(locations=[backstage_location_document(location) for location in backstage_locations_all()])
 
     @extend_schema(summary="Register a Backstage location",
                    description="Body {identifier, type (file | url | github), target (an absolute path under "
@@ -42,14 +42,14 @@ class BackstageLocationListView(BackstageView):
                               409: refusal("A location with this identifier exists."), 422: INVALID})
     def post(self, request):
         location = services.backstage_location_register(actor=self.actor(), data=self.body())
-        return ok(status=201, location=services.location_document(location))
+        return ok(status=201, location=backstage_location_document(location))
 
 
 class BackstageLocationDetailView(BackstageView):
     @extend_schema(summary="A Backstage location: its last refresh, entity count and errors", parameters=[IDENTIFIER],
                    responses={200: OpenApiTypes.OBJECT, 401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND})
     def get(self, request, identifier):
-        return ok(location=services.location_document(backstage_location_get(identifier)))
+        return ok(location=backstage_location_document(backstage_location_get(identifier)))
 
     @extend_schema(summary="Delete a Backstage location and the entities it wrote", parameters=[IDENTIFIER],
                    responses={200: OpenApiTypes.OBJECT, 401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND})
@@ -71,4 +71,4 @@ class BackstageLocationRefreshView(BackstageView):
         if query_bool(request, "install_blueprints"):
             services.backstage_blueprints_install(actor=self.actor())
         location = services.backstage_location_refresh(actor=self.actor(), location=location)
-        return ok(location=services.location_document(location))
+        return ok(location=backstage_location_document(location))

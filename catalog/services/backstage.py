@@ -22,6 +22,7 @@ from catalog.backstage.reader import DescriptorError, DescriptorReader
 from catalog.choices import BackstageLocationType
 from catalog.identifiers import check_key
 from catalog.models import BackstageLocation, Blueprint, Entity
+from catalog.selectors.backstage import backstage_location_document
 from catalog.services.catalog_import import catalog_import
 from catalog.services.entities import UPSERT, entities_delete, entities_write
 from portal.errors import Conflict, PortalError, ValidationFailed
@@ -45,18 +46,8 @@ def backstage_blueprints_install(*, actor):
     return [b["identifier"] for b in missing]
 
 
-def location_document(location):
-    return {"identifier": location.identifier, "type": location.type, "target": location.target,
-            "catalogPath": location.catalog_path, "refreshIntervalMinutes": location.refresh_interval_minutes,
-            "lastRefreshAt": location.last_refresh_at.isoformat() if location.last_refresh_at else None,
-            "lastRefreshSeconds": location.last_refresh_seconds, "filesRead": location.files_read,
-            "entityCount": location.entity_count, "errors": location.errors,
-            "createdAt": location.created_at.isoformat(), "createdBy": location.created_by,
-            "updatedAt": location.updated_at.isoformat(), "updatedBy": location.updated_by}
-
-
 def _configuration(location):
-    return {k: v for k, v in location_document(location).items()
+    return {k: v for k, v in backstage_location_document(location).items()
             if k in LOCATION_FIELDS or k in ("createdBy", "updatedBy")}
 
 

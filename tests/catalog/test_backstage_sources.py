@@ -6,9 +6,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from catalog.models import BackstageLocation
 from catalog.services.backstage import backstage_blueprints_install, backstage_location_refresh, backstage_location_register
-from catalog.tasks import backstage_locations_refresh_task
+from catalog.tasks import backstage_location_refresh_task, backstage_locations_refresh_task
 from tests.support.backstage import (A, C, EXPECTED_ENTITIES, EXPECTED_ERRORS, FIXTURES, G, R, U, edges, entity_keys,
                                      error_keys)
 
@@ -119,3 +120,5 @@ def test_beat_refreshes_the_locations_that_are_due(system, settings, backstage_o
     assert backstage_locations_refresh_task() == 1
     fresh.refresh_from_db()
     assert fresh.entity_count == 4
+    backstage_location_refresh_task(fresh.pk)  # queued twice during a long refresh: the second copy finds it done
+    assert AuditEvent.objects.filter(verb="catalog.backstage_location.refreshed", identifier="fresh").count() == 1
