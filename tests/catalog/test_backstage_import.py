@@ -77,6 +77,8 @@ def test_a_location_tree_becomes_the_expected_graph(system, backstage_blueprints
         "labels": {"tier": "1"}, "type": "service", "lifecycle": "production"}
     sre = Entity.objects.get(blueprint__identifier=G, identifier="infra/sre")
     assert sre.properties["namespace"] == "infra" and sre.title == "sre"
+    carol = Entity.objects.get(blueprint__identifier="backstage_user", identifier="contractors/carol")
+    assert carol.title == "Carol Contractor" and carol.properties["namespace"] == "contractors"
     assert Entity.objects.get(blueprint__identifier="backstage_user", identifier="alice").properties["email"] == \
         "alice@example.com"
     messages = {(e["document"], e["field"]): e["message"] for e in location.errors}

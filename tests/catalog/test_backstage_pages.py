@@ -1,5 +1,7 @@
 """Backstage locations in the admin (registered, changed, refreshed, given the blueprints, deleted through the
 services) and on their pages (last refresh, entity count, errors; "Refresh now")."""
+import re
+
 import pytest
 
 from audit.models import AuditEvent
@@ -93,3 +95,15 @@ def test_the_location_list_does_not_grow_in_queries(admin_client, system, django
             actor=system, data={"identifier": f"l{i}", "type": "file", "target": f"/nonexistent/{i}.yaml"}))
     with django_assert_max_num_queries(12):
         assert admin_client.get("/backstage/").content.decode().count('href="/backstage/l') == 15
+
+
+def test_an_entity_of_another_namespace_has_its_page_with_both_sides_of_its_relations(admin_client, backstage_files,
+                                                                                      system):
+    backstage_blueprints_install(actor=system)
+    backstage_location_refresh(actor=system, location=backstage_location_register(
+        actor=system, data={"identifier": "test-catalog", "type": "file", "target": str(backstage_files)}))
+    page = admin_client.get("/catalog/backstage_group/infra/sre/")
+    assert page.status_code == 200
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.content.decode()))
+    assert "Backstage User by Member of (2) Bob Carol Contractor" in text  # incoming: memberOf from two namespaces
+    assert "Child of (backstage_group) : Engineering" in text  # outgoing, to the default namespace

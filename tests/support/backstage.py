@@ -1,4 +1,4 @@
-"""The Backstage test catalog (tests/fixtures/backstage/: every kind, every relation, two namespaces, a Location
+"""The Backstage test catalog (tests/fixtures/backstage/: every kind, every relation, three namespaces, a Location
 tree with a cycle, invalid documents), the graph it must become, and a fake GitHub serving descriptors."""
 import shutil
 from pathlib import Path
@@ -38,6 +38,7 @@ EXPECTED_EDGES = {
     (R, "cart-db", "partOf", S, "checkout"),
     (R, "cart-db", "dependsOnResource", R, "infra/storage-cluster"),
     (G, "infra/sre", "childOf", G, "engineering"),
+    (U, "contractors/carol", "memberOf", G, "infra/sre"),
     (A, "infra/metrics-api", "ownedBy", G, "infra/sre"),
     (R, "infra/storage-cluster", "ownedBy", G, "infra/sre"),
     (C, "legacy", "ownedBy", G, "payments-team"),
