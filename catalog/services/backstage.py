@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit import choices as audit_choices
@@ -25,13 +25,14 @@ from catalog.models import BackstageLocation, Blueprint, Entity
 from catalog.selectors.backstage import backstage_location_document
 from catalog.services.catalog_import import catalog_import
 from catalog.services.entities import UPSERT, entities_delete, entities_write
-from portal.errors import Conflict, PortalError, ValidationFailed
+from portal.errors import Conflict, NotFound, PortalError, ValidationFailed
 from portal.outbound import OutboundRefused
 from portal.retry import retry_on_conflict
 
 BACKSTAGE_BLUEPRINTS = Path(__file__).resolve().parents[1] / "fixtures" / "backstage-blueprints.json"
 WRITE_CHUNK = 100  # entities per entities_write call, as catalog_import writes them
 INTERVAL_MAX_MINUTES = 7 * 24 * 60
+ERRORS_KEPT = 1000  # of a refresh, with the location; beyond, their number
 LOCATION_FIELDS = {"identifier", "type", "target", "catalogPath", "refreshIntervalMinutes"}
 
 
@@ -47,8 +48,8 @@ def backstage_blueprints_install(*, actor):
 
 
 def _configuration(location):
-    return {k: v for k, v in backstage_location_document(location).items()
-            if k in LOCATION_FIELDS or k in ("createdBy", "updatedBy")}
+    """What the audit records of a location: its configuration, not its refreshes."""
+    return {k: v for k, v in backstage_location_document(location).items() if k in LOCATION_FIELDS}
 
 
 def _clean(data, *, creating):
@@ -88,7 +89,8 @@ def _target_check(location):
         raise ValidationFailed("is not under a prefix in BACKSTAGE_URL_ALLOWED_PREFIXES", path="target")
     if location.type == BackstageLocationType.FILE and not Path(location.target).is_absolute():
         raise ValidationFailed("must be an absolute path", path="target")
-    if location.type == BackstageLocationType.GITHUB and not all(ch.isalnum() or ch in "-_." for ch in location.target):
+    if location.type == BackstageLocationType.GITHUB and not all((ch.isascii() and ch.isalnum()) or ch in "-_"
+                                                                 for ch in location.target):
         raise ValidationFailed("must be a GitHub organization's login", path="target")
 
 
@@ -100,6 +102,13 @@ def _apply(location, data):
     _target_check(location)
 
 
+def _locked(location):
+    locked = BackstageLocation.objects.select_for_update().filter(pk=location.pk).first()
+    if locked is None:  # deleted meanwhile
+        raise NotFound(f"Backstage location {location.identifier!r} was not found.")
+    return locked
+
+
 @transaction.atomic
 def backstage_location_register(*, actor, data):
     """Register a location; beat refreshes it within a minute (it was never refreshed), or refresh it now."""
@@ -108,7 +117,11 @@ def backstage_location_register(*, actor, data):
         raise Conflict(f"Backstage location {data['identifier']!r} already exists.")
     location = BackstageLocation(identifier=data["identifier"], created_by=actor.label, updated_by=actor.label)
     _apply(location, data)
-    location.save()
+    try:
+        with transaction.atomic():
+            location.save()
+    except IntegrityError:  # registered meanwhile by another request
+        raise Conflict(f"Backstage location {data['identifier']!r} already exists.") from None
     audit_record(actor=actor, verb=audit_choices.BACKSTAGE_LOCATION_CREATED, action=audit_choices.AuditAction.CREATE,
                  resource_type="backstage_location", identifier=location.identifier, after=_configuration(location))
     return location
@@ -116,15 +129,16 @@ def backstage_location_register(*, actor, data):
 
 @transaction.atomic
 def backstage_location_update(*, actor, location, data):
-    location = BackstageLocation.objects.select_for_update().get(pk=location.pk)
+    location = _locked(location)
     data = _clean(data, creating=False)
     before = _configuration(location)
     _apply(location, data)
-    location.updated_by = actor.label
-    location.save()
-    audit_record(actor=actor, verb=audit_choices.BACKSTAGE_LOCATION_UPDATED, action=audit_choices.AuditAction.UPDATE,
-                 resource_type="backstage_location", identifier=location.identifier, before=before,
-                 after=_configuration(location))
+    after = _configuration(location)
+    if after != before:
+        location.updated_by = actor.label
+        location.save()
+        audit_record(actor=actor, verb=audit_choices.BACKSTAGE_LOCATION_UPDATED, action=audit_choices.AuditAction.UPDATE,
+                     resource_type="backstage_location", identifier=location.identifier, before=before, after=after)
     return location
 
 
@@ -140,7 +154,7 @@ def _entities_of(datasource):
 @transaction.atomic
 def backstage_location_delete(*, actor, location):
     """Delete a location and the entities it wrote (and still owns)."""
-    location = BackstageLocation.objects.select_for_update().get(pk=location.pk)
+    location = _locked(location)
     writer = replace(actor, datasource=location.datasource)
     for blueprint, identifiers in _entities_of(location.datasource).items():
         entities_delete(actor=writer, blueprint=Blueprint.objects.get(identifier=blueprint),
@@ -200,7 +214,7 @@ def _descriptors_write(actor, result):
 @retry_on_conflict
 @transaction.atomic
 def _location_write(*, actor, location, result, complete, started):
-    location = BackstageLocation.objects.select_for_update().get(pk=location.pk)
+    location = _locked(location)
     writer = replace(actor, datasource=location.datasource)
     written, refused = _descriptors_write(writer, result)
     errors = result.errors + refused
@@ -220,7 +234,10 @@ def _location_write(*, actor, location, result, complete, started):
     location.last_refresh_seconds = round(time.monotonic() - started, 3)
     location.files_read = result.files
     location.entity_count = Entity.objects.filter(datasource=location.datasource).count()
-    location.errors = [e.as_json() for e in errors]
+    location.errors = [e.as_json() for e in errors[:ERRORS_KEPT]]
+    if len(errors) > ERRORS_KEPT:
+        location.errors.append({"file": "", "document": None, "field": "",
+                                "message": f"and {len(errors) - ERRORS_KEPT} more errors, not kept"})
     location.save()
     audit_record(actor=actor, verb=audit_choices.BACKSTAGE_LOCATION_REFRESHED, action=audit_choices.AuditAction.UPDATE,
                  resource_type="backstage_location", identifier=location.identifier, before=before,

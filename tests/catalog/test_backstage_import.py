@@ -7,7 +7,8 @@ from audit.models import AuditEvent
 from catalog.backstage.references import entity_identifier, reference_parse
 from catalog.models import BackstageLocation, Blueprint, Entity
 from catalog.services.backstage import (backstage_blueprints_install, backstage_import, backstage_location_delete,
-                                        backstage_location_refresh, backstage_location_register)
+                                        backstage_location_refresh, backstage_location_register,
+                                        backstage_location_update)
 from portal.errors import ValidationFailed
 from tests.factories import EntityFactory
 from tests.support.backstage import (EXPECTED_EDGES, EXPECTED_ENTITIES, EXPECTED_ERRORS, FIXTURES, G, R, C,
@@ -223,3 +224,21 @@ def test_odd_documents_are_reported_one_by_one(system, backstage_blueprints, tmp
     assert "latin1.yaml cannot be read" in messages and "missing.yaml cannot be read" in messages
     assert "already defined in" in messages and "root:" not in messages  # /etc/passwd never read
     assert entity_keys(datasource=location.datasource) == {(C, "dup")}
+
+
+def test_a_refresh_keeps_a_bounded_number_of_errors(system, backstage_blueprints, backstage_root, monkeypatch):
+    monkeypatch.setattr("catalog.services.backstage.ERRORS_KEPT", 2)
+    location = backstage_location_refresh(actor=system, location=register(system, backstage_root))
+    assert len(location.errors) == 3
+    assert location.errors[2]["message"] == f"and {len(EXPECTED_ERRORS) - 2} more errors, not kept"
+
+
+def test_an_update_that_changes_nothing_is_not_audited(system, backstage_root):
+    location = register(system, backstage_root)
+    backstage_location_update(actor=system, location=location, data={"target": str(backstage_root)})
+    backstage_location_update(actor=system, location=location, data={"refreshIntervalMinutes": 5})
+    audit = AuditEvent.objects.filter(resource_type="backstage_location").order_by("id")
+    assert [(e.verb, e.diff["after"].get("refreshIntervalMinutes")) for e in audit] == [
+        ("catalog.backstage_location.created", 30), ("catalog.backstage_location.updated", 5)]
+    with pytest.raises(ValidationFailed, match="identifier cannot change"):
+        backstage_location_update(actor=system, location=location, data={"identifier": "other"})
