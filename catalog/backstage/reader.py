@@ -17,7 +17,7 @@ import yaml
 from django.conf import settings
 
 from catalog.backstage.descriptors import Descriptor, descriptor_key, descriptor_parse
-from portal.errors import PortalError
+from portal.errors import PortalError, ValidationFailed
 from portal.outbound import OutboundRefused, outbound_session
 
 FILES_MAX = 20000  # files one read follows, Location trees and organizations included
@@ -25,6 +25,7 @@ BYTES_MAX = 5 * 1024 * 1024
 TIMEOUT_SECONDS = 20
 # libyaml's loader when PyYAML was built with it (several times faster), else the pure-Python one; both safe.
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+PLACEHOLDERS = ("$text", "$json", "$yaml")  # Backstage's substitutions; each gives the named file's text here
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ class DescriptorReader:
 
     def _document(self, source, index, document):
         try:
-            descriptor = descriptor_parse(document)
+            descriptor = descriptor_parse(self._placeholders_substituted(source, document))
         except PortalError as exc:
             self._error(source, index, exc.path, exc.errors[0].message)
             key = descriptor_key(document)
@@ -180,6 +181,30 @@ class DescriptorReader:
             self._location(source, index, document)
         else:
             self._descriptor(source, index, descriptor)
+
+    def _placeholders_substituted(self, source, document):
+        """The document with each spec value written as a placeholder (`definition: {$text: ./openapi.yaml}`) replaced
+        by the text of the file or URL it names, relative to the descriptor, read under the same rules. Only spec's
+        own values: Backstage writes them there (an API's definition), and a deeper walk could loop on YAML aliases."""
+        spec = document.get("spec") if isinstance(document, dict) else None
+        if not isinstance(spec, dict):
+            return document
+        substituted = {}
+        for key, value in spec.items():
+            if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in PLACEHOLDERS:
+                target = next(iter(value.values()))
+                if not isinstance(target, str) or not target:
+                    raise ValidationFailed("must name a file or a URL", path=f"spec.{key}.{next(iter(value))}")
+                resolved = self._expand(target, source)
+                try:
+                    if len(resolved) != 1:
+                        raise PortalError("names no single file")
+                    value = self._url_text(resolved[0]) if _is_url(resolved[0]) else self._file_text(resolved[0])
+                except (OSError, UnicodeDecodeError, OutboundRefused, PortalError) as exc:
+                    message = exc.message if isinstance(exc, PortalError) else str(exc)
+                    raise ValidationFailed(f"{target} cannot be read: {message}", path=f"spec.{key}") from None
+            substituted[key] = value
+        return {**document, "spec": substituted}
 
     def _descriptor(self, source, index, descriptor: Descriptor):
         if descriptor.key in self.result.origins:

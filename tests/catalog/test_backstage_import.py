@@ -5,6 +5,7 @@ import yaml
 
 from audit.models import AuditEvent
 from catalog.backstage.references import entity_identifier, reference_parse
+from catalog.identifiers import check_entity_identifier
 from catalog.models import BackstageLocation, Blueprint, Entity
 from catalog.services.backstage import (backstage_blueprints_install, backstage_import, backstage_location_delete,
                                         backstage_location_refresh, backstage_location_register,
@@ -53,6 +54,7 @@ def test_bad_references_name_their_field(reference):
 def test_identifiers_keep_a_namespace_other_than_default():
     assert entity_identifier("default", "Cart") == "cart"
     assert entity_identifier("infra", "sre") == "infra/sre"
+    check_entity_identifier(entity_identifier("a" * 63, "b.c_d-" + "e" * 57))  # the longest: within the portal's rules
 
 
 def test_blueprints_install_once(system, backstage_blueprints):
@@ -78,6 +80,8 @@ def test_a_location_tree_becomes_the_expected_graph(system, backstage_blueprints
         "labels": {"tier": "1"}, "type": "service", "lifecycle": "production"}
     sre = Entity.objects.get(blueprint__identifier=G, identifier="infra/sre")
     assert sre.properties["namespace"] == "infra" and sre.title == "sre"
+    metrics = Entity.objects.get(blueprint__identifier="backstage_api", identifier="infra/metrics-api")
+    assert metrics.properties["definition"] == (FIXTURES / "platform" / "apis" / "metrics.yaml").read_text()  # $text
     carol = Entity.objects.get(blueprint__identifier="backstage_user", identifier="contractors/carol")
     assert carol.title == "Carol Contractor" and carol.properties["namespace"] == "contractors"
     assert Entity.objects.get(blueprint__identifier="backstage_user", identifier="alice").properties["email"] == \
@@ -204,6 +208,11 @@ spec: {type: service, lifecycle: production, owner: team}
 just a string
 ---
 apiVersion: backstage.io/v1alpha1
+kind: API
+metadata: {name: secret-api}
+spec: {type: openapi, lifecycle: production, owner: team, definition: {$text: /etc/passwd}}
+---
+apiVersion: backstage.io/v1alpha1
 kind: Component
 metadata: {name: deep}
 spec: {type: service, lifecycle: production, owner: team, dependsOn: """ + "[" * 5000 + "]" * 5000 + "}\n"
@@ -219,10 +228,11 @@ def test_odd_documents_are_reported_one_by_one(system, backstage_blueprints, tmp
     assert {(error["file"].rsplit("/", 1)[-1], error["document"], error["field"]) for error in location.errors} == {
         ("odd.yaml", 0, "metadata.tags[0]"), ("odd.yaml", 1, "metadata.name"), ("odd.yaml", 2, "spec.type"),
         ("odd.yaml", 3, "metadata.annotations.x"), ("odd.yaml", 5, "metadata.name"), ("odd.yaml", 6, ""),
-        ("odd.yaml", 7, ""), ("all.yaml", None, "target"), ("all.yaml", 0, "spec.targets[3]")}
+        ("odd.yaml", 7, "spec.definition"), ("odd.yaml", 8, ""), ("all.yaml", None, "target"), ("all.yaml", 0, "spec.targets[3]")}
     messages = " ".join(error["message"] for error in location.errors)
     assert "latin1.yaml cannot be read" in messages and "missing.yaml cannot be read" in messages
     assert "already defined in" in messages and "root:" not in messages  # /etc/passwd never read
+    assert "/etc/passwd cannot be read: not under a directory in BACKSTAGE_FILE_ROOTS" in messages
     assert entity_keys(datasource=location.datasource) == {(C, "dup")}
 
 

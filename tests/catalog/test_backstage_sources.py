@@ -67,7 +67,7 @@ def test_an_organization_that_cannot_be_listed_removes_nothing(system, fake_gith
 
 def test_a_url_location_reads_under_its_prefix_only(system, httpserver, settings, backstage_over_loopback):
     for name in ("all.yaml", "org.yaml", "domains.yaml", "services/catalog-info.yaml", "platform/catalog-info.yaml",
-                 "invalid.yaml"):
+                 "platform/apis/metrics.yaml", "invalid.yaml"):
         httpserver.expect_request(f"/catalog/{name}").respond_with_data((FIXTURES / name).read_text())
     settings.BACKSTAGE_URL_ALLOWED_PREFIXES = [httpserver.url_for("/catalog/")]
     location = backstage_location_register(actor=system, data={
