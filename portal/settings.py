@@ -182,6 +182,10 @@ SLACK_MAX_RETRIES = env.int("SLACK_MAX_RETRIES", default=2)  # per request, for 
 # GitHub and GitLab backends (actions/backends/github.py, gitlab.py); off until configured
 GITHUB_API_URL = env.str("GITHUB_API_URL", default="https://api.github.com")  # GitHub Enterprise: https://HOST/api/v3
 GITHUB_TOKEN = env.str("GITHUB_TOKEN", default="")  # used when no GitHub App is configured
+# Backstage locations (catalog/backstage/reader.py): URL prefixes a location may read, directories a registered
+# file location may read (empty: none), and how often beat looks for locations due for a refresh.
+BACKSTAGE_URL_ALLOWED_PREFIXES = env.list("BACKSTAGE_URL_ALLOWED_PREFIXES", default=[])
+BACKSTAGE_FILE_ROOTS = env.list("BACKSTAGE_FILE_ROOTS", default=[])
 GITHUB_APP_ID = env.str("GITHUB_APP_ID", default="")
 GITHUB_APP_PRIVATE_KEY = env.str("GITHUB_APP_PRIVATE_KEY", default="")  # PEM; newlines may be written as \n
 GITLAB_URL = env.str("GITLAB_URL", default="https://gitlab.com")
@@ -230,6 +234,8 @@ CELERY_BEAT_SCHEDULE["actions-timers-sweep"] = {"task": "actions.tasks.timers_sw
 CELERY_BEAT_SCHEDULE["actions-ttl-warnings"] = {"task": "actions.tasks.ttl_warnings_task", "schedule": 60.0}
 
 # Scorecard history (catalog/services/scorecards.py): today's level counts, rewritten hourly.
+CELERY_BEAT_SCHEDULE["catalog-backstage-locations-refresh"] = {"task": "catalog.tasks.backstage_locations_refresh_task",
+                                                           "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["catalog-scorecard-snapshots"] = {"task": "catalog.tasks.scorecard_snapshots_task", "schedule": 3600.0}
 # Sort indexes of indexed properties (catalog/services/entity_indexes.py): queued by blueprint changes; hourly repair.
 CELERY_BEAT_SCHEDULE["catalog-entity-indexes"] = {"task": "catalog.tasks.entity_indexes_sync_task", "schedule": 3600.0}

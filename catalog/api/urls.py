@@ -1,6 +1,6 @@
 from django.urls import path
 
-from catalog.api import blueprints, entities
+from catalog.api import backstage, blueprints, entities
 from catalog.api import datasources, deployments
 from catalog.api import initiatives, integrations
 from catalog.api import scorecards, search
@@ -30,6 +30,9 @@ urlpatterns = [
     path("blueprints/<str:blueprint>/entities/search", search.BlueprintEntitySearchView.as_view()),
     path("entities/search", search.EntitySearchView.as_view()),
     path("blueprints/<str:blueprint>/entities/<path:identifier>", entities.EntityDetailView.as_view()),
+    path("backstage/locations", backstage.BackstageLocationListView.as_view()),
+    path("backstage/locations/<str:identifier>", backstage.BackstageLocationDetailView.as_view()),
+    path("backstage/locations/<str:identifier>/refresh", backstage.BackstageLocationRefreshView.as_view()),
     path("teams", teams.TeamListView.as_view()),
     path("teams/<path:name>", teams.TeamDetailView.as_view()),
     path("users", users.UserListView.as_view()),
