@@ -1,6 +1,6 @@
 """The audit log's hash chain: events are sealed into it after they commit, by one sealer at a time.
 
-Writers only insert an AuditEvent and an AuditPending row in their own transaction (audit/services.py) and
+Writers only insert an AuditEvent (the database adds its AuditPending row) in their own transaction (audit/services.py) and
 never wait on the chain. `audit_seal` — run after each audited commit and from beat every few seconds —
 takes a transaction-level advisory try-lock, gives the committed pending events the next positions in id order,
 and writes their AuditSeal: sha256 of the previous seal's hash and the event's canonical JSON, which holds

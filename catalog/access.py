@@ -89,10 +89,9 @@ class BlueprintAccess:
 
 
 def blueprint_access(user, blueprint) -> BlueprintAccess:
+    if is_admin(user):  # their teams decide nothing: not read (every CI report of an admin token asked)
+        return BlueprintAccess(blueprint=blueprint, full=set(VERB_CODENAMES))
     access = BlueprintAccess(blueprint=blueprint, team_ids=user_team_ids(user))
-    if is_admin(user):
-        access.full = set(VERB_CODENAMES)
-        return access
     codenames = _grants(user, [blueprint.pk]).get(blueprint.pk, set())
     access.codenames = codenames
     if choices.MODERATE_CODENAME in codenames:

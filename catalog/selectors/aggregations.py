@@ -174,7 +174,7 @@ def _periods(time, seconds):
     return f"GREATEST(1, CEIL(EXTRACT(EPOCH FROM (%s::timestamptz - MIN({time}))) / {seconds}))::numeric"
 
 
-def _aggregate_query(own, key, aggregation, ids, graph):
+def _aggregate_query(own, key, aggregation, ids, graph, targets):
     """(SQL, params) of rows (key, source id, value as numeric) of one aggregation property over `ids`. Each reached
     entity is looked up by its id (LATERAL … OFFSET 0: a primary-key probe, with the blueprint and the aggregation's
     `query` tested on the row found outside it, so no guess of the planner's about a blueprint just filled turns
@@ -184,8 +184,7 @@ def _aggregate_query(own, key, aggregation, ids, graph):
     value, value_params = _value_sql(aggregation["calculationSpec"], timezone.now())
     where, where_params = "t.blueprint_id = %s", [graph.ids[aggregation["target"]]]
     if aggregation.get("query"):
-        target = Blueprint.objects.get(identifier=aggregation["target"])
-        condition = rules_condition(aggregation["query"], blueprint=target)
+        condition = rules_condition(aggregation["query"], blueprint=targets[aggregation["target"]])
         if condition is not None:
             condition_sql, condition_params = condition.on("t")
             where, where_params = f"{where} AND {condition_sql}", [*where_params, *condition_params]
@@ -198,7 +197,10 @@ def _aggregate_query(own, key, aggregation, ids, graph):
 
 def _aggregate_all(own, definitions, ids, graph):
     """{(key, source id): value} of every aggregation property in `definitions`, one statement."""
-    parts = [_aggregate_query(own, key, aggregation, ids, graph) for key, aggregation in sorted(definitions.items())]
+    targets = Blueprint.objects.in_bulk({a["target"] for a in definitions.values() if a.get("query")},
+                                        field_name="identifier")  # the definitions their queries compile against
+    parts = [_aggregate_query(own, key, aggregation, ids, graph, targets)
+             for key, aggregation in sorted(definitions.items())]
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(sql for sql, _ in parts), [p for _, params in parts for p in params])
         return {(key, source_id): _json_number(result) for key, source_id, result in cursor.fetchall()}
