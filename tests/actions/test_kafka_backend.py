@@ -18,16 +18,6 @@ from tests.support.kafka import MockCluster, consume
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def kafka_cluster(settings):
-    cluster = MockCluster()
-    settings.KAFKA_BROKERS = cluster.bootstrap
-    settings.KAFKA_DELIVERY_TIMEOUT_SECONDS = 1.5
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    yield cluster
-    cluster.stop()
-
-
 def kafka_run(invocation=None, *, branch="main"):
     action = Action.objects.filter(identifier="publish").first() or ActionFactory(
         identifier="publish", title="Publish", trigger_type="self-service", operation="CREATE",
