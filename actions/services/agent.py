@@ -267,6 +267,9 @@ def organization_settings_update(*, actor, settings) -> dict:
     if row.pk is not None and row.settings == before:
         return row.settings
     row.save()
+    from actions.changelog import changelog_routes_forget
+
+    transaction.on_commit(changelog_routes_forget)
     audit_record_many([audit_event_build(
         actor=actor, verb=ORGANIZATION_SETTINGS_UPDATED, action=audit_choices.AuditAction.UPDATE,
         resource_type="organization", identifier="organization", before=before, after=row.settings)])

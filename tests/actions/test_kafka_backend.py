@@ -13,6 +13,7 @@ from actions.models import Action, Run
 from actions.tasks import run_dispatch_task
 from tests.factories import ActionFactory, RunFactory, UserFactory
 from tests.outbox import published
+from tests.support.pages import get
 from tests.support.kafka import MockCluster, consume
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,7 +39,7 @@ def dispatch(run):
     return run
 
 
-def test_a_run_is_published_once_and_read_by_a_consumer_group(kafka_cluster):
+def test_a_run_is_published_once_and_read_by_a_consumer_group(kafka_cluster, client):
     run = dispatch(kafka_run())
 
     assert run.status == RunStatus.IN_PROGRESS  # the consumer reports back through the runs API
@@ -58,6 +59,8 @@ def test_a_run_is_published_once_and_read_by_a_consumer_group(kafka_cluster):
     assert body["trigger"]["by"]["userId"] == run.requested_by.email
     assert run.payload == body  # what was sent, as the run page shows it
     assert consume(kafka_cluster.bootstrap, "portal.runs", group="runners", count=0, timeout=3) == []
+    page = get(client, run.requested_by, f"/runs/{run.id}/")
+    assert f"Published to portal.runs at offset 0 (partition {run.published_to['partition']})" in page.text("run-live")
 
 
 def test_the_topic_and_body_come_from_the_invocation_method(kafka_cluster):
@@ -69,7 +72,8 @@ def test_the_topic_and_body_come_from_the_invocation_method(kafka_cluster):
     assert message[0] == run.id and json.loads(message[1]) == {"ref": "feature/ü", "run": run.id}
 
 
-def test_a_broker_outage_delays_publishing_and_every_run_arrives_exactly_once(kafka_cluster, settings, monkeypatch):
+def test_a_broker_outage_delays_publishing_and_every_run_arrives_exactly_once(kafka_cluster, settings, monkeypatch,
+                                                                              client):
     before_outage = [dispatch(kafka_run()) for _ in range(2)]
     assert [m[0] for m in consume(kafka_cluster.bootstrap, "portal.runs", group="runners", count=2)] and all(
         run.published_to for run in before_outage)
@@ -81,6 +85,9 @@ def test_a_broker_outage_delays_publishing_and_every_run_arrives_exactly_once(ka
     for run in during_outage:
         assert run.status == RunStatus.IN_PROGRESS and run.published_to is None and run.next_attempt_at is not None
         assert run.logs.count() == 0
+    page = get(client, during_outage[0].requested_by, f"/runs/{during_outage[0].id}/")
+    assert "Waiting for delivery (attempt 2 of 20, next at" in page.text("run-live")
+    assert "Published to" not in page.text("run-live")
 
     returned = MockCluster()  # the broker is back (at a new address)
     settings.KAFKA_BROKERS = returned.bootstrap
