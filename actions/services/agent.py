@@ -255,8 +255,7 @@ def organization_settings_update(*, actor, settings) -> dict:
 
     if not isinstance(settings, dict):
         raise ValidationFailed("must be an object", path="settings")
-    streamer = settings.get("portAgentStreamerName")
-    if streamer is not None and not isinstance(streamer, str):
+    if "portAgentStreamerName" in settings and not isinstance(settings["portAgentStreamerName"], str):
         raise ValidationFailed("must be a string", path="settings.portAgentStreamerName")
     destination = settings.get("changelogDestination")
     if destination is not None and not (isinstance(destination, dict) and isinstance(destination.get("type"), str)):

@@ -9,10 +9,13 @@ from django.utils import timezone
 
 from actions.backends import backend_unavailable, kafka
 from actions.choices import RunStatus
+from actions.definitions import action_definition_clean
 from actions.models import Action, Run
 from actions.tasks import run_dispatch_task
+from portal.errors import ValidationFailed
 from tests.factories import ActionFactory, RunFactory, UserFactory
 from tests.outbox import published
+from tests.support.action_definitions import DEV_ENV
 from tests.support.pages import get
 from tests.support.kafka import MockCluster, consume
 
@@ -123,3 +126,16 @@ def test_kafka_actions_are_off_until_brokers_are_set(settings):
     assert backend_unavailable(action) == "Kafka is not configured: set KAFKA_BROKERS."
     settings.KAFKA_BROKERS = "127.0.0.1:9092"
     assert backend_unavailable(action) is None
+
+
+@pytest.mark.parametrize("invocation, message", [
+    ({"type": "KAFKA", "topic": "deploy requests"}, "invocationMethod.topic: must be a Kafka topic name"),
+    ({"type": "KAFKA", "topic": "x" * 250}, "invocationMethod.topic: must be a Kafka topic name"),
+    ({"type": "KAFKA", "url": "https://example.com"}, "invocationMethod: unknown keys ['url']"),
+])
+def test_a_kafka_invocation_method_names_what_is_wrong(blueprints, invocation, message):
+    assert action_definition_clean({**DEV_ENV, "invocationMethod": {"type": "KAFKA", "topic": "deploys"}},
+                                   blueprints=blueprints)["invocationMethod"] == {"type": "KAFKA", "topic": "deploys"}
+    with pytest.raises(ValidationFailed) as caught:
+        action_definition_clean({**DEV_ENV, "invocationMethod": invocation}, blueprints=blueprints)
+    assert caught.value.message.startswith(message), caught.value.message
