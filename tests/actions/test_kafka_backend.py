@@ -11,6 +11,7 @@ from actions.backends import backend_unavailable, kafka
 from actions.choices import RunStatus
 from actions.definitions import action_definition_clean
 from actions.models import Action, Run
+from actions.services.runs import run_delivery_leases_expire, run_dispatch_claim
 from actions.tasks import run_dispatch_task
 from portal.errors import ValidationFailed
 from tests.factories import ActionFactory, RunFactory, UserFactory
@@ -139,3 +140,19 @@ def test_a_kafka_invocation_method_names_what_is_wrong(blueprints, invocation, m
     with pytest.raises(ValidationFailed) as caught:
         action_definition_clean({**DEV_ENV, "invocationMethod": invocation}, blueprints=blueprints)
     assert caught.value.message.startswith(message), caught.value.message
+
+
+def test_a_worker_that_died_mid_publish_is_noticed_by_its_lease_and_the_run_published_once(kafka_cluster, settings,
+                                                                                           monkeypatch):
+    settings.DELIVERY_LEASE_SECONDS = 0
+    run = kafka_run()
+    assert run_dispatch_claim(run_id=run.id)  # attempt 1 claimed, then its worker died before publishing
+    retries = published(monkeypatch, kafka.kafka_publish_task)
+
+    assert run_delivery_leases_expire() == 1
+    assert retries == [("actions.kafka_publish", [run.id, 2])]
+    kafka.kafka_publish_task(run.id, 2)
+
+    run.refresh_from_db()
+    assert run.attempts == 2 and run.published_to["topic"] == "portal.runs"
+    assert [key for key, *_ in consume(kafka_cluster.bootstrap, "portal.runs", group="runners", count=1)] == [run.id]
