@@ -98,3 +98,16 @@ def test_the_organizations_destination_logs_run_changes(logged_blueprints, kafka
     value = json.loads(raw)
     assert key == "r_logged" and value["resourceType"] == "run" and value["action"] == "UPDATE"
     assert (value["diff"]["before"]["status"], value["diff"]["after"]["status"]) == ("IN_PROGRESS", "SUCCESS")
+
+
+def test_a_blueprints_destination_logs_its_runs_and_no_others(logged_blueprints, kafka_cluster):
+    for identifier, blueprint in (("deploy", "Service"), ("refresh", "Env")):
+        action = ActionFactory(identifier=identifier, blueprint_identifier=blueprint, trigger_type="self-service",
+                               invocation_method={"type": "WEBHOOK", "url": "http://127.0.0.1/"})
+        run = RunFactory(id=f"r_{identifier}", action=action, blueprint_identifier=blueprint,
+                         status=RunStatus.IN_PROGRESS)
+        run_finish(actor=Actor.system(), run=run, status=RunStatus.FAILURE, label="no")
+
+    messages = consume(kafka_cluster.bootstrap, TOPIC, group="auditors", count=1)
+    assert [key for key, *_ in messages] == ["r_deploy"]
+    assert json.loads(messages[0][1])["context"]["blueprintIdentifier"] == "Service"
