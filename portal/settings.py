@@ -257,6 +257,24 @@ DELIVERY_LEASE_SECONDS = env.float("DELIVERY_LEASE_SECONDS", default=300.0)  # o
 CELERY_BEAT_SCHEDULE["portal-outbox-sweep"] = {"task": "portal.outbox_sweep", "schedule": OUTBOX_SWEEP_SECONDS}
 CELERY_BEAT_SCHEDULE["portal-outbox-purge"] = {"task": "portal.outbox_purge", "schedule": 3600.0}
 
+# Kafka (portal/kafka.py): runs of KAFKA actions, agent runs when the agent streams from Kafka, and the change log
+# are published to the user's own cluster. Empty KAFKA_BROKERS: Kafka is off.
+ORGANIZATION_ID = env.str("ORGANIZATION_ID", default="portal")  # topics default to <id>.runs and <id>.change.log
+KAFKA_BROKERS = env.str("KAFKA_BROKERS", default="")  # bootstrap servers, comma-separated host:port
+KAFKA_SECURITY_PROTOCOL = env.str("KAFKA_SECURITY_PROTOCOL", default="plaintext")  # plaintext, ssl, sasl_plaintext, sasl_ssl
+KAFKA_SASL_MECHANISM = env.str("KAFKA_SASL_MECHANISM", default="")  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+KAFKA_SASL_USERNAME = env.str("KAFKA_SASL_USERNAME", default="")
+KAFKA_SASL_PASSWORD = env.str("KAFKA_SASL_PASSWORD", default="")
+KAFKA_SSL_CA_LOCATION = env.str("KAFKA_SSL_CA_LOCATION", default="")  # a PEM file; empty: the system's CAs
+KAFKA_DELIVERY_TIMEOUT_SECONDS = env.float("KAFKA_DELIVERY_TIMEOUT_SECONDS", default=10.0)  # one publish's deadline
+KAFKA_MAX_ATTEMPTS = env.int("KAFKA_MAX_ATTEMPTS", default=20)  # publishes of a run before it ends FAILURE
+KAFKA_RETRY_BASE_SECONDS = env.float("KAFKA_RETRY_BASE_SECONDS", default=2.0)
+KAFKA_RETRY_MAX_SECONDS = env.float("KAFKA_RETRY_MAX_SECONDS", default=60.0)
+# The client secret of the API client Port's execution agent runs with: it signs the messages of agent runs the way
+# the agent verifies them in its Kafka mode. Else the admin Secret of that name.
+KAFKA_AGENT_CLIENT_SECRET = env.str("KAFKA_AGENT_CLIENT_SECRET", default="")
+CELERY_BEAT_SCHEDULE["portal-changelog-drain"] = {"task": "portal.changelog_drain", "schedule": 5.0}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

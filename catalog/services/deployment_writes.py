@@ -253,6 +253,6 @@ def deployment_report_write(*, actor, blueprints, running, running_row, deployme
         {"action": "CREATE" if w.created else "UPDATE", "blueprint": bp.identifier, "identifier": w.identifier,
          "before": _with_standings(w.before, standings, w.entity.pk, 0),
          "after": _with_standings(w.after, standings, w.entity.pk, 1),
-         "by": actor.label, "origin": actor.origin, "runId": None}
+         "by": actor.label, "origin": actor.origin, "runId": None, "changelogDestination": bp.changelog_destination}
         for bp, w in written])
     return dep_write.entity, rs_write.entity
