@@ -364,16 +364,21 @@ def _apply_calculations(entities, documents):
     for entity, doc in zip(entities, documents):
         groups[entity.blueprint_id].append((entity, doc))
     for group in groups.values():
-        blueprint = group[0][0].blueprint
-        for key, calc in blueprint.calculation_properties.items():
-            try:
-                results = jq_first_many(calc["calculation"], [doc for _, doc in group])
-            except JqError as exc:
-                results = [exc] * len(group)
-            for (_, doc), result in zip(group, results):
-                doc["properties"][key] = None if isinstance(result, JqError) else result
-                if isinstance(result, JqError):
-                    doc.setdefault("calculationErrors", {})[key] = str(result)
+        apply_calculations(group[0][0].blueprint, [doc for _, doc in group])
+
+
+def apply_calculations(blueprint, documents):
+    """Set `blueprint`'s calculation properties in its entities' `documents` (jq over each document), in place; a
+    calculation that fails is null, its error under `calculationErrors`."""
+    for key, calc in blueprint.calculation_properties.items():
+        try:
+            results = jq_first_many(calc["calculation"], documents)
+        except JqError as exc:
+            results = [exc] * len(documents)
+        for doc, result in zip(documents, results):
+            doc["properties"][key] = None if isinstance(result, JqError) else result
+            if isinstance(result, JqError):
+                doc.setdefault("calculationErrors", {})[key] = str(result)
 
 
 def select_paths(document, include=(), exclude=()):
