@@ -10,7 +10,9 @@ property also named by the schema's defaults, a mirror or an aggregation) is wri
 writes it, so that parsing keeps the first position and the last value, as `dict.update` does.
 
 The SQL of a rule set is kept per process for the same blueprint definition (its `version`), unless compiling it
-read the clock, the caller or another blueprint's definition (catalog.selectors.search.search_condition_sql).
+read the clock, the caller or another blueprint's definition (catalog.selectors.search.search_condition_sql); the
+statement of a kept one is prepared on each connection (portal/prepared_statements.py), so PostgreSQL plans it on
+its first executions only. Connections live CONN_MAX_AGE (60 s), which bounds the statements one accumulates.
 """
 import json
 import threading
@@ -23,6 +25,7 @@ from catalog.selectors.entities import apply_calculations, select_paths
 from catalog.selectors.search import search_condition_sql
 from portal.api.pagination import cursor_decode, cursor_encode
 from portal.errors import ValidationFailed
+from portal.prepared_statements import execute_prepared
 
 KEPT = 256
 _kept = OrderedDict()  # (blueprint pk, version, path, rule set as JSON) -> (condition, params)
@@ -140,20 +143,20 @@ SELECT (SELECT json_agg(json_build_object(
 
 
 def _condition(rule_set, *, user, blueprint, path):
-    """The rule set's condition on the page's row `e`, compiled or kept."""
+    """(the rule set's condition on the page's row `e`, its params, whether it is kept), compiled or kept."""
     key = (blueprint.pk, blueprint.version, path, json.dumps(rule_set, sort_keys=True))
     with _kept_lock:
         kept = _kept.get(key)
         if kept is not None:
             _kept.move_to_end(key)
-            return kept
+            return (*kept, True)
     text, params, reusable = search_condition_sql(rule_set, user=user, blueprint=blueprint, alias="e", path=path)
     if reusable:
         with _kept_lock:
             _kept[key] = (text, params)
             while len(_kept) > KEPT:
                 _kept.popitem(last=False)
-    return text, params
+    return text, params, reusable
 
 
 def _after(cursor):
@@ -167,7 +170,7 @@ def _after(cursor):
 
 def _statement(blueprint, condition, rule, *, after, limit):
     """(SQL, params) of the page statement."""
-    text, condition_params = condition
+    text, condition_params, _ = condition
     readable = {alias: rule.sql(alias) for alias in ("e", "src", "t")}
     mirrors = blueprint.mirror_properties or {}
     relations = blueprint.relations or {}
@@ -200,7 +203,10 @@ def search_page_json(blueprint, rule_set, *, user, limit, cursor=None, include=(
     condition = _condition(rule_set, user=user, blueprint=blueprint, path=path)
     sql, params = _statement(blueprint, condition, entity_read_rule(user), after=after, limit=limit)
     with connection.cursor() as db:
-        db.execute(sql, params)
+        if condition[2]:  # a kept condition: prepared once per connection, its planning not paid per request
+            execute_prepared(db, "search_page", sql, params)
+        else:  # read the clock or the caller: one of a kind, not worth a prepared statement
+            db.execute(sql, params)
         documents, matched, last = db.fetchone()
     documents = json.loads(documents) if documents else []
     if blueprint.calculation_properties:

@@ -3,9 +3,10 @@ the result is the one the guarded cast gives, for canonical values at and around
 millisecond included), for values stored in another shape, and for text that only looks like a date."""
 import pytest
 
-from catalog.models import Entity
+from catalog.models import Blueprint, Entity
 from catalog.selectors.search import search_queryset
-from tests.factories import BlueprintFactory, EntityFactory
+from catalog.selectors.search_pages import search_page_json
+from tests.factories import BlueprintFactory, EntityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -36,8 +37,14 @@ def dated_catalog(db):
 
 
 def found(operator, value):
+    """What the rule finds, the same through a queryset and through a search page (a prepared statement)."""
     rule_set = {"combinator": "and", "rules": [{"property": "shippedAt", "operator": operator, "value": value}]}
-    return set(search_queryset(rule_set, user=None, blueprint="Release").values_list("identifier", flat=True))
+    matched = set(search_queryset(rule_set, user=None, blueprint="Release").values_list("identifier", flat=True))
+    for _ in range(7):  # past PostgreSQL's five custom plans of a prepared statement
+        documents, _ = search_page_json(Blueprint.objects.get(identifier="Release"), rule_set,
+                                        user=UserFactory(admin=True), limit=100)
+        assert {document["identifier"] for document in documents} == matched
+    return matched
 
 
 RANGE = {"from": "2024-06-01T12:00:00Z", "to": "2024-06-02T00:00:00Z"}

@@ -21,12 +21,10 @@ pytestmark = pytest.mark.django_db
 MAX_STATEMENTS = {"admin@example.com": 3, "dev@example.com": 4}
 READERS = ("admin@example.com", "dev@example.com", "pay@example.com", "nobody@example.com")
 EVERY_APP = {"combinator": "and", "rules": []}
-RULE_SETS = (
-    EVERY_APP,
-    {"combinator": "or", "rules": [{"property": "language", "operator": "=", "value": "Go"},
-                                   {"property": "libVersions", "operator": "=", "value": "1.0"}]},
-    {"combinator": "and", "rules": [{"property": "cluster", "operator": "isEmpty"}]},
-)
+MIRROR_RULE = {"combinator": "or", "rules": [{"property": "language", "operator": "=", "value": "Go"},
+                                             {"property": "libVersions", "operator": "=", "value": "1.0"}]}
+RULE_SETS = (EVERY_APP, MIRROR_RULE, {"combinator": "and", "rules": [{"property": "cluster", "operator": "isEmpty"}]},
+             {"combinator": "and", "rules": [{"property": "cluster", "operator": "=", "value": "c1"}]})
 
 
 @pytest.fixture
@@ -57,8 +55,17 @@ def test_a_search_page_is_one_statement_for_its_documents(search_documents_catal
     assert full["properties"]["clusterTitle"] == "Cluster one" and full["scorecards"]["readiness"]["level"] == "Gold"
     assert full["properties"]["libraryCount"] == 3 and full["properties"]["label"] == "full:Go"
     assert len(statements) <= MAX_STATEMENTS[email], "\n".join(statements)
-    assert sum("WITH RECURSIVE page AS" in sql for sql in statements) == 1
-    assert not any("catalog_relation" in sql and "page AS" not in sql for sql in statements)
+    assert sum("search_page" in sql for sql in statements) == 1  # EXECUTE search_page_<digest>(...)
+    assert not any("catalog_relation" in sql for sql in statements)
+
+
+@pytest.mark.parametrize("email", sorted(MAX_STATEMENTS))
+@pytest.mark.parametrize("rule_set", RULE_SETS)
+def test_every_rule_set_is_searched_in_the_same_statements(search_documents_catalog, email, rule_set):
+    """A relation rule: no more statements. A mirror rule (compiled for its reader, not kept) reads the definitions
+    of the blueprints its chain passes through: one statement more."""
+    statements, _ = statements_of_search(email, {"query": rule_set})
+    assert len(statements) <= MAX_STATEMENTS[email] + (rule_set is MIRROR_RULE), "\n".join(statements)
 
 
 @pytest.mark.parametrize("email", sorted(MAX_STATEMENTS))
