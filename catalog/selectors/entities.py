@@ -141,9 +141,9 @@ SELECT doc.*,
 
 
 @cache
-def _model_columns(model, alias):
+def model_columns(model, alias):
     """(select list `alias.col AS alias_col`, field attnames, converters) of `model`'s concrete fields, JSON
-    columns as text: what `_row_model` needs to build the instance the ORM would have."""
+    columns as text: what `model_from_row` needs to build the instance the ORM would have."""
     fields = model._meta.concrete_fields
     columns = ", ".join(f'{alias}."{f.column}"{"::text" if f.get_internal_type() == "JSONField" else ""} AS {alias}_{f.column}'
                         for f in fields)
@@ -152,8 +152,8 @@ def _model_columns(model, alias):
     return columns, [f.attname for f in fields], converters
 
 
-def _row_model(model, alias, values):
-    _, names, converters = _model_columns(model, alias)
+def model_from_row(model, alias, values):
+    _, names, converters = model_columns(model, alias)
     return model.from_db(connection.alias, names, [convert(v) if convert else v for convert, v in zip(converters, values)])
 
 
@@ -167,8 +167,8 @@ def entity_json_get(blueprint_identifier, identifier, *, user, include=(), exclu
     from catalog.selectors.scorecards import scorecard_standings_of
 
     rule = entity_read_rule(user)
-    entity_columns, entity_names, _ = _model_columns(Entity, "e")
-    blueprint_columns, _, _ = _model_columns(Blueprint, "b")
+    entity_columns, entity_names, _ = model_columns(Entity, "e")
+    blueprint_columns, _, _ = model_columns(Blueprint, "b")
     params, readable = [blueprint_identifier, identifier], {}
     for alias in ("e", "src", "t"):
         readable[f"readable_{alias}"], rule_params = rule.sql(alias)
@@ -183,8 +183,8 @@ def entity_json_get(blueprint_identifier, identifier, *, user, include=(), exclu
         raise NotFound(f"Entity {identifier!r} of blueprint {blueprint.identifier!r} was not found.")
     width = len(entity_names)
     *values, relations, teams, mirrors, scorecards = row
-    entity = _row_model(Entity, "e", values[:width])
-    entity.blueprint = blueprint = _row_model(Blueprint, "b", values[width:])
+    entity = model_from_row(Entity, "e", values[:width])
+    entity.blueprint = blueprint = model_from_row(Blueprint, "b", values[width:])
     found = json.loads(mirrors) if mirrors else {}
     mirror_values = {}
     for key in blueprint.mirror_properties:

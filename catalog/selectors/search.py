@@ -423,12 +423,14 @@ class _Catalog:
     """Blueprint definitions by identifier. Blueprints handed in are used as they are (they may be
     unsaved definitions being validated); the rest are read with one query, only when needed."""
 
-    FIELDS = ("id", "identifier", "schema", "relations", "mirror_properties", "calculation_properties",
+    FIELDS = ("id", "identifier", "version", "schema", "relations", "mirror_properties", "calculation_properties",
               "aggregation_properties", "scorecards")
 
     def __init__(self, given=()):
         self.given = {bp.identifier: bp for bp in given}
         self.loaded = None
+        self.read = {}  # {identifier: (pk, version)} of the blueprints read that were not handed in
+        self.listed = False  # whether every blueprint's identifier was asked for
 
     def _load(self):
         if self.loaded is None:
@@ -441,9 +443,13 @@ class _Catalog:
             return None
         if identifier in self.given:
             return self.given[identifier]
-        return self._load().get(identifier)
+        blueprint = self._load().get(identifier)
+        if blueprint is not None:
+            self.read[identifier] = (blueprint.pk, blueprint.version)
+        return blueprint
 
     def identifiers(self):
+        self.listed = True
         return set(self._load())
 
 
@@ -979,18 +985,28 @@ def search_queryset(rule_set, *, user, blueprint=None, base=None, path=""):
     return search_compile(rule_set, user=user, blueprint=blueprint, base=base, path=path).queryset
 
 
+@dataclass(frozen=True)
+class ConditionSql:
+    """A rule set compiled for a hand-written statement (`search_condition_sql`)."""
+
+    text: str
+    params: tuple
+    reusable: bool  # for the same rule set over the same definition of the blueprint, by any caller
+    depends_on: tuple = ()  # ((pk, version), ...) of the other blueprints whose definitions it read
+
+
 def search_condition_sql(rule_set, *, user, blueprint, alias, path=""):
     """`rule_set` over entities of `blueprint` (a Blueprint) as SQL for a hand-written statement whose searched row is
-    `alias`: (condition, positional params, whether the pair may be reused for the same rule set over the same
-    definition of `blueprint` by any caller: it read neither the clock, nor the caller (read rule, email, teams),
-    nor another blueprint's definition). No permission filter: the statement adds the read rule itself."""
+    `alias`. It may be reused when it read neither the clock nor the caller (read rule, email, teams) nor the list
+    of every blueprint, as long as the other blueprints it read (`depends_on`: a `relatedTo` source, a mirror
+    chain's) are still those definitions. No permission filter: the statement adds the read rule itself."""
     _check_size(rule_set, path)
     catalog = _Catalog([blueprint])
     compiler = _Compiler(catalog=catalog, user=user, now=timezone.now())
     condition, _ = compiler.rule_set(rule_set, path, {blueprint.identifier})
     text = TOKEN_RE.sub(lambda match: f'{alias}."{match.group(1)}"', condition.text)
-    reusable = not compiler.read_clock and not compiler.read_caller and catalog.loaded is None
-    return text, condition.params, reusable
+    reusable = not (compiler.read_clock or compiler.read_caller or catalog.listed)
+    return ConditionSql(text, condition.params, reusable, tuple(sorted(catalog.read.values())))
 
 
 def rules_condition(rule_set, *, blueprint, path=""):

@@ -10,9 +10,11 @@ property also named by the schema's defaults, a mirror or an aggregation) is wri
 writes it, so that parsing keeps the first position and the last value, as `dict.update` does.
 
 The SQL of a rule set is kept per process for the same blueprint definition (its `version`), unless compiling it
-read the clock, the caller or another blueprint's definition (catalog.selectors.search.search_condition_sql); the
+read the clock, the caller or the list of every blueprint (catalog.selectors.search.search_condition_sql); the
 statement of a kept one is prepared on each connection (portal/prepared_statements.py), so PostgreSQL plans it on
-its first executions only. Connections live CONN_MAX_AGE (60 s), which bounds the statements one accumulates.
+its first executions only (connections live CONN_MAX_AGE, 60 s, which bounds the statements one accumulates). SQL
+that read other blueprints (a `relatedTo` source) is kept too: the statement also counts which of those definitions
+are unchanged, and a page read with a stale one is read again with the rule set compiled afresh.
 """
 import json
 import threading
@@ -28,7 +30,7 @@ from portal.errors import ValidationFailed
 from portal.prepared_statements import execute_prepared
 
 KEPT = 256
-_kept = OrderedDict()  # (blueprint pk, version, path, rule set as JSON) -> (condition, params)
+_kept = OrderedDict()  # (blueprint pk, version, path, rule set as JSON) -> ConditionSql
 _kept_lock = threading.Lock()
 
 LARGEST_ID = 2**63 - 1
@@ -138,25 +140,31 @@ SELECT (SELECT json_agg(json_build_object(
             'createdAt', {created_p}, 'createdBy', p.created_by,
             'updatedAt', {updated_p}, 'updatedBy', p.updated_by{scorecards}) ORDER BY p.id)
           FROM shown p)::text,
-       (SELECT count(*) FROM page), (SELECT max(id) FROM shown)
+       (SELECT count(*) FROM page), (SELECT max(id) FROM shown),
+       (SELECT count(*) FROM catalog_blueprint d
+         WHERE (d.id, d.version) IN (SELECT * FROM unnest(%s::bigint[], %s::integer[])))
 """
 
 
 def _condition(rule_set, *, user, blueprint, path):
-    """(the rule set's condition on the page's row `e`, its params, whether it is kept), compiled or kept."""
-    key = (blueprint.pk, blueprint.version, path, json.dumps(rule_set, sort_keys=True))
+    """The ConditionSql of the rule set on the page's row `e`, compiled or kept."""
+    key = _key(rule_set, blueprint, path)
     with _kept_lock:
         kept = _kept.get(key)
         if kept is not None:
             _kept.move_to_end(key)
-            return (*kept, True)
-    text, params, reusable = search_condition_sql(rule_set, user=user, blueprint=blueprint, alias="e", path=path)
-    if reusable:
+            return kept
+    condition = search_condition_sql(rule_set, user=user, blueprint=blueprint, alias="e", path=path)
+    if condition.reusable:
         with _kept_lock:
-            _kept[key] = (text, params)
+            _kept[key] = condition
             while len(_kept) > KEPT:
                 _kept.popitem(last=False)
-    return text, params, reusable
+    return condition
+
+
+def _key(rule_set, blueprint, path):
+    return blueprint.pk, blueprint.version, path, json.dumps(rule_set, sort_keys=True)
 
 
 def _after(cursor):
@@ -170,12 +178,11 @@ def _after(cursor):
 
 def _statement(blueprint, condition, rule, *, after, limit):
     """(SQL, params) of the page statement."""
-    text, condition_params, _ = condition
     readable = {alias: rule.sql(alias) for alias in ("e", "src", "t")}
     mirrors = blueprint.mirror_properties or {}
     relations = blueprint.relations or {}
     # params in placeholder order: the page, the mirror CTEs, then the document
-    params = [blueprint.pk, after, *condition_params, *readable["e"][1], limit + 1, limit]
+    params = [blueprint.pk, after, *condition.params, *readable["e"][1], limit + 1, limit]
     mirror_ctes = ""
     if mirrors:
         mirror_ctes = MIRROR_CTES.format(readable_src=readable["src"][0], readable_t=readable["t"][0],
@@ -188,7 +195,8 @@ def _statement(blueprint, condition, rule, *, after, limit):
     params += [blueprint.identifier, *properties_params, list(relations), [bool(d.get("many")) for d in relations.values()]]
     if blueprint.scorecards:
         params.append(json.dumps(blueprint.scorecards))
-    sql = PAGE_SQL.format(condition=text, readable_e=readable["e"][0], mirror_ctes=mirror_ctes,
+    params += [[pk for pk, _ in condition.depends_on], [version for _, version in condition.depends_on]]
+    sql = PAGE_SQL.format(condition=condition.text, readable_e=readable["e"][0], mirror_ctes=mirror_ctes,
                           properties=properties, relations=RELATIONS,
                           created_p=INSTANT.format("p.created_at"), updated_p=INSTANT.format("p.updated_at"),
                           scorecards=SCORECARDS if blueprint.scorecards else "")
@@ -201,13 +209,20 @@ def search_page_json(blueprint, rule_set, *, user, limit, cursor=None, include=(
     the caller's read rule (one more for a member, kept on the user). ValidationFailed names the field at fault."""
     after = _after(cursor)
     condition = _condition(rule_set, user=user, blueprint=blueprint, path=path)
-    sql, params = _statement(blueprint, condition, entity_read_rule(user), after=after, limit=limit)
+    rule = entity_read_rule(user)
     with connection.cursor() as db:
-        if condition[2]:  # a kept condition: prepared once per connection, its planning not paid per request
+        sql, params = _statement(blueprint, condition, rule, after=after, limit=limit)
+        if condition.reusable:  # prepared once per connection: its planning is not paid per request
             execute_prepared(db, "search_page", sql, params)
         else:  # read the clock or the caller: one of a kind, not worth a prepared statement
             db.execute(sql, params)
-        documents, matched, last = db.fetchone()
+        documents, matched, last, current = db.fetchone()
+        if current != len(condition.depends_on):  # a blueprint the kept SQL read has changed since: compile again
+            with _kept_lock:
+                _kept.pop(_key(rule_set, blueprint, path), None)
+            condition = search_condition_sql(rule_set, user=user, blueprint=blueprint, alias="e", path=path)
+            db.execute(*_statement(blueprint, condition, rule, after=after, limit=limit))
+            documents, matched, last, _ = db.fetchone()
     documents = json.loads(documents) if documents else []
     if blueprint.calculation_properties:
         apply_calculations(blueprint, documents)

@@ -136,3 +136,27 @@ def test_cursors_not_from_this_api_are_refused(search_documents_catalog, cursor)
     with pytest.raises(ValidationFailed) as raised:
         search_page_json(app, EVERY_APP, user=user("admin@example.com"), limit=1, cursor=cursor)
     assert raised.value.path == "from"
+
+
+def test_a_kept_rule_set_is_compiled_again_when_a_blueprint_it_read_changes(search_documents_catalog):
+    """`relatedTo` Cluster reads Cluster's definition: the page statement checks it is unchanged, and a page read
+    with it changed is read again, compiled afresh (then kept again)."""
+    from catalog.services.blueprints import blueprint_update
+    from portal.actor import Actor
+
+    related = {"combinator": "and", "rules": [{"operator": "relatedTo", "blueprint": "Cluster", "value": "c1",
+                                               "direction": "downstream"}]}
+
+    def pages():
+        statements, body = statements_of_search("admin@example.com", {"query": related})
+        return sum("page AS" in sql or "search_page" in sql for sql in statements), [e["identifier"] for e in body["entities"]]
+
+    assert pages() == (1, ["full"])
+    blueprint_update(actor=Actor.system(), blueprint=Blueprint.objects.get(identifier="Cluster"), partial=True,
+                     data={"title": "Clusters"})
+    api = api_for(user("admin@example.com"))
+    with CaptureQueriesContext(connection) as captured:
+        response = api.post("/v1/blueprints/App/entities/search", {"query": related}, format="json")
+    assert [e["identifier"] for e in response.json()["entities"]] == ["full"]
+    assert sum("page AS" in q["sql"] or "search_page" in q["sql"] for q in captured.captured_queries) == 2
+    assert pages() == (1, ["full"])
