@@ -29,3 +29,10 @@ class ActionsConfig(AppConfig):
         events.subscribe(events.RUN_CHANGED, run_changes_start_ttl)
         events.subscribe(events.RUN_CHANGED, run_changes_settle_termination)
         events.subscribe(events.RUN_CHANGED, run_changes_queue_automations)
+
+        # The change log (actions/changelog.py): changes of blueprints that publish them are written, in the change's
+        # transaction, as messages drained to Kafka in order (portal/changelog.py).
+        from actions.changelog import entity_changes_log, run_changes_log
+
+        events.subscribe(events.ENTITY_CHANGED, entity_changes_log)
+        events.subscribe(events.RUN_CHANGED, run_changes_log)

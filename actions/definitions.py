@@ -274,6 +274,8 @@ def _invocation_method(method, blueprints):
         clean = {"type": kind, "blueprintIdentifier": blueprint.identifier, "mapping": method["mapping"]}
     elif kind == "SLACK":
         clean = {"type": kind, "channel": method["channel"], "text": method["text"]}
+    elif kind == "KAFKA":
+        clean = {"type": kind, **{key: method[key] for key in ("topic", "body") if method.get(key) is not None}}
     else:  # EXTEND_TTL, ours: extend the run's entity's TTL by its policy's step (the built-in "Extend TTL" action)
         clean = {"type": kind}
     for key, value in clean.items():

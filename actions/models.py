@@ -82,6 +82,8 @@ class Run(models.Model):
     # The deadline of the delivery attempt under way (actions/services/runs.py), and when the next one is due.
     delivery_lease_until = models.DateTimeField(null=True, blank=True, db_index=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Where a Kafka backend's publish landed, once the broker acknowledged it: {topic, partition, offset, at}.
+    published_to = models.JSONField(null=True, blank=True)
     # Set by a terminationStatus log: the status is final even for PATCHes.
     status_locked = models.BooleanField(default=False)
     approval_deadline = models.DateTimeField(null=True, blank=True)

@@ -101,14 +101,14 @@ def run_waiting_for(run) -> str | None:
         return "approval"
     if run.status != RunStatus.IN_PROGRESS:
         return None
-    of = delivery_max_attempts(run.action)
+    if run.next_attempt_at is None and run.dispatched_at is not None and run.delivery_lease_until is None:
+        return "the receiver's report"
+    of = delivery_max_attempts(run.action)  # may read the organization's settings: only for runs in delivery
     if run.next_attempt_at is not None:
         return f"delivery (attempt {run.attempts + 1} of {of}, next at {instant_text(run.next_attempt_at)})"
     if run.dispatched_at is None:
         return f"delivery (attempt 1 of {of})"
-    if run.delivery_lease_until is not None:
-        return f"delivery (attempt {run.attempts} of {of}, under way until {instant_text(run.delivery_lease_until)})"
-    return "the receiver's report"
+    return f"delivery (attempt {run.attempts} of {of}, under way until {instant_text(run.delivery_lease_until)})"
 
 
 def runs_json(runs, viewer=None):

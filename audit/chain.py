@@ -1,8 +1,8 @@
 """The audit log's hash chain: events are sealed into it after they commit, by one sealer at a time.
 
-Writers only insert an AuditEvent and an AuditPending row in their own transaction (audit/services.py) and
+Writers only insert an AuditEvent (the database adds its AuditPending row) in their own transaction (audit/services.py) and
 never wait on the chain. `audit_seal` — run after each audited commit and from beat every few seconds —
-takes a session-level advisory try-lock, gives the committed pending events the next positions in id order,
+takes a transaction-level advisory try-lock, gives the committed pending events the next positions in id order,
 and writes their AuditSeal: sha256 of the previous seal's hash and the event's canonical JSON, which holds
 every stored field of the event. `audit_chain_verify` walks the seals by position in batches (constant
 memory) and names the first one that does not follow.
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta, timezone as dt_timezone
 
 from django.db import connection, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from audit.models import AuditEvent, AuditPending, AuditSeal
@@ -41,42 +42,50 @@ def seal_hash(previous_hash: str, event) -> str:
     return hashlib.sha256((previous_hash + event_canonical(event)).encode()).hexdigest()
 
 
-def _seal_batch() -> int:
+SEAL_TABLE, PENDING_TABLE = AuditSeal._meta.db_table, AuditPending._meta.db_table
+
+
+def _seal_batch(*, wait) -> int | None:
+    """Seal up to BATCH pending events in one transaction holding the sealer's transaction-level advisory lock
+    (released by the commit): the lock, the events with the chain's head, the seals written and the pending rows
+    deleted: three statements. None when another sealer holds the lock and `wait` is false."""
     with transaction.atomic():
-        position, previous = AuditSeal.objects.order_by("-position").values_list("position", "hash").first() or (0, "")
-        pending = AuditPending.objects.order_by("event_id").values("event_id")[:BATCH]
-        seals = []
-        for event in AuditEvent.objects.filter(id__in=pending).order_by("id"):
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {'pg_advisory_xact_lock' if wait else 'pg_try_advisory_xact_lock'}(%s)", [SEAL_LOCK])
+            if not wait and not cursor.fetchone()[0]:
+                return None
+        head = AuditSeal.objects.order_by("-position")
+        events = list(AuditEvent.objects.filter(id__in=AuditPending.objects.order_by("event_id").values("event_id")[:BATCH])
+                      .annotate(head_position=Subquery(head.values("position")[:1]), head_hash=Subquery(head.values("hash")[:1]))
+                      .order_by("id"))
+        if not events:
+            return 0
+        position, previous = events[0].head_position or 0, events[0].head_hash or ""
+        rows = []
+        for event in events:
             position += 1
             digest = seal_hash(previous, event)
-            seals.append(AuditSeal(position=position, event=event, previous_hash=previous, hash=digest))
+            rows.append((position, event.pk, previous, digest))
             previous = digest
-        if seals:
-            AuditSeal.objects.bulk_create(seals)
-            AuditPending.objects.filter(event_id__in=[seal.event_id for seal in seals]).delete()
-        return len(seals)
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH sealed AS (INSERT INTO {SEAL_TABLE} (position, event_id, previous_hash, hash) "
+                           f"SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::varchar[], %s::varchar[]) "
+                           f"RETURNING event_id) DELETE FROM {PENDING_TABLE} WHERE event_id IN (SELECT event_id FROM sealed)",
+                           [list(column) for column in zip(*rows)])
+        return len(rows)
 
 
 def audit_seal(*, wait=False):
     """Seal every committed pending event; the number sealed, or None when another sealer holds the lock.
 
     `wait=True` waits for that sealer instead (commands and tests: afterwards everything committed is sealed)."""
-    with connection.cursor() as cursor:
-        if wait:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [SEAL_LOCK])
-        else:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [SEAL_LOCK])
-            if not cursor.fetchone()[0]:
-                return None
-    try:
-        sealed, batch = 0, BATCH
-        while batch == BATCH:  # a short batch was the last: no second round trip after each audited commit
-            batch = _seal_batch()
-            sealed += batch
-        return sealed
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [SEAL_LOCK])
+    sealed, batch = 0, BATCH
+    while batch == BATCH:  # a short batch was the last: no second round trip after each audited commit
+        batch = _seal_batch(wait=wait)
+        if batch is None:
+            return None if sealed == 0 else sealed
+        sealed += batch
+    return sealed
 
 
 def audit_seal_after_commit():

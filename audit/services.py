@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from audit.chain import audit_seal_after_commit
 from audit.choices import AuditStatus
-from audit.models import AuditEvent, AuditPending
+from audit.models import AuditEvent
 from portal.middleware import current_request_id
 
 REDACTED = "[redacted]"
@@ -54,12 +54,12 @@ def audit_event_build(*, actor, verb, action, resource_type, identifier, bluepri
 
 
 def audit_record_many(events):
-    """Insert events in the current transaction (which must exist), each marked pending until it is sealed."""
+    """Insert events in the current transaction (which must exist); the database marks each pending until it is
+    sealed (migration audit 0004's trigger), in the same statement."""
     if not events:
         return []
     assert connection.in_atomic_block, "audit_record must run inside the service's transaction"
     events = AuditEvent.objects.bulk_create(events)
-    AuditPending.objects.bulk_create([AuditPending(event=event) for event in events])
     # One seal per transaction: a hook registered where a rollback that drops these events drops it too.
     open_savepoints = set(connection.savepoint_ids)
     if not any(hook is audit_seal_after_commit and savepoints <= open_savepoints

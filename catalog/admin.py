@@ -11,6 +11,7 @@ from guardian.admin import GuardedModelAdmin
 from catalog.forms import (BlueprintAdminForm, BlueprintGroupPermissionsForm, BlueprintUserPermissionsForm, EntityAdminForm,
                            IntegrationAdminForm, TeamAdminForm)
 import catalog.api_client_admin  # noqa: F401 — the API credential admin (next to its services) registers itself
+import catalog.backstage_admin  # noqa: F401 — Backstage locations' admin registers itself
 from catalog.initiative_forms import InitiativeAdminForm
 from catalog.integration_admin import IntegrationAdminPanels
 from catalog.models import Blueprint, Entity, Initiative, Integration, SavedView, Team

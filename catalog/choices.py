@@ -47,3 +47,9 @@ class ResyncStatus(models.TextChoices):
 RESYNC_FINAL_STATUSES = frozenset({ResyncStatus.COMPLETED, ResyncStatus.FAILED, ResyncStatus.ABORTED})
 INTEGRATION_LOG_LINES_KEPT = 500
 INTEGRATION_KIND_EXAMPLES_KEPT = 10
+
+
+class BackstageLocationType(models.TextChoices):
+    FILE = "file"
+    URL = "url"
+    GITHUB = "github"  # a GitHub organization: every repository's catalog_path

@@ -5,6 +5,8 @@ from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models.functions import Upper
 
+from catalog.choices import BackstageLocationType
+
 
 class Team(models.Model):
     """A team is an auth Group, so object permissions granted to a team are guardian group permissions."""
@@ -294,3 +296,36 @@ class IntegrationKindExample(models.Model):
     class Meta:
         ordering = ["kind"]
         constraints = [models.UniqueConstraint(fields=["integration", "kind"], name="integration_kind_example_unique")]
+
+
+class BackstageLocation(models.Model):
+    """Where Backstage descriptors are read from (catalog/backstage/reader.py): a file path, a URL, or a GitHub
+    organization whose repositories each hold one at `catalog_path`. What it reads is written with `datasource`,
+    so a refresh removes exactly the entities its descriptors no longer define. Written by
+    catalog.services.backstage only."""
+
+    identifier = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=8, choices=BackstageLocationType.choices)
+    target = models.CharField(max_length=1000)
+    catalog_path = models.CharField(max_length=300, blank=True, default="catalog-info.yaml")
+    refresh_interval_minutes = models.PositiveIntegerField(default=30)
+    last_refresh_at = models.DateTimeField(null=True, blank=True)
+    last_refresh_seconds = models.FloatField(null=True, blank=True)
+    files_read = models.PositiveIntegerField(default=0)
+    entity_count = models.PositiveIntegerField(default=0)
+    # [{file, document, field, message}] of the last refresh: descriptors that did not validate, files not read.
+    errors = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.CharField(max_length=254, blank=True, default="")
+    updated_by = models.CharField(max_length=254, blank=True, default="")
+
+    class Meta:
+        ordering = ["identifier"]
+
+    def __str__(self):
+        return self.identifier
+
+    @property
+    def datasource(self):
+        return f"backstage-location/{self.identifier}"

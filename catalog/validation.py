@@ -11,6 +11,7 @@ from portal.errors import FieldError
 
 # Keys of Port's property definitions that are presentation only.
 PRESENTATION_KEYS = {"title", "description", "icon", "enumColors", "spec", "specAuthentication"}
+STORAGE_KEYS = {"default", "indexed"}  # how values are kept and found, not what they may be
 
 
 def _re2_pattern(validator, pattern, instance, schema):
@@ -81,7 +82,7 @@ def property_json_schema(prop):
     widened, at every level (array items, object properties, additionalProperties)."""
     if prop.get("format") == "labeled-url":
         return {"type": ["object", "string"]}
-    clean = {key: value for key, value in prop.items() if key not in PRESENTATION_KEYS and key != "default"}
+    clean = {key: value for key, value in prop.items() if key not in PRESENTATION_KEYS and key not in STORAGE_KEYS}
     for key in ("items", "additionalProperties"):
         if isinstance(clean.get(key), dict):
             clean[key] = property_json_schema(clean[key])

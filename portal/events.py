@@ -11,6 +11,8 @@ from collections import defaultdict
 
 _subscribers = defaultdict(list)
 
+# [{"action", "blueprint", "identifier", "before", "after", "by", "origin", "runId", "changelogDestination" (the
+# blueprint's)}]
 ENTITY_CHANGED = "entity.changed"
 # {"action": "CREATE"|"UPDATE", "runId", "actionIdentifier", "before": run snapshot (None on CREATE), "after": run JSON}
 RUN_CHANGED = "run.changed"

@@ -43,3 +43,36 @@ class OutboxMessage(models.Model):
 
     def __str__(self):
         return f"{self.task}{tuple(self.args)!r}"
+
+
+class OrganizationSettings(models.Model):
+    """The organization's settings as `PATCH /v1/organization` records them (one row): which streamer Port's
+    execution agent uses (`portAgentStreamerName`: KAFKA publishes agent runs to Kafka) and the organization-wide
+    `changelogDestination`."""
+
+    settings = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "organization settings"
+
+    def __str__(self):
+        return "Organization settings"
+
+
+class ChangeLogMessage(models.Model):
+    """A change to publish to the change log topic (portal/changelog.py): written in the transaction of the change,
+    published in id order, which per key (one entity, one run) is the order the changes committed in."""
+
+    key = models.CharField(max_length=1200)
+    value = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_to = models.JSONField(null=True, blank=True)  # {topic, partition, offset}
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["id"], name="changelog_pending", condition=models.Q(published_at__isnull=True))]
+
+    def __str__(self):
+        return f"change log {self.id} ({self.key})"

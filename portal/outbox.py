@@ -14,12 +14,13 @@ What a task sends outside may still go twice when a worker dies mid-send; receiv
 task sends (a run's runId), see README.
 """
 import logging
+import threading
 import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from portal.models import OutboxMessage
@@ -29,6 +30,7 @@ SWEEP_LIMIT = 500
 BACKOFF_CAP_SECONDS = 300
 BROKER_DOWN_SECONDS = 5.0
 _broker_down_until = {}  # broker URL → time.monotonic() before which this process does not try it again
+_publishers = threading.local()  # `held`: {broker URL: kombu connection} of this thread (outbox_publish)
 
 
 def outbox_enqueue(task, args=(), *, countdown=0) -> OutboxMessage:
@@ -44,29 +46,60 @@ def outbox_publish(message) -> bool:
     """Hand `message` to the broker now, failing fast: a broker error is logged and the message stays pending
     for the sweep. After a failure this process does not try that broker again for BROKER_DOWN_SECONDS, so a
     transaction that queued many messages waits for one connect timeout, not one each. True when the broker
-    took it."""
+    took it. Each thread keeps its broker connection (and the channel's declared queue) between publishes: a
+    connection and a queue declaration per message cost more than the rest of a CI deployment report."""
     from portal.celery import app
-    from portal.tasks import outbox_deliver_task
 
     broker = app.conf.broker_write_url or app.conf.broker_url
     if time.monotonic() < _broker_down_until.get(broker, 0.0):
         return False
     countdown = max(0.0, (message.not_before - timezone.now()).total_seconds())
-    options = {"max_retries": 0, "socket_connect_timeout": settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS,
-               "socket_timeout": settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS}
     try:
-        with app.connection_for_write(transport_options=options,
-                                      connect_timeout=settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS) as connection:
-            outbox_deliver_task.apply_async((message.id,), countdown=countdown, connection=connection, retry=False)
+        connection, kept = _publisher(app, broker)
+        try:
+            _send(connection, message, countdown)
+        except Exception:
+            _publisher_drop(broker)
+            if not kept:
+                raise
+            _send(_publisher(app, broker)[0], message, countdown)  # a kept connection the broker dropped: once more
     except Exception as exc:  # the broker is down or unreachable: the sweep publishes it once it is back
+        _publisher_drop(broker)
         _broker_down_until[broker] = time.monotonic() + BROKER_DOWN_SECONDS
         logger.warning("outbox message %s (%s) not published, it stays pending: %s", message.id, message.task, exc)
         return False
     now = timezone.now()
-    OutboxMessage.objects.filter(pk=message.pk).update(published_at=now)
-    # A republished message whose worker died: free it, so the next sweep does not publish it again.
-    OutboxMessage.objects.filter(pk=message.pk, lease_until__lt=now).update(lease_until=None)
+    # Published; and a republished message whose worker died is freed, so the next sweep does not publish it again.
+    OutboxMessage.objects.filter(pk=message.pk).update(
+        published_at=now, lease_until=Case(When(lease_until__lt=now, then=None), default=F("lease_until")))
     return True
+
+
+def _publisher(app, broker):
+    """(this thread's connection to `broker`, whether an earlier publish made it), fail-fast timeouts."""
+    held = _publishers.__dict__.setdefault("held", {})
+    if broker in held:
+        return held[broker], True
+    options = {"max_retries": 0, "socket_connect_timeout": settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS,
+               "socket_timeout": settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS}
+    held[broker] = app.connection_for_write(transport_options=options,
+                                            connect_timeout=settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS)
+    return held[broker], False
+
+
+def _publisher_drop(broker):
+    connection = _publishers.__dict__.get("held", {}).pop(broker, None)
+    if connection is not None:
+        try:
+            connection.release()
+        except Exception:  # noqa: BLE001 - it is being dropped because it failed
+            logger.debug("outbox: releasing a failed broker connection failed too", exc_info=True)
+
+
+def _send(connection, message, countdown):
+    from portal.tasks import outbox_deliver_task
+
+    outbox_deliver_task.apply_async((message.id,), countdown=countdown, connection=connection, retry=False)
 
 
 def outbox_claim(*, message_id, due=True) -> OutboxMessage | None:

@@ -182,6 +182,10 @@ SLACK_MAX_RETRIES = env.int("SLACK_MAX_RETRIES", default=2)  # per request, for 
 # GitHub and GitLab backends (actions/backends/github.py, gitlab.py); off until configured
 GITHUB_API_URL = env.str("GITHUB_API_URL", default="https://api.github.com")  # GitHub Enterprise: https://HOST/api/v3
 GITHUB_TOKEN = env.str("GITHUB_TOKEN", default="")  # used when no GitHub App is configured
+# Backstage locations (catalog/backstage/reader.py): URL prefixes a location may read, directories a registered
+# file location may read (empty: none), and how often beat looks for locations due for a refresh.
+BACKSTAGE_URL_ALLOWED_PREFIXES = env.list("BACKSTAGE_URL_ALLOWED_PREFIXES", default=[])
+BACKSTAGE_FILE_ROOTS = env.list("BACKSTAGE_FILE_ROOTS", default=[])
 GITHUB_APP_ID = env.str("GITHUB_APP_ID", default="")
 GITHUB_APP_PRIVATE_KEY = env.str("GITHUB_APP_PRIVATE_KEY", default="")  # PEM; newlines may be written as \n
 GITLAB_URL = env.str("GITLAB_URL", default="https://gitlab.com")
@@ -230,7 +234,11 @@ CELERY_BEAT_SCHEDULE["actions-timers-sweep"] = {"task": "actions.tasks.timers_sw
 CELERY_BEAT_SCHEDULE["actions-ttl-warnings"] = {"task": "actions.tasks.ttl_warnings_task", "schedule": 60.0}
 
 # Scorecard history (catalog/services/scorecards.py): today's level counts, rewritten hourly.
+CELERY_BEAT_SCHEDULE["catalog-backstage-locations-refresh"] = {"task": "catalog.tasks.backstage_locations_refresh_task",
+                                                           "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["catalog-scorecard-snapshots"] = {"task": "catalog.tasks.scorecard_snapshots_task", "schedule": 3600.0}
+# Sort indexes of indexed properties (catalog/services/entity_indexes.py): queued by blueprint changes; hourly repair.
+CELERY_BEAT_SCHEDULE["catalog-entity-indexes"] = {"task": "catalog.tasks.entity_indexes_sync_task", "schedule": 3600.0}
 
 # The audit chain (audit/chain.py): events are sealed after their commit; beat seals what that missed, and
 # writes a signed checkpoint of the chain's head outside the database every minute (audit/checkpoints.py).
@@ -248,6 +256,24 @@ OUTBOX_SWEEP_SECONDS = env.float("OUTBOX_SWEEP_SECONDS", default=5.0)
 DELIVERY_LEASE_SECONDS = env.float("DELIVERY_LEASE_SECONDS", default=300.0)  # one delivery attempt's deadline
 CELERY_BEAT_SCHEDULE["portal-outbox-sweep"] = {"task": "portal.outbox_sweep", "schedule": OUTBOX_SWEEP_SECONDS}
 CELERY_BEAT_SCHEDULE["portal-outbox-purge"] = {"task": "portal.outbox_purge", "schedule": 3600.0}
+
+# Kafka (portal/kafka.py): runs of KAFKA actions, agent runs when the agent streams from Kafka, and the change log
+# are published to the user's own cluster. Empty KAFKA_BROKERS: Kafka is off.
+ORGANIZATION_ID = env.str("ORGANIZATION_ID", default="portal")  # topics default to <id>.runs and <id>.change.log
+KAFKA_BROKERS = env.str("KAFKA_BROKERS", default="")  # bootstrap servers, comma-separated host:port
+KAFKA_SECURITY_PROTOCOL = env.str("KAFKA_SECURITY_PROTOCOL", default="plaintext")  # plaintext, ssl, sasl_plaintext, sasl_ssl
+KAFKA_SASL_MECHANISM = env.str("KAFKA_SASL_MECHANISM", default="")  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+KAFKA_SASL_USERNAME = env.str("KAFKA_SASL_USERNAME", default="")
+KAFKA_SASL_PASSWORD = env.str("KAFKA_SASL_PASSWORD", default="")
+KAFKA_SSL_CA_LOCATION = env.str("KAFKA_SSL_CA_LOCATION", default="")  # a PEM file; empty: the system's CAs
+KAFKA_DELIVERY_TIMEOUT_SECONDS = env.float("KAFKA_DELIVERY_TIMEOUT_SECONDS", default=10.0)  # one publish's deadline
+KAFKA_MAX_ATTEMPTS = env.int("KAFKA_MAX_ATTEMPTS", default=20)  # publishes of a run before it ends FAILURE
+KAFKA_RETRY_BASE_SECONDS = env.float("KAFKA_RETRY_BASE_SECONDS", default=2.0)
+KAFKA_RETRY_MAX_SECONDS = env.float("KAFKA_RETRY_MAX_SECONDS", default=60.0)
+# The client secret of the API client Port's execution agent runs with: it signs the messages of agent runs the way
+# the agent verifies them in its Kafka mode. Else the admin Secret of that name.
+KAFKA_AGENT_CLIENT_SECRET = env.str("KAFKA_AGENT_CLIENT_SECRET", default="")
+CELERY_BEAT_SCHEDULE["portal-changelog-drain"] = {"task": "portal.changelog_drain", "schedule": 5.0}
 
 LOGGING = {
     "version": 1,

@@ -23,3 +23,11 @@ def outbox_purge_task():
     from portal.outbox import outbox_purge
 
     return outbox_purge()
+
+
+@shared_task(name="portal.changelog_drain", ignore_result=True)
+def changelog_drain_task():
+    """After a change committed, and from beat every 5 s: publish the change log's pending messages in order."""
+    from portal.changelog import changelog_drain
+
+    return changelog_drain()

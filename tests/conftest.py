@@ -46,3 +46,13 @@ def eager(settings):
 def mirrored_catalog(db):
     """tests/support/mirrors.py's catalog, whose Service mirrors values not every reader may read."""
     mirror_catalog()
+
+
+@pytest.fixture(autouse=True)
+def changelog_routes_fresh():
+    """Each test reads change log destinations from its own database (actions/changelog.py keeps them a few seconds)."""
+    from actions.changelog import changelog_routes_forget
+
+    changelog_routes_forget()
+    yield
+    changelog_routes_forget()

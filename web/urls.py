@@ -6,10 +6,12 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
 from actions import demo_receiver
 from actions.api.agent import OrganizationView, WorkflowRunsClaimView
 from audit.api.views import AuditLogView
+from catalog.api.urls import ci_urlpatterns
 from catalog.selectors.audit_events import audit_events_visible_to
 from portal.api.views import AccessTokenView, api_route_missing, healthz
 
 v1 = [
+    path("", include(ci_urlpatterns)),
     path("auth/access_token", AccessTokenView.as_view()),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularRedocView.as_view(url_name="openapi"), name="api-docs"),

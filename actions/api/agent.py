@@ -94,8 +94,9 @@ ORGANIZATION = {"id": "portal", "name": "Portal", "featureFlags": [], "isBlocked
 class OrganizationView(AgentView):
     """GET /v1/organization → {ok, organization} for any caller (Ocean integrations read `featureFlags` and
     `isBlocked` on start); PATCH {settings} → {ok, organization} for agents, which announce themselves there
-    (`{"settings": {"portAgentStreamerName": "POLLING"}}`). The portal has one organization and nothing of its
-    behaviour depends on these settings, so they are acknowledged, not stored."""
+    (`{"settings": {"portAgentStreamerName": "POLLING"}}`). The portal has one organization, and its
+    settings are stored (actions.services.agent.organization_settings_update): `portAgentStreamerName` KAFKA sends
+    agent runs through Kafka, `changelogDestination` {"type": "KAFKA"} publishes every change to the change log."""
 
     def initial(self, request, *args, **kwargs):
         if request.method in ("GET", "HEAD", "OPTIONS"):
@@ -104,13 +105,15 @@ class OrganizationView(AgentView):
 
     @extend_schema(summary="The organization", responses={200: OpenApiTypes.OBJECT, 401: UNAUTHORIZED})
     def get(self, request):
-        return ok(organization={**ORGANIZATION, "settings": {}})
+        from portal.organization import organization_settings
+
+        return ok(organization={**ORGANIZATION, "settings": organization_settings()})
 
     @extend_schema(summary="Acknowledge an execution agent's settings",
                    responses={200: OpenApiTypes.OBJECT, 403: FORBIDDEN, 422: INVALID})
     def patch(self, request):
         body = self.body()
-        org_settings = body.get("settings", {})
-        if not isinstance(org_settings, dict):
-            raise ValidationFailed("must be an object", path="settings")
+        from actions.services.agent import organization_settings_update
+
+        org_settings = organization_settings_update(actor=self.actor(), settings=body.get("settings", {}))
         return ok(organization={**ORGANIZATION, "settings": org_settings})

@@ -76,7 +76,12 @@ OPERATIONS = {
     "PATCH /v1/actions/runs/{run_id}/response": {"body": opened({"response": {}}, required=["response"]),
                                                   "responses": {200: envelope(run=OBJECT)}},
     "POST /v1/workflows/runs/claim-pending": {"body": opened({}), "responses": {200: envelope(nodeRuns=OBJECTS)}},
-    "PATCH /v1/organization": {"body": opened({"settings": OBJECT}), "responses": {200: envelope(organization=OBJECT)}},
+    "PATCH /v1/organization": {
+        "body": opened({"settings": opened({
+            "portAgentStreamerName": {**STRING, "description": "KAFKA: agent runs are published to the runs topic"},
+            "changelogDestination": {**opened({"type": STRING}, required=["type"]), "nullable": True,
+                                     "description": '{"type": "KAFKA"}: every change goes to the change log topic'}})}),
+        "responses": {200: envelope(organization=OBJECT)}},
     "POST /v1/blueprints/{blueprint}/entities/{identifier}/ttl/extend": {
         "responses": {200: envelope(entity=OBJECT, ttl=OBJECT)}},
 }

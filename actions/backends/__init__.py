@@ -5,6 +5,7 @@ receiver to report back (or for the run timeout)."""
 from actions.backends.extend_ttl import extend_ttl_run
 from actions.backends.github import github_configured, github_run
 from actions.backends.gitlab import gitlab_run
+from actions.backends.kafka import kafka_publish_task, kafka_run, retry_delay as kafka_retry_delay
 from actions.backends.outcome import backend_run_load, run_end
 from actions.backends.slack import slack_run
 from actions.backends.upsert_entity import upsert_entity_run
@@ -12,6 +13,8 @@ from actions.slack import slack_configured
 from actions.backends.webhook import webhook_deliver_task, webhook_run  # noqa: F401 — registers the Celery task
 from actions.choices import RunStatus
 from django.conf import settings
+from portal.kafka import kafka_configured
+from portal.organization import agent_streams_kafka
 
 BACKENDS = {
     "WEBHOOK": webhook_run,
@@ -20,7 +23,15 @@ BACKENDS = {
     "GITHUB": github_run,
     "GITLAB": gitlab_run,
     "EXTEND_TTL": extend_ttl_run,
+    "KAFKA": kafka_run,
 }
+
+
+def publishes_to_kafka(action) -> bool:
+    """KAFKA actions, and agent runs while the organization's agent streams from Kafka (PATCH /v1/organization)."""
+    invocation = action.invocation
+    kind = invocation.get("type")
+    return kind == "KAFKA" or kind == "WEBHOOK" and bool(invocation.get("agent")) and agent_streams_kafka()
 
 
 def backend_unavailable(action) -> str | None:
@@ -31,6 +42,8 @@ def backend_unavailable(action) -> str | None:
         return "GitHub is not configured: set GITHUB_TOKEN, or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY."
     if kind == "SLACK" and not slack_configured():
         return "Slack is not configured: set SLACK_BOT_TOKEN."
+    if kind == "KAFKA" and not kafka_configured():
+        return "Kafka is not configured: set KAFKA_BROKERS."
     return None
 
 
@@ -41,7 +54,7 @@ def backend_dispatch(run_id: str) -> None:
     if run is None or run.status != RunStatus.IN_PROGRESS:
         return
     kind = run.action.invocation.get("type")
-    backend = BACKENDS.get(kind)
+    backend = kafka_run if publishes_to_kafka(run.action) else BACKENDS.get(kind)
     if backend is None:
         run_end(run, RunStatus.FAILURE, f"The {kind} backend is not configured on this portal yet.")
         return
@@ -52,6 +65,8 @@ def backend_dispatch(run_id: str) -> None:
 def delivery_max_attempts(action) -> int:
     """How many attempts a run of `action` gets to be delivered (what `waitingFor` counts against)."""
     kind = action.invocation.get("type")
+    if publishes_to_kafka(action):
+        return max(1, int(settings.KAFKA_MAX_ATTEMPTS))
     if kind == "WEBHOOK":
         return max(1, int(settings.WEBHOOK_MAX_ATTEMPTS))
     if kind in ("GITHUB", "GITLAB"):
@@ -63,6 +78,8 @@ def redelivery(run):
     """(task, countdown) that tries `run` again after its delivery lease expired, or None when its backend cannot
     be tried again safely (a CI dispatch or a catalog write may have happened: the run ends instead)."""
     invocation = run.action.invocation
+    if publishes_to_kafka(run.action):
+        return kafka_publish_task, kafka_retry_delay(run.attempts)
     if invocation.get("type") == "WEBHOOK" and not invocation.get("agent"):
         from actions.backends.webhook import retry_delay
 

@@ -118,6 +118,7 @@ def agent_runs_claim(*, actor, installation_id, limit=None, visibility_timeout_m
     runs = list(
         agent_runs()
         .filter(status=RunStatus.IN_PROGRESS, dispatched_at__isnull=False, payload__isnull=False,
+                published_to__isnull=True,
                 agent_acked_at__isnull=True)
         .filter(Q(agent_claim_expires_at__isnull=True) | Q(agent_claim_expires_at__lte=now))
         .select_for_update(skip_locked=True, of=("self",))
@@ -239,3 +240,36 @@ def agent_run_response_record(*, actor, run, response) -> Run:
         after={"id": run.id, "response": _audit_response(run.response)}, context=_audit_context(run),
     )])
     return run
+
+
+ORGANIZATION_SETTINGS_UPDATED = "portal.organization.settings_updated"
+
+
+@transaction.atomic
+def organization_settings_update(*, actor, settings) -> dict:
+    """Merge `settings` into the organization's (`PATCH /v1/organization`; agents announce their streamer there):
+    `portAgentStreamerName` KAFKA makes agent runs go to the runs topic; `changelogDestination` {"type": "KAFKA"}
+    (or null) publishes every entity and run change to the change log topic. Other keys are kept as sent."""
+    from portal.models import OrganizationSettings
+    from portal.strictjson import storable
+
+    if not isinstance(settings, dict):
+        raise ValidationFailed("must be an object", path="settings")
+    if "portAgentStreamerName" in settings and not isinstance(settings["portAgentStreamerName"], str):
+        raise ValidationFailed("must be a string", path="settings.portAgentStreamerName")
+    destination = settings.get("changelogDestination")
+    if destination is not None and not (isinstance(destination, dict) and isinstance(destination.get("type"), str)):
+        raise ValidationFailed("must be an object with a type, or null", path="settings.changelogDestination")
+    row = OrganizationSettings.objects.select_for_update().order_by("pk").first() or OrganizationSettings()
+    before = dict(row.settings)
+    row.settings = storable({**before, **settings})
+    if row.pk is not None and row.settings == before:
+        return row.settings
+    row.save()
+    from actions.changelog import changelog_routes_forget
+
+    transaction.on_commit(changelog_routes_forget)
+    audit_record_many([audit_event_build(
+        actor=actor, verb=ORGANIZATION_SETTINGS_UPDATED, action=audit_choices.AuditAction.UPDATE,
+        resource_type="organization", identifier="organization", before=before, after=row.settings)])
+    return row.settings

@@ -29,6 +29,7 @@ from catalog.selectors.entities import entity_team_ids
 from portal.actor import Actor
 from portal.errors import Forbidden, PortalError, ValidationFailed
 from portal.outbox import outbox_enqueue
+from portal.datetimes import instant_text
 from portal.strictjson import storable
 
 logger = logging.getLogger(__name__)
@@ -538,6 +539,23 @@ def run_record_response(*, run, response, payload=None, revealed=()) -> Run:
         fields.append("payload")
     run.save(update_fields=fields)
     return run
+
+
+@transaction.atomic
+def run_record_published(*, run, delivery, payload) -> bool:
+    """A Kafka backend's publish was acknowledged: store where it landed (`delivery`: topic, partition, offset) and
+    what was sent (rendered for storage), and log it on the run. Delivery detail, not audited, like
+    run_record_response. False (nothing stored) when an earlier attempt already published the run."""
+    locked = Run.objects.select_for_update().get(pk=run.pk)
+    if locked.published_to is not None:
+        return False
+    locked.published_to = {**delivery, "at": instant_text(timezone.now())}
+    locked.payload = _stored(payload)
+    locked.save(update_fields=["published_to", "payload", "updated_at"])
+    RunLog.objects.create(run=locked, message=f"Published to {delivery['topic']} at offset {delivery['offset']} "
+                                              f"(partition {delivery['partition']}).")
+    run.published_to, run.payload = locked.published_to, locked.payload
+    return True
 
 
 def run_time_out(*, run_id) -> Run | None:

@@ -6,6 +6,7 @@ from catalog.api.deployments import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
 from catalog.api.entities import BULK_MAX
 from catalog.api.initiatives import FAILING_LIMIT_MAX as INITIATIVE_FAILING_MAX
 from catalog.api.search import PAGE_LIMIT_MAX, SEARCH_LIMIT_MAX
+from catalog.services.backstage import INTERVAL_MAX_MINUTES as BACKSTAGE_INTERVAL_MAX
 from catalog.services.entities import ENTITY_KEYS
 from portal.api.openapi import closed, envelope, opened, query, query_bool, query_list
 
@@ -52,6 +53,24 @@ INITIATIVE_FIELDS = {
     **{key: {"description": "As GET returns it; ignored."} for key in ("createdAt", "createdBy", "updatedAt",
                                                                        "updatedBy", "progress")},
 }
+BACKSTAGE_LOCATION_FIELDS = {
+    "identifier": {"type": "string", "pattern": "^[A-Za-z0-9@_=-]+$", "minLength": 1, "maxLength": 100},
+    "type": {"type": "string", "enum": ["file", "url", "github"]},
+    "target": {"type": "string", "minLength": 1, "maxLength": 1000,
+               "description": "An absolute path, a URL or a GitHub organization, as `type` says."},
+    "catalogPath": {"type": "string", "minLength": 1, "maxLength": 300,
+                    "description": "github: the descriptor's path in each repository (default catalog-info.yaml)."},
+    "refreshIntervalMinutes": {"type": "integer", "minimum": 1, "maximum": BACKSTAGE_INTERVAL_MAX},
+}
+BACKSTAGE_ERROR = {"type": "object", "required": ["file", "document", "field", "message"], "properties": {
+    "file": STRING, "document": {"type": "integer", "nullable": True, "description": "Index in the file, 0 first."},
+    "field": STRING, "message": STRING}}
+BACKSTAGE_LOCATION = {"type": "object", "properties": {
+    **{key: STRING for key in ("identifier", "type", "target", "catalogPath", "createdAt", "createdBy", "updatedAt",
+                               "updatedBy")},
+    "refreshIntervalMinutes": {"type": "integer"}, "lastRefreshAt": NULLABLE_STRING,
+    "lastRefreshSeconds": {"type": "number", "nullable": True}, "filesRead": {"type": "integer"},
+    "entityCount": {"type": "integer"}, "errors": {"type": "array", "items": BACKSTAGE_ERROR}}}
 PERMISSIONS_BODY = closed({"entities": {"type": "object", "description": "Grants per verb (read, register, update, "
                                                                          "unregister, updateProperties, updateRelations)."}})
 
@@ -148,6 +167,14 @@ OPERATIONS = {
                                                                                      "dueDate"]),
                                          "responses": {200: envelope(initiative=OBJECT)}},
     "DELETE /v1/initiatives/{identifier}": {"responses": {200: envelope()}},
+    "GET /v1/backstage/locations": {"responses": {200: envelope(locations=OBJECTS)}},
+    "POST /v1/backstage/locations": {"body": closed(BACKSTAGE_LOCATION_FIELDS, required=["identifier", "type", "target"]),
+                                     "responses": {201: envelope(location=BACKSTAGE_LOCATION)}},
+    "GET /v1/backstage/locations/{identifier}": {"responses": {200: envelope(location=BACKSTAGE_LOCATION)}},
+    "DELETE /v1/backstage/locations/{identifier}": {"responses": {200: envelope()}},
+    "POST /v1/backstage/locations/{identifier}/refresh": {
+        "parameters": [query_bool("install_blueprints", "Install the Backstage blueprints first (those missing).")],
+        "responses": {200: envelope(location=BACKSTAGE_LOCATION)}},
     "GET /v1/teams": {"responses": {200: envelope(teams=OBJECTS)}},
     "POST /v1/teams": {"body": closed(TEAM_FIELDS, required=["name"]), "responses": {201: envelope(team=OBJECT)}},
     "GET /v1/teams/{name}": {"responses": {200: envelope(team=OBJECT)}},

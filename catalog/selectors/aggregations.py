@@ -33,7 +33,7 @@ from django.db import connection
 from django.utils import timezone
 
 from catalog.models import Blueprint, Entity, Relation
-from catalog.selectors.search import ISO_DATETIME_RE, search_queryset
+from catalog.selectors.search import ISO_DATETIME_RE, rules_condition
 
 ENTITY_TABLE = Entity._meta.db_table
 RELATION_TABLE = Relation._meta.db_table
@@ -42,21 +42,28 @@ PROPERTY_FUNCTIONS = {"sum": "SUM({v})", "min": "MIN({v})", "max": "MAX({v})", "
                       "median": "percentile_cont(0.5) WITHIN GROUP (ORDER BY {v})"}
 
 
-def aggregation_values(blueprint, entity_ids, keys=None):
+def aggregation_values(blueprint, entity_ids, keys=None, *, graph=None):
     """{entity id: {key: value}} for the aggregation properties of `blueprint` (all, or those named in `keys`) of
-    the entities `entity_ids` (of that blueprint); one SQL statement per aggregation property."""
+    the entities `entity_ids` (of that blueprint), in one SQL statement; `graph` (blueprint_graph()) when the
+    caller has read it already."""
     definitions = {key: agg for key, agg in (blueprint.aggregation_properties or {}).items()
                    if keys is None or key in keys}
     ids = list(entity_ids)
     values = {entity_id: {} for entity_id in ids}
     if not definitions or not ids:
         return values
-    graph = _BlueprintGraph()
+    graph = graph or _BlueprintGraph()
+    computed = _aggregate_all(blueprint, definitions, ids, graph)
     for key, aggregation in definitions.items():
-        computed = _aggregate(blueprint, aggregation, ids, graph)
         for entity_id in ids:
-            values[entity_id][key] = computed.get(entity_id, _empty(aggregation["calculationSpec"]))
+            values[entity_id][key] = computed.get((key, entity_id), _empty(aggregation["calculationSpec"]))
     return values
+
+
+def blueprint_graph():
+    """Every blueprint's relations and aggregations as the aggregation readers need them (one statement): a writer
+    that asks several of them reads it once and passes it on."""
+    return _BlueprintGraph()
 
 
 def _empty(spec):
@@ -167,20 +174,36 @@ def _periods(time, seconds):
     return f"GREATEST(1, CEIL(EXTRACT(EPOCH FROM (%s::timestamptz - MIN({time}))) / {seconds}))::numeric"
 
 
-def _aggregate(own, aggregation, ids, graph):
+def _aggregate_query(own, key, aggregation, ids, graph, targets):
+    """(SQL, params) of rows (key, source id, value as numeric) of one aggregation property over `ids`. Each reached
+    entity is looked up by its id (LATERAL … OFFSET 0: a primary-key probe, with the blueprint and the aggregation's
+    `query` tested on the row found outside it, so no guess of the planner's about a blueprint just filled turns
+    it into a scan of that blueprint, and the query is not a subquery over every entity of the target)."""
     reach, reach_params = _reach_sql(own.identifier, aggregation, graph)
     reach_params = [ids if p == "sources" else p for p in reach_params]
     value, value_params = _value_sql(aggregation["calculationSpec"], timezone.now())
     where, where_params = "t.blueprint_id = %s", [graph.ids[aggregation["target"]]]
     if aggregation.get("query"):
-        matching = search_queryset(aggregation["query"], user=None, blueprint=aggregation["target"]).values("id")
-        sub_sql, sub_params = matching.query.sql_with_params()
-        where, where_params = f"{where} AND t.id IN ({sub_sql})", [*where_params, *sub_params]
-    sql = (f"SELECT reach.source_id, {value} FROM (SELECT DISTINCT source_id, entity_id FROM ({reach}) pairs) reach "
-           f"JOIN {ENTITY_TABLE} t ON t.id = reach.entity_id WHERE {where} GROUP BY reach.source_id")
+        condition = rules_condition(aggregation["query"], blueprint=targets[aggregation["target"]])
+        if condition is not None:
+            condition_sql, condition_params = condition.on("t")
+            where, where_params = f"{where} AND {condition_sql}", [*where_params, *condition_params]
+    sql = (f"(SELECT %s::text, reach.source_id, ({value})::numeric FROM (SELECT DISTINCT source_id, entity_id "
+           f"FROM ({reach}) pairs) reach JOIN LATERAL (SELECT t.id, t.blueprint_id, t.properties, t.created_at, "
+           f"t.updated_at FROM {ENTITY_TABLE} t WHERE t.id = reach.entity_id OFFSET 0) t ON TRUE WHERE {where} "
+           f"GROUP BY reach.source_id)")
+    return sql, [key, *value_params, *reach_params, *where_params]
+
+
+def _aggregate_all(own, definitions, ids, graph):
+    """{(key, source id): value} of every aggregation property in `definitions`, one statement."""
+    targets = Blueprint.objects.in_bulk({a["target"] for a in definitions.values() if a.get("query")},
+                                        field_name="identifier")  # the definitions their queries compile against
+    parts = [_aggregate_query(own, key, aggregation, ids, graph, targets)
+             for key, aggregation in sorted(definitions.items())]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*value_params, *reach_params, *where_params])
-        return {source_id: _json_number(result) for source_id, result in cursor.fetchall()}
+        cursor.execute(" UNION ALL ".join(sql for sql, _ in parts), [p for _, params in parts for p in params])
+        return {(key, source_id): _json_number(result) for key, source_id, result in cursor.fetchall()}
 
 
 def _json_number(value):
@@ -212,33 +235,44 @@ def aggregation_dependencies(blueprints):
     return dependencies
 
 
-def aggregation_sources(blueprint, entity_ids):
+def aggregation_sources(blueprint, entity_ids, *, graph=None):
     """{blueprint identifier: {entity id}}: the entities whose aggregation values may change when entities
     `entity_ids` of `blueprint` change (their properties, relations or existence): each aggregation listed in the
     blueprint's `aggregated_by`, walked backwards from them. Call it before and after a change: a path the change
-    removes is seen before, one it adds after. One statement per aggregation property; none when nothing
-    aggregates over the blueprint."""
-    ids = list(entity_ids)
-    if not blueprint.aggregated_by or not ids:
-        return {}
-    graph, sources = _BlueprintGraph(), {}
-    for own, key in blueprint.aggregated_by:
-        found = sources.setdefault(own, set())
-        if own == blueprint.identifier:
-            found.update(ids)
-        aggregation = graph.aggregations.get(own, {}).get(key)
-        if aggregation is None or own not in graph.ids:
+    removes is seen before, one it adds after. One statement (none when nothing aggregates over the blueprint)."""
+    return aggregation_sources_of([(blueprint, entity_ids)], graph=graph)
+
+
+def aggregation_sources_of(changes, *, graph=None):
+    """`aggregation_sources` of several changes at once ([(blueprint, entity ids)]), in one statement: the walks
+    of every aggregation over them, each distinct walk once (two aggregations along the same path, as a count and a
+    count of failures, walk it once)."""
+    walks, sources = {}, {}
+    for blueprint, entity_ids in changes:
+        ids = list(entity_ids)
+        if not blueprint.aggregated_by or not ids:
             continue
-        target = aggregation["target"]
-        parts = []
-        if target in graph.reachable(own):  # sources reach targets forwards: walk back along incoming edges
-            parts.append(_walk_sql("target_id", "source_id", graph.between(own, target) + [graph.ids[own]]))
-        if own in graph.reachable(target):  # targets reach sources: walk forwards from the changed entities
-            parts.append(_walk_sql("source_id", "target_id", graph.between(target, own)))
-        text = " UNION ".join(t for t, _ in parts)
-        params = [ids if p == "sources" else p for _, ps in parts for p in ps]
+        graph = graph or _BlueprintGraph()
+        for own, key in blueprint.aggregated_by:
+            if own == blueprint.identifier:
+                sources.setdefault(own, set()).update(ids)
+            aggregation = graph.aggregations.get(own, {}).get(key)
+            if aggregation is None or own not in graph.ids:
+                continue
+            target = aggregation["target"]
+            parts = []
+            if target in graph.reachable(own):  # sources reach targets forwards: walk back along incoming edges
+                parts.append(_walk_sql("target_id", "source_id", graph.between(own, target) + [graph.ids[own]]))
+            if own in graph.reachable(target):  # targets reach sources: walk forwards from the changed entities
+                parts.append(_walk_sql("source_id", "target_id", graph.between(target, own)))
+            text = " UNION ".join(t for t, _ in parts)
+            params = [ids if p == "sources" else p for _, ps in parts for p in ps]
+            walks.setdefault((own, text, repr(params)), (own, text, params))
+    if walks:
+        queries = [(f"(SELECT DISTINCT %s::text, w.entity_id FROM ({text}) w JOIN {ENTITY_TABLE} e ON e.id = w.entity_id "
+                    f"WHERE e.blueprint_id = %s)", [own, *params, graph.ids[own]]) for own, text, params in walks.values()]
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT DISTINCT w.entity_id FROM ({text}) w JOIN {ENTITY_TABLE} e ON e.id = w.entity_id "
-                           f"WHERE e.blueprint_id = %s", [*params, graph.ids[own]])
-            found.update(row[0] for row in cursor.fetchall())
+            cursor.execute(" UNION ALL ".join(sql for sql, _ in queries), [p for _, ps in queries for p in ps])
+            for own, entity_id in cursor.fetchall():
+                sources.setdefault(own, set()).add(entity_id)
     return {own: found for own, found in sources.items() if found}

@@ -25,10 +25,13 @@ META_FIELDS = {
 }
 
 
-def entities_visible_to(user, queryset=None):
-    """Entities the user may read, filtered in the query."""
+def entities_visible_to(user, queryset=None, *, blueprint_id=None):
+    """Entities the user may read, filtered in the query; `blueprint_id`: the queryset holds only that blueprint's
+    entities, and the filter keeps only what restricts them (EntityReadRule.within)."""
     queryset = Entity.objects.all() if queryset is None else queryset
     rule = entity_read_rule(user)
+    if blueprint_id is not None:
+        rule = rule.within(blueprint_id)
     return queryset if rule.everything else queryset.filter(rule.q())
 
 

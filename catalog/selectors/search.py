@@ -280,6 +280,10 @@ class EntityCondition(Expression):
     def get_source_expressions(self):
         return self.sources
 
+    def on(self, alias):
+        """(SQL, params) of the condition on the catalog_entity row named `alias` in hand-written SQL."""
+        return TOKEN_RE.sub(lambda match: f'{alias}."{match.group(1)}"', self.sql), list(self.params)
+
     def set_source_expressions(self, exprs):
         self.sources = list(exprs)
 
@@ -975,7 +979,7 @@ def search_compile(rule_set, *, user, blueprint=None, base=None, path="") -> Com
     if condition != TRUE:
         queryset = queryset.filter(EntityCondition(condition.text, condition.params))
     if user is not None:
-        queryset = entities_visible_to(user, queryset)
+        queryset = entities_visible_to(user, queryset, blueprint_id=blueprint.pk if blueprint is not None else None)
     return CompiledSearch(queryset=queryset, blueprints=sorted(scope))
 
 

@@ -8,10 +8,11 @@ from catalog.selectors.aggregations import aggregation_dependencies, aggregation
 from catalog.services.scorecards import scorecard_standings_announce, scorecards_evaluate
 
 
-def aggregates_refresh(*, actor, sources, written_ids=()):
+def aggregates_refresh(*, actor, sources, written_ids=(), graph=None):
     """Recompute the aggregation values of `sources` ({blueprint identifier: entity ids}) and store those that
     changed, then re-evaluate the scorecards of the entities whose values moved (except `written_ids`, whose writer
-    evaluates them itself). Returns {blueprint identifier: [moved ids]}."""
+    evaluates them itself). `graph`: the writer's blueprint_graph(), if it read one. Returns {blueprint identifier:
+    [moved ids]}."""
     moved = {}
     if not sources:
         return moved
@@ -21,7 +22,7 @@ def aggregates_refresh(*, actor, sources, written_ids=()):
         if blueprint is None or not blueprint.aggregation_properties:
             continue
         current = dict(Entity.objects.filter(pk__in=list(ids)).values_list("pk", "aggregates"))
-        values = aggregation_values(blueprint, current)  # only entities that still exist
+        values = aggregation_values(blueprint, current, graph=graph)  # only entities that still exist
         updates = [Entity(pk=pk, aggregates=value) for pk, value in sorted(values.items()) if current[pk] != value]
         if updates:
             Entity.objects.bulk_update(updates, ["aggregates"], batch_size=1000)

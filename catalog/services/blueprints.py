@@ -14,6 +14,7 @@ from catalog.scorecards import scorecard_definition_clean, scorecard_rule_set
 from catalog.selectors.blueprints import DEFINITION_FIELDS, blueprint_definitions, blueprint_json
 from catalog.selectors.search import rules_validate
 from catalog.services.aggregations import aggregated_by_rebuild, aggregates_recompute
+from catalog.services.entity_indexes import entity_indexes_follow
 from catalog.services.scorecards import scorecards_reevaluate
 from catalog.services.permissions import blueprint_permissions_initialize
 from catalog.validation import property_json_schema, property_value_errors
@@ -48,6 +49,7 @@ def blueprint_create(*, actor, data):
     _apply(blueprint, clean)
     blueprint.save()
     aggregated_by_rebuild()
+    entity_indexes_follow(None, blueprint.schema)
     blueprint_permissions_initialize(blueprint)
     audit_record(actor=actor, verb=audit_choices.BLUEPRINT_CREATED, action=audit_choices.AuditAction.CREATE,
                  resource_type="blueprint", identifier=blueprint.identifier, blueprint=blueprint.identifier,
@@ -86,6 +88,7 @@ def blueprint_update(*, actor, blueprint, data, partial=False):
     blueprint.updated_by = actor.label
     blueprint.version += 1
     blueprint.save()
+    entity_indexes_follow(before["schema"], blueprint.schema)
     if (before["relations"], before["aggregationProperties"]) != (clean["relations"], clean["aggregationProperties"]):
         _aggregations_follow(actor, blueprint)
     scorecards_reevaluate(actor=actor, blueprint=blueprint)
@@ -222,6 +225,7 @@ def blueprint_delete(*, actor, blueprint, delete_entities=False):
     blueprint_permissions_clear(blueprint)
     blueprint.delete()
     aggregated_by_rebuild()
+    entity_indexes_follow(before["schema"], None)
     audit_record(actor=actor, verb=audit_choices.BLUEPRINT_DELETED, action=audit_choices.AuditAction.DELETE,
                  resource_type="blueprint", identifier=before["identifier"], blueprint=before["identifier"], before=before,
                  message=f"Deleted with {count} entities." if count else "")

@@ -27,7 +27,7 @@ from django.utils import timezone
 from audit import choices as audit_choices
 from audit.services import audit_event_build, audit_record_many
 from catalog.models import Entity, Relation, Team
-from catalog.selectors.aggregations import aggregation_sources
+from catalog.selectors.aggregations import aggregation_sources_of, blueprint_graph
 from catalog.services.aggregations import aggregates_refresh
 from catalog.services.entities import (CREATE, UPSERT_MERGE, EntityWrite, _prepare, _stored_json, _timer_values,
                                        _timers_sync, _unchanged, _with_standings)
@@ -213,7 +213,10 @@ def deployment_report_write(*, actor, blueprints, running, running_row, deployme
     rs_id = rs_write.entity.pk
     rs_wanted, rs_current = _edges(rs_bp, rs_write, row, target_ids) if rs_written else ({}, {})
     relations_change = row is not None and rs_wanted.keys() != rs_current.keys()
-    sources = aggregation_sources(rs_bp, [rs_id]) if relations_change else {}  # what they reach before the change
+    aggregated = bool(rs_bp.aggregated_by or dep_bp.aggregated_by)
+    graph = blueprint_graph() if aggregated else None
+    # what the running service's relations reach before the change
+    sources = aggregation_sources_of([(rs_bp, [rs_id])], graph=graph) if relations_change and aggregated else {}
 
     stale = [row_id for edge, (_, row_id) in rs_current.items() if edge not in rs_wanted]
     if stale:
@@ -232,9 +235,10 @@ def deployment_report_write(*, actor, blueprints, running, running_row, deployme
     written = ([(rs_bp, rs_write)] if rs_written else []) + [(dep_bp, dep_write)]
     for blueprint, write in written:
         _timers_keep(blueprint, write)
-        for own, found in aggregation_sources(blueprint, [write.entity.pk]).items():
+    if aggregated:
+        for own, found in aggregation_sources_of([(bp, [w.entity.pk]) for bp, w in written], graph=graph).items():
             sources.setdefault(own, set()).update(found)
-    aggregates_refresh(actor=actor, sources=sources, written_ids={w.entity.pk for _, w in written})
+    aggregates_refresh(actor=actor, sources=sources, written_ids={w.entity.pk for _, w in written}, graph=graph)
     standings = {}
     for blueprint, write in written:
         standings.update(scorecards_evaluate(blueprint, [write.entity.pk]))
@@ -249,6 +253,6 @@ def deployment_report_write(*, actor, blueprints, running, running_row, deployme
         {"action": "CREATE" if w.created else "UPDATE", "blueprint": bp.identifier, "identifier": w.identifier,
          "before": _with_standings(w.before, standings, w.entity.pk, 0),
          "after": _with_standings(w.after, standings, w.entity.pk, 1),
-         "by": actor.label, "origin": actor.origin, "runId": None}
+         "by": actor.label, "origin": actor.origin, "runId": None, "changelogDestination": bp.changelog_destination}
         for bp, w in written])
     return dep_write.entity, rs_write.entity

@@ -20,6 +20,7 @@ from catalog.services.deployment_writes import deployment_report_write, entity_r
 from catalog.services.row_locks import KEY_SHARE, NO_KEY_UPDATE, blueprints_lock
 from catalog.validation import format_checker
 from portal.errors import Forbidden, NotFound, PortalError, ValidationFailed
+from portal.prepared_statements import execute_prepared
 from portal.datetimes import instant_field, instant_text
 from portal.retry import retry_on_conflict
 
@@ -180,19 +181,23 @@ def _record(actor, data):
 LOCKS_SQL = f"""
     SELECT {LOCK_COLUMNS.format(t="env")}, {LOCK_COLUMNS.format(t="rs")}
       FROM catalog_blueprint envbp
-      JOIN catalog_entity env ON env.blueprint_id = envbp.id AND env.identifier = %(environment)s
-      LEFT JOIN catalog_blueprint rsbp ON rsbp.identifier = %(rs_blueprint)s
-      LEFT JOIN catalog_entity rs ON rs.blueprint_id = rsbp.id AND rs.identifier = %(running_service)s
-     WHERE envbp.identifier = %(env_blueprint)s
+      JOIN catalog_entity env ON env.blueprint_id = envbp.id AND env.identifier = %s
+      LEFT JOIN catalog_blueprint rsbp ON rsbp.identifier = %s
+      LEFT JOIN catalog_entity rs ON rs.blueprint_id = rsbp.id AND rs.identifier = %s
+     WHERE envbp.identifier = %s
 """
 
 
+def lock_params(service, environment):
+    """LOCKS_SQL's parameters, in placeholder order."""
+    return [environment, RUNNING_SERVICE, running_service_identifier(service, environment), ENVIRONMENT]
+
+
 def lock_find(*, service, environment):
-    """The lock refusing deploys of `service` to `environment` (environment lock first), or None — one query,
-    as CI asks this on every pipeline run. Raises NotFound for an unknown environment."""
+    """The lock refusing deploys of `service` to `environment` (environment lock first), or None — one prepared
+    statement (portal/prepared_statements.py), as CI asks this on every pipeline run. Raises NotFound for an unknown environment."""
     with connection.cursor() as cursor:
-        cursor.execute(LOCKS_SQL, {"environment": environment, "env_blueprint": ENVIRONMENT, "rs_blueprint": RUNNING_SERVICE,
-                                   "running_service": running_service_identifier(service, environment)})
+        execute_prepared(cursor, "lock_find", LOCKS_SQL, lock_params(service, environment))
         row = cursor.fetchone()
     if row is None:
         raise NotFound(f"{environment!r} is not an environment in the catalog", path="environment")

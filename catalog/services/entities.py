@@ -492,7 +492,8 @@ def _timers_sync(blueprint, writes):
 def _announce_changes(actor, blueprint, changes, run_id):
     payload = [
         {"action": action, "blueprint": blueprint.identifier, "identifier": identifier, "before": before, "after": after,
-         "by": actor.label, "origin": actor.origin, "runId": run_id or None}
+         "by": actor.label, "origin": actor.origin, "runId": run_id or None,
+         "changelogDestination": blueprint.changelog_destination}
         for action, identifier, before, after in changes
     ]
     events.announce(events.ENTITY_CHANGED, payload)
@@ -563,17 +564,18 @@ def entities_delete(*, actor, blueprint, identifiers, delete_dependents=False, r
                           message="" if e.pk in {r.pk for r in roots} else "Deleted as a dependent (delete_dependents=true).")
         for e in doomed.values()
     ]
-    changes = [("DELETE", e.blueprint.identifier, e.identifier, before[e.pk], None) for e in doomed.values()]
+    changes = [("DELETE", e.blueprint, e.identifier, before[e.pk], None) for e in doomed.values()]
     for source, relations in cleared.values():
         after = _stored_snapshots([source])[source.pk]
         audit_events.append(audit_event_build(
             actor=actor, verb=audit_choices.ENTITY_UPDATED, action=audit_choices.AuditAction.UPDATE, resource_type="entity",
             identifier=source.identifier, blueprint=source.blueprint.identifier, run_id=run_id, before=before[source.pk],
             after=after, message=f"Cleared relations {sorted(set(relations))} to deleted entities."))
-        changes.append(("UPDATE", source.blueprint.identifier, source.identifier, before[source.pk], after))
+        changes.append(("UPDATE", source.blueprint, source.identifier, before[source.pk], after))
     audit_record_many(audit_events)
-    payload = [{"action": a, "blueprint": bp, "identifier": i, "before": b, "after": af, "by": actor.label,
-                "origin": actor.origin, "runId": run_id or None} for a, bp, i, b, af in changes]
+    payload = [{"action": a, "blueprint": bp.identifier, "identifier": i, "before": b, "after": af, "by": actor.label,
+                "origin": actor.origin, "runId": run_id or None, "changelogDestination": bp.changelog_destination}
+               for a, bp, i, b, af in changes]
     events.announce(events.ENTITY_CHANGED, payload)
     return [e.identifier for e in roots], [e.identifier for e in doomed.values() if e.pk not in {r.pk for r in roots}]
 

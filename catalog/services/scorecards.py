@@ -96,7 +96,8 @@ def scorecard_standings_announce(actor, blueprint, standings):
             was, now_is = changed[entity.pk]
             payload.append({"action": "UPDATE", "blueprint": blueprint.identifier, "identifier": entity.identifier,
                             "before": {**stored, "scorecards": was}, "after": {**stored, "scorecards": now_is},
-                            "by": actor.label, "origin": actor.origin, "runId": None})
+                            "by": actor.label, "origin": actor.origin, "runId": None,
+                            "changelogDestination": blueprint.changelog_destination})
         if payload:
             events.announce(events.ENTITY_CHANGED, payload)
 

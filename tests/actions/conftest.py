@@ -37,3 +37,16 @@ def dispatched(monkeypatch):
 @pytest.fixture
 def requester(db):
     return UserFactory(email="dev@example.com")
+
+
+@pytest.fixture
+def kafka_cluster(settings):
+    """librdkafka's mock cluster on 127.0.0.1 as the portal's KAFKA_BROKERS (tests/support/kafka.py)."""
+    from tests.support.kafka import MockCluster
+
+    cluster = MockCluster()
+    settings.KAFKA_BROKERS = cluster.bootstrap
+    settings.KAFKA_DELIVERY_TIMEOUT_SECONDS = 1.5
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    yield cluster
+    cluster.stop()

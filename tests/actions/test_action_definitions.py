@@ -66,7 +66,7 @@ ERRORS = [
     (_set((*INPUTS, "owner", "visible"), {"jqQuery": ".form | ("}), "trigger.userInputs.properties.owner.visible.jqQuery: does not"),
     (_set((*INPUTS, "list"), {"type": "array", "items": {"type": "string", "format": "entity", "blueprint": "Ghost"}}),
      "trigger.userInputs.properties.list.items.blueprint: blueprint 'Ghost'"),
-    (_set(("invocationMethod", "type"), "KAFKA"), "invocationMethod.type: must be one of"),
+    (_set(("invocationMethod", "type"), "AZURE"), "invocationMethod.type: must be one of"),
     (_set(("invocationMethod", "url"), "ftp://x"), "invocationMethod.url: 'ftp://x' is not an http(s) URL"),
     (_set(("invocationMethod", "url"), "https://x.example.com/a b"), "invocationMethod.url: 'https://x.example.com/a b' is not"),
     (_set(("invocationMethod", "url"), "https://x.example.com/\n"), "invocationMethod.url: 'https://x.example.com/\\n' is not"),

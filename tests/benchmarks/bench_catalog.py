@@ -80,7 +80,7 @@ def blueprints():
              "status": {"type": "string", "enum": [s for s, _ in DEPLOY_STATUS]},
              "environment": {"type": "string", "enum": ENVIRONMENTS},
              "version": {"type": "string"},
-             "deployedAt": {"type": "string", "format": "date-time"},
+             "deployedAt": {"type": "string", "format": "date-time", "indexed": True},  # the sorted table page's
              "durationSeconds": {"type": "number", "minimum": 0}}, "required": ["status", "deployedAt"]},
          "relations": {"service": {"target": "Service", "required": True, "many": False, "title": "Service"}}},
         {"identifier": "Resource", "title": "Resource", "icon": "Cloud",

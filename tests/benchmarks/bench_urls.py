@@ -19,7 +19,7 @@ from django.http import JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from catalog.services.deployments import ENVIRONMENT, LOCKS_SQL, RUNNING_SERVICE, running_service_identifier
+from catalog.services.deployments import LOCKS_SQL, lock_params
 from web.urls import urlpatterns as portal_urlpatterns
 
 ENTITY_SQL = ("SELECT e.identifier, e.title, e.icon, e.properties::text, e.created_at, e.updated_at"
@@ -31,8 +31,7 @@ BARE_WRITE_SQL = f"INSERT INTO {BARE_WRITE_TABLE} (service, environment, body) V
 
 def bare_lock(request, service, environment):
     with connection.cursor() as cursor:
-        cursor.execute(LOCKS_SQL, {"environment": environment, "env_blueprint": ENVIRONMENT, "rs_blueprint": RUNNING_SERVICE,
-                                   "running_service": running_service_identifier(service, environment)})
+        cursor.execute(LOCKS_SQL, lock_params(service, environment))
         row = cursor.fetchone()
     if row is None:
         return JsonResponse({"ok": False, "error": "not_found", "message": f"environment: {environment!r} is unknown"},

@@ -5,8 +5,8 @@ Figures, not pass/fail: search p50/p95 (five query shapes) and their ratio to th
 SQL, bulk-ingest throughput, single-upsert latency, by-identifier GET throughput, the catalog table
 page's latency (first, deep, sorted, searched and filtered pages), the CI lock check's throughput next
 to a bare view running the same query, deployment-report latency, scorecard evaluation (issue 15: five
-scorecards defined and one edited over every Deployment, and the upsert p95 with and without them) and web
-worker memory, next to DESIGN.md's targets, and issue 16's ratios (bench_ratios.py: each figure over a bare
+scorecards defined and one edited over every Deployment, and the upsert p95 with and without them), issue 18's
+Backstage import (generated descriptors through a file location, start to all searchable) and web worker memory, next to DESIGN.md's targets, and issue 16's ratios (bench_ratios.py: each figure over a bare
 view or raw SQL measured in the same run), printed last and written under `ratios`. `--only` picks parts. Uses its own database (`portal_bench` by default) on the
 configured PostgreSQL (DATABASE_URL, else the embedded one), served by gunicorn on a free port.
 Results also go to $PORTAL_HOME/bench-results.json. See tests/benchmarks/README.md.
@@ -30,6 +30,7 @@ sys.path[:0] = [str(HERE), str(ROOT)]
 
 import psycopg  # noqa: E402
 
+import bench_backstage as backstage  # noqa: E402
 import bench_catalog as catalog  # noqa: E402
 import bench_contention as contention  # noqa: E402
 import bench_deployments as deploys  # noqa: E402
@@ -45,7 +46,7 @@ BULK_SIZE = 20  # the API's maximum per bulk request
 EMAIL = "bench@example.com"
 TARGETS = {"search_p95_ms": 50, "ingest_per_s": 1000, "get_per_s": 650, "worker_rss_mb": 150,
            "lock_ratio": 0.5, "lock_p99_ms": 20}
-PARTS = ("ingest", "search", "upsert", "get", "pages", "locks", "deployments", "contention", "scorecards")
+PARTS = ("ingest", "search", "upsert", "get", "pages", "locks", "deployments", "contention", "scorecards", "backstage")
 CATALOG_PARTS = {"ingest", "search", "upsert", "get", "pages", "scorecards"}  # the parts that need the synthetic catalog loaded
 
 
@@ -79,6 +80,8 @@ def parse_args(argv=None):
                              f"{scorecards.ROUNDS} rounds each)")
     parser.add_argument("--scorecard-timeout", type=float, default=900.0,
                         help="client time limit (s) for one scorecard PUT (the evaluation of the whole blueprint)")
+    parser.add_argument("--backstage-descriptors", type=int, default=10_000,
+                        help="generated Backstage descriptors the backstage part imports through a location")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--database", default="portal_bench", help="database name on the configured server")
@@ -513,6 +516,8 @@ def report(results):
         lines.extend(["", *contention.report_lines(results["contention"])])
     if results.get("scorecards"):
         lines.extend(["", *scorecards.report_lines(results["scorecards"])])
+    if results.get("backstage"):
+        lines.extend(["", *backstage.report_lines(results["backstage"])])
     memory = results.get("workers")
     if memory:
         worst = max(w["rss_mb"] for w in memory)
@@ -553,7 +558,7 @@ def main(argv=None):
     counts = catalog.plan(args.entities)
     env = {**os.environ, "DATABASE_URL": bench_url, "REDIS_URL": redis_url, "SECRET_KEY": bench_secret_key(),
            "API_RATE_LIMIT": str(10**9), "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "portal.settings",
-           "DEBUG": "false"}
+           "DEBUG": "false", "BACKSTAGE_FILE_ROOTS": str(portal_home() / "bench-backstage")}
     results = {"environment": {"entities": args.entities, "counts": counts, "cpus": os.cpu_count(),
                                "workers": args.workers, "threads": args.threads, "database": args.database,
                                "python": platform.python_version(), "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -598,6 +603,7 @@ def main(argv=None):
             results["ingest"] = {"skipped": "--keep reused a loaded database"}
         else:
             create_blueprints(client)
+            log("sort indexes of indexed properties: " + manage(env, "entity_indexes_sync").strip())  # the worker's job
             log(f"loading {args.entities:,} entities: " + ", ".join(f"{bp} {n:,}" for bp, n in counts.items()))
             with meter:
                 results["ingest"] = load_catalog(client, counts, args)
@@ -652,6 +658,11 @@ def main(argv=None):
                 client, counts, args, meter, log=log,
                 upsert=lambda name, offset: per_request_cpu(measure_upsert(
                     client, counts, args, meter, requests=args.upsert_requests, offset=offset, name=name)).summary())
+        if "backstage" in parts:
+            log(f"Backstage import of {args.backstage_descriptors:,} generated descriptors through a file location")
+            slow = Client("127.0.0.1", server.port, token=token, timeout=900)  # the refresh answers when all is written
+            results["backstage"] = backstage.measure(slow, portal_home() / "bench-backstage", args.backstage_descriptors,
+                                                     log=log)
         results["workers"] = [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in w.items()}
                               for w in server.worker_stats()]
     finally:

@@ -160,8 +160,8 @@ def test_lock_check_is_one_query(admin_api, deployment_catalog, system):
     lock(system, deployment_catalog, "runningService", "CartService-production")
     with CaptureQueriesContext(connection) as locked:
         assert admin_api.get("/v1/locks/CartService/production").status_code == 423
-    lock_queries = [q["sql"] for q in free.captured_queries if "catalog_entity" in q["sql"]]
-    assert len(lock_queries) == 1, lock_queries
+    lock_queries = [q["sql"] for q in free.captured_queries if "catalog_entity" in q["sql"] or "lock_find" in q["sql"]]
+    assert len(lock_queries) == 1 and lock_queries[0].startswith("EXECUTE lock_find_"), lock_queries  # prepared
     assert len(free.captured_queries) == len(locked.captured_queries)
 
 
@@ -170,4 +170,4 @@ def test_lock_check_total_is_the_token_user_and_the_lock_query(admin_api, deploy
     with CaptureQueriesContext(connection) as ctx:
         assert admin_api.get("/v1/locks/CartService/production").status_code == 200
     assert len(ctx.captured_queries) == 2, [q["sql"] for q in ctx.captured_queries]
-    assert "token_user" in ctx.captured_queries[0]["sql"] and "FOR SHARE" not in ctx.captured_queries[1]["sql"]
+    assert "token_user" in ctx.captured_queries[0]["sql"] and "lock_find" in ctx.captured_queries[1]["sql"]

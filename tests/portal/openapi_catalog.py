@@ -7,6 +7,7 @@ from actions.models import Run
 from actions.services.actions import action_create
 from actions.services.runs import run_request
 from catalog.models import Blueprint
+from catalog.services.backstage import backstage_location_register
 from catalog.services.initiatives import initiative_create
 from catalog.services.scorecards import scorecard_create
 from portal.actor import Actor
@@ -33,6 +34,8 @@ def seed_catalog():
             "combinator": "and", "conditions": [{"property": "note", "operator": "isNotEmpty"}]}}]})
     initiative_create(actor=system, data={"identifier": SEED, "title": "Fuzz", "blueprint": SEED, "scorecard": SEED,
                                           "level": "Gold", "dueDate": "2027-03-31"})
+    # A file location outside BACKSTAGE_FILE_ROOTS: a refresh reads nothing and reports why.
+    backstage_location_register(actor=system, data={"identifier": SEED, "type": "file", "target": "/nonexistent/fuzz.yaml"})
     action = action_create(actor=system, data={
         "identifier": SEED, "title": "Fuzz",
         "trigger": {"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": SEED,

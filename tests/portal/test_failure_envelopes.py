@@ -16,6 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from actions.models import Action
 from actions.services.runs import run_request
 from catalog.models import Entity
+from catalog.services.backstage import backstage_location_register
 from catalog.services.deployments import deployment_record
 from portal.actor import Actor
 from tests.factories import UserFactory
@@ -43,6 +44,9 @@ def seeded_world(db):
                                          "commitSha": "abc123", "jobUrl": "https://ci.example.com/1"})
     run = run_request(actor=actor, action=Action.objects.get(identifier="create_dev_env"), properties={"branch": "main"},
                       entity_identifier=None)
+    # Named as the API samples name identifiers; a file nobody may read, so a refresh only reports it.
+    backstage_location_register(actor=actor, data={"identifier": "Component", "type": "file",
+                                                   "target": "/nonexistent/catalog-info.yaml"})
     return {"api": api_for(admin), "admin": admin, "component": component.identifier, "run": run.id}
 
 
@@ -425,7 +429,8 @@ def page_routes():
 
 
 def page_samples(seeded_world, route):
-    identifier = {"actions/": "create_dev_env", "initiatives/": "servicesAtSilver"}  # the starter's
+    identifier = {"actions/": "create_dev_env", "initiatives/": "servicesAtSilver",  # the starter's
+                  "backstage/": "Component"}  # seeded_world's location
     samples = {"blueprint": "Component",
                "identifier": next((v for k, v in identifier.items() if route.startswith(k)), seeded_world["component"]),
                "run_id": seeded_world["run"], "service": seeded_world["component"], "environment": "production",

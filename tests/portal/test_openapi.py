@@ -21,7 +21,7 @@ CLOSED = {
     "PATCH /v1/actions/{identifier}/permissions", "POST /v1/actions/{identifier}/runs", "PATCH /v1/actions/runs/{run_id}",
     "POST /v1/deployments", "POST /v1/blueprints/entities/datasource-entities",
     "POST /v1/blueprints/{blueprint}/scorecards", "PUT /v1/blueprints/{blueprint}/scorecards/{identifier}",
-    "POST /v1/initiatives", "PUT /v1/initiatives/{identifier}",
+    "POST /v1/initiatives", "PUT /v1/initiatives/{identifier}", "POST /v1/backstage/locations",
 }
 # Bodies that are a JSON array (Port's shape): the scorecards of a blueprint, replaced at once.
 ARRAY_BODIES = {"PUT /v1/blueprints/{blueprint}/scorecards"}
@@ -42,6 +42,7 @@ CLOSED_BODIES = {
     "POST /v1/blueprints/{blueprint}/scorecards": {"identifier": "s1", "rules": []},
     "POST /v1/initiatives": {"identifier": "i1", "title": "I", "blueprint": SEED, "scorecard": SEED, "level": "Gold",
                              "dueDate": "2027-03-31"},
+    "POST /v1/backstage/locations": {"identifier": "l1", "type": "github", "target": "example-org"},
 }
 PUBLIC = {"POST /v1/auth/access_token"}
 

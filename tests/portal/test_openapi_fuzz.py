@@ -53,6 +53,8 @@ POSITIVE_422 = {
     "POST /v1/blueprints/entities/datasource-entities": "`from` must be a cursor this API returned, `before` an instant",
     "POST /v1/integration": "an Ocean registration's fields are checked by integration_create; its body is not yet "
                             "described field by field",
+    "POST /v1/backstage/locations": "a target must suit its type (an absolute path, an allowed URL, an organization's "
+                                    "login) and the settings that allow it",
 }
 
 

@@ -4,6 +4,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+import redis
 from celery import shared_task
 from django.db import connection, transaction
 from django.utils import timezone
@@ -195,3 +196,35 @@ def test_beat_sweeps_every_five_seconds_and_purges_hourly(settings):
     app.loader.import_default_modules()
     assert {"portal.outbox_deliver", "portal.outbox_sweep", "portal.outbox_purge",
             "actions.tasks.run_delivery_leases_task"} <= set(app.tasks)
+
+
+def test_a_thread_keeps_its_broker_connection_and_replaces_one_the_broker_dropped(db, settings, monkeypatch):
+    settings.CELERY_BROKER_URL = settings.REDIS_URL.replace("unix://", "redis+socket://")  # a live broker, not eager
+    real, connects = portal.celery.app.connection_for_write, []
+
+    def counted(**options):
+        if "transport_options" in options:  # the outbox's (Celery's own producer pool asks without)
+            connects.append(options)
+        return real(**options)
+
+    monkeypatch.setattr(portal.celery.app, "connection_for_write", counted)
+    broker = portal.celery.app.conf.broker_write_url or portal.celery.app.conf.broker_url
+    portal.outbox._publisher_drop(broker)  # none kept from an earlier test in this thread
+    first, second, third = (outbox_enqueue(record_task, [name]) for name in ("first", "second", "third"))
+    assert outbox_publish(first) is True and outbox_publish(second) is True
+    assert len(connects) == 1  # one connection, its queue declared once, for both
+    kept, send = portal.outbox._publishers.held[broker], portal.outbox._send
+
+    def broken_once(connection, message, countdown):  # what a broker restart leaves of a kept connection
+        if connection is kept:
+            raise redis.ConnectionError("Connection closed by server.")
+        return send(connection, message, countdown)
+
+    monkeypatch.setattr(portal.outbox, "_send", broken_once)
+    assert outbox_publish(third) is True and len(connects) == 2  # published on a new connection, not left pending
+    assert portal.outbox._publishers.held[broker] is not kept
+    for message in (first, second, third):
+        message.refresh_from_db()
+        assert message.published_at is not None
+    portal.outbox._publisher_drop(broker)
+

@@ -3,12 +3,14 @@
 (web/action_pages/entity_urls.py)."""
 from django.urls import path
 
-from web.catalog_pages import blueprints, initiatives, integrations, scorecards, table, teams
+from web.catalog_pages import backstage, blueprints, initiatives, integrations, scorecards, table, teams
 
 urlpatterns: list = [
     path("catalog/", blueprints.blueprint_list, name="catalog"),
     path("catalog/<str:blueprint>/", table.entity_table, name="catalog-table"),
     path("integrations/", integrations.integration_list, name="integrations"),
+    path("backstage/", backstage.backstage_location_list, name="backstage-locations"),
+    path("backstage/<str:identifier>/", backstage.backstage_location_detail, name="backstage-location"),
     path("scorecards/", scorecards.scorecard_list, name="scorecards"),
     path("initiatives/", initiatives.initiative_list, name="initiatives"),
     path("initiatives/<str:identifier>/", initiatives.initiative_detail, name="initiative"),
