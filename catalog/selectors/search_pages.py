@@ -178,7 +178,9 @@ def _after(cursor):
 
 def _statement(blueprint, condition, rule, *, after, limit):
     """(SQL, params) of the page statement."""
-    readable = {alias: rule.sql(alias) for alias in ("e", "src", "t")}
+    # the page's rows are the blueprint's: the read rule keeps only what restricts them (a member reading the whole
+    # blueprint: no condition); a mirror walks other blueprints' entities under the whole rule
+    readable = {"e": rule.within(blueprint.pk).sql("e"), "src": rule.sql("src"), "t": rule.sql("t")}
     mirrors = blueprint.mirror_properties or {}
     relations = blueprint.relations or {}
     # params in placeholder order: the page, the mirror CTEs, then the document
