@@ -24,13 +24,13 @@ from django.db import connection
 
 from catalog.access import entity_read_rule
 from catalog.selectors.entities import apply_calculations, select_paths
-from catalog.selectors.search import search_condition_sql
+from catalog.selectors.search import SCORECARD_PREFIX, search_condition_sql
 from portal.api.pagination import cursor_decode, cursor_encode
 from portal.errors import ValidationFailed
 from portal.prepared_statements import execute_prepared
 
 KEPT = 256
-_kept = OrderedDict()  # (blueprint pk, version, path, rule set as JSON) -> ConditionSql
+_kept = OrderedDict()  # (blueprint pk, version, scorecards, path, rule set as JSON) -> ConditionSql (`_key`)
 _kept_lock = threading.Lock()
 
 LARGEST_ID = 2**63 - 1
@@ -164,7 +164,11 @@ def _condition(rule_set, *, user, blueprint, path):
 
 
 def _key(rule_set, blueprint, path):
-    return blueprint.pk, blueprint.version, path, json.dumps(rule_set, sort_keys=True)
+    """The blueprint's definition is its `version`, but for its scorecards, which change without it (scorecard
+    services): a rule set naming a scorecard is kept for the scorecards it was compiled with."""
+    rules = json.dumps(rule_set, sort_keys=True)
+    scorecards = json.dumps(blueprint.scorecards, sort_keys=True) if SCORECARD_PREFIX in rules else None
+    return blueprint.pk, blueprint.version, scorecards, path, rules
 
 
 def _after(cursor):

@@ -160,3 +160,24 @@ def test_a_kept_rule_set_is_compiled_again_when_a_blueprint_it_read_changes(sear
     assert [e["identifier"] for e in response.json()["entities"]] == ["full"]
     assert sum("page AS" in q["sql"] or "search_page" in q["sql"] for q in captured.captured_queries) == 2
     assert pages() == (1, ["full"])
+
+
+def test_a_kept_scorecard_rule_follows_the_scorecards(search_documents_catalog):
+    """Scorecards change without the blueprint's version: a kept `$scorecard.` rule set is not kept past them."""
+    from catalog.services.scorecards import scorecard_update
+    from portal.actor import Actor
+
+    api = api_for(user("admin@example.com"))
+    silver = {"query": {"combinator": "and", "rules": [
+        {"property": "$scorecard.readiness", "operator": ">=", "value": "Silver"}]}}
+    response = api.post("/v1/blueprints/App/entities/search", silver, format="json")
+    assert [e["identifier"] for e in response.json()["entities"]] == ["full"]
+    without_silver = {"identifier": "readiness", "title": "Readiness",
+                      "levels": [{"title": "Basic", "color": "paleBlue"}, {"title": "Bronze", "color": "bronze"},
+                                 {"title": "Gold", "color": "gold"}],
+                      "rules": [{**rule, "level": "Gold" if rule["level"] == "Silver" else rule["level"]}
+                                for rule in Blueprint.objects.get(identifier="App").scorecards[0]["rules"]]}
+    scorecard_update(actor=Actor.system(), blueprint=Blueprint.objects.get(identifier="App"), identifier="readiness",
+                     data=without_silver)
+    response = api.post("/v1/blueprints/App/entities/search", silver, format="json")
+    assert response.status_code == 422 and "not a level of scorecard" in response.json()["message"]
