@@ -1,9 +1,9 @@
 """Entity search routes: rule sets in, permission-filtered entities out (see catalog/selectors/search.py)."""
 from catalog.selectors.blueprints import blueprint_get
 from catalog.selectors.entities import entities_json
-from catalog.selectors.search import search_compile, search_queryset
+from catalog.selectors.search import search_compile
+from catalog.selectors.search_pages import search_page_json
 from portal.api.base import ApiView, ok, query_bool, query_int
-from portal.api.pagination import keyset_page
 from portal.errors import ValidationFailed
 
 SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX = 1000, 10000
@@ -42,7 +42,8 @@ class BlueprintEntitySearchView(ApiView):
     """`POST /v1/blueprints/{bp}/entities/search` — body `{query, include, exclude, limit, from}`; `query`
     is an optional rule set (absent: every entity of the blueprint), `limit` defaults to 200 (at most
     1000), `from` is the `next` cursor of the previous page. Pages are keyset-paginated by id, so
-    entities created between two requests never shift or repeat the rows of later pages."""
+    entities created between two requests never shift or repeat the rows of later pages. The page and its
+    documents are one SQL statement (catalog/selectors/search_pages.py)."""
 
     repeatable_query = ("include", "exclude")
 
@@ -62,11 +63,9 @@ class BlueprintEntitySearchView(ApiView):
         query = body.get("query")
         if query is None:
             query = {"combinator": "and", "rules": []}
-        queryset = search_queryset(query, user=request.user, blueprint=bp, path="query")
-        rows, next_cursor = keyset_page(queryset, limit=limit, cursor=cursor)
-        for row in rows:
-            row.blueprint = bp
-        return ok(entities=entities_json(rows, user=request.user, include=include, exclude=exclude), next=next_cursor)
+        entities, next_cursor = search_page_json(bp, query, user=request.user, limit=limit, cursor=cursor,
+                                                 include=include, exclude=exclude)
+        return ok(entities=entities, next=next_cursor)
 
     # `.../entities/search` is also the path of an entity whose identifier is "search": every method
     # but POST belongs to that entity.

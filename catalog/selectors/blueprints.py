@@ -1,14 +1,26 @@
+from django.db import connection
 from django.db.models import Count
 
 from catalog.access import readable_blueprint_ids
 from catalog.models import Blueprint
+from catalog.selectors.entities import model_columns, model_from_row
 from portal.errors import NotFound
+from portal.prepared_statements import execute_prepared
 from portal.datetimes import instant_text
 
 
 def blueprint_get(identifier, *, for_update=False):
-    queryset = Blueprint.objects.select_for_update() if for_update else Blueprint.objects
-    blueprint = queryset.filter(identifier=identifier).first()
+    """The blueprint `identifier` or NotFound; read (every API route of a blueprint does) through a statement prepared
+    per connection, without building an ORM query, unless locked FOR UPDATE."""
+    if for_update:
+        blueprint = Blueprint.objects.select_for_update().filter(identifier=identifier).first()
+    else:
+        columns, _, _ = model_columns(Blueprint, "b")
+        with connection.cursor() as cursor:
+            execute_prepared(cursor, "blueprint_get", f"SELECT {columns} FROM catalog_blueprint b WHERE b.identifier = %s",
+                             [identifier])
+            row = cursor.fetchone()
+        blueprint = model_from_row(Blueprint, "b", row) if row is not None else None
     if blueprint is None:
         raise NotFound(f"Blueprint {identifier!r} was not found.")
     return blueprint

@@ -144,9 +144,9 @@ SELECT doc.*,
 
 
 @cache
-def _model_columns(model, alias):
+def model_columns(model, alias):
     """(select list `alias.col AS alias_col`, field attnames, converters) of `model`'s concrete fields, JSON
-    columns as text: what `_row_model` needs to build the instance the ORM would have."""
+    columns as text: what `model_from_row` needs to build the instance the ORM would have."""
     fields = model._meta.concrete_fields
     columns = ", ".join(f'{alias}."{f.column}"{"::text" if f.get_internal_type() == "JSONField" else ""} AS {alias}_{f.column}'
                         for f in fields)
@@ -155,8 +155,8 @@ def _model_columns(model, alias):
     return columns, [f.attname for f in fields], converters
 
 
-def _row_model(model, alias, values):
-    _, names, converters = _model_columns(model, alias)
+def model_from_row(model, alias, values):
+    _, names, converters = model_columns(model, alias)
     return model.from_db(connection.alias, names, [convert(v) if convert else v for convert, v in zip(converters, values)])
 
 
@@ -170,8 +170,8 @@ def entity_json_get(blueprint_identifier, identifier, *, user, include=(), exclu
     from catalog.selectors.scorecards import scorecard_standings_of
 
     rule = entity_read_rule(user)
-    entity_columns, entity_names, _ = _model_columns(Entity, "e")
-    blueprint_columns, _, _ = _model_columns(Blueprint, "b")
+    entity_columns, entity_names, _ = model_columns(Entity, "e")
+    blueprint_columns, _, _ = model_columns(Blueprint, "b")
     params, readable = [blueprint_identifier, identifier], {}
     for alias in ("e", "src", "t"):
         readable[f"readable_{alias}"], rule_params = rule.sql(alias)
@@ -186,8 +186,8 @@ def entity_json_get(blueprint_identifier, identifier, *, user, include=(), exclu
         raise NotFound(f"Entity {identifier!r} of blueprint {blueprint.identifier!r} was not found.")
     width = len(entity_names)
     *values, relations, teams, mirrors, scorecards = row
-    entity = _row_model(Entity, "e", values[:width])
-    entity.blueprint = blueprint = _row_model(Blueprint, "b", values[width:])
+    entity = model_from_row(Entity, "e", values[:width])
+    entity.blueprint = blueprint = model_from_row(Blueprint, "b", values[width:])
     found = json.loads(mirrors) if mirrors else {}
     mirror_values = {}
     for key in blueprint.mirror_properties:
@@ -367,16 +367,21 @@ def _apply_calculations(entities, documents):
     for entity, doc in zip(entities, documents):
         groups[entity.blueprint_id].append((entity, doc))
     for group in groups.values():
-        blueprint = group[0][0].blueprint
-        for key, calc in blueprint.calculation_properties.items():
-            try:
-                results = jq_first_many(calc["calculation"], [doc for _, doc in group])
-            except JqError as exc:
-                results = [exc] * len(group)
-            for (_, doc), result in zip(group, results):
-                doc["properties"][key] = None if isinstance(result, JqError) else result
-                if isinstance(result, JqError):
-                    doc.setdefault("calculationErrors", {})[key] = str(result)
+        apply_calculations(group[0][0].blueprint, [doc for _, doc in group])
+
+
+def apply_calculations(blueprint, documents):
+    """Set `blueprint`'s calculation properties in its entities' `documents` (jq over each document), in place; a
+    calculation that fails is null, its error under `calculationErrors`."""
+    for key, calc in blueprint.calculation_properties.items():
+        try:
+            results = jq_first_many(calc["calculation"], documents)
+        except JqError as exc:
+            results = [exc] * len(documents)
+        for doc, result in zip(documents, results):
+            doc["properties"][key] = None if isinstance(result, JqError) else result
+            if isinstance(result, JqError):
+                doc.setdefault("calculationErrors", {})[key] = str(result)
 
 
 def select_paths(document, include=(), exclude=()):

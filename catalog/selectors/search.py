@@ -122,7 +122,7 @@ from django.utils import timezone
 from catalog.access import EVERY_ENTITY, entity_read_rule
 from catalog.models import Blueprint, Entity, Relation, ScorecardResult, Team
 from catalog.selectors.entities import entities_visible_to
-from portal.datetimes import NotAnInstant, instant_canonical, instant_field
+from portal.datetimes import NotAnInstant, instant_canonical, instant_field, instant_text
 from portal.errors import ValidationFailed
 
 MAX_DEPTH = 20
@@ -130,6 +130,7 @@ MAX_RULES = 500
 MAX_VALUES = 1000
 
 ENTITY_TABLE = Entity._meta.db_table
+BLUEPRINT_TABLE = Blueprint._meta.db_table
 RELATION_TABLE = Relation._meta.db_table
 ENTITY_TEAMS_TABLE = Entity.teams.through._meta.db_table
 TEAM_TABLE = Team._meta.db_table
@@ -182,6 +183,7 @@ PRESETS = ("today", "tomorrow", "yesterday", "lastDay", "lastWeek", "last2Weeks"
            "last6Months", "last12Months")
 # What PostgreSQL casts to timestamptz without error, given a valid calendar date (the write path checks it).
 ISO_DATETIME_RE = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
+CANONICAL_INSTANT = "____-__-__T__:__:__.___Z"  # LIKE pattern of instant_text's shape
 DATE_ONLY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TOKEN_RE = re.compile(r"⟨(\w+)⟩")
 
@@ -364,6 +366,23 @@ def _datetime(value, path):
     return instant_field(value, path, query=True)
 
 
+def _canonical_first(stored, low, high, condition):
+    """`condition` on the instant of the date-time text `stored`, false at once for text in the canonical shape
+    (instant_text's: what the write path stores) outside [low, high] compared as text: such text sorts as the
+    instants it names, so most rows of a range search skip the regular-expression guard and the cast. The rest
+    (inside the bounds, another shape, or not a date at all) are decided by `condition`, so the result is the same
+    but for FALSE where `condition` is NULL, which no rule tells apart (a negation is `NOT COALESCE(..., FALSE)`)."""
+    outside, params = [], []
+    for moment, comparison in ((low, "<"), (high, ">")):
+        if moment is not None and 1000 <= moment.year <= 9999:  # four-digit years sort as text
+            outside.append(f'{stored.text} COLLATE "C" {comparison} %s')
+            params += [*stored.params, instant_text(moment)]
+    if not outside:
+        return condition
+    return _Sql(f"CASE WHEN {stored.text} LIKE %s AND ({' OR '.join(outside)}) THEN FALSE ELSE {condition.text} END",
+                (*stored.params, CANONICAL_INSTANT, *params, *condition.params))
+
+
 def _stored_dates(value):
     """`=`/`in` values of a date-time property as stored (canonical text), so `...18Z` finds `...18.000Z`;
     what is not a date-time is compared as it is."""
@@ -408,12 +427,14 @@ class _Catalog:
     """Blueprint definitions by identifier. Blueprints handed in are used as they are (they may be
     unsaved definitions being validated); the rest are read with one query, only when needed."""
 
-    FIELDS = ("id", "identifier", "schema", "relations", "mirror_properties", "calculation_properties",
+    FIELDS = ("id", "identifier", "version", "schema", "relations", "mirror_properties", "calculation_properties",
               "aggregation_properties", "scorecards")
 
     def __init__(self, given=()):
         self.given = {bp.identifier: bp for bp in given}
         self.loaded = None
+        self.read = {}  # {identifier: (pk, version)} of the blueprints read that were not handed in
+        self.listed = False  # whether every blueprint's identifier was asked for
 
     def _load(self):
         if self.loaded is None:
@@ -426,9 +447,13 @@ class _Catalog:
             return None
         if identifier in self.given:
             return self.given[identifier]
-        return self._load().get(identifier)
+        blueprint = self._load().get(identifier)
+        if blueprint is not None:
+            self.read[identifier] = (blueprint.pk, blueprint.version)
+        return blueprint
 
     def identifiers(self):
+        self.listed = True
         return set(self._load())
 
 
@@ -439,6 +464,7 @@ class _Compiler:
     def __init__(self, *, catalog, user, now, resolve_context=True):
         self.catalog, self.user, self._now = catalog, user, now
         self.read_clock = False  # whether the SQL depends on the time it was compiled at (presets, timers)
+        self.read_caller = False  # whether it depends on who compiled it (read rule, email, team names)
         self.resolve_context = resolve_context
         self.aliases = 0
         self._team_names = None
@@ -452,6 +478,7 @@ class _Compiler:
     @property
     def reads(self):
         """The EntityReadRule of the caller (the system, with no caller or when validating: everything)."""
+        self.read_caller = True
         if self._reads is None:
             self._reads = (entity_read_rule(self.user) if self.user is not None and self.resolve_context
                            else EVERY_ENTITY)
@@ -530,6 +557,7 @@ class _Compiler:
         if not (isinstance(value, dict) and "context" in value):
             return value
         kind, prop = value.get("context"), value.get("property", "$identifier")
+        self.read_caller = True
         if kind == "user":
             if prop in ("$identifier", "$email"):
                 email = getattr(self.user, "email", None) if self.resolve_context else None
@@ -614,6 +642,8 @@ class _Compiler:
             return name, definition.get("type"), definition.get("format"), items.get("type")
         if name == "mirror":
             return name, identifier  # the chain starts from this blueprint's own relations
+        if name == "relation":
+            return name, definition.get("target")
         return (name,)
 
     def leaf(self, blueprint, prop, kind, positive, value, operator, path, ref):
@@ -623,7 +653,7 @@ class _Compiler:
         if name == "aggregation":  # a number kept in the `aggregates` column (catalog/services/aggregations.py)
             return self.schema_leaf(prop, {"type": "number"}, positive, value, operator, path, ref, column="aggregates")
         if name == "relation":
-            return self.relation_leaf(prop, positive, value, operator, path, ref)
+            return self.relation_leaf(prop, definition.get("target"), positive, value, operator, path, ref)
         return self.mirror_leaf(blueprint, prop, definition, positive, value, operator, path, ref)
 
     def meta(self, prop, positive, value, operator, path, ref):
@@ -693,7 +723,7 @@ class _Compiler:
                           f"THEN ({column} ->> %s)::timestamptz END)", key, key, ISO_DATETIME_RE, key)
         if positive == "isExpired":
             return _Sql(f"{expression.text} <= %s", expression.params + (self.now,))
-        return self.date_comparison(expression, positive, value, value_path)
+        return self.date_comparison(expression, positive, value, value_path, stored=_sql(f"({column} ->> %s)", key))
 
     def json_equality(self, column, key, ptype, positive, value, path):
         if positive == "containsAny":
@@ -713,11 +743,17 @@ class _Compiler:
             return _sql(f"{column} @> %s::jsonb AND {column} -> %s = %s::jsonb", _json({key: value}), key, _json(value))
         return _sql(f"{column} @> %s::jsonb", _json({key: coerce(value, path)}))
 
-    def date_comparison(self, expression, positive, value, path):
+    def date_comparison(self, expression, positive, value, path, stored=None):
+        """`expression` (an instant) compared with the rule's value; `stored`: the text the instant was cast from (a
+        date-time property), which then decides first the rows it can (`_canonical_first`)."""
         if positive in COMPARISONS:
-            return _Sql(f"{expression.text} {COMPARISONS[positive]} %s", expression.params + (_datetime(value, path),))
-        start, end, bounds = self.date_range(value, path)
-        return _Sql(f"tstzrange(%s, %s, %s) @> {expression.text}", (start, end, bounds) + expression.params)
+            moment = _datetime(value, path)
+            condition = _Sql(f"{expression.text} {COMPARISONS[positive]} %s", expression.params + (moment,))
+            low, high = (moment, None) if positive in (">", ">=") else (None, moment)
+        else:
+            low, high, bounds = self.date_range(value, path)
+            condition = _Sql(f"tstzrange(%s, %s, %s) @> {expression.text}", (low, high, bounds) + expression.params)
+        return condition if stored is None else _canonical_first(stored, low, high, condition)
 
     def date_range(self, value, path):
         if not isinstance(value, dict):
@@ -781,16 +817,21 @@ class _Compiler:
                     f"ON {team}.id = {memberships}.team_id WHERE {memberships}.entity_id = {ref('id')} "
                     f"AND {team}.name = ANY(%s::text[]))", _strings(value, path))
 
-    def relation_leaf(self, key, positive, value, operator, path, ref):
+    def relation_leaf(self, key, target_blueprint, positive, value, operator, path, ref):
+        """Entities by their `key` relation's targets, entities of `target_blueprint` (the write path and the
+        blueprint writers keep every edge of a relation on its target blueprint): naming it lets the target be
+        found through the (blueprint, identifier) index, without reading another blueprint's definition here."""
         self.allow(positive, RELATION_OPERATORS, operator, f"relation {key!r}", path)
         edge = self.alias("r")
         if positive == "isNotEmpty":
             return _sql(f"EXISTS (SELECT 1 FROM {RELATION_TABLE} {edge} WHERE {edge}.source_id = {ref('id')} "
                         f"AND {edge}.relation = %s)", key)
-        target = self.alias("t")
+        target, owner = self.alias("t"), self.alias("b")
         return _sql(f"EXISTS (SELECT 1 FROM {RELATION_TABLE} {edge} JOIN {ENTITY_TABLE} {target} "
                     f"ON {target}.id = {edge}.target_id WHERE {edge}.source_id = {ref('id')} AND {edge}.relation = %s "
-                    f"AND {target}.identifier = ANY(%s::text[]))", key, _strings(value, _at(path, "value")))
+                    f"AND {target}.blueprint_id = (SELECT {owner}.id FROM {BLUEPRINT_TABLE} {owner} "
+                    f"WHERE {owner}.identifier = %s) AND {target}.identifier = ANY(%s::text[]))",
+                    key, target_blueprint, _strings(value, _at(path, "value")))
 
     def mirror_leaf(self, blueprint, key, mirror, positive, value, operator, path, ref):
         """EXISTS a value reached along the mirror's relation chain that satisfies the rule — through, and from,
@@ -946,6 +987,30 @@ def search_queryset(rule_set, *, user, blueprint=None, base=None, path=""):
     """Entities matching `rule_set` that `user` may read (user=None: the system, unfiltered), as one
     queryset evaluated in one SQL query. Raises ValidationFailed naming the JSON path at fault."""
     return search_compile(rule_set, user=user, blueprint=blueprint, base=base, path=path).queryset
+
+
+@dataclass(frozen=True)
+class ConditionSql:
+    """A rule set compiled for a hand-written statement (`search_condition_sql`)."""
+
+    text: str
+    params: tuple
+    reusable: bool  # for the same rule set over the same definition of the blueprint, by any caller
+    depends_on: tuple = ()  # ((pk, version), ...) of the other blueprints whose definitions it read
+
+
+def search_condition_sql(rule_set, *, user, blueprint, alias, path=""):
+    """`rule_set` over entities of `blueprint` (a Blueprint) as SQL for a hand-written statement whose searched row is
+    `alias`. It may be reused when it read neither the clock nor the caller (read rule, email, teams) nor the list
+    of every blueprint, as long as the other blueprints it read (`depends_on`: a `relatedTo` source, a mirror
+    chain's) are still those definitions. No permission filter: the statement adds the read rule itself."""
+    _check_size(rule_set, path)
+    catalog = _Catalog([blueprint])
+    compiler = _Compiler(catalog=catalog, user=user, now=timezone.now())
+    condition, _ = compiler.rule_set(rule_set, path, {blueprint.identifier})
+    text = TOKEN_RE.sub(lambda match: f'{alias}."{match.group(1)}"', condition.text)
+    reusable = not (compiler.read_clock or compiler.read_caller or catalog.listed)
+    return ConditionSql(text, condition.params, reusable, tuple(sorted(catalog.read.values())))
 
 
 def rules_condition(rule_set, *, blueprint, path=""):

@@ -1,9 +1,10 @@
-"""The four searches: the API rule set and the hand-written SQL with the same meaning, per parameter index.
+"""The five searches: the API rule set and the hand-written SQL with the same meaning, per parameter index.
 
 Parameters vary with the request index, so no measurement keeps hitting one cached row. The SQL is
 what a careful hand would write against the schema (jsonb containment for equality so the
 `jsonb_path_ops` GIN index can serve it, a recursive CTE over `catalog_relation` for relatedTo,
-`UPPER(title) LIKE UPPER(...)` so the trigram index can serve contains), ordered by id with
+`UPPER(title) LIKE UPPER(...)` so the trigram index can serve contains, the relation's rows found from its
+target for a one-hop relation rule), ordered by id with
 `LIMIT 51` like the API's keyset page of 50 (one extra row tells whether there is a next page).
 """
 import json
@@ -97,11 +98,29 @@ class TitleContains(Case):
                 f"ORDER BY e.id LIMIT {PAGE + 1}", [bp[SEARCH_BLUEPRINT], f"%{p['word']}%"])
 
 
+class ServiceEquals(Case):
+    """A one-hop relation rule: the deployments whose `service` is X (about eight of them)."""
+
+    def params(self, i, counts):
+        rng = random.Random(f"service:{i}")
+        return {"service": catalog.identifier("Service", rng.randrange(counts["Service"]))}
+
+    def rule(self, p):
+        return _rules({"property": "service", "operator": "=", "value": p["service"]})
+
+    def sql(self, p, bp):
+        return (f"{SELECT} FROM catalog_entity e WHERE e.blueprint_id = %s AND e.id IN ("
+                " SELECT r.source_id FROM catalog_relation r JOIN catalog_entity t ON t.id = r.target_id"
+                " WHERE t.blueprint_id = %s AND t.identifier = %s AND r.relation = 'service') "
+                f"ORDER BY e.id LIMIT {PAGE + 1}", [bp[SEARCH_BLUEPRINT], bp["Service"], p["service"]])
+
+
 CASES = [
     StatusEquals("equality", "a) property = (status, enum)"),
     DeployedBetween("between", "b) date between (7-day window)"),
     RelatedDownstream("relatedTo", "c) relatedTo Domain downstream, 3 hops"),
     TitleContains("contains", "d) $title contains (word)"),
+    ServiceEquals("relation", "e) relation = (service, one hop)"),
 ]
 
 

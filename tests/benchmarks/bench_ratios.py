@@ -5,7 +5,7 @@ no Django, no database); `report_lines(ratios)` prints it. A ratio whose parts d
 ok false. Keys, what they divide and their targets:
 
 - get_vs_bare: GET by identifier req/s / the bare single-row lookup view's req/s, same concurrency (>= 0.5);
-- search_vs_sql: the worst of the four search shapes' API p50 / raw SQL p50 (<= 3);
+- search_vs_sql: the worst of the search shapes' API p50 / raw SQL p50 (<= 3);
 - deploy_vs_bare: deployment report req/s / the bare one-INSERT write view's req/s, sequential (>= 0.2);
 - deploy_statements: SQL statements of one report on the plain deployment blueprints (<= 12);
 - lock_p99_vs_bare: lock check p99 / the bare lock view's p99 at 16 clients (<= 1.5);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """`make bench`: load a synthetic catalog through the HTTP API and print what this machine does with it.
 
-Figures, not pass/fail: search p50/p95 (four query shapes) and their ratio to the same query as raw
+Figures, not pass/fail: search p50/p95 (five query shapes) and their ratio to the same query as raw
 SQL, bulk-ingest throughput, single-upsert latency, by-identifier GET throughput, the catalog table
 page's latency (first, deep, sorted, searched and filtered pages), the CI lock check's throughput next
 to a bare view running the same query, deployment-report latency, scorecard evaluation (issue 15: five
@@ -273,7 +273,7 @@ def measure_search(client, case, counts, args, meter):
 
 
 def measure_searches(client, bench_url, counts, args, meter, results):
-    """The four searches through the API next to their SQL; `search_missing` when the route is not there."""
+    """The searches (bench_queries.CASES) through the API next to their SQL; `search_missing` when the route is not there."""
     with psycopg.connect(bench_url, autocommit=True, prepare_threshold=None) as conn:
         blueprint_ids = dict(conn.execute("SELECT identifier, id FROM catalog_blueprint").fetchall())
         present, status, body = search_route_present(client)

@@ -1,12 +1,13 @@
 """A catalog of varied entities for the entity JSON (`varied_catalog`): App relates to one Cluster (which relates to a
 Region) and to many Libraries, mirrors values one and two hops away (properties, `$title`, `$team`, `$createdAt`,
-`$blueprint`, `$icon`, `$identifier`), computes a calculation and is scored by a scorecard; its entities hold
+`$blueprint`, `$icon`, `$identifier`), computes a calculation, counts its Libraries (an aggregation) and is scored by a scorecard; its entities hold
 unicode, nulls, nested objects and huge numbers. Members read Library only as the platform team and Cluster only
 where their team owns it, so what each user sees differs.
 
 Users: admin@ (admin), dev@ (platform), pay@ (payments), nobody@ (no team).
 """
-from catalog.models import Blueprint
+from catalog.models import Blueprint, Entity
+from catalog.selectors.entities import entities_json, entities_visible_to
 from catalog.services.scorecards import scorecard_create
 from portal.actor import Actor
 from tests.factories import BlueprintFactory, EntityFactory, UserFactory
@@ -29,6 +30,8 @@ APP = {
     "calculationProperties": {"label": {"type": "string",
                                         "calculation": '.identifier + ":" + (.properties.language // "none")'},
                               "broken": {"type": "number", "calculation": ".properties.language | tonumber"}},
+    "aggregationProperties": {"libraryCount": {"title": "Libraries", "type": "number", "target": "Library",
+                                               "calculationSpec": {"calculationBy": "entities", "func": "count"}}},
 }
 
 READINESS = {
@@ -77,3 +80,10 @@ def varied_catalog():
                   relations={"cluster": "c2", "libraries": ["l1"]})
     EntityFactory(blueprint="App", identifier="unicode", title="Café ☕ 日本", properties={"language": "Ελληνικά \"q\"\\"},
                   relations={"libraries": ["l3"], "spare": "ch"})
+
+
+def app_documents(user, **options):
+    """The documents `entities_json` writes for the App entities `user` may read, by id: what a search page of App
+    must hold (entities_json options: include, exclude, calculated)."""
+    rows = entities_visible_to(user, Entity.objects.filter(blueprint__identifier="App")).select_related("blueprint")
+    return entities_json(list(rows.order_by("id")), user=user, **options)

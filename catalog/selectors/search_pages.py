@@ -1,0 +1,237 @@
+"""A page of `POST /v1/blueprints/{bp}/entities/search`, its entity documents built in one SQL statement.
+
+The statement selects the page (the compiled rule set, the reader's read rule, the keyset cursor, LIMIT) and writes
+the page's `entities` array as JSON text: each row's relations (only the page's rows' relation rows are read), team
+names, mirror values (walked as ENTITY_DOCUMENT_SQL walks them, through and from entities the reader may read),
+aggregation values and stored scorecard standings. Python parses that text once and runs only what SQL cannot:
+calculation properties (jq) and `include`/`exclude`. The documents are those `entities_json` writes, key for key
+(tests/support/entity_documents.py pins it): a key present more than once in a `properties` object (a stored
+property also named by the schema's defaults, a mirror or an aggregation) is written in the order `_document`
+writes it, so that parsing keeps the first position and the last value, as `dict.update` does.
+
+The SQL of a rule set is kept per process for the same blueprint definition (its `version`), unless compiling it
+read the clock, the caller or the list of every blueprint (catalog.selectors.search.search_condition_sql); the
+statement of a kept one is prepared on each connection (portal/prepared_statements.py), so PostgreSQL plans it on
+its first executions only (connections live CONN_MAX_AGE, 60 s, which bounds the statements one accumulates). SQL
+that read other blueprints (a `relatedTo` source) is kept too: the statement also counts which of those definitions
+are unchanged, and a page read with a stale one is read again with the rule set compiled afresh.
+"""
+import json
+import threading
+from collections import OrderedDict
+
+from django.db import connection
+
+from catalog.access import entity_read_rule
+from catalog.selectors.entities import apply_calculations, select_paths
+from catalog.selectors.search import SCORECARD_PREFIX, search_condition_sql
+from portal.api.pagination import cursor_decode, cursor_encode
+from portal.errors import ValidationFailed
+from portal.prepared_statements import execute_prepared
+
+KEPT = 256
+_kept = OrderedDict()  # (blueprint pk, version, scorecards, path, rule set as JSON) -> ConditionSql (`_key`)
+_kept_lock = threading.Lock()
+
+LARGEST_ID = 2**63 - 1
+INSTANT = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+# Mirror values of the page's rows, in CTEs after `page` (see ENTITY_DOCUMENT_SQL, which walks one entity's):
+# `steps` the mirror paths, `chain` whether each is a list (any `many` hop), `walk` the relation rows along each path
+# from every page row, `mirror` each row's values per mirror.
+MIRROR_CTES = """, steps AS (
+    SELECT s.key, string_to_array(s.path, '.') AS path FROM unnest(%s::text[], %s::text[]) s(key, path)
+), chain (key, depth, target, many) AS (
+    SELECT s.key, 1, (%s::jsonb)->(s.path[1])->>'target', COALESCE(((%s::jsonb)->(s.path[1])->>'many')::boolean, FALSE)
+      FROM steps s
+    UNION ALL
+    SELECT c.key, c.depth + 1, tb.relations->(s.path[c.depth + 1])->>'target',
+           c.many OR COALESCE((tb.relations->(s.path[c.depth + 1])->>'many')::boolean, FALSE)
+      FROM chain c JOIN steps s ON s.key = c.key LEFT JOIN catalog_blueprint tb ON tb.identifier = c.target
+     WHERE c.depth + 1 < cardinality(s.path)
+), walk (entity_id, key, depth, target_id, ord) AS (
+    SELECT p.id, s.key, 1, r.target_id, ARRAY[r.position::bigint, r.id]
+      FROM shown p CROSS JOIN steps s JOIN catalog_relation r ON r.source_id = p.id AND r.relation = s.path[1]
+    UNION ALL
+    SELECT w.entity_id, w.key, w.depth + 1, r.target_id, w.ord || ARRAY[r.position::bigint, r.id]
+      FROM walk w JOIN steps s ON s.key = w.key
+      JOIN catalog_relation r ON r.source_id = w.target_id AND r.relation = s.path[w.depth + 1]
+      JOIN catalog_entity src ON src.id = r.source_id
+     WHERE w.depth + 1 < cardinality(s.path) AND {readable_src}
+), mirror AS (
+    SELECT p.id AS entity_id, s.key, c.many, (
+        SELECT json_agg(CASE WHEN t.id IS NULL THEN NULL ELSE CASE s.path[cardinality(s.path)]
+                   WHEN '$team' THEN (SELECT json_agg(tm.name ORDER BY tm.name) FROM catalog_entity_teams et
+                                        JOIN catalog_team tm ON tm.id = et.team_id WHERE et.entity_id = t.id)
+                   WHEN '$blueprint' THEN (SELECT to_json(tb.identifier) FROM catalog_blueprint tb WHERE tb.id = t.blueprint_id)
+                   WHEN '$identifier' THEN to_json(t.identifier)
+                   WHEN '$title' THEN to_json(t.title)
+                   WHEN '$icon' THEN to_json(t.icon)
+                   WHEN '$createdBy' THEN to_json(t.created_by)
+                   WHEN '$updatedBy' THEN to_json(t.updated_by)
+                   WHEN '$createdAt' THEN to_json({created_t})
+                   WHEN '$updatedAt' THEN to_json({updated_t})
+                   ELSE (t.properties->(s.path[cardinality(s.path)]))::json END END ORDER BY w.ord)
+          FROM walk w LEFT JOIN catalog_entity t ON t.id = w.target_id AND {readable_t}
+         WHERE w.entity_id = p.id AND w.key = s.key AND w.depth = cardinality(s.path) - 1) AS found
+      FROM shown p CROSS JOIN steps s JOIN chain c ON c.key = s.key AND c.depth = cardinality(s.path) - 1
+)"""
+
+# One row's `properties`: stored ones (in jsonb's order), the schema's missing ones as null, mirrors, aggregations;
+# only the stored ones (as stored) when the row has every schema property and the blueprint no mirror or aggregation.
+STORED_PROPERTIES = "SELECT s.key, s.value::json AS value, 0 AS part, s.ord FROM jsonb_each(p.properties) WITH ORDINALITY s(key, value, ord)"
+SCHEMA_DEFAULTS = "SELECT d.key, NULL, 1, d.ord FROM unnest(%s::text[]) WITH ORDINALITY d(key, ord) WHERE NOT (p.properties ? d.key)"
+MIRROR_VALUES = """SELECT s.key, CASE WHEN m.many THEN COALESCE(m.found, '[]'::json) ELSE m.found->0 END, 2, s.ord
+          FROM unnest(%s::text[]) WITH ORDINALITY s(key, ord) LEFT JOIN mirror m ON m.entity_id = p.id AND m.key = s.key"""
+AGGREGATION_VALUES = "SELECT a.key, (p.aggregates->a.key)::json, 3, a.ord FROM unnest(%s::text[]) WITH ORDINALITY a(key, ord)"
+
+
+def _properties(blueprint):
+    """(SQL, params) of a page row's `properties` object."""
+    schema_keys = list(blueprint.schema.get("properties", {}))
+    mirror_keys, aggregation_keys = list(blueprint.mirror_properties or {}), list(blueprint.aggregation_properties or {})
+    if not (mirror_keys or aggregation_keys or schema_keys):
+        return "p.properties::json", []
+    parts, params = [STORED_PROPERTIES], []
+    for part, keys in ((SCHEMA_DEFAULTS, schema_keys), (MIRROR_VALUES, mirror_keys), (AGGREGATION_VALUES, aggregation_keys)):
+        if keys:
+            parts.append(part)
+            params.append(keys)
+    merged = (f"COALESCE((SELECT json_object_agg(v.key, v.value ORDER BY v.part, v.ord) FROM ("
+              f"{' UNION ALL '.join(parts)}) v), '{{}}'::json)")
+    if mirror_keys or aggregation_keys:
+        return merged, params
+    return f"CASE WHEN p.properties ?& %s::text[] THEN p.properties::json ELSE {merged} END", [schema_keys, *params]
+
+
+RELATIONS = """COALESCE((SELECT json_object_agg(k.key, CASE WHEN k.many THEN COALESCE(x.targets, '[]'::json)
+                                                         ELSE x.targets->0 END ORDER BY k.ord)
+          FROM unnest(%s::text[], %s::boolean[]) WITH ORDINALITY k(key, many, ord) LEFT JOIN (
+               SELECT r.relation, json_agg(t.identifier ORDER BY r.position, r.id, t.identifier) AS targets
+                 FROM catalog_relation r JOIN catalog_entity t ON t.id = r.target_id
+                WHERE r.source_id = p.id GROUP BY r.relation) x ON x.relation = k.key), '{}'::json)"""
+
+# The stored standings on the blueprint's scorecards (in their order; rules in theirs), as scorecard_standing writes.
+SCORECARDS = """, 'scorecards', COALESCE((SELECT json_object_agg(c.card->>'identifier', json_build_object(
+            'level', sr.level,
+            'rules', COALESCE((SELECT json_agg(json_build_object(
+                                   'identifier', u.rule->'identifier',
+                                   'status', CASE WHEN COALESCE((sr.passed->>(u.rule->>'identifier'))::boolean, FALSE)
+                                                  THEN 'SUCCESS' ELSE 'FAILURE' END,
+                                   'level', u.rule->'level') ORDER BY u.ord)
+                                 FROM jsonb_array_elements(c.card->'rules') WITH ORDINALITY u(rule, ord)), '[]'::json))
+            ORDER BY c.ord)
+          FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY c(card, ord)
+          JOIN catalog_scorecardresult sr ON sr.entity_id = p.id AND sr.scorecard = c.card->>'identifier'), '{}'::json)"""
+
+PAGE_SQL = """WITH RECURSIVE page AS (
+    SELECT e.* FROM catalog_entity e
+     WHERE e.blueprint_id = %s AND e.id > %s AND ({condition}) AND {readable_e}
+     ORDER BY e.id LIMIT %s
+), shown AS (
+    SELECT * FROM page ORDER BY id LIMIT %s
+){mirror_ctes}
+SELECT (SELECT json_agg(json_build_object(
+            'identifier', p.identifier, 'title', p.title, 'icon', NULLIF(p.icon, ''), 'blueprint', %s::text,
+            'team', COALESCE((SELECT json_agg(tm.name ORDER BY tm.name) FROM catalog_entity_teams et
+                                JOIN catalog_team tm ON tm.id = et.team_id WHERE et.entity_id = p.id), '[]'::json),
+            'properties', {properties},
+            'relations', {relations},
+            'createdAt', {created_p}, 'createdBy', p.created_by,
+            'updatedAt', {updated_p}, 'updatedBy', p.updated_by{scorecards}) ORDER BY p.id)
+          FROM shown p)::text,
+       (SELECT count(*) FROM page), (SELECT max(id) FROM shown),
+       (SELECT count(*) FROM catalog_blueprint d
+         WHERE (d.id, d.version) IN (SELECT * FROM unnest(%s::bigint[], %s::integer[])))
+"""
+
+
+def _condition(rule_set, *, user, blueprint, path):
+    """The ConditionSql of the rule set on the page's row `e`, compiled or kept."""
+    key = _key(rule_set, blueprint, path)
+    with _kept_lock:
+        kept = _kept.get(key)
+        if kept is not None:
+            _kept.move_to_end(key)
+            return kept
+    condition = search_condition_sql(rule_set, user=user, blueprint=blueprint, alias="e", path=path)
+    if condition.reusable:
+        with _kept_lock:
+            _kept[key] = condition
+            while len(_kept) > KEPT:
+                _kept.popitem(last=False)
+    return condition
+
+
+def _key(rule_set, blueprint, path):
+    """The blueprint's definition is its `version`, but for its scorecards, which change without it (scorecard
+    services): a rule set naming a scorecard is kept for the scorecards it was compiled with."""
+    rules = json.dumps(rule_set, sort_keys=True)
+    scorecards = json.dumps(blueprint.scorecards, sort_keys=True) if SCORECARD_PREFIX in rules else None
+    return blueprint.pk, blueprint.version, scorecards, path, rules
+
+
+def _after(cursor):
+    after = cursor_decode(cursor, "from")
+    if after is None:
+        return 0
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= LARGEST_ID:
+        raise ValidationFailed("is not a cursor returned by this API", path="from")
+    return after
+
+
+def _statement(blueprint, condition, rule, *, after, limit):
+    """(SQL, params) of the page statement."""
+    # the page's rows are the blueprint's: the read rule keeps only what restricts them (a member reading the whole
+    # blueprint: no condition); a mirror walks other blueprints' entities under the whole rule
+    readable = {"e": rule.within(blueprint.pk).sql("e"), "src": rule.sql("src"), "t": rule.sql("t")}
+    mirrors = blueprint.mirror_properties or {}
+    relations = blueprint.relations or {}
+    # params in placeholder order: the page, the mirror CTEs, then the document
+    params = [blueprint.pk, after, *condition.params, *readable["e"][1], limit + 1, limit]
+    mirror_ctes = ""
+    if mirrors:
+        mirror_ctes = MIRROR_CTES.format(readable_src=readable["src"][0], readable_t=readable["t"][0],
+                                         created_t=INSTANT.format("t.created_at"),
+                                         updated_t=INSTANT.format("t.updated_at"))
+        relations_json = json.dumps(relations)
+        params += [list(mirrors), [str(m.get("path", "")) for m in mirrors.values()], relations_json, relations_json,
+                   *readable["src"][1], *readable["t"][1]]
+    properties, properties_params = _properties(blueprint)
+    params += [blueprint.identifier, *properties_params, list(relations), [bool(d.get("many")) for d in relations.values()]]
+    if blueprint.scorecards:
+        params.append(json.dumps(blueprint.scorecards))
+    params += [[pk for pk, _ in condition.depends_on], [version for _, version in condition.depends_on]]
+    sql = PAGE_SQL.format(condition=condition.text, readable_e=readable["e"][0], mirror_ctes=mirror_ctes,
+                          properties=properties, relations=RELATIONS,
+                          created_p=INSTANT.format("p.created_at"), updated_p=INSTANT.format("p.updated_at"),
+                          scorecards=SCORECARDS if blueprint.scorecards else "")
+    return sql, params
+
+
+def search_page_json(blueprint, rule_set, *, user, limit, cursor=None, include=(), exclude=(), path="query"):
+    """(entity documents, next cursor or None) of the page of `blueprint`'s entities matching `rule_set` that `user`
+    may read, after `cursor` (a `next` of an earlier page), at most `limit`, ordered by id: one SQL statement, and
+    the caller's read rule (one more for a member, kept on the user). ValidationFailed names the field at fault."""
+    after = _after(cursor)
+    condition = _condition(rule_set, user=user, blueprint=blueprint, path=path)
+    rule = entity_read_rule(user)
+    with connection.cursor() as db:
+        sql, params = _statement(blueprint, condition, rule, after=after, limit=limit)
+        if condition.reusable:  # prepared once per connection: its planning is not paid per request
+            execute_prepared(db, "search_page", sql, params)
+        else:  # read the clock or the caller: one of a kind, not worth a prepared statement
+            db.execute(sql, params)
+        documents, matched, last, current = db.fetchone()
+        if current != len(condition.depends_on):  # a blueprint the kept SQL read has changed since: compile again
+            with _kept_lock:
+                _kept.pop(_key(rule_set, blueprint, path), None)
+            condition = search_condition_sql(rule_set, user=user, blueprint=blueprint, alias="e", path=path)
+            db.execute(*_statement(blueprint, condition, rule, after=after, limit=limit))
+            documents, matched, last, _ = db.fetchone()
+    documents = json.loads(documents) if documents else []
+    if blueprint.calculation_properties:
+        apply_calculations(blueprint, documents)
+    if include or exclude:
+        documents = [select_paths(document, include, exclude) for document in documents]
+    return documents, (cursor_encode(last) if matched > limit else None)

@@ -1,0 +1,183 @@
+"""POST /v1/blueprints/{bp}/entities/search in a bounded number of SQL statements (issue 16): the page and its entity
+documents — relations, teams, mirror values, aggregations, scorecard standings — are one statement
+(catalog/selectors/search_pages.py), whatever the page holds and whoever reads it, and the documents are the ones
+`entities_json` writes, byte for byte."""
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from catalog.models import Blueprint
+from catalog.selectors.search_pages import search_page_json
+from portal.errors import ValidationFailed
+from tests.support.api import api_for
+from tests.support.entity_documents import app_documents, varied_catalog
+
+pytestmark = pytest.mark.django_db
+
+# the bearer token, the blueprint, the page; a member's read rule one more (before issue 16: 7 and 11 with mirrors)
+MAX_STATEMENTS = {"admin@example.com": 3, "dev@example.com": 4}
+READERS = ("admin@example.com", "dev@example.com", "pay@example.com", "nobody@example.com")
+EVERY_APP = {"combinator": "and", "rules": []}
+MIRROR_RULE = {"combinator": "or", "rules": [{"property": "language", "operator": "=", "value": "Go"},
+                                             {"property": "libVersions", "operator": "=", "value": "1.0"}]}
+RULE_SETS = (EVERY_APP, MIRROR_RULE, {"combinator": "and", "rules": [{"property": "cluster", "operator": "isEmpty"}]},
+             {"combinator": "and", "rules": [{"property": "cluster", "operator": "=", "value": "c1"}]})
+
+
+@pytest.fixture
+def search_documents_catalog(db):
+    varied_catalog()
+
+
+def user(email):
+    return get_user_model().objects.get(email=email)
+
+
+def statements_of_search(email, body):
+    api = api_for(user(email))
+    url = "/v1/blueprints/App/entities/search"
+    assert api.post(url, body, format="json").status_code == 200  # warm: what a long-running worker has cached
+    with CaptureQueriesContext(connection) as captured:
+        response = api.post(url, body, format="json")
+    assert response.status_code == 200, response.content
+    return [query["sql"] for query in captured.captured_queries], response.json()
+
+
+@pytest.mark.parametrize("email", sorted(MAX_STATEMENTS))
+def test_a_search_page_is_one_statement_for_its_documents(search_documents_catalog, email):
+    statements, body = statements_of_search(email, {"query": EVERY_APP})
+    full = next(entity for entity in body["entities"] if entity["identifier"] == "full")
+    # the page holds what the statement had to gather: relations, teams, mirrors two hops away, scorecards, aggregates
+    assert full["relations"]["libraries"] == ["l2", "l1", "l3"] and full["team"] == ["payments", "platform"]
+    assert full["properties"]["clusterTitle"] == "Cluster one" and full["scorecards"]["readiness"]["level"] == "Gold"
+    assert full["properties"]["libraryCount"] == 3 and full["properties"]["label"] == "full:Go"
+    assert len(statements) <= MAX_STATEMENTS[email], "\n".join(statements)
+    assert sum("search_page" in sql for sql in statements) == 1  # EXECUTE search_page_<digest>(...)
+    assert not any("catalog_relation" in sql for sql in statements)
+
+
+@pytest.mark.parametrize("email", sorted(MAX_STATEMENTS))
+@pytest.mark.parametrize("rule_set", RULE_SETS)
+def test_every_rule_set_is_searched_in_the_same_statements(search_documents_catalog, email, rule_set):
+    """A relation rule: no more statements. A mirror rule (compiled for its reader, not kept) reads the definitions
+    of the blueprints its chain passes through: one statement more."""
+    statements, _ = statements_of_search(email, {"query": rule_set})
+    assert len(statements) <= MAX_STATEMENTS[email] + (rule_set is MIRROR_RULE), "\n".join(statements)
+
+
+@pytest.mark.parametrize("email", sorted(MAX_STATEMENTS))
+def test_search_statements_do_not_grow_with_the_page(search_documents_catalog, email):
+    one, body = statements_of_search(email, {"query": EVERY_APP, "limit": 1})
+    every, all_body = statements_of_search(email, {"query": EVERY_APP, "limit": 100})
+    assert len(body["entities"]) == 1 and len(all_body["entities"]) == 4
+    assert len(one) == len(every)
+
+
+# -- the page's documents are the documents `entities_json` builds -------------------------------------------------
+
+OPTIONS = ({}, {"include": ["properties.libVersions", "team", "scorecards"]},
+           {"exclude": ["properties.limits.nested", "relations"]})
+
+
+@pytest.mark.parametrize("email", READERS)
+def test_search_pages_give_the_documents_entities_json_gives(search_documents_catalog, email):
+    reader, app = user(email), Blueprint.objects.get(identifier="App")
+    for options in OPTIONS:
+        expected = app_documents(reader, **options)
+        got, next_cursor = search_page_json(app, EVERY_APP, user=reader, limit=100, **options)
+        # the same keys in the same order, all the way down: the API's bytes do not change
+        assert json.dumps(got) == json.dumps(expected) and next_cursor is None
+        assert expected or email == "nobody@example.com"
+
+
+@pytest.mark.parametrize("email", READERS)
+@pytest.mark.parametrize("rule_set", RULE_SETS)
+def test_pages_of_one_concatenate_to_the_whole(search_documents_catalog, email, rule_set):
+    """Page by page (limit 1, following `next`) gives the documents of one big page, in id order."""
+    reader, app = user(email), Blueprint.objects.get(identifier="App")
+    whole, _ = search_page_json(app, rule_set, user=reader, limit=100)
+    pages, cursor = [], None
+    while True:
+        page, cursor = search_page_json(app, rule_set, user=reader, limit=1, cursor=cursor)
+        pages += page
+        if cursor is None:
+            break
+    assert json.dumps(pages) == json.dumps(whole)
+    expected = {document["identifier"] for document in app_documents(reader)}
+    assert {document["identifier"] for document in whole} <= expected
+
+
+def test_the_page_documents_differ_by_reader(search_documents_catalog):
+    """So the comparisons above compare something: mirrors differ between readers, and exist at all."""
+    app = Blueprint.objects.get(identifier="App")
+
+    def full(email):
+        documents, _ = search_page_json(app, EVERY_APP, user=user(email), limit=10)
+        return next(d for d in documents if d["identifier"] == "full")["properties"]
+
+    admin, pay = full("admin@example.com"), full("pay@example.com")
+    assert admin["libVersions"] == ["2.0", "1.0", None] and admin["regionName"] == "eu-west"
+    assert admin["libTeams"] == [["payments"], ["payments", "platform"], None]
+    assert pay["libVersions"] == [None, None, None] and pay["clusterTitle"] is None
+    assert admin["huge"] == 98765432109876543210987654321 and admin["notes"] is None
+    assert admin["libraryCount"] == 3 and pay["libraryCount"] == 3  # stored aggregates are the system's count
+
+
+@pytest.mark.parametrize("cursor", ["", "bm90IGpzb24", "dHJ1ZQ", "OTIyMzM3MjAzNjg1NDc3NTgwOA", "LTE", "WyJ4Il0"])
+def test_cursors_not_from_this_api_are_refused(search_documents_catalog, cursor):
+    """`true`, 2**63, -1, a list: refused naming `from`, not a database error."""
+    app = Blueprint.objects.get(identifier="App")
+    if cursor == "":
+        assert search_page_json(app, EVERY_APP, user=user("admin@example.com"), limit=1, cursor=cursor)[0]
+        return
+    with pytest.raises(ValidationFailed) as raised:
+        search_page_json(app, EVERY_APP, user=user("admin@example.com"), limit=1, cursor=cursor)
+    assert raised.value.path == "from"
+
+
+def test_a_kept_rule_set_is_compiled_again_when_a_blueprint_it_read_changes(search_documents_catalog):
+    """`relatedTo` Cluster reads Cluster's definition: the page statement checks it is unchanged, and a page read
+    with it changed is read again, compiled afresh (then kept again)."""
+    from catalog.services.blueprints import blueprint_update
+    from portal.actor import Actor
+
+    related = {"combinator": "and", "rules": [{"operator": "relatedTo", "blueprint": "Cluster", "value": "c1",
+                                               "direction": "downstream"}]}
+
+    def pages():
+        statements, body = statements_of_search("admin@example.com", {"query": related})
+        return sum("page AS" in sql or "search_page" in sql for sql in statements), [e["identifier"] for e in body["entities"]]
+
+    assert pages() == (1, ["full"])
+    blueprint_update(actor=Actor.system(), blueprint=Blueprint.objects.get(identifier="Cluster"), partial=True,
+                     data={"title": "Clusters"})
+    api = api_for(user("admin@example.com"))
+    with CaptureQueriesContext(connection) as captured:
+        response = api.post("/v1/blueprints/App/entities/search", {"query": related}, format="json")
+    assert [e["identifier"] for e in response.json()["entities"]] == ["full"]
+    assert sum("page AS" in q["sql"] or "search_page" in q["sql"] for q in captured.captured_queries) == 2
+    assert pages() == (1, ["full"])
+
+
+def test_a_kept_scorecard_rule_follows_the_scorecards(search_documents_catalog):
+    """Scorecards change without the blueprint's version: a kept `$scorecard.` rule set is not kept past them."""
+    from catalog.services.scorecards import scorecard_update
+    from portal.actor import Actor
+
+    api = api_for(user("admin@example.com"))
+    silver = {"query": {"combinator": "and", "rules": [
+        {"property": "$scorecard.readiness", "operator": ">=", "value": "Silver"}]}}
+    response = api.post("/v1/blueprints/App/entities/search", silver, format="json")
+    assert [e["identifier"] for e in response.json()["entities"]] == ["full"]
+    without_silver = {"identifier": "readiness", "title": "Readiness",
+                      "levels": [{"title": "Basic", "color": "paleBlue"}, {"title": "Bronze", "color": "bronze"},
+                                 {"title": "Gold", "color": "gold"}],
+                      "rules": [{**rule, "level": "Gold" if rule["level"] == "Silver" else rule["level"]}
+                                for rule in Blueprint.objects.get(identifier="App").scorecards[0]["rules"]]}
+    scorecard_update(actor=Actor.system(), blueprint=Blueprint.objects.get(identifier="App"), identifier="readiness",
+                     data=without_silver)
+    response = api.post("/v1/blueprints/App/entities/search", silver, format="json")
+    assert response.status_code == 422 and "not a level of scorecard" in response.json()["message"]
