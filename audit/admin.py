@@ -8,6 +8,7 @@ from django.utils.html import format_html, format_html_join
 from audit.choices import AuditAction
 from audit.models import AuditEvent, AuditSeal
 from audit.selectors import PORT_RESOURCES
+from portal.read_only_admin import ReadOnlyAdmin
 
 PRE_STYLE = ("font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; white-space: pre-wrap; "
              "margin: 0; max-width: 60em;")
@@ -42,7 +43,7 @@ class ActionFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("at", "verb", "resource_type", "identifier", "blueprint", "actor", "origin", "status")
     list_filter = (ResourceTypeFilter, ActionFilter, "status", "origin")
     search_fields = ("identifier",)
@@ -61,15 +62,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     readonly_fields = ("at", "verb", "action", "status", "message", "resource_type", "identifier", "blueprint", "run_id",
                        "context_display", "actor", "actor_type", "origin", "request_id", "changed_keys", "diff_display",
                        "seal_position", "seal_previous_hash", "seal_hash")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_search_results(self, request, queryset, search_term):
         """Exact matches on indexed columns: a substring search over the whole log would scan it."""

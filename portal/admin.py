@@ -12,12 +12,13 @@ from django.urls import path, reverse
 from portal.kafka import KafkaUnavailable, kafka_topics, settings_shown
 from portal.models import ChangeLogMessage, OrganizationSettings, OutboxMessage
 from portal.organization import organization_settings
+from portal.read_only_admin import ReadOnlyAdmin
 
 KAFKA_TEST_TIMEOUT_SECONDS = 5.0
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(ReadOnlyAdmin):
     """Runtime rows: read-only, for the platform team to see what is pending, retried or failed."""
 
     list_display = ("id", "task", "args", "not_before", "attempts", "published_at", "lease_until", "done_at",
@@ -26,18 +27,9 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     ordering = ("-id",)
     show_full_result_count = False
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(OrganizationSettings)
-class KafkaAdmin(admin.ModelAdmin):
+class KafkaAdmin(ReadOnlyAdmin):
     """The Kafka settings (from the environment) and the organization's settings, read-only, with a "Test
     connection" button that lists the cluster's topics within KAFKA_TEST_TIMEOUT_SECONDS and says ok or why not."""
 
@@ -68,30 +60,12 @@ class KafkaAdmin(admin.ModelAdmin):
                               messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:portal_organizationsettings_changelist"))
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(ChangeLogMessage)
-class ChangeLogMessageAdmin(admin.ModelAdmin):
+class ChangeLogMessageAdmin(ReadOnlyAdmin):
     """Runtime rows, read-only: what the change log published and what still waits for Kafka."""
 
     list_display = ("id", "key", "created_at", "published_at", "published_to")
     list_filter = (("published_at", admin.EmptyFieldListFilter),)
     ordering = ("-id",)
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -79,6 +79,23 @@ def entity_get_by_identifiers(blueprint_identifier, identifier, *, user):
     return entity
 
 
+# The value a mirror reads from the entity `t` it reached along its relation path `s.path` (t.id null: one the reader
+# may not read, whose value is null), as the entity JSON writes it: shared by ENTITY_DOCUMENT_SQL and the search
+# pages' statement (catalog/selectors/search_pages.py).
+MIRROR_VALUE_SQL = """CASE WHEN t.id IS NULL THEN NULL ELSE CASE s.path[cardinality(s.path)]
+                   WHEN '$team' THEN (SELECT json_agg(tm.name ORDER BY tm.name) FROM catalog_entity_teams et
+                                        JOIN catalog_team tm ON tm.id = et.team_id WHERE et.entity_id = t.id)
+                   WHEN '$blueprint' THEN (SELECT to_json(tb.identifier) FROM catalog_blueprint tb WHERE tb.id = t.blueprint_id)
+                   WHEN '$identifier' THEN to_json(t.identifier)
+                   WHEN '$title' THEN to_json(t.title)
+                   WHEN '$icon' THEN to_json(t.icon)
+                   WHEN '$createdBy' THEN to_json(t.created_by)
+                   WHEN '$updatedBy' THEN to_json(t.updated_by)
+                   WHEN '$createdAt' THEN to_json(to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                   WHEN '$updatedAt' THEN to_json(to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                   ELSE (t.properties->(s.path[cardinality(s.path)]))::json END END"""
+
+
 # The entity document of GET /v1/blueprints/{bp}/entities/{id}, in one statement: the entity and its blueprint (the
 # read rule in the WHERE clause), its relations' target identifiers, its team names, its stored scorecard results
 # and its mirror values, each aggregated as JSON text. Mirror values walk each mirror's path in a recursive CTE as
@@ -113,18 +130,7 @@ WITH RECURSIVE doc AS (
      WHERE w.depth + 1 < cardinality(s.path) AND {readable_src}
 ), mirror AS (
     SELECT s.key, c.many, (
-        SELECT json_agg(CASE WHEN t.id IS NULL THEN NULL ELSE CASE s.path[cardinality(s.path)]
-                   WHEN '$team' THEN (SELECT json_agg(tm.name ORDER BY tm.name) FROM catalog_entity_teams et
-                                        JOIN catalog_team tm ON tm.id = et.team_id WHERE et.entity_id = t.id)
-                   WHEN '$blueprint' THEN (SELECT to_json(tb.identifier) FROM catalog_blueprint tb WHERE tb.id = t.blueprint_id)
-                   WHEN '$identifier' THEN to_json(t.identifier)
-                   WHEN '$title' THEN to_json(t.title)
-                   WHEN '$icon' THEN to_json(t.icon)
-                   WHEN '$createdBy' THEN to_json(t.created_by)
-                   WHEN '$updatedBy' THEN to_json(t.updated_by)
-                   WHEN '$createdAt' THEN to_json(to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
-                   WHEN '$updatedAt' THEN to_json(to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
-                   ELSE (t.properties->(s.path[cardinality(s.path)]))::json END END ORDER BY w.ord)
+        SELECT json_agg(""" + MIRROR_VALUE_SQL + """ ORDER BY w.ord)
           FROM walk w LEFT JOIN catalog_entity t ON t.id = w.target_id AND {readable_t}
          WHERE w.key = s.key AND w.depth = cardinality(s.path) - 1) AS found
       FROM steps s JOIN chain c ON c.key = s.key AND c.depth = cardinality(s.path) - 1

@@ -23,7 +23,7 @@ from collections import OrderedDict
 from django.db import connection
 
 from catalog.access import entity_read_rule
-from catalog.selectors.entities import apply_calculations, select_paths
+from catalog.selectors.entities import MIRROR_VALUE_SQL, apply_calculations, select_paths
 from catalog.selectors.search import SCORECARD_PREFIX, search_condition_sql
 from portal.api.pagination import cursor_decode, cursor_encode
 from portal.errors import ValidationFailed
@@ -60,18 +60,7 @@ MIRROR_CTES = """, steps AS (
      WHERE w.depth + 1 < cardinality(s.path) AND {readable_src}
 ), mirror AS (
     SELECT p.id AS entity_id, s.key, c.many, (
-        SELECT json_agg(CASE WHEN t.id IS NULL THEN NULL ELSE CASE s.path[cardinality(s.path)]
-                   WHEN '$team' THEN (SELECT json_agg(tm.name ORDER BY tm.name) FROM catalog_entity_teams et
-                                        JOIN catalog_team tm ON tm.id = et.team_id WHERE et.entity_id = t.id)
-                   WHEN '$blueprint' THEN (SELECT to_json(tb.identifier) FROM catalog_blueprint tb WHERE tb.id = t.blueprint_id)
-                   WHEN '$identifier' THEN to_json(t.identifier)
-                   WHEN '$title' THEN to_json(t.title)
-                   WHEN '$icon' THEN to_json(t.icon)
-                   WHEN '$createdBy' THEN to_json(t.created_by)
-                   WHEN '$updatedBy' THEN to_json(t.updated_by)
-                   WHEN '$createdAt' THEN to_json({created_t})
-                   WHEN '$updatedAt' THEN to_json({updated_t})
-                   ELSE (t.properties->(s.path[cardinality(s.path)]))::json END END ORDER BY w.ord)
+        SELECT json_agg(""" + MIRROR_VALUE_SQL + """ ORDER BY w.ord)
           FROM walk w LEFT JOIN catalog_entity t ON t.id = w.target_id AND {readable_t}
          WHERE w.entity_id = p.id AND w.key = s.key AND w.depth = cardinality(s.path) - 1) AS found
       FROM shown p CROSS JOIN steps s JOIN chain c ON c.key = s.key AND c.depth = cardinality(s.path) - 1
@@ -191,9 +180,7 @@ def _statement(blueprint, condition, rule, *, after, limit):
     params = [blueprint.pk, after, *condition.params, *readable["e"][1], limit + 1, limit]
     mirror_ctes = ""
     if mirrors:
-        mirror_ctes = MIRROR_CTES.format(readable_src=readable["src"][0], readable_t=readable["t"][0],
-                                         created_t=INSTANT.format("t.created_at"),
-                                         updated_t=INSTANT.format("t.updated_at"))
+        mirror_ctes = MIRROR_CTES.format(readable_src=readable["src"][0], readable_t=readable["t"][0])
         relations_json = json.dumps(relations)
         params += [list(mirrors), [str(m.get("path", "")) for m in mirrors.values()], relations_json, relations_json,
                    *readable["src"][1], *readable["t"][1]]
