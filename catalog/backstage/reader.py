@@ -55,6 +55,12 @@ def _is_url(target):
     return urlsplit(target).scheme in ("http", "https")
 
 
+def under_file_roots(path, roots):
+    """Whether `path`, its links resolved, is one of `roots` (resolved directories) or inside one."""
+    real = os.path.realpath(path)
+    return any(real == root or real.startswith(root + os.sep) for root in roots)
+
+
 class DescriptorReader:
     def __init__(self, *, file_roots=None, github_token=""):
         self.file_roots = None if file_roots is None else [os.path.realpath(root) for root in file_roots]
@@ -135,9 +141,7 @@ class DescriptorReader:
         return url.startswith(settings.GITHUB_API_URL.rstrip("/") + "/")
 
     def _file_text(self, path):
-        if self.file_roots is not None and not any(os.path.realpath(path) == root or
-                                                   os.path.realpath(path).startswith(root + os.sep)
-                                                   for root in self.file_roots):
+        if self.file_roots is not None and not under_file_roots(path, self.file_roots):
             raise PortalError("not under a directory in BACKSTAGE_FILE_ROOTS")
         if os.path.getsize(path) > BYTES_MAX:
             raise PortalError(f"larger than {BYTES_MAX} bytes")

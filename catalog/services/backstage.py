@@ -7,6 +7,7 @@ datasource no descriptor defines any more deleted (entities_delete with owned_on
 delete, so nothing another writer owns is touched). A descriptor that does not validate is reported and
 its entity, if an earlier refresh wrote it, kept as it was."""
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from django.utils import timezone
 from audit import choices as audit_choices
 from audit.services import audit_record
 from catalog.backstage.descriptors import BLUEPRINTS
-from catalog.backstage.reader import DescriptorError, DescriptorReader
+from catalog.backstage.reader import DescriptorError, DescriptorReader, under_file_roots
 from catalog.choices import BackstageLocationType
 from catalog.identifiers import check_key
 from catalog.models import BackstageLocation, Blueprint, Entity
@@ -82,6 +83,10 @@ def _clean(data, *, creating):
     return data
 
 
+def _file_roots():
+    return [os.path.realpath(root) for root in settings.BACKSTAGE_FILE_ROOTS]
+
+
 def _target_check(location):
     """Refuse a target the reader would refuse, at registration rather than at every refresh."""
     if location.type == BackstageLocationType.URL and not any(
@@ -89,6 +94,9 @@ def _target_check(location):
         raise ValidationFailed("is not under a prefix in BACKSTAGE_URL_ALLOWED_PREFIXES", path="target")
     if location.type == BackstageLocationType.FILE and not Path(location.target).is_absolute():
         raise ValidationFailed("must be an absolute path", path="target")
+    if location.type == BackstageLocationType.FILE and not under_file_roots(location.target, _file_roots()):
+        raise ValidationFailed("is not under a directory in BACKSTAGE_FILE_ROOTS (the portal reads files there only)",
+                               path="target")
     if location.type == BackstageLocationType.GITHUB and not all((ch.isascii() and ch.isalnum()) or ch in "-_"
                                                                  for ch in location.target):
         raise ValidationFailed("must be a GitHub organization's login", path="target")

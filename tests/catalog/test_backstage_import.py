@@ -128,10 +128,14 @@ def test_a_location_that_cannot_be_read_removes_nothing(system, backstage_bluepr
 
 
 def test_a_file_outside_the_roots_is_not_read(system, backstage_blueprints, backstage_root, settings):
-    settings.BACKSTAGE_FILE_ROOTS = [str(backstage_root.parent / "services")]
-    location = backstage_location_refresh(actor=system, location=register(system, backstage_root))
+    location = register(system, backstage_root)
+    settings.BACKSTAGE_FILE_ROOTS = [str(backstage_root.parent / "services")]  # narrowed after the registration
+    location = backstage_location_refresh(actor=system, location=location)
     assert location.entity_count == 0
     assert "not under a directory in BACKSTAGE_FILE_ROOTS" in location.errors[0]["message"]
+    with pytest.raises(ValidationFailed) as refused:  # and registering such a file is refused at once
+        register(system, backstage_root, identifier="outside")
+    assert str(refused.value.errors[0]).startswith("target: is not under a directory in BACKSTAGE_FILE_ROOTS")
 
 
 def test_two_locations_remove_only_their_own(system, backstage_blueprints, backstage_root):

@@ -2,6 +2,7 @@
 names (blueprint, entity, team, action, initiative), a run "r_fuzz", and an admin's machine credential."""
 from django.core import signals
 from django.db import close_old_connections
+from django.test import override_settings
 
 from actions.models import Run
 from actions.services.actions import action_create
@@ -34,8 +35,10 @@ def seed_catalog():
             "combinator": "and", "conditions": [{"property": "note", "operator": "isNotEmpty"}]}}]})
     initiative_create(actor=system, data={"identifier": SEED, "title": "Fuzz", "blueprint": SEED, "scorecard": SEED,
                                           "level": "Gold", "dueDate": "2027-03-31"})
-    # A file location outside BACKSTAGE_FILE_ROOTS: a refresh reads nothing and reports why.
-    backstage_location_register(actor=system, data={"identifier": SEED, "type": "file", "target": "/nonexistent/fuzz.yaml"})
+    # A file location of a file that does not exist: a refresh reads nothing and reports why.
+    with override_settings(BACKSTAGE_FILE_ROOTS=["/nonexistent"]):
+        backstage_location_register(actor=system, data={"identifier": SEED, "type": "file",
+                                                        "target": "/nonexistent/fuzz.yaml"})
     action = action_create(actor=system, data={
         "identifier": SEED, "title": "Fuzz",
         "trigger": {"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": SEED,

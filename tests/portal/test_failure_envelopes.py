@@ -8,6 +8,7 @@ import re
 from io import StringIO
 
 import pytest
+from django.test import override_settings
 from django.apps import apps
 from django.core.management import call_command
 from django.db import DatabaseError, DataError, OperationalError, connection, transaction
@@ -44,9 +45,10 @@ def seeded_world(db):
                                          "commitSha": "abc123", "jobUrl": "https://ci.example.com/1"})
     run = run_request(actor=actor, action=Action.objects.get(identifier="create_dev_env"), properties={"branch": "main"},
                       entity_identifier=None)
-    # Named as the API samples name identifiers; a file nobody may read, so a refresh only reports it.
-    backstage_location_register(actor=actor, data={"identifier": "Component", "type": "file",
-                                                   "target": "/nonexistent/catalog-info.yaml"})
+    # Named as the API samples name identifiers; a file that does not exist, so a refresh only reports it.
+    with override_settings(BACKSTAGE_FILE_ROOTS=["/nonexistent"]):
+        backstage_location_register(actor=actor, data={"identifier": "Component", "type": "file",
+                                                       "target": "/nonexistent/catalog-info.yaml"})
     return {"api": api_for(admin), "admin": admin, "component": component.identifier, "run": run.id}
 
 
