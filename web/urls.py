@@ -5,13 +5,17 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
 
 from actions import demo_receiver
 from actions.api.agent import OrganizationView, WorkflowRunsClaimView
+from actions.api.urls import entity_ttl_urlpatterns
 from audit.api.views import AuditLogView
-from catalog.api.urls import ci_urlpatterns
+from catalog.api.urls import ci_urlpatterns, entity_urlpatterns
 from catalog.selectors.audit_events import audit_events_visible_to
 from portal.api.views import AccessTokenView, api_route_missing, healthz
 
 v1 = [
+    # the most called first (catalog/api/urls.py)
     path("", include(ci_urlpatterns)),
+    path("", include(entity_ttl_urlpatterns)),
+    path("", include(entity_urlpatterns)),
     path("auth/access_token", AccessTokenView.as_view()),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularRedocView.as_view(url_name="openapi"), name="api-docs"),

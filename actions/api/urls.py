@@ -1,4 +1,4 @@
-"""Every /v1 route of the actions app (included by web/urls.py before the catalog's)."""
+"""Every /v1 route of the actions app (included by web/urls.py)."""
 from django.urls import path
 
 from actions.api import actions, agent, runs, ttl
@@ -20,6 +20,10 @@ urlpatterns = [
     path("actions", actions.ActionListView.as_view()),
     path("actions/<str:identifier>", actions.ActionDetailView.as_view()),
     path("actions/<str:identifier>/permissions", actions.ActionPermissionsView.as_view()),
-    # ours: the built-in "Extend TTL" operation (actions/api/ttl.py); matched before the catalog's entity routes
+]
+
+# Ours: the built-in "Extend TTL" operation (actions/api/ttl.py), under an entity's path: web/urls.py matches it
+# before the catalog's entity routes, whose identifier (a path) would take it.
+entity_ttl_urlpatterns = [
     path("blueprints/<str:blueprint>/entities/<path:identifier>/ttl/extend", ttl.EntityTtlExtendView.as_view()),
 ]

@@ -3,7 +3,9 @@ is audited, so those writers live above the audit app (catalog/services/api_clie
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import timedelta
+from functools import lru_cache
 
 import jwt
 from django.conf import settings
@@ -65,4 +67,20 @@ def _signed_with_current_key(token):
 
 
 def access_token_decode(token):
-    return jwt.decode(token, settings.SECRET_KEY, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]})
+    """The claims of a token signed with SECRET_KEY and not expired; jwt.PyJWTError otherwise. Every API call
+    decodes its token: the signature check and parse of a given token string are done once per process (a
+    verdict that cannot change while SECRET_KEY stays), its expiry against the clock on every call."""
+    claims = _claims_verified(token, settings.SECRET_KEY)
+    if claims["exp"] <= time.time():
+        raise jwt.ExpiredSignatureError("Signature has expired")
+    return dict(claims)
+
+
+@lru_cache(maxsize=4096)
+def _claims_verified(token, key):
+    """Signature, algorithm, required and time claims but expiry (nbf and iat, which a passing token keeps
+    passing as time goes on), as jwt.decode checks them; `exp` must be a number. A refused token is not kept."""
+    claims = jwt.decode(token, key, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"], "verify_exp": False})
+    if isinstance(claims["exp"], bool) or not isinstance(claims["exp"], (int, float)):
+        raise jwt.DecodeError("Expiration Time claim (exp) must be a number.")
+    return claims

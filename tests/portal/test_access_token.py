@@ -131,3 +131,46 @@ def test_a_new_secret_key_hands_out_a_token_signed_with_it(settings):
     assert new != old
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {new}")
     assert api.get("/v1/blueprints").status_code == 200
+
+
+def test_a_token_accepted_before_expires_all_the_same(monkeypatch):
+    """A token's signature is checked once per process, its expiry on every call: one accepted a moment ago is
+    refused once its `exp` has passed, and one signed with a key no longer current is refused though it was
+    accepted under that key."""
+    from portal.services import api_clients
+
+    credentials = create_client("--email", "ci@example.com")
+    api = APIClient()
+    token = api.post("/v1/auth/access_token", credentials, format="json").json()["accessToken"]
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert api.get("/v1/blueprints").status_code == 200
+    expiry = jwt.decode(token, options={"verify_signature": False})["exp"]
+    monkeypatch.setattr(api_clients.time, "time", lambda: expiry + 1)
+    refused = api.get("/v1/blueprints")
+    assert refused.status_code == 401 and "expired" in refused.json()["message"]
+    monkeypatch.undo()
+    assert api.get("/v1/blueprints").status_code == 200
+
+
+def test_a_token_without_a_numeric_expiry_is_refused(settings):
+    from django.contrib.auth import get_user_model
+
+    create_client("--email", "ci@example.com")
+    client = ApiClient.objects.get()
+    user = get_user_model().objects.get(email="ci@example.com")
+    for exp in ("tomorrow", True, None):
+        forged = jwt.encode({"sub": str(user.pk), "clientId": client.client_id, "exp": exp}, settings.SECRET_KEY,
+                            algorithm="HS256")
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {forged}")
+        assert api.get("/v1/blueprints").status_code == 401, exp
+
+
+def test_a_token_of_a_key_no_longer_current_is_refused_though_accepted_before(settings):
+    credentials = create_client("--email", "ci@example.com")
+    api = APIClient()
+    token = api.post("/v1/auth/access_token", credentials, format="json").json()["accessToken"]
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert api.get("/v1/blueprints").status_code == 200
+    settings.SECRET_KEY = "a-rotated-key-" + "y" * 50
+    assert api.get("/v1/blueprints").status_code == 401
