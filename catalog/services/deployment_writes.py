@@ -8,7 +8,7 @@ called by deployments.py); the running service updated in one, or inserted in on
 so one an entity API write created meanwhile is locked and merged into); the deployment inserted together with
 every new relation row in one; the audit rows in one bulk insert (`audit_record_many`, two statements); one
 ENTITY_CHANGED announcement of both changes (automations queued as outbox rows in the same transaction).
-Inputs are validated by the generic path's own functions (`_prepare`: the blueprints' JSON schemas, defaults,
+Inputs are validated by the generic path's own functions (`entity_write_prepare`: the blueprints' JSON schemas, defaults,
 required relations, merge rules) and audited and announced with the same snapshots, so a report reads in the
 audit log and to automations as the generic writes did. Nine statements in all, eleven with automations on both
 blueprints (tests/catalog/test_deployment_statements.py).
@@ -29,8 +29,9 @@ from audit.services import audit_event_build, audit_record_many
 from catalog.models import Entity, Relation, Team
 from catalog.selectors.aggregations import aggregation_sources_of, blueprint_graph
 from catalog.services.aggregations import aggregates_refresh
-from catalog.services.entities import (CREATE, UPSERT_MERGE, EntityWrite, _prepare, _stored_json, _timer_values,
-                                       _timers_sync, _unchanged, _with_standings)
+from catalog.services.entities import (CREATE, UPSERT_MERGE, EntityWrite, entity_stored_json, entity_timer_values,
+                                       entity_timers_sync, entity_write_prepare, entity_write_unchanged,
+                                       snapshot_with_standings)
 from catalog.services.row_locks import NO_KEY_UPDATE
 from catalog.services.scorecards import scorecards_evaluate
 from portal import events
@@ -91,10 +92,10 @@ def _prepared(blueprint, data, row, mode):
         for relation, target, _target_id, _position, _row_id in row["relations"]:
             relations.setdefault(relation, []).append(target)
         teams = row["teams"]
-        write.before = _stored_json(blueprint, write.identifier, row["title"], row["icon"], row["properties"],
+        write.before = entity_stored_json(blueprint, write.identifier, row["title"], row["icon"], row["properties"],
                                     relations, teams)
-    _prepare(write, blueprint, mode, relations, teams)
-    write.after = _stored_json(blueprint, write.identifier, write.title, write.icon, write.properties, write.relations,
+    entity_write_prepare(write, blueprint, mode, relations, teams)
+    write.after = entity_stored_json(blueprint, write.identifier, write.title, write.icon, write.properties, write.relations,
                                write.teams)
     return write
 
@@ -183,9 +184,9 @@ def _edges(blueprint, write, row, target_ids):
 
 def _timers_keep(blueprint, write):
     """Timers follow the timer properties; only when their values change (they are kept in step by every writer)."""
-    before = _timer_values(blueprint, write.existing.properties) if write.existing is not None else {}
-    if _timer_values(blueprint, write.properties) != before:
-        _timers_sync(blueprint, [write])
+    before = entity_timer_values(blueprint, write.existing.properties) if write.existing is not None else {}
+    if entity_timer_values(blueprint, write.properties) != before:
+        entity_timers_sync(blueprint, [write])
 
 
 def deployment_report_write(*, actor, blueprints, running, running_row, deployment, target_ids, refuse_locked):
@@ -205,7 +206,7 @@ def deployment_report_write(*, actor, blueprints, running, running_row, deployme
         row = entity_rows_read([rs_key], NO_KEY_UPDATE, blueprints=blueprints, related=True)[rs_key]
         refuse_locked(row["properties"])
         rs_write = _prepared(rs_bp, running, row, UPSERT_MERGE)
-    rs_written = not _unchanged(rs_write, actor, "")
+    rs_written = not entity_write_unchanged(rs_write, actor, "")
     if rs_written and row is not None:
         _update(rs_write, actor, now)
     elif not rs_written:
@@ -251,8 +252,8 @@ def deployment_report_write(*, actor, blueprints, running, running_row, deployme
         for bp, w in written])
     events.announce(events.ENTITY_CHANGED, [
         {"action": "CREATE" if w.created else "UPDATE", "blueprint": bp.identifier, "identifier": w.identifier,
-         "before": _with_standings(w.before, standings, w.entity.pk, 0),
-         "after": _with_standings(w.after, standings, w.entity.pk, 1),
+         "before": snapshot_with_standings(w.before, standings, w.entity.pk, 0),
+         "after": snapshot_with_standings(w.after, standings, w.entity.pk, 1),
          "by": actor.label, "origin": actor.origin, "runId": None, "changelogDestination": bp.changelog_destination}
         for bp, w in written])
     return dep_write.entity, rs_write.entity

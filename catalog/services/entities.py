@@ -66,7 +66,7 @@ class EntityWrite:
         return self.existing is None
 
 
-def _stored_json(blueprint, identifier, title, icon, properties, relations, teams):
+def entity_stored_json(blueprint, identifier, title, icon, properties, relations, teams):
     """The stored part of an entity's JSON (what the audit diff records)."""
     rendered = {}
     for key, definition in blueprint.relations.items():
@@ -112,7 +112,7 @@ def _parse_teams(raw):
     raise ValidationFailed("must be a team name or a list of team names", path="team")
 
 
-def _prepare(write, blueprint, mode, existing_relations, existing_teams):
+def entity_write_prepare(write, blueprint, mode, existing_relations, existing_teams):
     data = write.data
     if not isinstance(data, dict):
         raise ValidationFailed("each entity must be a JSON object", path="body")
@@ -187,7 +187,7 @@ def _check_permission(write, access, blueprint, existing_relations, existing_tea
         raise Forbidden(f"You may not update {', '.join(denied)} of entities of blueprint {blueprint.identifier!r}.")
 
 
-def _timer_values(blueprint, properties):
+def entity_timer_values(blueprint, properties):
     timers = {}
     for key, prop in blueprint.schema.get("properties", {}).items():
         moment = instant_of(properties.get(key)) if prop.get("format") == "timer" else None
@@ -220,7 +220,7 @@ def _writer_blueprints_lock(blueprint):
 
 def _named_targets(blueprint, data):
     """(blueprint identifier, identifier) of the relation targets a body names; a malformed relations value
-    names none here (its write is refused by _prepare)."""
+    names none here (its write is refused by entity_write_prepare)."""
     try:
         relations = _parse_relations(blueprint, data.get("relations")) if isinstance(data, dict) else {}
     except PortalError:
@@ -299,7 +299,7 @@ def _entities_write(*, actor, blueprint, items, mode, create_missing_related, va
             old_relations = dict(existing_relations[write.existing.pk]) if write.existing else {}
             old_team_ids = existing_team_ids[write.existing.pk] if write.existing else set()
             old_teams = sorted(team_names_by_id[i] for i in old_team_ids)
-            _prepare(write, blueprint, mode, old_relations, old_teams)
+            entity_write_prepare(write, blueprint, mode, old_relations, old_teams)
             unknown_teams = [name for name in write.teams if name not in team_ids_by_name]
             if unknown_teams:
                 raise ValidationFailed(f"team {unknown_teams[0]!r} does not exist", path="team")
@@ -307,8 +307,8 @@ def _entities_write(*, actor, blueprint, items, mode, create_missing_related, va
                 _check_permission(write, access, blueprint, old_relations, old_team_ids, team_ids_by_name)
             if write.existing is not None:
                 e = write.existing
-                write.before = _stored_json(blueprint, e.identifier, e.title, e.icon, e.properties, old_relations, old_teams)
-            write.after = _stored_json(blueprint, write.identifier, write.title, write.icon, write.properties,
+                write.before = entity_stored_json(blueprint, e.identifier, e.title, e.icon, e.properties, old_relations, old_teams)
+            write.after = entity_stored_json(blueprint, write.identifier, write.title, write.icon, write.properties,
                                        write.relations, write.teams)
         except PortalError as exc:
             write.error = exc
@@ -368,7 +368,7 @@ def _placeholders_settle(blueprint, accepted, inserted):
     return stubs
 
 
-def _unchanged(write, actor, run_id):
+def entity_write_unchanged(write, actor, run_id):
     """An update that would change nothing, by the same writer: it is not written (updatedAt stays, no audit
     event, no automation). Ocean upserts everything it sees on each resync and then asks for its entities last
     written before the resync began (datasource-entities `before`): an entity it saw again unchanged must still
@@ -380,7 +380,7 @@ def _unchanged(write, actor, run_id):
 
 def _store(actor, blueprint, writes, inserted, team_ids_by_name, run_id, now, stubs):
     for write in writes:
-        if _unchanged(write, actor, run_id):
+        if entity_write_unchanged(write, actor, run_id):
             write.entity = write.existing
     writes = [w for w in writes if w.entity is None]
     new = [w for w in writes if w.existing is None]
@@ -406,7 +406,7 @@ def _store(actor, blueprint, writes, inserted, team_ids_by_name, run_id, now, st
     through.objects.filter(entity_id__in=[w.entity.pk for w in updated]).delete()
     through.objects.bulk_create([through(entity_id=w.entity.pk, team_id=team_ids_by_name[name]) for w in writes for name in w.teams])
 
-    _timers_sync(blueprint, writes)
+    entity_timers_sync(blueprint, writes)
     for own, found in aggregation_sources(blueprint, entity_ids).items():
         sources.setdefault(own, set()).update(found)
     aggregates_refresh(actor=actor, sources=sources, written_ids=set(entity_ids))
@@ -429,12 +429,12 @@ def _store(actor, blueprint, writes, inserted, team_ids_by_name, run_id, now, st
         for w in writes
     ])
     _announce_changes(actor, blueprint, [(("CREATE" if w.created else "UPDATE"), w.identifier,
-                                          _with_standings(w.before, standings, w.entity.pk, 0),
-                                          _with_standings(w.after, standings, w.entity.pk, 1)) for w in writes], run_id)
+                                          snapshot_with_standings(w.before, standings, w.entity.pk, 0),
+                                          snapshot_with_standings(w.after, standings, w.entity.pk, 1)) for w in writes], run_id)
     return entity_ids
 
 
-def _with_standings(snapshot, standings, entity_id, side):
+def snapshot_with_standings(snapshot, standings, entity_id, side):
     """An announced snapshot of an entity of a blueprint with scorecards carries its standings (before or after),
     so an automation can act on a level change."""
     if snapshot is None or entity_id not in standings:
@@ -468,7 +468,7 @@ def _relations_store(blueprint, writes, ids_by_identifier):
                                   if (source_id, relation, target_id) not in current])
 
 
-def _timers_sync(blueprint, writes):
+def entity_timers_sync(blueprint, writes):
     timer_keys = [k for k, p in blueprint.schema.get("properties", {}).items() if p.get("format") == "timer"]
     if not timer_keys:
         return
@@ -476,7 +476,7 @@ def _timers_sync(blueprint, writes):
     current = {(t.entity_id, t.property): t for t in Timer.objects.filter(entity_id__in=ids)}
     keep, upserts = set(), []
     for write in writes:
-        for key, expires_at in _timer_values(blueprint, write.properties).items():
+        for key, expires_at in entity_timer_values(blueprint, write.properties).items():
             keep.add((write.entity.pk, key))
             old = current.get((write.entity.pk, key))
             if old is None or old.expires_at != expires_at:
@@ -641,5 +641,5 @@ def _stored_snapshots(entities):
     teams = defaultdict(list)
     for entity_id, name in Entity.teams.through.objects.filter(entity_id__in=ids).values_list("entity_id", "team__name"):
         teams[entity_id].append(name)
-    return {e.pk: _stored_json(e.blueprint, e.identifier, e.title, e.icon, e.properties, relations[e.pk], teams[e.pk])
+    return {e.pk: entity_stored_json(e.blueprint, e.identifier, e.title, e.icon, e.properties, relations[e.pk], teams[e.pk])
             for e in entities}
