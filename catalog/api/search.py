@@ -2,8 +2,8 @@
 from catalog.selectors.blueprints import blueprint_get
 from catalog.selectors.entities import entities_json
 from catalog.selectors.search import search_compile
-from catalog.selectors.search_pages import search_page_json
-from portal.api.base import ApiView, ok, query_bool, query_int
+from catalog.selectors.search_pages import search_page
+from portal.api.base import ApiView, JsonText, ok, query_bool, query_int
 from portal.errors import ValidationFailed
 
 SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX = 1000, 10000
@@ -43,7 +43,7 @@ class BlueprintEntitySearchView(ApiView):
     is an optional rule set (absent: every entity of the blueprint), `limit` defaults to 200 (at most
     1000), `from` is the `next` cursor of the previous page. Pages are keyset-paginated by id, so
     entities created between two requests never shift or repeat the rows of later pages. The page and its
-    documents are one SQL statement (catalog/selectors/search_pages.py)."""
+    documents are one SQL statement (catalog/selectors/search_pages.py), whose JSON text is the answer's `entities`."""
 
     repeatable_query = ("include", "exclude")
 
@@ -63,9 +63,9 @@ class BlueprintEntitySearchView(ApiView):
         query = body.get("query")
         if query is None:
             query = {"combinator": "and", "rules": []}
-        entities, next_cursor = search_page_json(bp, query, user=request.user, limit=limit, cursor=cursor,
-                                                 include=include, exclude=exclude)
-        return ok(entities=entities, next=next_cursor)
+        entities, next_cursor = search_page(bp, query, user=request.user, limit=limit, cursor=cursor,
+                                            include=include, exclude=exclude)
+        return ok(entities=JsonText(entities), next=next_cursor)
 
     # `.../entities/search` is also the path of an entity whose identifier is "search": every method
     # but POST belongs to that entity.

@@ -4,10 +4,11 @@ The statement selects the page (the compiled rule set, the reader's read rule, t
 the page's `entities` array as JSON text: each row's relations (only the page's rows' relation rows are read), team
 names, mirror values (walked as ENTITY_DOCUMENT_SQL walks them, through and from entities the reader may read),
 aggregation values and stored scorecard standings. Python parses that text once and runs only what SQL cannot:
-calculation properties (jq) and `include`/`exclude`. The documents are those `entities_json` writes, key for key
-(tests/support/entity_documents.py pins it): a key present more than once in a `properties` object (a stored
-property also named by the schema's defaults, a mirror or an aggregation) is written in the order `_document`
-writes it, so that parsing keeps the first position and the last value, as `dict.update` does.
+calculation properties (jq) and `include`/`exclude`; a page needing neither is answered with the statement's text as
+it is, never parsed. The documents are those `entities_json` writes, key for key (tests/support/entity_documents.py
+pins it): a key that two parts of a `properties` object name (a stored property a mirror or an aggregation also
+names, a mirror named as a schema property) is written once, where it first appears, with the value of the last
+part, as `dict.update` leaves it.
 
 The SQL of a rule set is kept per process for the same blueprint definition (its `version`), unless compiling it
 read the clock, the caller or the list of every blueprint (catalog.selectors.search.search_condition_sql); the
@@ -86,10 +87,14 @@ def _properties(blueprint):
         if keys:
             parts.append(part)
             params.append(keys)
-    merged = (f"COALESCE((SELECT json_object_agg(v.key, v.value ORDER BY v.part, v.ord) FROM ("
-              f"{' UNION ALL '.join(parts)}) v), '{{}}'::json)")
-    if mirror_keys or aggregation_keys:
-        return merged, params
+    union = " UNION ALL ".join(parts)
+    if mirror_keys or aggregation_keys:  # a key may come twice: once, at its first place, with its last value
+        return (f"COALESCE((SELECT json_object_agg(v.key, v.value ORDER BY v.part, v.ord) FROM ("
+                f"SELECT DISTINCT ON (u.key) u.key, u.part, u.ord, last_value(u.value) OVER (PARTITION BY u.key "
+                f"ORDER BY u.part, u.ord ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS value "
+                f"FROM ({union}) u ORDER BY u.key, u.part, u.ord) v), '{{}}'::json)"), params
+    # the schema's missing keys only: none is there twice
+    merged = f"COALESCE((SELECT json_object_agg(v.key, v.value ORDER BY v.part, v.ord) FROM ({union}) v), '{{}}'::json)"
     return f"CASE WHEN p.properties ?& %s::text[] THEN p.properties::json ELSE {merged} END", [schema_keys, *params]
 
 
@@ -196,10 +201,11 @@ def _statement(blueprint, condition, rule, *, after, limit):
     return sql, params
 
 
-def search_page_json(blueprint, rule_set, *, user, limit, cursor=None, include=(), exclude=(), path="query"):
-    """(entity documents, next cursor or None) of the page of `blueprint`'s entities matching `rule_set` that `user`
-    may read, after `cursor` (a `next` of an earlier page), at most `limit`, ordered by id: one SQL statement, and
-    the caller's read rule (one more for a member, kept on the user). ValidationFailed names the field at fault."""
+def search_page(blueprint, rule_set, *, user, limit, cursor=None, include=(), exclude=(), path="query"):
+    """(the entity documents as JSON text, the next cursor or None) of the page of `blueprint`'s entities matching
+    `rule_set` that `user` may read, after `cursor` (a `next` of an earlier page), at most `limit`, ordered by id: one
+    SQL statement, and the caller's read rule (one more for a member, kept on the user). ValidationFailed names the
+    field at fault."""
     after = _after(cursor)
     condition = _condition(rule_set, user=user, blueprint=blueprint, path=path)
     rule = entity_read_rule(user)
@@ -216,9 +222,12 @@ def search_page_json(blueprint, rule_set, *, user, limit, cursor=None, include=(
             condition = search_condition_sql(rule_set, user=user, blueprint=blueprint, alias="e", path=path)
             db.execute(*_statement(blueprint, condition, rule, after=after, limit=limit))
             documents, matched, last, _ = db.fetchone()
+    next_cursor = cursor_encode(last) if matched > limit else None
+    if not (blueprint.calculation_properties or include or exclude):
+        return documents or "[]", next_cursor
     documents = json.loads(documents) if documents else []
     if blueprint.calculation_properties:
         apply_calculations(blueprint, documents)
     if include or exclude:
         documents = [select_paths(document, include, exclude) for document in documents]
-    return documents, (cursor_encode(last) if matched > limit else None)
+    return json.dumps(documents, ensure_ascii=False, separators=(",", ":"), allow_nan=False), next_cursor

@@ -1,11 +1,13 @@
 """Date-time rules decide canonical stored text without casting it (catalog/selectors/search.py `_canonical_first`):
 the result is the one the guarded cast gives, for canonical values at and around the bounds (bounds finer than a
 millisecond included), for values stored in another shape, and for text that only looks like a date."""
+import json
+
 import pytest
 
 from catalog.models import Blueprint, Entity
 from catalog.selectors.search import search_queryset
-from catalog.selectors.search_pages import search_page_json
+from catalog.selectors.search_pages import search_page
 from tests.factories import BlueprintFactory, EntityFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -41,9 +43,9 @@ def found(operator, value):
     rule_set = {"combinator": "and", "rules": [{"property": "shippedAt", "operator": operator, "value": value}]}
     matched = set(search_queryset(rule_set, user=None, blueprint="Release").values_list("identifier", flat=True))
     for _ in range(7):  # past PostgreSQL's five custom plans of a prepared statement
-        documents, _ = search_page_json(Blueprint.objects.get(identifier="Release"), rule_set,
-                                        user=UserFactory(admin=True), limit=100)
-        assert {document["identifier"] for document in documents} == matched
+        text, _ = search_page(Blueprint.objects.get(identifier="Release"), rule_set, user=UserFactory(admin=True),
+                              limit=100)
+        assert {document["identifier"] for document in json.loads(text)} == matched
     return matched
 
 

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Blueprint
-from catalog.selectors.search_pages import search_page_json
+from catalog.selectors.search_pages import search_page
 from portal.errors import ValidationFailed
 from tests.support.api import api_for
 from tests.support.entity_documents import app_documents, varied_catalog
@@ -30,6 +30,19 @@ RULE_SETS = (EVERY_APP, MIRROR_RULE, {"combinator": "and", "rules": [{"property"
 @pytest.fixture
 def search_documents_catalog(db):
     varied_catalog()
+
+
+def _one_of_each(pairs):
+    keys = [key for key, _ in pairs]
+    assert len(keys) == len(set(keys)), f"a key written twice: {keys}"
+    return dict(pairs)
+
+
+def search_page_json(*args, **kwargs):
+    """The page's documents as the API answers them (the statement's text), parsed: no object in them names a key
+    twice."""
+    text, next_cursor = search_page(*args, **kwargs)
+    return json.loads(text, object_pairs_hook=_one_of_each), next_cursor
 
 
 def user(email):
@@ -181,3 +194,23 @@ def test_a_kept_scorecard_rule_follows_the_scorecards(search_documents_catalog):
                      data=without_silver)
     response = api.post("/v1/blueprints/App/entities/search", silver, format="json")
     assert response.status_code == 422 and "not a level of scorecard" in response.json()["message"]
+
+
+def test_a_stored_property_a_mirror_or_aggregation_also_names_is_written_once(search_documents_catalog):
+    """A value stored under a key the blueprint now computes (a property dropped from the schema, then a mirror or
+    an aggregation named like it): the answer's text names it once, where the stored key stood, with the computed
+    value, as `entities_json` writes it."""
+    from catalog.models import Entity
+
+    Blueprint.objects.filter(identifier="App").update(calculation_properties={})  # the statement's text is answered
+    app = Blueprint.objects.get(identifier="App")
+    Entity.objects.filter(identifier="full").update(
+        properties={"clusterTitle": "stale", "language": "Go", "libraryCount": -1, "replicas": 3})
+    reader = user("admin@example.com")
+    documents, _ = search_page_json(app, EVERY_APP, user=reader, limit=100)
+    full = next(d for d in documents if d["identifier"] == "full")["properties"]
+    assert list(full)[:4] == ["language", "replicas", "clusterTitle", "libraryCount"]  # jsonb's order of the stored
+    assert full["clusterTitle"] == "Cluster one" and full["libraryCount"] == 3
+    for email in READERS:  # the statement's text, parsed, is entities_json's documents, whoever reads
+        reader = user(email)
+        assert json.dumps(search_page_json(app, EVERY_APP, user=reader, limit=100)[0]) == json.dumps(app_documents(reader))
