@@ -6,9 +6,9 @@ from rest_framework.response import Response
 from catalog.access import is_admin, readable_blueprint_ids
 from catalog.models import Blueprint
 from catalog.selectors import deployments as selectors
-from catalog.selectors.entities import entity_json_get
+from catalog.selectors.search_pages import entity_document
 from catalog.services import deployments as recording
-from portal.api.base import ApiView, ok, query_int
+from portal.api.base import ApiView, JsonText, ok, query_int
 from portal.api.openapi import ERROR, ERROR_SCHEMA
 from portal.errors import Forbidden
 
@@ -135,9 +135,10 @@ class DeploymentListView(ApiView):
     def post(self, request):
         deployment, running = recording.deployment_record(actor=self.actor(), data=self.body())
         # One prepared statement each; the reporter may read both (writing a blueprint's entities implies reading).
-        return ok(status=201,
-                  deployment=entity_json_get(deployment.blueprint.identifier, deployment.identifier, user=request.user),
-                  runningService=entity_json_get(running.blueprint.identifier, running.identifier, user=request.user))
+        return ok(status=201, deployment=JsonText(entity_document(deployment.blueprint.identifier, deployment.identifier,
+                                                                  user=request.user)),
+                  runningService=JsonText(entity_document(running.blueprint.identifier, running.identifier,
+                                                          user=request.user)))
 
 
 def _check_may_read_locks(user):

@@ -1,9 +1,10 @@
 from catalog.access import blueprint_access
 from catalog.models import Entity
 from catalog.selectors.blueprints import blueprint_get
-from catalog.selectors.entities import entities_json, entities_visible_to, entity_get, entity_json_get
+from catalog.selectors.entities import entities_json, entities_visible_to, entity_get
+from catalog.selectors.search_pages import entity_document
 from catalog.services import entities as service
-from portal.api.base import ApiView, ok, query_bool, query_int, require
+from portal.api.base import ApiView, JsonText, ok, query_bool, query_int, require
 from portal.api.pagination import keyset_page
 from portal.errors import ValidationFailed
 
@@ -90,8 +91,8 @@ class EntityDetailView(ApiView):
     def get(self, request, blueprint, identifier):
         include, exclude = _paths(request)
         calculated = not query_bool(request, "exclude_calculated_properties")
-        return ok(entity=entity_json_get(blueprint, identifier, user=request.user, include=include, exclude=exclude,
-                                         calculated=calculated))
+        return ok(entity=JsonText(entity_document(blueprint, identifier, user=request.user, include=include,
+                                                  exclude=exclude, calculated=calculated)))
 
     def _write(self, request, blueprint, identifier, mode):
         bp = blueprint_get(blueprint)

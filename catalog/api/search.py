@@ -1,5 +1,5 @@
 """Entity search routes: rule sets in, permission-filtered entities out (see catalog/selectors/search.py)."""
-from catalog.selectors.blueprints import blueprint_get
+from catalog.selectors.blueprints import blueprint_definition
 from catalog.selectors.entities import entities_json
 from catalog.selectors.search import search_compile
 from catalog.selectors.search_pages import search_page
@@ -48,7 +48,7 @@ class BlueprintEntitySearchView(ApiView):
     repeatable_query = ("include", "exclude")
 
     def post(self, request, blueprint):
-        bp = blueprint_get(blueprint)
+        bp = blueprint_definition(blueprint)  # the page's statement checks it is current
         body = self.body()
         unknown = sorted(set(body) - PAGE_BODY_KEYS)
         if unknown:

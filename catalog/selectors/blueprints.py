@@ -1,3 +1,6 @@
+import threading
+from collections import OrderedDict
+
 from django.db import connection
 from django.db.models import Count
 
@@ -23,6 +26,45 @@ def blueprint_get(identifier, *, for_update=False):
         blueprint = model_from_row(Blueprint, "b", row) if row is not None else None
     if blueprint is None:
         raise NotFound(f"Blueprint {identifier!r} was not found.")
+    return blueprint
+
+
+# A blueprint row as one digest, taken in SQL: whatever column changes, by whatever writer, the digest does.
+DEFINITION_DIGEST = "md5(row_to_json({})::text)"
+DEFINITIONS_KEPT = 1024
+_definitions = OrderedDict()  # identifier -> Blueprint as read, with its `definition_digest`
+_definitions_lock = threading.Lock()
+
+
+def blueprint_definition(identifier, *, fresh=False):
+    """The blueprint `identifier` as this process last read it, or NotFound; read now when not kept or `fresh`.
+    Only for a reader whose own statement then checks the row is unchanged (`definition_digest` against
+    DEFINITION_DIGEST of the row by pk: catalog/selectors/search_pages.py) and reads again when it is not: the
+    entity reads by identifier and search pages pay no statement for the definition. Shared between threads: not
+    to be changed by the caller."""
+    if not fresh:
+        with _definitions_lock:
+            kept = _definitions.get(identifier)
+            if kept is not None:
+                _definitions.move_to_end(identifier)
+                return kept
+    columns, _, _ = model_columns(Blueprint, "b")
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, "blueprint_definition",
+                         f"SELECT {columns}, {DEFINITION_DIGEST.format('b')} FROM catalog_blueprint b WHERE b.identifier = %s",
+                         [identifier])
+        row = cursor.fetchone()
+    if row is None:
+        with _definitions_lock:
+            _definitions.pop(identifier, None)
+        raise NotFound(f"Blueprint {identifier!r} was not found.")
+    blueprint = model_from_row(Blueprint, "b", row[:-1])
+    blueprint.definition_digest = row[-1]
+    with _definitions_lock:
+        _definitions[identifier] = blueprint
+        _definitions.move_to_end(identifier)
+        while len(_definitions) > DEFINITIONS_KEPT:
+            _definitions.popitem(last=False)
     return blueprint
 
 

@@ -1,5 +1,4 @@
 """Permission-filtered entity reads and the entity JSON the API returns."""
-import json
 from collections import defaultdict
 from functools import cache
 
@@ -11,7 +10,6 @@ from catalog.models import Entity, Relation
 from catalog.selectors.scorecards import scorecard_standings
 from portal.errors import NotFound
 from portal.jq import JqError, jq_first_many
-from portal.prepared_statements import execute_prepared
 from portal.datetimes import instant_text
 
 META_FIELDS = {
@@ -80,8 +78,8 @@ def entity_get_by_identifiers(blueprint_identifier, identifier, *, user):
 
 
 # The value a mirror reads from the entity `t` it reached along its relation path `s.path` (t.id null: one the reader
-# may not read, whose value is null), as the entity JSON writes it: shared by ENTITY_DOCUMENT_SQL and the search
-# pages' statement (catalog/selectors/search_pages.py).
+# may not read, whose value is null), as the entity JSON writes it (`_mirror_values`): the search pages' statement's
+# (catalog/selectors/search_pages.py), which also reads an entity by identifier.
 MIRROR_VALUE_SQL = """CASE WHEN t.id IS NULL THEN NULL ELSE CASE s.path[cardinality(s.path)]
                    WHEN '$team' THEN (SELECT json_agg(tm.name ORDER BY tm.name) FROM catalog_entity_teams et
                                         JOIN catalog_team tm ON tm.id = et.team_id WHERE et.entity_id = t.id)
@@ -94,59 +92,6 @@ MIRROR_VALUE_SQL = """CASE WHEN t.id IS NULL THEN NULL ELSE CASE s.path[cardinal
                    WHEN '$createdAt' THEN to_json(to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
                    WHEN '$updatedAt' THEN to_json(to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
                    ELSE (t.properties->(s.path[cardinality(s.path)]))::json END END"""
-
-
-# The entity document of GET /v1/blueprints/{bp}/entities/{id}, in one statement: the entity and its blueprint (the
-# read rule in the WHERE clause), its relations' target identifiers, its team names, its stored scorecard results
-# and its mirror values, each aggregated as JSON text. Mirror values walk each mirror's path in a recursive CTE as
-# `_mirror_values` walks it: the first hop through every relation row, each further hop only out of entities the
-# reader may read, the value read only from a reached entity the reader may read (null otherwise), in relation order;
-# `chain` follows the path through the blueprint definitions to know whether the value is a list (any `many` hop).
-# {entity} / {blueprint}: the two tables' columns; {readable_e} and the other {readable_*}: the read rule's SQL.
-ENTITY_DOCUMENT_SQL = """
-WITH RECURSIVE doc AS (
-    SELECT {entity}, {blueprint}
-      FROM catalog_entity e JOIN catalog_blueprint b ON b.id = e.blueprint_id
-     WHERE b.identifier = %s AND e.identifier = %s AND {readable_e}
-), steps AS (
-    SELECT m.key, string_to_array(m.value->>'path', '.') AS path
-      FROM doc, jsonb_each(doc.b_mirror_properties::jsonb) m
-), chain (key, depth, target, many) AS (
-    SELECT s.key, 1, (d.b_relations::jsonb)->(s.path[1])->>'target', COALESCE(((d.b_relations::jsonb)->(s.path[1])->>'many')::boolean, FALSE)
-      FROM steps s CROSS JOIN doc d
-    UNION ALL
-    SELECT c.key, c.depth + 1, tb.relations->(s.path[c.depth + 1])->>'target',
-           c.many OR COALESCE((tb.relations->(s.path[c.depth + 1])->>'many')::boolean, FALSE)
-      FROM chain c JOIN steps s ON s.key = c.key LEFT JOIN catalog_blueprint tb ON tb.identifier = c.target
-     WHERE c.depth + 1 < cardinality(s.path)
-), walk (key, depth, target_id, ord) AS (
-    SELECT s.key, 1, r.target_id, ARRAY[r.position::bigint, r.id]
-      FROM steps s CROSS JOIN doc d JOIN catalog_relation r ON r.source_id = d.e_id AND r.relation = s.path[1]
-    UNION ALL
-    SELECT w.key, w.depth + 1, r.target_id, w.ord || ARRAY[r.position::bigint, r.id]
-      FROM walk w JOIN steps s ON s.key = w.key
-      JOIN catalog_relation r ON r.source_id = w.target_id AND r.relation = s.path[w.depth + 1]
-      JOIN catalog_entity src ON src.id = r.source_id
-     WHERE w.depth + 1 < cardinality(s.path) AND {readable_src}
-), mirror AS (
-    SELECT s.key, c.many, (
-        SELECT json_agg(""" + MIRROR_VALUE_SQL + """ ORDER BY w.ord)
-          FROM walk w LEFT JOIN catalog_entity t ON t.id = w.target_id AND {readable_t}
-         WHERE w.key = s.key AND w.depth = cardinality(s.path) - 1) AS found
-      FROM steps s JOIN chain c ON c.key = s.key AND c.depth = cardinality(s.path) - 1
-)
-SELECT doc.*,
-       (SELECT json_object_agg(x.relation, x.targets) FROM (
-            SELECT r.relation, json_agg(t.identifier ORDER BY r.position, r.id, t.identifier) AS targets
-              FROM catalog_relation r JOIN catalog_entity t ON t.id = r.target_id
-             WHERE r.source_id = doc.e_id GROUP BY r.relation) x)::text,
-       (SELECT json_agg(tm.name ORDER BY tm.name) FROM catalog_entity_teams et JOIN catalog_team tm ON tm.id = et.team_id
-         WHERE et.entity_id = doc.e_id)::text,
-       (SELECT json_object_agg(m.key, json_build_array(m.many, m.found)) FROM mirror m)::text,
-       (SELECT json_object_agg(sr.scorecard, json_build_array(sr.level, sr.passed)) FROM catalog_scorecardresult sr
-         WHERE sr.entity_id = doc.e_id)::text
-  FROM doc
-"""
 
 
 @cache
@@ -164,50 +109,6 @@ def model_columns(model, alias):
 def model_from_row(model, alias, values):
     _, names, converters = model_columns(model, alias)
     return model.from_db(connection.alias, names, [convert(v) if convert else v for convert, v in zip(converters, values)])
-
-
-def entity_json_get(blueprint_identifier, identifier, *, user, include=(), exclude=(), calculated=True):
-    """The entity JSON of one entity `user` may read, as `entities_json` writes it, read in one SQL statement
-    (ENTITY_DOCUMENT_SQL: the hot by-identifier GET); calculations (jq) run here on the fetched document. NotFound
-    for an entity the user may not read or that does not exist; the blueprint is looked up again only then, to say
-    which of the two is missing."""
-    from catalog.models import Blueprint
-    from catalog.selectors.blueprints import blueprint_get
-    from catalog.selectors.scorecards import scorecard_standings_of
-
-    rule = entity_read_rule(user)
-    entity_columns, entity_names, _ = model_columns(Entity, "e")
-    blueprint_columns, _, _ = model_columns(Blueprint, "b")
-    params, readable = [blueprint_identifier, identifier], {}
-    for alias in ("e", "src", "t"):
-        readable[f"readable_{alias}"], rule_params = rule.sql(alias)
-        params += rule_params
-    # the rule's params are positional: `e` in the first CTE, then `src` (walk), then `t` (mirror), in text order
-    sql = ENTITY_DOCUMENT_SQL.format(entity=entity_columns, blueprint=blueprint_columns, **readable)
-    with connection.cursor() as cursor:
-        execute_prepared(cursor, "entity_document", sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        blueprint = blueprint_get(blueprint_identifier)
-        raise NotFound(f"Entity {identifier!r} of blueprint {blueprint.identifier!r} was not found.")
-    width = len(entity_names)
-    *values, relations, teams, mirrors, scorecards = row
-    entity = model_from_row(Entity, "e", values[:width])
-    entity.blueprint = blueprint = model_from_row(Blueprint, "b", values[width:])
-    found = json.loads(mirrors) if mirrors else {}
-    mirror_values = {}
-    for key in blueprint.mirror_properties:
-        many, targets = found.get(key, (False, None))
-        targets = targets or []
-        mirror_values[key] = targets if many else (targets[0] if targets else None)
-    document = _document(entity, json.loads(relations) if relations else {}, json.loads(teams) if teams else [],
-                         mirror_values)
-    if blueprint.scorecards:
-        stored = {key: tuple(value) for key, value in (json.loads(scorecards) if scorecards else {}).items()}
-        document["scorecards"] = scorecard_standings_of(blueprint, stored)
-    if calculated:
-        _apply_calculations([entity], [document])
-    return select_paths(document, include, exclude)
 
 
 RELATIONS_AND_TEAMS_SQL = """
@@ -340,8 +241,8 @@ def entities_json(entities, *, user, include=(), exclude=(), calculated=True, st
 def _document(entity, relation_targets, teams, mirror_values):
     """The entity JSON of `entity` (its blueprint loaded) but its scorecards and calculations, from what was read
     for it: `relation_targets` {relation: [target identifiers in order]}, `teams` (names), `mirror_values`
-    {mirror key: value}. Shared by both readers (`entities_json`, `entity_json_get`), so their documents cannot
-    drift; the key order is the one the API has always written."""
+    {mirror key: value}. The key order is the one the API has always written; the search pages' statement
+    (catalog/selectors/search_pages.py) writes the same documents in SQL (tests/support/entity_documents.py)."""
     blueprint = entity.blueprint
     relations = {}
     for key, definition in blueprint.relations.items():

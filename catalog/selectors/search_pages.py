@@ -1,8 +1,10 @@
-"""A page of `POST /v1/blueprints/{bp}/entities/search`, its entity documents built in one SQL statement.
+"""A page of `POST /v1/blueprints/{bp}/entities/search`, its entity documents built in one SQL statement; an entity
+read by identifier (`entity_document`: GET /v1/blueprints/{bp}/entities/{id}, a deployment report's answer) is the
+page of one with that identifier.
 
 The statement selects the page (the compiled rule set, the reader's read rule, the keyset cursor, LIMIT) and writes
 the page's `entities` array as JSON text: each row's relations (only the page's rows' relation rows are read), team
-names, mirror values (walked as ENTITY_DOCUMENT_SQL walks them, through and from entities the reader may read),
+names, mirror values (walked as `_mirror_values` walks them, through and from entities the reader may read),
 aggregation values and stored scorecard standings. Python parses that text once and runs only what SQL cannot:
 calculation properties (jq) and `include`/`exclude`; a page needing neither is answered with the statement's text as
 it is, never parsed. The documents are those `entities_json` writes, key for key (tests/support/entity_documents.py
@@ -15,7 +17,10 @@ read the clock, the caller or the list of every blueprint (catalog.selectors.sea
 statement of a kept one is prepared on each connection (portal/prepared_statements.py), so PostgreSQL plans it on
 its first executions only (connections live CONN_MAX_AGE, 60 s, which bounds the statements one accumulates). SQL
 that read other blueprints (a `relatedTo` source) is kept too: the statement also counts which of those definitions
-are unchanged, and a page read with a stale one is read again with the rule set compiled afresh.
+are unchanged, and a page read with a stale one is read again with the rule set compiled afresh. The page's own
+blueprint is the definition this process kept (catalog.selectors.blueprints.blueprint_definition), so reading it costs
+no statement: the page's statement also reads the digest of the blueprint's row, and a page read with a definition
+that has changed since (any column, by any writer) or was deleted is read again with the definition read afresh.
 """
 import json
 import threading
@@ -24,10 +29,11 @@ from collections import OrderedDict
 from django.db import connection
 
 from catalog.access import entity_read_rule
+from catalog.selectors.blueprints import DEFINITION_DIGEST, blueprint_definition
 from catalog.selectors.entities import MIRROR_VALUE_SQL, apply_calculations, select_paths
-from catalog.selectors.search import SCORECARD_PREFIX, search_condition_sql
+from catalog.selectors.search import SCORECARD_PREFIX, ConditionSql, search_condition_sql
 from portal.api.pagination import cursor_decode, cursor_encode
-from portal.errors import ValidationFailed
+from portal.errors import NotFound, ValidationFailed
 from portal.prepared_statements import execute_prepared
 
 KEPT = 256
@@ -37,7 +43,7 @@ _kept_lock = threading.Lock()
 LARGEST_ID = 2**63 - 1
 INSTANT = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
 
-# Mirror values of the page's rows, in CTEs after `page` (see ENTITY_DOCUMENT_SQL, which walks one entity's):
+# Mirror values of the page's rows, in CTEs after `page`:
 # `steps` the mirror paths, `chain` whether each is a list (any `many` hop), `walk` the relation rows along each path
 # from every page row, `mirror` each row's values per mirror.
 MIRROR_CTES = """, steps AS (
@@ -136,15 +142,16 @@ SELECT (SELECT json_agg(json_build_object(
           FROM shown p)::text,
        (SELECT count(*) FROM page), (SELECT max(id) FROM shown),
        (SELECT count(*) FROM catalog_blueprint d
-         WHERE (d.id, d.version) IN (SELECT * FROM unnest(%s::bigint[], %s::integer[])))
+         WHERE (d.id, d.version) IN (SELECT * FROM unnest(%s::bigint[], %s::integer[]))),
+       (SELECT """ + DEFINITION_DIGEST.format("d") + """ FROM catalog_blueprint d WHERE d.id = %s)
 """
 
 
-def _condition(rule_set, *, user, blueprint, path):
-    """The ConditionSql of the rule set on the page's row `e`, compiled or kept."""
+def _condition(rule_set, *, user, blueprint, path, fresh=False):
+    """The ConditionSql of the rule set on the page's row `e`, compiled (always when `fresh`) or kept."""
     key = _key(rule_set, blueprint, path)
     with _kept_lock:
-        kept = _kept.get(key)
+        kept = None if fresh else _kept.get(key)
         if kept is not None:
             _kept.move_to_end(key)
             return kept
@@ -193,7 +200,7 @@ def _statement(blueprint, condition, rule, *, after, limit):
     params += [blueprint.identifier, *properties_params, list(relations), [bool(d.get("many")) for d in relations.values()]]
     if blueprint.scorecards:
         params.append(json.dumps(blueprint.scorecards))
-    params += [[pk for pk, _ in condition.depends_on], [version for _, version in condition.depends_on]]
+    params += [[pk for pk, _ in condition.depends_on], [version for _, version in condition.depends_on], blueprint.pk]
     sql = PAGE_SQL.format(condition=condition.text, readable_e=readable["e"][0], mirror_ctes=mirror_ctes,
                           properties=properties, relations=RELATIONS,
                           created_p=INSTANT.format("p.created_at"), updated_p=INSTANT.format("p.updated_at"),
@@ -201,33 +208,76 @@ def _statement(blueprint, condition, rule, *, after, limit):
     return sql, params
 
 
-def search_page(blueprint, rule_set, *, user, limit, cursor=None, include=(), exclude=(), path="query"):
-    """(the entity documents as JSON text, the next cursor or None) of the page of `blueprint`'s entities matching
-    `rule_set` that `user` may read, after `cursor` (a `next` of an earlier page), at most `limit`, ordered by id: one
-    SQL statement, and the caller's read rule (one more for a member, kept on the user). ValidationFailed names the
-    field at fault."""
-    after = _after(cursor)
-    condition = _condition(rule_set, user=user, blueprint=blueprint, path=path)
+def _page(blueprint, condition_of, *, user, after, limit):
+    """(the blueprint as the statement found it, documents text or None, rows matched up to limit + 1, last id shown)
+    of the page statement over `blueprint` (as blueprint_definition kept it) with `condition_of(blueprint, fresh)`'s
+    ConditionSql. The statement also reads the blueprint row's digest and which definitions the condition read are
+    unchanged: when either is stale it is run once more, with the definition read afresh and the condition compiled
+    afresh (a change meanwhile is then read as it was a moment before, as any read racing a write is). A rule set the
+    kept definition refuses is compiled again over the definition read afresh before it is refused."""
     rule = entity_read_rule(user)
-    with connection.cursor() as db:
-        sql, params = _statement(blueprint, condition, rule, after=after, limit=limit)
-        if condition.reusable:  # prepared once per connection: its planning is not paid per request
-            execute_prepared(db, "search_page", sql, params)
-        else:  # read the clock or the caller: one of a kind, not worth a prepared statement
-            db.execute(sql, params)
-        documents, matched, last, current = db.fetchone()
-        if current != len(condition.depends_on):  # a blueprint the kept SQL read has changed since: compile again
-            with _kept_lock:
-                _kept.pop(_key(rule_set, blueprint, path), None)
-            condition = search_condition_sql(rule_set, user=user, blueprint=blueprint, alias="e", path=path)
-            db.execute(*_statement(blueprint, condition, rule, after=after, limit=limit))
-            documents, matched, last, _ = db.fetchone()
-    next_cursor = cursor_encode(last) if matched > limit else None
-    if not (blueprint.calculation_properties or include or exclude):
-        return documents or "[]", next_cursor
+    for attempt in (0, 1):
+        try:
+            condition = condition_of(blueprint, attempt > 0)
+        except ValidationFailed:
+            if attempt:
+                raise
+            # it may be the kept definition that is stale (a scorecard the rule names, added since): refused only
+            # by the blueprint as it is now
+            blueprint = blueprint_definition(blueprint.identifier, fresh=True)
+            condition = condition_of(blueprint, True)
+        with connection.cursor() as db:
+            sql, params = _statement(blueprint, condition, rule, after=after, limit=limit)
+            if condition.reusable:  # prepared once per connection: its planning is not paid per request
+                execute_prepared(db, "search_page", sql, params)
+            else:  # read the clock or the caller: one of a kind, not worth a prepared statement
+                db.execute(sql, params)
+            documents, matched, last, current, digest = db.fetchone()
+        if attempt:
+            break
+        if digest != getattr(blueprint, "definition_digest", None):  # changed or deleted since this process read it
+            blueprint = blueprint_definition(blueprint.identifier, fresh=True)
+        elif current == len(condition.depends_on):
+            break
+    return blueprint, documents, matched, last
+
+
+def _answer(blueprint, documents, *, include, exclude, calculated):
+    """The documents' JSON text (a list) as the statement wrote it, or parsed and written again after what only
+    Python does: calculation properties (jq), `include`/`exclude`."""
+    calculated = calculated and bool(blueprint.calculation_properties)
+    if not (calculated or include or exclude):
+        return documents or "[]"
     documents = json.loads(documents) if documents else []
-    if blueprint.calculation_properties:
+    if calculated:
         apply_calculations(blueprint, documents)
     if include or exclude:
         documents = [select_paths(document, include, exclude) for document in documents]
-    return json.dumps(documents, ensure_ascii=False, separators=(",", ":"), allow_nan=False), next_cursor
+    return json.dumps(documents, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def search_page(blueprint, rule_set, *, user, limit, cursor=None, include=(), exclude=(), path="query"):
+    """(the entity documents as JSON text, the next cursor or None) of the page of `blueprint`'s entities (as
+    blueprint_definition gave it) matching `rule_set` that `user` may read, after `cursor` (a `next` of an earlier
+    page), at most `limit`, ordered by id: one SQL statement, and the caller's read rule (one more for a member, kept
+    on the user). ValidationFailed names the field at fault."""
+    after = _after(cursor)
+
+    def condition_of(definition, fresh):
+        return _condition(rule_set, user=user, blueprint=definition, path=path, fresh=fresh)
+
+    blueprint, documents, matched, last = _page(blueprint, condition_of, user=user, after=after, limit=limit)
+    text = _answer(blueprint, documents, include=include, exclude=exclude, calculated=True)
+    return text, (cursor_encode(last) if matched > limit else None)
+
+
+def entity_document(blueprint_identifier, identifier, *, user, include=(), exclude=(), calculated=True):
+    """The JSON text of entity `identifier` of blueprint `blueprint_identifier`, as `entities_json` writes it: a page
+    of one, found by its identifier, so one SQL statement (the hot by-identifier GET). NotFound for a blueprint that
+    does not exist, and for an entity that does not or that `user` may not read."""
+    blueprint = blueprint_definition(blueprint_identifier)
+    by_identifier = ConditionSql("e.identifier = %s", (identifier,), True)
+    blueprint, documents, _, _ = _page(blueprint, lambda definition, fresh: by_identifier, user=user, after=0, limit=1)
+    if documents is None:
+        raise NotFound(f"Entity {identifier!r} of blueprint {blueprint.identifier!r} was not found.")
+    return _answer(blueprint, documents, include=include, exclude=exclude, calculated=calculated)[1:-1]  # the one

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from catalog.models import Blueprint, Entity
+from catalog.models import Entity
 from catalog.selectors.search import search_queryset
+from catalog.selectors.blueprints import blueprint_definition
 from catalog.selectors.search_pages import search_page
 from tests.factories import BlueprintFactory, EntityFactory, UserFactory
 
@@ -43,7 +44,7 @@ def found(operator, value):
     rule_set = {"combinator": "and", "rules": [{"property": "shippedAt", "operator": operator, "value": value}]}
     matched = set(search_queryset(rule_set, user=None, blueprint="Release").values_list("identifier", flat=True))
     for _ in range(7):  # past PostgreSQL's five custom plans of a prepared statement
-        text, _ = search_page(Blueprint.objects.get(identifier="Release"), rule_set, user=UserFactory(admin=True),
+        text, _ = search_page(blueprint_definition("Release"), rule_set, user=UserFactory(admin=True),
                               limit=100)
         assert {document["identifier"] for document in json.loads(text)} == matched
     return matched
