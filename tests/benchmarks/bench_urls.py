@@ -1,4 +1,4 @@
-"""The benchmark server's URLconf: every portal URL, plus three bare views, the floors the API is measured against.
+"""The benchmark server's URLconf: every portal URL, plus four bare views, the floors the API is measured against.
 
 - `/bench/bare-lock/<service>/<environment>`: the lock check's single indexed query (`LOCKS_SQL`) behind a plain
   Django view, with no DRF, no authentication, no permission check and no /v1 rate-limit counter; it answers what
@@ -6,6 +6,10 @@
 - `/bench/bare-entity/<blueprint>/<identifier>`: the GET by identifier's single-row lookup (the entity by its
   blueprint and identifier, the unique index) as one SQL statement, its columns returned as JSON (no relations,
   teams, mirrors or permission rule): the floor of `GET /v1/blueprints/{bp}/entities/{id}` (ratio `get_vs_bare`).
+- `POST /bench/bare-search/<case>`: a search shape's hand-written SQL (bench_queries.py, the reference of ratio
+  `search_vs_sql`) behind a plain view, its parameters the JSON body, its rows answered as JSON: not a ratio of the
+  issue, a second reference printed beside it, so the part of a search's time that any HTTP request through Django
+  costs can be told from the part that is the portal's.
 - `POST /bench/bare-write`: the floor of a deployment report (ratio `deploy_vs_bare`): the report's JSON body
   stored by one INSERT of one row into `bench_bare_write` (created by bench_deployments.bare_write_table) in one
   transaction, answered 201 — a minimal write with a commit, no validation, entities, audit or events.
@@ -19,6 +23,7 @@ from django.http import JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
+import bench_queries as queries
 from catalog.services.deployments import LOCKS_SQL, lock_params
 from web.urls import urlpatterns as portal_urlpatterns
 
@@ -56,6 +61,28 @@ def bare_entity(request, blueprint, identifier):
                                                 "blueprint": blueprint}})
 
 
+_CASES = {case.key: case for case in queries.CASES}
+_blueprint_ids = {}
+
+
+@csrf_exempt
+def bare_search(request, case):
+    if case not in _CASES or request.method != "POST":
+        return JsonResponse({"ok": False, "error": "not_found"}, status=404)
+    params = json.loads(request.body)
+    with connection.cursor() as cursor:
+        if not _blueprint_ids:
+            cursor.execute("SELECT identifier, id FROM catalog_blueprint")
+            _blueprint_ids.update(cursor.fetchall())
+        cursor.execute(*_CASES[case].sql(params, _blueprint_ids))
+        columns = [column.name for column in cursor.description]
+        rows = cursor.fetchall()
+    entities = [dict(zip(columns, row)) for row in rows[:queries.PAGE]]
+    for entity in entities:
+        entity.pop("id", None)
+    return JsonResponse({"ok": True, "entities": entities, "next": len(rows) > queries.PAGE})
+
+
 def _refuse_constant(name):
     raise ValueError(f"{name} is not JSON")
 
@@ -82,5 +109,6 @@ urlpatterns = [
     path("bench/bare-lock/<str:service>/<str:environment>", bare_lock),
     path("bench/bare-entity/<str:blueprint>/<str:identifier>", bare_entity),
     path("bench/bare-write", bare_write),
+    path("bench/bare-search/<str:case>", bare_search),
     *portal_urlpatterns,
 ]

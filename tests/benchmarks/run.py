@@ -289,15 +289,28 @@ def measure_searches(client, bench_url, counts, args, meter, results):
                 equivalence = check_equivalence(client, conn, case, counts, blueprint_ids)
                 api = per_request_cpu(measure_search(client, case, counts, args, meter)).summary()
                 sql = measure_sql(conn, case, counts, blueprint_ids, args).summary()
+                bare = measure_bare_search(client, case, counts, args).summary()
                 results["search"][case.key] = {
-                    "label": case.label, "api": api, "sql": sql, "equivalence": equivalence,
+                    "label": case.label, "api": api, "sql": sql, "bare": bare, "equivalence": equivalence,
                     "ratio_p50": round(api["p50_ms"] / sql["p50_ms"], 2) if sql["p50_ms"] else None,
+                    "bare_ratio_p50": round(api["p50_ms"] / bare["p50_ms"], 2) if bare["p50_ms"] else None,
                     "rule": case.rule(case.params(0, counts)), "sql_text": case.sql(case.params(0, counts), blueprint_ids)[0],
                 }
         else:
             results["search_missing"] = (f"POST {queries.search_path()} answered {status} "
                                          f"({body!r}); the search route is not deployed")
             log(results["search_missing"])
+
+
+def measure_bare_search(client, case, counts, args):
+    """The shape's hand-written SQL behind a bare view over HTTP (bench_urls.bare_search): a second reference."""
+    def call(i):
+        status, data, elapsed = client.request("POST", f"/bench/bare-search/{case.key}", case.params(i, counts))
+        if status != 200:
+            raise HttpError(f"{status}: {data[:200]!r}")
+        return elapsed
+
+    return run_loop(f"bare {case.key}", call, requests=args.requests, seconds=args.duration, warmup=args.warmup)
 
 
 def measure_sql(conn, case, counts, blueprint_ids, args):
@@ -448,14 +461,15 @@ def report(results):
     search = results.get("search")
     if search:
         lines.append(f"{'search Deployment, limit 50, concurrency 1':42} {'p50 ms':>7} {'p95 ms':>7} {'mean':>7} {'req/s':>6}"
-                     f" {'SQL p50':>7} {'SQL p95':>7} {'p50/SQL':>8} {'web cpu':>7} {'pg cpu':>6} {'others':>6}"
-                     f"  p95<=50  API=SQL")
+                     f" {'SQL p50':>7} {'SQL p95':>7} {'p50/SQL':>8} {'bare p50':>8} {'p50/bare':>8} {'web cpu':>7}"
+                     f" {'pg cpu':>6} {'others':>6}  p95<=50  API=SQL")
         for row in search.values():
             api, sql = row["api"], row["sql"]
             lines.append(f"{row['label']:42} {_f(api['p50_ms'], '{:.1f}'):>7} {_f(api['p95_ms'], '{:.1f}'):>7}"
                          f" {_f(api['mean_ms'], '{:.1f}'):>7} {_f(api['req_per_s']):>6}"
                          f" {_f(sql['p50_ms'], '{:.2f}'):>7} {_f(sql['p95_ms'], '{:.2f}'):>7}"
-                         f" {_f(row['ratio_p50'], '{:.1f}x'):>8} {_f(api.get('worker_cpu_ms_per_req'), '{:.1f}'):>7}"
+                         f" {_f(row['ratio_p50'], '{:.1f}x'):>8} {_f(row.get('bare', {}).get('p50_ms'), '{:.2f}'):>8}"
+                         f" {_f(row.get('bare_ratio_p50'), '{:.1f}x'):>8} {_f(api.get('worker_cpu_ms_per_req'), '{:.1f}'):>7}"
                          f" {_f(api.get('pg_cpu_ms_per_req'), '{:.1f}'):>6} {_f(api.get('others_busy_pct'), '{:.0f}%'):>6}"
                          f"  {_verdict(api['p95_ms'] <= TARGETS['search_p95_ms']):7}"
                          f"  {row['equivalence']['agree']}/{row['equivalence']['checked']}"
@@ -463,7 +477,9 @@ def report(results):
             for note in row["equivalence"]["notes"]:
                 lines.append(f"{'':44}note: {note}")
         lines.append(f"{'':44}(web/pg cpu: CPU ms per request in the gunicorn workers / the bench database's"
-                     " backends; others: share of the machine busy with anything else)")
+                     " backends; others: share of the machine busy with anything else; bare: the same SQL behind a"
+                     " plain Django view over HTTP, no DRF, token, rate limit or documents, a reference beside"
+                     " search_vs_sql's)")
     elif results.get("search_missing"):
         lines.append(f"search: NOT MEASURED — {results['search_missing']}")
     if search or results.get("search_missing"):
