@@ -17,12 +17,24 @@ import re
 _PLACEHOLDER = re.compile(r"%s")
 
 
-def execute_prepared(cursor, label, sql, params):
+def execute_prepared(cursor, label, sql, params, *, generic_plan=None):
     """Execute `sql` (positional `%s` placeholders only, no literal `%`) with `params` on Django `cursor` through a
     statement prepared on its connection, preparing it first if this connection has not. `label` (an identifier)
-    starts the statement's name, so a query log says what `EXECUTE <name>(...)` ran."""
+    starts the statement's name, so a query log says what `EXECUTE <name>(...)` ran.
+
+    `generic_plan`: True plans it once for every parameter (plan_cache_mode force_generic_plan), for a statement
+    whose best plan does not depend on them but whose generic plan PostgreSQL misjudges, so that it would plan it
+    afresh at every execution; False leaves the choice to PostgreSQL (`auto`), for one whose best plan does depend on
+    them (how selective a searched value is); None (a lookup by key) runs under either. The mode is set on the
+    session only when it must change (Django's cursors bind client-side, so it bears on these statements alone); a
+    wrong belief about it (a SET rolled back with its transaction) costs time, never results."""
     name = f"{label}_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
     raw = cursor.db.connection
+    if generic_plan is not None:
+        mode = "force_generic_plan" if generic_plan else "auto"
+        if getattr(raw, "_portal_plan_mode", "auto") != mode:
+            cursor.execute(f"SET plan_cache_mode = {mode}")
+            raw._portal_plan_mode = mode
     prepared = getattr(raw, "_portal_prepared", None)
     if prepared is None:
         prepared = raw._portal_prepared = set()

@@ -465,6 +465,7 @@ class _Compiler:
         self.catalog, self.user, self._now = catalog, user, now
         self.read_clock = False  # whether the SQL depends on the time it was compiled at (presets, timers)
         self.read_caller = False  # whether it depends on who compiled it (read rule, email, team names)
+        self.walked = False  # whether it walks relations (`relatedTo`): see ConditionSql.walks
         self.resolve_context = resolve_context
         self.aliases = 0
         self._team_names = None
@@ -917,6 +918,7 @@ class _Compiler:
         first_join, first_where, first_params = only_required(first)
         step_join, step_where, step_params = only_required(step)
         hop = self.alias("h")
+        self.walked = True
         # Each step looks edges up through the index for every walked node (LATERAL ... OFFSET 0 keeps
         # the planner from hash-joining the whole relation table on its guess of the walk's size), and
         # the walk is evaluated once, as an array the outer query probes through the primary key.
@@ -997,6 +999,10 @@ class ConditionSql:
     params: tuple
     reusable: bool  # for the same rule set over the same definition of the blueprint, by any caller
     depends_on: tuple = ()  # ((pk, version), ...) of the other blueprints whose definitions it read
+    # It walks relations (`relatedTo`): PostgreSQL cannot estimate a recursive walk, so it keeps planning a statement
+    # holding one afresh at every execution (its generic plan looks dearer than its custom ones), although the plan
+    # is the same whatever the parameters: index probes step by step, the result probed by primary key.
+    walks: bool = False
 
 
 def search_condition_sql(rule_set, *, user, blueprint, alias, path=""):
@@ -1010,7 +1016,7 @@ def search_condition_sql(rule_set, *, user, blueprint, alias, path=""):
     condition, _ = compiler.rule_set(rule_set, path, {blueprint.identifier})
     text = TOKEN_RE.sub(lambda match: f'{alias}."{match.group(1)}"', condition.text)
     reusable = not (compiler.read_clock or compiler.read_caller or catalog.listed)
-    return ConditionSql(text, condition.params, reusable, tuple(sorted(catalog.read.values())))
+    return ConditionSql(text, condition.params, reusable, tuple(sorted(catalog.read.values())), compiler.walked)
 
 
 def rules_condition(rule_set, *, blueprint, path=""):

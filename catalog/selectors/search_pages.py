@@ -208,10 +208,11 @@ def _statement(blueprint, condition, rule, *, after, limit):
     return sql, params
 
 
-def _page(blueprint, condition_of, *, user, after, limit):
+def _page(blueprint, condition_of, *, user, after, limit, by_key=False):
     """(the blueprint as the statement found it, documents text or None, rows matched up to limit + 1, last id shown)
     of the page statement over `blueprint` (as blueprint_definition kept it) with `condition_of(blueprint, fresh)`'s
-    ConditionSql. The statement also reads the blueprint row's digest and which definitions the condition read are
+    ConditionSql (planned once when it walks relations; `by_key`: a lookup by the unique identifier, planned either
+    way). The statement also reads the blueprint row's digest and which definitions the condition read are
     unchanged: when either is stale it is run once more, with the definition read afresh and the condition compiled
     afresh (a change meanwhile is then read as it was a moment before, as any read racing a write is). A rule set the
     kept definition refuses is compiled again over the definition read afresh before it is refused."""
@@ -229,7 +230,7 @@ def _page(blueprint, condition_of, *, user, after, limit):
         with connection.cursor() as db:
             sql, params = _statement(blueprint, condition, rule, after=after, limit=limit)
             if condition.reusable:  # prepared once per connection: its planning is not paid per request
-                execute_prepared(db, "search_page", sql, params)
+                execute_prepared(db, "search_page", sql, params, generic_plan=None if by_key else condition.walks)
             else:  # read the clock or the caller: one of a kind, not worth a prepared statement
                 db.execute(sql, params)
             documents, matched, last, current, digest = db.fetchone()
@@ -277,7 +278,8 @@ def entity_document(blueprint_identifier, identifier, *, user, include=(), exclu
     does not exist, and for an entity that does not or that `user` may not read."""
     blueprint = blueprint_definition(blueprint_identifier)
     by_identifier = ConditionSql("e.identifier = %s", (identifier,), True)
-    blueprint, documents, _, _ = _page(blueprint, lambda definition, fresh: by_identifier, user=user, after=0, limit=1)
+    blueprint, documents, _, _ = _page(blueprint, lambda definition, fresh: by_identifier, user=user, after=0, limit=1,
+                                       by_key=True)
     if documents is None:
         raise NotFound(f"Entity {identifier!r} of blueprint {blueprint.identifier!r} was not found.")
     return _answer(blueprint, documents, include=include, exclude=exclude, calculated=calculated)[1:-1]  # the one
