@@ -56,14 +56,14 @@ def _is_url(target):
 
 
 def under_file_roots(path, roots):
-    """Whether `path`, its links resolved, is one of `roots` (resolved directories) or inside one."""
+    """Whether `path`, its links resolved, is one of the directories `roots` (their links resolved) or inside one."""
     real = os.path.realpath(path)
-    return any(real == root or real.startswith(root + os.sep) for root in roots)
+    return any(real == root or real.startswith(root + os.sep) for root in map(os.path.realpath, roots))
 
 
 class DescriptorReader:
     def __init__(self, *, file_roots=None, github_token=""):
-        self.file_roots = None if file_roots is None else [os.path.realpath(root) for root in file_roots]
+        self.file_roots = None if file_roots is None else list(file_roots)
         self.github_token = github_token
         self.session = outbound_session(timeout=TIMEOUT_SECONDS)
         self.result, self.seen, self.queue = ReadResult(), set(), []

@@ -17,16 +17,10 @@ def blueprint_get(identifier, *, for_update=False):
     per connection, without building an ORM query, unless locked FOR UPDATE."""
     if for_update:
         blueprint = Blueprint.objects.select_for_update().filter(identifier=identifier).first()
-    else:
-        columns, _, _ = model_columns(Blueprint, "b")
-        with connection.cursor() as cursor:
-            execute_prepared(cursor, "blueprint_get", f"SELECT {columns} FROM catalog_blueprint b WHERE b.identifier = %s",
-                             [identifier])
-            row = cursor.fetchone()
-        blueprint = model_from_row(Blueprint, "b", row) if row is not None else None
-    if blueprint is None:
-        raise NotFound(f"Blueprint {identifier!r} was not found.")
-    return blueprint
+        if blueprint is None:
+            raise NotFound(f"Blueprint {identifier!r} was not found.")
+        return blueprint
+    return _blueprint_read(identifier)
 
 
 # A blueprint row as one digest, taken in SQL: whatever column changes, by whatever writer, the digest does.
@@ -48,23 +42,32 @@ def blueprint_definition(identifier, *, fresh=False):
             if kept is not None:
                 _definitions.move_to_end(identifier)
                 return kept
-    columns, _, _ = model_columns(Blueprint, "b")
-    with connection.cursor() as cursor:
-        execute_prepared(cursor, "blueprint_definition",
-                         f"SELECT {columns}, {DEFINITION_DIGEST.format('b')} FROM catalog_blueprint b WHERE b.identifier = %s",
-                         [identifier])
-        row = cursor.fetchone()
-    if row is None:
+    try:
+        blueprint = _blueprint_read(identifier)
+    except NotFound:
         with _definitions_lock:
             _definitions.pop(identifier, None)
-        raise NotFound(f"Blueprint {identifier!r} was not found.")
-    blueprint = model_from_row(Blueprint, "b", row[:-1])
-    blueprint.definition_digest = row[-1]
+        raise
     with _definitions_lock:
         _definitions[identifier] = blueprint
         _definitions.move_to_end(identifier)
         while len(_definitions) > DEFINITIONS_KEPT:
             _definitions.popitem(last=False)
+    return blueprint
+
+
+def _blueprint_read(identifier):
+    """The blueprint row `identifier` as a Blueprint with its `definition_digest`, or NotFound: one prepared
+    statement."""
+    columns, _, _ = model_columns(Blueprint, "b")
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, "blueprint_read", f"SELECT {columns}, {DEFINITION_DIGEST.format('b')} "
+                                                   f"FROM catalog_blueprint b WHERE b.identifier = %s", [identifier])
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"Blueprint {identifier!r} was not found.")
+    blueprint = model_from_row(Blueprint, "b", row[:-1])
+    blueprint.definition_digest = row[-1]
     return blueprint
 
 

@@ -77,23 +77,6 @@ def entity_get_by_identifiers(blueprint_identifier, identifier, *, user):
     return entity
 
 
-# The value a mirror reads from the entity `t` it reached along its relation path `s.path` (t.id null: one the reader
-# may not read, whose value is null), as the entity JSON writes it (`_mirror_values`): the search pages' statement's
-# (catalog/selectors/search_pages.py), which also reads an entity by identifier.
-MIRROR_VALUE_SQL = """CASE WHEN t.id IS NULL THEN NULL ELSE CASE s.path[cardinality(s.path)]
-                   WHEN '$team' THEN (SELECT json_agg(tm.name ORDER BY tm.name) FROM catalog_entity_teams et
-                                        JOIN catalog_team tm ON tm.id = et.team_id WHERE et.entity_id = t.id)
-                   WHEN '$blueprint' THEN (SELECT to_json(tb.identifier) FROM catalog_blueprint tb WHERE tb.id = t.blueprint_id)
-                   WHEN '$identifier' THEN to_json(t.identifier)
-                   WHEN '$title' THEN to_json(t.title)
-                   WHEN '$icon' THEN to_json(t.icon)
-                   WHEN '$createdBy' THEN to_json(t.created_by)
-                   WHEN '$updatedBy' THEN to_json(t.updated_by)
-                   WHEN '$createdAt' THEN to_json(to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
-                   WHEN '$updatedAt' THEN to_json(to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
-                   ELSE (t.properties->(s.path[cardinality(s.path)]))::json END END"""
-
-
 @cache
 def model_columns(model, alias):
     """(select list `alias.col AS alias_col`, field attnames, converters) of `model`'s concrete fields, JSON

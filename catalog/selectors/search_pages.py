@@ -30,7 +30,7 @@ from django.db import connection
 
 from catalog.access import entity_read_rule
 from catalog.selectors.blueprints import DEFINITION_DIGEST, blueprint_definition
-from catalog.selectors.entities import MIRROR_VALUE_SQL, apply_calculations, select_paths
+from catalog.selectors.entities import apply_calculations, select_paths
 from catalog.selectors.search import SCORECARD_PREFIX, ConditionSql, search_condition_sql
 from portal.api.pagination import cursor_decode, cursor_encode
 from portal.errors import NotFound, ValidationFailed
@@ -42,6 +42,21 @@ _kept_lock = threading.Lock()
 
 LARGEST_ID = 2**63 - 1
 INSTANT = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+# The value a mirror reads from the entity `t` it reached along its relation path `s.path` (t.id null: one the reader
+# may not read, whose value is null), as the entity JSON writes it (catalog/selectors/entities.py `_mirror_values`).
+MIRROR_VALUE_SQL = """CASE WHEN t.id IS NULL THEN NULL ELSE CASE s.path[cardinality(s.path)]
+                   WHEN '$team' THEN (SELECT json_agg(tm.name ORDER BY tm.name) FROM catalog_entity_teams et
+                                        JOIN catalog_team tm ON tm.id = et.team_id WHERE et.entity_id = t.id)
+                   WHEN '$blueprint' THEN (SELECT to_json(tb.identifier) FROM catalog_blueprint tb WHERE tb.id = t.blueprint_id)
+                   WHEN '$identifier' THEN to_json(t.identifier)
+                   WHEN '$title' THEN to_json(t.title)
+                   WHEN '$icon' THEN to_json(t.icon)
+                   WHEN '$createdBy' THEN to_json(t.created_by)
+                   WHEN '$updatedBy' THEN to_json(t.updated_by)
+                   WHEN '$createdAt' THEN to_json(to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                   WHEN '$updatedAt' THEN to_json(to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                   ELSE (t.properties->(s.path[cardinality(s.path)]))::json END END"""
 
 # Mirror values of the page's rows, in CTEs after `page`:
 # `steps` the mirror paths, `chain` whether each is a list (any `many` hop), `walk` the relation rows along each path

@@ -7,7 +7,6 @@ datasource no descriptor defines any more deleted (entities_delete with owned_on
 delete, so nothing another writer owns is touched). A descriptor that does not validate is reported and
 its entity, if an earlier refresh wrote it, kept as it was."""
 import json
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -83,10 +82,6 @@ def _clean(data, *, creating):
     return data
 
 
-def _file_roots():
-    return [os.path.realpath(root) for root in settings.BACKSTAGE_FILE_ROOTS]
-
-
 def _target_check(location):
     """Refuse a target the reader would refuse, at registration rather than at every refresh."""
     if location.type == BackstageLocationType.URL and not any(
@@ -94,7 +89,7 @@ def _target_check(location):
         raise ValidationFailed("is not under a prefix in BACKSTAGE_URL_ALLOWED_PREFIXES", path="target")
     if location.type == BackstageLocationType.FILE and not Path(location.target).is_absolute():
         raise ValidationFailed("must be an absolute path", path="target")
-    if location.type == BackstageLocationType.FILE and not under_file_roots(location.target, _file_roots()):
+    if location.type == BackstageLocationType.FILE and not under_file_roots(location.target, settings.BACKSTAGE_FILE_ROOTS):
         raise ValidationFailed("is not under a directory in BACKSTAGE_FILE_ROOTS (the portal reads files there only)",
                                path="target")
     if location.type == BackstageLocationType.GITHUB and not all((ch.isascii() and ch.isalnum()) or ch in "-_"

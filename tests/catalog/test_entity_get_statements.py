@@ -12,7 +12,7 @@ from catalog.selectors.entities import entities_json
 from catalog.selectors.search_pages import entity_document
 from portal.errors import NotFound
 from tests.support.api import api_for
-from tests.support.entity_documents import APPS, varied_catalog
+from tests.support.entity_documents import APPS, parsed_once_each, varied_catalog
 
 pytestmark = pytest.mark.django_db
 
@@ -24,15 +24,9 @@ def documents_catalog(db):
     varied_catalog()
 
 
-def _one_of_each(pairs):
-    keys = [key for key, _ in pairs]
-    assert len(keys) == len(set(keys)), f"a key written twice: {keys}"
-    return dict(pairs)
-
-
 def entity_json_get(*args, **kwargs):
     """The document as the API answers it (the statement's text), parsed: no object names a key twice."""
-    return json.loads(entity_document(*args, **kwargs), object_pairs_hook=_one_of_each)
+    return parsed_once_each(entity_document(*args, **kwargs))
 
 
 def statements_of_get(email, identifier):

@@ -14,7 +14,7 @@ from catalog.selectors.blueprints import blueprint_definition
 from catalog.selectors.search_pages import search_page
 from portal.errors import ValidationFailed
 from tests.support.api import api_for
-from tests.support.entity_documents import app_documents, varied_catalog
+from tests.support.entity_documents import app_documents, parsed_once_each, varied_catalog
 
 pytestmark = pytest.mark.django_db
 
@@ -34,17 +34,10 @@ def search_documents_catalog(db):
     varied_catalog()
 
 
-def _one_of_each(pairs):
-    keys = [key for key, _ in pairs]
-    assert len(keys) == len(set(keys)), f"a key written twice: {keys}"
-    return dict(pairs)
-
-
 def search_page_json(*args, **kwargs):
-    """The page's documents as the API answers them (the statement's text), parsed: no object in them names a key
-    twice."""
+    """The page's documents as the API answers them (the statement's text), parsed: no object names a key twice."""
     text, next_cursor = search_page(*args, **kwargs)
-    return json.loads(text, object_pairs_hook=_one_of_each), next_cursor
+    return parsed_once_each(text), next_cursor
 
 
 def user(email):

@@ -6,6 +6,8 @@ where their team owns it, so what each user sees differs.
 
 Users: admin@ (admin), dev@ (platform), pay@ (payments), nobody@ (no team).
 """
+import json
+
 from catalog.models import Blueprint, Entity
 from catalog.selectors.entities import entities_json, entities_visible_to
 from catalog.services.scorecards import scorecard_create
@@ -87,3 +89,15 @@ def app_documents(user, **options):
     must hold (entities_json options: include, exclude, calculated)."""
     rows = entities_visible_to(user, Entity.objects.filter(blueprint__identifier="App")).select_related("blueprint")
     return entities_json(list(rows.order_by("id")), user=user, **options)
+
+
+def _one_of_each(pairs):
+    keys = [key for key, _ in pairs]
+    assert len(keys) == len(set(keys)), f"a key written twice: {keys}"
+    return dict(pairs)
+
+
+def parsed_once_each(text):
+    """JSON text as the API answers it, parsed, failing when an object in it names a key twice (a parse would keep
+    only one of them, so comparing parsed documents cannot see it)."""
+    return json.loads(text, object_pairs_hook=_one_of_each)
