@@ -3,7 +3,7 @@
 `outbox_enqueue(task, args, countdown)` writes an OutboxMessage in the caller's transaction, so the work exists
 exactly when the change that calls for it does. After commit the message is published to Celery, fail-fast: a
 broker that is down is logged, not raised (the request that committed still succeeds, and its message stays
-pending). The worker's `outbox_deliver` claims the message (SELECT … FOR UPDATE SKIP LOCKED, a lease of
+pending). The worker's `outbox_deliver` claims the message (SELECT … FOR UPDATE, a lease of
 OUTBOX_LEASE_SECONDS), runs the task's function and marks it done; the claim is the guard against a message
 delivered twice (published again by the sweep, redelivered by the broker). Beat's `outbox_sweep` publishes again
 what is due and was never published, lost by the broker (Redis flushed or restarted without persistence) or held
@@ -110,8 +110,10 @@ def outbox_claim(*, message_id, due=True) -> OutboxMessage | None:
     if due:
         claimable &= Q(not_before__lte=now + timedelta(seconds=1))  # the broker's countdown may end a hair early
     with transaction.atomic():
-        message = OutboxMessage.objects.select_for_update(skip_locked=True).filter(_pending(), claimable,
-                                                                                   pk=message_id).first()
+        # FOR UPDATE, not SKIP LOCKED: the row may be locked for a moment by the process that published the
+        # message, marking it published (a worker can take it first); a claimer waits for that, or for another
+        # claim to commit, and then reads the row as it is.
+        message = OutboxMessage.objects.select_for_update().filter(_pending(), claimable, pk=message_id).first()
         if message is None:
             return None
         message.attempts += 1
@@ -137,6 +139,18 @@ def outbox_deliver(*, message_id) -> bool:
         return True
     OutboxMessage.objects.filter(pk=message.pk).update(done_at=timezone.now(), lease_until=None)
     return True
+
+
+def outbox_coalesce(task, *, limit=500) -> list:
+    """For a task whose work covers many messages at once: take the other pending messages of `task` that no
+    worker holds, due or not, and mark them done in the caller's transaction (which does their work, so a rollback
+    leaves them pending). Returns their args, oldest first. Their deliveries find them done and do nothing."""
+    assert transaction.get_connection().in_atomic_block, "outbox_coalesce must run inside the task's transaction"
+    taken = list(OutboxMessage.objects.select_for_update(skip_locked=True)
+                 .filter(_pending(), task=task.name, lease_until__isnull=True).order_by("id")[:limit])
+    if taken:
+        OutboxMessage.objects.filter(pk__in=[m.pk for m in taken]).update(done_at=timezone.now())
+    return [m.args for m in taken]
 
 
 def outbox_failed(*, message, error) -> None:

@@ -203,6 +203,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# The worker keeps its database connection between tasks, checked before each as a request's is (portal/celery.py);
+# Celery's default closes it after every task. It is closed anyway after twice this many tasks.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=500)
 # Worker and beat outlive a Redis outage of any length: they retry the broker forever, at start too.
 CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -237,6 +240,9 @@ CELERY_BEAT_SCHEDULE["actions-ttl-warnings"] = {"task": "actions.tasks.ttl_warni
 CELERY_BEAT_SCHEDULE["catalog-backstage-locations-refresh"] = {"task": "catalog.tasks.backstage_locations_refresh_task",
                                                            "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["catalog-scorecard-snapshots"] = {"task": "catalog.tasks.scorecard_snapshots_task", "schedule": 3600.0}
+# Aggregation values a deployment report moves are refreshed this long after it, by the worker, once for every report
+# of that window (catalog/services/aggregations.py aggregates_refresh_queue).
+AGGREGATES_REFRESH_DELAY_SECONDS = env.float("AGGREGATES_REFRESH_DELAY_SECONDS", default=1.0)
 # Sort indexes of indexed properties (catalog/services/entity_indexes.py): queued by blueprint changes; hourly repair.
 CELERY_BEAT_SCHEDULE["catalog-entity-indexes"] = {"task": "catalog.tasks.entity_indexes_sync_task", "schedule": 3600.0}
 

@@ -1,6 +1,7 @@
 """The transactional outbox (portal/outbox.py): rows in the caller's transaction, an exclusive claim, backoff,
 the sweep, the purge, and its read-only admin page."""
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -98,28 +99,65 @@ def test_a_broker_down_is_logged_not_raised_and_the_sweep_publishes_later(db, se
 
 @pytest.mark.django_db(transaction=True)
 def test_of_two_concurrent_claimers_one_wins(dead_broker):
+    """The second waits for the first's claim to commit, then finds the message held."""
     message = outbox_enqueue(record_task, ["once"])
-    barrier = threading.Barrier(2)
+    claimed = threading.Event()
     claims = []
 
-    def claimer():
+    def first():
         try:
-            barrier.wait()
             with transaction.atomic():
                 claims.append(outbox_claim(message_id=message.pk))
-                barrier.wait()  # both hold their transaction at once
+                claimed.set()
+                time.sleep(0.3)  # the other claimer meanwhile asks for the same row
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=claimer) for _ in range(2)]
+    def second():
+        try:
+            claimed.wait(10)
+            claims.append(outbox_claim(message_id=message.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(claim is not None for claim in claims) == [False, True]
+    assert [claim is not None for claim in claims] == [True, False]
     message.refresh_from_db()
     assert message.attempts == 1 and message.lease_until > timezone.now()
     assert outbox_deliver(message_id=message.pk) is False and CALLS == []  # held by the live lease
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_waits_for_the_publishers_mark_instead_of_skipping_the_message(dead_broker):
+    """The worker may take a message while the process that published it still marks it published (a row lock of
+    a moment): the claim waits for that, not skip the message as if another worker held it (it was then run only
+    when the sweep published it again, 30 s later)."""
+    message = outbox_enqueue(record_task, ["now"])
+    locked, results = threading.Event(), []
+
+    def publisher_marking():
+        try:
+            with transaction.atomic():
+                OutboxMessage.objects.filter(pk=message.pk).update(published_at=timezone.now())
+                locked.set()
+                time.sleep(0.3)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=publisher_marking)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        results.append(outbox_deliver(message_id=message.pk))
+    finally:
+        thread.join()
+    assert results == [True] and CALLS == [["now"]]
+    message.refresh_from_db()
+    assert message.done_at is not None and message.attempts == 1
 
 
 def test_a_failing_task_backs_off_then_fails_with_its_error(db, settings, dead_broker, caplog):
