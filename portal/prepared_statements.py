@@ -25,7 +25,7 @@ def execute_prepared(cursor, label, sql, params, *, generic_plan=None):
     `generic_plan`: True plans it once for every parameter (plan_cache_mode force_generic_plan), for a statement
     whose best plan does not depend on them but whose generic plan PostgreSQL misjudges, so that it would plan it
     afresh at every execution; False leaves the choice to PostgreSQL (`auto`), for one whose best plan does depend on
-    them (how selective a searched value is); None (a lookup by key) runs under either. The mode is set on the
+    them (how selective a searched value is); None runs under whichever is set. The mode is set on the
     session only when it must change (Django's cursors bind client-side, so it bears on these statements alone); a
     wrong belief about it (a SET rolled back with its transaction) costs time, never results."""
     name = f"{label}_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()

@@ -226,9 +226,9 @@ def _statement(blueprint, condition, rule, *, after, limit):
 def _page(blueprint, condition_of, *, user, after, limit, by_key=False):
     """(the blueprint as the statement found it, documents text or None, rows matched up to limit + 1, last id shown)
     of the page statement over `blueprint` (as blueprint_definition kept it) with `condition_of(blueprint, fresh)`'s
-    ConditionSql (planned once when it walks relations; `by_key`: a lookup by the unique identifier, planned either
-    way). The statement also reads the blueprint row's digest and which definitions the condition read are
-    unchanged: when either is stale it is run once more, with the definition read afresh and the condition compiled
+    ConditionSql (planned once when it walks relations, or when `by_key`: a lookup by the unique identifier, one index
+    probe whatever it is). The statement also reads the blueprint row's digest and which definitions the condition
+    read are unchanged: when either is stale it is run once more, with the definition read afresh and the condition compiled
     afresh (a change meanwhile is then read as it was a moment before, as any read racing a write is). A rule set the
     kept definition refuses is compiled again over the definition read afresh before it is refused."""
     rule = entity_read_rule(user)
@@ -245,7 +245,7 @@ def _page(blueprint, condition_of, *, user, after, limit, by_key=False):
         with connection.cursor() as db:
             sql, params = _statement(blueprint, condition, rule, after=after, limit=limit)
             if condition.reusable:  # prepared once per connection: its planning is not paid per request
-                execute_prepared(db, "search_page", sql, params, generic_plan=None if by_key else condition.walks)
+                execute_prepared(db, "search_page", sql, params, generic_plan=by_key or condition.walks)
             else:  # read the clock or the caller: one of a kind, not worth a prepared statement
                 db.execute(sql, params)
             documents, matched, last, current, digest = db.fetchone()
