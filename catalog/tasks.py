@@ -16,6 +16,15 @@ def scorecard_snapshots_task():
 
 
 @shared_task
+def aggregates_refresh_task(changed, sources):
+    """After a deployment report's commit (outbox): the aggregation values its entities move, and the scorecards
+    reading them (catalog/services/aggregations.py aggregates_refresh_after)."""
+    from catalog.services.aggregations import aggregates_refresh_after
+
+    return aggregates_refresh_after(actor=Actor.system(), changed=changed, sources=sources)
+
+
+@shared_task
 def entity_indexes_sync_task():
     """After a blueprint change that alters its indexed properties (outbox), and hourly as a repair: the entity
     table's sort indexes in step with the definitions (catalog/services/entity_indexes.py)."""

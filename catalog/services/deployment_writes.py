@@ -11,13 +11,13 @@ ENTITY_CHANGED announcement of both changes (automations queued as outbox rows i
 Inputs are validated by the generic path's own functions (`entity_write_prepare`: the blueprints' JSON schemas, defaults,
 required relations, merge rules) and audited and announced with the same snapshots, so a report reads in the
 audit log and to automations as the generic writes did. Nine statements in all, eleven with automations on both
-blueprints (tests/catalog/test_deployment_statements.py).
+blueprints, one more when something aggregates over them (tests/catalog/test_deployment_statements.py).
 
-Aggregations and scorecards are kept as the generic path keeps them, at no cost when nothing aggregates over
-runningService or deployment and they have no scorecards (the deployment contract's plain case): otherwise
-`aggregation_sources` (the blueprint graph and one statement per aggregation property following them, per
-written entity), then `aggregates_refresh` and `scorecards_evaluate`, as entities.py's `_store` calls them: the
-starter's two Component aggregations and its scorecard add 15 to 20 statements.
+The written entities' own scorecards are evaluated in the transaction, as the generic path does, at no cost when
+they have none (the starter's case). The aggregation values the report moves (the starter's Component counts its
+deployments) are refreshed after the commit, by the worker (catalog/services/aggregations.py
+`aggregates_refresh_queue`: one outbox row in the report's transaction), with the scorecards reading them; only a
+report that changes a running service's relations walks, in the transaction, what they reached before.
 """
 import json
 
@@ -27,8 +27,8 @@ from django.utils import timezone
 from audit import choices as audit_choices
 from audit.services import audit_event_build, audit_record_many
 from catalog.models import Entity, Relation, Team
-from catalog.selectors.aggregations import aggregation_sources_of, blueprint_graph
-from catalog.services.aggregations import aggregates_refresh
+from catalog.selectors.aggregations import aggregation_sources_of
+from catalog.services.aggregations import aggregates_refresh_queue
 from catalog.services.entities import (CREATE, UPSERT_MERGE, EntityWrite, entity_stored_json, entity_timer_values,
                                        entity_timers_sync, entity_write_prepare, entity_write_unchanged,
                                        snapshot_with_standings)
@@ -214,10 +214,8 @@ def deployment_report_write(*, actor, blueprints, running, running_row, deployme
     rs_id = rs_write.entity.pk
     rs_wanted, rs_current = _edges(rs_bp, rs_write, row, target_ids) if rs_written else ({}, {})
     relations_change = row is not None and rs_wanted.keys() != rs_current.keys()
-    aggregated = bool(rs_bp.aggregated_by or dep_bp.aggregated_by)
-    graph = blueprint_graph() if aggregated else None
-    # what the running service's relations reach before the change
-    sources = aggregation_sources_of([(rs_bp, [rs_id])], graph=graph) if relations_change and aggregated else {}
+    # what the running service's relations reach before the change (the refresh after the commit walks them after)
+    sources = aggregation_sources_of([(rs_bp, [rs_id])]) if relations_change and rs_bp.aggregated_by else {}
 
     stale = [row_id for edge, (_, row_id) in rs_current.items() if edge not in rs_wanted]
     if stale:
@@ -236,10 +234,7 @@ def deployment_report_write(*, actor, blueprints, running, running_row, deployme
     written = ([(rs_bp, rs_write)] if rs_written else []) + [(dep_bp, dep_write)]
     for blueprint, write in written:
         _timers_keep(blueprint, write)
-    if aggregated:
-        for own, found in aggregation_sources_of([(bp, [w.entity.pk]) for bp, w in written], graph=graph).items():
-            sources.setdefault(own, set()).update(found)
-    aggregates_refresh(actor=actor, sources=sources, written_ids={w.entity.pk for _, w in written}, graph=graph)
+    aggregates_refresh_queue(changed=[(bp, [w.entity.pk]) for bp, w in written], sources=sources)
     standings = {}
     for blueprint, write in written:
         standings.update(scorecards_evaluate(blueprint, [write.entity.pk]))

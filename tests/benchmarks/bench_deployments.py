@@ -119,6 +119,27 @@ def measure_bare_write(client, args, meter):
                     seconds=args.duration * DEPLOY_DURATION_FACTOR, warmup=args.warmup, meter=meter)
 
 
+def aggregates_stale(env):
+    """The bench services whose stored Component aggregation values differ from those computed now, once the work
+    the reports handed over is done: ["service: stored … != now …"], empty when every value is current."""
+    from bench_pages import django_setup
+
+    django_setup(env)
+    from django.db import connections
+
+    from catalog.models import Blueprint, Entity
+    from catalog.selectors.aggregations import aggregation_values
+
+    try:
+        component = Blueprint.objects.get(identifier="Component")
+        stored = dict(Entity.objects.filter(blueprint=component, identifier__in=SERVICES).values_list("pk", "aggregates"))
+        names = dict(Entity.objects.filter(pk__in=list(stored)).values_list("pk", "identifier"))
+        now = aggregation_values(component, list(stored))
+        return [f"{names[pk]}: stored {stored[pk]} != now {now[pk]}" for pk in sorted(stored) if stored[pk] != now[pk]]
+    finally:
+        connections.close_all()
+
+
 def report_statements(env, *, tries=3):
     """SQL statements of one deployment report (`deployment_record`, in-process on the bench database, the fewest of
     `tries` updates of an existing running service; savepoints left out): {"aggregated": n, "plain": n}.

@@ -173,6 +173,89 @@ class Gunicorn:
             self._log = None
 
 
+class CeleryWorker:
+    """`celery -A portal worker` (one process, as the work after a commit needs) in its own session: what the portal's
+    outbox hands over after a request (a deployment report's aggregation refresh, automations) is done on this machine
+    during the measurement, as `make demo` and production do, not left queued."""
+
+    def __init__(self, env, *, log_path):
+        self.env, self.log_path, self.proc, self._log = env, Path(log_path), None, None
+
+    def start(self, timeout=60):
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([str(VENV_BIN / "celery"), "-A", "portal", "worker", "--concurrency", "1",
+                                      "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+                                      "--without-heartbeat"], cwd=ROOT, env=self.env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:  # ready: its pool process is up
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the celery worker exited with {self.proc.returncode}; see {self.log_path}")
+            if self._processes()[1:]:
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"the celery worker did not start within {timeout}s; see {self.log_path}")
+
+    def _processes(self):
+        import psutil
+
+        with contextlib.suppress(psutil.Error):
+            main = psutil.Process(self.proc.pid)
+            return [main, *main.children(recursive=True)]
+        return []
+
+    def cpu_seconds(self):
+        import psutil
+
+        total = 0.0
+        for proc in self._processes():
+            with contextlib.suppress(psutil.Error):
+                cpu = proc.cpu_times()
+                total += cpu.user + cpu.system
+        return total
+
+    def stop(self):
+        if self.proc is None:
+            return
+        processes = self._processes()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        for proc in processes:
+            with contextlib.suppress(Exception):
+                proc.kill()
+        self.proc = None
+        if self._log:
+            self._log.close()
+            self._log = None
+
+
+def outbox_backlog(url, since):
+    """(pending, failed) outbox messages created since `since` (a datetime) in the bench database."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FILTER (WHERE done_at IS NULL AND failed_at IS NULL), "
+                            "count(*) FILTER (WHERE failed_at IS NOT NULL) FROM portal_outboxmessage "
+                            "WHERE created_at >= %s", [since]).fetchone()
+
+
+def outbox_drained(url, since, *, timeout):
+    """Wait until every outbox message created since `since` is done or failed: (seconds waited, pending, failed)."""
+    started = time.monotonic()
+    while True:
+        pending, failed = outbox_backlog(url, since)
+        waited = time.monotonic() - started
+        if pending == 0 or waited >= timeout:
+            return round(waited, 2), pending, failed
+        time.sleep(0.1)
+
+
 def _peak_rss_mb(pid):
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -39,8 +39,9 @@ import bench_queries as queries  # noqa: E402
 import bench_ratios as ratios  # noqa: E402
 import bench_scorecards as scorecards  # noqa: E402
 from bench_http import Client, HttpError, Sample, percentile, run_loop  # noqa: E402
-from bench_server import (CpuMeter, Gunicorn, api_credentials, bench_secret_key, database_create,  # noqa: E402
-                          database_drop, database_exists, database_url_named, entity_count, manage, redis_url_with_db)
+from bench_server import (CeleryWorker, CpuMeter, Gunicorn, api_credentials, bench_secret_key, database_create,  # noqa: E402
+                          database_drop, database_exists, database_url_named, entity_count, manage, outbox_drained,
+                          redis_url_with_db)
 
 BULK_SIZE = 20  # the API's maximum per bulk request
 EMAIL = "bench@example.com"
@@ -434,6 +435,13 @@ def _deployment_lines(results):
                      f"mean {deployments['mean_ms']:.1f} ms, {deployments['req_per_s']:.1f} req/s over "
                      f"{deployments['requests']:,} reports{_cpu(deployments)}"
                      + (f"  errors={deployments['errors']} ({deployments.get('first_error')})" if deployments["errors"] else ""))
+    after = (deployments or {}).get("after_commit")
+    if after:
+        stale = after["aggregates_stale"]
+        lines.append(f"    after the commits (the Celery worker): {after['worker_cpu_ms_per_req']:.1f} ms of worker CPU per report; "
+                     f"all done {after['drained_s']:.1f} s after the last report ({after['pending']} pending, "
+                     f"{after['failed']} failed); Component aggregation values "
+                     + ("all current" if not stale else f"NOT current: {'; '.join(stale[:3])}"))
     bare = results.get("deployments_bare")
     if bare:
         lines.append(f"    bare view, one INSERT in one transaction: p50 {bare['p50_ms']:.1f} ms, {bare['req_per_s']:.1f} req/s "
@@ -654,8 +662,19 @@ def main(argv=None):
             bare = per_request_cpu(deploys.measure_lock_route(client, "/bench/bare-lock", args, meter)).summary()
             results["locks"] = {**deploys.lock_result(api, bare, disagree), "catalog_entities": entity_count(bench_url)}
         if "deployments" in parts:
-            log(f"{args.deploy_requests} deployment reports, sequential")
-            results["deployments"] = per_request_cpu(deploys.measure_deployments(client, args, meter)).summary()
+            worker = CeleryWorker(server_env, log_path=portal_home() / "log" / "bench-celery.log").start()
+            try:
+                log(f"{args.deploy_requests} deployment reports, sequential, with a Celery worker doing what they hand over")
+                began, worker_cpu = datetime.now(timezone.utc), worker.cpu_seconds()
+                results["deployments"] = per_request_cpu(deploys.measure_deployments(client, args, meter)).summary()
+                waited, pending, failed = outbox_drained(bench_url, began, timeout=300)
+                results["deployments"]["after_commit"] = {
+                    "drained_s": waited, "pending": pending, "failed": failed,
+                    "worker_cpu_ms_per_req": round((worker.cpu_seconds() - worker_cpu) * 1000
+                                                   / max(results["deployments"]["requests"], 1), 1),
+                    "aggregates_stale": deploys.aggregates_stale(env)}
+            finally:
+                worker.stop()
             log(f"{args.deploy_requests} bare writes (one INSERT), sequential")
             deploys.bare_write_table(bench_url)
             results["deployments_bare"] = per_request_cpu(deploys.measure_bare_write(client, args, meter)).summary()

@@ -10,11 +10,13 @@ from django.test.utils import CaptureQueriesContext
 from actions.models import Action
 from audit.models import AuditEvent
 from catalog.models import Blueprint, Entity, ScorecardResult
+from catalog.services import aggregations
 from catalog.services.blueprints import blueprint_update
 from catalog.services.deployments import deployment_record
 from catalog.services.scorecards import scorecard_create
+from catalog.tasks import aggregates_refresh_task
 from portal.actor import Actor
-from portal.outbox import OutboxMessage
+from portal.outbox import OutboxMessage, outbox_deliver
 from tests.support.automations import automation
 from tests.support.deployments import install_contract, report
 
@@ -24,13 +26,10 @@ PLAIN_LIMIT = 12
 # The whole POST /v1/deployments on the contract with its mirror properties (measured 12): the token's user, the
 # report (9 today), and the response: each entity's JSON in one prepared statement (entity_json_get).
 REQUEST_LIMIT = 12
-# With two aggregation properties of the Component following deployments and a scorecard reading them (measured 22,
-# 21 and 18 statements; 29, 25 and 24 before the walks and values were batched): the blueprint graph once, every
-# walk to the Components the written entities reach in one statement (aggregation_sources_of); the refresh
-# (blueprints, current values, every aggregation property's value in one statement, the update); the Component's
-# scorecard (rules, stored standings, upsert) and its level change announced (the entity, its relations, the
-# automations listening).
-AGGREGATED_LIMIT = 22
+# With two aggregation properties of the Component following deployments and a scorecard reading them: the report
+# itself queues their refresh (one outbox row), which the worker runs after the commit
+# (catalog/services/aggregations.py aggregates_refresh_after). Before, the refresh ran in the report: 22 statements.
+AGGREGATED_LIMIT = PLAIN_LIMIT + 1
 COUNT = {"calculationBy": "entities", "func": "count"}
 PATH = [{"fromBlueprint": "deployment", "path": ["runningService", "service"]}]
 
@@ -107,13 +106,24 @@ def _component(identifier):
     return entity.aggregates, level
 
 
-def test_an_aggregation_following_deployments_stays_right_in_a_bounded_count(aggregated_deploy_catalog, ci_actor):
+def test_an_aggregation_following_deployments_stays_right_in_a_bounded_count(aggregated_deploy_catalog, ci_actor, eager,
+                                                                             django_capture_on_commit_callbacks):
+    def reported(body):
+        """The report's statements; then its commit's work runs (the outbox: the refresh, at once under `eager`)."""
+        with django_capture_on_commit_callbacks(execute=True):
+            sql = statements(ci_actor, body)
+            assert _component("CartService")[0]["deployments"] == before, "refreshed before the commit"
+        return sql
+
     assert _component("CartService") == ({"deployments": 0, "failures": 0}, "Bronze")
-    first = statements(ci_actor, report())
+    before = 0
+    first = reported(report())
     assert _component("CartService") == ({"deployments": 1, "failures": 0}, "Gold")
-    failed = statements(ci_actor, report(version="1.2.4", status="failure"))
+    before = 1
+    failed = reported(report(version="1.2.4", status="failure"))
     assert _component("CartService") == ({"deployments": 2, "failures": 1}, "Silver")
-    other = statements(ci_actor, report(environment="staging"))
+    before = 2
+    other = reported(report(environment="staging"))
     assert _component("CartService") == ({"deployments": 3, "failures": 1}, "Silver")
     assert _component("PaymentService") == ({"deployments": 0, "failures": 0}, "Bronze")
     for sql in (first, failed, other):
@@ -130,3 +140,43 @@ def test_the_request_adds_authentication_and_the_response_only(plain_deploy_cata
     assert response.status_code == 201, response.json()
     sql = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
     assert len(sql) <= REQUEST_LIMIT, "\n".join(sql)
+
+
+def _refreshes(**filters):
+    return OutboxMessage.objects.filter(task=aggregates_refresh_task.name, **filters).order_by("id")
+
+
+def test_one_recount_covers_every_report_waiting_for_it(aggregated_deploy_catalog, ci_actor, eager):
+    """Reports commit faster than the worker recounts (here it is away: nothing delivered yet): the values wait,
+    nothing is lost, and the first refresh delivered recounts for every report pending; the others find their
+    message done and do nothing."""
+    deployment_record(actor=ci_actor, data=report())
+    deployment_record(actor=ci_actor, data=report(environment="staging", status="failure"))
+    queued = list(_refreshes(done_at=None))
+    assert len(queued) == 2 and all(m.not_before > m.created_at for m in queued)  # due a moment after the report
+    assert _component("CartService") == ({"deployments": 0, "failures": 0}, "Bronze")
+    assert outbox_deliver(message_id=queued[0].pk) is True
+    assert _component("CartService") == ({"deployments": 2, "failures": 1}, "Silver")
+    assert not _refreshes(done_at=None).exists()
+    assert outbox_deliver(message_id=queued[1].pk) is False
+    assert _component("CartService") == ({"deployments": 2, "failures": 1}, "Silver")
+
+
+def test_a_recount_that_fails_leaves_every_report_it_took_pending(aggregated_deploy_catalog, ci_actor, eager,
+                                                                  monkeypatch):
+    deployment_record(actor=ci_actor, data=report())
+    deployment_record(actor=ci_actor, data=report(environment="staging"))
+    first, second = _refreshes(done_at=None)
+
+    def broken(**kwargs):
+        raise RuntimeError("PostgreSQL went away")
+
+    monkeypatch.setattr(aggregations, "aggregates_refresh", broken)
+    assert outbox_deliver(message_id=first.pk) is True  # claimed, failed: retried later
+    first.refresh_from_db(), second.refresh_from_db()
+    assert first.last_error == "RuntimeError: PostgreSQL went away" and first.done_at is None
+    assert second.done_at is None and second.lease_until is None  # the one it had taken, back to pending
+    monkeypatch.undo()
+    assert outbox_deliver(message_id=second.pk) is True
+    assert _component("CartService")[0] == {"deployments": 2, "failures": 0}
+    assert not _refreshes(done_at=None).exists()
