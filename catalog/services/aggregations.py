@@ -13,12 +13,12 @@ environments at once, which lock different rows, cannot overwrite each other's c
 before the other committed.
 """
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from catalog.models import Blueprint, Entity
 from catalog.selectors.aggregations import (aggregation_dependencies, aggregation_sources_of, aggregation_values,
                                             blueprint_graph)
-from catalog.services.row_locks import blueprints_lock
+from catalog.services.row_locks import NO_KEY_UPDATE, blueprints_lock, entity_rows_lock_by_id
 from catalog.services.scorecards import scorecard_standings_announce, scorecards_evaluate
 from portal.outbox import outbox_coalesce, outbox_enqueue
 from portal.retry import retry_on_conflict
@@ -105,9 +105,5 @@ def aggregates_refresh_after(*, actor, changed, sources):
     if not found:
         return {}
     blueprints_lock(list(found))
-    with connection.cursor() as cursor:
-        cursor.execute('SELECT e.id FROM catalog_entity e JOIN catalog_blueprint b ON b.id = e.blueprint_id '
-                       'WHERE e.id = ANY(%s) ORDER BY b.identifier COLLATE "C", e.identifier COLLATE "C" '
-                       'FOR NO KEY UPDATE OF e', [sorted({pk for ids in found.values() for pk in ids})])
-        present = {pk for pk, in cursor.fetchall()}
+    present = entity_rows_lock_by_id({pk for ids in found.values() for pk in ids}, NO_KEY_UPDATE)
     return aggregates_refresh(actor=actor, sources={own: ids & present for own, ids in found.items()}, graph=graph)
