@@ -1,5 +1,7 @@
 """`audit_record`: the one writer of AuditEvent. Called inside the caller's transaction; the event is sealed
 into the hash chain after that transaction commits (audit/chain.py), so writers never wait on each other."""
+import json
+
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -7,6 +9,7 @@ from audit.chain import audit_seal_after_commit
 from audit.choices import AuditStatus
 from audit.models import AuditEvent
 from portal.middleware import current_request_id
+from portal.prepared_statements import execute_prepared
 
 REDACTED = "[redacted]"
 # Parts of key names that hold credentials, compared lower-case with "-" as "_": clientSecret, X-Auth-Token,
@@ -53,19 +56,44 @@ def audit_event_build(*, actor, verb, action, resource_type, identifier, bluepri
     )
 
 
-def audit_record_many(events):
+def audit_record_many(events, *, seal_after_commit=True):
     """Insert events in the current transaction (which must exist); the database marks each pending until it is
-    sealed (migration audit 0004's trigger), in the same statement."""
+    sealed (migration audit 0004's trigger), in the same statement. They are sealed after the commit, in this
+    process; with `seal_after_commit=False` by beat's `audit_seal_task` within AUDIT_SEAL_SECONDS instead (a
+    path that CI calls at high rates, whose caller should not wait for the chain: a CI deployment report)."""
     if not events:
         return []
     assert connection.in_atomic_block, "audit_record must run inside the service's transaction"
-    events = AuditEvent.objects.bulk_create(events)
+    _insert(events)
+    if not seal_after_commit:
+        return events
     # One seal per transaction: a hook registered where a rollback that drops these events drops it too.
     open_savepoints = set(connection.savepoint_ids)
     if not any(hook is audit_seal_after_commit and savepoints <= open_savepoints
                for savepoints, hook, _ in connection.run_on_commit):
         transaction.on_commit(audit_seal_after_commit, robust=True)
     return events
+
+
+_TEXT_FIELDS = ("actor", "actor_type", "origin", "verb", "action", "resource_type", "identifier", "blueprint", "run_id",
+                "status", "message", "request_id")
+_INSERT_SQL = (f"INSERT INTO {AuditEvent._meta.db_table} (at, {', '.join(_TEXT_FIELDS)}, context, diff) "
+               f"SELECT * FROM unnest(%s::timestamptz[], {', '.join(['%s::text[]'] * len(_TEXT_FIELDS))}, "
+               "%s::text[]::jsonb[], %s::text[]::jsonb[]) RETURNING id")
+
+
+def _insert(events):
+    """Insert `events` (unsaved AuditEvents) in one statement prepared per connection (every audited write runs
+    it), in order, and give each its id: what `bulk_create` did, without building its query each time."""
+    params = [[event.at for event in events],
+              *([str(getattr(event, name)) for event in events] for name in _TEXT_FIELDS),
+              [json.dumps(event.context) for event in events], [json.dumps(event.diff) for event in events]]
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, "audit_insert", _INSERT_SQL, params, generic_plan=True)
+        ids = [row[0] for row in cursor.fetchall()]
+    for event, pk in zip(events, ids):
+        event.pk = pk
+        event._state.adding, event._state.db = False, connection.alias
 
 
 def audit_record(**kwargs):

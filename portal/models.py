@@ -26,7 +26,8 @@ class OutboxMessage(models.Model):
     args = models.JSONField(default=list)
     not_before = models.DateTimeField()  # the countdown's end: not run earlier
     attempts = models.PositiveIntegerField(default=0)  # claims so far
-    published_at = models.DateTimeField(null=True, blank=True)  # last handed to the broker (None: never)
+    # handed to the broker (written with the row, for the publish after its commit; None: for the sweep to publish)
+    published_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)  # a worker's claim; expired: that worker died
     done_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)  # given up after OUTBOX_MAX_ATTEMPTS

@@ -1,9 +1,9 @@
 """The transactional outbox: work that must happen after a commit, never lost, never run twice.
 
 `outbox_enqueue(task, args, countdown)` writes an OutboxMessage in the caller's transaction, so the work exists
-exactly when the change that calls for it does. After commit the message is published to Celery, fail-fast: a
-broker that is down is logged, not raised (the request that committed still succeeds, and its message stays
-pending). The worker's `outbox_deliver` claims the message (SELECT … FOR UPDATE, a lease of
+exactly when the change that calls for it does. After commit the transaction's messages are published to Celery
+together, fail-fast: a broker that is down is logged, not raised (the request that committed still succeeds, and
+its messages stay pending, unmarked for the sweep). The worker's `outbox_deliver` claims the message (SELECT … FOR UPDATE, a lease of
 OUTBOX_LEASE_SECONDS), runs the task's function and marks it done; the claim is the guard against a message
 delivered twice (published again by the sweep, redelivered by the broker). Beat's `outbox_sweep` publishes again
 what is due and was never published, lost by the broker (Redis flushed or restarted without persistence) or held
@@ -13,66 +13,160 @@ claims, then marked failed with its error. Done messages are purged after OUTBOX
 What a task sends outside may still go twice when a worker dies mid-send; receivers de-duplicate on what the
 task sends (a run's runId), see README.
 """
+import json
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection as db_connection, transaction
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from portal.models import OutboxMessage
+from portal.prepared_statements import execute_prepared
 
 logger = logging.getLogger(__name__)
 SWEEP_LIMIT = 500
 BACKOFF_CAP_SECONDS = 300
 BROKER_DOWN_SECONDS = 5.0
 _broker_down_until = {}  # broker URL → time.monotonic() before which this process does not try it again
-_publishers = threading.local()  # `held`: {broker URL: kombu connection} of this thread (outbox_publish)
+_publishers = threading.local()  # `held`: {broker URL: kombu connection} of this thread (outbox_publish_many)
+_batches = threading.local()  # `open`: the outbox_batch of this thread, while one is open
+
+
+class _PublishAfterCommit:
+    """The on_commit hook of the messages one transaction queued at one savepoint level: one publish of them all."""
+
+    def __init__(self):
+        self.messages = []
+
+    def __call__(self):
+        outbox_publish_many(self.messages, stamped=True)
 
 
 def outbox_enqueue(task, args=(), *, countdown=0) -> OutboxMessage:
     """Queue `task(*args)` to run after the caller's transaction commits (at once outside one), not before
-    `countdown` seconds from now. `task` is a Celery task; args must be JSON."""
-    message = OutboxMessage.objects.create(task=task.name, args=list(args),
-                                           not_before=timezone.now() + timedelta(seconds=max(0.0, float(countdown))))
-    transaction.on_commit(lambda: outbox_publish(message))
+    `countdown` seconds from now. `task` is a Celery task; args must be JSON. The messages a transaction queues
+    are published together after its commit (one hook per savepoint level, so a rolled-back savepoint drops its
+    own messages' hook with them). Inside `outbox_batch`, at its level, the row is written at the batch's end.
+    The row is written published (`published_at`, the time it is handed to the broker, at the latest when the
+    caller's commit hooks run): no statement after the commit marks it, and the sweep, which takes a published
+    message for lost only OUTBOX_REPUBLISH_SECONDS after it was due, does not publish it a second time meanwhile.
+    A publish that fails clears the mark, so the next sweep publishes it."""
+    now = timezone.now()
+    message = OutboxMessage(task=task.name, args=list(args), published_at=now,
+                            not_before=now + timedelta(seconds=max(0.0, float(countdown))))
+    db = transaction.get_connection()
+    batch = getattr(_batches, "open", None)
+    if batch is not None and db.in_atomic_block and set(db.savepoint_ids) == batch["level"]:
+        batch["messages"].append(message)
+        return message
+    _insert([message])
+    if not db.in_atomic_block:
+        outbox_publish_many([message], stamped=True)
+        return message
+    _publish_after_commit(db, [message])
     return message
 
 
-def outbox_publish(message) -> bool:
-    """Hand `message` to the broker now, failing fast: a broker error is logged and the message stays pending
-    for the sweep. After a failure this process does not try that broker again for BROKER_DOWN_SECONDS, so a
-    transaction that queued many messages waits for one connect timeout, not one each. True when the broker
-    took it. Each thread keeps its broker connection (and the channel's declared queue) between publishes: a
-    connection and a queue declaration per message cost more than the rest of a CI deployment report."""
+def _publish_after_commit(db, messages):
+    level = set(db.savepoint_ids)
+    hook = next((hook for savepoints, hook, _ in db.run_on_commit
+                 if isinstance(hook, _PublishAfterCommit) and savepoints == level), None)
+    if hook is None:
+        hook = _PublishAfterCommit()
+        transaction.on_commit(hook)
+    hook.messages.extend(messages)
+
+
+@contextmanager
+def outbox_batch():
+    """Inside the caller's transaction: the messages queued in the block at its savepoint level are written by
+    one INSERT when the block ends without an error (their rows do not exist before; one queued in a savepoint
+    inside is written at once, as usual). For a write that queues several messages on a hot path (a CI
+    deployment report: the aggregation refresh and the automations' events). A batch inside a batch is the outer's."""
+    db = transaction.get_connection()
+    assert db.in_atomic_block, "outbox_batch must run inside the caller's transaction"
+    if getattr(_batches, "open", None) is not None:
+        yield
+        return
+    batch = _batches.open = {"level": set(db.savepoint_ids), "messages": []}
+    try:
+        yield
+    finally:
+        _batches.open = None
+    if batch["messages"]:
+        _insert(batch["messages"])
+        _publish_after_commit(db, batch["messages"])
+
+
+_INSERT_SQL = (f"INSERT INTO {OutboxMessage._meta.db_table} "
+               "(task, args, not_before, attempts, published_at, lease_until, done_at, failed_at, last_error, created_at) "
+               "SELECT m.task, m.args, m.not_before, 0, m.published_at, NULL, NULL, NULL, '', m.created_at "
+               "FROM unnest(%s::text[], %s::text[]::jsonb[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[]) "
+               "AS m(task, args, not_before, published_at, created_at) RETURNING id")
+
+
+def _insert(messages):
+    """Write `messages` (new OutboxMessages) in one statement prepared per connection, in order, and give each its
+    id: what `bulk_create` did, without building its query on every write that queues work."""
+    now = timezone.now()
+    for message in messages:
+        message.created_at = now
+    with db_connection.cursor() as cursor:
+        execute_prepared(cursor, "outbox_insert", _INSERT_SQL, [
+            [m.task for m in messages], [json.dumps(m.args) for m in messages], [m.not_before for m in messages],
+            [m.published_at for m in messages], [m.created_at for m in messages]], generic_plan=True)
+        ids = [row[0] for row in cursor.fetchall()]
+    for message, pk in zip(messages, ids):
+        message.pk = pk
+        message._state.adding, message._state.db = False, db_connection.alias
+
+
+def outbox_publish_many(messages, *, stamped=False) -> int:
+    """Hand `messages` to the broker now, in order, failing fast: a broker error is logged and the messages not
+    yet sent stay pending for the sweep. After a failure this process does not try that broker again for
+    BROKER_DOWN_SECONDS, so a transaction that queued many messages waits for one connect timeout, not one each.
+    Those the broker took are marked published in one statement; `stamped` messages (written published by
+    `outbox_enqueue`) are not, but those it did not take are unmarked, in one statement. Returns how many it took.
+    Each thread keeps its broker connection (and the channel's declared queue) between publishes: a connection and
+    a queue declaration per message cost more than the rest of a CI deployment report."""
     from portal.celery import app
 
     broker = app.conf.broker_write_url or app.conf.broker_url
-    if time.monotonic() < _broker_down_until.get(broker, 0.0):
-        return False
-    countdown = max(0.0, (message.not_before - timezone.now()).total_seconds())
-    try:
-        connection, kept = _publisher(app, broker)
+    sent = []
+    for message in messages:
+        if time.monotonic() < _broker_down_until.get(broker, 0.0):
+            break
+        countdown = max(0.0, (message.not_before - timezone.now()).total_seconds())
         try:
-            _send(connection, message, countdown)
-        except Exception:
+            connection, kept = _publisher(app, broker)
+            try:
+                _send(connection, message, countdown)
+            except Exception:
+                _publisher_drop(broker)
+                if not kept:
+                    raise
+                _send(_publisher(app, broker)[0], message, countdown)  # a kept connection the broker dropped: once more
+        except Exception as exc:  # the broker is down or unreachable: the sweep publishes it once it is back
             _publisher_drop(broker)
-            if not kept:
-                raise
-            _send(_publisher(app, broker)[0], message, countdown)  # a kept connection the broker dropped: once more
-    except Exception as exc:  # the broker is down or unreachable: the sweep publishes it once it is back
-        _publisher_drop(broker)
-        _broker_down_until[broker] = time.monotonic() + BROKER_DOWN_SECONDS
-        logger.warning("outbox message %s (%s) not published, it stays pending: %s", message.id, message.task, exc)
-        return False
-    now = timezone.now()
-    # Published; and a republished message whose worker died is freed, so the next sweep does not publish it again.
-    OutboxMessage.objects.filter(pk=message.pk).update(
-        published_at=now, lease_until=Case(When(lease_until__lt=now, then=None), default=F("lease_until")))
-    return True
+            _broker_down_until[broker] = time.monotonic() + BROKER_DOWN_SECONDS
+            logger.warning("outbox message %s (%s) not published, it stays pending: %s", message.id, message.task, exc)
+            break
+        sent.append(message.pk)
+    if stamped:
+        unsent = [message.pk for message in messages if message.pk not in sent]
+        if unsent:  # for the next sweep
+            OutboxMessage.objects.filter(pk__in=unsent).update(published_at=None)
+    elif sent:
+        now = timezone.now()
+        # Published; and a republished message whose worker died is freed, so the next sweep does not publish it again.
+        OutboxMessage.objects.filter(pk__in=sent).update(
+            published_at=now, lease_until=Case(When(lease_until__lt=now, then=None), default=F("lease_until")))
+    return len(sent)
 
 
 def _publisher(app, broker):
@@ -185,16 +279,14 @@ def outbox_sweep() -> int:
     expired = Q(lease_until__lt=now)
     due = list(OutboxMessage.objects.filter(_pending(), unclaimed | expired, not_before__lte=now)
                .order_by("not_before")[:SWEEP_LIMIT])
-    published = 0
+    publishable = []
     for message in due:
         if message.lease_until is not None and message.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
             outbox_failed(message=message, error=TimeoutError(
                 f"the worker's lease expired on attempt {message.attempts}, the last allowed"))
             continue
-        if not outbox_publish(message):
-            break  # the broker is down: the rest waits for the next sweep
-        published += 1
-    return published
+        publishable.append(message)
+    return outbox_publish_many(publishable)  # the broker down: the rest waits for the next sweep
 
 
 def outbox_purge() -> int:

@@ -246,9 +246,13 @@ AGGREGATES_REFRESH_DELAY_SECONDS = env.float("AGGREGATES_REFRESH_DELAY_SECONDS",
 # Sort indexes of indexed properties (catalog/services/entity_indexes.py): queued by blueprint changes; hourly repair.
 CELERY_BEAT_SCHEDULE["catalog-entity-indexes"] = {"task": "catalog.tasks.entity_indexes_sync_task", "schedule": 3600.0}
 
-# The audit chain (audit/chain.py): events are sealed after their commit; beat seals what that missed, and
-# writes a signed checkpoint of the chain's head outside the database every minute (audit/checkpoints.py).
-CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.tasks.audit_seal_task", "schedule": 5.0}
+# The audit chain (audit/chain.py): events are sealed after their commit; beat seals what that missed (and what a
+# CI deployment report left to it) every AUDIT_SEAL_SECONDS, and writes a signed checkpoint of the chain's head
+# outside the database every minute (audit/checkpoints.py).
+AUDIT_SEAL_SECONDS = env.float("AUDIT_SEAL_SECONDS", default=5.0)
+if not 0 < AUDIT_SEAL_SECONDS <= 60:  # audit_verify calls an event unsealed after 10 minutes a fault
+    raise ImproperlyConfigured(f"AUDIT_SEAL_SECONDS: expected seconds between 0 and 60, got {AUDIT_SEAL_SECONDS!r}")
+CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.tasks.audit_seal_task", "schedule": AUDIT_SEAL_SECONDS}
 CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "audit.tasks.audit_checkpoint_task", "schedule": 60.0}
 AUDIT_CHECKPOINT_FILE = env.str("AUDIT_CHECKPOINT_FILE", default="") or str(PORTAL_HOME / "audit-checkpoints.jsonl")
 

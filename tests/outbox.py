@@ -6,19 +6,19 @@ import portal.outbox
 def on_publish(monkeypatch, handlers):
     """Messages of the tasks in `handlers` ({task: callback(args)}) go to their callback when published; the others
     are published as usual (an eager test runs them). Fixtures calling this add to each other's handlers."""
-    publish = portal.outbox.outbox_publish
+    publish = portal.outbox.outbox_publish_many
     if not hasattr(publish, "handlers"):
         real = publish
 
-        def publish(message):
-            handler = publish.handlers.get(message.task)
-            if handler is None:
-                return real(message)
-            handler(list(message.args))
-            return True
+        def publish(messages, **options):
+            others = [message for message in messages if message.task not in publish.handlers]
+            for message in messages:
+                if message.task in publish.handlers:
+                    publish.handlers[message.task](list(message.args))
+            return len(messages) - len(others) + (real(others, **options) if others else 0)
 
         publish.handlers = {}
-        monkeypatch.setattr(portal.outbox, "outbox_publish", publish)
+        monkeypatch.setattr(portal.outbox, "outbox_publish_many", publish)
     publish.handlers.update({task.name: handler for task, handler in handlers.items()})
 
 

@@ -15,7 +15,7 @@ import logging
 import secrets
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from actions.choices import RunOrigin, RunStatus, TriggerType
@@ -26,6 +26,7 @@ from audit.services import audit_record_failure
 from catalog.models import Entity
 from portal.actor import Actor
 from portal.jq import JqError, jq_first
+from portal.prepared_statements import execute_prepared
 from portal.datetimes import instant_text
 
 logger = logging.getLogger(__name__)
@@ -224,11 +225,20 @@ def _queue(event):
     outbox_enqueue(automations_fire_task, [event])
 
 
+# (blueprint identifier, event type) of the published automations listening to entity events of these blueprints;
+# prepared once per connection, as every entity write asks it (_automations() as one statement)
+LISTENING_SQL = (f"SELECT blueprint_identifier, trigger #>> '{{event,type}}' FROM {Action._meta.db_table} "
+                 "WHERE trigger_type = %s AND publish AND blueprint_identifier = ANY(%s::text[]) "
+                 "AND trigger #>> '{event,type}' = ANY(%s::text[])")
+
+
 def entity_changes_queue_automations(changes):
     """ENTITY_CHANGED subscriber: one query to see who listens, then one task per change that has listeners."""
-    blueprints = {change["blueprint"] for change in changes}
-    listening = set(_automations().filter(blueprint_identifier__in=blueprints, trigger__event__type__in=ALL_ENTITY_TYPES)
-                    .values_list("blueprint_identifier", "trigger__event__type"))
+    blueprints = sorted({change["blueprint"] for change in changes})
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, "automations_listening", LISTENING_SQL,
+                         [TriggerType.AUTOMATION.value, blueprints, list(ALL_ENTITY_TYPES)], generic_plan=True)
+        listening = set(cursor.fetchall())
     if not listening:
         return
     at = timezone.now()

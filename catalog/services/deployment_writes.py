@@ -6,8 +6,10 @@ into) and one new deployment, so, in the report's transaction and in row_locks.p
 the running service locked and read (with their relations and teams) in one sorted statement (`entity_rows_read`,
 called by deployments.py); the running service updated in one, or inserted in one (INSERT … ON CONFLICT DO NOTHING,
 so one an entity API write created meanwhile is locked and merged into); the deployment inserted together with
-every new relation row in one; the audit rows in one bulk insert (`audit_record_many`, two statements); one
-ENTITY_CHANGED announcement of both changes (automations queued as outbox rows in the same transaction).
+every new relation row in one; the audit rows in one bulk insert (`audit_record_many`, sealed into the chain by
+beat's sealer, not while CI waits); one ENTITY_CHANGED announcement of both changes (the automations' events and the
+aggregation refresh queued as outbox rows in one INSERT, `outbox_batch`, published together after the commit). The
+hot statements are prepared once per connection (portal/prepared_statements.py).
 Inputs are validated by the generic path's own functions (`entity_write_prepare`: the blueprints' JSON schemas, defaults,
 required relations, merge rules) and audited and announced with the same snapshots, so a report reads in the
 audit log and to automations as the generic writes did. Nine statements in all, eleven with automations on both
@@ -36,6 +38,8 @@ from catalog.services.row_locks import NO_KEY_UPDATE
 from catalog.services.scorecards import scorecards_evaluate
 from portal import events
 from portal.errors import Conflict, NotFound
+from portal.outbox import outbox_batch
+from portal.prepared_statements import execute_prepared
 
 ENTITY_TABLE, RELATION_TABLE, TEAM_TABLE = Entity._meta.db_table, Relation._meta.db_table, Team._meta.db_table
 ENTITY_TEAMS_TABLE = Entity.teams.through._meta.db_table
@@ -62,11 +66,13 @@ def entity_rows_read(keys, strength, *, blueprints, related=False):
     keys = sorted(set(keys))
     columns = ", ".join(f"e.{c}" for c in ROW_COLUMNS) + ("," + RELATED_COLUMNS if related else "")
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT k.position, {columns} FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY "
-                       f"AS k(blueprint_id, identifier, position) JOIN {ENTITY_TABLE} e "
-                       f"ON e.blueprint_id = k.blueprint_id AND e.identifier = k.identifier "
-                       f"ORDER BY k.position FOR {strength} OF e",
-                       [[blueprints[bp].pk for bp, _ in keys], [identifier for _, identifier in keys]])
+        execute_prepared(cursor, "entity_rows_read",
+                         f"SELECT k.position, {columns} FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY "
+                         f"AS k(blueprint_id, identifier, position) JOIN {ENTITY_TABLE} e "
+                         f"ON e.blueprint_id = k.blueprint_id AND e.identifier = k.identifier "
+                         f"ORDER BY k.position FOR {strength} OF e",
+                         [[blueprints[bp].pk for bp, _ in keys], [identifier for _, identifier in keys]],
+                         generic_plan=True)
         found = cursor.fetchall()
     rows = {}
     for position, *values in found:
@@ -135,7 +141,8 @@ def _insert_with_relations(blueprint, write, actor, now, own_edges, other_edges)
     other sources' new relation rows (`other_edges`: [(source id, relation, target id, position)]), one statement."""
     own, other = list(own_edges.items()), list(other_edges)
     with connection.cursor() as cursor:
-        cursor.execute(
+        execute_prepared(
+            cursor, "entity_insert_with_relations",
             f"""WITH new AS ({INSERT_SQL}),
                      edges AS (
                        INSERT INTO {RELATION_TABLE} (source_id, relation, target_id, position)
@@ -148,7 +155,8 @@ def _insert_with_relations(blueprint, write, actor, now, own_edges, other_edges)
                 SELECT id FROM new""",
             [*_insert_params(blueprint, write, actor, now),
              [key for (key, _), _ in own], [target for (_, target), _ in own], [position for _, position in own],
-             [e[0] for e in other], [e[1] for e in other], [e[2] for e in other], [e[3] for e in other]])
+             [e[0] for e in other], [e[1] for e in other], [e[2] for e in other], [e[3] for e in other]],
+            generic_plan=True)
         return _inserted(blueprint, write, actor, now, cursor.fetchone())
 
 
@@ -157,10 +165,11 @@ def _update(write, actor, now):
     entity.title, entity.icon, entity.properties = write.title, write.icon, write.properties
     entity.updated_by, entity.updated_at, entity.is_stub, entity.datasource = actor.label, now, False, actor.datasource
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {ENTITY_TABLE} SET title = %s, icon = %s, properties = %s::jsonb, updated_by = %s, "
-                       f"updated_at = %s, is_stub = false, datasource = %s WHERE id = %s",
-                       [entity.title, entity.icon, json.dumps(entity.properties), actor.label, now, actor.datasource,
-                        entity.pk])
+        execute_prepared(cursor, "entity_update",
+                         f"UPDATE {ENTITY_TABLE} SET title = %s, icon = %s, properties = %s::jsonb, updated_by = %s, "
+                         f"updated_at = %s, is_stub = false, datasource = %s WHERE id = %s",
+                         [entity.title, entity.icon, json.dumps(entity.properties), actor.label, now, actor.datasource,
+                          entity.pk], generic_plan=True)
 
 
 def _edges(blueprint, write, row, target_ids):
@@ -234,6 +243,14 @@ def deployment_report_write(*, actor, blueprints, running, running_row, deployme
     written = ([(rs_bp, rs_write)] if rs_written else []) + [(dep_bp, dep_write)]
     for blueprint, write in written:
         _timers_keep(blueprint, write)
+    with outbox_batch():  # the refresh and the automations' events: one INSERT
+        _record_changes(actor, written, sources)
+    return dep_write.entity, rs_write.entity
+
+
+def _record_changes(actor, written, sources):
+    """What follows the rows written: the aggregation refresh queued, the written entities' scorecards, their audit
+    rows and their ENTITY_CHANGED announcement."""
     aggregates_refresh_queue(changed=[(bp, [w.entity.pk]) for bp, w in written], sources=sources)
     standings = {}
     for blueprint, write in written:
@@ -244,11 +261,10 @@ def deployment_report_write(*, actor, blueprints, running, running_row, deployme
             action=audit_choices.AuditAction.CREATE if w.created else audit_choices.AuditAction.UPDATE,
             resource_type="entity", identifier=w.identifier, blueprint=bp.identifier, before=w.before, after=w.after,
             context={"blueprintIdentifier": bp.identifier, "entityIdentifier": w.identifier})
-        for bp, w in written])
+        for bp, w in written], seal_after_commit=False)  # sealed by beat: CI does not wait for the chain
     events.announce(events.ENTITY_CHANGED, [
         {"action": "CREATE" if w.created else "UPDATE", "blueprint": bp.identifier, "identifier": w.identifier,
          "before": snapshot_with_standings(w.before, standings, w.entity.pk, 0),
          "after": snapshot_with_standings(w.after, standings, w.entity.pk, 1),
          "by": actor.label, "origin": actor.origin, "runId": None, "changelogDestination": bp.changelog_destination}
         for bp, w in written])
-    return dep_write.entity, rs_write.entity

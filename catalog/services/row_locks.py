@@ -34,6 +34,8 @@ from itertools import groupby
 from django.db import connection
 
 from catalog.models import Blueprint
+from catalog.selectors.entities import model_columns, model_from_row
+from portal.prepared_statements import execute_prepared
 
 KEY_SHARE, NO_KEY_UPDATE, UPDATE = "KEY SHARE", "NO KEY UPDATE", "UPDATE"
 STRENGTH = {KEY_SHARE: 0, NO_KEY_UPDATE: 1, UPDATE: 2}
@@ -41,10 +43,15 @@ STRENGTH = {KEY_SHARE: 0, NO_KEY_UPDATE: 1, UPDATE: 2}
 
 def blueprints_lock(identifiers):
     """Lock the blueprint rows named FOR SHARE (step 2), sorted; returns those that exist by identifier, as
-    stored now."""
-    return {bp.identifier: bp for bp in Blueprint.objects.raw(
-        'SELECT * FROM catalog_blueprint WHERE identifier = ANY(%s) ORDER BY identifier COLLATE "C" FOR SHARE',
-        [sorted(set(identifiers))])}
+    stored now. One statement prepared per connection: every entity write and deployment report starts with it."""
+    columns, _, _ = model_columns(Blueprint, "b")
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, "blueprints_lock",
+                         f'SELECT {columns} FROM catalog_blueprint b WHERE b.identifier = ANY(%s::text[]) '
+                         f'ORDER BY b.identifier COLLATE "C" FOR SHARE OF b', [sorted(set(identifiers))],
+                         generic_plan=True)
+        rows = cursor.fetchall()
+    return {bp.identifier: bp for bp in (model_from_row(Blueprint, "b", row) for row in rows)}
 
 
 def strongest(locks, keys, strength):

@@ -238,11 +238,13 @@ def test_429_honours_retry_after_capped(named_requester, httpserver, monkeypatch
                                                  (429, "slow down", {"Retry-After": "3600"}), (200, "", None)])
     countdowns = []
 
-    def deliver(message):  # a fake broker: note the delay, run the next try now
-        countdowns.append(round((message.not_before - message.created_at).total_seconds()))
-        webhook.webhook_deliver_task(*message.args)
+    def deliver(messages, **options):  # a fake broker: note the delay, run the next try now
+        for message in messages:
+            countdowns.append(round((message.not_before - message.created_at).total_seconds()))
+            webhook.webhook_deliver_task(*message.args)
+        return len(messages)
 
-    monkeypatch.setattr(portal.outbox, "outbox_publish", deliver)
+    monkeypatch.setattr(portal.outbox, "outbox_publish_many", deliver)
     run = dispatch(make_run(named_requester, {"url": httpserver.url_for("/limited")}))
     assert countdowns == [7.0, 30.0]
     assert len(received) == 3 and run.attempts == 3

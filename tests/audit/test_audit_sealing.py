@@ -143,3 +143,25 @@ def test_one_seal_call_seals_every_pending_event_batch_by_batch(monkeypatch, cou
     assert audit_seal(wait=True) == count
     assert positions() == [(number + 1, event.pk) for number, event in enumerate(events)]
     assert not AuditPending.objects.exists() and audit_chain_verify().fault is None
+
+
+@pytest.mark.django_db
+def test_events_are_stored_as_built_every_column_in_order():
+    """audit_record_many's one prepared INSERT writes every stored column (none left to a default) of each event,
+    in order, and gives each built event its id; odd text and JSON come back as they went in."""
+    from audit.services import _INSERT_SQL
+
+    assert {f.column for f in AuditEvent._meta.concrete_fields} - {"id"} <= set(
+        _INSERT_SQL.split("(", 1)[1].split(")", 1)[0].replace(" ", "").split(","))
+    odd = {"emoji": "🚀", "quote": "it's \"quoted\"", "backslash": "C:\\path", "big": 10**30, "nested": [[[{}]]]}
+    built = [audit_event_build(actor=Actor.system(), verb=audit_choices.ENTITY_UPDATED,
+                               action=audit_choices.AuditAction.UPDATE, resource_type="entity",
+                               identifier=f"svc/{n}'; --", blueprint="Service", before={"n": n}, after=odd,
+                               context={"n": n, "odd": odd}, message=f"line one\nline {n}")
+             for n in range(3)]
+    stored = audit_record_many(built)
+    assert [e.pk for e in stored] == sorted(e.pk for e in stored) and all(e.pk for e in stored)
+    for event in stored:
+        again = AuditEvent.objects.get(pk=event.pk)
+        assert {name: getattr(again, name) for name in HASHED_FIELDS} == {name: getattr(event, name) for name in HASHED_FIELDS}
+    assert AuditPending.objects.filter(event_id__in=[e.pk for e in stored]).count() == 3

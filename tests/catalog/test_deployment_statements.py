@@ -180,3 +180,28 @@ def test_a_recount_that_fails_leaves_every_report_it_took_pending(aggregated_dep
     assert outbox_deliver(message_id=second.pk) is True
     assert _component("CartService")[0] == {"deployments": 2, "failures": 0}
     assert not _refreshes(done_at=None).exists()
+
+
+def test_after_its_commit_a_report_publishes_once_and_leaves_the_seal_to_beat(aggregated_deploy_catalog, ci_actor,
+                                                                             django_capture_on_commit_callbacks):
+    """What runs after the commit, while CI waits: one publish of the report's messages (the refresh, the listening
+    automation's event), and no statement; its audit rows stay pending until beat's sealer."""
+    from audit.chain import audit_seal
+    from audit.models import AuditPending
+
+    automation("on-deployment", {"type": "ANY_ENTITY_CHANGE", "blueprintIdentifier": "deployment"})
+    deployment_record(actor=ci_actor, data=report())  # the running service exists: a later report's path
+    audit_seal(wait=True)
+    earlier = OutboxMessage.objects.order_by("-id").values_list("id", flat=True).first()
+    with django_capture_on_commit_callbacks() as callbacks:
+        deployment_record(actor=ci_actor, data=report(version="1.2.4"))
+    queued = OutboxMessage.objects.filter(id__gt=earlier)
+    assert sorted(queued.values_list("task", flat=True)) == ["actions.tasks.automations_fire_task",
+                                                            "catalog.tasks.aggregates_refresh_task"]
+    with CaptureQueriesContext(connection) as captured:
+        for callback in callbacks:
+            callback()
+    assert len(callbacks) == 1 and captured.captured_queries == []  # written published: nothing marks them after
+    assert not queued.filter(published_at__isnull=True).exists()
+    assert AuditPending.objects.count() == 2  # the deployment's and the running service's
+    assert audit_seal(wait=True) == 2

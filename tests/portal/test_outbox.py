@@ -8,12 +8,13 @@ import pytest
 import redis
 from celery import shared_task
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import portal.celery
 import portal.outbox
 from portal.models import OutboxMessage
-from portal.outbox import (outbox_backoff_seconds, outbox_claim, outbox_deliver, outbox_enqueue, outbox_publish,
+from portal.outbox import (outbox_backoff_seconds, outbox_claim, outbox_deliver, outbox_enqueue, outbox_publish_many,
                            outbox_purge, outbox_sweep)
 from tests.factories import UserFactory
 from tests.portal.processes import free_port
@@ -81,12 +82,14 @@ def test_after_commit_it_is_published_and_run_once(db, settings, django_capture_
 def test_a_broker_down_is_logged_not_raised_and_the_sweep_publishes_later(db, settings, dead_broker, caplog,
                                                                           monkeypatch):
     message, second = outbox_enqueue(record_task, ["later"]), outbox_enqueue(record_task, ["later too"])
-    assert outbox_publish(message) is False
+    assert outbox_publish_many([message], stamped=True) == 0  # what the commit's hook does
     message.refresh_from_db()
     assert message.published_at is None and "not published, it stays pending" in caplog.text
     connects = []
     monkeypatch.setattr(portal.celery.app, "connection_for_write", lambda **options: connects.append(options))
-    assert outbox_publish(second) is False and connects == []  # the broker just failed: not tried again at once
+    assert outbox_publish_many([second], stamped=True) == 0 and connects == []  # the broker just failed: not tried
+    second.refresh_from_db()  # again at once, and the message is left for the sweep
+    assert second.published_at is None
     monkeypatch.undo()
     monkeypatch.setitem(portal.outbox._broker_down_until, dead_broker, 0.0)  # … until BROKER_DOWN_SECONDS passed
     assert outbox_sweep() == 0  # still down
@@ -249,7 +252,7 @@ def test_a_thread_keeps_its_broker_connection_and_replaces_one_the_broker_droppe
     broker = portal.celery.app.conf.broker_write_url or portal.celery.app.conf.broker_url
     portal.outbox._publisher_drop(broker)  # none kept from an earlier test in this thread
     first, second, third = (outbox_enqueue(record_task, [name]) for name in ("first", "second", "third"))
-    assert outbox_publish(first) is True and outbox_publish(second) is True
+    assert outbox_publish_many([first], stamped=True) == 1 and outbox_publish_many([second], stamped=True) == 1
     assert len(connects) == 1  # one connection, its queue declared once, for both
     kept, send = portal.outbox._publishers.held[broker], portal.outbox._send
 
@@ -259,10 +262,84 @@ def test_a_thread_keeps_its_broker_connection_and_replaces_one_the_broker_droppe
         return send(connection, message, countdown)
 
     monkeypatch.setattr(portal.outbox, "_send", broken_once)
-    assert outbox_publish(third) is True and len(connects) == 2  # published on a new connection, not left pending
+    assert outbox_publish_many([third], stamped=True) == 1 and len(connects) == 2  # published on a new connection, not left pending
     assert portal.outbox._publishers.held[broker] is not kept
-    for message in (first, second, third):
+    for message in (first, second, third):  # none unmarked as refused
         message.refresh_from_db()
         assert message.published_at is not None
     portal.outbox._publisher_drop(broker)
 
+
+
+def test_a_transactions_messages_are_published_together_after_its_commit(db, settings, monkeypatch,
+                                                                         django_capture_on_commit_callbacks):
+    """One hook per savepoint level: the messages of a transaction go to the broker in one publish, marked
+    published in one statement; a savepoint rolled back takes its own messages' hook with it."""
+    batches = []
+    monkeypatch.setattr(portal.outbox, "outbox_publish_many",
+                        lambda messages, **options: batches.append([m.args[0] for m in messages]) or len(messages))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with transaction.atomic():
+            outbox_enqueue(record_task, ["first"])
+            outbox_enqueue(record_task, ["second"], countdown=1)
+            with transaction.atomic():
+                outbox_enqueue(record_task, ["kept savepoint"])
+            with pytest.raises(ZeroDivisionError), transaction.atomic():
+                outbox_enqueue(record_task, ["rolled back"])
+                1 / 0
+            outbox_enqueue(record_task, ["third"])
+    assert batches == [["first", "second", "third"], ["kept savepoint"]] and len(callbacks) == 2
+    assert not OutboxMessage.objects.filter(args=["rolled back"]).exists()
+
+
+def test_a_message_is_written_published_and_unmarked_when_the_broker_refuses_it(db, settings, dead_broker,
+                                                                                django_assert_num_queries):
+    """After the commit, no statement marks what the broker took (the row was written published); what it did not
+    take is unmarked in one statement, for the sweep. The sweep's own publishes mark what they published."""
+    settings.CELERY_BROKER_URL = settings.REDIS_URL.replace("unix://", "redis+socket://")  # a live broker, not eager
+    messages = [outbox_enqueue(record_task, [name]) for name in ("a", "b", "c")]
+    assert all(message.published_at is not None for message in messages)
+    with django_assert_num_queries(0):
+        assert portal.outbox.outbox_publish_many(messages, stamped=True) == 3
+    portal.outbox._publisher_drop(portal.celery.app.conf.broker_write_url or portal.celery.app.conf.broker_url)
+    settings.CELERY_BROKER_URL = dead_broker
+    later = [outbox_enqueue(record_task, [name]) for name in ("d", "e")]
+    with django_assert_num_queries(1):  # the broker is down: both unmarked, left for the sweep
+        assert portal.outbox.outbox_publish_many(later, stamped=True) == 0
+    assert sorted(OutboxMessage.objects.filter(published_at__isnull=True).values_list("args", flat=True)) == [["d"], ["e"]]
+    settings.CELERY_BROKER_URL = settings.REDIS_URL.replace("unix://", "redis+socket://")
+    portal.outbox._broker_down_until.clear()
+    with django_assert_num_queries(2):  # the sweep: what is due, then one statement marking both published
+        assert outbox_sweep() == 2
+    assert not OutboxMessage.objects.filter(published_at__isnull=True).exists()
+    portal.outbox._publisher_drop(portal.celery.app.conf.broker_write_url or portal.celery.app.conf.broker_url)
+
+
+def test_a_batch_writes_its_messages_in_one_insert_at_its_end(db, monkeypatch, django_capture_on_commit_callbacks):
+    batches = []
+    monkeypatch.setattr(portal.outbox, "outbox_publish_many",
+                        lambda messages, **options: batches.append([m.args[0] for m in messages]) or len(messages))
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        with CaptureQueriesContext(connection) as captured, portal.outbox.outbox_batch():
+            first = outbox_enqueue(record_task, ["first"])
+            outbox_enqueue(record_task, ["second"], countdown=5)
+            assert first.pk is None and not OutboxMessage.objects.exists()  # not written before the batch's end
+            with transaction.atomic():  # a savepoint inside: written at once, published with its own level's
+                outbox_enqueue(record_task, ["in a savepoint"])
+            with portal.outbox.outbox_batch():  # a batch inside is the outer's
+                outbox_enqueue(record_task, ["third"])
+        inserts = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("EXECUTE outbox_insert")]
+        assert len(inserts) == 2 and first.pk is not None
+        assert list(OutboxMessage.objects.order_by("id").values_list("args", flat=True)) == [
+            ["in a savepoint"], ["first"], ["second"], ["third"]]
+    assert sorted(batches) == [["first", "second", "third"], ["in a savepoint"]]
+
+
+def test_a_batch_that_fails_writes_nothing(db, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        with pytest.raises(ZeroDivisionError), transaction.atomic(), portal.outbox.outbox_batch():
+            outbox_enqueue(record_task, ["lost with the transaction"])
+            1 / 0
+        with transaction.atomic(), portal.outbox.outbox_batch():
+            outbox_enqueue(record_task, ["after"])
+    assert list(OutboxMessage.objects.values_list("args", flat=True)) == [["after"]] and len(callbacks) == 1

@@ -47,6 +47,14 @@ def test_a_malformed_value_stops_the_start_naming_its_variable(name, value):
     }.get(name, "a number")
 
 
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "600"])
+def test_the_audit_seal_interval_must_be_a_few_seconds(value):
+    result = run(["manage.py", "check"], portal_env(AUDIT_SEAL_SECONDS=value))
+    assert result.returncode != 0, result.stdout
+    assert result.stderr.strip().splitlines()[-1] == ("django.core.exceptions.ImproperlyConfigured: AUDIT_SEAL_SECONDS: "
+                                                      f"expected seconds between 0 and 60, got {float(value)!r}")
+
+
 def test_every_value_of_env_example_loads():
     """`.env.example` stays true: with every variable as it shows them (empty ones are their defaults), the portal
     starts, and typed values have their types."""
