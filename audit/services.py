@@ -77,19 +77,21 @@ def audit_record_many(events, *, seal_after_commit=True):
 
 _TEXT_FIELDS = ("actor", "actor_type", "origin", "verb", "action", "resource_type", "identifier", "blueprint", "run_id",
                 "status", "message", "request_id")
-_INSERT_SQL = (f"INSERT INTO {AuditEvent._meta.db_table} (at, {', '.join(_TEXT_FIELDS)}, context, diff) "
-               f"SELECT * FROM unnest(%s::timestamptz[], {', '.join(['%s::text[]'] * len(_TEXT_FIELDS))}, "
-               "%s::text[]::jsonb[], %s::text[]::jsonb[]) RETURNING id")
+_COLUMNS = ("at", *_TEXT_FIELDS, "context", "diff")
+# The events as one JSON array, taken apart by the server (jsonb_to_recordset): one string to send, not an array
+# per column that the client escapes element by element.
+_INSERT_SQL = (f"INSERT INTO {AuditEvent._meta.db_table} ({', '.join(_COLUMNS)}) "
+               f"SELECT {', '.join(_COLUMNS)} FROM jsonb_to_recordset(%s::jsonb) AS e(at timestamptz, "
+               f"{', '.join(f'{name} text' for name in _TEXT_FIELDS)}, context jsonb, diff jsonb) RETURNING id")
 
 
 def _insert(events):
     """Insert `events` (unsaved AuditEvents) in one statement prepared per connection (every audited write runs
     it), in order, and give each its id: what `bulk_create` did, without building its query each time."""
-    params = [[event.at for event in events],
-              *([str(getattr(event, name)) for event in events] for name in _TEXT_FIELDS),
-              [json.dumps(event.context) for event in events], [json.dumps(event.diff) for event in events]]
+    rows = [{"at": event.at.isoformat(), **{name: str(getattr(event, name)) for name in _TEXT_FIELDS},
+             "context": event.context, "diff": event.diff} for event in events]
     with connection.cursor() as cursor:
-        execute_prepared(cursor, "audit_insert", _INSERT_SQL, params, generic_plan=True)
+        execute_prepared(cursor, "audit_insert", _INSERT_SQL, [json.dumps(rows)], generic_plan=True)
         ids = [row[0] for row in cursor.fetchall()]
     for event, pk in zip(events, ids):
         event.pk = pk

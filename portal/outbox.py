@@ -103,23 +103,27 @@ def outbox_batch():
         _publish_after_commit(db, batch["messages"])
 
 
+# The messages as one JSON array, taken apart by the server (jsonb_to_recordset): one string to send.
 _INSERT_SQL = (f"INSERT INTO {OutboxMessage._meta.db_table} "
                "(task, args, not_before, attempts, published_at, lease_until, done_at, failed_at, last_error, created_at) "
                "SELECT m.task, m.args, m.not_before, 0, m.published_at, NULL, NULL, NULL, '', m.created_at "
-               "FROM unnest(%s::text[], %s::text[]::jsonb[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[]) "
-               "AS m(task, args, not_before, published_at, created_at) RETURNING id")
+               "FROM jsonb_to_recordset(%s::jsonb) "
+               "AS m(task text, args jsonb, not_before timestamptz, published_at timestamptz, created_at timestamptz) "
+               "RETURNING id")
 
 
 def _insert(messages):
     """Write `messages` (new OutboxMessages) in one statement prepared per connection, in order, and give each its
     id: what `bulk_create` did, without building its query on every write that queues work."""
     now = timezone.now()
+    rows = []
     for message in messages:
         message.created_at = now
+        rows.append({"task": message.task, "args": message.args, "not_before": message.not_before.isoformat(),
+                     "published_at": message.published_at and message.published_at.isoformat(),
+                     "created_at": now.isoformat()})
     with db_connection.cursor() as cursor:
-        execute_prepared(cursor, "outbox_insert", _INSERT_SQL, [
-            [m.task for m in messages], [json.dumps(m.args) for m in messages], [m.not_before for m in messages],
-            [m.published_at for m in messages], [m.created_at for m in messages]], generic_plan=True)
+        execute_prepared(cursor, "outbox_insert", _INSERT_SQL, [json.dumps(rows)], generic_plan=True)
         ids = [row[0] for row in cursor.fetchall()]
     for message, pk in zip(messages, ids):
         message.pk = pk
@@ -196,24 +200,36 @@ def _send(connection, message, countdown):
     outbox_deliver_task.apply_async((message.id,), countdown=countdown, connection=connection, retry=False)
 
 
+_TABLE = OutboxMessage._meta.db_table
+_CLAIMED_COLUMNS = ("id", "task", "args", "not_before", "attempts", "published_at", "lease_until", "created_at")
+# One statement: of two claimers one takes the row lock first; the other waits for its commit, then finds the row
+# it left (claimed, done or coalesced: PostgreSQL checks the conditions again on the row as it is now) and takes
+# nothing.
+_CLAIM_SQL = (f"UPDATE {_TABLE} SET attempts = attempts + 1, lease_until = %s "
+              "WHERE id = %s AND done_at IS NULL AND failed_at IS NULL AND (lease_until IS NULL OR lease_until < %s) "
+              "AND (NOT %s::boolean OR not_before <= %s) "
+              f"RETURNING {', '.join(c + '::text' if c == 'args' else c for c in _CLAIMED_COLUMNS)}")
+_DONE_SQL = f"UPDATE {_TABLE} SET done_at = %s, lease_until = NULL WHERE id = %s"
+
+
 def outbox_claim(*, message_id, due=True) -> OutboxMessage | None:
     """Take `message_id` for OUTBOX_LEASE_SECONDS: pending, due (unless `due` is False), and not held by a live
-    claim. Of two claimers one wins; a message done, failed or held by a live lease is not claimed."""
+    claim. Of two claimers one wins; a message done, failed or held by a live lease is not claimed. One statement
+    prepared per connection (every delivery runs it)."""
     now = timezone.now()
-    claimable = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-    if due:
-        claimable &= Q(not_before__lte=now + timedelta(seconds=1))  # the broker's countdown may end a hair early
-    with transaction.atomic():
-        # FOR UPDATE, not SKIP LOCKED: the row may be locked for a moment by the process that published the
-        # message, marking it published (a worker can take it first); a claimer waits for that, or for another
-        # claim to commit, and then reads the row as it is.
-        message = OutboxMessage.objects.select_for_update().filter(_pending(), claimable, pk=message_id).first()
-        if message is None:
-            return None
-        message.attempts += 1
-        message.lease_until = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
-        message.save(update_fields=["attempts", "lease_until"])
-        return message
+    lease = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    due_by = now + timedelta(seconds=1)  # the broker's countdown may end a hair early
+    with db_connection.cursor() as cursor:
+        execute_prepared(cursor, "outbox_claim", _CLAIM_SQL, [lease, message_id, now, bool(due), due_by],
+                         generic_plan=True)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = dict(zip(_CLAIMED_COLUMNS, row))
+    values["args"] = json.loads(values["args"])
+    message = OutboxMessage(**values)
+    message._state.adding, message._state.db = False, db_connection.alias
+    return message
 
 
 def outbox_deliver(*, message_id) -> bool:
@@ -231,7 +247,8 @@ def outbox_deliver(*, message_id) -> bool:
     except Exception as exc:
         outbox_failed(message=message, error=exc)
         return True
-    OutboxMessage.objects.filter(pk=message.pk).update(done_at=timezone.now(), lease_until=None)
+    with db_connection.cursor() as cursor:
+        execute_prepared(cursor, "outbox_done", _DONE_SQL, [timezone.now(), message.pk], generic_plan=True)
     return True
 
 

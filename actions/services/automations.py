@@ -186,9 +186,9 @@ def automations_fire(*, event, automations=None, entity=None, terminates_entity=
         return []
     depth = event_depth(event)
     context = event.get("context") or {}
-    if entity is None and event.get("resourceType") == "entity" and event.get("action") != "DELETE":
-        entity = (Entity.objects.filter(blueprint__identifier=context.get("blueprintIdentifier"),
-                                        identifier=context.get("entityIdentifier")).first())
+    # the entity the runs are about: read once the first run is created (most events fire nothing: a condition that
+    # does not hold reads no entity)
+    unread = entity is None and event.get("resourceType") == "entity" and event.get("action") != "DELETE"
     runs = []
     for automation in automations:
         if event.get("resourceType") == "run" and context.get("actionIdentifier") == automation.identifier:
@@ -211,6 +211,10 @@ def automations_fire(*, event, automations=None, entity=None, terminates_entity=
                 message=f"trigger.condition: {exc.message}; the automation did not fire.",
             )
             continue
+        if unread:
+            entity = (Entity.objects.filter(blueprint__identifier=context.get("blueprintIdentifier"),
+                                            identifier=context.get("entityIdentifier")).first())
+            unread = False
         runs.append(automation_run_create(event=event, action=automation, depth=depth, entity=entity,
                                           terminates_entity=terminates_entity))
     return runs

@@ -148,6 +148,30 @@ def test_conditions(blueprint, eager, dispatched, django_capture_on_commit_callb
     assert [run.entity_identifier for run in automation_runs("prod_only")] == fires
 
 
+def test_delivering_an_event_whose_condition_does_not_hold_reads_no_entity(blueprint, dispatched,
+                                                                           django_capture_on_commit_callbacks):
+    """Most events fire nothing (the starter's lock-change automations, on every CI report): the worker's delivery
+    of one is its claim, the lookup of who listens and its done mark; the entity is read for a run only."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.outbox import outbox_deliver
+
+    automation("prod_only", {"type": "ENTITY_CREATED", "blueprintIdentifier": "devEnv"},
+               condition={"type": "JQ", "expressions": ['.diff.after.properties.tier == "prod"'], "combinator": "and"})
+    write(blueprint, "dev-1", {"tier": "dev"})
+    write(blueprint, "prod-1", {"tier": "prod"})
+    dev, prod = OutboxMessage.objects.filter(task=automations_fire_task.name).order_by("id")
+    with CaptureQueriesContext(connection) as captured:
+        assert outbox_deliver(message_id=dev.pk) is True
+    sql = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("PREPARE ", "SET plan_cache_mode"))]
+    assert not any("catalog_entity" in statement for statement in sql) and len(sql) == 3, sql
+    assert automation_runs("prod_only") == []
+    with django_capture_on_commit_callbacks(execute=False):
+        assert outbox_deliver(message_id=prod.pk) is True
+    assert [run.entity.identifier for run in automation_runs("prod_only")] == ["prod-1"]
+
+
 def test_failing_condition_does_not_fire_and_is_audited(blueprint, eager, dispatched, django_capture_on_commit_callbacks):
     automation("broken", {"type": "ENTITY_CREATED", "blueprintIdentifier": "devEnv"},
                condition={"type": "JQ", "expressions": ['.diff.after.properties.tier | error("boom")'], "combinator": "and"})
