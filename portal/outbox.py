@@ -44,7 +44,7 @@ class _PublishAfterCommit:
         self.messages = []
 
     def __call__(self):
-        outbox_publish_many(self.messages, stamped=True)
+        outbox_publish_many(self.messages, stamped=True, grouped=True)
 
 
 def outbox_enqueue(task, args=(), *, countdown=0) -> OutboxMessage:
@@ -130,37 +130,46 @@ def _insert(messages):
         message._state.adding, message._state.db = False, db_connection.alias
 
 
-def outbox_publish_many(messages, *, stamped=False) -> int:
+def outbox_publish_many(messages, *, stamped=False, grouped=False) -> int:
     """Hand `messages` to the broker now, in order, failing fast: a broker error is logged and the messages not
     yet sent stay pending for the sweep. After a failure this process does not try that broker again for
     BROKER_DOWN_SECONDS, so a transaction that queued many messages waits for one connect timeout, not one each.
     Those the broker took are marked published in one statement; `stamped` messages (written published by
     `outbox_enqueue`) are not, but those it did not take are unmarked, in one statement. Returns how many it took.
+    `grouped` (a transaction's messages, after its commit): one broker message carries them all, due when the
+    first of them is; the worker that takes it publishes the others, each with its own countdown, then delivers
+    the first (`outbox_deliver_task`): one publish while the request waits, whatever the transaction queued. Not
+    in Celery's eager mode (tests), which runs each message as it is published, in the order queued.
     Each thread keeps its broker connection (and the channel's declared queue) between publishes: a connection and
     a queue declaration per message cost more than the rest of a CI deployment report."""
     from portal.celery import app
 
     broker = app.conf.broker_write_url or app.conf.broker_url
+    if grouped and len(messages) > 1 and not app.conf.task_always_eager:
+        first, *later = sorted(messages, key=lambda message: message.not_before)
+        sends = [(first, [message.pk for message in later])]
+    else:
+        sends = [(message, []) for message in messages]
     sent = []
-    for message in messages:
+    for message, carried in sends:
         if time.monotonic() < _broker_down_until.get(broker, 0.0):
             break
         countdown = max(0.0, (message.not_before - timezone.now()).total_seconds())
         try:
             connection, kept = _publisher(app, broker)
             try:
-                _send(connection, message, countdown)
+                _send(connection, message, countdown, carried)
             except Exception:
                 _publisher_drop(broker)
                 if not kept:
                     raise
-                _send(_publisher(app, broker)[0], message, countdown)  # a kept connection the broker dropped: once more
+                _send(_publisher(app, broker)[0], message, countdown, carried)  # a kept connection the broker dropped: once more
         except Exception as exc:  # the broker is down or unreachable: the sweep publishes it once it is back
             _publisher_drop(broker)
             _broker_down_until[broker] = time.monotonic() + BROKER_DOWN_SECONDS
             logger.warning("outbox message %s (%s) not published, it stays pending: %s", message.id, message.task, exc)
             break
-        sent.append(message.pk)
+        sent += [message.pk, *carried]
     if stamped:
         unsent = [message.pk for message in messages if message.pk not in sent]
         if unsent:  # for the next sweep
@@ -194,10 +203,17 @@ def _publisher_drop(broker):
             logger.debug("outbox: releasing a failed broker connection failed too", exc_info=True)
 
 
-def _send(connection, message, countdown):
+def _send(connection, message, countdown, carried=()):
     from portal.tasks import outbox_deliver_task
 
-    outbox_deliver_task.apply_async((message.id,), countdown=countdown, connection=connection, retry=False)
+    outbox_deliver_task.apply_async((message.id, *carried), countdown=countdown, connection=connection, retry=False)
+
+
+def outbox_publish_carried(message_ids) -> int:
+    """The worker's half of a grouped publish: publish each message a broker message carried (still pending and
+    written published), each with its own countdown. Those the broker refuses are left for the sweep."""
+    carried = list(OutboxMessage.objects.filter(_pending(), pk__in=message_ids, published_at__isnull=False).order_by("id"))
+    return outbox_publish_many(carried, stamped=True)
 
 
 _TABLE = OutboxMessage._meta.db_table

@@ -3,9 +3,13 @@ from celery import shared_task
 
 
 @shared_task(name="portal.outbox_deliver", ignore_result=True)
-def outbox_deliver_task(message_id):
-    from portal.outbox import outbox_deliver
+def outbox_deliver_task(message_id, *carried_ids):
+    """Deliver `message_id`; a grouped publish (portal/outbox.py outbox_publish_many) also carries the other
+    messages of its transaction, published here first, each on its own."""
+    from portal.outbox import outbox_deliver, outbox_publish_carried
 
+    if carried_ids:
+        outbox_publish_carried(carried_ids)
     return outbox_deliver(message_id=message_id)
 
 

@@ -2,9 +2,9 @@
 
 The generic entity write path (entities.py) costs about fifteen statements per entity, for inputs a report never
 has (many entities, teams, stubs, permission per entity). A report writes one running service (created or merged
-into) and one new deployment, so, in the report's transaction and in row_locks.py's order: the environment and
-the running service locked and read (with their relations and teams) in one sorted statement (`entity_rows_read`,
-called by deployments.py); the running service updated in one, or inserted in one (INSERT … ON CONFLICT DO NOTHING,
+into) and one new deployment, so, in the report's transaction and in row_locks.py's order: the Component, then
+the environment and the running service, locked and read (the latter with their relations and teams) in one
+statement of two sorted passes (`entity_rows_read_passes`, called by deployments.py); the running service updated in one, or inserted in one (INSERT … ON CONFLICT DO NOTHING,
 so one an entity API write created meanwhile is locked and merged into); the deployment inserted together with
 every new relation row in one; the audit rows in one bulk insert (`audit_record_many`, sealed into the chain by
 beat's sealer, not while CI waits); one ENTITY_CHANGED announcement of both changes (the automations' events and the
@@ -12,8 +12,9 @@ aggregation refresh queued as outbox rows in one INSERT, `outbox_batch`, publish
 hot statements are prepared once per connection (portal/prepared_statements.py).
 Inputs are validated by the generic path's own functions (`entity_write_prepare`: the blueprints' JSON schemas, defaults,
 required relations, merge rules) and audited and announced with the same snapshots, so a report reads in the
-audit log and to automations as the generic writes did. Nine statements in all, eleven with automations on both
-blueprints, one more when something aggregates over them (tests/catalog/test_deployment_statements.py).
+audit log and to automations as the generic writes did. Six statements in all after the blueprints' lock, one more
+(the outbox INSERT) when automations listen or something aggregates over them (tests/catalog/
+test_deployment_statements.py), and none after the commit but one publish to the broker.
 
 The written entities' own scorecards are evaluated in the transaction, as the generic path does, at no cost when
 they have none (the starter's case). The aggregation values the report moves (the starter's Component counts its
@@ -63,24 +64,35 @@ def entity_rows_read(keys, strength, *, blueprints, related=False):
     """Lock the entity rows of `keys` ((blueprint identifier, identifier)) FOR `strength` in one statement, in
     sorted key order (a step-4 pass of row_locks.py: callers keep to its order), and read them: {key: a dict of
     ROW_COLUMNS, with `relations` and `teams` when `related`}; a key with no entity is absent."""
-    keys = sorted(set(keys))
-    columns = ", ".join(f"e.{c}" for c in ROW_COLUMNS) + ("," + RELATED_COLUMNS if related else "")
+    return entity_rows_read_passes([(keys, strength, related)], blueprints=blueprints)[0]
+
+
+def entity_rows_read_passes(passes, *, blueprints):
+    """`entity_rows_read` of each pass ((keys, strength, related)) in one statement, the passes locked one after
+    the other in the order given (each its keys in sorted order; callers keep row_locks.py's order across them,
+    e.g. the Component FOR KEY SHARE before the environment and running service FOR NO KEY UPDATE)."""
+    ctes, arms, params, sorted_keys = [], [], [], []
+    for number, (keys, strength, related) in enumerate(passes):
+        keys = sorted(set(keys))
+        sorted_keys.append(keys)
+        columns = ", ".join(f"e.{c}" for c in ROW_COLUMNS) + ("," + RELATED_COLUMNS if related else ", NULL::json, NULL::json")
+        ctes.append(f"p{number} AS (SELECT k.position, {columns} FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY "
+                    f"AS k(blueprint_id, identifier, position) JOIN {ENTITY_TABLE} e "
+                    f"ON e.blueprint_id = k.blueprint_id AND e.identifier = k.identifier "
+                    f"ORDER BY k.position FOR {strength} OF e)")
+        arms.append(f"SELECT {number}, * FROM p{number}")  # UNION ALL reads the passes in order
+        params += [[blueprints[bp].pk for bp, _ in keys], [identifier for _, identifier in keys]]
     with connection.cursor() as cursor:
-        execute_prepared(cursor, "entity_rows_read",
-                         f"SELECT k.position, {columns} FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY "
-                         f"AS k(blueprint_id, identifier, position) JOIN {ENTITY_TABLE} e "
-                         f"ON e.blueprint_id = k.blueprint_id AND e.identifier = k.identifier "
-                         f"ORDER BY k.position FOR {strength} OF e",
-                         [[blueprints[bp].pk for bp, _ in keys], [identifier for _, identifier in keys]],
+        execute_prepared(cursor, "entity_rows_read", f"WITH {', '.join(ctes)} {' UNION ALL '.join(arms)}", params,
                          generic_plan=True)
         found = cursor.fetchall()
-    rows = {}
-    for position, *values in found:
-        row = rows[keys[position - 1]] = dict(zip(ROW_COLUMNS, values))
+    read = [{} for _ in passes]
+    for number, position, *values in found:
+        row = read[number][sorted_keys[number][position - 1]] = dict(zip(ROW_COLUMNS, values))
         row["properties"], row["aggregates"] = _json(row["properties"]) or {}, _json(row["aggregates"])
-        if related:
+        if passes[number][2]:
             row["relations"], row["teams"] = _json(values[len(ROW_COLUMNS)]), _json(values[len(ROW_COLUMNS) + 1])
-    return rows
+    return read
 
 
 def _entity(blueprint, identifier, row):

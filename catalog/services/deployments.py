@@ -16,7 +16,7 @@ from audit import choices as audit_choices
 from audit.services import audit_record_failure
 from catalog.access import blueprint_access
 from catalog.identifiers import check_entity_identifier
-from catalog.services.deployment_writes import deployment_report_write, entity_rows_read
+from catalog.services.deployment_writes import deployment_report_write, entity_rows_read_passes
 from catalog.services.row_locks import KEY_SHARE, NO_KEY_UPDATE, blueprints_lock
 from catalog.validation import format_checker
 from portal.errors import Forbidden, NotFound, PortalError, ValidationFailed
@@ -138,9 +138,11 @@ def _record(actor, data):
         check_entity_identifier(rs_identifier, "service")
     except PortalError:  # refused below, after the environment and the service are found, as before
         rs_key = None
-    component = entity_rows_read([component_key], KEY_SHARE, blueprints=blueprints).get(component_key)
-    rows = entity_rows_read([environment_key, *([rs_key] if rs_key else [])], NO_KEY_UPDATE, blueprints=blueprints,
-                            related=True)
+    # one statement, two passes in row_locks.py's order: the Component, then the environment and the running service
+    components, rows = entity_rows_read_passes(
+        [([component_key], KEY_SHARE, False), ([environment_key, *([rs_key] if rs_key else [])], NO_KEY_UPDATE, True)],
+        blueprints=blueprints)
+    component = components.get(component_key)
     environment_row, running_row = rows.get(environment_key), rows.get(rs_key)
     if environment_row is None:
         raise NotFound(f"{environment!r} is not an environment in the catalog", path="environment")

@@ -256,10 +256,10 @@ def test_a_thread_keeps_its_broker_connection_and_replaces_one_the_broker_droppe
     assert len(connects) == 1  # one connection, its queue declared once, for both
     kept, send = portal.outbox._publishers.held[broker], portal.outbox._send
 
-    def broken_once(connection, message, countdown):  # what a broker restart leaves of a kept connection
+    def broken_once(connection, message, countdown, carried=()):  # what a broker restart leaves of a kept connection
         if connection is kept:
             raise redis.ConnectionError("Connection closed by server.")
-        return send(connection, message, countdown)
+        return send(connection, message, countdown, carried)
 
     monkeypatch.setattr(portal.outbox, "_send", broken_once)
     assert outbox_publish_many([third], stamped=True) == 1 and len(connects) == 2  # published on a new connection, not left pending
@@ -343,3 +343,27 @@ def test_a_batch_that_fails_writes_nothing(db, django_capture_on_commit_callback
         with transaction.atomic(), portal.outbox.outbox_batch():
             outbox_enqueue(record_task, ["after"])
     assert list(OutboxMessage.objects.values_list("args", flat=True)) == [["after"]] and len(callbacks) == 1
+
+
+def test_a_transactions_messages_go_to_the_broker_as_one_and_the_worker_publishes_the_others(
+        db, settings, monkeypatch, django_capture_on_commit_callbacks):
+    """After the commit, one broker message carries the transaction's messages, due when the earliest is; the
+    worker taking it publishes the others, each due when it is, then delivers the earliest."""
+    settings.CELERY_BROKER_URL = settings.REDIS_URL.replace("unix://", "redis+socket://")  # a live broker, not eager
+    sends = []
+    monkeypatch.setattr(portal.outbox, "_send", lambda connection, message, countdown, carried=():
+                        sends.append((message.args[0], round(countdown), [OutboxMessage.objects.get(pk=pk).args[0]
+                                                                          for pk in carried])))
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        later = outbox_enqueue(record_task, ["in a minute"], countdown=60)
+        now = outbox_enqueue(record_task, ["now"])
+        outbox_enqueue(record_task, ["in ten seconds"], countdown=10)
+    assert sends == [("now", 0, ["in ten seconds", "in a minute"])]  # the others in the order they are due
+    sends.clear()
+    from portal.tasks import outbox_deliver_task
+
+    outbox_deliver_task(now.pk, *[m.pk for m in OutboxMessage.objects.exclude(pk=now.pk).order_by("id")])
+    assert sends == [("in a minute", 60, []), ("in ten seconds", 10, [])] and CALLS == [["now"]]
+    later.refresh_from_db()
+    assert later.published_at is not None and later.done_at is None  # handed on, not yet due
+    portal.outbox._publisher_drop(portal.celery.app.conf.broker_write_url or portal.celery.app.conf.broker_url)
