@@ -1,7 +1,5 @@
 """`audit_record`: the one writer of AuditEvent. Called inside the caller's transaction; the event is sealed
 into the hash chain after that transaction commits (audit/chain.py), so writers never wait on each other."""
-import json
-
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -9,7 +7,7 @@ from audit.chain import audit_seal_after_commit
 from audit.choices import AuditStatus
 from audit.models import AuditEvent
 from portal.middleware import current_request_id
-from portal.prepared_statements import execute_prepared
+from portal.prepared_statements import insert_prepared
 
 REDACTED = "[redacted]"
 # Parts of key names that hold credentials, compared lower-case with "-" as "_": clientSecret, X-Auth-Token,
@@ -88,14 +86,9 @@ _INSERT_SQL = (f"INSERT INTO {AuditEvent._meta.db_table} ({', '.join(_COLUMNS)})
 def _insert(events):
     """Insert `events` (unsaved AuditEvents) in one statement prepared per connection (every audited write runs
     it), in order, and give each its id: what `bulk_create` did, without building its query each time."""
-    rows = [{"at": event.at.isoformat(), **{name: str(getattr(event, name)) for name in _TEXT_FIELDS},
-             "context": event.context, "diff": event.diff} for event in events]
-    with connection.cursor() as cursor:
-        execute_prepared(cursor, "audit_insert", _INSERT_SQL, [json.dumps(rows)], generic_plan=True)
-        ids = [row[0] for row in cursor.fetchall()]
-    for event, pk in zip(events, ids):
-        event.pk = pk
-        event._state.adding, event._state.db = False, connection.alias
+    insert_prepared("audit_insert", _INSERT_SQL, [
+        {"at": event.at.isoformat(), **{name: str(getattr(event, name)) for name in _TEXT_FIELDS},
+         "context": event.context, "diff": event.diff} for event in events], events)
 
 
 def audit_record(**kwargs):

@@ -3,9 +3,9 @@
 `outbox_enqueue(task, args, countdown)` writes an OutboxMessage in the caller's transaction, so the work exists
 exactly when the change that calls for it does. After commit the transaction's messages are published to Celery
 together, fail-fast: a broker that is down is logged, not raised (the request that committed still succeeds, and
-its messages stay pending, unmarked for the sweep). The worker's `outbox_deliver` claims the message (SELECT … FOR UPDATE, a lease of
-OUTBOX_LEASE_SECONDS), runs the task's function and marks it done; the claim is the guard against a message
-delivered twice (published again by the sweep, redelivered by the broker). Beat's `outbox_sweep` publishes again
+its messages stay pending, unmarked for the sweep). The worker's `outbox_deliver` claims the message (one
+UPDATE … RETURNING that sets a lease of OUTBOX_LEASE_SECONDS), runs the task's function and marks it done; the
+claim is the guard against a message delivered twice (published again by the sweep, redelivered by the broker). Beat's `outbox_sweep` publishes again
 what is due and was never published, lost by the broker (Redis flushed or restarted without persistence) or held
 by a worker that died (its lease expired); a failing task is retried with backoff up to OUTBOX_MAX_ATTEMPTS
 claims, then marked failed with its error. Done messages are purged after OUTBOX_KEEP_DONE_DAYS.
@@ -26,7 +26,7 @@ from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from portal.models import OutboxMessage
-from portal.prepared_statements import execute_prepared
+from portal.prepared_statements import execute_prepared, insert_prepared
 
 logger = logging.getLogger(__name__)
 SWEEP_LIMIT = 500
@@ -42,8 +42,10 @@ class _PublishAfterCommit:
 
     def __init__(self):
         self.messages = []
+        self.called = False  # messages queued once it runs (by a task it ran, in eager mode) need a hook of their own
 
     def __call__(self):
+        self.called = True
         outbox_publish_many(self.messages, stamped=True, grouped=True)
 
 
@@ -75,7 +77,7 @@ def outbox_enqueue(task, args=(), *, countdown=0) -> OutboxMessage:
 def _publish_after_commit(db, messages):
     level = set(db.savepoint_ids)
     hook = next((hook for savepoints, hook, _ in db.run_on_commit
-                 if isinstance(hook, _PublishAfterCommit) and savepoints == level), None)
+                 if isinstance(hook, _PublishAfterCommit) and not hook.called and savepoints == level), None)
     if hook is None:
         hook = _PublishAfterCommit()
         transaction.on_commit(hook)
@@ -122,12 +124,7 @@ def _insert(messages):
         rows.append({"task": message.task, "args": message.args, "not_before": message.not_before.isoformat(),
                      "published_at": message.published_at and message.published_at.isoformat(),
                      "created_at": now.isoformat()})
-    with db_connection.cursor() as cursor:
-        execute_prepared(cursor, "outbox_insert", _INSERT_SQL, [json.dumps(rows)], generic_plan=True)
-        ids = [row[0] for row in cursor.fetchall()]
-    for message, pk in zip(messages, ids):
-        message.pk = pk
-        message._state.adding, message._state.db = False, db_connection.alias
+    insert_prepared("outbox_insert", _INSERT_SQL, rows, messages)
 
 
 def outbox_publish_many(messages, *, stamped=False, grouped=False) -> int:

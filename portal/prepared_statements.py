@@ -12,7 +12,10 @@ of its own per connection, as the portal has (direct connections, or a pooler in
 mode), and nothing that runs DISCARD ALL / DEALLOCATE ALL on it behind Django's back (a pool `reset` doing so).
 """
 import hashlib
+import json
 import re
+
+from django.db import connection
 
 _PLACEHOLDER = re.compile(r"%s")
 
@@ -43,3 +46,16 @@ def execute_prepared(cursor, label, sql, params, *, generic_plan=None):
         cursor.execute(f"PREPARE {name} AS {_PLACEHOLDER.sub(lambda _: f'${next(numbers)}', sql)}")
         prepared.add(name)
     cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}", params)
+
+
+def insert_prepared(label, sql, rows, instances):
+    """Insert `rows` (JSON-able dicts, one per model instance of `instances`, in order) through `sql`, an INSERT
+    that takes them as one jsonb array (`jsonb_to_recordset(%s::jsonb)`) and RETURNING their ids in order, prepared
+    once per connection: one string to send, parsed by the server, not an array per column that client-side binding
+    escapes element by element. Each instance gets its id, saved as the ORM's bulk_create would leave it."""
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, label, sql, [json.dumps(rows)], generic_plan=True)
+        ids = [row[0] for row in cursor.fetchall()]
+    for instance, pk in zip(instances, ids):
+        instance.pk = pk
+        instance._state.adding, instance._state.db = False, connection.alias

@@ -32,6 +32,13 @@ def fail_task(reason):
     raise RuntimeError(reason)
 
 
+@shared_task(name="tests.outbox_chain")
+def chain_task(step):
+    CALLS.append(step)
+    if step < 3:
+        outbox_enqueue(chain_task, [step + 1])
+
+
 @pytest.fixture(autouse=True)
 def calls():
     CALLS.clear()
@@ -367,3 +374,13 @@ def test_a_transactions_messages_go_to_the_broker_as_one_and_the_worker_publishe
     later.refresh_from_db()
     assert later.published_at is not None and later.done_at is None  # handed on, not yet due
     portal.outbox._publisher_drop(portal.celery.app.conf.broker_write_url or portal.celery.app.conf.broker_url)
+
+
+def test_a_message_queued_by_a_task_its_hook_runs_gets_a_hook_of_its_own(db, settings,
+                                                                       django_capture_on_commit_callbacks):
+    """In eager mode a task runs inside the hook that publishes it, in the same (test) transaction: what it
+    queues is published by a new hook, not added to the one already running."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    with django_capture_on_commit_callbacks(execute=True):
+        outbox_enqueue(chain_task, [1])
+    assert CALLS == [1, 2, 3]
