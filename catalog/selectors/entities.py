@@ -262,16 +262,82 @@ def _apply_calculations(entities, documents):
 
 def apply_calculations(blueprint, documents):
     """Set `blueprint`'s calculation properties in its entities' `documents` (jq over each document), in place; a
-    calculation that fails is null, its error under `calculationErrors`."""
-    for key, calc in blueprint.calculation_properties.items():
+    calculation that fails is null, its error under `calculationErrors`. Several calculations that do not read each
+    other go to the jq sandbox in one round trip (`_calculated_together`); otherwise, and for a document that could
+    not tell, one calculation after the other over all the documents, each seeing the ones before it (as always)."""
+    calculations = blueprint.calculation_properties
+    together = _calculated_together(calculations, documents) if len(calculations) > 1 and documents else None
+    if together is None:
+        _calculated_in_turn(calculations, documents)
+        return
+    for doc, results in zip(documents, together):
+        if results is not None:
+            for key, result in zip(calculations, results):
+                _calculated_set(doc, key, result)
+    _calculated_in_turn(calculations, [doc for doc, results in zip(documents, together) if results is None])
+
+
+def _calculated_in_turn(calculations, documents):
+    for key, calc in calculations.items():
+        if not documents:
+            return
         try:
             results = jq_first_many(calc["calculation"], documents)
         except JqError as exc:
             results = [exc] * len(documents)
         for doc, result in zip(documents, results):
-            doc["properties"][key] = None if isinstance(result, JqError) else result
-            if isinstance(result, JqError):
-                doc.setdefault("calculationErrors", {})[key] = str(result)
+            _calculated_set(doc, key, result)
+
+
+def _calculated_set(doc, key, result):
+    doc["properties"][key] = None if isinstance(result, JqError) else result
+    if isinstance(result, JqError):
+        doc.setdefault("calculationErrors", {})[key] = str(result)
+
+
+def _calculated_one(expression, document):
+    try:
+        return jq_first_many(expression, [document])[0]
+    except JqError as exc:
+        return exc
+
+
+@cache
+def _together_expression(expressions):
+    """One jq program over a document whose output is a list with a slot per expression: null for no output,
+    {"o": its first output}, or {"e": true} for an error (its message is taken from the expression alone)."""
+    slots = (f'(try ([limit(1; (\n{expression}\n))] | if length == 0 then null else {{"o": .[0]}} end) catch {{"e": true}})'
+             for expression in expressions)
+    return "[" + ", ".join(slots) + "]"
+
+
+def _calculated_together(calculations, documents):
+    """For each document, the result of every calculation (a value or JqError) from one jq round trip over all the
+    documents, or None for a document to calculate one by one; None for all of them when a calculation may read
+    another's result (its key appears in its text) or the program as a whole does not run."""
+    expressions = [str(calc["calculation"]) for calc in calculations.values()]
+    if any("calculationErrors" in expression or any(key in expression for key in calculations if key != own)
+           for own, expression in zip(calculations, expressions)):
+        return None
+    try:
+        outputs = jq_first_many(_together_expression(tuple(expressions)), documents)
+    except JqError:
+        return None
+    together = []
+    for doc, output in zip(documents, outputs):
+        if not isinstance(output, list) or len(output) != len(expressions):
+            together.append(None)
+            continue
+        slots = []
+        for expression, slot in zip(expressions, output):
+            if slot is None:
+                slots.append(None)
+            elif isinstance(slot, dict) and "o" in slot:
+                slots.append(slot["o"])
+            else:  # it failed: the message it gives alone
+                slots.append(_calculated_one(expression, doc))
+        together.append(slots)
+    return together
 
 
 def select_paths(document, include=(), exclude=()):
