@@ -37,23 +37,53 @@ def blueprint_definition(identifier, *, fresh=False):
     entity reads by identifier and search pages pay no statement for the definition. Shared between threads: not
     to be changed by the caller."""
     if not fresh:
-        with _definitions_lock:
-            kept = _definitions.get(identifier)
-            if kept is not None:
-                _definitions.move_to_end(identifier)
-                return kept
+        kept = blueprint_definition_kept(identifier)
+        if kept is not None:
+            return kept
     try:
         blueprint = _blueprint_read(identifier)
     except NotFound:
         with _definitions_lock:
             _definitions.pop(identifier, None)
         raise
+    _keep([blueprint])
+    return blueprint
+
+
+def blueprint_definition_kept(identifier):
+    """The blueprint `identifier` as this process last read it, or None when it keeps none (nothing read)."""
     with _definitions_lock:
-        _definitions[identifier] = blueprint
-        _definitions.move_to_end(identifier)
+        kept = _definitions.get(identifier)
+        if kept is not None:
+            _definitions.move_to_end(identifier)
+        return kept
+
+
+def blueprint_definitions_fresh(identifiers):
+    """{identifier: Blueprint} of those of `identifiers` that exist, read now in one statement and kept as
+    `blueprint_definition` keeps what it reads."""
+    columns, _, _ = model_columns(Blueprint, "b")
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, "blueprints_read", f"SELECT {columns}, {DEFINITION_DIGEST.format('b')} "
+                                                    f"FROM catalog_blueprint b WHERE b.identifier = ANY(%s::text[])",
+                         [sorted(set(identifiers))])
+        rows = cursor.fetchall()
+    found = []
+    for row in rows:
+        blueprint = model_from_row(Blueprint, "b", row[:-1])
+        blueprint.definition_digest = row[-1]
+        found.append(blueprint)
+    _keep(found)
+    return {blueprint.identifier: blueprint for blueprint in found}
+
+
+def _keep(blueprints):
+    with _definitions_lock:
+        for blueprint in blueprints:
+            _definitions[blueprint.identifier] = blueprint
+            _definitions.move_to_end(blueprint.identifier)
         while len(_definitions) > DEFINITIONS_KEPT:
             _definitions.popitem(last=False)
-    return blueprint
 
 
 def _blueprint_read(identifier):

@@ -17,7 +17,7 @@ from audit.services import audit_record_failure
 from catalog.access import blueprint_access
 from catalog.identifiers import check_entity_identifier
 from catalog.services.deployment_writes import deployment_report_write, entity_rows_read_passes
-from catalog.services.row_locks import KEY_SHARE, NO_KEY_UPDATE, blueprints_lock
+from catalog.services.row_locks import KEY_SHARE, NO_KEY_UPDATE, blueprints_lock_kept
 from catalog.validation import format_checker
 from portal.errors import Forbidden, NotFound, PortalError, ValidationFailed
 from portal.prepared_statements import execute_prepared
@@ -92,7 +92,7 @@ def _parse(data, actor):
 
 def _blueprints_lock():
     """The four blueprints a report writes or relates to, FOR SHARE (step 2 of row_locks.py's order)."""
-    found = blueprints_lock([ENVIRONMENT, RUNNING_SERVICE, DEPLOYMENT, COMPONENT])
+    found = blueprints_lock_kept([ENVIRONMENT, RUNNING_SERVICE, DEPLOYMENT, COMPONENT])  # definitions read only
     for identifier in (ENVIRONMENT, RUNNING_SERVICE, DEPLOYMENT, COMPONENT):
         if identifier not in found:
             raise NotFound(f"Blueprint {identifier!r} is not in the catalog; install the starter catalog first.")

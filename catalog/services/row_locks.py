@@ -34,6 +34,7 @@ from itertools import groupby
 from django.db import connection
 
 from catalog.models import Blueprint
+from catalog.selectors.blueprints import DEFINITION_DIGEST, blueprint_definition_kept, blueprint_definitions_fresh
 from catalog.selectors.entities import model_columns, model_from_row
 from portal.prepared_statements import execute_prepared
 
@@ -52,6 +53,25 @@ def blueprints_lock(identifiers):
                          generic_plan=True)
         rows = cursor.fetchall()
     return {bp.identifier: bp for bp in (model_from_row(Blueprint, "b", row) for row in rows)}
+
+
+def blueprints_lock_kept(identifiers):
+    """`blueprints_lock` for a writer that only reads the definitions (a CI deployment report): the rows are locked
+    the same way, but only their digests are read, and each blueprint is answered as this process keeps it
+    (`blueprint_definition`) when the locked row is that one, read afresh otherwise. Shared between threads: not
+    to be changed by the caller."""
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, "blueprints_lock_digests",
+                         f'SELECT b.identifier, {DEFINITION_DIGEST.format("b")} FROM catalog_blueprint b '
+                         f'WHERE b.identifier = ANY(%s::text[]) ORDER BY b.identifier COLLATE "C" FOR SHARE OF b',
+                         [sorted(set(identifiers))], generic_plan=True)
+        digests = cursor.fetchall()
+    found = {identifier: blueprint_definition_kept(identifier) for identifier, _ in digests}
+    stale = [identifier for identifier, digest in digests  # not kept, or changed since this process read it
+             if getattr(found[identifier], "definition_digest", None) != digest]
+    if stale:  # read in one statement (the rows are locked: as they are now)
+        found.update(blueprint_definitions_fresh(stale))
+    return found
 
 
 def strongest(locks, keys, strength):

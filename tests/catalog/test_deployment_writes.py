@@ -103,3 +103,24 @@ def test_the_blueprints_schemas_validate_the_report_naming_the_property(writes_c
         deployment_record(actor=reporter, data=report(version="1.2.3"))
     assert [(e.path, e.message) for e in refused.value.errors] == [("properties.version", "'1.2.3' is too long")]
     assert not Entity.objects.filter(blueprint__identifier__in=["runningService", "deployment"]).exists()
+
+
+def test_a_blueprint_changed_between_reports_is_read_afresh(writes_catalog, system, reporter):
+    """The report answers the blueprints as the process keeps them while the locked rows are unchanged; a change
+    in between (here after the definitions were kept by a first report) is read, in one statement."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    deployment_record(actor=reporter, data=report(version="1.2.3"))
+    deployment_bp = Blueprint.objects.get(identifier="deployment")
+    schema = {**deployment_bp.schema, "properties": {**deployment_bp.schema["properties"],
+                                                      "region": {"type": "string", "default": "eu-west-1"}}}
+    blueprint_update(actor=system, blueprint=deployment_bp, partial=True, data={"schema": schema})
+    with CaptureQueriesContext(connection) as captured:
+        deployment, _ = deployment_record(actor=reporter, data=report(version="1.2.4"))
+    assert Entity.objects.get(pk=deployment.pk).properties["region"] == "eu-west-1"
+    reads = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("EXECUTE blueprints_read")]
+    assert len(reads) == 1 and "{deployment}" in reads[0]  # the changed one only
+    with CaptureQueriesContext(connection) as captured:
+        deployment_record(actor=reporter, data=report(version="1.2.5"))
+    assert not [q for q in captured.captured_queries if "blueprints_read" in q["sql"]]  # kept since
