@@ -5,10 +5,11 @@ exactly when the change that calls for it does. After commit the transaction's m
 together, fail-fast: a broker that is down is logged, not raised (the request that committed still succeeds, and
 its messages stay pending, unmarked for the sweep). The worker's `outbox_deliver` claims the message (one
 UPDATE … RETURNING that sets a lease of OUTBOX_LEASE_SECONDS), runs the task's function and marks it done; the
-claim is the guard against a message delivered twice (published again by the sweep, redelivered by the broker). Beat's `outbox_sweep` publishes again
-what is due and was never published, lost by the broker (Redis flushed or restarted without persistence) or held
-by a worker that died (its lease expired); a failing task is retried with backoff up to OUTBOX_MAX_ATTEMPTS
-claims, then marked failed with its error. Done messages are purged after OUTBOX_KEEP_DONE_DAYS.
+claim is the guard against a message delivered twice (published again by the sweep, redelivered by the broker).
+Beat's `outbox_sweep` publishes again what is due and was never published, lost by the broker (Redis flushed or
+restarted without persistence) or held by a worker that died (its lease expired); a failing task is retried with
+backoff up to OUTBOX_MAX_ATTEMPTS claims, then marked failed with its error. Done messages are purged after
+OUTBOX_KEEP_DONE_DAYS.
 
 What a task sends outside may still go twice when a worker dies mid-send; receivers de-duplicate on what the
 task sends (a run's runId), see README.
@@ -160,7 +161,8 @@ def outbox_publish_many(messages, *, stamped=False, grouped=False) -> int:
                 _publisher_drop(broker)
                 if not kept:
                     raise
-                _send(_publisher(app, broker)[0], message, countdown, carried)  # a kept connection the broker dropped: once more
+                # a kept connection the broker dropped: once more, on a new one
+                _send(_publisher(app, broker)[0], message, countdown, carried)
         except Exception as exc:  # the broker is down or unreachable: the sweep publishes it once it is back
             _publisher_drop(broker)
             _broker_down_until[broker] = time.monotonic() + BROKER_DOWN_SECONDS
@@ -209,7 +211,8 @@ def _send(connection, message, countdown, carried=()):
 def outbox_publish_carried(message_ids) -> int:
     """The worker's half of a grouped publish: publish each message a broker message carried (still pending and
     written published), each with its own countdown. Those the broker refuses are left for the sweep."""
-    carried = list(OutboxMessage.objects.filter(_pending(), pk__in=message_ids, published_at__isnull=False).order_by("id"))
+    carried = list(OutboxMessage.objects.filter(_pending(), pk__in=message_ids, published_at__isnull=False)
+                   .order_by("id"))
     return outbox_publish_many(carried, stamped=True)
 
 

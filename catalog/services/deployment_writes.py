@@ -4,8 +4,9 @@ The generic entity write path (entities.py) costs about fifteen statements per e
 has (many entities, teams, stubs, permission per entity). A report writes one running service (created or merged
 into) and one new deployment, so, in the report's transaction and in row_locks.py's order: the Component, then
 the environment and the running service, locked and read (the latter with their relations and teams) in one
-statement of two sorted passes (`entity_rows_read_passes`, called by deployments.py); the running service updated in one, or inserted in one (INSERT … ON CONFLICT DO NOTHING,
-so one an entity API write created meanwhile is locked and merged into); the deployment inserted together with
+statement of two sorted passes (`entity_rows_read_passes`, called by deployments.py); the running service updated
+in one, or inserted in one (INSERT … ON CONFLICT DO NOTHING, so one an entity API write created meanwhile is
+locked and merged into); the deployment inserted together with
 every new relation row in one; the audit rows in one bulk insert (`audit_record_many`, sealed into the chain by
 beat's sealer, not while CI waits); one ENTITY_CHANGED announcement of both changes (the automations' events and the
 aggregation refresh queued as outbox rows in one INSERT, `outbox_batch`, published together after the commit). The
@@ -75,7 +76,8 @@ def entity_rows_read_passes(passes, *, blueprints):
     for number, (keys, strength, related) in enumerate(passes):
         keys = sorted(set(keys))
         sorted_keys.append(keys)
-        columns = ", ".join(f"e.{c}" for c in ROW_COLUMNS) + ("," + RELATED_COLUMNS if related else ", NULL::json, NULL::json")
+        columns = ", ".join(f"e.{c}" for c in ROW_COLUMNS) + (
+            "," + RELATED_COLUMNS if related else ", NULL::json, NULL::json")
         ctes.append(f"p{number} AS (SELECT k.position, {columns} FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY "
                     f"AS k(blueprint_id, identifier, position) JOIN {ENTITY_TABLE} e "
                     f"ON e.blueprint_id = k.blueprint_id AND e.identifier = k.identifier "
