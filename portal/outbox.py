@@ -170,7 +170,8 @@ def outbox_publish_many(messages, *, stamped=False, grouped=False) -> int:
             break
         sent += [message.pk, *carried]
     if stamped:
-        unsent = [message.pk for message in messages if message.pk not in sent]
+        taken = set(sent)
+        unsent = [message.pk for message in messages if message.pk not in taken]
         if unsent:  # for the next sweep
             OutboxMessage.objects.filter(pk__in=unsent).update(published_at=None)
     elif sent:
@@ -217,7 +218,7 @@ def outbox_publish_carried(message_ids) -> int:
 
 
 _TABLE = OutboxMessage._meta.db_table
-_CLAIMED_COLUMNS = ("id", "task", "args", "not_before", "attempts", "published_at", "lease_until", "created_at")
+_CLAIMED_COLUMNS = tuple(field.column for field in OutboxMessage._meta.concrete_fields)  # the whole row, as the ORM
 # One statement: of two claimers one takes the row lock first; the other waits for its commit, then finds the row
 # it left (claimed, done or coalesced: PostgreSQL checks the conditions again on the row as it is now) and takes
 # nothing.
@@ -241,11 +242,8 @@ def outbox_claim(*, message_id, due=True) -> OutboxMessage | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    values = dict(zip(_CLAIMED_COLUMNS, row))
-    values["args"] = json.loads(values["args"])
-    message = OutboxMessage(**values)
-    message._state.adding, message._state.db = False, db_connection.alias
-    return message
+    values = dict(zip(_CLAIMED_COLUMNS, row), args=json.loads(row[_CLAIMED_COLUMNS.index("args")]))
+    return OutboxMessage.from_db(db_connection.alias, list(values), list(values.values()))
 
 
 def outbox_deliver(*, message_id) -> bool:

@@ -62,19 +62,9 @@ def blueprint_definition_kept(identifier):
 def blueprint_definitions_fresh(identifiers):
     """{identifier: Blueprint} of those of `identifiers` that exist, read now in one statement and kept as
     `blueprint_definition` keeps what it reads."""
-    columns, _, _ = model_columns(Blueprint, "b")
-    with connection.cursor() as cursor:
-        execute_prepared(cursor, "blueprints_read", f"SELECT {columns}, {DEFINITION_DIGEST.format('b')} "
-                                                    f"FROM catalog_blueprint b WHERE b.identifier = ANY(%s::text[])",
-                         [sorted(set(identifiers))])
-        rows = cursor.fetchall()
-    found = []
-    for row in rows:
-        blueprint = model_from_row(Blueprint, "b", row[:-1])
-        blueprint.definition_digest = row[-1]
-        found.append(blueprint)
-    _keep(found)
-    return {blueprint.identifier: blueprint for blueprint in found}
+    found = _blueprints_read(identifiers)
+    _keep(found.values())
+    return found
 
 
 def _keep(blueprints):
@@ -89,16 +79,26 @@ def _keep(blueprints):
 def _blueprint_read(identifier):
     """The blueprint row `identifier` as a Blueprint with its `definition_digest`, or NotFound: one prepared
     statement."""
+    blueprint = _blueprints_read([identifier]).get(identifier)
+    if blueprint is None:
+        raise NotFound(f"Blueprint {identifier!r} was not found.")
+    return blueprint
+
+
+def _blueprints_read(identifiers):
+    """{identifier: Blueprint with its `definition_digest`} of the rows of `identifiers`: one prepared statement."""
     columns, _, _ = model_columns(Blueprint, "b")
     with connection.cursor() as cursor:
-        execute_prepared(cursor, "blueprint_read", f"SELECT {columns}, {DEFINITION_DIGEST.format('b')} "
-                                                   f"FROM catalog_blueprint b WHERE b.identifier = %s", [identifier])
-        row = cursor.fetchone()
-    if row is None:
-        raise NotFound(f"Blueprint {identifier!r} was not found.")
-    blueprint = model_from_row(Blueprint, "b", row[:-1])
-    blueprint.definition_digest = row[-1]
-    return blueprint
+        execute_prepared(cursor, "blueprints_read", f"SELECT {columns}, {DEFINITION_DIGEST.format('b')} "
+                                                    f"FROM catalog_blueprint b WHERE b.identifier = ANY(%s::text[])",
+                         [sorted(set(identifiers))])
+        rows = cursor.fetchall()
+    found = {}
+    for row in rows:
+        blueprint = model_from_row(Blueprint, "b", row[:-1])
+        blueprint.definition_digest = row[-1]
+        found[blueprint.identifier] = blueprint
+    return found
 
 
 def blueprints_visible_to(user):
