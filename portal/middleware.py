@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import BadRequest
 from django.http import HttpResponse
 
+from portal.errors import PortalError
 from portal.strictjson import NUL
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
@@ -78,8 +79,82 @@ class NulRefusalMiddleware:
         return None
 
 
+class RateCount:
+    """A caller's requests in the current rate window, asked of Redis as the request arrives and read when first
+    needed: INCR and EXPIRE (one round trip, so a key expiring between the two can never fail the request) go out on
+    a connection held for this request, and an API view reads their answer after it has checked the caller's token
+    (`rate_limit_enforce`), so the Redis round trip overlaps the database's instead of coming before it. Redis down
+    or slow (1 s socket timeout): the count is 0, as the limiter must never take the API down with the cache."""
+
+    def __init__(self, client, key, period):
+        self._pool, self._connection, self._used = client.connection_pool, None, None
+        self.enforced = False  # the view refused the request, or let it run, on this count
+        try:
+            connection = self._pool.get_connection()
+            try:
+                connection.send_packed_command(connection.pack_commands([("INCR", key), ("EXPIRE", key, period + 1)]))
+            except BaseException:
+                connection.disconnect()
+                self._pool.release(connection)
+                raise
+            self._connection = connection
+        except redis.RedisError:
+            self._unavailable()
+
+    def _unavailable(self):
+        logger.warning("rate limiter unavailable", exc_info=True)
+        self._used = 0
+
+    def used(self):
+        """The count, the answer read on the first call (which returns the connection to the pool)."""
+        if self._used is None:
+            connection, self._connection = self._connection, None
+            try:
+                used = connection.read_response()
+                connection.read_response()
+                self._used = used
+            except BaseException as error:
+                connection.disconnect()  # the second answer may still be on its way: never hand it to another caller
+                if not isinstance(error, redis.RedisError):
+                    raise
+                self._unavailable()
+            finally:
+                self._pool.release(connection)
+        return self._used
+
+
+class RateLimited(PortalError):
+    status, code = 429, "too_many_requests"
+
+    def __init__(self, limit, period, reset):
+        super().__init__(f"Rate limit of {limit} requests per {period}s exceeded.")
+        self.retry_after_seconds = reset
+
+
+def rate_limit_enforce(request):
+    """Refuse `request` (a Django request under /v1) with RateLimited when its caller is over the limit; API views call
+    it once they have checked the token, before they do anything else. Nothing for a request the limiter did not count."""
+    count = getattr(request, "portal_rate_count", None)
+    if count is None or count.enforced:
+        return
+    count.enforced = True
+    if count.used() > settings.API_RATE_LIMIT:
+        period = settings.API_RATE_PERIOD_SECONDS
+        raise RateLimited(settings.API_RATE_LIMIT, period, _window_reset(period)[1])
+
+
+def _window_reset(period):
+    """(the start of the current fixed window, seconds until the next one)."""
+    now = int(time.time())
+    window = now - now % period
+    return window, window + period - now
+
+
 class ApiGuardMiddleware:
-    """For /v1: refuse bodies over the limit (413) and count requests per caller per window."""
+    """For /v1: refuse bodies over the limit (413) and count requests per caller per window (RateCount). The count
+    is sent before the view runs; a view that enforces it itself (`enforces_rate_limit`: the API views, after the
+    token check) reads it there, any other is refused here before it runs, and a request that reached no view (an
+    unknown route) is answered 429 in its stead. Every answer carries Port's x-ratelimit-* headers."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -96,7 +171,12 @@ class ApiGuardMiddleware:
                 413, "payload_too_large", f"Request body is {length} bytes; the limit is {settings.API_MAX_BODY_BYTES} bytes."
             )
         limit, period = settings.API_RATE_LIMIT, settings.API_RATE_PERIOD_SECONDS
-        used, reset = self._count(request, period)
+        window, reset = _window_reset(period)
+        count = request.portal_rate_count = self._count(request, window, period)
+        try:
+            response = self.get_response(request)
+        finally:
+            used = count.used()
         headers = {
             "x-ratelimit-limit": str(limit),
             "x-ratelimit-remaining": str(max(limit - used, 0)),
@@ -105,11 +185,24 @@ class ApiGuardMiddleware:
         }
         if used > limit:
             headers["Retry-After"] = str(reset)
-            return envelope_response(429, "too_many_requests", f"Rate limit of {limit} requests per {period}s exceeded.", headers)
-        response = self.get_response(request)
+            if not count.enforced:
+                response = self._refusal(limit, period)
         for name, value in headers.items():
             response[name] = value
         return response
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        count = getattr(request, "portal_rate_count", None)
+        if count is None or getattr(getattr(view_func, "cls", None), "enforces_rate_limit", False):
+            return None
+        count.enforced = True
+        if count.used() > settings.API_RATE_LIMIT:
+            return self._refusal(settings.API_RATE_LIMIT, settings.API_RATE_PERIOD_SECONDS)
+        return None
+
+    @staticmethod
+    def _refusal(limit, period):
+        return envelope_response(429, "too_many_requests", f"Rate limit of {limit} requests per {period}s exceeded.")
 
     @staticmethod
     def _caller_key(request):
@@ -129,18 +222,6 @@ class ApiGuardMiddleware:
             cls._redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
         return cls._redis
 
-    def _count(self, request, period):
-        """Fixed window per caller: INCR and EXPIRE in one round trip, so a key expiring between the
-        two can never fail the request."""
-        now = int(time.time())
-        window = now - now % period
-        key = f"portal:ratelimit:{self._caller_key(request)}:{window}"
-        try:
-            pipe = self._client().pipeline(transaction=False)
-            pipe.incr(key)
-            pipe.expire(key, period + 1)
-            used, _ = pipe.execute()
-        except redis.RedisError:  # the limiter must never take the API down with the cache
-            logger.warning("rate limiter unavailable", exc_info=True)
-            used = 0
-        return used, window + period - now
+    def _count(self, request, window, period):
+        """Fixed window per caller: the RateCount of this request."""
+        return RateCount(self._client(), f"portal:ratelimit:{self._caller_key(request)}:{window}", period)

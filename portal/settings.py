@@ -102,6 +102,7 @@ TEMPLATES = [
 
 DATABASE_URL = env.str("DATABASE_URL", default="") or embedded_database_url()
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+DATABASES["default"]["ENGINE"] = "portal.database"  # Django's PostgreSQL backend, a cheaper health check (base.py)
 if "host" in DATABASES["default"].get("OPTIONS", {}):  # a unix-socket URL (?host=/dir): dbshell reads HOST
     DATABASES["default"]["HOST"] = DATABASES["default"]["OPTIONS"].pop("host")
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME", default="test_portal")

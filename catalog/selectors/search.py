@@ -461,8 +461,10 @@ class _Catalog:
 
 
 class _Compiler:
-    def __init__(self, *, catalog, user, now, resolve_context=True):
+    def __init__(self, *, catalog, user, now, resolve_context=True, searched_blueprint=None):
         self.catalog, self.user, self._now = catalog, user, now
+        # the pk of the one blueprint the statement already restricts the searched row to, if it does
+        self.searched_blueprint = searched_blueprint
         self.read_clock = False  # whether the SQL depends on the time it was compiled at (presets, timers)
         self.read_caller = False  # whether it depends on who compiled it (read rule, email, team names)
         self.walked = False  # whether it walks relations (`relatedTo`): see ConditionSql.walks
@@ -617,9 +619,16 @@ class _Compiler:
             blueprint = self.catalog.get(identifiers[0])
             predicate = self.leaf(blueprint, prop, kinds[identifiers[0]], positive, value, operator, path, ref)
             ids = [self.catalog.get(i).pk for i in identifiers]
-            parts.append(_and([_sql(f"{ref('blueprint_id')} = ANY(%s::bigint[])", ids),
-                               _not(predicate) if negated else predicate]))
+            parts.append(_and([self.searched_in(ref, ids), _not(predicate) if negated else predicate]))
         return _or(parts)
+
+    def searched_in(self, ref, ids):
+        """The searched row `ref` is an entity of one of the blueprints `ids`: TRUE when the statement already
+        keeps it to that one blueprint (a second `blueprint_id` filter would only skew the planner's estimate of how
+        many rows match: it multiplies the two selectivities, and picks a bitmap AND of both indexes)."""
+        if self.searched_blueprint is not None and list(ids) == [self.searched_blueprint]:
+            return TRUE
+        return _sql(f"{ref('blueprint_id')} = ANY(%s::bigint[])", ids)
 
     @staticmethod
     def kind_of(blueprint, prop):
@@ -802,8 +811,7 @@ class _Compiler:
             predicate = _sql(f"EXISTS (SELECT 1 FROM {SCORECARD_RESULT_TABLE} {result} WHERE {result}.entity_id = "
                              f"{ref('id')} AND {result}.scorecard = %s AND {result}.level = ANY(%s::text[]))",
                              identifier, levels)
-            parts.append(_and([_sql(f"{ref('blueprint_id')} = ANY(%s::bigint[])", [blueprint.pk]),
-                               _not(predicate) if negated else predicate]))
+            parts.append(_and([self.searched_in(ref, [blueprint.pk]), _not(predicate) if negated else predicate]))
         if not parts:
             _fail(_at(path, "property"), f"no blueprint in scope has a scorecard {identifier!r}")
         return _or(parts)
@@ -973,7 +981,8 @@ def search_compile(rule_set, *, user, blueprint=None, base=None, path="") -> Com
     catalog = _Catalog(given)
     scope = {blueprint.identifier} if blueprint is not None else catalog.identifiers()
     _check_size(rule_set, path)
-    compiler = _Compiler(catalog=catalog, user=user, now=timezone.now())
+    compiler = _Compiler(catalog=catalog, user=user, now=timezone.now(),
+                         searched_blueprint=blueprint.pk if blueprint is not None else None)
     condition, scope = compiler.rule_set(rule_set, path, scope)
     queryset = Entity.objects.all() if base is None else base
     if blueprint is not None:
@@ -1012,7 +1021,7 @@ def search_condition_sql(rule_set, *, user, blueprint, alias, path=""):
     chain's) are still those definitions. No permission filter: the statement adds the read rule itself."""
     _check_size(rule_set, path)
     catalog = _Catalog([blueprint])
-    compiler = _Compiler(catalog=catalog, user=user, now=timezone.now())
+    compiler = _Compiler(catalog=catalog, user=user, now=timezone.now(), searched_blueprint=blueprint.pk)
     condition, _ = compiler.rule_set(rule_set, path, {blueprint.identifier})
     text = TOKEN_RE.sub(lambda match: f'{alias}."{match.group(1)}"', condition.text)
     reusable = not (compiler.read_clock or compiler.read_caller or catalog.listed)

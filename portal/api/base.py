@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from portal.actor import Actor, AuditOrigin
 from portal.errors import Forbidden, ValidationFailed
+from portal.middleware import rate_limit_enforce
 
 TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no", ""}
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -64,6 +65,15 @@ class ApiView(APIView):
     is refused (which one would count?) unless the view reads it as a list (`repeatable_query`)."""
 
     repeatable_query = ()
+    enforces_rate_limit = True  # perform_authentication does; portal/middleware.py ApiGuardMiddleware
+
+    def perform_authentication(self, request):
+        """The token is checked while the rate limiter's count is on its way back from Redis (RateCount); a caller
+        over the limit is then refused, whatever its token, before the view does anything else."""
+        try:
+            super().perform_authentication(request)
+        finally:
+            rate_limit_enforce(request._request)
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
