@@ -7,6 +7,7 @@ PORT ?= 8000
 .PHONY: install chromium ocean-venv demo test bench fuzz stop clean
 FUZZ_EXAMPLES ?= 100
 FUZZ_SEED ?= 20261204
+JQ_FAST_EXAMPLES ?= 20000
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(VENV)/.installed: pyproject.toml
@@ -33,9 +34,11 @@ demo: install
 test: install chromium ocean-venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The schemathesis run of `make test` (tests/portal/test_openapi_fuzz.py) with many more examples per operation.
+# The schemathesis run of `make test` (tests/portal/test_openapi_fuzz.py) with many more examples per operation, and
+# the in-process jq subset against the jq sandbox (tests/portal/test_jq_fast.py) on many more generated expressions.
 fuzz: install
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) $(PY) -m pytest -q tests/portal/test_openapi_fuzz.py $(PYTEST_ARGS)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) JQ_FAST_EXAMPLES=$(JQ_FAST_EXAMPLES) \
+		$(PY) -m pytest -q tests/portal/test_openapi_fuzz.py tests/portal/test_jq_fast.py $(PYTEST_ARGS)
 
 bench: install
 	$(PY) tests/benchmarks/run.py $(BENCH_ARGS)

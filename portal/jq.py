@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 
+from portal import jq_fast
+
 __all__ = [
     "JqError",
     "JqCompileError",
@@ -649,11 +651,21 @@ def _evaluate(op: str, expression: str, inputs: list, timeout) -> list:
     _raise_static_problem(expression)
     results: list = [None] * len(inputs)
     pending: list[tuple[int, bytes]] = []
+    tree = jq_fast.compiled(expression) if op in ("f", "a") else None
     for index, data in enumerate(inputs):
         try:
-            pending.append((index, _encode_input(data).encode("ascii") + b"\n"))
+            encoded = _encode_input(data)
         except (TypeError, ValueError, RecursionError) as exc:
             results[index] = JqError(f"jq: error: the input is not JSON: {exc}", expression=expression)
+            continue
+        if tree is not None:  # in the subset portal/jq_fast.py evaluates in the process
+            try:
+                result = jq_fast.evaluate(tree, data)
+                results[index] = [result] if op == "a" else result
+                continue
+            except (jq_fast.Unsupported, RecursionError):
+                pass  # jq fails here, or gives what only jq gives: the sandbox answers
+        pending.append((index, encoded.encode("ascii") + b"\n"))
     if op == "c" or pending:
         _run(op, expression, pending, results, timeout)
     return results

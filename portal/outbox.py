@@ -27,7 +27,7 @@ from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from portal.models import OutboxMessage
-from portal.prepared_statements import execute_prepared, insert_prepared
+from portal.prepared_statements import execute_prepared, insert_prepared, select_prepared
 
 logger = logging.getLogger(__name__)
 SWEEP_LIMIT = 500
@@ -212,9 +212,11 @@ def _send(connection, message, countdown, carried=()):
 def outbox_publish_carried(message_ids) -> int:
     """The worker's half of a grouped publish: publish each message a broker message carried (still pending and
     written published), each with its own countdown. Those the broker refuses are left for the sweep."""
-    carried = list(OutboxMessage.objects.filter(_pending(), pk__in=message_ids, published_at__isnull=False)
-                   .order_by("id"))
+    carried = select_prepared("outbox_carried", OutboxMessage, CARRIED_WHERE, [list(message_ids)], order_by="id")
     return outbox_publish_many(carried, stamped=True)
+
+
+CARRIED_WHERE = "id = ANY(%s::bigint[]) AND done_at IS NULL AND failed_at IS NULL AND published_at IS NOT NULL"
 
 
 _TABLE = OutboxMessage._meta.db_table

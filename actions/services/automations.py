@@ -26,7 +26,7 @@ from audit.services import audit_record_failure
 from catalog.models import Entity
 from portal.actor import Actor
 from portal.jq import JqError, jq_first
-from portal.prepared_statements import execute_prepared
+from portal.prepared_statements import execute_prepared, select_prepared
 from portal.datetimes import instant_text
 
 logger = logging.getLogger(__name__)
@@ -108,12 +108,20 @@ def automations_for_event(event):
         types = (TIMER_EXPIRED,)
         queryset = _automations().filter(blueprint_identifier=context.get("blueprintIdentifier"),
                                          trigger__event__propertyIdentifier=context.get("propertyIdentifier"))
-    else:
+    else:  # an entity's change, the most frequent (a deployment report's): one prepared statement
         types = ENTITY_EVENT_TYPES.get(event.get("action"), ())
-        queryset = _automations().filter(blueprint_identifier=context.get("blueprintIdentifier"))
+        blueprint = context.get("blueprintIdentifier")
+        if not types or not isinstance(blueprint, str):
+            return []
+        return select_prepared("automations_of_entity", Action, ENTITY_AUTOMATIONS_WHERE,
+                               [TriggerType.AUTOMATION.value, blueprint, list(types)], order_by="identifier")
     if not types:
         return []
     return list(queryset.filter(trigger__event__type__in=list(types)).order_by("identifier"))
+
+
+ENTITY_AUTOMATIONS_WHERE = ("trigger_type = %s AND publish AND blueprint_identifier = %s "
+                            "AND trigger #>> '{event,type}' = ANY(%s::text[])")
 
 
 def event_depth(event) -> int:

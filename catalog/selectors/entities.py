@@ -9,6 +9,7 @@ from catalog.access import EVERY_ENTITY, entity_read_rule, user_team_ids
 from catalog.models import Entity, Relation
 from catalog.selectors.scorecards import scorecard_standings
 from portal.errors import NotFound
+from portal import jq_fast
 from portal.jq import JqError, jq_first_many
 from portal.datetimes import instant_text
 
@@ -266,7 +267,10 @@ def apply_calculations(blueprint, documents):
     other go to the jq sandbox in one round trip (`_calculated_together`); otherwise, and for a document that could
     not tell, one calculation after the other over all the documents, each seeing the ones before it (as always)."""
     calculations = blueprint.calculation_properties
-    together = _calculated_together(calculations, documents) if len(calculations) > 1 and documents else None
+    # calculations in the subset portal/jq_fast.py evaluates in the process: in turn, with no round trip at all
+    in_process = all(jq_fast.compiled(str(calc["calculation"])) is not None for calc in calculations.values())
+    together = (_calculated_together(calculations, documents)
+                if len(calculations) > 1 and documents and not in_process else None)
     if together is None:
         _calculated_in_turn(calculations, documents)
         return

@@ -281,3 +281,33 @@ def test_depth_follows_the_run_that_wrote_the_entity(self_service, dispatched):
     Run.objects.filter(pk=run.pk).update(automation_depth=3)
     assert automations_fire(event=event) == []
     assert AuditEvent.objects.filter(verb=AUTOMATION_REFUSED).count() == 1
+
+
+def test_the_automations_of_an_entity_event_are_read_whole_in_one_prepared_statement(blueprint):
+    """automations_for_event's entity case: the published automations of the event's blueprint listening for its type,
+    in identifier order, each the Action the ORM reads (every field, JSON ones parsed)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from actions.models import Action
+    from actions.services.automations import automations_for_event
+
+    automation("z_any", {"type": "ANY_ENTITY_CHANGE", "blueprintIdentifier": "devEnv"},
+               condition={"type": "JQ", "expressions": [".diff.after != null"], "combinator": "and"})
+    automation("a_updated", {"type": "ENTITY_UPDATED", "blueprintIdentifier": "devEnv"})
+    automation("created_only", {"type": "ENTITY_CREATED", "blueprintIdentifier": "devEnv"})
+    off = automation("off", {"type": "ANY_ENTITY_CHANGE", "blueprintIdentifier": "devEnv"})
+    off.publish = False
+    off.save()
+    event = {"action": "UPDATE", "resourceType": "entity", "context": {"blueprintIdentifier": "devEnv"}}
+    automations_for_event(event)  # prepared on this connection
+    with CaptureQueriesContext(connection) as captured:
+        found = automations_for_event(event)
+    assert len(captured.captured_queries) == 1
+    assert [a.identifier for a in found] == ["a_updated", "z_any"]
+    for action in found:
+        stored = Action.objects.get(pk=action.pk)
+        assert {f.attname: getattr(action, f.attname) for f in Action._meta.concrete_fields} == \
+            {f.attname: getattr(stored, f.attname) for f in Action._meta.concrete_fields}
+    assert found[1].trigger["condition"]["expressions"] == [".diff.after != null"]
+    assert automations_for_event({**event, "context": {"blueprintIdentifier": None}}) == []

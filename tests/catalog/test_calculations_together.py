@@ -81,3 +81,30 @@ def test_a_program_that_does_not_run_together_falls_back_to_one_by_one(jq_calls)
     entities.apply_calculations(bp, docs)
     assert docs[0]["properties"] == {"version": "1.2.3", "fine": "svc-0", "broken": None}
     assert docs[0]["calculationErrors"]["broken"] == str(alone(".properties | ((", docs[0]))
+
+
+def test_calculations_in_the_subset_the_process_evaluates_take_no_round_trip(monkeypatch):
+    """Each of the starter's kinds of calculation (paths joined into a URL, a conditional label) is in
+    portal/jq_fast.py's subset: evaluated here, in turn, with what the sandbox gives."""
+    from unittest import mock
+
+    from portal import jq as pjq
+    from portal import jq_fast
+
+    bp = blueprint(url='"https://logs/?s=" + (.relations.env // "") + "&v=" + .properties.version',
+                   state='if .properties.version == "1.2.3" then "old" elif .relations.env == "prod" then "current" '
+                         'else "other" end',
+                   reads_url='.properties.url + "#top"')  # the one before it, as in turn always did
+    with mock.patch.object(jq_fast, "compiled", return_value=None):
+        expected = documents("1.2.3", "10.0.0")
+        entities.apply_calculations(bp, expected)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the sandbox was asked")
+
+    monkeypatch.setattr(pjq, "_run", refuse)
+    docs = documents("1.2.3", "10.0.0")
+    entities.apply_calculations(bp, docs)
+    assert docs == expected
+    assert [doc["properties"]["state"] for doc in docs] == ["old", "current"]
+    assert docs[1]["properties"]["reads_url"] == "https://logs/?s=prod&v=10.0.0#top"

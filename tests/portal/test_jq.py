@@ -34,8 +34,12 @@ def _secret_in_environment(monkeypatch):
     monkeypatch.setenv(SECRET_NAME, SECRET_VALUE)
 
 
+# `.` alone is evaluated in the process (portal/jq_fast.py); through a pipe it is the sandbox's
+SANDBOX_IDENTITY = ". | ."
+
+
 def _warm_worker():
-    assert jq_first(".", 1) == 1
+    assert jq_first(SANDBOX_IDENTITY, 1) == 1
 
 
 # --------------------------------------------------------------------------- basics
@@ -220,7 +224,7 @@ def test_timed_out_worker_is_killed_and_replaced():
         jq_first("def f: f; f", None, timeout=0.3)
     assert victim.proc.returncode is not None  # killed and reaped
     assert victim not in pool.workers
-    assert jq_first(".", 7) == 7
+    assert jq_first(SANDBOX_IDENTITY, 7) == 7
     assert victim not in pool.workers
 
 
@@ -228,7 +232,7 @@ def test_batch_timeout_raises():
     _warm_worker()
     with pytest.raises(JqTimeout):
         jq_first_many("if . == 2 then last(range(1e15)) else . end", [1, 2, 3], timeout=0.3)
-    assert jq_first_many(".", [1, 2, 3]) == [1, 2, 3]
+    assert jq_first_many(SANDBOX_IDENTITY, [1, 2, 3]) == [1, 2, 3]
 
 
 def test_memory_blowup_fails_that_evaluation_only():
