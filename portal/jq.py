@@ -4,6 +4,8 @@ libjq holds the GIL and cannot be interrupted, snapshots os.environ into $ENV wh
 abort()s the whole process when out of memory, so expressions only run in a pool of long-lived
 worker subprocesses (empty environment, rlimits) fed batches over pipes; a caller that times out
 kills its worker.  $ENV/env, input*, debug/stderr, halt*, $__loc__ and modules are compile errors.
+An expression in the small subset portal/jq_fast.py knows (paths, literals, `+`, comparisons, `//`, conditionals)
+is evaluated in the process instead, for each input it answers exactly as jq; the rest of the inputs come here.
 """
 
 from __future__ import annotations

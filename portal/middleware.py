@@ -123,11 +123,15 @@ class RateCount:
         return self._used
 
 
+def _over_limit(limit, period):
+    return f"Rate limit of {limit} requests per {period}s exceeded."
+
+
 class RateLimited(PortalError):
     status, code = 429, "too_many_requests"
 
     def __init__(self, limit, period, reset):
-        super().__init__(f"Rate limit of {limit} requests per {period}s exceeded.")
+        super().__init__(_over_limit(limit, period))
         self.retry_after_seconds = reset
 
 
@@ -153,8 +157,8 @@ def _window_reset(period):
 class ApiGuardMiddleware:
     """For /v1: refuse bodies over the limit (413) and count requests per caller per window (RateCount). The count
     is sent before the view runs; a view that enforces it itself (`enforces_rate_limit`: the API views, after the
-    token check) reads it there, any other is refused here before it runs, and a request that reached no view (an
-    unknown route) is answered 429 in its stead. Every answer carries Port's x-ratelimit-* headers."""
+    token check) reads it there, any other is refused here before it runs (process_view), and a request answered
+    before any view ran is answered 429 in its stead. Every answer carries Port's x-ratelimit-* headers."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -202,7 +206,7 @@ class ApiGuardMiddleware:
 
     @staticmethod
     def _refusal(limit, period):
-        return envelope_response(429, "too_many_requests", f"Rate limit of {limit} requests per {period}s exceeded.")
+        return envelope_response(429, "too_many_requests", _over_limit(limit, period))
 
     @staticmethod
     def _caller_key(request):

@@ -265,9 +265,10 @@ def apply_calculations(blueprint, documents):
     """Set `blueprint`'s calculation properties in its entities' `documents` (jq over each document), in place; a
     calculation that fails is null, its error under `calculationErrors`. Several calculations that do not read each
     other go to the jq sandbox in one round trip (`_calculated_together`); otherwise, and for a document that could
-    not tell, one calculation after the other over all the documents, each seeing the ones before it (as always)."""
+    not tell, one calculation after the other over all the documents, each seeing the ones before it (as always).
+    When every calculation is in the subset of jq portal/jq_fast.py evaluates in the process, in turn, with no round
+    trip at all."""
     calculations = blueprint.calculation_properties
-    # calculations in the subset portal/jq_fast.py evaluates in the process: in turn, with no round trip at all
     in_process = all(jq_fast.compiled(str(calc["calculation"])) is not None for calc in calculations.values())
     together = (_calculated_together(calculations, documents)
                 if len(calculations) > 1 and documents and not in_process else None)
