@@ -1,51 +1,47 @@
-"""Statements of the hottest reads, prepared once per database connection (PREPARE, then EXECUTE).
+"""Statements of the hottest reads and writes, prepared once per database connection.
 
 PostgreSQL spends longer planning the entity document statement (a recursive walk of mirror paths, a handful of
 aggregating subqueries) than running it: about 1 ms of planning for 0.2 ms of work. Prepared, the plan is made on
 the connection's first executions and reused (PostgreSQL's generic plan after five custom ones), and the statement
-stays in Django's cursor, so it is logged and counted like any other.
+stays in Django's cursor, so it is logged and counted like any other. Its parameters travel apart from its text
+(server-side binding): nothing is quoted into SQL in Python, and the server parses the text once.
 
-A prepared statement lives as long as its session (a ROLLBACK does not drop it), so the names prepared are kept
-on the DB-API connection object itself: a new connection starts with none. The name is a digest of the text, so
-a changed statement (another column list after a migration) is prepared under a new name. This needs a session
-of its own per connection, as the portal has (direct connections, or a pooler in session mode, not transaction
-mode), and nothing that runs DISCARD ALL / DEALLOCATE ALL on it behind Django's back (a pool `reset` doing so).
+psycopg keeps what it prepared per connection (the 100 most recent statements, the older deallocated), so a new
+connection starts with none. This needs a session of its own per connection, as the portal has (direct connections,
+or a pooler in session mode, not transaction mode), and nothing that runs DISCARD ALL / DEALLOCATE ALL on it behind
+psycopg's back (a pool `reset` doing so).
 """
-import hashlib
 import json
-import re
 
 from django.db import connection, models
-
-_PLACEHOLDER = re.compile(r"%s")
+from django.db.backends.postgresql.base import ServerBindingCursor
 
 
 def execute_prepared(cursor, label, sql, params, *, generic_plan=None):
-    """Execute `sql` (positional `%s` placeholders only, no literal `%`) with `params` on Django `cursor` through a
-    statement prepared on its connection, preparing it first if this connection has not. `label` (an identifier)
-    starts the statement's name, so a query log says what `EXECUTE <name>(...)` ran.
+    """Execute `sql` (positional `%s` placeholders only, no literal `%`) with `params` on Django `cursor` as a statement
+    prepared on its connection: the cursor binds server-side (Django's ServerBindingCursor in place of its client-side
+    one, results read from `cursor` as usual), and psycopg prepares the statement on its first execution on the
+    connection (`prepare_threshold` 0, which client-side cursors ignore), then sends only the parameters, each as it is,
+    not quoted into the text. `label` (an identifier) heads the statement as a comment, so a query log says what ran.
 
     `generic_plan`: True plans it once for every parameter (plan_cache_mode force_generic_plan), for a statement
     whose best plan does not depend on them but whose generic plan PostgreSQL misjudges, so that it would plan it
     afresh at every execution; False leaves the choice to PostgreSQL (`auto`), for one whose best plan does depend on
     them (how selective a searched value is); None runs under whichever is set. The mode is set on the
-    session only when it must change (Django's cursors bind client-side, so it bears on these statements alone); a
-    wrong belief about it (a SET rolled back with its transaction) costs time, never results."""
-    name = f"{label}_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
+    session only when it must change (Django's other cursors bind client-side, so it bears on these statements
+    alone); a wrong belief about it (a SET rolled back with its transaction) costs time, never results."""
     raw = cursor.db.connection
     if generic_plan is not None:
         mode = "force_generic_plan" if generic_plan else "auto"
         if getattr(raw, "_portal_plan_mode", "auto") != mode:
             cursor.execute(f"SET plan_cache_mode = {mode}")
             raw._portal_plan_mode = mode
-    prepared = getattr(raw, "_portal_prepared", None)
-    if prepared is None:
-        prepared = raw._portal_prepared = set()
-    if name not in prepared:
-        numbers = iter(range(1, len(params) + 1))
-        cursor.execute(f"PREPARE {name} AS {_PLACEHOLDER.sub(lambda _: f'${next(numbers)}', sql)}")
-        prepared.add(name)
-    cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}", params)
+    if not isinstance(cursor.cursor, ServerBindingCursor):
+        client, cursor.cursor = cursor.cursor, ServerBindingCursor(raw)
+        client.close()
+    if raw.prepare_threshold != 0:
+        raw.prepare_threshold = 0
+    cursor.execute(f"/* {label} */ {sql}", params)
 
 
 def insert_prepared(label, sql, rows, instances):

@@ -15,8 +15,8 @@ end of that request (`close_if_unusable_or_obsolete` after an error), and the ne
 """
 import select
 
-from django.db.backends.postgresql import base
-from psycopg import pq
+from django.db.backends.postgresql import base, operations
+from psycopg import errors, pq
 
 WAITING = select.POLLIN | select.POLLPRI  # POLLHUP, POLLERR and POLLNVAL are reported whether asked for or not
 
@@ -28,7 +28,22 @@ def socket_quiet(raw):
     return not poller.poll(0)
 
 
+class DatabaseOperations(operations.DatabaseOperations):
+    def last_executed_query(self, cursor, sql, params):
+        """A statement run by a server-side binding cursor (portal/prepared_statements.py), for the query log: its text
+        with its parameters written in, as Django writes it for a connection binding server-side (psycopg keeps no
+        text of a prepared statement's execution)."""
+        if isinstance(cursor, base.ServerBindingCursor):
+            try:
+                return self.compose_sql(sql, params)
+            except errors.DataError:
+                return None
+        return super().last_executed_query(cursor, sql, params)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
+
     def is_usable(self):
         raw = self.connection
         if raw is None:

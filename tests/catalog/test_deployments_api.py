@@ -161,7 +161,7 @@ def test_lock_check_is_one_query(admin_api, deployment_catalog, system):
     with CaptureQueriesContext(connection) as locked:
         assert admin_api.get("/v1/locks/CartService/production").status_code == 423
     lock_queries = [q["sql"] for q in free.captured_queries if "catalog_entity" in q["sql"] or "lock_find" in q["sql"]]
-    assert len(lock_queries) == 1 and lock_queries[0].startswith("EXECUTE lock_find_"), lock_queries  # prepared
+    assert len(lock_queries) == 1 and lock_queries[0].startswith("/* lock_find */"), lock_queries  # prepared
     assert len(free.captured_queries) == len(locked.captured_queries)
 
 
