@@ -53,3 +53,14 @@ def test_the_callers_cursor_works_on_after_it():
         assert cursor.fetchone()[0] == "a"
         cursor.execute("SELECT %s || %s", ["b", "c"])
         assert cursor.fetchone() == ("bc",)
+
+
+def test_a_rollback_forgets_the_statements_and_the_next_execution_prepares_again():
+    from django.db import transaction
+
+    assert echo("before", 1, [], None, None)[0] == "before"
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert echo("inside", 2, [2], None, None)[0] == "inside"
+        raise RuntimeError("a refused write")  # ROLLBACK TO SAVEPOINT: psycopg deallocates what it prepared
+    assert echo("after", 3, [3], None, None) == ("after", 3, [3], None, True)
+    assert prepared_echoes() == 1
