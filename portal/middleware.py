@@ -137,7 +137,8 @@ class RateLimited(PortalError):
 
 def rate_limit_enforce(request):
     """Refuse `request` (a Django request under /v1) with RateLimited when its caller is over the limit; API views call
-    it once they have checked the token, before they do anything else. Nothing for a request the limiter did not count."""
+    it once they have checked the token, before they do anything else. Nothing for a request the limiter did not
+    count."""
     count = getattr(request, "portal_rate_count", None)
     if count is None or count.enforced:
         return

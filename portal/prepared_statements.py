@@ -10,9 +10,9 @@ psycopg keeps what it prepared per connection (the 100 most recent statements, t
 connection starts with none. A ROLLBACK (a refused write, a retried conflict) makes psycopg forget them all and
 deallocate them, as a rolled-back DDL may have changed what they name: the connection's next executions prepare and
 plan them again (the old `PREPARE`/`EXECUTE` text survived rollbacks, but quoted every parameter into the text in
-Python, 14% of a web worker's CPU during deployment reports). This needs a session of its own per connection, as the portal has (direct connections,
-or a pooler in session mode, not transaction mode), and nothing that runs DISCARD ALL / DEALLOCATE ALL on it behind
-psycopg's back (a pool `reset` doing so).
+Python, 14% of a web worker's CPU during deployment reports). This needs a session of its own per connection, as
+the portal has (direct connections, or a pooler in session mode, not transaction mode), and nothing that runs
+DISCARD ALL / DEALLOCATE ALL on it behind psycopg's back (a pool `reset` doing so).
 """
 import json
 

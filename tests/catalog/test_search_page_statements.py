@@ -252,7 +252,8 @@ def test_a_lookup_by_identifier_is_planned_once(search_documents_catalog):
         assert _plan_cache_mode() == "force_generic_plan"
 
 
-def test_a_blueprint_with_more_relations_than_one_object_call_takes_renders_them_alike(search_documents_catalog, monkeypatch):
+def test_a_blueprint_with_more_relations_than_one_object_call_takes_renders_them_alike(search_documents_catalog,
+                                                                                        monkeypatch):
     """Relations are written one subquery each into one json_build_object call, which takes 100 arguments; past
     RELATIONS_BUILT they are aggregated in one subquery instead: the same documents either way."""
     from catalog.selectors import search_pages

@@ -1,5 +1,6 @@
 """The health check of a kept database connection (portal/database/base.py): no round trip for a quiet, idle,
-healthy connection; Django's `SELECT 1` (and a new connection) for one the server has ended or that is mid-transaction."""
+healthy connection; Django's `SELECT 1` (and a new connection) for one the server has ended or that is in the middle
+of a transaction."""
 import select
 from unittest import mock
 

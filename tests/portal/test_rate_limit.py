@@ -43,8 +43,9 @@ def test_a_caller_over_the_limit_is_refused_before_a_write(limit_of_two, admin_a
     response = admin_api.post("/v1/blueprints", {"identifier": "late", "title": "Late", "schema": {"properties": {}}},
                               format="json")
     assert response.status_code == 429, response.content
-    assert response.json() == {"ok": False, "error": "too_many_requests", "message": "Rate limit of 2 requests per "
-                                                                                   f"{limit_of_two.API_RATE_PERIOD_SECONDS}s exceeded."}
+    period = limit_of_two.API_RATE_PERIOD_SECONDS
+    assert response.json() == {"ok": False, "error": "too_many_requests",
+                               "message": f"Rate limit of 2 requests per {period}s exceeded."}
     assert int(response["Retry-After"]) >= 0 and response["x-ratelimit-remaining"] == "0"
     assert not Blueprint.objects.filter(identifier="late").exists()
 
