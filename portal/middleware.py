@@ -197,12 +197,12 @@ class ApiGuardMiddleware:
         return response
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        count = getattr(request, "portal_rate_count", None)
-        if count is None or getattr(getattr(view_func, "cls", None), "enforces_rate_limit", False):
+        if getattr(getattr(view_func, "cls", None), "enforces_rate_limit", False):
             return None
-        count.enforced = True
-        if count.used() > settings.API_RATE_LIMIT:
-            return self._refusal(settings.API_RATE_LIMIT, settings.API_RATE_PERIOD_SECONDS)
+        try:
+            rate_limit_enforce(request)
+        except RateLimited as refusal:
+            return envelope_response(refusal.status, refusal.code, refusal.message)
         return None
 
     @staticmethod

@@ -14,7 +14,6 @@ OUTBOX_KEEP_DONE_DAYS.
 What a task sends outside may still go twice when a worker dies mid-send; receivers de-duplicate on what the
 task sends (a run's runId), see README.
 """
-import json
 import logging
 import threading
 import time
@@ -27,7 +26,8 @@ from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from portal.models import OutboxMessage
-from portal.prepared_statements import execute_prepared, insert_prepared, select_prepared
+from portal.prepared_statements import (execute_prepared, insert_prepared, model_columns, model_from_row,
+                                       select_prepared)
 
 logger = logging.getLogger(__name__)
 SWEEP_LIMIT = 500
@@ -220,14 +220,13 @@ CARRIED_WHERE = "id = ANY(%s::bigint[]) AND done_at IS NULL AND failed_at IS NUL
 
 
 _TABLE = OutboxMessage._meta.db_table
-_CLAIMED_COLUMNS = tuple(field.column for field in OutboxMessage._meta.concrete_fields)  # the whole row, as the ORM
 # One statement: of two claimers one takes the row lock first; the other waits for its commit, then finds the row
 # it left (claimed, done or coalesced: PostgreSQL checks the conditions again on the row as it is now) and takes
-# nothing.
-_CLAIM_SQL = (f"UPDATE {_TABLE} SET attempts = attempts + 1, lease_until = %s "
+# nothing. It returns the whole row, as the ORM would read it.
+_CLAIM_SQL = (f"UPDATE {_TABLE} m SET attempts = attempts + 1, lease_until = %s "
               "WHERE id = %s AND done_at IS NULL AND failed_at IS NULL AND (lease_until IS NULL OR lease_until < %s) "
               "AND (NOT %s::boolean OR not_before <= %s) "
-              f"RETURNING {', '.join(c + '::text' if c == 'args' else c for c in _CLAIMED_COLUMNS)}")
+              f"RETURNING {model_columns(OutboxMessage, 'm')[0]}")
 _DONE_SQL = f"UPDATE {_TABLE} SET done_at = %s, lease_until = NULL WHERE id = %s"
 
 
@@ -242,10 +241,7 @@ def outbox_claim(*, message_id, due=True) -> OutboxMessage | None:
         execute_prepared(cursor, "outbox_claim", _CLAIM_SQL, [lease, message_id, now, bool(due), due_by],
                          generic_plan=True)
         row = cursor.fetchone()
-    if row is None:
-        return None
-    values = dict(zip(_CLAIMED_COLUMNS, row), args=json.loads(row[_CLAIMED_COLUMNS.index("args")]))
-    return OutboxMessage.from_db(db_connection.alias, list(values), list(values.values()))
+    return None if row is None else model_from_row(OutboxMessage, "m", row)
 
 
 def outbox_deliver(*, message_id) -> bool:

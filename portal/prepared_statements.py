@@ -15,8 +15,9 @@ the portal has (direct connections, or a pooler in session mode, not transaction
 DISCARD ALL / DEALLOCATE ALL on it behind psycopg's back (a pool `reset` doing so).
 """
 import json
+from functools import cache
 
-from django.db import connection, models
+from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
 
 
@@ -60,19 +61,31 @@ def insert_prepared(label, sql, rows, instances):
         instance._state.adding, instance._state.db = False, connection.alias
 
 
+@cache
+def model_columns(model, alias):
+    """(select list `alias.col AS alias_col`, field attnames, converters) of `model`'s concrete fields, JSON
+    columns as text: what `model_from_row` needs to build the instance the ORM would have."""
+    fields = model._meta.concrete_fields
+    columns = ", ".join(f'{alias}."{f.column}"{"::text" if f.get_internal_type() == "JSONField" else ""} AS {alias}_{f.column}'
+                        for f in fields)
+    converters = [(lambda value, field=f: field.from_db_value(value, None, connection))
+                  if f.get_internal_type() == "JSONField" else None for f in fields]
+    return columns, [f.attname for f in fields], converters
+
+
+def model_from_row(model, alias, values):
+    """The instance the ORM would have built from a row of `model_columns(model, alias)`."""
+    _, names, converters = model_columns(model, alias)
+    return model.from_db(connection.alias, names, [convert(v) if convert else v for convert, v in zip(converters, values)])
+
+
 def select_prepared(label, model, where, params, *, order_by):
     """The `model` rows `where` (SQL over its columns, `%s` placeholders for `params`) says, ordered by `order_by`, as
-    model instances (every concrete field, JSON ones parsed), through a statement prepared once per connection: a
-    worker's per-message lookups without the ORM building the same query every time."""
-    fields = model._meta.concrete_fields
-    parsed = [isinstance(field, models.JSONField) for field in fields]
-    columns = ", ".join(f'"{field.column}"::text' if json_field else f'"{field.column}"'
-                        for field, json_field in zip(fields, parsed))
-    sql = f'SELECT {columns} FROM "{model._meta.db_table}" WHERE {where} ORDER BY {order_by}'
+    model instances (`model_from_row`), through a statement prepared once per connection: a worker's per-message
+    lookups without the ORM building the same query every time."""
+    columns, _, _ = model_columns(model, "m")
     with connection.cursor() as cursor:
-        execute_prepared(cursor, label, sql, params, generic_plan=True)
+        execute_prepared(cursor, label, f'SELECT {columns} FROM "{model._meta.db_table}" m WHERE {where} '
+                                        f"ORDER BY {order_by}", params, generic_plan=True)
         rows = cursor.fetchall()
-    names = [field.attname for field in fields]
-    return [model.from_db(connection.alias, names, [json.loads(value) if json_field and value is not None else value
-                                                    for value, json_field in zip(row, parsed)])
-            for row in rows]
+    return [model_from_row(model, "m", row) for row in rows]

@@ -6,9 +6,8 @@ from django.db.models import Count
 
 from catalog.access import readable_blueprint_ids
 from catalog.models import Blueprint
-from catalog.selectors.entities import model_columns, model_from_row
 from portal.errors import NotFound
-from portal.prepared_statements import execute_prepared
+from portal.prepared_statements import execute_prepared, model_columns, model_from_row
 from portal.datetimes import instant_text
 
 

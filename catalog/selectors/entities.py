@@ -78,23 +78,6 @@ def entity_get_by_identifiers(blueprint_identifier, identifier, *, user):
     return entity
 
 
-@cache
-def model_columns(model, alias):
-    """(select list `alias.col AS alias_col`, field attnames, converters) of `model`'s concrete fields, JSON
-    columns as text: what `model_from_row` needs to build the instance the ORM would have."""
-    fields = model._meta.concrete_fields
-    columns = ", ".join(f'{alias}."{f.column}"{"::text" if f.get_internal_type() == "JSONField" else ""} AS {alias}_{f.column}'
-                        for f in fields)
-    converters = [(lambda value, field=f: field.from_db_value(value, None, connection))
-                  if f.get_internal_type() == "JSONField" else None for f in fields]
-    return columns, [f.attname for f in fields], converters
-
-
-def model_from_row(model, alias, values):
-    _, names, converters = model_columns(model, alias)
-    return model.from_db(connection.alias, names, [convert(v) if convert else v for convert, v in zip(converters, values)])
-
-
 RELATIONS_AND_TEAMS_SQL = """
     SELECT r.source_id, r.relation, r.target_id, t.identifier, r.position, r.id
       FROM catalog_relation r JOIN catalog_entity t ON t.id = r.target_id

@@ -119,16 +119,7 @@ def _properties(blueprint):
     return f"CASE WHEN p.properties ?& %s::text[] THEN p.properties::json ELSE {merged} END", [schema_keys, *params]
 
 
-# A row's `relations` object: one subquery per relation of the blueprint (its name a parameter), the target
-# identifiers in the relation's order; a blueprint with more relations than json_build_object takes arguments
-# (100) aggregates them all in one (RELATIONS_MANY).
-RELATION_TARGETS = """FROM catalog_relation r JOIN catalog_entity t ON t.id = r.target_id
-                   WHERE r.source_id = p.id AND r.relation = %s"""
-RELATION_ONE = "(SELECT to_json(t.identifier) " + RELATION_TARGETS + " ORDER BY r.position, r.id, t.identifier LIMIT 1)"
-RELATION_LIST = ("COALESCE((SELECT json_agg(t.identifier ORDER BY r.position, r.id, t.identifier) " + RELATION_TARGETS
-                 + "), '[]'::json)")
-RELATIONS_BUILT = 40
-RELATIONS_MANY = """COALESCE((SELECT json_object_agg(k.key, CASE WHEN k.many THEN COALESCE(x.targets, '[]'::json)
+RELATIONS = """COALESCE((SELECT json_object_agg(k.key, CASE WHEN k.many THEN COALESCE(x.targets, '[]'::json)
                                                          ELSE x.targets->0 END ORDER BY k.ord)
           FROM unnest(%s::text[], %s::boolean[]) WITH ORDINALITY k(key, many, ord) LEFT JOIN (
                SELECT r.relation, json_agg(t.identifier ORDER BY r.position, r.id, t.identifier) AS targets
@@ -169,19 +160,6 @@ SELECT (SELECT json_agg(json_build_object(
          WHERE (d.id, d.version) IN (SELECT * FROM unnest(%s::bigint[], %s::integer[]))),
        (SELECT """ + DEFINITION_DIGEST.format("d") + """ FROM catalog_blueprint d WHERE d.id = %s)
 """
-
-
-def _relations(relations):
-    """(SQL, params) of a page row's `relations` object."""
-    if not relations:
-        return "'{}'::json", []
-    if len(relations) > RELATIONS_BUILT:
-        return RELATIONS_MANY, [list(relations), [bool(d.get("many")) for d in relations.values()]]
-    members, params = [], []
-    for name, definition in relations.items():
-        members.append(f"%s::text, {RELATION_LIST if definition.get('many') else RELATION_ONE}")
-        params += [name, name]
-    return f"json_build_object({', '.join(members)})", params
 
 
 def _condition(rule_set, *, user, blueprint, path, fresh=False):
@@ -234,13 +212,12 @@ def _statement(blueprint, condition, rule, *, after, limit):
         params += [list(mirrors), [str(m.get("path", "")) for m in mirrors.values()], relations_json, relations_json,
                    *readable["src"][1], *readable["t"][1]]
     properties, properties_params = _properties(blueprint)
-    relations_sql, relations_params = _relations(relations)
-    params += [blueprint.identifier, *properties_params, *relations_params]
+    params += [blueprint.identifier, *properties_params, list(relations), [bool(d.get("many")) for d in relations.values()]]
     if blueprint.scorecards:
         params.append(json.dumps(blueprint.scorecards))
     params += [[pk for pk, _ in condition.depends_on], [version for _, version in condition.depends_on], blueprint.pk]
     sql = PAGE_SQL.format(condition=condition.text, readable_e=readable["e"][0], mirror_ctes=mirror_ctes,
-                          properties=properties, relations=relations_sql,
+                          properties=properties, relations=RELATIONS,
                           created_p=INSTANT.format("p.created_at"), updated_p=INSTANT.format("p.updated_at"),
                           scorecards=SCORECARDS if blueprint.scorecards else "")
     return sql, params

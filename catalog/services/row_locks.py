@@ -35,8 +35,7 @@ from django.db import connection
 
 from catalog.models import Blueprint
 from catalog.selectors.blueprints import DEFINITION_DIGEST, blueprint_definition_kept, blueprint_definitions_fresh
-from catalog.selectors.entities import model_columns, model_from_row
-from portal.prepared_statements import execute_prepared
+from portal.prepared_statements import execute_prepared, model_columns, model_from_row
 
 KEY_SHARE, NO_KEY_UPDATE, UPDATE = "KEY SHARE", "NO KEY UPDATE", "UPDATE"
 STRENGTH = {KEY_SHARE: 0, NO_KEY_UPDATE: 1, UPDATE: 2}

@@ -252,21 +252,6 @@ def test_a_lookup_by_identifier_is_planned_once(search_documents_catalog):
         assert _plan_cache_mode() == "force_generic_plan"
 
 
-def test_a_blueprint_with_more_relations_than_one_object_call_takes_renders_them_alike(search_documents_catalog,
-                                                                                        monkeypatch):
-    """Relations are written one subquery each into one json_build_object call, which takes 100 arguments; past
-    RELATIONS_BUILT they are aggregated in one subquery instead: the same documents either way."""
-    from catalog.selectors import search_pages
-
-    reader, app = user("admin@example.com"), blueprint_definition("App")
-    assert 1 < len(app.relations) < search_pages.RELATIONS_BUILT
-    built, _ = search_page_json(app, EVERY_APP, user=reader, limit=100)
-    monkeypatch.setattr(search_pages, "RELATIONS_BUILT", 1)
-    aggregated, _ = search_page_json(app, EVERY_APP, user=reader, limit=100)
-    assert json.dumps(aggregated) == json.dumps(built) == json.dumps(app_documents(reader))
-    assert {"cluster", "libraries"} <= set(built[0]["relations"])
-
-
 def test_the_page_condition_does_not_filter_the_blueprint_twice(search_documents_catalog):
     """The statement keeps the page to its blueprint; the rule set's own `blueprint_id` filter would only skew the
     planner's estimate of the rows matching."""
