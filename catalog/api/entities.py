@@ -4,7 +4,7 @@ from catalog.selectors.blueprints import blueprint_get
 from catalog.selectors.entities import entities_json, entities_visible_to, entity_get
 from catalog.selectors.search_pages import entity_document
 from catalog.services import entities as service
-from portal.api.base import ApiView, JsonText, ok, query_bool, query_int, require
+from portal.api.base import ApiView, JsonText, ok, query_bool, query_int, require, token_check
 from portal.api.pagination import keyset_page
 from portal.errors import ValidationFailed
 
@@ -87,12 +87,14 @@ class EntityBulkView(ApiView):
 
 class EntityDetailView(ApiView):
     repeatable_query = ("include", "exclude")
+    token_check_rides = ("GET",)  # a read: the document's statement checks the bearer token too
 
     def get(self, request, blueprint, identifier):
         include, exclude = _paths(request)
         calculated = not query_bool(request, "exclude_calculated_properties")
         return ok(entity=JsonText(entity_document(blueprint, identifier, user=request.user, include=include,
-                                                  exclude=exclude, calculated=calculated)))
+                                                  exclude=exclude, calculated=calculated,
+                                                  token_check=token_check(request))))
 
     def _write(self, request, blueprint, identifier, mode):
         bp = blueprint_get(blueprint)

@@ -3,7 +3,7 @@ from catalog.selectors.blueprints import blueprint_definition
 from catalog.selectors.entities import entities_json
 from catalog.selectors.search import search_compile
 from catalog.selectors.search_pages import search_page
-from portal.api.base import ApiView, JsonText, ok, query_bool, query_int
+from portal.api.base import ApiView, JsonText, ok, query_bool, query_int, token_check
 from portal.errors import ValidationFailed
 
 SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX = 1000, 10000
@@ -46,6 +46,7 @@ class BlueprintEntitySearchView(ApiView):
     documents are one SQL statement (catalog/selectors/search_pages.py), whose JSON text is the answer's `entities`."""
 
     repeatable_query = ("include", "exclude")
+    token_check_rides = ("POST",)  # a read: the page's statement checks the bearer token too
 
     def post(self, request, blueprint):
         bp = blueprint_definition(blueprint)  # the page's statement checks it is current
@@ -64,7 +65,7 @@ class BlueprintEntitySearchView(ApiView):
         if query is None:
             query = {"combinator": "and", "rules": []}
         entities, next_cursor = search_page(bp, query, user=request.user, limit=limit, cursor=cursor,
-                                            include=include, exclude=exclude)
+                                            include=include, exclude=exclude, token_check=token_check(request))
         return ok(entities=JsonText(entities), next=next_cursor)
 
     # `.../entities/search` is also the path of an entity whose identifier is "search": every method

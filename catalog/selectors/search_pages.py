@@ -158,8 +158,10 @@ SELECT (SELECT json_agg(json_build_object(
        (SELECT count(*) FROM page), (SELECT max(id) FROM shown),
        (SELECT count(*) FROM catalog_blueprint d
          WHERE (d.id, d.version) IN (SELECT * FROM unnest(%s::bigint[], %s::integer[]))),
-       (SELECT """ + DEFINITION_DIGEST.format("d") + """ FROM catalog_blueprint d WHERE d.id = %s)
+       (SELECT """ + DEFINITION_DIGEST.format("d") + """ FROM catalog_blueprint d WHERE d.id = %s){token_check}
 """
+# The caller's bearer token checked in the same statement (portal/api/authentication.py TokenCheck): its columns last.
+TOKEN_CHECK = ", auth.* FROM (SELECT) AS page_row LEFT JOIN ({}) AS auth ON true"
 
 
 def _condition(rule_set, *, user, blueprint, path, fresh=False):
@@ -196,8 +198,8 @@ def _after(cursor):
     return after
 
 
-def _statement(blueprint, condition, rule, *, after, limit):
-    """(SQL, params) of the page statement."""
+def _statement(blueprint, condition, rule, *, after, limit, check=None):
+    """(SQL, params) of the page statement; `check` a TokenCheck it runs too."""
     # the page's rows are the blueprint's: the read rule keeps only what restricts them (a member reading the whole
     # blueprint: no condition); a mirror walks other blueprints' entities under the whole rule
     readable = {"e": rule.within(blueprint.pk).sql("e"), "src": rule.sql("src"), "t": rule.sql("t")}
@@ -216,39 +218,51 @@ def _statement(blueprint, condition, rule, *, after, limit):
     if blueprint.scorecards:
         params.append(json.dumps(blueprint.scorecards))
     params += [[pk for pk, _ in condition.depends_on], [version for _, version in condition.depends_on], blueprint.pk]
+    if check is not None:
+        params += check.params
     sql = PAGE_SQL.format(condition=condition.text, readable_e=readable["e"][0], mirror_ctes=mirror_ctes,
                           properties=properties, relations=RELATIONS,
                           created_p=INSTANT.format("p.created_at"), updated_p=INSTANT.format("p.updated_at"),
-                          scorecards=SCORECARDS if blueprint.scorecards else "")
+                          scorecards=SCORECARDS if blueprint.scorecards else "",
+                          token_check=TOKEN_CHECK.format(check.sql) if check is not None else "")
     return sql, params
 
 
-def _page(blueprint, condition_of, *, user, after, limit, by_key=False):
+def _page(blueprint, condition_of, *, user, after, limit, by_key=False, check=None):
     """(the blueprint as the statement found it, documents text or None, rows matched up to limit + 1, last id shown)
-    of the page statement over `blueprint` (as blueprint_definition kept it) with `condition_of(blueprint, fresh)`'s
-    ConditionSql (planned once when it walks relations, or when `by_key`: a lookup by the unique identifier, one index
-    probe whatever it is). The statement also reads the blueprint row's digest and which definitions the condition
-    read are unchanged: when either is stale it is run once more, with the definition read afresh and the condition compiled
-    afresh (a change meanwhile is then read as it was a moment before, as any read racing a write is). A rule set the
-    kept definition refuses is compiled again over the definition read afresh before it is refused."""
+    of the page statement over `blueprint` (as blueprint_definition kept it) with `condition_of(blueprint, fresh,
+    user)`'s ConditionSql (planned once when it walks relations, or when `by_key`: a lookup by the unique identifier,
+    one index probe whatever it is). The statement also reads the blueprint row's digest and which definitions the
+    condition read are unchanged: when either is stale it is run once more, with the definition read afresh and the
+    condition compiled afresh (a change meanwhile is then read as it was a moment before, as any read racing a write
+    is). A rule set the kept definition refuses is compiled again over the definition read afresh before it is
+    refused. `check`: the caller's pending TokenCheck (portal/api/authentication.py), `user` the user it hints at; the
+    statement runs it too, and is run again for the user it finds when that is another."""
     rule = entity_read_rule(user)
     for attempt in (0, 1):
         try:
-            condition = condition_of(blueprint, attempt > 0)
+            condition = condition_of(blueprint, attempt > 0, user)
         except ValidationFailed:
             if attempt:
                 raise
             # it may be the kept definition that is stale (a scorecard the rule names, added since): refused only
             # by the blueprint as it is now
             blueprint = blueprint_definition(blueprint.identifier, fresh=True)
-            condition = condition_of(blueprint, True)
+            condition = condition_of(blueprint, True, user)
+        riding = check if check is not None and not check.resolved else None
         with connection.cursor() as db:
-            sql, params = _statement(blueprint, condition, rule, after=after, limit=limit)
+            sql, params = _statement(blueprint, condition, rule, after=after, limit=limit, check=riding)
             if condition.reusable:  # prepared once per connection: its planning is not paid per request
                 execute_prepared(db, "search_page", sql, params, generic_plan=by_key or condition.walks)
             else:  # read the clock or the caller: one of a kind, not worth a prepared statement
                 db.execute(sql, params)
-            documents, matched, last, current, digest = db.fetchone()
+            documents, matched, last, current, digest, *checked = db.fetchone()
+        if riding is not None:  # before anything else: 401 when the token no longer stands
+            found = riding.resolve(checked)
+            if found is not user:  # read for the hinted user, whose row has changed: read again for this one
+                user, rule = found, entity_read_rule(found)
+                if attempt == 0 and digest == getattr(blueprint, "definition_digest", None):
+                    continue
         if attempt:
             break
         if digest != getattr(blueprint, "definition_digest", None):  # changed or deleted since this process read it
@@ -272,29 +286,33 @@ def _answer(blueprint, documents, *, include, exclude, calculated):
     return json.dumps(documents, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def search_page(blueprint, rule_set, *, user, limit, cursor=None, include=(), exclude=(), path="query"):
+def search_page(blueprint, rule_set, *, user, limit, cursor=None, include=(), exclude=(), path="query",
+                token_check=None):
     """(the entity documents as JSON text, the next cursor or None) of the page of `blueprint`'s entities (as
     blueprint_definition gave it) matching `rule_set` that `user` may read, after `cursor` (a `next` of an earlier
     page), at most `limit`, ordered by id: one SQL statement, and the caller's read rule (one more for a member, kept
-    on the user). ValidationFailed names the field at fault."""
+    on the user). ValidationFailed names the field at fault. `token_check`: the caller's pending TokenCheck, run by
+    the page's statement (`user` is then the user it hints at)."""
     after = _after(cursor)
 
-    def condition_of(definition, fresh):
-        return _condition(rule_set, user=user, blueprint=definition, path=path, fresh=fresh)
+    def condition_of(definition, fresh, reader):
+        return _condition(rule_set, user=reader, blueprint=definition, path=path, fresh=fresh)
 
-    blueprint, documents, matched, last = _page(blueprint, condition_of, user=user, after=after, limit=limit)
+    blueprint, documents, matched, last = _page(blueprint, condition_of, user=user, after=after, limit=limit,
+                                                check=token_check)
     text = _answer(blueprint, documents, include=include, exclude=exclude, calculated=True)
     return text, (cursor_encode(last) if matched > limit else None)
 
 
-def entity_document(blueprint_identifier, identifier, *, user, include=(), exclude=(), calculated=True):
+def entity_document(blueprint_identifier, identifier, *, user, include=(), exclude=(), calculated=True,
+                    token_check=None):
     """The JSON text of entity `identifier` of blueprint `blueprint_identifier`, as `entities_json` writes it: a page
     of one, found by its identifier, so one SQL statement (the hot by-identifier GET). NotFound for a blueprint that
-    does not exist, and for an entity that does not or that `user` may not read."""
+    does not exist, and for an entity that does not or that `user` may not read. `token_check` as for search_page."""
     blueprint = blueprint_definition(blueprint_identifier)
     by_identifier = ConditionSql("e.identifier = %s", (identifier,), True)
-    blueprint, documents, _, _ = _page(blueprint, lambda definition, fresh: by_identifier, user=user, after=0, limit=1,
-                                       by_key=True)
+    blueprint, documents, _, _ = _page(blueprint, lambda definition, fresh, reader: by_identifier, user=user, after=0,
+                                       limit=1, by_key=True, check=token_check)
     if documents is None:
         raise NotFound(f"Entity {identifier!r} of blueprint {blueprint.identifier!r} was not found.")
     return _answer(blueprint, documents, include=include, exclude=exclude, calculated=calculated)[1:-1]  # the one

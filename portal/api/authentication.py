@@ -1,3 +1,18 @@
+"""`Authorization: Bearer <JWT>` for /v1: the token's signature and expiry are checked in Python, its credential (an
+active API client of an active user) by one SQL statement.
+
+That statement is a round trip to PostgreSQL before the view's own, on every call; on a by-identifier GET or a search
+page, whose answer is itself one statement, it was as long as the page. A view that only reads may let it ride in its
+own statement (`ApiView.token_check_rides`: the methods it does so for). The view then runs on the user this process
+found behind the same credential last time (a hint, never an answer), and its statement also runs the check
+(`TokenCheck`): the page is handed out only when the credential still stands and its user row is the hinted one
+column for column; when the row changed, the view's statement runs again for the user as read; when the credential
+no longer stands, the answer is 401 and the hint is dropped, so the next call checks first again. A pending check the
+view did not run (it failed before its statement, or has none) is run on its own before any answer goes out
+(ApiView.finalize_response): a revoked token never learns more than 401. Writes never ride: their checks come first.
+"""
+import threading
+from collections import OrderedDict
 from functools import cache
 
 import jwt
@@ -9,6 +24,11 @@ from portal.models import ApiClient
 from portal.prepared_statements import execute_prepared
 from portal.roles import ADMINS_TEAM
 from portal.services.api_clients import access_token_decode
+
+HINTS_KEPT = 1024
+_hints = OrderedDict()  # (user id, client id) -> the token_user row last read for them
+_hints_lock = threading.Lock()
+INACTIVE = "The credential behind this token is no longer active."
 
 
 class AccessTokenAuthentication(authentication.BaseAuthentication):
@@ -27,28 +47,82 @@ class AccessTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Access token has expired; request a new one.")
         except jwt.PyJWTError:
             raise exceptions.AuthenticationFailed("Access token is invalid.")
-        user = token_user(claims["sub"], claims.get("clientId"))
+        key = (claims["sub"], claims.get("clientId"))
+        view = request.parser_context.get("view") if request.parser_context else None
+        if request.method in getattr(view, "token_check_rides", ()):
+            with _hints_lock:
+                hint = _hints.get(key)
+            if hint is not None:
+                request._request.token_check = TokenCheck(request, key, hint)
+                return _user_of(hint), claims
+        user = token_user(*key)
         if user is None:
-            raise exceptions.AuthenticationFailed("The credential behind this token is no longer active.")
+            raise exceptions.AuthenticationFailed(INACTIVE)
         return user, claims
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
 
 
+class TokenCheck:
+    """The check of a token whose view runs on its hinted user (module docstring), pending until `resolve`d with the
+    check's columns as the view's statement read them, or `run` on its own. `columns` and `params` are what the
+    statement adds: `LEFT JOIN ({sql}) auth ON true` and `auth.*` at the end of its select list."""
+
+    def __init__(self, request, key, hint):
+        self.request, self.key, self.hint, self.resolved = request, key, hint, False
+        self.sql = _token_user_sql()[0]
+        self.params = [ADMINS_TEAM, *key]
+
+    def resolve(self, row):
+        """The user the check found (`row`: its columns, all None when it found nothing), the hinted one when its row
+        is the hint; AuthenticationFailed when the credential no longer stands. The request's user is the one found."""
+        self.resolved = True
+        row = None if row is None or all(value is None for value in row) else tuple(row)
+        _hint_keep(self.key, row)
+        if row is None:
+            raise exceptions.AuthenticationFailed(INACTIVE)
+        if row == self.hint:
+            return self.request.user
+        self.request.user = user = _user_of(row)
+        return user
+
+    def run(self):
+        """The check alone, for a view that did not run it: raises AuthenticationFailed, or sets the user found."""
+        self.resolved = True
+        user = token_user(*self.key)
+        if user is None:
+            raise exceptions.AuthenticationFailed(INACTIVE)
+        self.request.user = user
+
+
 def token_user(user_id, client_id):
     """The active user behind an active API client, with `_portal_is_admin` set, or None. One query, written as
     SQL and prepared once per connection: every CI call pays for it, and building it with the ORM cost more CPU
     than the rest of a lock check."""
-    sql, fields = _token_user_sql()
+    sql, _ = _token_user_sql()
     with connection.cursor() as cursor:
         execute_prepared(cursor, "token_user", sql, [ADMINS_TEAM, user_id, client_id])
         row = cursor.fetchone()
-    if row is None:
-        return None
-    user = get_user_model().from_db(DEFAULT_DB_ALIAS, fields, row[:-1])
+    _hint_keep((user_id, client_id), row)
+    return None if row is None else _user_of(row)
+
+
+def _user_of(row):
+    user = get_user_model().from_db(DEFAULT_DB_ALIAS, _token_user_sql()[1], row[:-1])
     user._portal_is_admin = user.is_superuser or row[-1]
     return user
+
+
+def _hint_keep(key, row):
+    with _hints_lock:
+        if row is None:
+            _hints.pop(key, None)
+            return
+        _hints[key] = tuple(row)
+        _hints.move_to_end(key)
+        while len(_hints) > HINTS_KEPT:
+            _hints.popitem(last=False)
 
 
 @cache

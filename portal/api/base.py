@@ -60,12 +60,20 @@ def require(condition, message):
         raise Forbidden(message)
 
 
+def token_check(request):
+    """The pending check of the request's bearer token, when its view runs it in its own statement; else None."""
+    return getattr(getattr(request, "_request", request), "token_check", None)
+
+
 class ApiView(APIView):
     """Base for /v1 views: the actor of API requests is the caller, origin API. A query parameter given twice
     is refused (which one would count?) unless the view reads it as a list (`repeatable_query`)."""
 
     repeatable_query = ()
     enforces_rate_limit = True  # perform_authentication does; portal/middleware.py ApiGuardMiddleware
+    # Methods whose bearer token's check may ride in the view's own statement (portal/api/authentication.py): views
+    # that only read, and pass `token_check(request)` to the statement.
+    token_check_rides = ()
 
     def perform_authentication(self, request):
         """The token is checked while the rate limiter's count is on its way back from Redis (RateCount); a caller
@@ -82,6 +90,17 @@ class ApiView(APIView):
                 raise ValidationFailed(f"may be given once, got {len(values)} values", path=name)
         if request.method in BODY_METHODS:
             request.data  # noqa: B018 -- parse now: a malformed body is refused, even where the route ignores it
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        """A token check the view left pending (portal/api/authentication.py) is run before anything is answered: 401
+        when the token no longer stands, 503 when the database cannot tell, in place of the view's answer."""
+        check = token_check(request)
+        if check is not None and not check.resolved:
+            try:
+                check.run()
+            except Exception as refusal:  # noqa: BLE001 -- answered as any view's error is
+                response = self.handle_exception(refusal)
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def actor(self):
         return Actor.from_request(self.request, AuditOrigin.API)
