@@ -34,6 +34,8 @@ __all__ = [
     "jq_first",
     "jq_all",
     "jq_first_many",
+    "jq_first_here",
+    "Undecided",
 ]
 
 
@@ -770,6 +772,26 @@ def _single(op: str, expression: str, data, timeout):
 def jq_first(expression: str, data, *, timeout: float | None = None):
     """The first output of ``expression`` run on ``data``, or None if it produces none."""
     return _single("f", expression, data, timeout)
+
+
+class Undecided(Exception):
+    """Only the sandbox can evaluate this expression on this input (jq_first_here)."""
+
+
+def jq_first_here(expression: str, data):
+    """``jq_first`` answered in this process alone, never waiting on the sandbox: for a hot path that may skip work
+    when it knows the answer (an automation's condition, in the writer's transaction). Raises Undecided when the
+    expression is outside portal/jq_fast.py's subset, is refused before compiling, or jq would fail or write a
+    number differently on this input: then only ``jq_first`` can say."""
+    if not isinstance(expression, str) or _static_problem(expression):
+        raise Undecided
+    tree = jq_fast.compiled(expression)
+    if tree is None:
+        raise Undecided
+    try:
+        return jq_fast.evaluate(tree, data)
+    except (jq_fast.Unsupported, RecursionError):
+        raise Undecided from None
 
 
 def jq_all(expression: str, data, *, timeout: float | None = None) -> list:

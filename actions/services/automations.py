@@ -11,6 +11,7 @@ by an entity change made with a run's id, is one deeper than that run. Firing de
 is refused, and an automation never fires on changes of its own runs (that would always be a loop); both
 refusals are audited (FAILURE) and logged.
 """
+import json
 import logging
 import secrets
 
@@ -25,7 +26,7 @@ from audit import choices as audit_choices
 from audit.services import audit_record_failure
 from catalog.models import Entity
 from portal.actor import Actor
-from portal.jq import JqError, jq_first
+from portal.jq import JqError, Undecided, jq_first, jq_first_here
 from portal.prepared_statements import execute_prepared, select_prepared
 from portal.datetimes import instant_text
 
@@ -136,11 +137,24 @@ def event_depth(event) -> int:
 def condition_holds(automation, event) -> bool:
     """The automation's jq condition over the event (each expression truthy, combined). No condition: True.
     A failing expression raises JqError."""
-    condition = automation.trigger.get("condition")
+    return _holds(automation.trigger.get("condition"), event, jq_first)
+
+
+def _holds(condition, event, evaluate):
     if not condition:
         return True
-    results = (jq_first(expression, event) not in (None, False) for expression in condition["expressions"])
+    results = (evaluate(expression, event) not in (None, False) for expression in condition["expressions"])
     return any(results) if condition.get("combinator") == "or" else all(results)
+
+
+def condition_fails_here(condition, event) -> bool:
+    """True when `condition` (an automation trigger's) is known, in this process, not to hold on `event`: every
+    expression it evaluates is in portal/jq_fast.py's subset and answered exactly (portal/jq.py jq_first_here).
+    False when it holds or only the sandbox can tell."""
+    try:
+        return not _holds(condition, event, jq_first_here)
+    except (Undecided, LookupError, TypeError, AttributeError):  # a condition of another shape: the worker's to judge
+        return False
 
 
 # --- firing ----------------------------------------------------------------------------------------------
@@ -237,26 +251,40 @@ def _queue(event):
     outbox_enqueue(automations_fire_task, [event])
 
 
-# (blueprint identifier, event type) of the published automations listening to entity events of these blueprints;
-# prepared once per connection, as every entity write asks it (_automations() as one statement)
-LISTENING_SQL = (f"SELECT blueprint_identifier, trigger #>> '{{event,type}}' FROM {Action._meta.db_table} "
+# (blueprint identifier, event type, trigger condition) of the published automations listening to entity events of
+# these blueprints; prepared once per connection, as every entity write asks it (_automations() as one statement)
+LISTENING_SQL = (f"SELECT blueprint_identifier, trigger #>> '{{event,type}}', trigger -> 'condition' "
+                 f"FROM {Action._meta.db_table} "
                  "WHERE trigger_type = %s AND publish AND blueprint_identifier = ANY(%s::text[]) "
                  "AND trigger #>> '{event,type}' = ANY(%s::text[])")
 
 
 def entity_changes_queue_automations(changes):
-    """ENTITY_CHANGED subscriber: one query to see who listens, then one task per change that has listeners."""
+    """ENTITY_CHANGED subscriber: one query to see who listens, then one task per change that may fire one. A change
+    made by no run (depth 0: no automation is refused for it) whose listeners' conditions all fail on its event,
+    decided in this process (`condition_fails_here`), is not queued: the worker would fire nothing and record
+    nothing for it. A condition only the sandbox can evaluate is left to the worker, as before."""
     blueprints = sorted({change["blueprint"] for change in changes})
     with connection.cursor() as cursor:
         execute_prepared(cursor, "automations_listening", LISTENING_SQL,
                          [TriggerType.AUTOMATION.value, blueprints, list(ALL_ENTITY_TYPES)], generic_plan=True)
-        listening = set(cursor.fetchall())
+        listening = {}
+        for blueprint, kind, condition in cursor.fetchall():
+            listening.setdefault((blueprint, kind), []).append(json.loads(condition) if isinstance(condition, str)
+                                                               else condition)
     if not listening:
         return
     at = timezone.now()
     for change in changes:
-        if any((change["blueprint"], kind) in listening for kind in ENTITY_EVENT_TYPES.get(change["action"], ())):
-            _queue(entity_event_build(change, at=at))
+        conditions = [condition for kind in ENTITY_EVENT_TYPES.get(change["action"], ())
+                      for condition in listening.get((change["blueprint"], kind), ())]
+        if not conditions:
+            continue
+        event = entity_event_build(change, at=at)
+        if (not change.get("runId") and automation_max_depth() >= 0
+                and all(condition_fails_here(condition, event) for condition in conditions)):
+            continue
+        _queue(event)
 
 
 def run_changes_queue_automations(change):

@@ -157,8 +157,10 @@ def test_delivering_an_event_whose_condition_does_not_hold_reads_no_entity(bluep
 
     from portal.outbox import outbox_deliver
 
+    # outside portal/jq_fast.py's subset: the writer cannot tell, so both events are queued (see below)
     automation("prod_only", {"type": "ENTITY_CREATED", "blueprintIdentifier": "devEnv"},
-               condition={"type": "JQ", "expressions": ['.diff.after.properties.tier == "prod"'], "combinator": "and"})
+               condition={"type": "JQ", "expressions": ['(.diff.after.properties.tier | ascii_downcase) == "prod"'],
+                          "combinator": "and"})
     write(blueprint, "dev-1", {"tier": "dev"})
     write(blueprint, "prod-1", {"tier": "prod"})
     dev, prod = OutboxMessage.objects.filter(task=automations_fire_task.name).order_by("id")
@@ -170,6 +172,72 @@ def test_delivering_an_event_whose_condition_does_not_hold_reads_no_entity(bluep
     with django_capture_on_commit_callbacks(execute=False):
         assert outbox_deliver(message_id=prod.pk) is True
     assert [run.entity.identifier for run in automation_runs("prod_only")] == ["prod-1"]
+
+
+PROD_ONLY = {"type": "JQ", "expressions": ['.diff.after.properties.tier == "prod"'], "combinator": "and"}
+
+
+def queued_events():
+    return [m.args[0]["context"]["entityIdentifier"]
+            for m in OutboxMessage.objects.filter(task=automations_fire_task.name).order_by("id")]
+
+
+def test_a_change_whose_conditions_fail_in_the_writer_is_not_queued(blueprint, eager, dispatched,
+                                                                    django_capture_on_commit_callbacks):
+    """The writer evaluates the listeners' conditions when portal/jq_fast.py can (a CI report's running service and
+    the starter's lock-change automations): an event that would fire nothing is not queued at all."""
+    automation("prod_only", {"type": "ENTITY_CREATED", "blueprintIdentifier": "devEnv"}, condition=PROD_ONLY)
+    automation("prod_too", {"type": "ANY_ENTITY_CHANGE", "blueprintIdentifier": "devEnv"},
+               condition={"type": "JQ", "expressions": ['.diff.after.properties.tier == "prod"',
+                                                        ".diff.after.properties.n > 1"], "combinator": "or"})
+    with django_capture_on_commit_callbacks(execute=True):
+        write(blueprint, "dev-1", {"tier": "dev"})
+        write(blueprint, "prod-1", {"tier": "prod"})
+        write(blueprint, "big-1", {"tier": "dev", "n": 2})
+    assert queued_events() == ["prod-1", "big-1"]
+    assert [run.entity_identifier for run in automation_runs("prod_only")] == ["prod-1"]
+    assert [run.entity_identifier for run in automation_runs("prod_too")] == ["prod-1", "big-1"]
+
+
+@pytest.mark.parametrize("expressions, combinator, audited", [
+    (['(.diff.after.properties.tier | ascii_downcase) == "prod"'], "and", False),  # outside the subset
+    (['.diff.after.properties.tier + 1 == 2'], "and", True),  # jq fails (string + number): the worker audits it
+    (['.diff.after.properties.tier == "prod"', '(.context.entityIdentifier | length) > 99'], "or", False),
+    (['.diff.after.properties.tier == "dev"', '(.context.entityIdentifier | length) > 99'], "and", False),
+])
+def test_a_condition_only_the_worker_can_judge_is_queued(blueprint, eager, dispatched,
+                                                         django_capture_on_commit_callbacks, expressions, combinator,
+                                                         audited):
+    automation("judged", {"type": "ENTITY_CREATED", "blueprintIdentifier": "devEnv"},
+               condition={"type": "JQ", "expressions": expressions, "combinator": combinator})
+    with django_capture_on_commit_callbacks(execute=True):
+        write(blueprint, "dev-1", {"tier": "dev"})
+    assert queued_events() == ["dev-1"] and automation_runs("judged") == []
+    assert AuditEvent.objects.filter(verb=AUTOMATION_CONDITION_FAILED).exists() is audited
+
+
+def test_a_condition_of_another_shape_is_left_to_the_worker(blueprint, dispatched):
+    """A trigger stored behind the services' back, with a condition the schema would refuse: the write is not failed
+    by it, and the event is queued as before."""
+    from actions.models import Action
+
+    action = automation("odd", {"type": "ENTITY_CREATED", "blueprintIdentifier": "devEnv"}, condition=PROD_ONLY)
+    for condition in ({"type": "JQ", "expressions": 7}, {"type": "JQ"}, ["not", "an", "object"]):
+        Action.objects.filter(pk=action.pk).update(trigger={**action.trigger, "condition": condition})
+        write(blueprint, f"env-{len(queued_events())}", {"tier": "dev"})
+    assert queued_events() == ["env-0", "env-1", "env-2"]
+
+
+def test_a_change_made_by_a_run_is_queued_whatever_its_condition(self_service, dispatched):
+    """Its event is one deeper than the run: the worker may have to refuse and audit it (the loop guard), so the
+    writer never drops it."""
+    dev, action = self_service
+    automation("prod_only", {"type": "ENTITY_UPDATED", "blueprintIdentifier": "devEnv"}, condition=PROD_ONLY)
+    run = run_request(actor=Actor(user=dev, origin="API"), action=action, properties={}, entity_identifier="env-1")
+    write(Entity.objects.get(identifier="env-1").blueprint, "env-1", {"tier": "test"}, run_id=run.id)
+    write(Entity.objects.get(identifier="env-1").blueprint, "env-1", {"tier": "qa"})
+    (event,) = [m.args[0] for m in OutboxMessage.objects.filter(task=automations_fire_task.name)]
+    assert event["context"]["runId"] == run.id
 
 
 def test_failing_condition_does_not_fire_and_is_audited(blueprint, eager, dispatched, django_capture_on_commit_callbacks):
