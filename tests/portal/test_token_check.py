@@ -19,7 +19,7 @@ SEARCH = "/v1/blueprints/App/entities/search"
 
 
 @pytest.fixture
-def catalog(db):
+def readers_catalog(db):
     varied_catalog()
     authentication._hints.clear()
 
@@ -34,7 +34,7 @@ def user(email):
     return get_user_model().objects.get(email=email)
 
 
-def test_the_first_call_checks_first_and_the_next_rides_in_the_statement(catalog):
+def test_the_first_call_checks_first_and_the_next_rides_in_the_statement(readers_catalog):
     api = api_for(user("admin@example.com"))
     assert api.post(SEARCH, {"limit": 2}, format="json").status_code == 200  # the definitions this process keeps
     assert api.get(CLUSTER).status_code == 200
@@ -49,7 +49,7 @@ def test_the_first_call_checks_first_and_the_next_rides_in_the_statement(catalog
 
 
 @pytest.mark.parametrize("revoke", ["client", "user"])
-def test_a_revoked_token_gets_401_and_is_checked_first_again(catalog, revoke):
+def test_a_revoked_token_gets_401_and_is_checked_first_again(readers_catalog, revoke):
     api = api_for(user("admin@example.com"))
     assert api.get(CLUSTER).status_code == 200  # the hint is kept
     if revoke == "client":
@@ -66,7 +66,7 @@ def test_a_revoked_token_gets_401_and_is_checked_first_again(catalog, revoke):
     assert response.status_code == 401 and len(checked) == 1 and "token_user" in checked[0]
 
 
-def test_rights_taken_or_granted_since_the_hint_apply_at_once(catalog):
+def test_rights_taken_or_granted_since_the_hint_apply_at_once(readers_catalog):
     api = api_for(user("nobody@example.com"))
     assert api.get(CLUSTER).status_code == 404  # a member outside the owning team
     get_user_model().objects.filter(email="nobody@example.com").update(is_superuser=True)
@@ -79,7 +79,7 @@ def test_rights_taken_or_granted_since_the_hint_apply_at_once(catalog):
     assert found == []
 
 
-def test_an_error_before_the_statement_does_not_answer_a_revoked_token(catalog):
+def test_an_error_before_the_statement_does_not_answer_a_revoked_token(readers_catalog):
     """The view fails before its statement (an unknown blueprint, a bad body): the pending check runs first."""
     api = api_for(user("admin@example.com"))
     assert api.get(CLUSTER).status_code == 200
@@ -90,7 +90,7 @@ def test_an_error_before_the_statement_does_not_answer_a_revoked_token(catalog):
     assert api.post(SEARCH, {"limit": "x"}, format="json").status_code == 401
 
 
-def test_a_write_is_checked_before_it_runs(catalog):
+def test_a_write_is_checked_before_it_runs(readers_catalog):
     api = api_for(user("admin@example.com"))
     assert api.get("/v1/blueprints/App/entities/full").status_code == 200
     response, checked = statements(api, "patch", "/v1/blueprints/App/entities/full", {"properties": {"notes": "x"}})
@@ -101,7 +101,7 @@ def test_a_write_is_checked_before_it_runs(catalog):
     assert Entity.objects.get(blueprint__identifier="App", identifier="full").properties["notes"] == "x"
 
 
-def test_a_database_that_cannot_check_answers_503(catalog, monkeypatch):
+def test_a_database_that_cannot_check_answers_503(readers_catalog, monkeypatch):
     api = api_for(user("admin@example.com"))
     assert api.get(CLUSTER).status_code == 200
 
@@ -113,7 +113,7 @@ def test_a_database_that_cannot_check_answers_503(catalog, monkeypatch):
     assert response.status_code == 503 and response.json()["ok"] is False
 
 
-def test_hints_are_bounded(catalog, monkeypatch):
+def test_hints_are_bounded(readers_catalog, monkeypatch):
     monkeypatch.setattr(authentication, "HINTS_KEPT", 2)
     authentication._hints.clear()
     for email in ("admin@example.com", "dev@example.com", "pay@example.com"):
