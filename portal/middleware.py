@@ -1,6 +1,7 @@
 """Request correlation id, NUL refusal, body-size bound, and rate limiting with Port's x-ratelimit-* headers."""
 import json
 import logging
+import threading
 import time
 import uuid
 from contextvars import ContextVar
@@ -82,31 +83,36 @@ class NulRefusalMiddleware:
 class RateCount:
     """A caller's requests in the current rate window, asked of Redis as the request arrives and read when first
     needed: INCR and EXPIRE (one round trip, so a key expiring between the two can never fail the request) go out on
-    a connection held for this request, and an API view reads their answer after it has checked the caller's token
+    this thread's own connection (`_held`), and an API view reads their answer after it has checked the caller's token
     (`rate_limit_enforce`), so the Redis round trip overlaps the database's instead of coming before it. Redis down
-    or slow (1 s socket timeout): the count is 0, as the limiter must never take the API down with the cache."""
+    or slow (1 s socket timeout): the count is 0, as the limiter must never take the API down with the cache. A kept
+    connection that fails to send is replaced at once; one the server closed since (a restart) is found when its
+    answer is read, so that request counts 0 and the next one connects anew."""
 
     def __init__(self, client, key, period):
-        self._pool, self._connection, self._used = client.connection_pool, None, None
+        self._connection, self._used = None, None
         self.enforced = False  # the view refused the request, or let it run, on this count
-        try:
-            connection = self._pool.get_connection()
+        commands = [("INCR", key), ("EXPIRE", key, period + 1)]
+        for attempt in (0, 1):
             try:
-                connection.send_packed_command(connection.pack_commands([("INCR", key), ("EXPIRE", key, period + 1)]))
+                connection = _held_connection(client)
+                connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+                self._connection = connection
+                return
+            except redis.RedisError:
+                _held_drop()
+                if attempt:  # a kept connection the server had closed (a restart) is replaced once
+                    self._unavailable()
             except BaseException:
-                connection.disconnect()
-                self._pool.release(connection)
+                _held_drop()
                 raise
-            self._connection = connection
-        except redis.RedisError:
-            self._unavailable()
 
     def _unavailable(self):
         logger.warning("rate limiter unavailable", exc_info=True)
         self._used = 0
 
     def used(self):
-        """The count, the answer read on the first call (which returns the connection to the pool)."""
+        """The count, the answer read on the first call."""
         if self._used is None:
             connection, self._connection = self._connection, None
             try:
@@ -114,13 +120,32 @@ class RateCount:
                 connection.read_response()
                 self._used = used
             except BaseException as error:
-                connection.disconnect()  # the second answer may still be on its way: never hand it to another caller
+                _held_drop()  # the second answer may still be on its way: never read by another request
                 if not isinstance(error, redis.RedisError):
                     raise
                 self._unavailable()
-            finally:
-                self._pool.release(connection)
         return self._used
+
+
+_held = threading.local()  # `pair`: (the Redis client, this thread's connection to it), kept between requests
+
+
+def _held_connection(client):
+    """This thread's connection to `client`'s Redis for rate counts: no pool to take it from and give it back to on
+    every request, nor a check for unread data (a count reads both answers it asked for, or drops the connection)."""
+    pair = getattr(_held, "pair", None)
+    if pair is not None and pair[0] is client:
+        return pair[1]
+    _held_drop()
+    connection = client.connection_pool.make_connection()
+    _held.pair = (client, connection)
+    return connection
+
+
+def _held_drop():
+    pair, _held.pair = getattr(_held, "pair", None), None
+    if pair is not None:
+        pair[1].disconnect()
 
 
 def _over_limit(limit, period):

@@ -100,6 +100,30 @@ def test_a_redis_that_does_not_answer_lets_requests_through(silent_redis, settin
     assert first.status_code == second.status_code == 200
     assert first["x-ratelimit-remaining"] == str(settings.API_RATE_LIMIT)  # counted as 0: unknown
     assert time.monotonic() - started < 10  # the 1 s socket timeout, not a hang
-    pool = ApiGuardMiddleware._client().connection_pool
-    assert not pool._in_use_connections  # returned, and dropped: the late answer never reaches another caller
-    assert all(connection._sock is None for connection in pool._available_connections)
+    from portal import middleware
+
+    # dropped: the late answer never reaches another request of this thread
+    assert getattr(middleware._held, "pair", None) is None
+
+
+@pytest.mark.django_db
+def test_a_connection_closed_under_the_limiter_costs_at_most_one_count(admin_api):
+    """Each thread keeps its connection between requests: one closed since (on our side, or by the server, as a
+    restart does) is replaced, and at most the request that found it closed goes uncounted."""
+    from portal import middleware
+
+    def remaining():
+        return int(admin_api.get("/v1/blueprints")["x-ratelimit-remaining"])
+
+    first = remaining()
+    client, connection = middleware._held.pair
+    connection._sock.close()  # on our side: the send fails, and is made again on a new connection
+    assert remaining() == first - 1
+    client, connection = middleware._held.pair
+    name = f"held-{uuid.uuid4().hex[:8]}"
+    connection.send_command("CLIENT", "SETNAME", name)
+    assert connection.read_response() in (b"OK", "OK")
+    (held,) = [c for c in client.client_list() if c["name"] == name]
+    client.client_kill_filter(_id=held["id"])  # by the server
+    counts = [remaining() for _ in range(3)]
+    assert counts[-1] == counts[-2] - 1 and counts[-2] < first - 1  # counted again at once; one uncounted at most
