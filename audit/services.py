@@ -1,5 +1,7 @@
 """`audit_record`: the one writer of AuditEvent. Called inside the caller's transaction; the event is sealed
 into the hash chain after that transaction commits (audit/chain.py), so writers never wait on each other."""
+from functools import lru_cache
+
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -17,8 +19,10 @@ SECRET_KEY_PARTS = ("secret", "password", "passwd", "token", "apikey", "api_key"
 SECRET_KEY_NAMES = frozenset({"auth", "pwd", "pass"})  # too short to look for inside longer names ("author")
 
 
+@lru_cache(maxsize=4096)
 def secret_key(key) -> bool:
-    """Whether a key name (a JSON key, an HTTP header name) says its value is a credential."""
+    """Whether a key name (a JSON key, an HTTP header name) says its value is a credential. Kept per name: every
+    audited entity write asks it of every key of its before and after (a deployment report, some fifty)."""
     name = str(key).lower().replace("-", "_")
     return name in SECRET_KEY_NAMES or any(part in name for part in SECRET_KEY_PARTS)
 
