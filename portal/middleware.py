@@ -93,19 +93,21 @@ class RateCount:
         self._connection, self._used = None, None
         self.enforced = False  # the view refused the request, or let it run, on this count
         commands = [("INCR", key), ("EXPIRE", key, period + 1)]
-        for attempt in (0, 1):
+        while True:
+            connection, kept = _held_connection(client)
             try:
-                connection = _held_connection(client)
                 connection.send_packed_command(connection.pack_commands(commands), check_health=False)
-                self._connection = connection
-                return
             except redis.RedisError:
                 _held_drop()
-                if attempt:  # a kept connection the server had closed (a restart) is replaced once
-                    self._unavailable()
+                if kept:  # closed since it was last used: once more, on a new one
+                    continue
+                self._unavailable()  # a new one failed: Redis is down (one connect timeout at most)
+                return
             except BaseException:
                 _held_drop()
                 raise
+            self._connection = connection
+            return
 
     def _unavailable(self):
         logger.warning("rate limiter unavailable", exc_info=True)
@@ -131,15 +133,16 @@ _held = threading.local()  # `pair`: (the Redis client, this thread's connection
 
 
 def _held_connection(client):
-    """This thread's connection to `client`'s Redis for rate counts: no pool to take it from and give it back to on
-    every request, nor a check for unread data (a count reads both answers it asked for, or drops the connection)."""
+    """(this thread's connection to `client`'s Redis for rate counts, whether an earlier request made it): no pool to
+    take it from and give back to on every request, nor a check for unread data (a count reads both answers it asked
+    for, or drops the connection)."""
     pair = getattr(_held, "pair", None)
     if pair is not None and pair[0] is client:
-        return pair[1]
+        return pair[1], True
     _held_drop()
     connection = client.connection_pool.make_connection()
     _held.pair = (client, connection)
-    return connection
+    return connection, False
 
 
 def _held_drop():

@@ -127,3 +127,24 @@ def test_a_connection_closed_under_the_limiter_costs_at_most_one_count(admin_api
     client.client_kill_filter(_id=held["id"])  # by the server
     counts = [remaining() for _ in range(3)]
     assert counts[-1] == counts[-2] - 1 and counts[-2] < first - 1  # counted again at once; one uncounted at most
+
+
+@pytest.mark.django_db
+def test_a_redis_that_is_down_costs_one_connection_attempt_per_request(settings, admin_api, monkeypatch):
+    import redis
+
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: refused at once
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    ApiGuardMiddleware._redis = None
+    attempts = []
+    connect = redis.Connection._connect
+    monkeypatch.setattr(redis.Connection, "_connect", lambda self: attempts.append(1) or connect(self))
+    try:
+        for expected in (1, 2):
+            response = admin_api.get("/v1/blueprints")
+            assert response.status_code == 200 and response["x-ratelimit-remaining"] == str(settings.API_RATE_LIMIT)
+            assert len(attempts) == expected
+    finally:
+        ApiGuardMiddleware._redis = None
