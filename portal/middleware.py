@@ -94,8 +94,9 @@ class RateCount:
         self.enforced = False  # the view refused the request, or let it run, on this count
         commands = [("INCR", key), ("EXPIRE", key, period + 1)]
         while True:
-            connection, kept = _held_connection(client)
+            connection, kept = None, False
             try:
+                connection, kept = _held_connection(client)
                 connection.send_packed_command(connection.pack_commands(commands), check_health=False)
             except redis.RedisError:
                 _held_drop()
@@ -140,7 +141,10 @@ def _held_connection(client):
     if pair is not None and pair[0] is client:
         return pair[1], True
     _held_drop()
-    connection = client.connection_pool.make_connection()
+    # Made as the pool makes its own, but not counted against its max_connections: the pool never gets it back (a
+    # thread that ends takes it along, and it closes its socket as it is collected).
+    pool = client.connection_pool
+    connection = pool.connection_class(**pool.connection_kwargs)
     _held.pair = (client, connection)
     return connection, False
 

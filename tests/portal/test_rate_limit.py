@@ -148,3 +148,28 @@ def test_a_redis_that_is_down_costs_one_connection_attempt_per_request(settings,
             assert len(attempts) == expected
     finally:
         ApiGuardMiddleware._redis = None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_that_come_and_go_are_each_counted(admin_api):
+    """A server that runs each request on a thread of its own (or tests that start threads): more threads than the
+    Redis client's pool would hold (100) are each counted, none refused, and their connections go with them."""
+    from django.db import connections
+
+    def remaining():
+        return int(admin_api.get("/v1/blueprints")["x-ratelimit-remaining"])
+
+    first, answers = remaining(), []
+
+    def one():
+        try:
+            answers.append(admin_api.get("/v1/blueprints").status_code)
+        finally:
+            connections.close_all()
+
+    for _ in range(120):
+        thread = threading.Thread(target=one)
+        thread.start()
+        thread.join(30)
+    assert answers == [200] * 120
+    assert remaining() == first - 121
