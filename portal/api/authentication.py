@@ -55,10 +55,7 @@ class AccessTokenAuthentication(authentication.BaseAuthentication):
             if hint is not None:
                 request._request.token_check = TokenCheck(request, key, hint)
                 return _user_of(hint), claims
-        user = token_user(*key)
-        if user is None:
-            raise exceptions.AuthenticationFailed(INACTIVE)
-        return user, claims
+        return _standing_user(key), claims
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
@@ -66,7 +63,7 @@ class AccessTokenAuthentication(authentication.BaseAuthentication):
 
 class TokenCheck:
     """The check of a token whose view runs on its hinted user (module docstring), pending until `resolve`d with the
-    check's columns as the view's statement read them, or `run` on its own. `columns` and `params` are what the
+    check's columns as the view's statement read them, or `run` on its own. `sql` and `params` are what the
     statement adds: `LEFT JOIN ({sql}) auth ON true` and `auth.*` at the end of its select list."""
 
     def __init__(self, request, key, hint):
@@ -90,10 +87,15 @@ class TokenCheck:
     def run(self):
         """The check alone, for a view that did not run it: raises AuthenticationFailed, or sets the user found."""
         self.resolved = True
-        user = token_user(*self.key)
-        if user is None:
-            raise exceptions.AuthenticationFailed(INACTIVE)
-        self.request.user = user
+        self.request.user = _standing_user(self.key)
+
+
+def _standing_user(key):
+    """token_user of `key` ((user id, client id)), or AuthenticationFailed when its credential no longer stands."""
+    user = token_user(*key)
+    if user is None:
+        raise exceptions.AuthenticationFailed(INACTIVE)
+    return user
 
 
 def token_user(user_id, client_id):
