@@ -4,8 +4,6 @@ Every entity write of a blueprint with scorecards runs that query for the writte
 to SQL are kept per process for the same blueprint definition (its `version`) and scorecards, unless they read
 the clock or another blueprint's definition (then they are compiled each time)."""
 import json
-import threading
-from collections import OrderedDict
 
 from django.db import connection
 from django.db.models import Value
@@ -13,10 +11,9 @@ from django.db.models import Value
 from catalog.models import Entity
 from catalog.scorecards import scorecard_rule_set
 from catalog.selectors.search import rules_conditions
+from portal.kept import KeptValues
 
-COMPILED_KEPT = 64
-_compiled = OrderedDict()  # (blueprint pk, version, scorecards as JSON) -> (columns, conditions, (sql, params))
-_compiled_lock = threading.Lock()
+_compiled = KeptValues(64)  # (blueprint pk, version, scorecards as JSON) -> (columns, conditions, (sql, params))
 
 
 def _columns(scorecards):
@@ -33,11 +30,9 @@ def _compiled_for(blueprint, scorecards):
     """(columns, conditions, SQL and params of the query over all the blueprint's entities or None) for
     `scorecards`, compiled or kept."""
     key = (blueprint.pk, blueprint.version, json.dumps(scorecards, sort_keys=True))
-    with _compiled_lock:
-        kept = _compiled.get(key)
-        if kept is not None:
-            _compiled.move_to_end(key)
-            return kept
+    kept = _compiled.get(key)
+    if kept is not None:
+        return kept
     columns = _columns(scorecards)
     queried = [name for name, (_, _, query) in columns.items() if query]
     compiled, reusable = rules_conditions([scorecard_rule_set(columns[name][2]) for name in queried],
@@ -46,10 +41,7 @@ def _compiled_for(blueprint, scorecards):
     sql = _annotated(blueprint, conditions).order_by().values_list("pk", *columns).query.sql_with_params()
     result = (columns, conditions, sql)
     if reusable and blueprint.pk is not None:
-        with _compiled_lock:
-            _compiled[key] = result
-            while len(_compiled) > COMPILED_KEPT:
-                _compiled.popitem(last=False)
+        _compiled.put(key, result)
     return result
 
 

@@ -23,8 +23,6 @@ no statement: the page's statement also reads the digest of the blueprint's row,
 that has changed since (any column, by any writer) or was deleted is read again with the definition read afresh.
 """
 import json
-import threading
-from collections import OrderedDict
 
 from django.db import connection
 
@@ -34,11 +32,10 @@ from catalog.selectors.entities import apply_calculations, select_paths
 from catalog.selectors.search import SCORECARD_PREFIX, ConditionSql, search_condition_sql
 from portal.api.pagination import cursor_decode, cursor_encode
 from portal.errors import NotFound, ValidationFailed
+from portal.kept import KeptValues
 from portal.prepared_statements import execute_prepared
 
-KEPT = 256
-_kept = OrderedDict()  # (blueprint pk, version, scorecards, path, rule set as JSON) -> ConditionSql (`_key`)
-_kept_lock = threading.Lock()
+_kept = KeptValues(256)  # (blueprint pk, version, scorecards, path, rule set as JSON) -> ConditionSql (`_key`)
 
 LARGEST_ID = 2**63 - 1
 INSTANT = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
@@ -167,17 +164,12 @@ TOKEN_CHECK = ", auth.* FROM (SELECT) AS page_row LEFT JOIN ({}) AS auth ON true
 def _condition(rule_set, *, user, blueprint, path, fresh=False):
     """The ConditionSql of the rule set on the page's row `e`, compiled (always when `fresh`) or kept."""
     key = _key(rule_set, blueprint, path)
-    with _kept_lock:
-        kept = None if fresh else _kept.get(key)
-        if kept is not None:
-            _kept.move_to_end(key)
-            return kept
+    kept = None if fresh else _kept.get(key)
+    if kept is not None:
+        return kept
     condition = search_condition_sql(rule_set, user=user, blueprint=blueprint, alias="e", path=path)
     if condition.reusable:
-        with _kept_lock:
-            _kept[key] = condition
-            while len(_kept) > KEPT:
-                _kept.popitem(last=False)
+        _kept.put(key, condition)
     return condition
 
 

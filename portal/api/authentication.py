@@ -11,8 +11,6 @@ no longer stands, the answer is 401 and the hint is dropped, so the next call ch
 view did not run (it failed before its statement, or has none) is run on its own before any answer goes out
 (ApiView.finalize_response): a revoked token never learns more than 401. Writes never ride: their checks come first.
 """
-import threading
-from collections import OrderedDict
 from functools import cache
 
 import jwt
@@ -20,14 +18,13 @@ from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connection
 from rest_framework import authentication, exceptions
 
+from portal.kept import KeptValues
 from portal.models import ApiClient
 from portal.prepared_statements import execute_prepared
 from portal.roles import ADMINS_TEAM
 from portal.services.api_clients import access_token_decode
 
-HINTS_KEPT = 1024
-_hints = OrderedDict()  # (user id, client id) -> the token_user row last read for them
-_hints_lock = threading.Lock()
+_hints = KeptValues(1024)  # (user id, client id) -> the token_user row last read for them
 INACTIVE = "The credential behind this token is no longer active."
 
 
@@ -50,8 +47,7 @@ class AccessTokenAuthentication(authentication.BaseAuthentication):
         key = (claims["sub"], claims.get("clientId"))
         view = request.parser_context.get("view") if request.parser_context else None
         if request.method in getattr(view, "token_check_rides", ()):
-            with _hints_lock:
-                hint = _hints.get(key)
+            hint = _hints.get(key)
             if hint is not None:
                 request._request.token_check = TokenCheck(request, key, hint)
                 return _user_of(hint), claims
@@ -117,14 +113,10 @@ def _user_of(row):
 
 
 def _hint_keep(key, row):
-    with _hints_lock:
-        if row is None:
-            _hints.pop(key, None)
-            return
-        _hints[key] = tuple(row)
-        _hints.move_to_end(key)
-        while len(_hints) > HINTS_KEPT:
-            _hints.popitem(last=False)
+    if row is None:
+        _hints.drop(key)
+    else:
+        _hints.put(key, tuple(row))
 
 
 @cache

@@ -114,7 +114,7 @@ def test_a_database_that_cannot_check_answers_503(readers_catalog, monkeypatch):
 
 
 def test_hints_are_bounded(readers_catalog, monkeypatch):
-    monkeypatch.setattr(authentication, "HINTS_KEPT", 2)
+    monkeypatch.setattr(authentication._hints, "size", 2)
     authentication._hints.clear()
     for email in ("admin@example.com", "dev@example.com", "pay@example.com"):
         assert api_for(user(email)).get("/v1/blueprints/App/entities/full").status_code == 200
