@@ -15,11 +15,12 @@ that were refused, or for targets only those named, are deleted before commit. A
 serialization failure left over is retried by `retry_on_conflict` when the service is the outermost
 transaction.
 """
+import json
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import choices as audit_choices
@@ -36,6 +37,7 @@ from catalog.validation import properties_canonical, properties_errors
 from portal import events, strictjson
 from portal.datetimes import instant_of
 from portal.errors import Conflict, Forbidden, NotFound, PortalError, ValidationFailed
+from portal.prepared_statements import execute_prepared
 from portal.retry import retry_on_conflict
 
 CREATE, UPSERT, UPSERT_MERGE, REPLACE, PATCH = "create", "upsert", "upsert_merge", "replace", "patch"
@@ -378,6 +380,26 @@ def entity_write_unchanged(write, actor, run_id):
             and entity.datasource == actor.datasource and (not run_id or entity.run_id == run_id))
 
 
+# The written rows' columns from one JSON array, in one prepared statement: the ORM's bulk_update builds a CASE per
+# column per row, which took half the CPU of a bulk request of twenty entities.
+ROWS_UPDATE_SQL = (
+    f"UPDATE {Entity._meta.db_table} e SET title = v.title, icon = v.icon, properties = v.properties, "
+    "updated_by = v.updated_by, updated_at = v.updated_at, is_stub = false, run_id = v.run_id, datasource = v.datasource "
+    "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, title text, icon text, properties jsonb, updated_by text, "
+    "updated_at timestamptz, run_id text, datasource text) WHERE e.id = v.id")
+
+
+def _rows_update(entities):
+    """Write the entities' title, icon, properties, updated_by/at, run_id and datasource as they are in memory
+    (is_stub false): their rows are locked already."""
+    if not entities:
+        return
+    rows = [{"id": e.pk, "title": e.title, "icon": e.icon, "properties": e.properties, "updated_by": e.updated_by,
+             "updated_at": e.updated_at.isoformat(), "run_id": e.run_id, "datasource": e.datasource} for e in entities]
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, "entity_rows_update", ROWS_UPDATE_SQL, [json.dumps(rows)], generic_plan=True)
+
+
 def _store(actor, blueprint, writes, inserted, team_ids_by_name, run_id, now, stubs):
     for write in writes:
         if entity_write_unchanged(write, actor, run_id):
@@ -394,8 +416,7 @@ def _store(actor, blueprint, writes, inserted, team_ids_by_name, run_id, now, st
         entity.datasource = actor.datasource  # the last writer owns it: an integration removes only its own
         if run_id or write.existing is None:
             entity.run_id = run_id or ""
-    Entity.objects.bulk_update([w.entity for w in writes],
-                               ["title", "icon", "properties", "updated_by", "updated_at", "is_stub", "run_id", "datasource"])
+    _rows_update([w.entity for w in writes])
     entity_ids = [w.entity.pk for w in writes]
     ids_by_identifier = {w.identifier: w.entity.pk for w in writes}
     sources = aggregation_sources(blueprint, entity_ids)  # what the relations reach before the change
