@@ -52,6 +52,13 @@ def test_a_value_on_its_target_meets_it(bench_ratios):
     assert [block[key]["ok"] for key in ("get_vs_bare", "deploy_statements", "lock_p99_vs_bare")] == [True, True, True]
 
 
+def test_a_value_just_short_of_its_target_misses_it(bench_ratios):
+    block = bench_ratios.ratios(full_results(deployments={"req_per_s": 105.4}, deployments_bare={"req_per_s": 532.0},
+                                             search={"equality": {"ratio_p50": 2.2 / 0.7}}))
+    assert block["deploy_vs_bare"] == {"value": 0.198, "target": 0.2, "ok": False}  # not rounded up to 0.2 first
+    assert block["search_vs_sql"] == {"value": 3.143, "target": 3, "ok": False}
+
+
 @pytest.mark.parametrize("missing", ["get_bare", "search", "deployments", "deployment_statements", "locks", "pages"])
 def test_a_part_that_did_not_run_is_not_measured_and_not_ok(bench_ratios, missing):
     results = full_results()
