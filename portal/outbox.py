@@ -2,7 +2,8 @@
 
 `outbox_enqueue(task, args, countdown)` writes an OutboxMessage in the caller's transaction, so the work exists
 exactly when the change that calls for it does. After commit the transaction's messages are published to Celery
-together, fail-fast: a broker that is down is logged, not raised (the request that committed still succeeds, and
+together (in a web process by its publishing thread, portal/outbox_publisher.py, so the request does not wait),
+fail-fast: a broker that is down is logged, not raised (the request that committed still succeeds, and
 its messages stay pending, unmarked for the sweep). The worker's `outbox_deliver` claims the message (one
 UPDATE … RETURNING that sets a lease of OUTBOX_LEASE_SECONDS), runs the task's function and marks it done; the
 claim is the guard against a message delivered twice (published again by the sweep, redelivered by the broker).
@@ -26,6 +27,7 @@ from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from portal.models import OutboxMessage
+from portal.outbox_publisher import outbox_publish_committed
 from portal.prepared_statements import (execute_prepared, insert_prepared, model_columns, model_from_row,
                                        select_prepared)
 
@@ -47,7 +49,7 @@ class _PublishAfterCommit:
 
     def __call__(self):
         self.called = True
-        outbox_publish_many(self.messages, stamped=True, grouped=True)
+        outbox_publish_committed(self.messages)
 
 
 def outbox_enqueue(task, args=(), *, countdown=0) -> OutboxMessage:
