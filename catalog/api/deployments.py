@@ -134,11 +134,11 @@ class DeploymentListView(ApiView):
     )
     def post(self, request):
         deployment, running = recording.deployment_record(actor=self.actor(), data=self.body())
-        # One prepared statement each; the reporter may read both (writing a blueprint's entities implies reading).
+        # One prepared statement each: the entities as written (mirrors show what the reporter may read).
         return ok(status=201, deployment=JsonText(entity_document(deployment.blueprint.identifier, deployment.identifier,
-                                                                  user=request.user)),
+                                                                  user=request.user, written=True)),
                   runningService=JsonText(entity_document(running.blueprint.identifier, running.identifier,
-                                                          user=request.user)))
+                                                          user=request.user, written=True)))
 
 
 def _check_may_read_locks(user):

@@ -30,10 +30,11 @@ def _create_mode(request):
     return service.UPSERT_MERGE if merge else service.UPSERT
 
 
-def _render_one(request, entity):
+def _render_one(request, blueprint, entity):
+    """The answer to a write: the entity as written, in one statement (catalog/selectors/search_pages.py)."""
     include, exclude = _paths(request)
-    entity = Entity.objects.get(pk=entity.pk)
-    return entities_json([entity], user=request.user, include=include, exclude=exclude)[0]
+    return JsonText(entity_document(blueprint.identifier, entity.identifier, user=request.user, include=include,
+                                    exclude=exclude, written=True))
 
 
 def _only_entities(body):
@@ -67,7 +68,7 @@ class EntityListView(ApiView):
         write = service.entity_write_one(actor=self.actor(), blueprint=bp, data=self.body(), mode=_create_mode(request), **options)
         if options["validation_only"]:
             return ok(entity=write.after)
-        return ok(status=201 if write.created else 200, entity=_render_one(request, write.entity))
+        return ok(status=201 if write.created else 200, entity=_render_one(request, bp, write.entity))
 
 
 class EntityBulkView(ApiView):
@@ -104,7 +105,7 @@ class EntityDetailView(ApiView):
                                          identifier=identifier, **options)
         if options["validation_only"]:
             return ok(entity=write.after)
-        return ok(entity=_render_one(request, write.entity))
+        return ok(entity=_render_one(request, bp, write.entity))
 
     def put(self, request, blueprint, identifier):
         return self._write(request, blueprint, identifier, service.REPLACE)

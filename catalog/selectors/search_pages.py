@@ -190,11 +190,13 @@ def _after(cursor):
     return after
 
 
-def _statement(blueprint, condition, rule, *, after, limit, check=None):
-    """(SQL, params) of the page statement; `check` a TokenCheck it runs too."""
+def _statement(blueprint, condition, rule, *, after, limit, check=None, written=False):
+    """(SQL, params) of the page statement; `check` a TokenCheck it runs too; `written`: the rows are the caller's
+    own write, shown whatever its read rule (mirrors still walk only what it may read)."""
     # the page's rows are the blueprint's: the read rule keeps only what restricts them (a member reading the whole
     # blueprint: no condition); a mirror walks other blueprints' entities under the whole rule
-    readable = {"e": rule.within(blueprint.pk).sql("e"), "src": rule.sql("src"), "t": rule.sql("t")}
+    readable = {"e": ("TRUE", []) if written else rule.within(blueprint.pk).sql("e"), "src": rule.sql("src"),
+                "t": rule.sql("t")}
     mirrors = blueprint.mirror_properties or {}
     relations = blueprint.relations or {}
     # params in placeholder order: the page, the mirror CTEs, then the document
@@ -220,7 +222,7 @@ def _statement(blueprint, condition, rule, *, after, limit, check=None):
     return sql, params
 
 
-def _page(blueprint, condition_of, *, user, after, limit, by_key=False, check=None):
+def _page(blueprint, condition_of, *, user, after, limit, by_key=False, check=None, written=False):
     """(the blueprint as the statement found it, documents text or None, rows matched up to limit + 1, last id shown)
     of the page statement over `blueprint` (as blueprint_definition kept it) with `condition_of(blueprint, fresh,
     user)`'s ConditionSql (planned once when it walks relations, or when `by_key`: a lookup by the unique identifier,
@@ -243,7 +245,8 @@ def _page(blueprint, condition_of, *, user, after, limit, by_key=False, check=No
             condition = condition_of(blueprint, True, user)
         riding = check if check is not None and not check.resolved else None
         with connection.cursor() as db:
-            sql, params = _statement(blueprint, condition, rule, after=after, limit=limit, check=riding)
+            sql, params = _statement(blueprint, condition, rule, after=after, limit=limit, check=riding,
+                                     written=written)
             if condition.reusable:  # prepared once per connection: its planning is not paid per request
                 execute_prepared(db, "search_page", sql, params, generic_plan=by_key or condition.walks)
             else:  # read the clock or the caller: one of a kind, not worth a prepared statement
@@ -297,14 +300,16 @@ def search_page(blueprint, rule_set, *, user, limit, cursor=None, include=(), ex
 
 
 def entity_document(blueprint_identifier, identifier, *, user, include=(), exclude=(), calculated=True,
-                    token_check=None):
+                    token_check=None, written=False):
     """The JSON text of entity `identifier` of blueprint `blueprint_identifier`, as `entities_json` writes it: a page
     of one, found by its identifier, so one SQL statement (the hot by-identifier GET). NotFound for a blueprint that
-    does not exist, and for an entity that does not or that `user` may not read. `token_check` as for search_page."""
+    does not exist, and for an entity that does not or that `user` may not read. `token_check` as for search_page.
+    `written`: the caller's answer to its own write, which shows the entity written whatever its read rule (mirrors
+    still show only what it may read)."""
     blueprint = blueprint_definition(blueprint_identifier)
     by_identifier = ConditionSql("e.identifier = %s", (identifier,), True)
     blueprint, documents, _, _ = _page(blueprint, lambda definition, fresh, reader: by_identifier, user=user, after=0,
-                                       limit=1, by_key=True, check=token_check)
+                                       limit=1, by_key=True, check=token_check, written=written)
     if documents is None:
         raise NotFound(f"Entity {identifier!r} of blueprint {blueprint.identifier!r} was not found.")
     return _answer(blueprint, documents, include=include, exclude=exclude, calculated=calculated)[1:-1]  # the one

@@ -277,3 +277,16 @@ def test_unregister_refusal_comes_before_dependents_are_named(admin_api, owned_s
     # Who may delete does; the optional relation to it is cleared (only a required one would block).
     assert admin_api.delete("/v1/blueprints/Domain/entities/shop").status_code == 200
     assert admin_api.get("/v1/blueprints/Service/entities/orphan").json()["entity"]["relations"]["domain"] is None
+
+
+def test_the_answer_to_a_write_is_the_entity_written_even_when_the_write_hides_it(admin_api, owned_services):
+    """The answer is read in one statement (catalog/selectors/search_pages.py `written`): an owned-by-team writer who
+    hands its entity to another team is answered with it, though it may no longer read it."""
+    assert patch_permissions(admin_api, {"entities": {"read": {"roles": [], "ownedByTeam": True},
+                                                      "update": {"ownedByTeam": True}}}).status_code == 200
+    dev = api("dev@example.com")
+    handed = dev.patch("/v1/blueprints/Service/entities/portal", {"team": ["payments"]}, format="json")
+    assert handed.status_code == 200, handed.json()
+    assert handed.json()["entity"]["identifier"] == "portal" and handed.json()["entity"]["team"] == ["payments"]
+    assert dev.get("/v1/blueprints/Service/entities/portal").status_code == 404
+    assert handed.json()["entity"] == admin_api.get("/v1/blueprints/Service/entities/portal").json()["entity"]
