@@ -14,7 +14,7 @@ from catalog.selectors.search import rules_conditions
 from portal.kept import KeptValues
 from portal.prepared_statements import execute_prepared
 
-_compiled = KeptValues(64)  # (blueprint pk, version, scorecards as JSON) -> (columns, conditions, (sql, params))
+_compiled = KeptValues(64)  # (blueprint pk, version, scorecards as JSON) -> (columns, conditions, (sql, params), True)
 
 
 def _columns(scorecards):
