@@ -118,3 +118,18 @@ def test_the_thread_sends_to_a_live_broker(db, started, settings, monkeypatch, d
     assert len(sent) == 1 and sent[0][0] == ["one"] and len(sent[0][1]) == 1  # one broker message carries both
     assert sent[0][2] == "outbox-publisher"
     assert not OutboxMessage.objects.filter(published_at__isnull=True).exists()  # none unmarked as refused
+
+
+@pytest.mark.django_db(transaction=True)
+def test_what_a_dead_broker_refused_the_thread_leaves_unmarked_for_the_sweep(started, settings):
+    """The thread's own database connection unmarks the refused messages (then closes), as the request did."""
+    from tests.portal.processes import free_port
+
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    portal.outbox._broker_down_until.clear()
+    with transaction.atomic():
+        outbox_enqueue(noted_task, ["refused"])
+    publisher.outbox_publisher_stop()
+    message = OutboxMessage.objects.get(args=["refused"])
+    assert message.published_at is None and message.done_at is None  # pending: the sweep publishes it
+    portal.outbox._broker_down_until.clear()
