@@ -45,6 +45,3 @@ class KeptValues:
 
     def __len__(self):
         return len(self._values)
-
-    def __contains__(self, key):
-        return key in self._values

@@ -14,7 +14,7 @@ from catalog.selectors.search import rules_conditions
 from portal.kept import KeptValues
 from portal.prepared_statements import execute_prepared
 
-_compiled = KeptValues(64)  # (blueprint pk, version, scorecards as JSON) -> (columns, conditions, (sql, params), True)
+_compiled = KeptValues(64)  # (blueprint pk, version, scorecards as JSON) -> (columns, conditions, (sql, params))
 
 
 def _columns(scorecards):
@@ -33,7 +33,7 @@ def _compiled_for(blueprint, scorecards):
     key = (blueprint.pk, blueprint.version, json.dumps(scorecards, sort_keys=True))
     kept = _compiled.get(key)
     if kept is not None:
-        return kept
+        return (*kept, True)
     columns = _columns(scorecards)
     queried = [name for name, (_, _, query) in columns.items() if query]
     compiled, reusable = rules_conditions([scorecard_rule_set(columns[name][2]) for name in queried],
@@ -41,10 +41,9 @@ def _compiled_for(blueprint, scorecards):
     conditions = dict.fromkeys(columns) | dict(zip(queried, compiled))
     sql = _annotated(blueprint, conditions).order_by().values_list("pk", *columns).query.sql_with_params()
     kept = reusable and blueprint.pk is not None
-    result = (columns, conditions, sql, kept)
     if kept:
-        _compiled.put(key, result)
-    return result
+        _compiled.put(key, (columns, conditions, sql))
+    return columns, conditions, sql, kept
 
 
 def _annotated(blueprint, conditions):
