@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from audit import choices as audit_choices
 from audit.services import audit_record_failure
-from catalog.access import blueprint_access
+from catalog.access import blueprint_access, is_admin, readable_blueprint_ids
 from catalog.identifiers import check_entity_identifier
+from catalog.models import Blueprint
 from catalog.services.deployment_writes import deployment_report_write, entity_rows_read_passes
 from catalog.services.row_locks import KEY_SHARE, NO_KEY_UPDATE, blueprints_lock_kept
 from catalog.validation import format_checker
@@ -195,12 +196,30 @@ def lock_params(service, environment):
     return [environment, RUNNING_SERVICE, running_service_identifier(service, environment), ENVIRONMENT]
 
 
-def lock_find(*, service, environment):
+# LOCKS_SQL with the caller's token check riding in it (portal/api/authentication.py): one row whatever it finds,
+# `found` false for an unknown environment, the check's columns at the end.
+LOCKS_WITH_TOKEN_CHECK_SQL = ("SELECT locks.*, auth.* FROM (SELECT) AS one"
+                              " LEFT JOIN (SELECT true AS found, l.* FROM ({locks}) AS l) AS locks ON true"
+                              " LEFT JOIN ({check}) AS auth ON true")
+
+
+def lock_find(*, user, service, environment, token_check=None):
     """The lock refusing deploys of `service` to `environment` (environment lock first), or None — one prepared
-    statement (portal/prepared_statements.py), as CI asks this on every pipeline run. Raises NotFound for an unknown environment."""
+    statement (portal/prepared_statements.py), as CI asks this on every pipeline run. Forbidden unless `user` may
+    read environments and running services; NotFound for an unknown environment. `token_check`: the caller's pending
+    TokenCheck, `user` the user it hints at: the statement runs it too, and what it found is answered only after
+    the check, for the user the check found (401, then 403, then 404 or the lock)."""
+    riding = token_check if token_check is not None and not token_check.resolved else None
+    sql, params = LOCKS_SQL, lock_params(service, environment)
+    if riding is not None:
+        sql, params = LOCKS_WITH_TOKEN_CHECK_SQL.format(locks=LOCKS_SQL, check=riding.sql), [*params, *riding.params]
     with connection.cursor() as cursor:
-        execute_prepared(cursor, "lock_find", LOCKS_SQL, lock_params(service, environment))
+        execute_prepared(cursor, "lock_find", sql, params)
         row = cursor.fetchone()
+    if riding is not None:  # 401 before anything else; the user found is the one the rest answers
+        user = riding.resolve(row[9:])
+        row = row[1:9] if row[0] else None
+    _check_may_read_locks(user)
     if row is None:
         raise NotFound(f"{environment!r} is not an environment in the catalog", path="environment")
     environment_properties, service_properties = _lock_properties(row[:4]), _lock_properties(row[4:])
@@ -209,3 +228,13 @@ def lock_find(*, service, environment):
     if service_properties["locked"]:
         return locked_error("service", running_service_identifier(service, environment), service_properties)
     return None
+
+
+def _check_may_read_locks(user):
+    """Forbidden unless `user` may read environments and running services in full (what a lock check tells)."""
+    if is_admin(user):
+        return
+    full, _owned = readable_blueprint_ids(user)
+    wanted = Blueprint.objects.filter(identifier__in=[ENVIRONMENT, RUNNING_SERVICE]).values_list("id", flat=True)
+    if not all(pk in full for pk in wanted):
+        raise Forbidden("You may not read environments and running services.")

@@ -1,10 +1,13 @@
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
 from catalog.models import Entity
 from catalog.services.permissions import blueprint_permissions_update
+from portal.api import authentication
+from portal.models import ApiClient
 from tests.support.api import api_for
 from tests.support.deployments import install_contract, lock, report
 
@@ -165,9 +168,42 @@ def test_lock_check_is_one_query(admin_api, deployment_catalog, system):
     assert len(free.captured_queries) == len(locked.captured_queries)
 
 
-def test_lock_check_total_is_the_token_user_and_the_lock_query(admin_api, deployment_catalog):
-    admin_api.get("/v1/locks/CartService/production")
-    with CaptureQueriesContext(connection) as ctx:
+def test_lock_check_checks_its_token_first_then_in_its_own_statement(admin_api, deployment_catalog):
+    """The first call checks the token (token_user), then the lock; the next lets the check ride in the lock
+    statement (portal/api/authentication.py): one statement in all."""
+    authentication._hints.clear()
+    with CaptureQueriesContext(connection) as first:
         assert admin_api.get("/v1/locks/CartService/production").status_code == 200
-    assert len(ctx.captured_queries) == 2, [q["sql"] for q in ctx.captured_queries]
-    assert "token_user" in ctx.captured_queries[0]["sql"] and "lock_find" in ctx.captured_queries[1]["sql"]
+    assert len(first.captured_queries) == 2, [q["sql"] for q in first.captured_queries]
+    assert "token_user" in first.captured_queries[0]["sql"] and "lock_find" in first.captured_queries[1]["sql"]
+    for url, status in (("/v1/locks/CartService/production", 200), ("/v1/locks/CartService/moon", 404)):
+        with CaptureQueriesContext(connection) as riding:
+            assert admin_api.get(url).status_code == status
+        assert len(riding.captured_queries) == 1, [q["sql"] for q in riding.captured_queries]
+        assert riding.captured_queries[0]["sql"].startswith("/* lock_find */")
+        assert ") AS auth ON true" in riding.captured_queries[0]["sql"]
+
+
+@pytest.mark.parametrize("url", ["/v1/locks/CartService/production", "/v1/locks/CartService/moon"])
+def test_a_revoked_token_gets_401_from_the_lock_check(admin_api, deployment_catalog, url):
+    assert admin_api.get(url).status_code in (200, 404)  # the hint is kept
+    ApiClient.objects.update(is_active=False)
+    response = admin_api.get(url)
+    assert response.status_code == 401 and response.json()["error"] == "unauthorized"
+
+
+def test_a_member_who_may_not_read_environments_gets_403_from_the_lock_check(member_user, deployment_catalog,
+                                                                              system):
+    api = api_for(member_user)
+    assert api.get("/v1/locks/CartService/production").status_code == 200  # the hint is kept
+    blueprint_permissions_update(actor=system, blueprint=deployment_catalog["environment"],
+                                 data={"entities": {"read": {"roles": [], "users": [], "teams": []}}})
+    for url in ("/v1/locks/CartService/production", "/v1/locks/CartService/moon"):  # 403 before 404
+        response = api.get(url)
+        assert response.status_code == 403, response.content
+        assert response.json()["message"] == "You may not read environments and running services."
+    get_user_model().objects.filter(pk=member_user.pk).update(is_superuser=True)  # rights granted since the hint
+    assert api.get("/v1/locks/CartService/production").status_code == 200
+    assert api.get("/v1/locks/CartService/moon").status_code == 404
+    get_user_model().objects.filter(pk=member_user.pk).update(is_superuser=False)  # and taken
+    assert api.get("/v1/locks/CartService/production").status_code == 403
