@@ -14,7 +14,9 @@ starting new ones on the same port.
 import os
 
 reuse_port = True
-worker_class = "gthread"  # threads, so a worker waiting on PostgreSQL keeps serving its other connections
+# gthread (threads, so a worker waiting on PostgreSQL keeps serving its other connections), answering a keep-alive
+# connection's next request in the thread that answered the last when it comes at once (portal/gunicorn_worker.py)
+worker_class = "portal.gunicorn_worker.PortalThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
 keepalive = 5  # seconds an idle keep-alive connection is held (gunicorn's default 2 is shorter than most proxies')

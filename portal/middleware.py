@@ -1,4 +1,5 @@
 """Request correlation id, NUL refusal, body-size bound, and rate limiting with Port's x-ratelimit-* headers."""
+import hashlib
 import json
 import logging
 import threading
@@ -187,6 +188,12 @@ def _window_reset(period):
     return window, window + period - now
 
 
+def _digest(secret):
+    """A caller's key from its credential, which is not kept in Redis as it is (blake2b: a few µs, where uuid5 took 17
+    of every API call)."""
+    return hashlib.blake2b(secret.encode(), digest_size=16).hexdigest()
+
+
 class ApiGuardMiddleware:
     """For /v1: refuse bodies over the limit (413) and count requests per caller per window (RateCount). The count
     is sent before the view runs; a view that enforces it itself (`enforces_rate_limit`: the API views, after the
@@ -245,10 +252,10 @@ class ApiGuardMiddleware:
     def _caller_key(request):
         auth = request.headers.get("Authorization", "")
         if auth:
-            return "t:" + uuid.uuid5(uuid.NAMESPACE_OID, auth).hex
+            return "t:" + _digest(auth)
         session = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
         if session:
-            return "s:" + uuid.uuid5(uuid.NAMESPACE_OID, session).hex
+            return "s:" + _digest(session)
         return "ip:" + request.META.get("REMOTE_ADDR", "")
 
     _redis = None

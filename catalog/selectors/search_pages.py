@@ -33,7 +33,7 @@ from catalog.selectors.search import SCORECARD_PREFIX, ConditionSql, search_cond
 from portal.api.pagination import cursor_decode, cursor_encode
 from portal.errors import NotFound, ValidationFailed
 from portal.kept import KeptValues
-from portal.prepared_statements import execute_prepared
+from portal.prepared_statements import array_literal, execute_prepared
 
 _kept = KeptValues(256)  # (blueprint pk, version, scorecards, path, rule set as JSON) -> ConditionSql (`_key`)
 
@@ -104,7 +104,7 @@ def _properties(blueprint):
     for part, keys in ((SCHEMA_DEFAULTS, schema_keys), (MIRROR_VALUES, mirror_keys), (AGGREGATION_VALUES, aggregation_keys)):
         if keys:
             parts.append(part)
-            params.append(keys)
+            params.append(array_literal(keys))
     union = " UNION ALL ".join(parts)
     if mirror_keys or aggregation_keys:  # a key may come twice: once, at its first place, with its last value
         return (f"COALESCE((SELECT json_object_agg(v.key, v.value ORDER BY v.part, v.ord) FROM ("
@@ -113,7 +113,7 @@ def _properties(blueprint):
                 f"FROM ({union}) u ORDER BY u.key, u.part, u.ord) v), '{{}}'::json)"), params
     # the schema's missing keys only: none is there twice
     merged = f"COALESCE((SELECT json_object_agg(v.key, v.value ORDER BY v.part, v.ord) FROM ({union}) v), '{{}}'::json)"
-    return f"CASE WHEN p.properties ?& %s::text[] THEN p.properties::json ELSE {merged} END", [schema_keys, *params]
+    return f"CASE WHEN p.properties ?& %s::text[] THEN p.properties::json ELSE {merged} END", [array_literal(schema_keys), *params]
 
 
 RELATIONS = """COALESCE((SELECT json_object_agg(k.key, CASE WHEN k.many THEN COALESCE(x.targets, '[]'::json)
@@ -205,13 +205,16 @@ def _statement(blueprint, condition, rule, *, after, limit, check=None, written=
     if mirrors:
         mirror_ctes = MIRROR_CTES.format(readable_src=readable["src"][0], readable_t=readable["t"][0])
         relations_json = json.dumps(relations)
-        params += [list(mirrors), [str(m.get("path", "")) for m in mirrors.values()], relations_json, relations_json,
+        params += [array_literal(mirrors), array_literal([str(m.get("path", "")) for m in mirrors.values()]),
+                   relations_json, relations_json,
                    *readable["src"][1], *readable["t"][1]]
     properties, properties_params = _properties(blueprint)
-    params += [blueprint.identifier, *properties_params, list(relations), [bool(d.get("many")) for d in relations.values()]]
+    params += [blueprint.identifier, *properties_params, array_literal(relations),
+               array_literal([bool(d.get("many")) for d in relations.values()])]
     if blueprint.scorecards:
         params.append(json.dumps(blueprint.scorecards))
-    params += [[pk for pk, _ in condition.depends_on], [version for _, version in condition.depends_on], blueprint.pk]
+    params += [array_literal([pk for pk, _ in condition.depends_on]),
+               array_literal([version for _, version in condition.depends_on]), blueprint.pk]
     if check is not None:
         params += check.params
     sql = PAGE_SQL.format(condition=condition.text, readable_e=readable["e"][0], mirror_ctes=mirror_ctes,

@@ -17,7 +17,7 @@ def gunicorn_settings(monkeypatch, *arguments):
 def test_the_portal_config_balances_connections_over_threaded_workers(monkeypatch):
     config = gunicorn_settings(monkeypatch, "--config", "python:portal.gunicorn_config")
     assert config.reuse_port is True
-    assert config.worker_class_str == "gthread"
+    assert config.worker_class_str == "portal.gunicorn_worker.PortalThreadWorker"
     assert (config.threads, config.keepalive) == (4, 5)
 
 

@@ -24,7 +24,8 @@ def free_port():
 
 @pytest.fixture
 def portal_without_database(tmp_path, settings):
-    """The portal in gunicorn (DEBUG off) whose database is unreachable; yields its base URL."""
+    """The portal in gunicorn (DEBUG off, the production config: portal/gunicorn_config.py) whose database is
+    unreachable; yields its base URL."""
     port = free_port()
     env = {
         "PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "portal.settings", "DEBUG": "0", "SECRET_KEY": SECRET_KEY,
@@ -32,8 +33,8 @@ def portal_without_database(tmp_path, settings):
         "REDIS_URL": settings.REDIS_URL, "PORTAL_HOME": str(tmp_path), "PYTHONPATH": str(ROOT),
     }
     with open(tmp_path / "gunicorn.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}",
-                                 "--workers", "1", "--log-level", "warning"],
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "portal.wsgi", "--config", "python:portal.gunicorn_config",
+                                 "--bind", f"127.0.0.1:{port}", "--workers", "1", "--log-level", "warning"],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from portal.prepared_statements import execute_prepared
+from portal.prepared_statements import array_literal, execute_prepared
 
 pytestmark = pytest.mark.django_db
 
@@ -64,3 +64,21 @@ def test_a_rollback_forgets_the_statements_and_the_next_execution_prepares_again
         raise RuntimeError("a refused write")  # ROLLBACK TO SAVEPOINT: psycopg deallocates what it prepared
     assert echo("after", 3, [3], None, None) == ("after", 3, [3], None, True)
     assert prepared_echoes() == 1
+
+
+ODD_KEYS = ["plain", "comma,inside", 'double"quote', "back\\slash", "{braces}", " spaced ", "NULL", "", "ünï ☃ 😀",
+            "it's", "tab\there", "new\nline"]
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_an_array_literal_reads_back_as_the_list_it_was_made_of(prepared):
+    """Strings that mean something in PostgreSQL's array syntax, integers and booleans, through a prepared statement
+    (server-side binding) and through Django's client-side one."""
+    sql = "SELECT %s::text[], %s::bigint[], %s::boolean[], %s::text[]"
+    params = [array_literal(ODD_KEYS), array_literal([1, -2, 2**62]), array_literal([True, False]), array_literal([])]
+    with connection.cursor() as cursor:
+        if prepared:
+            execute_prepared(cursor, "array_literal_probe", sql, params)
+        else:
+            cursor.execute(sql, params)
+        assert cursor.fetchone() == (ODD_KEYS, [1, -2, 2**62], [True, False], [])
