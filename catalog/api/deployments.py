@@ -4,7 +4,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.response import Response
 
 from catalog.selectors import deployments as selectors
-from catalog.selectors.search_pages import entity_document
+from catalog.selectors.search_pages import written_documents
 from catalog.services import deployments as recording
 from portal.api.base import ApiView, JsonText, ok, query_int, token_check
 from portal.api.openapi import ERROR, ERROR_SCHEMA
@@ -131,11 +131,11 @@ class DeploymentListView(ApiView):
     )
     def post(self, request):
         deployment, running = recording.deployment_record(actor=self.actor(), data=self.body())
-        # One prepared statement each: the entities as written (mirrors show what the reporter may read).
-        return ok(status=201, deployment=JsonText(entity_document(deployment.blueprint.identifier, deployment.identifier,
-                                                                  user=request.user, written=True)),
-                  runningService=JsonText(entity_document(running.blueprint.identifier, running.identifier,
-                                                          user=request.user, written=True)))
+        # One prepared statement for both: the entities as written (mirrors show what the reporter may read).
+        deployment_text, running_text = written_documents(
+            [(deployment.blueprint.identifier, deployment.identifier), (running.blueprint.identifier, running.identifier)],
+            user=request.user)
+        return ok(status=201, deployment=JsonText(deployment_text), runningService=JsonText(running_text))
 
 
 class LockView(ApiView):

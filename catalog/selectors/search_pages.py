@@ -157,6 +157,7 @@ SELECT (SELECT json_agg(json_build_object(
          WHERE (d.id, d.version) IN (SELECT * FROM unnest(%s::bigint[], %s::integer[]))),
        (SELECT """ + DEFINITION_DIGEST.format("d") + """ FROM catalog_blueprint d WHERE d.id = %s){token_check}
 """
+PAGE_COLUMNS = 5  # PAGE_SQL's: documents, rows matched, last id shown, definitions unchanged, the blueprint's digest
 # The caller's bearer token checked in the same statement (portal/api/authentication.py TokenCheck): its columns last.
 TOKEN_CHECK = ", auth.* FROM (SELECT) AS page_row LEFT JOIN ({}) AS auth ON true"
 
@@ -316,3 +317,33 @@ def entity_document(blueprint_identifier, identifier, *, user, include=(), exclu
     if documents is None:
         raise NotFound(f"Entity {identifier!r} of blueprint {blueprint.identifier!r} was not found.")
     return _answer(blueprint, documents, include=include, exclude=exclude, calculated=calculated)[1:-1]  # the one
+
+
+def written_documents(entities, *, user):
+    """The JSON texts of `entities` ((blueprint identifier, identifier) pairs, each just written by `user`) as
+    `entity_document(..., written=True)` writes each, all read in one statement (a deployment report answers with the
+    deployment and the running service): each a page of one, as the by-identifier read. When a definition the process
+    kept is found stale, it is read afresh and the statement run once more. NotFound for one that is not there."""
+    rule = entity_read_rule(user)
+    blueprints = [blueprint_definition(blueprint) for blueprint, _ in entities]
+    for attempt in (0, 1):
+        pages = [_statement(blueprint, ConditionSql("e.identifier = %s", (identifier,), True), rule, after=0, limit=1,
+                            written=True) for blueprint, (_, identifier) in zip(blueprints, entities)]
+        sql = "SELECT * FROM " + " CROSS JOIN ".join(f"({text}) AS written_{n}" for n, (text, _) in enumerate(pages))
+        with connection.cursor() as db:
+            execute_prepared(db, "written_documents", sql, [value for _, params in pages for value in params],
+                             generic_plan=True)
+            row = db.fetchone()
+        found = [row[n * PAGE_COLUMNS:(n + 1) * PAGE_COLUMNS] for n in range(len(pages))]
+        stale = {n for n, blueprint in enumerate(blueprints)
+                 if found[n][4] != getattr(blueprint, "definition_digest", None)}
+        if attempt or not stale:
+            break
+        blueprints = [blueprint_definition(blueprint.identifier, fresh=True) if n in stale else blueprint
+                      for n, blueprint in enumerate(blueprints)]
+    texts = []
+    for blueprint, (_, identifier), (documents, *_) in zip(blueprints, entities, found):
+        if documents is None:
+            raise NotFound(f"Entity {identifier!r} of blueprint {blueprint.identifier!r} was not found.")
+        texts.append(_answer(blueprint, documents, include=(), exclude=(), calculated=True)[1:-1])
+    return texts

@@ -23,8 +23,8 @@ from tests.support.deployments import install_contract, report
 pytestmark = pytest.mark.django_db
 
 PLAIN_LIMIT = 12
-# The whole POST /v1/deployments on the contract with its mirror properties (measured 12): the token's user, the
-# report (9 today), and the response: each entity's JSON in one prepared statement (entity_json_get).
+# The whole POST /v1/deployments on the contract with its mirror properties: the token's user, the report, and the
+# response: both entities' JSON in one prepared statement (catalog/selectors/search_pages.py written_documents).
 REQUEST_LIMIT = 12
 # With two aggregation properties of the Component following deployments and a scorecard reading them: the report
 # itself queues their refresh (one outbox row), which the worker runs after the commit
@@ -140,6 +140,8 @@ def test_the_request_adds_authentication_and_the_response_only(plain_deploy_cata
     assert response.status_code == 201, response.json()
     sql = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
     assert len(sql) <= REQUEST_LIMIT, "\n".join(sql)
+    assert sql[0].startswith("/* token_user */") and sql[-1].startswith("/* written_documents */"), "\n".join(sql)
+    assert not any("search_page" in statement for statement in sql)  # the answer is that one statement
 
 
 def _refreshes(**filters):

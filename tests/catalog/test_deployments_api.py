@@ -1,12 +1,17 @@
+import json
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
-from catalog.models import Entity
+from catalog.models import Blueprint, Entity
+from catalog.selectors.blueprints import blueprint_definition
+from catalog.selectors.search_pages import written_documents
 from catalog.services.permissions import blueprint_permissions_update
 from portal.api import authentication
+from portal.errors import NotFound
 from portal.models import ApiClient
 from tests.support.api import api_for
 from tests.support.deployments import install_contract, lock, report
@@ -17,6 +22,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def deployment_catalog(db, system):
     return install_contract(system)
+
+
+RUNNING_PATH = "/v1/blueprints/runningService/entities/CartService-production"
 
 
 def post(api, body):
@@ -48,6 +56,34 @@ def test_first_deploy_creates_running_service_then_updates_it(admin_api, deploym
     assert updated.diff["before"]["properties"]["version"] == "1.2.3"
     assert updated.diff["after"]["properties"]["version"] == "1.2.4"
     assert updated.actor == "admin@example.com"
+
+
+def test_the_answer_is_what_get_answers(admin_api, deployment_catalog):
+    for version in ("1.2.3", "1.2.4"):  # the running service created, then updated
+        answer = post(admin_api, report(version=version)).json()
+        assert answer["runningService"] == admin_api.get(RUNNING_PATH).json()["entity"]
+        assert answer["deployment"] == admin_api.get(
+            f"/v1/blueprints/deployment/entities/{answer['deployment']['identifier']}").json()["entity"]
+
+
+def test_written_documents_reads_a_definition_changed_behind_the_process_afresh(admin_api, admin_user,
+                                                                              deployment_catalog):
+    """One statement for both documents over the definitions this process keeps; one changed since by a writer that
+    never told this process is read afresh, the statement run again."""
+    deployment = post(admin_api, report()).json()["deployment"]["identifier"]
+    assert "tier" not in blueprint_definition("runningService").schema["properties"]  # kept as it was
+    schema = Blueprint.objects.get(identifier="runningService").schema
+    schema["properties"]["tier"] = {"type": "string"}
+    Blueprint.objects.filter(identifier="runningService").update(schema=schema)
+    with CaptureQueriesContext(connection) as captured:
+        texts = written_documents([("deployment", deployment), ("runningService", "CartService-production")],
+                                  user=admin_user)
+    assert sum("written_documents" in q["sql"] for q in captured.captured_queries) == 2  # stale, then again
+    assert [json.loads(text)["identifier"] for text in texts] == [deployment, "CartService-production"]
+    assert json.loads(texts[1])["properties"]["tier"] is None
+    assert json.loads(texts[1]) == admin_api.get(RUNNING_PATH).json()["entity"]
+    with pytest.raises(NotFound):
+        written_documents([("deployment", deployment), ("runningService", "nope")], user=admin_user)
 
 
 def test_failed_deploy_is_recorded_but_keeps_the_running_version(admin_api, deployment_catalog):
