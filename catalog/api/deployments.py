@@ -132,14 +132,15 @@ class DeploymentListView(ApiView):
     def post(self, request):
         deployment, running = recording.deployment_record(actor=self.actor(), data=self.body())
         # One prepared statement for both: the entities as written (mirrors show what the reporter may read).
-        deployment_text, running_text = written_documents(
-            [(deployment.blueprint.identifier, deployment.identifier), (running.blueprint.identifier, running.identifier)],
-            user=request.user)
+        deployment_text, running_text = written_documents([(deployment.blueprint.identifier, deployment.identifier),
+                                                           (running.blueprint.identifier, running.identifier)],
+                                                          user=request.user)
         return ok(status=201, deployment=JsonText(deployment_text), runningService=JsonText(running_text))
 
 
 class LockView(ApiView):
     token_check_rides = ("GET",)  # a read: the lock statement checks the bearer token too
+
     @extend_schema(
         summary="May this service deploy to this environment? (CI)",
         description="200 when neither the environment nor the running service `<service>-<environment>` is "

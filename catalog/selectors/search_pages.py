@@ -113,7 +113,8 @@ def _properties(blueprint):
                 f"FROM ({union}) u ORDER BY u.key, u.part, u.ord) v), '{{}}'::json)"), params
     # the schema's missing keys only: none is there twice
     merged = f"COALESCE((SELECT json_object_agg(v.key, v.value ORDER BY v.part, v.ord) FROM ({union}) v), '{{}}'::json)"
-    return f"CASE WHEN p.properties ?& %s::text[] THEN p.properties::json ELSE {merged} END", [array_literal(schema_keys), *params]
+    return (f"CASE WHEN p.properties ?& %s::text[] THEN p.properties::json ELSE {merged} END",
+            [array_literal(schema_keys), *params])
 
 
 RELATIONS = """COALESCE((SELECT json_object_agg(k.key, CASE WHEN k.many THEN COALESCE(x.targets, '[]'::json)
