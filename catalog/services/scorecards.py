@@ -23,9 +23,10 @@ from portal.retry import retry_on_conflict
 STORED_KEYS = ("identifier", "title", "icon", "blueprint", "team", "properties", "relations")
 WRITE_BATCH = 2000  # standings rows per upsert, and changed entities per announcement
 # Entities evaluated together when a whole blueprint is: what a chunk holds at once (rules passed, standings before
-# and after) is what the web worker's memory grows by. 10,000 took the bench's worker to 281 MB and left it at 184 MB
-# after 12,000 Deployments; 2,000 kept it under 150 MB for about the same time.
-REEVALUATE_CHUNK = WRITE_BATCH
+# and after, the changed entities' documents announced) is what the web worker's memory grows by. 10,000 took the
+# bench's worker to 281 MB and left it at 184 MB after 12,000 Deployments; 2,000 to 145 MB, 1,000 to 129 MB, for
+# about the same time.
+REEVALUATE_CHUNK = 1_000
 
 
 def _results_write(rows):
