@@ -2,7 +2,7 @@ from catalog.access import blueprint_access
 from catalog.models import Entity
 from catalog.selectors.blueprints import blueprint_get
 from catalog.selectors.entities import entities_json, entities_visible_to, entity_get
-from catalog.selectors.search_pages import entity_document
+from catalog.selectors.search_pages import entity_document, written_documents
 from catalog.services import entities as service
 from portal.api.base import ApiView, JsonText, ok, query_bool, query_int, require, token_check
 from portal.api.pagination import keyset_page
@@ -33,8 +33,8 @@ def _create_mode(request):
 def _render_one(request, blueprint, entity):
     """The answer to a write: the entity as written, in one statement (catalog/selectors/search_pages.py)."""
     include, exclude = _paths(request)
-    return JsonText(entity_document(blueprint.identifier, entity.identifier, user=request.user, include=include,
-                                    exclude=exclude, written=True))
+    return JsonText(written_documents([(blueprint.identifier, entity.identifier)], user=request.user, include=include,
+                                      exclude=exclude)[0])
 
 
 def _only_entities(body):

@@ -227,7 +227,7 @@ def _statement(blueprint, condition, rule, *, after, limit, check=None, written=
     return sql, params
 
 
-def _page(blueprint, condition_of, *, user, after, limit, by_key=False, check=None, written=False):
+def _page(blueprint, condition_of, *, user, after, limit, by_key=False, check=None):
     """(the blueprint as the statement found it, documents text or None, rows matched up to limit + 1, last id shown)
     of the page statement over `blueprint` (as blueprint_definition kept it) with `condition_of(blueprint, fresh,
     user)`'s ConditionSql (planned once when it walks relations, or when `by_key`: a lookup by the unique identifier,
@@ -250,8 +250,7 @@ def _page(blueprint, condition_of, *, user, after, limit, by_key=False, check=No
             condition = condition_of(blueprint, True, user)
         riding = check if check is not None and not check.resolved else None
         with connection.cursor() as db:
-            sql, params = _statement(blueprint, condition, rule, after=after, limit=limit, check=riding,
-                                     written=written)
+            sql, params = _statement(blueprint, condition, rule, after=after, limit=limit, check=riding)
             if condition.reusable:  # prepared once per connection: its planning is not paid per request
                 execute_prepared(db, "search_page", sql, params, generic_plan=by_key or condition.walks)
             else:  # read the clock or the caller: one of a kind, not worth a prepared statement
@@ -304,32 +303,41 @@ def search_page(blueprint, rule_set, *, user, limit, cursor=None, include=(), ex
     return text, (cursor_encode(last) if matched > limit else None)
 
 
+def _by_identifier(identifier):
+    """The condition of a page of one: the entity by its unique identifier, one index probe whatever it is."""
+    return ConditionSql("e.identifier = %s", (identifier,), True)
+
+
+def _not_found(blueprint, identifier):
+    return NotFound(f"Entity {identifier!r} of blueprint {blueprint.identifier!r} was not found.")
+
+
 def entity_document(blueprint_identifier, identifier, *, user, include=(), exclude=(), calculated=True,
-                    token_check=None, written=False):
+                    token_check=None):
     """The JSON text of entity `identifier` of blueprint `blueprint_identifier`, as `entities_json` writes it: a page
     of one, found by its identifier, so one SQL statement (the hot by-identifier GET). NotFound for a blueprint that
     does not exist, and for an entity that does not or that `user` may not read. `token_check` as for search_page.
-    `written`: the caller's answer to its own write, which shows the entity written whatever its read rule (mirrors
-    still show only what it may read)."""
+    The answer to a write is `written_documents`'."""
     blueprint = blueprint_definition(blueprint_identifier)
-    by_identifier = ConditionSql("e.identifier = %s", (identifier,), True)
+    by_identifier = _by_identifier(identifier)
     blueprint, documents, _, _ = _page(blueprint, lambda definition, fresh, reader: by_identifier, user=user, after=0,
-                                       limit=1, by_key=True, check=token_check, written=written)
+                                       limit=1, by_key=True, check=token_check)
     if documents is None:
-        raise NotFound(f"Entity {identifier!r} of blueprint {blueprint.identifier!r} was not found.")
+        raise _not_found(blueprint, identifier)
     return _answer(blueprint, documents, include=include, exclude=exclude, calculated=calculated)[1:-1]  # the one
 
 
-def written_documents(entities, *, user):
-    """The JSON texts of `entities` ((blueprint identifier, identifier) pairs, each just written by `user`) as
-    `entity_document(..., written=True)` writes each, all read in one statement (a deployment report answers with the
-    deployment and the running service): each a page of one, as the by-identifier read. When a definition the process
-    kept is found stale, it is read afresh and the statement run once more. NotFound for one that is not there."""
+def written_documents(entities, *, user, include=(), exclude=()):
+    """The answer to a write: the JSON texts of `entities` ((blueprint identifier, identifier) pairs, each just
+    written by `user`) as `entity_document` writes each, all read in one statement (an entity write answers with one,
+    a deployment report with the deployment and the running service). Each is a page of one by identifier, shown
+    whatever `user`'s read rule (its own write; mirrors still show only what it may read). When a definition the
+    process kept is found stale, it is read afresh and the statement run once more. NotFound for one not there."""
     rule = entity_read_rule(user)
     blueprints = [blueprint_definition(blueprint) for blueprint, _ in entities]
     for attempt in (0, 1):
-        pages = [_statement(blueprint, ConditionSql("e.identifier = %s", (identifier,), True), rule, after=0, limit=1,
-                            written=True) for blueprint, (_, identifier) in zip(blueprints, entities)]
+        pages = [_statement(blueprint, _by_identifier(identifier), rule, after=0, limit=1, written=True)
+                 for blueprint, (_, identifier) in zip(blueprints, entities)]
         sql = "SELECT * FROM " + " CROSS JOIN ".join(f"({text}) AS written_{n}" for n, (text, _) in enumerate(pages))
         with connection.cursor() as db:
             execute_prepared(db, "written_documents", sql, [value for _, params in pages for value in params],
@@ -345,6 +353,6 @@ def written_documents(entities, *, user):
     texts = []
     for blueprint, (_, identifier), (documents, *_) in zip(blueprints, entities, found):
         if documents is None:
-            raise NotFound(f"Entity {identifier!r} of blueprint {blueprint.identifier!r} was not found.")
-        texts.append(_answer(blueprint, documents, include=(), exclude=(), calculated=True)[1:-1])
+            raise _not_found(blueprint, identifier)
+        texts.append(_answer(blueprint, documents, include=include, exclude=exclude, calculated=True)[1:-1])
     return texts

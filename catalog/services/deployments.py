@@ -191,6 +191,9 @@ LOCKS_SQL = f"""
 """
 
 
+LOCK_ROW = 8  # LOCKS_SQL's columns: the environment's LOCK_COLUMNS, then the running service's
+
+
 def lock_params(service, environment):
     """LOCKS_SQL's parameters, in placeholder order."""
     return [environment, RUNNING_SERVICE, running_service_identifier(service, environment), ENVIRONMENT]
@@ -217,8 +220,9 @@ def lock_find(*, user, service, environment, token_check=None):
         execute_prepared(cursor, "lock_find", sql, params)
         row = cursor.fetchone()
     if riding is not None:  # 401 before anything else; the user found is the one the rest answers
-        user = riding.resolve(row[9:])
-        row = row[1:9] if row[0] else None
+        found, locks, checked = row[0], row[1:LOCK_ROW + 1], row[LOCK_ROW + 1:]
+        user = riding.resolve(checked)
+        row = locks if found else None
     _check_may_read_locks(user)
     if row is None:
         raise NotFound(f"{environment!r} is not an environment in the catalog", path="environment")
